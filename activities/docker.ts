@@ -1,0 +1,261 @@
+// Docker work on one host, through that host's dockerd. Runs on the host worker's own task queue.
+import { PassThrough } from 'node:stream';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import type { StorageConfig } from '../lib/config';
+import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import { CONTAINER_LABEL } from '../lib/ids';
+import { BASE_IMAGE_REF, findPreset } from '../lib/presets';
+import { followProgress } from './progress';
+
+export interface DockerDeps {
+  docker: Docker;
+  hostId: string;
+  dockerHost: string;
+  /** Snapshot storage; pushes fail with GOLDEN_STORAGE_NOT_CONFIGURED when absent. */
+  storage?: StorageConfig;
+}
+
+export interface HostFacts {
+  hostId: string;
+  dockerHost: string;
+  dockerVersion: string;
+  memoryTotalMiB: number;
+  cpus: number;
+  baseImagePresent: boolean;
+}
+
+export interface CreateTempSandbox {
+  /** Stable per caller (e.g. the workflow id): a retried create finds the same container. */
+  key: string;
+  image: string;
+  size?: string;
+  workflowId?: string;
+}
+
+export interface SandboxHandle {
+  containerId: string;
+  name: string;
+}
+
+export interface ExecInSandbox {
+  containerId: string;
+  command: string[];
+  env?: Record<string, string>;
+  workdir?: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CommitSandbox {
+  containerId: string;
+  /** Repository path inside snapshot storage, e.g. `snapflow/golden/ws-1`. */
+  repository: string;
+  tag: string;
+  changes?: string[];
+}
+
+export interface LocalImage {
+  imageId: string;
+  /** registry-host/repository:tag, ready to push. */
+  ref: string;
+}
+
+export interface StoredImage {
+  ref: string;
+  digest: string;
+}
+
+/** Output kept per stream, so a chatty command cannot blow up workflow history. */
+const MAX_OUTPUT_BYTES = 64 * 1024;
+
+function fail(code: ErrorCode, message: string, hint?: string): never {
+  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
+}
+
+/** Connection-level problems are worth retrying; everything typed above is not. */
+function retryable(code: ErrorCode, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: code, message, nonRetryable: false });
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { statusCode?: number }).statusCode;
+}
+
+function isConnectionError(err: unknown): boolean {
+  return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes((err as { code?: string }).code ?? '');
+}
+
+/** Keeps an activity's heartbeat going while a long Docker call runs. */
+async function withHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  ctx.heartbeat({ step });
+  const timer = setInterval(() => ctx.heartbeat({ step }), 5_000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_OUTPUT_BYTES ? `${text.slice(0, MAX_OUTPUT_BYTES)}\n…[truncated]` : text;
+}
+
+export function createDockerActivities(deps: DockerDeps) {
+  const { docker } = deps;
+
+  async function guard<T>(what: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (isConnectionError(err)) throw retryable('DOCKER_UNAVAILABLE', `Docker on host ${deps.hostId} (${deps.dockerHost}) is not reachable during ${what}: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  function storageFor(what: string): StorageConfig {
+    if (!deps.storage) {
+      fail('GOLDEN_STORAGE_NOT_CONFIGURED', `snapshot storage is not configured on host ${deps.hostId}, so ${what} is not possible`, 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker');
+    }
+    return deps.storage;
+  }
+
+  return {
+    async describeHost(): Promise<HostFacts> {
+      return guard('describe', async () => {
+        const info = (await docker.info()) as { ServerVersion: string; MemTotal: number; NCPU: number };
+        const base = await docker.getImage(BASE_IMAGE_REF).inspect().catch(() => undefined);
+        return {
+          hostId: deps.hostId,
+          dockerHost: deps.dockerHost,
+          dockerVersion: info.ServerVersion,
+          memoryTotalMiB: Math.floor(info.MemTotal / 1024 / 1024),
+          cpus: info.NCPU,
+          baseImagePresent: Boolean(base),
+        };
+      });
+    },
+
+    async createTempSandbox(input: CreateTempSandbox): Promise<SandboxHandle> {
+      const name = `snapflow-temp-${input.key.replace(/[^a-zA-Z0-9_.-]/g, '_')}`.slice(0, 200);
+      const preset = input.size ? findPreset(input.size) : undefined;
+      return guard('create sandbox', async () => {
+        let container = docker.getContainer(name);
+        try {
+          container = await docker.createContainer({
+            name,
+            Image: input.image,
+            Cmd: ['sleep', '2147483647'],
+            Labels: { [CONTAINER_LABEL]: 'temp', 'io.snapflow.workflow-id': input.workflowId ?? '' },
+            HostConfig: {
+              NetworkMode: 'none', // snapshot images never run with network
+              Privileged: false,
+              Memory: preset ? preset.memoryMiB * 1024 * 1024 : undefined,
+              NanoCpus: preset ? preset.vcpus * 1e9 : undefined,
+            },
+          });
+        } catch (err) {
+          if (statusOf(err) === 404) fail('IMAGE_NOT_FOUND', `image ${input.image} is not present on host ${deps.hostId}`, 'pull or build it on that host first');
+          if (statusOf(err) !== 409) throw err; // 409: a retried attempt already created it
+        }
+        const state = (await container.inspect()).State;
+        if (!state.Running) await container.start();
+        return { containerId: (await container.inspect()).Id, name };
+      });
+    },
+
+    async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
+      return guard('exec', () =>
+        withHeartbeat(`exec ${input.command[0] ?? ''}`, async () => {
+          const exec = await docker.getContainer(input.containerId).exec({
+            Cmd: input.command,
+            Env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
+            WorkingDir: input.workdir,
+            AttachStdout: true,
+            AttachStderr: true,
+          });
+          const stream = await exec.start({ hijack: true, stdin: false });
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
+          const stderr = new PassThrough().on('data', (c: Buffer) => errOut.push(c));
+          docker.modem.demuxStream(stream, stdout, stderr);
+          await new Promise<void>((done, failed) => stream.on('end', done).on('close', done).on('error', failed));
+          const { ExitCode } = await exec.inspect();
+          return {
+            exitCode: ExitCode ?? -1,
+            stdout: truncate(Buffer.concat(out).toString('utf8')),
+            stderr: truncate(Buffer.concat(errOut).toString('utf8')),
+          };
+        }),
+      );
+    },
+
+    async commitSandbox(input: CommitSandbox): Promise<LocalImage> {
+      const storage = storageFor('committing a snapshot');
+      const repo = `${storage.registryHost}/${input.repository}`;
+      return guard('commit', () =>
+        withHeartbeat('commit', async () => {
+          // pause:false — the sandbox keeps running; the caller has already quiesced it.
+          const result = (await docker.getContainer(input.containerId).commit({ repo, tag: input.tag, pause: false, changes: input.changes })) as { Id: string };
+          return { imageId: result.Id, ref: `${repo}:${input.tag}` };
+        }),
+      );
+    },
+
+    async pushImage(input: { ref: string }): Promise<StoredImage> {
+      const storage = storageFor('uploading a snapshot');
+      const tagAt = input.ref.lastIndexOf(':');
+      const [name, tag] = [input.ref.slice(0, tagAt), input.ref.slice(tagAt + 1)];
+      return guard('push', () =>
+        withHeartbeat('push', async () => {
+          const auth = { username: storage.username, password: storage.password, serveraddress: storage.registryHost };
+          let events: unknown[];
+          try {
+            const stream = await docker.getImage(name).push({ tag, authconfig: auth });
+            events = await followProgress(docker, stream);
+          } catch (err) {
+            const message = (err as Error).message;
+            if (/unauthorized|authentication required|no basic auth/i.test(message)) {
+              fail('REGISTRY_AUTH_FAILED', `snapshot storage at ${storage.url} rejected the credentials`, 'check SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD');
+            }
+            throw retryable('STORAGE_UNAVAILABLE', `upload of ${input.ref} to ${storage.url} failed: ${message}`);
+          }
+          const digest = events.map((e) => (e as { aux?: { Digest?: string } }).aux?.Digest).find(Boolean);
+          if (!digest) throw retryable('STORAGE_UNAVAILABLE', `upload of ${input.ref} ended without a digest`);
+          return { ref: input.ref, digest };
+        }),
+      );
+    },
+
+    /** Idempotent: a container that is already gone counts as removed. */
+    async removeSandbox(input: { containerId: string }): Promise<void> {
+      await guard('remove sandbox', async () => {
+        try {
+          await docker.getContainer(input.containerId).remove({ force: true, v: true });
+        } catch (err) {
+          if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err; // 409: removal already in progress
+        }
+      });
+    },
+
+    /** Idempotent local image removal (the stored copy in the registry stays). */
+    async removeLocalImage(input: { ref: string }): Promise<void> {
+      await guard('remove image', async () => {
+        try {
+          await docker.getImage(input.ref).remove({ noprune: false });
+        } catch (err) {
+          if (statusOf(err) !== 404) throw err;
+        }
+      });
+    },
+  };
+}
+
+export type DockerActivities = ReturnType<typeof createDockerActivities>;

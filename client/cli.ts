@@ -1,0 +1,76 @@
+// The snapflow CLI: thin, it calls the client. Every command takes --json.
+import { randomUUID } from 'node:crypto';
+import { Command } from 'commander';
+import { loadConfig, loadDotEnv } from '../lib/config';
+import { describeFailure } from '../lib/errors';
+import { runDoctor, type Check } from './doctor';
+import { SnapflowClient } from './index';
+
+const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
+
+function printChecks(checks: Check[], json: boolean): void {
+  if (json) return console.log(JSON.stringify({ ok: checks.every((c) => c.status !== 'fail'), checks }, null, 2));
+  const width = Math.max(...checks.map((c) => c.name.length));
+  for (const c of checks) {
+    console.log(`${marks[c.status]} ${c.name.padEnd(width)}  ${c.detail}${c.fix ? `\n  ${' '.repeat(width)}  fix: ${c.fix}` : ''}`);
+  }
+}
+
+/** Failures print `code: message` and the hint; with --json the same object. Exit code 1. */
+function printError(err: unknown, json: boolean): void {
+  const failure = describeFailure(err);
+  if (json) console.log(JSON.stringify({ ok: false, error: failure }, null, 2));
+  else console.error(`${failure.code}: ${failure.message}${failure.hint ? `\n  hint: ${failure.hint}` : ''}`);
+  if (process.env.SNAPFLOW_DEBUG) console.error(err);
+  process.exitCode = 1;
+}
+
+async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
+  const client = await SnapflowClient.connect(loadConfig());
+  try {
+    return await work(client);
+  } finally {
+    await client.close();
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('snapflow').description('Sandbox snapshots on Temporal').showHelpAfterError();
+
+  program
+    .command('doctor')
+    .description('check Temporal, Postgres, each Docker host, snapshot storage and the GitHub App')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const checks = await runDoctor();
+      printChecks(checks, Boolean(opts.json));
+      if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
+    });
+
+  const host = program.command('host').description('Docker hosts');
+  host
+    .command('self-test <hostId>')
+    .description('create, exec in, commit and remove a sandbox on a host, then upload it to storage')
+    .option('--no-push', 'skip the upload to snapshot storage')
+    .option('--json', 'machine-readable output')
+    .action(async (hostId: string, opts: { push: boolean; json?: boolean }) => {
+      try {
+        const result = await withClient((client) => client.hostSelfTest({ hostId, push: opts.push, nonce: randomUUID() }));
+        if (opts.json) console.log(JSON.stringify({ ok: true, result }, null, 2));
+        else console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`);
+      } catch (err) {
+        printError(err, Boolean(opts.json));
+      }
+    });
+
+  return program;
+}
+
+export function main(): void {
+  loadDotEnv();
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((err) => printError(err, process.argv.includes('--json')));
+}
+
+if (require.main === module) main();

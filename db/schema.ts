@@ -1,0 +1,320 @@
+// The catalog. The database does the guarding: every invariant a user relies on is a constraint here,
+// so a bug in an activity fails loudly instead of leaving two defaults or a stuck name behind.
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uniqueIndex,
+  uuid,
+  type AnyPgColumn,
+} from 'drizzle-orm/pg-core';
+import { RUNTIMES } from '../lib/presets';
+
+// ---- State unions, persisted as they are ----
+export const SNAPSHOT_KINDS = ['image', 'session', 'golden'] as const;
+export const SNAPSHOT_STATUSES = ['pending', 'active', 'failed', 'deleting', 'deleted'] as const;
+export const SNAPSHOT_ORIGINS = ['user', 'job', 'build-now', 'schedule', 'promote'] as const;
+export const SANDBOX_CLASSES = ['vm', 'container'] as const;
+export const SANDBOX_STATES = ['provisioning', 'idle', 'busy', 'snapshotting', 'promoting', 'stopped', 'failed'] as const;
+export const HOST_STATUSES = ['online', 'draining', 'offline'] as const;
+export const GITHUB_CONNECTION_STATUSES = ['connected', 'expired', 'missing'] as const;
+export { RUNTIMES };
+
+export type SnapshotKind = (typeof SNAPSHOT_KINDS)[number];
+export type SnapshotStatus = (typeof SNAPSHOT_STATUSES)[number];
+export type SnapshotOrigin = (typeof SNAPSHOT_ORIGINS)[number];
+export type SandboxClass = (typeof SANDBOX_CLASSES)[number];
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+export type HostStatus = (typeof HOST_STATUSES)[number];
+export type GithubConnectionStatus = (typeof GITHUB_CONNECTION_STATUSES)[number];
+
+export const snapshotKind = pgEnum('snapshot_kind', SNAPSHOT_KINDS);
+export const snapshotStatus = pgEnum('snapshot_status', SNAPSHOT_STATUSES);
+export const snapshotOrigin = pgEnum('snapshot_origin', SNAPSHOT_ORIGINS);
+export const runtime = pgEnum('runtime', RUNTIMES);
+export const sandboxClass = pgEnum('sandbox_class', SANDBOX_CLASSES);
+export const sandboxState = pgEnum('sandbox_state', SANDBOX_STATES);
+export const hostStatus = pgEnum('host_status', HOST_STATUSES);
+export const githubConnectionStatus = pgEnum('github_connection_status', GITHUB_CONNECTION_STATUSES);
+
+/** Snapshot names: lowercase, registry-tag friendly, versioned names encouraged (`api-base.v3`). */
+export const SNAPSHOT_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () =>
+  timestamp('updated_at', { withTimezone: true })
+    .notNull()
+    .defaultNow()
+    .$onUpdate(() => new Date());
+
+// ---- Tables ----
+
+/** Size presets are data (seeded from lib/presets.ts by migration 0001); everything else references the key. */
+export const sizePresets = pgTable(
+  'size_presets',
+  {
+    key: text('key').primaryKey(),
+    vcpus: integer('vcpus').notNull(),
+    memoryMib: integer('memory_mib').notNull(),
+  },
+  (t) => [check('size_presets_vcpus_positive', sql`${t.vcpus} > 0`), check('size_presets_memory_positive', sql`${t.memoryMib} > 0`)],
+);
+
+export const snapshots = pgTable(
+  'snapshots',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    /** 'system' (lib/ids SYSTEM_SCOPE) or a workspace id. */
+    scope: text('scope').notNull(),
+    name: text('name').notNull(),
+    kind: snapshotKind('kind').notNull(),
+    sourceImage: text('source_image'),
+    resolvedDigest: text('resolved_digest'),
+    storedRef: text('stored_ref'),
+    entrypoint: text('entrypoint').notNull().default('/app/start.sh'),
+    runtime: runtime('runtime').notNull(),
+    size: text('size')
+      .notNull()
+      .references(() => sizePresets.key),
+    profileKey: text('profile_key').notNull(),
+    status: snapshotStatus('status').notNull().default('pending'),
+    errorCode: text('error_code'),
+    errorMessage: text('error_message'),
+    origin: snapshotOrigin('origin').notNull(),
+    /** What this snapshot replaced or was derived from (promote, rebuild). */
+    parentSnapshotId: uuid('parent_snapshot_id').references((): AnyPgColumn => snapshots.id),
+    sandboxId: uuid('sandbox_id').references((): AnyPgColumn => sandboxes.id),
+    workflowId: text('workflow_id'),
+    runId: text('run_id'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+  },
+  (t) => [
+    // Name unique per scope among live rows; a tombstone frees the name for reuse.
+    uniqueIndex('snapshots_scope_name_live_idx').on(t.scope, t.name).where(sql`${t.status} <> 'deleted'`),
+    // Never "failed" without a typed reason.
+    check('snapshots_failed_has_error_code', sql`${t.status} <> 'failed' OR ${t.errorCode} IS NOT NULL`),
+    // A session snapshot always knows the sandbox it was saved from.
+    check('snapshots_session_has_sandbox', sql`${t.kind} <> 'session' OR ${t.sandboxId} IS NOT NULL`),
+    check('snapshots_name_format', sql`${t.name} ~ ${sql.raw(`'${SNAPSHOT_NAME_PATTERN}'`)}`),
+    check('snapshots_entrypoint_absolute', sql`left(${t.entrypoint}, 1) = '/'`),
+    // Restore resolution and golden selection: newest compatible snapshot of a kind in a scope.
+    index('snapshots_lookup_idx').on(t.scope, t.kind, t.profileKey, t.status, t.createdAt.desc()),
+    index('snapshots_sandbox_idx').on(t.sandboxId),
+  ],
+);
+
+/** Exactly one default per (scope, size, profile); `version` makes every change a compare-and-set. */
+export const defaultPointers = pgTable(
+  'default_pointers',
+  {
+    scope: text('scope').notNull(),
+    size: text('size')
+      .notNull()
+      .references(() => sizePresets.key),
+    profileKey: text('profile_key').notNull(),
+    snapshotId: uuid('snapshot_id')
+      .notNull()
+      .references(() => snapshots.id),
+    version: integer('version').notNull().default(1),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'default_pointers_pkey', columns: [t.scope, t.size, t.profileKey] }),
+    check('default_pointers_version_positive', sql`${t.version} > 0`),
+  ],
+);
+
+/** Append-only; rollback = set-default to a previous entry's snapshot. */
+export const defaultHistory = pgTable(
+  'default_history',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    scope: text('scope').notNull(),
+    size: text('size')
+      .notNull()
+      .references(() => sizePresets.key),
+    profileKey: text('profile_key').notNull(),
+    snapshotId: uuid('snapshot_id')
+      .notNull()
+      .references(() => snapshots.id),
+    previousSnapshotId: uuid('previous_snapshot_id').references(() => snapshots.id),
+    actor: text('actor').notNull(),
+    reason: text('reason'),
+    workflowId: text('workflow_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('default_history_pointer_idx').on(t.scope, t.size, t.profileKey, t.id.desc())],
+);
+
+export const hosts = pgTable(
+  'hosts',
+  {
+    /** Slug, same shape as SNAPFLOW_HOST_ID; the host worker polls taskQueues.host(id). */
+    id: text('id').primaryKey(),
+    taskQueue: text('task_queue').notNull().unique(),
+    dockerEndpoint: text('docker_endpoint').notNull(),
+    memoryTotalMib: integer('memory_total_mib').notNull(),
+    status: hostStatus('status').notNull().default('online'),
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    check('hosts_id_slug', sql`${t.id} ~ '^[a-z0-9][a-z0-9-]{0,62}$'`),
+    check('hosts_memory_positive', sql`${t.memoryTotalMib} > 0`),
+  ],
+);
+
+export const issues = pgTable(
+  'issues',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    scope: text('scope').notNull(),
+    externalKey: text('external_key').notNull(),
+    /** Golden snapshot pinned for this issue; first choice in restore resolution's golden step. */
+    pinnedSnapshotId: uuid('pinned_snapshot_id').references(() => snapshots.id),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [unique('issues_scope_external_key_key').on(t.scope, t.externalKey)],
+);
+
+export const sandboxes = pgTable(
+  'sandboxes',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    scope: text('scope').notNull(),
+    class: sandboxClass('class').notNull(),
+    size: text('size')
+      .notNull()
+      .references(() => sizePresets.key),
+    runtime: runtime('runtime').notNull(),
+    profileKey: text('profile_key').notNull(),
+    keepAlive: boolean('keep_alive').notNull().default(false),
+    state: sandboxState('state').notNull().default('provisioning'),
+    hostId: text('host_id').references(() => hosts.id),
+    containerId: text('container_id'),
+    latestSessionSnapshotId: uuid('latest_session_snapshot_id').references((): AnyPgColumn => snapshots.id),
+    issueId: uuid('issue_id').references(() => issues.id),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    // Session snapshots exist only for VM sandboxes.
+    check('sandboxes_snapshot_only_vm', sql`${t.class} = 'vm' OR ${t.latestSessionSnapshotId} IS NULL`),
+    index('sandboxes_host_idx').on(t.hostId),
+  ],
+);
+
+/** Per workspace. Deliberately no token column: tokens are minted inside activities when needed. */
+export const githubConnections = pgTable(
+  'github_connections',
+  {
+    scope: text('scope').primaryKey(),
+    installationId: bigint('installation_id', { mode: 'number' }).notNull(),
+    account: text('account'),
+    status: githubConnectionStatus('status').notNull(),
+    validatedAt: timestamp('validated_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [check('github_connections_installation_positive', sql`${t.installationId} > 0`)],
+);
+
+export interface GoldenTarget {
+  size: string;
+  runtime: (typeof RUNTIMES)[number];
+}
+
+export const goldenBuildConfigs = pgTable(
+  'golden_build_configs',
+  {
+    scope: text('scope').primaryKey(),
+    repos: jsonb('repos').$type<string[]>().notNull().default([]),
+    embedSkills: boolean('embed_skills').notNull().default(false),
+    /** Pre-build dependencies from the repo's tembo.nix. */
+    prebuildDeps: boolean('prebuild_deps').notNull().default(false),
+    targets: jsonb('targets').$type<GoldenTarget[]>().notNull().default([]),
+    scheduleCron: text('schedule_cron'),
+    scheduleTimeZone: text('schedule_time_zone').notNull().default('UTC'),
+    enabled: boolean('enabled').notNull().default(false),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    check('golden_build_configs_repos_array', sql`jsonb_typeof(${t.repos}) = 'array'`),
+    check('golden_build_configs_targets_array', sql`jsonb_typeof(${t.targets}) = 'array'`),
+  ],
+);
+
+/** Which snapshot is cached on which host; rows vanish with either side. */
+export const hostCache = pgTable(
+  'host_cache',
+  {
+    hostId: text('host_id')
+      .notNull()
+      .references(() => hosts.id, { onDelete: 'cascade' }),
+    snapshotId: uuid('snapshot_id')
+      .notNull()
+      .references(() => snapshots.id, { onDelete: 'cascade' }),
+    cachedAt: timestamp('cached_at', { withTimezone: true }).notNull().defaultNow(),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'host_cache_pkey', columns: [t.hostId, t.snapshotId] }),
+    index('host_cache_snapshot_idx').on(t.snapshotId),
+  ],
+);
+
+/** Append-only; written only when a snapshot's state really changes. */
+export const snapshotEvents = pgTable(
+  'snapshot_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    snapshotId: uuid('snapshot_id')
+      .notNull()
+      .references(() => snapshots.id),
+    type: text('type').notNull(),
+    fromStatus: snapshotStatus('from_status'),
+    toStatus: snapshotStatus('to_status'),
+    message: text('message'),
+    actor: text('actor'),
+    workflowId: text('workflow_id'),
+    runId: text('run_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('snapshot_events_snapshot_idx').on(t.snapshotId, t.id)],
+);
+
+// ---- Row types ----
+export type SizePresetRow = typeof sizePresets.$inferSelect;
+export type Snapshot = typeof snapshots.$inferSelect;
+export type NewSnapshot = typeof snapshots.$inferInsert;
+export type DefaultPointer = typeof defaultPointers.$inferSelect;
+export type NewDefaultPointer = typeof defaultPointers.$inferInsert;
+export type DefaultHistoryEntry = typeof defaultHistory.$inferSelect;
+export type NewDefaultHistoryEntry = typeof defaultHistory.$inferInsert;
+export type Host = typeof hosts.$inferSelect;
+export type NewHost = typeof hosts.$inferInsert;
+export type Sandbox = typeof sandboxes.$inferSelect;
+export type NewSandbox = typeof sandboxes.$inferInsert;
+export type Issue = typeof issues.$inferSelect;
+export type NewIssue = typeof issues.$inferInsert;
+export type GithubConnection = typeof githubConnections.$inferSelect;
+export type NewGithubConnection = typeof githubConnections.$inferInsert;
+export type GoldenBuildConfig = typeof goldenBuildConfigs.$inferSelect;
+export type NewGoldenBuildConfig = typeof goldenBuildConfigs.$inferInsert;
+export type HostCacheEntry = typeof hostCache.$inferSelect;
+export type SnapshotEvent = typeof snapshotEvents.$inferSelect;
+export type NewSnapshotEvent = typeof snapshotEvents.$inferInsert;

@@ -1,0 +1,169 @@
+// One zod-validated view of the environment. A bad value is one line naming the variable and an example.
+import { existsSync } from 'node:fs';
+import { z } from 'zod';
+import { SnapflowError } from './errors';
+
+type Env = Record<string, string | undefined>;
+
+const slug = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** Each variable: its schema, and the example we print when it is wrong. */
+const variables = {
+  DATABASE_URL: {
+    schema: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// URL'),
+    example: 'postgres://postgres@127.0.0.1:5432/snapflow',
+    fallback: 'postgres://postgres@127.0.0.1:5432/snapflow',
+  },
+  TEMPORAL_ADDRESS: {
+    schema: z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be host:port'),
+    example: '127.0.0.1:7233',
+    fallback: '127.0.0.1:7233',
+  },
+  TEMPORAL_NAMESPACE: {
+    schema: z.string().regex(/^[A-Za-z0-9._-]{1,200}$/, 'must be a Temporal namespace name'),
+    example: 'default',
+    fallback: 'default',
+  },
+  TEMPORAL_UI_URL: {
+    schema: z.string().url('must be a URL'),
+    example: 'http://127.0.0.1:8233',
+    fallback: 'http://127.0.0.1:8233',
+  },
+  SNAPFLOW_HOST_ID: {
+    schema: z.string().regex(slug, 'must be a lowercase slug (a-z, 0-9, -)'),
+    example: 'host-a',
+    fallback: 'local',
+  },
+  DOCKER_HOST: {
+    schema: z.string().regex(/^(unix:\/\/\/\S+|tcp:\/\/[^\s:]+:\d{1,5})$/, 'must be unix:///path/docker.sock or tcp://host:port'),
+    example: 'unix:///var/run/docker.sock',
+    fallback: 'unix:///var/run/docker.sock',
+  },
+  SNAPFLOW_STORAGE_URL: {
+    schema: z.string().regex(/^https?:\/\/[^\s/]+\/?$/, 'must be http(s)://host:port of an OCI registry, no path'),
+    example: 'http://127.0.0.1:5000',
+    fallback: undefined,
+  },
+  SNAPFLOW_STORAGE_USERNAME: { schema: z.string().min(1), example: 'snapflow', fallback: undefined },
+  SNAPFLOW_STORAGE_PASSWORD: { schema: z.string().min(1), example: 'a-long-random-password', fallback: undefined },
+  SNAPFLOW_GHCR_HOST: {
+    schema: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be a registry host[:port]'),
+    example: 'ghcr.io',
+    fallback: 'ghcr.io',
+  },
+  GITHUB_APP_ID: { schema: z.string().regex(/^\d+$/, 'must be the numeric App id'), example: '123456', fallback: undefined },
+  GITHUB_APP_PRIVATE_KEY: {
+    schema: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key' }),
+    example: '"$(cat app.private-key.pem)"',
+    fallback: undefined,
+  },
+  GITHUB_API_URL: {
+    schema: z.string().url('must be a URL'),
+    example: 'https://api.github.com',
+    fallback: 'https://api.github.com',
+  },
+} as const;
+
+type VariableName = keyof typeof variables;
+
+export interface StorageConfig {
+  url: string;
+  /** host[:port] as used in image references. */
+  registryHost: string;
+  username: string;
+  password: string;
+}
+
+export interface GithubAppConfig {
+  appId: string;
+  privateKey: string;
+  apiUrl: string;
+}
+
+export interface Config {
+  databaseUrl: string;
+  temporal: { address: string; namespace: string; uiUrl: string };
+  host: { id: string; dockerHost: string };
+  /** Snapshot storage; undefined means golden features are disabled. */
+  storage?: StorageConfig;
+  ghcrHost: string;
+  /** GitHub App; undefined means private GHCR images cannot be authenticated. */
+  githubApp?: GithubAppConfig;
+}
+
+export class ConfigError extends SnapflowError {
+  constructor(variable: string, problem: string, example: string) {
+    super({
+      code: 'CONFIG_INVALID',
+      field: variable,
+      message: `${variable} ${problem}`,
+      hint: `set it like ${variable}=${example}`,
+    });
+  }
+}
+
+function read(env: Env, name: VariableName): string | undefined {
+  const spec = variables[name];
+  const raw = env[name];
+  const value = raw === undefined || raw === '' ? spec.fallback : raw;
+  if (value === undefined) return undefined;
+  const parsed = spec.schema.safeParse(value);
+  if (!parsed.success) {
+    throw new ConfigError(name, parsed.error.issues[0]?.message ?? 'is invalid', spec.example);
+  }
+  return parsed.data;
+}
+
+function required(env: Env, name: VariableName, because: string): string {
+  const value = read(env, name);
+  if (value === undefined) throw new ConfigError(name, `is required ${because}`, variables[name].example);
+  return value;
+}
+
+/** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const storageUrl = read(env, 'SNAPFLOW_STORAGE_URL');
+  const appId = read(env, 'GITHUB_APP_ID');
+  const privateKey = read(env, 'GITHUB_APP_PRIVATE_KEY');
+  if (privateKey && !appId) required(env, 'GITHUB_APP_ID', 'when GITHUB_APP_PRIVATE_KEY is set');
+  return {
+    databaseUrl: required(env, 'DATABASE_URL', ''),
+    temporal: {
+      address: required(env, 'TEMPORAL_ADDRESS', ''),
+      namespace: required(env, 'TEMPORAL_NAMESPACE', ''),
+      uiUrl: required(env, 'TEMPORAL_UI_URL', ''),
+    },
+    host: { id: required(env, 'SNAPFLOW_HOST_ID', ''), dockerHost: required(env, 'DOCKER_HOST', '') },
+    storage: storageUrl
+      ? {
+          url: storageUrl.replace(/\/$/, ''),
+          registryHost: new URL(storageUrl).host,
+          username: required(env, 'SNAPFLOW_STORAGE_USERNAME', 'when SNAPFLOW_STORAGE_URL is set'),
+          password: required(env, 'SNAPFLOW_STORAGE_PASSWORD', 'when SNAPFLOW_STORAGE_URL is set'),
+        }
+      : undefined,
+    ghcrHost: required(env, 'SNAPFLOW_GHCR_HOST', ''),
+    githubApp: appId
+      ? {
+          appId,
+          privateKey: required(env, 'GITHUB_APP_PRIVATE_KEY', 'when GITHUB_APP_ID is set'),
+          apiUrl: required(env, 'GITHUB_API_URL', ''),
+        }
+      : undefined,
+  };
+}
+
+/** Dockerode connection options from a DOCKER_HOST value. */
+export function dockerConnection(dockerHost: string): { socketPath: string } | { host: string; port: number } {
+  if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length) };
+  const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
+  return { host: url.hostname, port: Number(url.port) };
+}
+
+/**
+ * Entry points (CLI, workers, dev stack) read a project-local `.env` when present; variables already
+ * set in the environment win. Library code never does this implicitly.
+ */
+export function loadDotEnv(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
+}

@@ -1,0 +1,92 @@
+// The one module of typed failures. Imported by workflows too: keep it free of Node builtins.
+import { ApplicationFailure, TimeoutFailure } from '@temporalio/common';
+
+/** Every failure a user or operator can see, by code. Persisted as-is in the catalog. */
+export const ERROR_CODES = [
+  'CONFIG_INVALID',
+  'VALIDATION_FAILED',
+  'NOT_FOUND',
+  'CONFLICT',
+  'DATABASE_UNAVAILABLE',
+  'MIGRATIONS_PENDING',
+  'TEMPORAL_UNAVAILABLE',
+  'DOCKER_UNAVAILABLE',
+  'IMAGE_NOT_FOUND',
+  'ENTRYPOINT_NOT_FOUND',
+  'REGISTRY_AUTH_FAILED',
+  'STORAGE_UNAVAILABLE',
+  'GOLDEN_STORAGE_NOT_CONFIGURED',
+  'GITHUB_APP_NOT_CONFIGURED',
+  'GITHUB_CONNECTION_MISSING',
+  'GITHUB_CONNECTION_EXPIRED',
+  'INSUFFICIENT_HOST_MEMORY',
+  'SANDBOX_BUSY',
+  'EXEC_FAILED',
+  'TIMED_OUT',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface SnapflowErrorShape {
+  code: ErrorCode;
+  message: string;
+  field?: string;
+  hint?: string;
+}
+
+export class SnapflowError extends Error implements SnapflowErrorShape {
+  readonly code: ErrorCode;
+  readonly field?: string;
+  readonly hint?: string;
+
+  constructor(shape: SnapflowErrorShape) {
+    super(shape.message);
+    this.name = 'SnapflowError';
+    this.code = shape.code;
+    this.field = shape.field;
+    this.hint = shape.hint;
+  }
+
+  toJSON(): SnapflowErrorShape {
+    return { code: this.code, message: this.message, field: this.field, hint: this.hint };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}
+
+/**
+ * Turn a SnapflowError into a non-retryable ApplicationFailure at the activity boundary, keeping
+ * field and hint in the failure details so clients and the UI can show them.
+ */
+export function toNonRetryableFailure(err: SnapflowError): ApplicationFailure {
+  return ApplicationFailure.create({
+    message: err.message,
+    type: err.code,
+    nonRetryable: true,
+    details: [{ field: err.field, hint: err.hint }],
+  });
+}
+
+/** Walk a Temporal failure chain (WorkflowFailedError → ActivityFailure → ApplicationFailure) to our shape. */
+export function describeFailure(err: unknown): SnapflowErrorShape {
+  let current: unknown = err;
+  for (let depth = 0; current && depth < 8; depth++) {
+    if (current instanceof SnapflowError) return current.toJSON();
+    if (current instanceof ApplicationFailure && isErrorCode(current.type)) {
+      const detail = (current.details?.[0] ?? {}) as { field?: string; hint?: string };
+      return { code: current.type, message: current.message, field: detail.field, hint: detail.hint };
+    }
+    if (current instanceof TimeoutFailure) {
+      const kind = String(current.timeoutType ?? 'unknown').toLowerCase().replace(/_/g, '-');
+      return {
+        code: 'TIMED_OUT',
+        message: kind === 'schedule-to-start' ? 'no worker picked up the task in time (is the worker for that queue running?)' : `a step timed out (${kind})`,
+      };
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'INTERNAL', message };
+}

@@ -1,0 +1,29 @@
+// Deterministic workflow ids and task queue names: the same request never starts two runs.
+// Imported by workflows: no Node builtins.
+
+/** Task queues are versioned and named for what polls them. */
+export const taskQueues = {
+  control: 'snapflow-control-v1',
+  host: (hostId: string): string => `snapflow-host-v1-${hostId}`,
+} as const;
+
+export const workflowIds = {
+  imageSnapshot: (scope: string, name: string): string => `image-snapshot/${scope}/${name}`,
+  goldenBuild: (scope: string, key: string): string => `golden-build/${scope}/${key}`,
+  sandbox: (sandboxId: string): string => `sandbox/${sandboxId}`,
+  /** One refresh per host at a time; a new one may start after the last closed. */
+  hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
+  /** A self-test is a one-off by nature: the caller supplies the unique part. */
+  hostSelfTest: (hostId: string, nonce: string): string => `host-self-test/${hostId}/${nonce}`,
+} as const;
+
+/** The Temporal search attributes snapflow sets; all Keyword, all non-secret. */
+export const SEARCH_ATTRIBUTES = ['SnapshotName', 'SnapshotKind', 'WorkspaceId', 'SandboxSize', 'Runtime'] as const;
+export type SearchAttributeName = (typeof SEARCH_ATTRIBUTES)[number];
+
+/** Scope of catalog rows that belong to operators rather than one workspace. */
+export const SYSTEM_SCOPE = 'system';
+
+/** Label put on every container snapflow creates, so leftovers can be found and swept by id. */
+export const CONTAINER_LABEL = 'io.snapflow.managed';
+

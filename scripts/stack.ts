@@ -1,0 +1,199 @@
+// The real local stack, started and stopped by pid: Temporal dev server, dockerd, an htpasswd registry,
+// the offline base image. Shared by `npm start` (scripts/dev.ts) and the jest harness (test/globalSetup.ts).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, chmodSync, writeFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import Docker from 'dockerode';
+import { BASE_IMAGE, BASE_IMAGE_REF } from '../lib/presets';
+import { SEARCH_ATTRIBUTES } from '../lib/ids';
+import { followProgress } from '../activities/progress';
+
+export const projectRoot = resolve(__dirname, '..');
+export const temporalBinary = join(projectRoot, '.tools', 'bin', 'temporal');
+
+export interface ManagedProcess {
+  name: string;
+  pid: number;
+  logFile: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? done(address.port) : fail(new Error('no port'))));
+    });
+  });
+}
+
+export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ port, host });
+    socket.once('connect', () => (socket.destroy(), done(true)));
+    socket.once('error', () => done(false));
+  });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}; see ${logFile}:\n${tail(logFile)}`);
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${what} did not become ready within ${timeoutMs / 1000}s; see ${logFile}:\n${tail(logFile)}`);
+}
+
+function tail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Starts a long-running child detached into its own process group, logging to a file. */
+function launch(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { stdio: ['ignore', fd, fd], detached: true, env });
+  closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new Error(`could not start ${name} (${command})`);
+  return child;
+}
+
+/** Stops a process we started, by pid: SIGTERM, then SIGKILL after the grace period. */
+export async function stopProcess(proc: Pick<ManagedProcess, 'pid' | 'name'>, graceMs = 15_000): Promise<void> {
+  const alive = (): boolean => {
+    try {
+      process.kill(proc.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(proc.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(proc.pid, 'SIGKILL');
+}
+
+export interface TemporalOptions {
+  dataDir: string;
+  port: number;
+  uiPort?: number; // omitted → headless
+  namespace?: string;
+}
+
+export async function startTemporal(opts: TemporalOptions): Promise<ManagedProcess & { address: string; uiUrl?: string }> {
+  if (!existsSync(temporalBinary)) throw new Error(`Temporal CLI missing at ${temporalBinary}: run bash scripts/provision.sh`);
+  mkdirSync(opts.dataDir, { recursive: true });
+  const logFile = join(opts.dataDir, 'temporal.log');
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--db-filename', join(opts.dataDir, 'temporal.db'), '--log-level', 'warn'];
+  args.push('--namespace', opts.namespace ?? 'default');
+  for (const name of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=Keyword`);
+  if (opts.uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(opts.uiPort));
+  else args.push('--headless');
+  const child = launch('temporal', temporalBinary, args, logFile);
+  await waitFor('Temporal dev server', () => portOpen(opts.port), child, logFile);
+  if (opts.uiPort) await waitFor('Temporal UI', () => portOpen(opts.uiPort!), child, logFile);
+  return {
+    name: 'temporal',
+    pid: child.pid!,
+    logFile,
+    address: `127.0.0.1:${opts.port}`,
+    uiUrl: opts.uiPort ? `http://127.0.0.1:${opts.uiPort}` : undefined,
+  };
+}
+
+export async function startDockerd(opts: { root: string }): Promise<ManagedProcess & { dockerHost: string }> {
+  mkdirSync(opts.root, { recursive: true });
+  const socket = join(opts.root, 'docker.sock');
+  const logFile = join(opts.root, 'dockerd.log');
+  // Networking off: no bridge, no iptables; every container runs with network `none`.
+  const args = [
+    '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false',
+    '--data-root', join(opts.root, 'data'), '--exec-root', join(opts.root, 'exec'),
+    '--pidfile', join(opts.root, 'dockerd.pid'), '--host', `unix://${socket}`,
+  ];
+  const child = launch('dockerd', 'dockerd', args, logFile);
+  const docker = new Docker({ socketPath: socket });
+  await waitFor('dockerd', async () => existsSync(socket) && (await docker.ping(), true), child, logFile);
+  return { name: 'dockerd', pid: child.pid!, logFile, dockerHost: `unix://${socket}` };
+}
+
+export interface RegistryOptions {
+  dir: string;
+  port: number;
+  username: string;
+  password: string;
+}
+
+export async function startRegistry(opts: RegistryOptions): Promise<ManagedProcess & { url: string }> {
+  mkdirSync(opts.dir, { recursive: true });
+  const htpasswdFile = join(opts.dir, 'htpasswd');
+  // -i reads the password from stdin so it never shows in a process list; -B: the registry wants bcrypt.
+  const made = spawnSync('htpasswd', ['-Bic', htpasswdFile, opts.username], { input: opts.password });
+  if (made.status !== 0) throw new Error(`htpasswd failed: ${made.stderr}`);
+  const configFile = join(opts.dir, 'config.yml');
+  writeFileSync(
+    configFile,
+    [
+      'version: 0.1',
+      'log: { level: warn }',
+      'storage:',
+      `  filesystem: { rootdirectory: ${join(opts.dir, 'data')} }`,
+      '  delete: { enabled: true }',
+      `http: { addr: "127.0.0.1:${opts.port}" }`,
+      `auth: { htpasswd: { realm: snapflow, path: ${htpasswdFile} } }`,
+      '',
+    ].join('\n'),
+  );
+  const logFile = join(opts.dir, 'registry.log');
+  const child = launch('registry', 'docker-registry', ['serve', configFile], logFile);
+  const url = `http://127.0.0.1:${opts.port}`;
+  await waitFor('registry', async () => (await fetch(`${url}/v2/`)).status === 401, child, logFile);
+  return { name: 'registry', pid: child.pid!, logFile, url };
+}
+
+/**
+ * The offline base image: a busybox-static rootfs with /app/start.sh, made with `docker import`
+ * (no pulls). Idempotent: an existing image is kept.
+ */
+export async function ensureBaseImage(docker: Docker): Promise<string> {
+  const ref = BASE_IMAGE_REF;
+  const existing = await docker.getImage(ref).inspect().catch(() => undefined);
+  if (existing) return ref;
+  const rootfs = mkdtempSync(join(tmpdir(), 'snapflow-rootfs-'));
+  try {
+    for (const dir of ['bin', 'app', 'tmp', 'etc', 'root', 'workspace', 'usr']) mkdirSync(join(rootfs, dir));
+    const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => existsSync(p));
+    if (!busybox) throw new Error('busybox-static is not installed: run bash scripts/provision.sh');
+    writeFileSync(join(rootfs, 'bin', 'busybox'), readFileSync(busybox));
+    chmodSync(join(rootfs, 'bin', 'busybox'), 0o755);
+    const applets = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    for (const applet of applets) if (applet !== 'busybox') symlinkSync('busybox', join(rootfs, 'bin', applet));
+    symlinkSync('../bin', join(rootfs, 'usr', 'bin'));
+    symlinkSync('bin', join(rootfs, 'sbin'));
+    writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\n');
+    // The default entrypoint: announce readiness, then run what the sandbox was started with.
+    writeFileSync(join(rootfs, 'app', 'start.sh'), '#!/bin/sh\necho "snapflow sandbox ready"\n[ "$#" -gt 0 ] && exec "$@"\nexit 0\n', { mode: 0o755 });
+    const tar = spawn('tar', ['-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const stream = await docker.importImage(tar.stdout, {
+      repo: BASE_IMAGE.repository,
+      tag: BASE_IMAGE.tag,
+      changes: ['CMD ["/app/start.sh"]', 'WORKDIR /workspace', `LABEL io.snapflow.base-version=${BASE_IMAGE.tag}`],
+    });
+    await followProgress(docker, stream);
+    return ref;
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,69 @@
+// Host worker: Docker work for one host, polling that host's own task queue. No database access.
+import { Client, Connection } from '@temporalio/client';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import Docker from 'dockerode';
+import { createDockerActivities } from '../activities/docker';
+import { dockerConnection, loadConfig, loadDotEnv, type StorageConfig } from '../lib/config';
+import { taskQueues, workflowIds } from '../lib/ids';
+import type { refreshHost } from '../workflows';
+import { connectWorker, exitWithError } from './options';
+
+export interface HostWorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  hostId: string;
+  dockerHost: string;
+  storage?: StorageConfig;
+}
+
+export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
+  const docker = new Docker(dockerConnection(deps.dockerHost));
+  return Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: taskQueues.host(deps.hostId),
+    activities: createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage }),
+    // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
+    maxConcurrentActivityTaskExecutions: 4,
+  });
+}
+
+/** Announces this host to the control plane (catalog row with its memory) once the worker polls. */
+export async function announceHost(client: Client, hostId: string): Promise<void> {
+  await client.workflow.execute<typeof refreshHost>('refreshHost', {
+    taskQueue: taskQueues.control,
+    workflowId: workflowIds.hostRefresh(hostId),
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    workflowExecutionTimeout: '2 minutes',
+    args: [{ hostId }],
+  });
+}
+
+async function main(): Promise<void> {
+  loadDotEnv();
+  const config = loadConfig();
+  const connection = await connectWorker(config);
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  try {
+    const worker = await createHostWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      hostId: config.host.id,
+      dockerHost: config.host.dockerHost,
+      storage: config.storage,
+    });
+    console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);
+    const running = worker.run(); // returns after SIGINT/SIGTERM once in-flight activities are done
+    await announceHost(client, config.host.id).then(
+      () => console.log(`host ${config.host.id} registered with the control plane`),
+      (err: Error) => console.error(`host ${config.host.id} could not register yet (is the control worker running?): ${err.message}`),
+    );
+    await running;
+  } finally {
+    await clientConnection.close();
+    await connection.close();
+  }
+}
+
+if (require.main === module) main().catch((err) => exitWithError('host worker', err));

@@ -1,0 +1,14 @@
+import type { HostFacts } from '../activities/docker';
+import { taskQueues } from '../lib/ids';
+import { catalog, hostProbe } from './activities';
+
+export interface RefreshHostRequest {
+  hostId: string;
+}
+
+/** Asks a host worker to describe its Docker engine and records the answer in the catalog. */
+export async function refreshHost(req: RefreshHostRequest): Promise<HostFacts> {
+  const facts = await hostProbe(req.hostId).describeHost();
+  await catalog.upsertHost({ ...facts, taskQueue: taskQueues.host(req.hostId) });
+  return facts;
+}
