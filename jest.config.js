@@ -3,5 +3,9 @@ module.exports = {
   preset: 'ts-jest',
   testEnvironment: 'node',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  globalSetup: '<rootDir>/test/globalSetup.ts',
+  globalTeardown: '<rootDir>/test/globalTeardown.ts',
   testTimeout: 120000,
+  // Type errors are caught by `npm run typecheck`; isolated transpiling keeps jest fast on 2 cores.
+  transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
 };

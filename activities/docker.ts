@@ -115,6 +115,9 @@ export function createDockerActivities(deps: DockerDeps) {
       return await work();
     } catch (err) {
       if (isConnectionError(err)) throw retryable('DOCKER_UNAVAILABLE', `Docker on host ${deps.hostId} (${deps.dockerHost}) is not reachable during ${what}: ${(err as Error).message}`);
+      const status = statusOf(err);
+      // A request the engine rejects (4xx) fails the same way on every retry.
+      if (status && status >= 400 && status < 500) fail('DOCKER_REJECTED', `Docker on host ${deps.hostId} rejected ${what}: ${(err as Error).message}`);
       throw err;
     }
   }
@@ -203,7 +206,9 @@ export function createDockerActivities(deps: DockerDeps) {
       return guard('commit', () =>
         withHeartbeat('commit', async () => {
           // pause:false — the sandbox keeps running; the caller has already quiesced it.
-          const result = (await docker.getContainer(input.containerId).commit({ repo, tag: input.tag, pause: false, changes: input.changes })) as { Id: string };
+          // An absent `changes` must not be sent at all: an empty one is parsed as a Dockerfile with no instructions.
+          const options = { repo, tag: input.tag, pause: false, ...(input.changes?.length ? { changes: input.changes } : {}) };
+          const result = (await docker.getContainer(input.containerId).commit(options)) as { Id: string };
           return { imageId: result.Id, ref: `${repo}:${input.tag}` };
         }),
       );

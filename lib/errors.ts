@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'MIGRATIONS_PENDING',
   'TEMPORAL_UNAVAILABLE',
   'DOCKER_UNAVAILABLE',
+  'DOCKER_REJECTED',
   'IMAGE_NOT_FOUND',
   'ENTRYPOINT_NOT_FOUND',
   'REGISTRY_AUTH_FAILED',
@@ -69,9 +70,13 @@ export function toNonRetryableFailure(err: SnapflowError): ApplicationFailure {
   });
 }
 
-/** Walk a Temporal failure chain (WorkflowFailedError → ActivityFailure → ApplicationFailure) to our shape. */
+/**
+ * Walk a Temporal failure chain (WorkflowFailedError → ActivityFailure → ApplicationFailure) to our shape.
+ * Unknown failures keep the innermost message: that is the one that says what actually went wrong.
+ */
 export function describeFailure(err: unknown): SnapflowErrorShape {
   let current: unknown = err;
+  let innermost = err instanceof Error ? err.message : String(err);
   for (let depth = 0; current && depth < 8; depth++) {
     if (current instanceof SnapflowError) return current.toJSON();
     if (current instanceof ApplicationFailure && isErrorCode(current.type)) {
@@ -85,8 +90,8 @@ export function describeFailure(err: unknown): SnapflowErrorShape {
         message: kind === 'schedule-to-start' ? 'no worker picked up the task in time (is the worker for that queue running?)' : `a step timed out (${kind})`,
       };
     }
+    if (current instanceof Error && current.message) innermost = current.message;
     current = (current as { cause?: unknown }).cause;
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: 'INTERNAL', message };
+  return { code: 'INTERNAL', message: innermost };
 }
