@@ -4,5 +4,5 @@ import { readTestStack, stateFilePointer, stopTestStack } from '../test/support/
 
 if (existsSync(stateFilePointer)) {
   const state = readTestStack();
-  stopTestStack(state).then(() => console.log(`stopped leftover test stack in ${state.dir}`));
+  void stopTestStack(state).then(() => console.log(`stopped leftover test stack in ${state.dir}`));
 }

@@ -1,0 +1,171 @@
+// `npm start`: the whole local stack and snapflow's workers, in one terminal. Ctrl-C stops all of it, by pid.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { ensureDatabase, runMigrations } from '../db/migrate';
+import { describeTarget } from '../db/client';
+import { dockerConnection, loadConfig, loadDotEnv, type Config } from '../lib/config';
+import { describeFailure } from '../lib/errors';
+import { bundleWorkflows } from './bundle-workflows';
+import { ensureBaseImage, portOpen, projectRoot, startDockerd, startRegistry, startTemporal, stopProcess, type ManagedProcess } from './stack';
+
+const dataDir = join(projectRoot, '.data');
+const envFile = join(projectRoot, '.env');
+const pidFile = join(dataDir, 'dev-stack.json');
+
+/** First start on a machine: write a .env for the dev stack (never committed; edit it freely). */
+function writeDefaultEnv(): void {
+  if (existsSync(envFile)) return;
+  const lines = [
+    '# Written by `npm start` for the local dev stack. Not committed (.gitignore). Edit freely.',
+    'DATABASE_URL=postgres://postgres@127.0.0.1:5432/snapflow',
+    'TEMPORAL_ADDRESS=127.0.0.1:7233',
+    'TEMPORAL_NAMESPACE=default',
+    'TEMPORAL_UI_URL=http://127.0.0.1:8233',
+    'SNAPFLOW_HOST_ID=local',
+    `DOCKER_HOST=unix://${join(dataDir, 'docker', 'docker.sock')}`,
+    'SNAPFLOW_STORAGE_URL=http://127.0.0.1:5000',
+    'SNAPFLOW_STORAGE_USERNAME=snapflow',
+    `SNAPFLOW_STORAGE_PASSWORD=${randomBytes(18).toString('base64url')}`,
+    '',
+  ];
+  writeFileSync(envFile, lines.join('\n'), { mode: 0o600 });
+  console.log(`wrote ${envFile} with the dev stack's settings`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A previous dev stack that was killed hard leaves its pids here; stop those (ours, by record). */
+async function stopLeftovers(): Promise<void> {
+  if (!existsSync(pidFile)) return;
+  const previous = JSON.parse(readFileSync(pidFile, 'utf8')) as { owner: number; processes: ManagedProcess[] };
+  if (isAlive(previous.owner) && previous.owner !== process.pid) {
+    throw new Error(`a dev stack is already running (pid ${previous.owner}); stop it with Ctrl-C in its terminal or kill ${previous.owner}`);
+  }
+  for (const proc of previous.processes.reverse()) await stopProcess(proc);
+  rmSync(pidFile, { force: true });
+}
+
+function assertPortFree(port: number, what: string): Promise<void> {
+  return portOpen(port).then((open) => {
+    if (open) throw new Error(`port ${port} (${what}) is already in use by another program; free it or change it in .env`);
+  });
+}
+
+/** Workers run as child processes with prefixed output, so one terminal shows everything. */
+function startWorker(name: string, script: string, logDir: string): ChildProcess & { pid: number } {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, script)], {
+    cwd: projectRoot,
+    env: process.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = join(logDir, `${name}.log`);
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      writeFileSync(log, chunk, { flag: 'a' });
+      for (const line of chunk.toString('utf8').trimEnd().split('\n')) console.log(`[${name}] ${line}`);
+    });
+  }
+  return child as ChildProcess & { pid: number };
+}
+
+async function main(): Promise<void> {
+  mkdirSync(dataDir, { recursive: true });
+  writeDefaultEnv();
+  loadDotEnv(envFile);
+  const config: Config = loadConfig();
+  await stopLeftovers();
+
+  const temporalPort = Number(config.temporal.address.split(':').pop());
+  const uiPort = Number(new URL(config.temporal.uiUrl).port || 8233);
+  const storage = config.storage;
+  const registryPort = storage ? Number(new URL(storage.url).port || 80) : undefined;
+  await Promise.all([
+    assertPortFree(temporalPort, 'Temporal'),
+    assertPortFree(uiPort, 'Temporal UI'),
+    registryPort ? assertPortFree(registryPort, 'snapshot storage') : undefined,
+  ]);
+
+  const started: ManagedProcess[] = [];
+  const workers: Array<{ name: string; pid: number }> = [];
+  const record = (): void => writeFileSync(pidFile, JSON.stringify({ owner: process.pid, processes: [...started, ...workers] }));
+  let stopping = false;
+  const stopAll = async (code: number): Promise<never> => {
+    if (!stopping) {
+      stopping = true;
+      console.log('\nstopping: workers, registry, dockerd, Temporal …');
+      for (const proc of [...workers, ...started].reverse()) await stopProcess(proc, 30_000);
+      rmSync(pidFile, { force: true });
+      console.log('stopped everything this stack started.');
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    const track = <T extends ManagedProcess>(p: T): T => (started.push(p), record(), p);
+    const [temporal, dockerd] = await Promise.all([
+      startTemporal({ dataDir: join(dataDir, 'temporal'), port: temporalPort, uiPort, namespace: config.temporal.namespace }).then(track),
+      startDockerd({ root: join(dataDir, 'docker') }).then(track),
+      storage && registryPort
+        ? startRegistry({ dir: join(dataDir, 'registry'), port: registryPort, username: storage.username, password: storage.password }).then(track)
+        : undefined,
+      ensureDatabase(config.databaseUrl).then(() => runMigrations(config.databaseUrl)),
+      bundleWorkflows(),
+    ]);
+    if (dockerd.dockerHost !== config.host.dockerHost) {
+      console.warn(`note: DOCKER_HOST in .env (${config.host.dockerHost}) is not the dev dockerd (${dockerd.dockerHost}); the host worker uses DOCKER_HOST`);
+    }
+    await ensureBaseImage(new Docker(dockerConnection(config.host.dockerHost)));
+
+    const logDir = join(dataDir, 'logs');
+    mkdirSync(logDir, { recursive: true });
+    for (const [name, script] of [['control', 'workers/control.ts'], ['host', 'workers/host.ts']] as const) {
+      const child = startWorker(name, script, logDir);
+      workers.push({ name, pid: child.pid });
+      child.on('exit', (code) => {
+        if (stopping) return;
+        console.error(`✗ the ${name} worker exited (code ${code}); see ${join(logDir, `${name}.log`)}. Stopping the stack.`);
+        void stopAll(1);
+      });
+    }
+    record();
+
+    const db = describeTarget(config.databaseUrl);
+    console.log(
+      [
+        '',
+        'snapflow dev stack is up',
+        `  Temporal       ${temporal.address}  (history in ${join(dataDir, 'temporal', 'temporal.db')})`,
+        `  Temporal UI    ${temporal.uiUrl}`,
+        `  Postgres       ${db.host}:${db.port}/${db.database}  (migrations applied)`,
+        `  Docker host    ${config.host.id} → ${config.host.dockerHost}`,
+        `  Storage        ${storage ? `${storage.url}  (user ${storage.username}, password in .env)` : 'not configured: golden features disabled'}`,
+        `  Workers        control (pid ${workers[0]?.pid}), host ${config.host.id} (pid ${workers[1]?.pid}); logs in ${logDir}`,
+        '',
+        'Next, in another shell:',
+        '  npx snapflow doctor',
+        `  npx snapflow host self-test ${config.host.id}`,
+        '',
+        'Ctrl-C stops everything started here.',
+      ].join('\n'),
+    );
+  } catch (err) {
+    const failure = describeFailure(err);
+    console.error(`✗ npm start failed: ${failure.message}${failure.hint ? `\n  fix: ${failure.hint}` : ''}`);
+    await stopAll(1);
+  }
+}
+
+void main();
