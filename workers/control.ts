@@ -2,6 +2,7 @@
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createCatalogActivities } from '../activities/catalog';
 import { createDb, type Db } from '../db/client';
+import { assertMigrationsApplied } from '../db/migrate';
 import { loadConfig, loadDotEnv } from '../lib/config';
 import { taskQueues } from '../lib/ids';
 import { connectWorker, exitWithError, workflowSource } from './options';
@@ -30,6 +31,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
+  await assertMigrationsApplied(config.databaseUrl); // refuse a stale schema up front
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
   try {

@@ -2,8 +2,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
+import { ensureBaseImage } from '../activities/baseImage';
 import { createDockerActivities } from '../activities/docker';
 import { dockerConnection, loadConfig, loadDotEnv, type StorageConfig } from '../lib/config';
+import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
 import { connectWorker, exitWithError } from './options';
@@ -46,6 +48,10 @@ async function main(): Promise<void> {
   const clientConnection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
+    // Every host can start a sandbox from the base image without any registry pull.
+    await ensureBaseImage(new Docker(dockerConnection(config.host.dockerHost))).catch((err: Error) => {
+      throw new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: `Docker at ${config.host.dockerHost} is not usable: ${err.message}`, hint: 'start dockerd, or fix DOCKER_HOST' });
+    });
     const worker = await createHostWorker({
       connection,
       namespace: config.temporal.namespace,

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config';
-import { describeFailure } from '../lib/errors';
+import { SnapflowError, describeFailure } from '../lib/errors';
 
 /** Written by `npm run build:workflows` (and by the dev stack and test harness before workers start). */
 export const defaultBundlePath = resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
@@ -13,8 +13,17 @@ export function workflowSource(bundlePath = process.env.SNAPFLOW_WORKFLOW_BUNDLE
   return existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') };
 }
 
-export function connectWorker(config: Config): Promise<NativeConnection> {
-  return NativeConnection.connect({ address: config.temporal.address });
+export async function connectWorker(config: Config): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect({ address: config.temporal.address });
+  } catch {
+    throw new SnapflowError({
+      code: 'TEMPORAL_UNAVAILABLE',
+      field: 'TEMPORAL_ADDRESS',
+      message: `Temporal is not reachable at ${config.temporal.address}`,
+      hint: 'start the stack with `npm start`, or point TEMPORAL_ADDRESS at your cluster',
+    });
+  }
 }
 
 /** Entry points print one readable line and exit 1 instead of a stack trace. */
