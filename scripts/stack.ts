@@ -128,16 +128,22 @@ export async function startDockerd(opts: { root: string }): Promise<ManagedProce
 export interface RegistryOptions {
   dir: string;
   port: number;
-  username: string;
-  password: string;
+  /** Without credentials the registry is open (stands in for a public registry in tests). */
+  username?: string;
+  password?: string;
+  /** Extra htpasswd users, e.g. the GHCR stand-in's `x-access-token` with an installation token. */
+  users?: Array<{ username: string; password: string }>;
 }
 
 export async function startRegistry(opts: RegistryOptions): Promise<ManagedProcess & { url: string }> {
   mkdirSync(opts.dir, { recursive: true });
   const htpasswdFile = join(opts.dir, 'htpasswd');
-  // -i reads the password from stdin so it never shows in a process list; -B: the registry wants bcrypt.
-  const made = spawnSync('htpasswd', ['-Bic', htpasswdFile, opts.username], { input: opts.password });
-  if (made.status !== 0) throw new Error(`htpasswd failed: ${made.stderr}`);
+  const users = [...(opts.username && opts.password ? [{ username: opts.username, password: opts.password }] : []), ...(opts.users ?? [])];
+  users.forEach((user, i) => {
+    // -i reads the password from stdin so it never shows in a process list; -B: the registry wants bcrypt.
+    const made = spawnSync('htpasswd', [i === 0 ? '-Bic' : '-Bi', htpasswdFile, user.username], { input: user.password });
+    if (made.status !== 0) throw new Error(`htpasswd failed: ${made.stderr}`);
+  });
   const configFile = join(opts.dir, 'config.yml');
   writeFileSync(
     configFile,
@@ -148,14 +154,14 @@ export async function startRegistry(opts: RegistryOptions): Promise<ManagedProce
       `  filesystem: { rootdirectory: ${join(opts.dir, 'data')} }`,
       '  delete: { enabled: true }',
       `http: { addr: "127.0.0.1:${opts.port}" }`,
-      `auth: { htpasswd: { realm: snapflow, path: ${htpasswdFile} } }`,
+      ...(users.length ? [`auth: { htpasswd: { realm: snapflow, path: ${htpasswdFile} } }`] : []),
       '',
     ].join('\n'),
   );
   const logFile = join(opts.dir, 'registry.log');
   const child = launch('registry', 'docker-registry', ['serve', configFile], logFile);
   const url = `http://127.0.0.1:${opts.port}`;
-  await waitFor('registry', async () => (await fetch(`${url}/v2/`)).status === 401, child, logFile);
+  await waitFor('registry', async () => (await fetch(`${url}/v2/`)).status === (users.length ? 401 : 200), child, logFile);
   return { name: 'registry', pid: child.pid!, logFile, url };
 }
 

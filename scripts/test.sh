@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 bash scripts/provision.sh || exit 1
 mkdir -p .data
 # If jest is killed before its teardown, stop what its globalSetup started (by pid, from the state file).
+export SNAPFLOW_TEST_POINTER="$PWD/.data/test-stack-$$"
 trap 'npx --no-install tsx scripts/stop-test-stack.ts' EXIT
-npx tsx scripts/stop-test-stack.ts
-results=.data/jest-results.json
+results=.data/jest-results-$$.json
 rm -f "$results"
 npx jest --runInBand --forceExit --json --outputFile="$results" "$@"
 status=$?

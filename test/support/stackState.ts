@@ -13,8 +13,11 @@ export interface TestStackState {
   bundlePath: string;
 }
 
-/** Where the last test run wrote its state file path (CI's trap reads it if jest dies). */
-export const stateFilePointer = join(projectRoot, '.data', 'test-stack');
+/**
+ * Where this test run writes its state file path, so scripts/test.sh can stop its stack if jest dies.
+ * Per run (SNAPFLOW_TEST_POINTER from test.sh), so concurrent runs never stop each other's processes.
+ */
+export const stateFilePointer = process.env.SNAPFLOW_TEST_POINTER ?? join(projectRoot, '.data', `test-stack-${process.pid}`);
 
 export function readTestStack(): TestStackState {
   const file = process.env.SNAPFLOW_TEST_STATE ?? (existsSync(stateFilePointer) ? readFileSync(stateFilePointer, 'utf8').trim() : '');
