@@ -1,14 +1,59 @@
 // Catalog writes for workflows. Runs on the control worker, the only worker with database access.
+// Every status change is a guarded UPDATE (from the expected status) plus an event in the same transaction.
+import { and, desc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { hosts } from '../db/schema';
+import { defaultHistory, defaultPointers, hosts, issues, snapshotEvents, snapshots, type NewSnapshot, type Snapshot, type SnapshotStatus } from '../db/schema';
+import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import { findPreset } from '../lib/presets';
 import type { HostFacts } from './docker';
 
 export interface CatalogDeps {
   db: Db;
 }
 
+/** What a workflow knows about the run that writes a row; recorded on the row and its events. */
+export interface RunRef {
+  workflowId: string;
+  runId: string;
+}
+
+export type PendingSnapshot = Pick<
+  NewSnapshot,
+  'id' | 'scope' | 'name' | 'kind' | 'sourceImage' | 'entrypoint' | 'runtime' | 'size' | 'profileKey' | 'origin' | 'parentSnapshotId' | 'sandboxId'
+> & { id: string; run: RunRef; actor?: string };
+
+/** The fields that decide replace-vs-reuse (seed 000): image, runtime, entrypoint, capacity. */
+export function sameSpec(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): boolean {
+  return a.sourceImage === b.sourceImage && a.runtime === b.runtime && a.entrypoint === b.entrypoint && a.size === b.size;
+}
+
+const isUniqueViolation = (err: unknown): boolean => {
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) if ((e as { code?: string }).code === '23505') return true;
+  return false;
+};
+
 export function createCatalogActivities(deps: CatalogDeps) {
   const { db } = deps;
+
+  async function transition(input: { id: string; from: SnapshotStatus[]; to: SnapshotStatus; set?: Partial<NewSnapshot>; type: string; message?: string; run?: RunRef; actor?: string }): Promise<Snapshot | undefined> {
+    return db.transaction(async (tx) => {
+      const [before] = await tx.select({ status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id)).for('update');
+      if (!before || !input.from.includes(before.status)) return undefined; // already moved on: idempotent retry
+      const [row] = await tx.update(snapshots).set({ ...input.set, status: input.to }).where(eq(snapshots.id, input.id)).returning();
+      await tx.insert(snapshotEvents).values({
+        snapshotId: input.id,
+        type: input.type,
+        fromStatus: before.status,
+        toStatus: input.to,
+        message: input.message,
+        actor: input.actor,
+        workflowId: input.run?.workflowId,
+        runId: input.run?.runId,
+      });
+      return row;
+    });
+  }
+
   return {
     /** Records a host as online with what its engine reported; the host id is the key. */
     async upsertHost(input: HostFacts & { taskQueue: string }): Promise<void> {
@@ -21,6 +66,96 @@ export function createCatalogActivities(deps: CatalogDeps) {
         lastSeenAt: new Date(),
       };
       await db.insert(hosts).values(row).onConflictDoUpdate({ target: hosts.id, set: row });
+    },
+
+    /** An online host that can hold the size; the one with the most memory first. Fails typed when none can. */
+    async pickHost(input: { size: string }): Promise<{ hostId: string }> {
+      const needMiB = findPreset(input.size)?.memoryMiB ?? 0;
+      const [host] = await db.select().from(hosts).where(eq(hosts.status, 'online')).orderBy(desc(hosts.memoryTotalMib), hosts.id).limit(1);
+      if (!host) throw toNonRetryableFailure(new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: 'no Docker host is online', hint: 'start a host worker: `npm run worker:host`' }));
+      if (host.memoryTotalMib < needMiB) {
+        throw toNonRetryableFailure(new SnapflowError({ code: 'INSUFFICIENT_HOST_MEMORY', message: `no host has ${needMiB} MiB for size ${input.size} (largest: ${host.id} with ${host.memoryTotalMib} MiB)` }));
+      }
+      return { hostId: host.id };
+    },
+
+    /**
+     * The workflow's first write. Idempotent by id (a retried activity finds its own row). A live row with the
+     * same name and the same spec is reused; one with another spec is a CONFLICT.
+     */
+    async createPendingSnapshot(input: PendingSnapshot): Promise<{ snapshotId: string; reused: boolean }> {
+      const { run, actor, ...row } = input;
+      try {
+        await db.transaction(async (tx) => {
+          // A failed attempt under this name is superseded by the new one (its events stay).
+          const superseded = await tx
+            .update(snapshots)
+            .set({ status: 'deleted', deletedAt: new Date() })
+            .where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), eq(snapshots.status, 'failed'), ne(snapshots.id, row.id)))
+            .returning({ id: snapshots.id });
+          for (const s of superseded) {
+            await tx.insert(snapshotEvents).values({ snapshotId: s.id, type: 'superseded', fromStatus: 'failed', toStatus: 'deleted', message: `retried as ${row.id}`, actor, workflowId: run.workflowId, runId: run.runId });
+          }
+          const inserted = await tx.insert(snapshots).values({ ...row, status: 'pending', workflowId: run.workflowId, runId: run.runId }).onConflictDoNothing({ target: snapshots.id }).returning({ id: snapshots.id });
+          if (inserted.length) {
+            await tx.insert(snapshotEvents).values({ snapshotId: row.id, type: 'created', toStatus: 'pending', message: `${row.kind} snapshot requested (${row.origin})`, actor, workflowId: run.workflowId, runId: run.runId });
+          }
+        });
+        return { snapshotId: row.id, reused: false };
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        const [live] = await db.select().from(snapshots).where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
+        if (live && sameSpec(live, { sourceImage: row.sourceImage ?? null, runtime: row.runtime, entrypoint: row.entrypoint ?? '/app/start.sh', size: row.size })) {
+          return { snapshotId: live.id, reused: true };
+        }
+        throw toNonRetryableFailure(new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot "${row.name}" already exists in ${row.scope} with a different image, runtime, entrypoint or size`, hint: 'choose a new versioned name, or pass --replace' }));
+      }
+    },
+
+    async markSnapshotActive(input: { id: string; resolvedDigest: string; storedRef: string; run: RunRef }): Promise<void> {
+      await transition({ id: input.id, from: ['pending'], to: 'active', set: { resolvedDigest: input.resolvedDigest, storedRef: input.storedRef, errorCode: null, errorMessage: null }, type: 'activated', message: `stored as ${input.storedRef}`, run: input.run });
+    },
+
+    async markSnapshotFailed(input: { id: string; code: ErrorCode; message: string; run?: RunRef }): Promise<void> {
+      await transition({ id: input.id, from: ['pending'], to: 'failed', set: { errorCode: input.code, errorMessage: input.message.slice(0, 2000) }, type: 'failed', message: `${input.code}: ${input.message}`.slice(0, 2000), run: input.run });
+    },
+
+    /** Progress that operators see in `snapshot get`; not a status change. */
+    async recordSnapshotStep(input: { id: string; step: string; message: string; run: RunRef }): Promise<void> {
+      await db.insert(snapshotEvents).values({ snapshotId: input.id, type: `step:${input.step}`, message: input.message, workflowId: input.run.workflowId, runId: input.run.runId });
+    },
+
+    /**
+     * `--replace`: move what pointed at the old snapshot (defaults, pins) to the new one, atomically, with a
+     * default-history entry per moved default. The old snapshot stays active for rollback.
+     */
+    async transferReferences(input: { fromId: string; toId: string; actor: string; run: RunRef }): Promise<{ defaults: number; pins: number }> {
+      return db.transaction(async (tx) => {
+        const moved = await tx
+          .update(defaultPointers)
+          .set({ snapshotId: input.toId, version: sql`${defaultPointers.version} + 1` })
+          .where(eq(defaultPointers.snapshotId, input.fromId))
+          .returning();
+        for (const p of moved) {
+          await tx.insert(defaultHistory).values({ scope: p.scope, size: p.size, profileKey: p.profileKey, snapshotId: input.toId, previousSnapshotId: input.fromId, actor: input.actor, reason: 'replaced', workflowId: input.run.workflowId });
+        }
+        const pins = await tx.update(issues).set({ pinnedSnapshotId: input.toId }).where(eq(issues.pinnedSnapshotId, input.fromId)).returning({ id: issues.id });
+        const message = `replaced by ${input.toId}: ${moved.length} default(s), ${pins.length} pin(s) moved`;
+        await tx.insert(snapshotEvents).values([
+          { snapshotId: input.fromId, type: 'replaced', message, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
+          { snapshotId: input.toId, type: 'replaces', message: `replaces ${input.fromId}`, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
+        ]);
+        return { defaults: moved.length, pins: pins.length };
+      });
+    },
+
+    /** Pending rows whose run may be gone; the reconciler checks each against Temporal. */
+    async listPendingSnapshots(input: { olderThanSeconds: number }): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
+      return db
+        .select({ id: snapshots.id, workflowId: snapshots.workflowId, runId: snapshots.runId })
+        .from(snapshots)
+        .where(and(inArray(snapshots.status, ['pending', 'deleting']), sql`${snapshots.updatedAt} < now() - make_interval(secs => ${input.olderThanSeconds})`))
+        .limit(500);
     },
   };
 }

@@ -5,6 +5,8 @@ import { loadConfig, loadDotEnv } from '../lib/config';
 import { describeFailure } from '../lib/errors';
 import { runDoctor, type Check } from './doctor';
 import { SnapflowClient } from './index';
+import { registerGoldenCommands } from './cliGolden';
+import { registerSnapshotCommands } from './cliSnapshots';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
 
@@ -62,6 +64,18 @@ export function buildCli(): Command {
         printError(err, Boolean(opts.json));
       }
     });
+
+  const run = async <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void): Promise<void> => {
+    try {
+      const result = await withClient(work);
+      if (json) console.log(JSON.stringify({ ok: true, result }, null, 2));
+      else print(result);
+    } catch (err) {
+      printError(err, Boolean(json));
+    }
+  };
+  registerSnapshotCommands(program, run);
+  registerGoldenCommands(program, run);
 
   return program;
 }

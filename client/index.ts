@@ -2,12 +2,22 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { HostFacts } from '../activities/docker';
+import type { ConnectionState } from '../activities/connections';
+import { eq } from 'drizzle-orm';
+import { createDb, type DbHandle } from '../db/client';
+import { githubConnections } from '../db/schema';
+import { GoldenClient } from './golden';
+import { SnapshotClient } from './snapshots';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
-import type { HostSelfTestResult, hostSelfTest, refreshHost } from '../workflows';
+import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
 
 export class SnapflowClient {
+  private database?: DbHandle;
+  private snapshotClient?: SnapshotClient;
+  private goldenClient?: GoldenClient;
+
   private constructor(
     readonly temporal: Client,
     private readonly connection: Connection,
@@ -40,6 +50,34 @@ export class SnapflowClient {
     return this.run<typeof hostSelfTest>('hostSelfTest', workflowIds.hostSelfTest(input.hostId, nonce), request, '10 minutes');
   }
 
+  /** Image snapshots: create (validated, reuse vs replace), wait, get, list. Reads use the catalog directly. */
+  get snapshots(): SnapshotClient {
+    this.snapshotClient ??= new SnapshotClient(this.temporal, this.db(), this.config, (id, run) => this.uiLink(id, run));
+    return this.snapshotClient;
+  }
+
+  /** Golden snapshots: config + schedule, build now, set-default / rollback. */
+  get golden(): GoldenClient {
+    this.goldenClient ??= new GoldenClient(this.temporal, this.db(), this.config);
+    return this.goldenClient;
+  }
+
+  /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */
+  async validateGithub(input: { workspace: string; installationId?: number }): Promise<ConnectionState> {
+    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(input.workspace), { scope: input.workspace, installationId: input.installationId }, '2 minutes');
+  }
+
+  /** The stored connection, as the catalog has it (no call to GitHub). */
+  async githubStatus(input: { workspace: string }): Promise<ConnectionState | null> {
+    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, input.workspace));
+    return row ? { scope: row.scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null } : null;
+  }
+
+  private db(): DbHandle['db'] {
+    this.database ??= createDb(this.config.databaseUrl);
+    return this.database.db;
+  }
+
   /** Where an operator sees a run in the Temporal UI. */
   uiLink(workflowId: string, runId?: string): string {
     const base = `${this.config.temporal.uiUrl}/namespaces/${encodeURIComponent(this.config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
@@ -47,6 +85,7 @@ export class SnapflowClient {
   }
 
   async close(): Promise<void> {
+    await this.database?.close();
     await this.connection.close();
   }
 

@@ -9,12 +9,30 @@ export const taskQueues = {
 
 export const workflowIds = {
   imageSnapshot: (scope: string, name: string): string => `image-snapshot/${scope}/${name}`,
-  goldenBuild: (scope: string, key: string): string => `golden-build/${scope}/${key}`,
+  /** One delete per snapshot id: a repeated delete joins the running one. */
+  snapshotDelete: (snapshotId: string): string => `snapshot-delete/${snapshotId}`,
+  /** One connect/validate at a time per workspace. */
+  githubConnection: (scope: string): string => `github-connection/${scope}`,
+  /** Build now joins a build already running for the workspace instead of starting a second one. */
+  goldenBuild: (scope: string): string => `golden-build/${scope}`,
+  /** Schedules append the fire time to this. */
+  goldenScheduledBuild: (scope: string): string => `golden-build/${scope}/scheduled`,
+  /**
+   * Keyed by the version being written: two concurrent set-defaults that saw the same version map to the
+   * same id, so Temporal itself lets only one of them start.
+   */
+  setDefault: (scope: string, size: string, profileKey: string, nextVersion: number): string => `set-default/${scope}/${size}/${profileKey}/v${nextVersion}`,
   sandbox: (sandboxId: string): string => `sandbox/${sandboxId}`,
   /** One refresh per host at a time; a new one may start after the last closed. */
   hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
   /** A self-test is a one-off by nature: the caller supplies the unique part. */
   hostSelfTest: (hostId: string, nonce: string): string => `host-self-test/${hostId}/${nonce}`,
+} as const;
+
+/** Temporal Schedules snapflow owns. */
+export const scheduleIds = {
+  reconcile: 'snapflow-reconcile-snapshots',
+  golden: (scope: string): string => `snapflow-golden-${scope}`,
 } as const;
 
 /** The Temporal search attributes snapflow sets; all Keyword, all non-secret. */

@@ -4,7 +4,7 @@ import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
 import { SnapflowClient } from '../../client';
-import { loadConfig, type Config, type StorageConfig } from '../../lib/config';
+import { loadConfig, type Config, type GithubAppConfig, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
 import { createTestDatabase, type TestDatabase } from './db';
@@ -34,8 +34,8 @@ export interface TestEnv {
   client: SnapflowClient;
   docker: Docker;
   connection: NativeConnection;
-  startControlWorker(): Promise<RunningWorker>;
-  startHostWorker(opts: { hostId: string; dockerHost?: string; storage?: StorageConfig | null }): Promise<RunningWorker>;
+  startControlWorker(opts?: { githubApp?: GithubAppConfig }): Promise<RunningWorker>;
+  startHostWorker(opts: { hostId: string; dockerHost?: string; storage?: StorageConfig | null; githubApp?: GithubAppConfig; memoryLimitMiB?: number }): Promise<RunningWorker>;
   teardown(): Promise<void>;
 }
 
@@ -55,7 +55,7 @@ async function run(worker: Worker): Promise<RunningWorker> {
   };
 }
 
-export async function createTestEnv(): Promise<TestEnv> {
+export async function createTestEnv(options: { env?: Record<string, string> } = {}): Promise<TestEnv> {
   quietRuntime();
   const stack = readTestStack();
   const database = await createTestDatabase();
@@ -67,6 +67,7 @@ export async function createTestEnv(): Promise<TestEnv> {
     SNAPFLOW_STORAGE_URL: stack.storage.url,
     SNAPFLOW_STORAGE_USERNAME: stack.storage.username,
     SNAPFLOW_STORAGE_PASSWORD: stack.storage.password,
+    ...options.env,
   };
   const config = loadConfig(env);
   const db = createDb(database.url);
@@ -84,8 +85,8 @@ export async function createTestEnv(): Promise<TestEnv> {
     client,
     connection,
     docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }),
-    async startControlWorker() {
-      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, bundlePath: stack.bundlePath })));
+    async startControlWorker(opts = {}) {
+      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage })));
     },
     async startHostWorker(opts) {
       const worker = await createHostWorker({
@@ -94,6 +95,8 @@ export async function createTestEnv(): Promise<TestEnv> {
         hostId: opts.hostId,
         dockerHost: opts.dockerHost ?? stack.dockerHost,
         storage: opts.storage === null ? undefined : (opts.storage ?? stack.storage),
+        githubApp: opts.githubApp,
+        memoryLimitMiB: opts.memoryLimitMiB,
       });
       return track(await run(worker));
     },

@@ -1,0 +1,158 @@
+// Image snapshot work on one host: pull the source image, check its entrypoint, store it in snapshot storage.
+// Registry credentials are obtained here, inside the activity, and never returned to the workflow.
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import type { StorageConfig } from '../lib/config';
+import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import { CONTAINER_LABEL } from '../lib/ids';
+import { followProgress } from './progress';
+import { resolveDigest } from './registryClient';
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+}
+
+/** Credentials for a registry host: storage's, a GitHub installation token for GHCR, or none. */
+export type CredentialsFor = (input: { registry: string; installationId?: number }) => Promise<RegistryCredentials | undefined>;
+
+export interface ImageDeps {
+  docker: Docker;
+  hostId: string;
+  storage?: StorageConfig;
+  credentialsFor: CredentialsFor;
+}
+
+export interface PullImage {
+  /** registry/repository@sha256:… — always by digest, so what is checked is what is stored. */
+  ref: string;
+  registry: string;
+  installationId?: number;
+}
+
+export interface EntrypointCheck {
+  image: string;
+  entrypoint: string;
+}
+
+export interface StoreImage {
+  source: string;
+  /** Repository path inside snapshot storage, e.g. `snapflow/ws-1/agent-base-v3`. */
+  repository: string;
+  tag: string;
+}
+
+function fail(code: ErrorCode, message: string, hint?: string): never {
+  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
+}
+
+/** Maps what the engine says about a pull or push to our codes; unknown problems stay retryable. */
+function classifyRegistryError(message: string, what: string, registry: string, ghcr: boolean): never {
+  if (/manifest unknown|not found|does not exist|name unknown/i.test(message)) fail('IMAGE_NOT_FOUND', `${what}: not found in ${registry}`, 'check the image reference and tag');
+  if (/unauthorized|denied|authentication required|no basic auth|forbidden/i.test(message)) {
+    if (ghcr) fail('GITHUB_CONNECTION_EXPIRED', `${registry} refused the GitHub installation token for ${what}`, 'run `snapflow github reconnect`');
+    fail('REGISTRY_AUTH_FAILED', `${registry} refused the credentials for ${what}`, 'check the registry credentials');
+  }
+  throw ApplicationFailure.create({ type: 'STORAGE_UNAVAILABLE', message: `${what} via ${registry} failed: ${message}`, nonRetryable: false });
+}
+
+/** Docker reports a file's stat in a header of HEAD /containers/{id}/archive: no shell needed in the image. */
+async function statInContainer(container: Docker.Container, path: string): Promise<{ mode: number; linkTarget: string } | undefined> {
+  try {
+    const res = (await container.infoArchive({ path })) as unknown as { headers: Record<string, string>; resume?: () => void };
+    res.resume?.();
+    const header = res.headers['x-docker-container-path-stat'];
+    return header ? (JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as { mode: number; linkTarget: string }) : undefined;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+    throw err;
+  }
+}
+
+const S_IFDIR = 0x80000000; // Go's os.ModeDir, as Docker encodes it
+
+export function createImageActivities(deps: ImageDeps) {
+  const { docker } = deps;
+
+  return {
+    /** Tag → digest with the registry's own API, so the rest of the run works on exactly one image. */
+    async resolveImage(input: { registry: string; repository: string; reference: string; installationId?: number }): Promise<{ digest: string }> {
+      const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
+      try {
+        const { digest } = await resolveDigest({ registry: input.registry, repository: input.repository, reference: input.reference, credentials });
+        return { digest };
+      } catch (err) {
+        if (!(err instanceof SnapflowError)) throw err; // connection problems: retried by the activity policy
+        // A GHCR refusal means the installation token no longer opens the image: the connection has expired.
+        if (err.code === 'REGISTRY_AUTH_FAILED' && input.installationId !== undefined) {
+          fail('GITHUB_CONNECTION_EXPIRED', `${input.registry} refused the GitHub installation token for ${input.repository}`, 'run `snapflow github reconnect`');
+        }
+        throw toNonRetryableFailure(err);
+      }
+    },
+
+    async pullImage(input: PullImage): Promise<{ imageId: string }> {
+      const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
+      const ctx = Context.current();
+      let layers = 0;
+      try {
+        const stream = await docker.pull(input.ref, credentials ? { authconfig: { ...credentials, serveraddress: input.registry } } : {});
+        stream.on('data', () => ctx.heartbeat({ step: 'pull', layers: ++layers }));
+        await followProgress(docker, stream);
+      } catch (err) {
+        classifyRegistryError((err as Error).message, `pull of ${input.ref}`, input.registry, input.installationId !== undefined);
+      }
+      const image = await docker.getImage(input.ref).inspect();
+      return { imageId: image.Id };
+    },
+
+    /** The entrypoint exists in the image, is a regular file (or a link to one) and is executable. */
+    async verifyEntrypoint(input: EntrypointCheck): Promise<{ mode: string }> {
+      const container = await docker.createContainer({
+        Image: input.image,
+        Entrypoint: [input.entrypoint],
+        Labels: { [CONTAINER_LABEL]: 'temp' },
+        HostConfig: { NetworkMode: 'none' },
+      });
+      try {
+        let path = input.entrypoint;
+        for (let hops = 0; hops < 8; hops++) {
+          const stat = await statInContainer(container, path);
+          if (!stat) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} does not exist in ${input.image}`, 'set --entrypoint to a path that exists in the image (default /app/start.sh)');
+          if (stat.linkTarget) {
+            path = stat.linkTarget.startsWith('/') ? stat.linkTarget : `${path.slice(0, path.lastIndexOf('/') + 1)}${stat.linkTarget}`;
+            continue;
+          }
+          if (stat.mode & S_IFDIR) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} is a directory in ${input.image}`, 'point --entrypoint at an executable file');
+          if ((stat.mode & 0o111) === 0) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} exists in ${input.image} but is not executable`, 'chmod +x it in the image and push a new tag');
+          return { mode: (stat.mode & 0o7777).toString(8) };
+        }
+        fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} is a chain of more than 8 links`);
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
+    },
+
+    /** Tags the source into snapshot storage and pushes; the local tag is dropped afterwards. */
+    async storeImage(input: StoreImage): Promise<{ storedRef: string; digest: string }> {
+      const storage = deps.storage;
+      if (!storage) fail('STORAGE_UNAVAILABLE', `snapshot storage is not configured on host ${deps.hostId}`, 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker');
+      const repo = `${storage.registryHost}/${input.repository}`;
+      const ctx = Context.current();
+      await docker.getImage(input.source).tag({ repo, tag: input.tag });
+      try {
+        const stream = await docker.getImage(repo).push({ tag: input.tag, authconfig: { username: storage.username, password: storage.password, serveraddress: storage.registryHost } });
+        stream.on('data', () => ctx.heartbeat({ step: 'push' }));
+        const events = await followProgress(docker, stream).catch((err: Error) => classifyRegistryError(err.message, `upload to ${storage.url}`, storage.registryHost, false));
+        const digest = events.map((e) => (e as { aux?: { Digest?: string } }).aux?.Digest).find(Boolean);
+        if (!digest) throw ApplicationFailure.create({ type: 'STORAGE_UNAVAILABLE', message: `upload of ${repo}:${input.tag} ended without a digest`, nonRetryable: false });
+        return { storedRef: `${repo}@${digest}`, digest };
+      } finally {
+        await docker.getImage(`${repo}:${input.tag}`).remove({ noprune: true }).catch(() => undefined);
+      }
+    },
+  };
+}
+
+export type ImageActivities = ReturnType<typeof createImageActivities>;

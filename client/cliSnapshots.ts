@@ -1,0 +1,132 @@
+// `snapflow snapshot …` and `snapflow github …`: thin wrappers over the client. Every command takes --json.
+import type { Command } from 'commander';
+import type { Snapshot } from '../db/schema';
+import { SYSTEM_SCOPE } from '../lib/ids';
+import type { SnapflowClient } from './index';
+
+type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+
+const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
+
+function row(s: Snapshot): string {
+  const error = s.status === 'failed' ? `  ${s.errorCode}: ${s.errorMessage}` : '';
+  return `${s.name.padEnd(28)} ${s.status.padEnd(8)} ${s.kind.padEnd(7)} ${s.runtime.padEnd(6)} ${s.size.padEnd(7)} ${s.sourceImage ?? ''}${error}`;
+}
+
+export function registerSnapshotCommands(program: Command, run: Run): void {
+  const snapshot = program.command('snapshot').description('image snapshots');
+
+  snapshot
+    .command('create')
+    .description('create a snapshot from a Docker image (returns at once in `pending` unless --wait)')
+    .requiredOption('--name <name>', 'unique, versioned name, e.g. agent-base-v3')
+    .requiredOption('--image <ref>', 'image reference, e.g. ghcr.io/org/image:v1')
+    .option('--entrypoint <path>', 'entrypoint inside the image', '/app/start.sh')
+    .requiredOption('--runtime <runtime>', 'codex | pi')
+    .requiredOption('--size <size>', 'small | medium | large')
+    .option(...workspaceOption)
+    .option('--allow-floating-tag', 'accept `latest` or no tag (not recommended: tags should be stable)')
+    .option('--replace', 'if the name exists with another spec, create the next version and move defaults and pins to it')
+    .option('--wait', 'follow progress (resolve → pull → verify → store) until the final status')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { name: string; image: string; entrypoint: string; runtime: string; size: string; workspace: string; allowFloatingTag?: boolean; replace?: boolean; wait?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        async (client) => {
+          const created = await client.snapshots.create({ workspace: o.workspace, name: o.name, image: o.image, entrypoint: o.entrypoint, runtime: o.runtime, size: o.size, allowFloatingTag: o.allowFloatingTag, replace: o.replace });
+          const link = created.workflowId ? client.uiLink(created.workflowId) : undefined;
+          if (!o.wait) return { ...created, uiLink: link };
+          if (!o.json) console.log(`${created.reused ? 'reusing' : 'creating'} ${created.name} (${created.snapshotId}) — ${link}`);
+          const result = await client.snapshots.wait(created, o.json ? undefined : (step, message) => console.log(`  … ${step}: ${message}`));
+          return { ...created, ...result, uiLink: link };
+        },
+        (r) => {
+          const replaced = r.replaces ? ` (replaces ${r.replaces}; defaults and pins move when it is active)` : '';
+          console.log(`${r.status === 'active' ? '✓' : '…'} ${r.name} ${r.status}${r.reused ? ' (existing snapshot with the same spec)' : ''}${replaced}\n  id ${r.snapshotId}\n  ${r.uiLink ?? ''}`);
+        },
+      ),
+    );
+
+  snapshot
+    .command('list')
+    .description('snapshots in a workspace')
+    .option(...workspaceOption)
+    .option('--status <status>', 'pending | active | failed | deleting')
+    .option('--runtime <runtime>', 'codex | pi')
+    .option('--size <size>', 'small | medium | large')
+    .option('--kind <kind>', 'image | session | golden')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string; json?: boolean }) =>
+      run(o.json, (client) => client.snapshots.list(o), (rows) => {
+        if (rows.length === 0) return console.log(`no snapshots in ${o.workspace}`);
+        console.log(`${'NAME'.padEnd(28)} ${'STATUS'.padEnd(8)} ${'KIND'.padEnd(7)} ${'RUNTIME'.padEnd(6)} ${'SIZE'.padEnd(7)} IMAGE`);
+        for (const s of rows) console.log(row(s));
+      }),
+    );
+
+  snapshot
+    .command('get <name>')
+    .description('one snapshot with its events, failure reason and Temporal UI link')
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.snapshots.get({ workspace: o.workspace, name }), ({ snapshot: s, events, uiLink }) => {
+        console.log(row(s));
+        console.log(`  id ${s.id}  profile ${s.profileKey}  entrypoint ${s.entrypoint}`);
+        if (s.resolvedDigest) console.log(`  digest ${s.resolvedDigest}\n  stored ${s.storedRef}`);
+        if (uiLink) console.log(`  run ${uiLink}`);
+        for (const e of events) console.log(`  ${e.createdAt.toISOString()}  ${e.type.padEnd(14)} ${e.message ?? ''}`);
+      }),
+    );
+
+  snapshot
+    .command('delete <name>')
+    .description('delete a snapshot and its stored image; refused while a default, pin or sandbox uses it')
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.snapshots.delete({ workspace: o.workspace, name }), (r) => console.log(`✓ deleted ${name} (${r.snapshotId})`)),
+    );
+
+  snapshot
+    .command('prune')
+    .description('list snapshots unused for a while; deletes them only with --yes')
+    .requiredOption('--unused-for <days>', 'e.g. 14d', (v) => Number.parseInt(v.replace(/d$/, ''), 10))
+    .option(...workspaceOption)
+    .option('--yes', 'really delete them (default: dry run)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { unusedFor: number; workspace: string; yes?: boolean; json?: boolean }) =>
+      run(o.json, (client) => client.snapshots.prune({ workspace: o.workspace, unusedForDays: o.unusedFor, yes: o.yes }), (r) => {
+        if (r.candidates.length === 0) return console.log(`nothing in ${o.workspace} unused for ${o.unusedFor}d`);
+        for (const c of r.candidates) console.log(`${r.dryRun ? 'would delete' : 'deleted'} ${c.name} (${c.status}, unchanged since ${c.updatedAt.toISOString().slice(0, 10)})`);
+        if (r.dryRun) console.log('dry run: pass --yes to delete them');
+      }),
+    );
+
+  const github = program.command('github').description('GitHub connection of a workspace (for private GHCR images)');
+  const connection = (c: { scope: string; installationId: number; account: string | null; status: string; validatedAt: string | null }): void =>
+    console.log(`${c.status === 'connected' ? '✓' : '✗'} ${c.scope}: installation ${c.installationId}${c.account ? ` (${c.account})` : ''} ${c.status}, validated ${c.validatedAt ?? 'never'}`);
+  github
+    .command('connect')
+    .description('connect the workspace to a GitHub App installation (validated before it is stored)')
+    .requiredOption('--installation-id <n>', 'GitHub App installation id', (v) => Number.parseInt(v, 10))
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { installationId: number; workspace: string; json?: boolean }) => run(o.json, (client) => client.validateGithub({ workspace: o.workspace, installationId: o.installationId }), connection));
+  for (const [name, description] of [['validate', 'check the stored installation with GitHub now'], ['reconnect', 're-validate an expired connection']] as const) {
+    github
+      .command(name)
+      .description(description)
+      .option(...workspaceOption)
+      .option('--json', 'machine-readable output')
+      .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.validateGithub({ workspace: o.workspace }), connection));
+  }
+  github
+    .command('status')
+    .description('the stored connection, without calling GitHub')
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.githubStatus({ workspace: o.workspace }), (c) => (c ? connection(c) : console.log(`✗ ${o.workspace}: not connected — run snapflow github connect --installation-id <id> --workspace ${o.workspace}`))),
+    );
+}

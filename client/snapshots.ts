@@ -1,0 +1,212 @@
+// Image snapshots for services: validate before anything is written, decide reuse vs replace, start or join
+// the one workflow for (workspace, name), and read the catalog for list/get.
+import { randomUUID } from 'node:crypto';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
+import { TypedSearchAttributes, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { and, asc, desc, eq, ne, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
+import { sameSpec } from '../activities/catalog';
+import { describeUsage, inUse, unusedSnapshots, usageOf } from '../activities/retirement';
+import type { Config } from '../lib/config';
+import { SnapflowError, describeFailure } from '../lib/errors';
+import { taskQueues, workflowIds } from '../lib/ids';
+import { nextVersionedName, validateCreateImageSnapshot, type CreateImageSnapshotInput } from '../lib/validation';
+import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
+import { imageSnapshotRequestQuery } from '../workflows/definitions';
+
+export const searchAttributes = {
+  SnapshotName: defineSearchAttributeKey('SnapshotName', SearchAttributeType.KEYWORD),
+  SnapshotKind: defineSearchAttributeKey('SnapshotKind', SearchAttributeType.KEYWORD),
+  WorkspaceId: defineSearchAttributeKey('WorkspaceId', SearchAttributeType.KEYWORD),
+  SandboxSize: defineSearchAttributeKey('SandboxSize', SearchAttributeType.KEYWORD),
+  Runtime: defineSearchAttributeKey('Runtime', SearchAttributeType.KEYWORD),
+};
+
+export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
+  /** Create the next versioned name and move defaults and pins to it, instead of refusing a changed spec. */
+  replace?: boolean;
+  actor?: string;
+}
+
+export interface CreatedSnapshot {
+  snapshotId: string;
+  name: string;
+  workflowId: string;
+  status: 'pending' | 'active';
+  /** An existing snapshot with the same spec was returned instead of building a new one. */
+  reused: boolean;
+  replaces?: string;
+}
+
+export interface SnapshotDetails {
+  snapshot: Snapshot;
+  events: SnapshotEvent[];
+  uiLink?: string;
+}
+
+const conflict = (message: string, hint: string): SnapflowError => new SnapflowError({ code: 'CONFLICT', field: 'name', message, hint });
+
+export class SnapshotClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly db: Db,
+    private readonly config: Config,
+    private readonly uiLink: (workflowId: string, runId?: string) => string,
+  ) {}
+
+  async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
+    const v = validateCreateImageSnapshot(options);
+    const live = await this.live(v.scope, v.name);
+    const spec = { sourceImage: v.imageRef, runtime: v.runtime, entrypoint: v.entrypoint, size: v.size };
+    let name = v.name;
+    let replaces: string | undefined;
+    if (live && live.status !== 'failed') {
+      if (sameSpec(live, spec)) return { snapshotId: live.id, name, workflowId: live.workflowId ?? '', status: live.status === 'active' ? 'active' : 'pending', reused: true };
+      const next = nextVersionedName(v.name, await this.namesIn(v.scope));
+      if (!options.replace) {
+        throw conflict(
+          `snapshot "${v.name}" already exists with a different ${differences(live, spec).join(', ')}; it is not changed in place`,
+          `create "${next}" instead, or pass --replace to create "${next}" and move defaults and pins to it`,
+        );
+      }
+      name = next;
+      replaces = live.id;
+    }
+    if (v.image.registry === this.config.ghcrHost) await this.requireGithub(v.scope);
+
+    const snapshotId = randomUUID();
+    const workflowId = workflowIds.imageSnapshot(v.scope, name);
+    const request: ImageSnapshotRequest = { snapshotId, scope: v.scope, name, image: v.image, imageRef: v.imageRef, entrypoint: v.entrypoint, runtime: v.runtime, size: v.size, profileKey: v.profileKey, requiresGithub: v.image.registry === this.config.ghcrHost, replaces, actor: options.actor ?? 'cli' };
+    try {
+      await this.temporal.workflow.start<typeof createImageSnapshot>('createImageSnapshot', {
+        taskQueue: taskQueues.control,
+        workflowId,
+        workflowIdConflictPolicy: 'FAIL',
+        workflowExecutionTimeout: '1 hour', // safety net beyond the run's own 45-minute deadline
+        args: [request],
+        staticSummary: `Image snapshot **${name}** (${v.scope}) from \`${v.imageRef}\``,
+        staticDetails: `runtime ${v.runtime}, size ${v.size}, entrypoint \`${v.entrypoint}\`${replaces ? `, replaces ${replaces}` : ''}`,
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: searchAttributes.SnapshotName, value: name },
+          { key: searchAttributes.SnapshotKind, value: 'image' },
+          { key: searchAttributes.WorkspaceId, value: v.scope },
+          { key: searchAttributes.SandboxSize, value: v.size },
+          { key: searchAttributes.Runtime, value: v.runtime },
+        ]),
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      // A concurrent create of the same name is running: join it if it asks for the same thing.
+      const other = await this.temporal.workflow.getHandle(workflowId).query(imageSnapshotRequestQuery).catch(() => undefined);
+      if (other && sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)) {
+        return { snapshotId: other.snapshotId, name, workflowId, status: 'pending', reused: true, replaces: other.replaces };
+      }
+      throw conflict(`snapshot "${name}" is being created right now with a different spec`, 'wait for it to finish, or choose another name');
+    }
+    return { snapshotId, name, workflowId, status: 'pending', reused: false, replaces };
+  }
+
+  /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
+  async wait(created: CreatedSnapshot, onStep?: (step: string, message: string) => void): Promise<ImageSnapshotResult> {
+    if (created.status === 'active') return { snapshotId: created.snapshotId, status: 'active', reused: created.reused };
+    const seen = new Set<number>();
+    const poll = async (): Promise<void> => {
+      const rows = await this.db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));
+      for (const r of rows) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
+        onStep?.(r.type.slice(5), r.message ?? '');
+      }
+    };
+    const timer = onStep ? setInterval(() => void poll().catch(() => undefined), 500) : undefined;
+    try {
+      return (await this.temporal.workflow.getHandle(created.workflowId).result()) as ImageSnapshotResult;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+      throw err;
+    } finally {
+      clearInterval(timer);
+      if (onStep) await poll().catch(() => undefined);
+    }
+  }
+
+  async get(input: { workspace: string; name: string }): Promise<SnapshotDetails> {
+    const snapshot = await this.live(input.workspace, input.name);
+    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
+    const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
+    return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
+  }
+
+  async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
+    const filters: SQL[] = [eq(snapshots.scope, input.workspace), ne(snapshots.status, 'deleted')];
+    if (input.status) filters.push(sql`${snapshots.status}::text = ${input.status}`);
+    if (input.runtime) filters.push(sql`${snapshots.runtime}::text = ${input.runtime}`);
+    if (input.size) filters.push(eq(snapshots.size, input.size));
+    if (input.kind) filters.push(sql`${snapshots.kind}::text = ${input.kind}`);
+    return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
+  }
+
+  /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
+  async delete(input: { workspace: string; name: string; actor?: string }): Promise<{ snapshotId: string; status: 'deleted' }> {
+    const snapshot = await this.live(input.workspace, input.name);
+    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    const usage = await usageOf(this.db, snapshot.id);
+    if (inUse(usage)) {
+      throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, or stop the sandbox first' });
+    }
+    return this.runDelete(snapshot.id, input.actor ?? 'cli');
+  }
+
+  /** Dry run unless `yes`: what is unused for `days` (no default, pin or sandbox; unchanged and not used on a host). */
+  async prune(input: { workspace: string; unusedForDays: number; yes?: boolean; actor?: string }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
+    if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1) {
+      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: 'unused-for must be a whole number of days, at least 1', hint: 'e.g. --unused-for 14d' });
+    }
+    const candidates = await unusedSnapshots(this.db, { scope: input.workspace, days: input.unusedForDays });
+    const deleted: string[] = [];
+    if (input.yes) for (const c of candidates) deleted.push((await this.runDelete(c.id, input.actor ?? 'cli')).snapshotId);
+    return { candidates, deleted, dryRun: !input.yes };
+  }
+
+  private async runDelete(snapshotId: string, actor: string): Promise<{ snapshotId: string; status: 'deleted' }> {
+    try {
+      return await this.temporal.workflow.execute<typeof deleteSnapshot>('deleteSnapshot', {
+        taskQueue: taskQueues.control,
+        workflowId: workflowIds.snapshotDelete(snapshotId),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowExecutionTimeout: '10 minutes',
+        args: [{ snapshotId, actor }],
+        staticSummary: `Delete snapshot ${snapshotId}`,
+      });
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+      throw err;
+    }
+  }
+
+  private async live(scope: string, name: string): Promise<Snapshot | undefined> {
+    const [row] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, scope), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
+    return row;
+  }
+
+  private async namesIn(scope: string): Promise<string[]> {
+    return (await this.db.select({ name: snapshots.name }).from(snapshots).where(eq(snapshots.scope, scope))).map((r) => r.name);
+  }
+
+  /** GHCR images are blocked up front, before anything is written, when the connection is missing or expired. */
+  private async requireGithub(scope: string): Promise<void> {
+    const [row] = await this.db.select().from(githubConnections).where(eq(githubConnections.scope, scope));
+    if (!row || row.status === 'missing') {
+      throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', field: 'image', message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${scope} has none`, hint: `run \`snapflow github connect --installation-id <id> --workspace ${scope}\`` });
+    }
+    if (row.status === 'expired') {
+      throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', field: 'image', message: `the GitHub connection of workspace ${scope} has expired`, hint: `run \`snapflow github reconnect --workspace ${scope}\`` });
+    }
+  }
+}
+
+function differences(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): string[] {
+  const names: Array<[keyof typeof a, string]> = [['sourceImage', 'image'], ['runtime', 'runtime'], ['entrypoint', 'entrypoint'], ['size', 'size']];
+  return names.filter(([k]) => a[k] !== b[k]).map(([, label]) => label);
+}

@@ -1,0 +1,207 @@
+// Seed 000 on the real stack: image snapshots from a public registry and from a private GHCR stand-in opened
+// only by a GitHub App installation token, every failure typed, replace-vs-reuse, and no secret in history.
+import { join } from 'node:path';
+import { and, eq } from 'drizzle-orm';
+import { defaultHistory, defaultPointers, githubConnections, snapshots } from '../db/schema';
+import { SnapflowError } from '../lib/errors';
+import { BASE_IMAGE_REF } from '../lib/presets';
+import { taskQueues } from '../lib/ids';
+import { startRegistry, stopProcess, freePort, type ManagedProcess } from '../scripts/stack';
+import { startFakeGithub, type FakeGithub } from './support/fakeGithub';
+import { deriveImage, pushImage } from './support/images';
+import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+
+let t: TestEnv;
+let github: FakeGithub;
+const registries: ManagedProcess[] = [];
+const hosts = { public: '', ghcr: '', locked: '' };
+const INSTALLATION = 42;
+const ws = 'ws-images';
+
+async function registry(name: string, users?: Array<{ username: string; password: string }>): Promise<string> {
+  const port = await freePort();
+  const dir = join(process.env.SNAPFLOW_TEST_STATE ? join(process.env.SNAPFLOW_TEST_STATE, '..') : '/tmp', `registry-${name}`);
+  registries.push(await startRegistry({ dir, port, users }));
+  return `127.0.0.1:${port}`;
+}
+
+beforeAll(async () => {
+  github = await startFakeGithub();
+  github.addInstallation({ id: INSTALLATION, account: 'acme' });
+  hosts.public = await registry('public');
+  hosts.ghcr = await registry('ghcr', [{ username: 'x-access-token', password: github.tokenFor(INSTALLATION) }]);
+  hosts.locked = await registry('locked', [{ username: 'someone', password: 'not-ours' }]);
+  const githubApp = { appId: String(github.appId), privateKey: github.privateKeyPem, apiUrl: github.url };
+  t = await createTestEnv({ env: { SNAPFLOW_GHCR_HOST: hosts.ghcr, GITHUB_APP_ID: githubApp.appId, GITHUB_APP_PRIVATE_KEY: githubApp.privateKey, GITHUB_API_URL: github.url } });
+  await t.startControlWorker({ githubApp });
+  const hostId = uniqueHostId('img');
+  await t.startHostWorker({ hostId, githubApp });
+  await t.client.refreshHost(hostId);
+
+  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.public, repository: 'tools/agent', tag: 'v1' });
+  await pushImage(t.docker, await deriveImage(t.docker, 'chmod -x /app/start.sh', 'noexec'), { registryHost: hosts.public, repository: 'tools/agent', tag: 'noexec' });
+  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.ghcr, repository: 'acme/private-agent', tag: 'v1', credentials: { username: 'x-access-token', password: github.tokenFor(INSTALLATION) } });
+  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.locked, repository: 'team/agent', tag: 'v1', credentials: { username: 'someone', password: 'not-ours' } });
+});
+
+afterAll(async () => {
+  await t?.teardown();
+  for (const r of registries) await stopProcess(r);
+  await github?.close();
+});
+
+const base = { workspace: ws, runtime: 'codex', size: 'small' };
+const rowsNamed = async (name: string) => t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, ws), eq(snapshots.name, name)));
+
+async function createAndWait(input: Parameters<TestEnv['client']['snapshots']['create']>[0]) {
+  const created = await t.client.snapshots.create(input);
+  const steps: string[] = [];
+  const result = await t.client.snapshots.wait(created, (step) => steps.push(step));
+  return { created, result, steps };
+}
+
+async function expectFailed(name: string, image: string, code: string, extra: Record<string, string> = {}) {
+  const created = await t.client.snapshots.create({ ...base, name, image, ...extra });
+  await expect(t.client.snapshots.wait(created)).rejects.toMatchObject({ code });
+  const [row] = await rowsNamed(name);
+  expect(row).toMatchObject({ status: 'failed', errorCode: code });
+  expect(row!.errorMessage!.length).toBeGreaterThan(10);
+  return row!;
+}
+
+test('a public image becomes an active snapshot: pending at once, then resolve → pull → verify → store', async () => {
+  const created = await t.client.snapshots.create({ ...base, name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` });
+  expect(created).toMatchObject({ status: 'pending', reused: false, name: 'agent-v1' });
+  const steps: string[] = [];
+  const result = await t.client.snapshots.wait(created, (step) => steps.push(step));
+  expect(steps).toEqual(['resolve', 'pull', 'verify', 'store']);
+  expect(result).toMatchObject({ status: 'active', snapshotId: created.snapshotId });
+
+  const { snapshot, events, uiLink } = await t.client.snapshots.get({ workspace: ws, name: 'agent-v1' });
+  expect(snapshot).toMatchObject({ status: 'active', kind: 'image', runtime: 'codex', size: 'small', entrypoint: '/app/start.sh', profileKey: 'codex/small/base-1' });
+  expect(snapshot.resolvedDigest).toMatch(/^sha256:/);
+  expect(snapshot.storedRef).toBe(`${t.stack.storage.registryHost}/snapflow/${ws}/agent-v1@${result.digest}`);
+  expect(events.map((e) => e.type)).toEqual(['created', 'step:resolve', 'step:pull', 'step:verify', 'step:store', 'activated']);
+  expect(uiLink).toContain(encodeURIComponent(`image-snapshot/${ws}/agent-v1`));
+});
+
+test('the same name and spec returns the existing snapshot; a changed spec is refused with the next name', async () => {
+  const again = await t.client.snapshots.create({ ...base, name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` });
+  expect(again).toMatchObject({ reused: true, status: 'active' });
+  const changed = await t.client.snapshots.create({ ...base, runtime: 'pi', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` }).catch((e: unknown) => e);
+  expect(changed).toMatchObject({ code: 'CONFLICT', field: 'name' });
+  expect((changed as SnapflowError).message).toContain('runtime');
+  expect((changed as SnapflowError).hint).toContain('agent-v2');
+  expect(await rowsNamed('agent-v2')).toHaveLength(0);
+});
+
+test('--replace creates the next version and moves the default to it; the old one stays for rollback', async () => {
+  const [old] = await rowsNamed('agent-v1');
+  await t.db.db.insert(defaultPointers).values({ scope: ws, size: 'small', profileKey: old!.profileKey, snapshotId: old!.id });
+  const { created, result } = await createAndWait({ ...base, size: 'small', entrypoint: '/bin/sh', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1`, replace: true });
+  expect(created).toMatchObject({ name: 'agent-v2', replaces: old!.id });
+  expect(result.status).toBe('active');
+  const [pointer] = await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, ws));
+  expect(pointer).toMatchObject({ snapshotId: created.snapshotId, version: 2 });
+  const history = await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, ws));
+  expect(history).toMatchObject([{ snapshotId: created.snapshotId, previousSnapshotId: old!.id, reason: 'replaced' }]);
+  expect((await rowsNamed('agent-v1'))[0]).toMatchObject({ status: 'active' });
+  expect((await rowsNamed('agent-v2'))[0]).toMatchObject({ parentSnapshotId: old!.id });
+});
+
+test('concurrent creates of one name give one snapshot and one workflow', async () => {
+  const all = await Promise.all(Array.from({ length: 6 }, () => t.client.snapshots.create({ ...base, name: 'race-v1', image: `${hosts.public}/tools/agent:v1` })));
+  expect(new Set(all.map((c) => c.snapshotId)).size).toBe(1);
+  await t.client.snapshots.wait(all[0]!);
+  expect(await rowsNamed('race-v1')).toHaveLength(1);
+  const runs = [];
+  for await (const run of t.client.temporal.workflow.list({ query: `WorkflowId = 'image-snapshot/${ws}/race-v1'` })) runs.push(run);
+  expect(runs).toHaveLength(1);
+});
+
+test('a private GHCR image needs the GitHub connection: missing → blocked up front, connected → active', async () => {
+  const image = `${hosts.ghcr}/acme/private-agent:v1`;
+  await expect(t.client.snapshots.create({ ...base, name: 'private-v1', image })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING', hint: expect.stringContaining('snapflow github connect') });
+  expect(await rowsNamed('private-v1')).toHaveLength(0);
+
+  await expect(t.client.validateGithub({ workspace: ws, installationId: 999 })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING' });
+  const connection = await t.client.validateGithub({ workspace: ws, installationId: INSTALLATION });
+  expect(connection).toMatchObject({ status: 'connected', account: 'acme', installationId: INSTALLATION });
+  const [row] = await t.db.db.select().from(githubConnections).where(eq(githubConnections.scope, ws));
+  expect(Object.values(row!).map(String)).not.toContain(github.tokenFor(INSTALLATION));
+
+  const { result } = await createAndWait({ ...base, name: 'private-v1', image });
+  expect(result.status).toBe('active');
+});
+
+test('an installation suspended during a build fails it as GITHUB_CONNECTION_EXPIRED; then creation is blocked up front', async () => {
+  github.suspend(INSTALLATION);
+  await expectFailed('private-v2', `${hosts.ghcr}/acme/private-agent:v1`, 'GITHUB_CONNECTION_EXPIRED', { runtime: 'pi' });
+  expect(await t.client.githubStatus({ workspace: ws })).toMatchObject({ status: 'expired' });
+  await expect(t.client.snapshots.create({ ...base, name: 'private-v3', image: `${hosts.ghcr}/acme/private-agent:v1` })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_EXPIRED', hint: expect.stringContaining('reconnect') });
+  await expect(t.client.validateGithub({ workspace: ws })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_EXPIRED' });
+});
+
+test('unknown image, missing or non-executable entrypoint and refused credentials each fail with their reason', async () => {
+  await expectFailed('missing-tag-v1', `${hosts.public}/tools/agent:v404`, 'IMAGE_NOT_FOUND');
+  const noFile = await expectFailed('no-entry-v1', `${hosts.public}/tools/agent:v1`, 'ENTRYPOINT_NOT_FOUND', { entrypoint: '/app/missing.sh' });
+  expect(noFile.errorMessage).toContain('/app/missing.sh does not exist');
+  const noExec = await expectFailed('noexec-v1', `${hosts.public}/tools/agent:noexec`, 'ENTRYPOINT_NOT_FOUND');
+  expect(noExec.errorMessage).toContain('not executable');
+  await expectFailed('locked-v1', `${hosts.locked}/team/agent:v1`, 'REGISTRY_AUTH_FAILED');
+  // A failed name can be retried once fixed: the failed row is superseded, not in the way.
+  const { result } = await createAndWait({ ...base, name: 'no-entry-v1', image: `${hosts.public}/tools/agent:v1` });
+  expect(result.status).toBe('active');
+});
+
+test('hostile or invalid input is refused before anything is written', async () => {
+  const before = (await t.db.db.select().from(snapshots)).length;
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ name: "x'; drop table snapshots;--" }, 'name'],
+    [{ name: 'a'.repeat(10_000) }, 'name'],
+    [{ name: 'ok-v1', image: '$(rm -rf /)' }, 'image'],
+    [{ name: 'ok-v1', image: `${hosts.public}/tools/agent` }, 'image'],
+    [{ name: 'ok-v1', image: `${hosts.public}/tools/agent:latest` }, 'image'],
+    [{ name: 'ok-v1', entrypoint: 'start.sh' }, 'entrypoint'],
+    [{ name: 'ok-v1', entrypoint: '/app/start.sh\u0000' }, 'entrypoint'],
+    [{ name: 'ok-v1', runtime: 'bash' }, 'runtime'],
+    [{ name: 'ok-v1', size: 'huge' }, 'size'],
+    [{ name: 'ok-v1', workspace: 'ws;rm' }, 'workspace'],
+  ];
+  for (const [override, field] of cases) {
+    const input = { ...base, name: 'ok-v1', image: `${hosts.public}/tools/agent:v1`, ...override } as Parameters<TestEnv['client']['snapshots']['create']>[0];
+    await expect(t.client.snapshots.create(input)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field });
+  }
+  expect((await t.db.db.select().from(snapshots)).length).toBe(before);
+});
+
+test('a pending snapshot whose run has ended is failed by the reconciler, never left pending', async () => {
+  const [ghost] = await t.db.db
+    .insert(snapshots)
+    .values({ scope: ws, name: 'ghost-v1', kind: 'image', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', origin: 'user', workflowId: 'image-snapshot/nowhere/ghost', status: 'pending', updatedAt: new Date(Date.now() - 10 * 60_000) })
+    .returning();
+  const result = await t.client.temporal.workflow.execute('reconcileSnapshots', { taskQueue: taskQueues.control, workflowId: `reconcile-test-${ghost!.id}`, args: [] });
+  expect(result).toMatchObject({ failed: [ghost!.id] });
+  expect((await rowsNamed('ghost-v1'))[0]).toMatchObject({ status: 'failed', errorCode: 'WORKFLOW_GONE' });
+});
+
+test('no token, registry password or private key appears in any workflow history', async () => {
+  const secrets = [github.tokenFor(INSTALLATION), t.stack.storage.password, 'not-ours', github.privateKeyPem.split('\n')[1]!];
+  // Payload data comes back base64-encoded (or as bytes): decode it, or a secret inside could never match.
+  const text = (history: unknown): string =>
+    JSON.stringify(history, (k, v: unknown) => {
+      if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
+      if (k === 'data' && typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
+      return v;
+    });
+  let scanned = 0;
+  for await (const run of t.client.temporal.workflow.list()) {
+    const history = text(await t.client.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory());
+    for (const secret of secrets) expect(history.includes(secret)).toBe(false);
+    scanned++;
+  }
+  expect(scanned).toBeGreaterThan(10);
+  // The scan can see payloads: the snapshot names the workflows were given are there in plain text.
+  const one = await t.client.temporal.workflow.getHandle(`image-snapshot/${ws}/agent-v1`).fetchHistory();
+  expect(text(one)).toContain('tools/agent:v1');
+});

@@ -1,0 +1,34 @@
+// Test images, made offline from the base image and pushed to the test registries.
+import type Docker from 'dockerode';
+import { followProgress } from '../../activities/progress';
+import { BASE_IMAGE_REF } from '../../lib/presets';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+/** Tags an image into `registryHost/repository:tag` and pushes it; returns the pushed digest. */
+export async function pushImage(docker: Docker, source: string, target: { registryHost: string; repository: string; tag: string; credentials?: Credentials }): Promise<string> {
+  const repo = `${target.registryHost}/${target.repository}`;
+  await docker.getImage(source).tag({ repo, tag: target.tag });
+  const auth = target.credentials ? { authconfig: { ...target.credentials, serveraddress: target.registryHost } } : {};
+  const events = await followProgress(docker, await docker.getImage(repo).push({ tag: target.tag, ...auth }));
+  await docker.getImage(`${repo}:${target.tag}`).remove({ noprune: true });
+  const digest = events.map((e) => (e as { aux?: { Digest?: string } }).aux?.Digest).find(Boolean);
+  if (!digest) throw new Error(`push of ${repo}:${target.tag} returned no digest`);
+  return digest;
+}
+
+/** The base image with a shell command applied (e.g. `chmod -x /app/start.sh`), committed locally. */
+export async function deriveImage(docker: Docker, command: string, tag: string): Promise<string> {
+  const container = await docker.createContainer({ Image: BASE_IMAGE_REF, Cmd: ['sh', '-c', command], HostConfig: { NetworkMode: 'none' } });
+  try {
+    await container.start();
+    await container.wait();
+    await container.commit({ repo: 'snapflow-test/derived', tag, pause: false });
+    return `snapflow-test/derived:${tag}`;
+  } finally {
+    await container.remove({ force: true });
+  }
+}

@@ -1,0 +1,19 @@
+import { workflowInfo } from '@temporalio/workflow';
+import { retirement } from './activities';
+
+export interface DeleteSnapshotRequest {
+  snapshotId: string;
+  actor: string;
+}
+
+/** Refuses while anything uses the snapshot; else `deleting` → registry delete → `deleted` (tombstone). */
+export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<{ snapshotId: string; status: 'deleted' }> {
+  const { workflowId, runId } = workflowInfo();
+  const run = { workflowId, runId };
+  const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
+  if (!target.alreadyDeleted) {
+    if (target.storedRef) await retirement.deleteStoredImage({ storedRef: target.storedRef });
+    await retirement.finishDelete({ id: req.snapshotId, actor: req.actor, run });
+  }
+  return { snapshotId: req.snapshotId, status: 'deleted' };
+}
