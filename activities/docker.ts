@@ -15,13 +15,18 @@ export interface DockerDeps {
   dockerHost: string;
   /** Snapshot storage; pushes fail with GOLDEN_STORAGE_NOT_CONFIGURED when absent. */
   storage?: StorageConfig;
+  /** Caps the memory this host offers (SNAPFLOW_HOST_MEMORY_MIB). */
+  memoryLimitMiB?: number;
 }
 
 export interface HostFacts {
   hostId: string;
   dockerHost: string;
   dockerVersion: string;
+  /** Capacity offered to sandboxes (the engine's memory, or SNAPFLOW_HOST_MEMORY_MIB when set lower). */
   memoryTotalMiB: number;
+  /** Memory limits of snapflow's running containers on this host right now. */
+  memoryReservedMiB: number;
   cpus: number;
   baseImagePresent: boolean;
 }
@@ -92,7 +97,7 @@ function isConnectionError(err: unknown): boolean {
 }
 
 /** Keeps an activity's heartbeat going while a long Docker call runs. */
-async function withHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T> {
+export async function withHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
   ctx.heartbeat({ step });
   const timer = setInterval(() => ctx.heartbeat({ step }), 5_000);
@@ -105,6 +110,26 @@ async function withHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T
 
 function truncate(text: string): string {
   return text.length > MAX_OUTPUT_BYTES ? `${text.slice(0, MAX_OUTPUT_BYTES)}\n…[truncated]` : text;
+}
+
+/** Runs a command in a running container and collects its demultiplexed output and exit code. */
+export async function runExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+  const exec = await docker.getContainer(input.containerId).exec({
+    Cmd: input.command,
+    Env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    WorkingDir: input.workdir,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const out: Buffer[] = [];
+  const errOut: Buffer[] = [];
+  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
+  const stderr = new PassThrough().on('data', (c: Buffer) => errOut.push(c));
+  docker.modem.demuxStream(stream, stdout, stderr);
+  await new Promise<void>((done, failed) => stream.on('end', done).on('close', done).on('error', failed));
+  const { ExitCode } = await exec.inspect();
+  return { exitCode: ExitCode ?? -1, stdout: truncate(Buffer.concat(out).toString('utf8')), stderr: truncate(Buffer.concat(errOut).toString('utf8')) };
 }
 
 export function createDockerActivities(deps: DockerDeps) {
@@ -134,11 +159,15 @@ export function createDockerActivities(deps: DockerDeps) {
       return guard('describe', async () => {
         const info = (await docker.info()) as { ServerVersion: string; MemTotal: number; NCPU: number };
         const base = await docker.getImage(BASE_IMAGE_REF).inspect().catch(() => undefined);
+        const running = await docker.listContainers({ filters: { label: [CONTAINER_LABEL], status: ['running'] } });
+        const limits = await Promise.all(running.map(async (c) => (await docker.getContainer(c.Id).inspect()).HostConfig.Memory ?? 0));
+        const engineMiB = Math.floor(info.MemTotal / 1024 / 1024);
         return {
           hostId: deps.hostId,
           dockerHost: deps.dockerHost,
           dockerVersion: info.ServerVersion,
-          memoryTotalMiB: Math.floor(info.MemTotal / 1024 / 1024),
+          memoryTotalMiB: Math.min(engineMiB, deps.memoryLimitMiB ?? engineMiB),
+          memoryReservedMiB: Math.round(limits.reduce((a, b) => a + b, 0) / 1024 / 1024),
           cpus: info.NCPU,
           baseImagePresent: Boolean(base),
         };
@@ -174,30 +203,7 @@ export function createDockerActivities(deps: DockerDeps) {
     },
 
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
-      return guard('exec', () =>
-        withHeartbeat(`exec ${input.command[0] ?? ''}`, async () => {
-          const exec = await docker.getContainer(input.containerId).exec({
-            Cmd: input.command,
-            Env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
-            WorkingDir: input.workdir,
-            AttachStdout: true,
-            AttachStderr: true,
-          });
-          const stream = await exec.start({ hijack: true, stdin: false });
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
-          const stderr = new PassThrough().on('data', (c: Buffer) => errOut.push(c));
-          docker.modem.demuxStream(stream, stdout, stderr);
-          await new Promise<void>((done, failed) => stream.on('end', done).on('close', done).on('error', failed));
-          const { ExitCode } = await exec.inspect();
-          return {
-            exitCode: ExitCode ?? -1,
-            stdout: truncate(Buffer.concat(out).toString('utf8')),
-            stderr: truncate(Buffer.concat(errOut).toString('utf8')),
-          };
-        }),
-      );
+      return guard('exec', () => withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input)));
     },
 
     async commitSandbox(input: CommitSandbox): Promise<LocalImage> {

@@ -246,6 +246,10 @@ export const goldenBuildConfigs = pgTable(
     embedSkills: boolean('embed_skills').notNull().default(false),
     /** Pre-build dependencies from the repo's tembo.nix. */
     prebuildDeps: boolean('prebuild_deps').notNull().default(false),
+    /** Directory on the host workers copied into the image when embedSkills is on. */
+    skillsPath: text('skills_path'),
+    /** Runs instead of tembo.nix when the image has no Nix; without it, NIX_UNAVAILABLE. */
+    depsFallbackCommand: text('deps_fallback_command'),
     targets: jsonb('targets').$type<GoldenTarget[]>().notNull().default([]),
     scheduleCron: text('schedule_cron'),
     scheduleTimeZone: text('schedule_time_zone').notNull().default('UTC'),
@@ -255,6 +259,36 @@ export const goldenBuildConfigs = pgTable(
   (t) => [
     check('golden_build_configs_repos_array', sql`jsonb_typeof(${t.repos}) = 'array'`),
     check('golden_build_configs_targets_array', sql`jsonb_typeof(${t.targets}) = 'array'`),
+  ],
+);
+
+export const GOLDEN_BUILD_STATUSES = ['running', 'succeeded', 'failed', 'skipped'] as const;
+export const GOLDEN_BUILD_TRIGGERS = ['build-now', 'schedule'] as const;
+export type GoldenBuildStatus = (typeof GOLDEN_BUILD_STATUSES)[number];
+export const goldenBuildStatus = pgEnum('golden_build_status', GOLDEN_BUILD_STATUSES);
+export const goldenBuildTrigger = pgEnum('golden_build_trigger', GOLDEN_BUILD_TRIGGERS);
+
+/** Every golden build run, including skipped ones (with the reason and the figures behind it). */
+export const goldenBuilds = pgTable(
+  'golden_builds',
+  {
+    id: uuid('id').primaryKey(),
+    scope: text('scope').notNull(),
+    trigger: goldenBuildTrigger('trigger').notNull(),
+    status: goldenBuildStatus('status').notNull().default('running'),
+    /** Error code or skip reason, e.g. INSUFFICIENT_HOST_MEMORY. */
+    reason: text('reason'),
+    message: text('message'),
+    figures: jsonb('figures').$type<Record<string, number | string>>(),
+    snapshotId: uuid('snapshot_id').references(() => snapshots.id),
+    workflowId: text('workflow_id').notNull(),
+    runId: text('run_id'),
+    startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [
+    check('golden_builds_reason_when_not_ok', sql`${t.status} in ('running', 'succeeded') OR ${t.reason} IS NOT NULL`),
+    index('golden_builds_scope_idx').on(t.scope, t.startedAt.desc()),
   ],
 );
 

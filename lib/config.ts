@@ -34,6 +34,11 @@ const variables = {
     example: 'host-a',
     fallback: 'local',
   },
+  SNAPFLOW_HOST_MEMORY_MIB: {
+    schema: z.string().regex(/^[1-9]\d{2,7}$/, 'must be a whole number of MiB (at least 100)'),
+    example: '16384',
+    fallback: undefined,
+  },
   DOCKER_HOST: {
     schema: z.string().regex(/^(unix:\/\/\/\S+|tcp:\/\/[^\s:]+:\d{1,5})$/, 'must be unix:///path/docker.sock or tcp://host:port'),
     example: 'unix:///var/run/docker.sock',
@@ -83,7 +88,7 @@ export interface GithubAppConfig {
 export interface Config {
   databaseUrl: string;
   temporal: { address: string; namespace: string; uiUrl: string };
-  host: { id: string; dockerHost: string };
+  host: { id: string; dockerHost: string; memoryLimitMiB?: number };
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
   ghcrHost: string;
@@ -133,7 +138,11 @@ export function loadConfig(env: Env = process.env): Config {
       namespace: required(env, 'TEMPORAL_NAMESPACE', ''),
       uiUrl: required(env, 'TEMPORAL_UI_URL', ''),
     },
-    host: { id: required(env, 'SNAPFLOW_HOST_ID', ''), dockerHost: required(env, 'DOCKER_HOST', '') },
+    host: {
+      id: required(env, 'SNAPFLOW_HOST_ID', ''),
+      dockerHost: required(env, 'DOCKER_HOST', ''),
+      memoryLimitMiB: read(env, 'SNAPFLOW_HOST_MEMORY_MIB') === undefined ? undefined : Number(read(env, 'SNAPFLOW_HOST_MEMORY_MIB')),
+    },
     storage: storageUrl
       ? {
           url: storageUrl.replace(/\/$/, ''),

@@ -1,16 +1,30 @@
 // Control worker: every workflow, plus the catalog activities (the only worker with database access).
+import { Client, Connection } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createCatalogActivities } from '../activities/catalog';
+import { createConnectionActivities } from '../activities/connections';
+import { createRetirementActivities } from '../activities/retirement';
+import { createDefaultActivities } from '../activities/defaults';
+import { createGoldenCatalogActivities } from '../activities/goldenCatalog';
+import { createRunActivities } from '../activities/runs';
+import { createGithubApp } from '../activities/github';
+import { createGithubTokens } from '../activities/githubTokens';
 import { createDb, type Db } from '../db/client';
 import { assertMigrationsApplied } from '../db/migrate';
-import { loadConfig, loadDotEnv } from '../lib/config';
+import { loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
 import { taskQueues } from '../lib/ids';
 import { connectWorker, exitWithError, workflowSource } from './options';
+import { ensureReconcileSchedule } from './schedules';
 
 export interface ControlWorkerDeps {
   connection: NativeConnection;
   namespace: string;
   db: Db;
+  /** For activities that ask Temporal about other runs (reconciliation). */
+  client: Client;
+  githubApp?: GithubAppConfig;
+  /** Snapshot storage, for deleting stored images through the registry API. */
+  storage?: StorageConfig;
   bundlePath?: string;
 }
 
@@ -20,7 +34,14 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
     namespace: deps.namespace,
     taskQueue: taskQueues.control,
     ...workflowSource(deps.bundlePath),
-    activities: { ...createCatalogActivities({ db: deps.db }) },
+    activities: {
+      ...createCatalogActivities({ db: deps.db }),
+      ...createConnectionActivities({ db: deps.db, tokens: createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp)) }),
+      ...createRunActivities({ client: deps.client }),
+      ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
+      ...createDefaultActivities({ db: deps.db }),
+      ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage }),
+    },
     // Sized for 2 cores: workflow tasks are cheap, activities here are short database calls.
     maxConcurrentWorkflowTaskExecutions: 20,
     maxConcurrentActivityTaskExecutions: 20,
@@ -34,11 +55,15 @@ async function main(): Promise<void> {
   await assertMigrationsApplied(config.databaseUrl); // refuse a stale schema up front
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
+  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
-    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db });
+    await ensureReconcileSchedule(client);
+    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage });
     console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}`);
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
+    await clientConnection.close();
     await database.close();
     await connection.close();
   }

@@ -4,8 +4,12 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
 import { createDockerActivities } from '../activities/docker';
-import { dockerConnection, loadConfig, loadDotEnv, type StorageConfig } from '../lib/config';
-import { SnapflowError } from '../lib/errors';
+import { createGithubApp } from '../activities/github';
+import { createGoldenHostActivities } from '../activities/golden';
+import { createGithubTokens } from '../activities/githubTokens';
+import { createImageActivities, type CredentialsFor } from '../activities/images';
+import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
+import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
 import { connectWorker, exitWithError } from './options';
@@ -16,15 +20,33 @@ export interface HostWorkerDeps {
   hostId: string;
   dockerHost: string;
   storage?: StorageConfig;
+  /** Lets this host mint GHCR installation tokens itself, so no token ever travels through Temporal. */
+  githubApp?: GithubAppConfig;
+  memoryLimitMiB?: number;
 }
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
   const docker = new Docker(dockerConnection(deps.dockerHost));
+  const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));
+  const credentialsFor: CredentialsFor = async ({ registry, installationId }) => {
+    if (deps.storage && registry === deps.storage.registryHost) return { username: deps.storage.username, password: deps.storage.password };
+    // A typed GitHub answer (suspended, uninstalled, app misconfigured) will not change on retry: fail fast.
+    if (installationId !== undefined) {
+      return tokens.registryCredentials(installationId).catch((err: unknown) => {
+        throw err instanceof SnapflowError ? toNonRetryableFailure(err) : err;
+      });
+    }
+    return undefined; // public registries
+  };
   return Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: taskQueues.host(deps.hostId),
-    activities: createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage }),
+    activities: {
+      ...createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage, memoryLimitMiB: deps.memoryLimitMiB }),
+      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
+      ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
+    },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
   });
@@ -58,6 +80,8 @@ async function main(): Promise<void> {
       hostId: config.host.id,
       dockerHost: config.host.dockerHost,
       storage: config.storage,
+      githubApp: config.githubApp,
+      memoryLimitMiB: config.host.memoryLimitMiB,
     });
     console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);
     const running = worker.run(); // returns after SIGINT/SIGTERM once in-flight activities are done

@@ -2,6 +2,13 @@
 import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
 import type { DockerActivities } from '../activities/docker';
 import type { CatalogActivities } from '../activities/catalog';
+import type { ConnectionActivities } from '../activities/connections';
+import type { ImageActivities } from '../activities/images';
+import type { RetirementActivities } from '../activities/retirement';
+import type { DefaultActivities } from '../activities/defaults';
+import type { GoldenCatalogActivities } from '../activities/goldenCatalog';
+import type { GoldenHostActivities } from '../activities/golden';
+import type { RunActivities } from '../activities/runs';
 import { taskQueues } from '../lib/ids';
 
 export const profiles = {
@@ -44,18 +51,21 @@ const hostProfiles: Record<keyof DockerActivities, Profile> = {
 
 type HostProxy = ActivityInterfaceFor<DockerActivities>;
 
-/** Docker activities on one host's task queue (host affinity), each with its profile. */
-export function hostActivities(hostId: string): HostProxy {
-  const taskQueue = taskQueues.host(hostId);
-  const byProfile: Record<Profile, HostProxy> = {
-    probe: proxyActivities<DockerActivities>({ ...profiles.probe, taskQueue }),
-    quick: proxyActivities<DockerActivities>({ ...profiles.quick, taskQueue }),
-    transfer: proxyActivities<DockerActivities>({ ...profiles.transfer, taskQueue }),
-    build: proxyActivities<DockerActivities>({ ...profiles.build, taskQueue }),
+/** One proxy per activity, each with its own timeout profile, on one task queue. */
+function bindProfiles<A extends object>(taskQueue: string, byName: Record<keyof A, Profile>): ActivityInterfaceFor<A> {
+  const proxies = new Map<Profile, ActivityInterfaceFor<A>>();
+  const proxyFor = (p: Profile): ActivityInterfaceFor<A> => {
+    if (!proxies.has(p)) proxies.set(p, proxyActivities<A>({ ...profiles[p], taskQueue }));
+    return proxies.get(p)!;
   };
   return Object.fromEntries(
-    (Object.keys(hostProfiles) as Array<keyof DockerActivities>).map((name) => [name, byProfile[hostProfiles[name]][name]]),
-  ) as unknown as HostProxy;
+    (Object.keys(byName) as Array<keyof A & string>).map((name) => [name, proxyFor(byName[name])[name]]),
+  ) as unknown as ActivityInterfaceFor<A>;
+}
+
+/** Docker activities on one host's task queue (host affinity), each with its profile. */
+export function hostActivities(hostId: string): HostProxy {
+  return bindProfiles<DockerActivities>(taskQueues.host(hostId), hostProfiles);
 }
 
 /** The same host activities with the probe profile: answers fast or says the host is not there. */
@@ -63,5 +73,44 @@ export function hostProbe(hostId: string): Pick<HostProxy, 'describeHost'> {
   return proxyActivities<DockerActivities>({ ...profiles.probe, taskQueue: taskQueues.host(hostId) });
 }
 
+const imageProfiles: Record<keyof ImageActivities, Profile> = {
+  resolveImage: 'quick',
+  pullImage: 'transfer',
+  verifyEntrypoint: 'quick',
+  storeImage: 'transfer',
+};
+
+/** Image snapshot steps on one host's queue: credentials are obtained on that host, never passed in. */
+export function hostImageActivities(hostId: string): ActivityInterfaceFor<ImageActivities> {
+  return bindProfiles<ImageActivities>(taskQueues.host(hostId), imageProfiles);
+}
+
+const goldenProfiles: Record<keyof GoldenHostActivities, Profile> = {
+  preloadRepos: 'build',
+  embedSkills: 'build',
+  buildDeps: 'build',
+  verifyBoot: 'quick',
+};
+
+/** Golden build steps inside the temporary sandbox on one host. */
+export function hostGoldenActivities(hostId: string): ActivityInterfaceFor<GoldenHostActivities> {
+  return bindProfiles<GoldenHostActivities>(taskQueues.host(hostId), goldenProfiles);
+}
+
 /** Catalog activities run on the control queue. */
 export const catalog = proxyActivities<CatalogActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** GitHub connection checks (GitHub API + catalog) run on the control queue too. */
+export const connections = proxyActivities<ConnectionActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** Questions about other workflow runs (the reconciler), answered by Temporal on the control queue. */
+export const runs = proxyActivities<RunActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** Delete steps (catalog + snapshot storage) run on the control queue. */
+export const retirement = proxyActivities<RetirementActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** Golden build records, registration and host cache (control queue). */
+export const golden = proxyActivities<GoldenCatalogActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** Compare-and-set of the one default per (scope, size, profile). */
+export const defaults = proxyActivities<DefaultActivities>({ ...profiles.quick, taskQueue: taskQueues.control });

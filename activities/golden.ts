@@ -1,0 +1,135 @@
+// Golden build steps on a host: preload repositories, skills and dependencies into a temporary sandbox,
+// and boot-verify the committed image before it may count.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import type Docker from 'dockerode';
+import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import { CONTAINER_LABEL } from '../lib/ids';
+import { runExec, withHeartbeat, type ExecResult } from './docker';
+
+export interface GoldenHostDeps {
+  docker: Docker;
+  hostId: string;
+}
+
+export const WORKSPACE_DIR = '/workspace';
+export const SKILLS_DIR = '/opt/snapflow/skills';
+
+function fail(code: ErrorCode, message: string, hint?: string): never {
+  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
+}
+
+/** The directory a repository lands in: its last path segment without `.git`. */
+// Docker's multiplexed log frames start with control bytes; strip them so output reads as text.
+// eslint-disable-next-line no-control-regex
+const LOG_FRAME_BYTES = /[\x00-\x08]/g;
+
+export function repoDirName(repo: string): string {
+  return basename(repo.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo';
+}
+
+function run(command: string, args: string[], cwd?: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((done, failed) => {
+    // No shell: arguments are passed as they are, so nothing in a repo URL is interpreted.
+    const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-4000)));
+    child.on('error', failed);
+    child.on('close', (code) => done({ code: code ?? -1, stderr }));
+  });
+}
+
+/** Copies a local directory's contents into the container at `target` (created if missing). */
+async function copyIn(docker: Docker, containerId: string, source: string, target: string): Promise<void> {
+  await runExec(docker, { containerId, command: ['mkdir', '-p', target] });
+  const tar = spawn('tar', ['-C', source, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await docker.getContainer(containerId).putArchive(tar.stdout, { path: target });
+}
+
+function tail(result: ExecResult): string {
+  return (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join(' | ').slice(0, 500);
+}
+
+export function createGoldenHostActivities(deps: GoldenHostDeps) {
+  const { docker } = deps;
+  return {
+    /** Clones each repository on the host (the sandbox has no network) and copies it into /workspace/<name>. */
+    async preloadRepos(input: { containerId: string; repos: string[] }): Promise<{ loaded: string[] }> {
+      return withHeartbeat('preload repos', async () => {
+        const loaded: string[] = [];
+        for (const repo of input.repos) {
+          const scratch = mkdtempSync(join(tmpdir(), 'snapflow-repo-'));
+          try {
+            const name = repoDirName(repo);
+            const cloned = await run('git', ['clone', '--depth', '1', '--', repo, join(scratch, name)]);
+            if (cloned.code !== 0) fail('PRELOAD_FAILED', `could not clone ${repo} on host ${deps.hostId}: ${cloned.stderr.trim().split('\n').pop() ?? ''}`, 'check the repository URL or path in the golden config');
+            await copyIn(docker, input.containerId, join(scratch, name), `${WORKSPACE_DIR}/${name}`);
+            loaded.push(name);
+          } finally {
+            rmSync(scratch, { recursive: true, force: true });
+          }
+        }
+        return { loaded };
+      });
+    },
+
+    async embedSkills(input: { containerId: string; path: string }): Promise<void> {
+      if (!existsSync(input.path) || !statSync(input.path).isDirectory()) {
+        fail('PRELOAD_FAILED', `skills directory ${input.path} does not exist on host ${deps.hostId}`, 'set the golden config skills path to a directory present on every host worker');
+      }
+      await withHeartbeat('embed skills', () => copyIn(docker, input.containerId, input.path, SKILLS_DIR));
+    },
+
+    /**
+     * Pre-builds dependencies from each preloaded repo's tembo.nix: with Nix when the image has it, else the
+     * declared fallback command, else NIX_UNAVAILABLE — never a silent skip.
+     */
+    async buildDeps(input: { containerId: string; repoDirs: string[]; fallbackCommand?: string }): Promise<{ built: string[]; via: 'nix' | 'fallback' | 'none' }> {
+      return withHeartbeat('build deps', async () => {
+        const exec = (command: string[], workdir?: string): Promise<ExecResult> => runExec(docker, { containerId: input.containerId, command, workdir });
+        const withNix = (await exec(['sh', '-c', 'command -v nix-build'])).exitCode === 0;
+        const built: string[] = [];
+        for (const dir of input.repoDirs) {
+          const path = `${WORKSPACE_DIR}/${dir}`;
+          if ((await exec(['test', '-f', `${path}/tembo.nix`])).exitCode !== 0) continue;
+          if (!withNix && !input.fallbackCommand) {
+            fail('NIX_UNAVAILABLE', `${dir}/tembo.nix needs Nix, which the base image does not have`, 'use a base image with Nix, or set a fallback dependency command in the golden config');
+          }
+          const result = withNix ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path) : await exec(['sh', '-c', input.fallbackCommand!], path);
+          if (result.exitCode !== 0) fail('PRELOAD_FAILED', `dependency build for ${dir} exited ${result.exitCode}: ${tail(result)}`);
+          built.push(dir);
+        }
+        return { built, via: built.length === 0 ? 'none' : withNix ? 'nix' : 'fallback' };
+      });
+    },
+
+    /** Boots the image as a sandbox would (network none) and requires its entrypoint to exit 0 in time. */
+    async verifyBoot(input: { image: string; entrypoint: string; timeoutSeconds?: number }): Promise<{ output: string }> {
+      const container = await docker.createContainer({
+        Image: input.image,
+        Entrypoint: [input.entrypoint],
+        Cmd: [],
+        Labels: { [CONTAINER_LABEL]: 'temp' },
+        HostConfig: { NetworkMode: 'none' },
+      });
+      try {
+        await container.start();
+        const limit = (input.timeoutSeconds ?? 60) * 1000;
+        const exit = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, new Promise<undefined>((r) => setTimeout(() => r(undefined), limit).unref())]);
+        const output = (await container.logs({ stdout: true, stderr: true, tail: 20 })).toString('utf8').replace(LOG_FRAME_BYTES, '').trim();
+        if (!exit) fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
+        if (exit.StatusCode !== 0) fail('VERIFY_FAILED', `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}: ${output.slice(-300)}`, 'the previous default is kept; fix the build inputs and build again');
+        return { output: output.slice(-500) };
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode === 400) fail('VERIFY_FAILED', `${input.image} cannot start ${input.entrypoint}: ${(err as Error).message}`);
+        throw err;
+      } finally {
+        await container.remove({ force: true }).catch(() => undefined);
+      }
+    },
+  };
+}
+
+export type GoldenHostActivities = ReturnType<typeof createGoldenHostActivities>;

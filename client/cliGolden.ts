@@ -1,0 +1,104 @@
+// `snapflow golden …`: config, build now, set-default, rollback, schedule. Thin over the client.
+import type { Command } from 'commander';
+import { SYSTEM_SCOPE } from '../lib/ids';
+import type { Runtime } from '../lib/presets';
+import type { SnapflowClient } from './index';
+
+type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+export function registerGoldenCommands(program: Command, run: Run): void {
+  const golden = program.command('golden').description('golden snapshots: pre-warmed starting points, one default per size/profile');
+  const config = golden.command('config').description('the golden build config of a workspace');
+
+  config
+    .command('set')
+    .description('store the config and create/update/pause its daily Temporal Schedule')
+    .option(...workspaceOption)
+    .option('--repo <url-or-path>', 'repository to preload (repeatable)', collect)
+    .option('--embed-skills', 'copy the skills directory into the image')
+    .option('--skills-path <dir>', 'skills directory on the host workers')
+    .option('--prebuild-deps', "pre-build dependencies from each repo's tembo.nix")
+    .option('--deps-fallback <command>', 'run this instead of tembo.nix when the image has no Nix')
+    .requiredOption('--target <size:runtime>', 'sandbox size/profile to build for (repeatable), e.g. small:codex', collect)
+    .option('--schedule <cron|HH:MM>', 'daily rebuild: "03:00" or a cron like "0 3 * * *"')
+    .option('--time-zone <tz>', 'IANA time zone of the schedule', 'UTC')
+    .option('--enabled', 'run the schedule (otherwise it is created paused)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; repo?: string[]; embedSkills?: boolean; skillsPath?: string; prebuildDeps?: boolean; depsFallback?: string; target: string[]; schedule?: string; timeZone: string; enabled?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.golden.setConfig({ workspace: o.workspace, repos: o.repo, embedSkills: o.embedSkills, skillsPath: o.skillsPath, prebuildDeps: o.prebuildDeps, depsFallbackCommand: o.depsFallback, targets: o.target, schedule: o.schedule, timeZone: o.timeZone, enabled: o.enabled }),
+        ({ config: c, schedule }) => {
+          console.log(`✓ golden config for ${c.scope}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`);
+          console.log(schedule ? `  schedule ${c.scheduleCron} ${c.scheduleTimeZone} ${schedule.paused ? '(paused)' : `next ${schedule.nextRuns[0]?.toISOString() ?? '—'}`}` : '  no schedule');
+        },
+      ),
+    );
+
+  config
+    .command('get')
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.golden.getConfig(o.workspace), (c) => console.log(JSON.stringify(c, null, 2))));
+
+  golden
+    .command('build')
+    .description('build now (joins a build already running for the workspace)')
+    .option(...workspaceOption)
+    .option('--wait', 'wait for the result')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; wait?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        async (client) => {
+          const started = await client.golden.buildNow({ workspace: o.workspace });
+          return { ...started, uiLink: client.uiLink(started.workflowId), result: o.wait ? await client.golden.waitForBuild(started.workflowId) : undefined };
+        },
+        (r) => {
+          console.log(`${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}`);
+          if (r.result?.status === 'skipped') console.log(`! skipped: ${r.result.reason}: ${r.result.message} ${JSON.stringify(r.result.figures)}`);
+          else if (r.result) console.log(`✓ ${r.result.snapshots.map((s) => `${s.name} is the default for ${s.size} ${s.profileKey}`).join('\n✓ ')}`);
+        },
+      ),
+    );
+
+  golden
+    .command('set-default <name>')
+    .description('make a golden snapshot the default for its size/profile (compare-and-set)')
+    .option(...workspaceOption)
+    .option('--reason <text>', 'why, for the history')
+    .option('--json', 'machine-readable output')
+    .action(async (name: string, o: { workspace: string; reason?: string; json?: boolean }) =>
+      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason }), (d) => console.log(`✓ ${name} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+    );
+
+  golden
+    .command('rollback')
+    .description('return the default of a size/profile to the snapshot it replaced')
+    .option(...workspaceOption)
+    .requiredOption('--size <size>', 'small | medium | large')
+    .requiredOption('--runtime <runtime>', 'codex | pi')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; size: string; runtime: Runtime; json?: boolean }) =>
+      run(o.json, (client) => client.golden.rollback(o), (d) => console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+    );
+
+  golden
+    .command('schedule')
+    .description('next runs of the daily build and recent results')
+    .option(...workspaceOption)
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; json?: boolean }) =>
+      run(
+        o.json,
+        async (client) => ({ schedule: await client.golden.scheduleState(o.workspace), builds: await client.golden.recentBuilds(o.workspace) }),
+        ({ schedule, builds }) => {
+          if (!schedule) console.log(`no schedule for ${o.workspace}`);
+          else console.log(`${schedule.scheduleId} ${schedule.paused ? 'paused' : 'active'} (${schedule.timeZone})\n  next: ${schedule.nextRuns.map((d) => d.toISOString()).join(', ') || '—'}`);
+          for (const b of builds) console.log(`  ${b.startedAt.toISOString()} ${b.trigger.padEnd(9)} ${b.status.padEnd(9)} ${b.reason ?? ''} ${b.message ?? ''}`);
+        },
+      ),
+    );
+}

@@ -1,0 +1,177 @@
+// Golden snapshots for services and the CLI: config (with its Temporal Schedule), build now, defaults.
+import { randomUUID } from 'node:crypto';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
+import { TypedSearchAttributes, type Duration } from '@temporalio/common';
+import { and, desc, eq, ne } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { defaultPointers, goldenBuildConfigs, goldenBuilds, snapshots, type GoldenBuildConfig } from '../db/schema';
+import type { DefaultState } from '../activities/defaults';
+import { previousDefault } from '../activities/defaults';
+import { storageNotConfigured } from '../activities/goldenCatalog';
+import type { Config } from '../lib/config';
+import { SnapflowError, describeFailure } from '../lib/errors';
+import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
+import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
+import { profileKey, type Runtime } from '../lib/presets';
+import type { GoldenBuildResult, buildGoldenSnapshot, setDefaultSnapshot } from '../workflows';
+import { searchAttributes } from './snapshots';
+
+export interface ScheduleState {
+  scheduleId: string;
+  paused: boolean;
+  timeZone: string;
+  nextRuns: Date[];
+  recentRuns: Array<{ scheduledAt: Date; workflowId?: string }>;
+}
+
+export class GoldenClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly db: Db,
+    private readonly config: Config,
+  ) {}
+
+  /** Every golden command says so plainly, and starts nothing, when storage is not configured. */
+  private assertStorage(): void {
+    if (!this.config.storage) throw storageNotConfigured();
+  }
+
+  async setConfig(input: GoldenConfigInput): Promise<{ config: GoldenBuildConfig; schedule?: ScheduleState }> {
+    this.assertStorage();
+    const v = validateGoldenConfig(input);
+    const row = { ...v, updatedAt: new Date() };
+    const [config] = await this.db.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+    await this.syncSchedule(config!);
+    return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
+  }
+
+  async getConfig(workspace: string): Promise<GoldenBuildConfig> {
+    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, workspace));
+    if (!config) throw new SnapflowError({ code: 'NOT_FOUND', message: `no golden build config for ${workspace}`, hint: `snapflow golden config set --workspace ${workspace} --target small:codex` });
+    return config;
+  }
+
+  /** Build now; while a build for the workspace runs, a second request joins it instead of starting another. */
+  async buildNow(input: { workspace: string; actor?: string }): Promise<{ workflowId: string; buildId: string; joined: boolean }> {
+    this.assertStorage();
+    await this.getConfig(input.workspace);
+    const workflowId = workflowIds.goldenBuild(input.workspace);
+    const buildId = randomUUID();
+    const handle = await this.temporal.workflow.start<typeof buildGoldenSnapshot>('buildGoldenSnapshot', {
+      taskQueue: taskQueues.control,
+      workflowId,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      workflowExecutionTimeout: '2 hours',
+      args: [{ scope: input.workspace, trigger: 'build-now', actor: input.actor ?? 'cli', buildId }],
+      staticSummary: `Golden build for **${input.workspace}** (build now)`,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.SnapshotKind, value: 'golden' },
+        { key: searchAttributes.WorkspaceId, value: input.workspace },
+      ]),
+    });
+    const joined = handle.firstExecutionRunId !== undefined && !(await this.isOwnRun(workflowId, buildId));
+    return { workflowId, buildId, joined };
+  }
+
+  async waitForBuild(workflowId: string): Promise<GoldenBuildResult> {
+    try {
+      return (await this.temporal.workflow.getHandle(workflowId).result()) as GoldenBuildResult;
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+      throw err;
+    }
+  }
+
+  /** Makes a golden snapshot the default for its size/profile, by compare-and-set. */
+  async setDefault(input: { workspace: string; name: string; actor?: string; reason?: string }): Promise<DefaultState> {
+    this.assertStorage();
+    const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
+    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
+    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: pointer?.version ?? 0, actor: input.actor ?? 'cli', reason: input.reason ?? 'set-default' });
+  }
+
+  /** Back to the snapshot the current default replaced. */
+  async rollback(input: { workspace: string; size: string; runtime: Runtime; actor?: string }): Promise<DefaultState> {
+    this.assertStorage();
+    const key = profileKey({ runtime: input.runtime, size: input.size });
+    const previous = await previousDefault(this.db, { scope: input.workspace, size: input.size, profileKey: key });
+    return this.compareAndSet({ scope: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: input.actor ?? 'cli', reason: 'rollback' });
+  }
+
+  async scheduleState(workspace: string): Promise<ScheduleState | null> {
+    try {
+      const d = await this.temporal.schedule.getHandle(scheduleIds.golden(workspace)).describe();
+      return {
+        scheduleId: d.scheduleId,
+        paused: d.state.paused,
+        timeZone: d.spec.timezone ?? 'UTC',
+        nextRuns: d.info.nextActionTimes.slice(0, 5),
+        recentRuns: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt, workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined })),
+      };
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  async recentBuilds(workspace: string, limit = 10) {
+    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, workspace)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+  }
+
+  private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
+    try {
+      return await this.temporal.workflow.execute<typeof setDefaultSnapshot>('setDefaultSnapshot', {
+        taskQueue: taskQueues.control,
+        workflowId: workflowIds.setDefault(req.scope, req.size, req.profileKey, req.expectedVersion + 1),
+        workflowIdConflictPolicy: 'FAIL',
+        workflowExecutionTimeout: '1 minute',
+        args: [req],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new SnapflowError({ code: 'CONFLICT', message: `another set-default for ${req.scope} ${req.size} ${req.profileKey} is in progress`, hint: 'look at the new default, then try again' });
+      }
+      if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+      throw err;
+    }
+  }
+
+  private async isOwnRun(workflowId: string, buildId: string): Promise<boolean> {
+    const [row] = await this.db.select({ id: goldenBuilds.id }).from(goldenBuilds).where(eq(goldenBuilds.workflowId, workflowId)).orderBy(desc(goldenBuilds.startedAt)).limit(1);
+    return !row || row.id === buildId;
+  }
+
+  /** The config's schedule in Temporal: created, updated, paused (disabled) or deleted (no schedule). */
+  private async syncSchedule(config: GoldenBuildConfig): Promise<void> {
+    const scheduleId = scheduleIds.golden(config.scope);
+    const handle = this.temporal.schedule.getHandle(scheduleId);
+    if (!config.scheduleCron) {
+      await handle.delete().catch((err: unknown) => {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      });
+      return;
+    }
+    const spec: ScheduleSpec = { cronExpressions: [config.scheduleCron], timezone: config.scheduleTimeZone };
+    const action: ScheduleOptionsAction = {
+      type: 'startWorkflow',
+      workflowType: 'buildGoldenSnapshot',
+      taskQueue: taskQueues.control,
+      workflowId: workflowIds.goldenScheduledBuild(config.scope),
+      args: [{ scope: config.scope, trigger: 'schedule' }],
+      workflowExecutionTimeout: '2 hours',
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.SnapshotKind, value: 'golden' },
+        { key: searchAttributes.WorkspaceId, value: config.scope },
+      ]),
+    };
+    const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' as Duration };
+    const note = `daily golden build for ${config.scope}`;
+    try {
+      await this.temporal.schedule.create({ scheduleId, spec, action, policies, state: { paused: !config.enabled, note } });
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      await handle.update((previous) => ({ ...previous, spec, action, policies, state: { ...previous.state, paused: !config.enabled, note } }));
+    }
+  }
+}
