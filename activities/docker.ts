@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
-import { CONTAINER_LABEL } from '../lib/ids';
+import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
 import { BASE_IMAGE_REF, findPreset } from '../lib/presets';
 import { followProgress } from './progress';
 
@@ -184,7 +184,7 @@ export function createDockerActivities(deps: DockerDeps) {
             name,
             Image: input.image,
             Cmd: ['sleep', '2147483647'],
-            Labels: { [CONTAINER_LABEL]: 'temp', 'io.snapflow.workflow-id': input.workflowId ?? '' },
+            Labels: { [CONTAINER_LABEL]: 'temp', [WORKFLOW_LABEL]: input.workflowId ?? '' },
             HostConfig: {
               NetworkMode: 'none', // snapshot images never run with network
               Privileged: false,

@@ -1,5 +1,5 @@
 // Catalog side of golden builds: the build config, the build record (incl. skipped), registration, host cache.
-import { eq } from 'drizzle-orm';
+import { and, eq, gte, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { goldenBuildConfigs, goldenBuilds, hostCache, hosts, snapshotEvents, snapshots, type GoldenBuildStatus, type GoldenTarget } from '../db/schema';
 import type { StorageConfig } from '../lib/config';
@@ -10,6 +10,14 @@ import type { RunRef } from './catalog';
 export interface GoldenCatalogDeps {
   db: Db;
   storage?: StorageConfig;
+  /** Cached images a host keeps besides defaults, pins and live sessions (SNAPFLOW_HOST_CACHE_KEEP). */
+  hostCacheKeep?: number;
+}
+
+export interface EvictionCandidate {
+  storedRef: string;
+  /** Every snapshot on this host that shares the image (one build registers one per target). */
+  snapshotIds: string[];
 }
 
 export interface BuildConfig {
@@ -78,6 +86,44 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
         .insert(hostCache)
         .values(input.snapshotIds.map((snapshotId) => ({ hostId: input.hostId, snapshotId })))
         .onConflictDoUpdate({ target: [hostCache.hostId, hostCache.snapshotId], set: { lastUsedAt: new Date() } });
+    },
+
+    /** Online hosts, other than the builder, whose memory fits `minMemoryMiB`: they serve that size. */
+    async hostsServing(input: { minMemoryMiB: number; exceptHostId?: string }): Promise<Array<{ hostId: string; memoryTotalMiB: number }>> {
+      const rows = await db
+        .select({ hostId: hosts.id, memoryTotalMiB: hosts.memoryTotalMib })
+        .from(hosts)
+        .where(and(eq(hosts.status, 'online'), gte(hosts.memoryTotalMib, input.minMemoryMiB), input.exceptHostId ? ne(hosts.id, input.exceptHostId) : undefined))
+        .orderBy(hosts.id);
+      return rows;
+    },
+
+    /**
+     * Images on a host the cache may drop: never one behind a default, a pin or a sandbox's latest session;
+     * of the rest, the `hostCacheKeep` most recently used stay. Grouped by image, since one build's image
+     * backs a snapshot per target and must not be evicted while any of them is kept.
+     */
+    async evictionCandidates(input: { hostId: string }): Promise<EvictionCandidate[]> {
+      const keep = deps.hostCacheKeep ?? 4;
+      const rows = await db.execute<{ stored_ref: string; snapshot_ids: string[] }>(sql`
+        with cached as (
+          select s.stored_ref,
+                 array_agg(s.id::text) as snapshot_ids,
+                 max(hc.last_used_at) as last_used,
+                 bool_or(exists (select 1 from default_pointers d where d.snapshot_id = s.id)
+                      or exists (select 1 from issues i where i.pinned_snapshot_id = s.id)
+                      or exists (select 1 from sandboxes b where b.latest_session_snapshot_id = s.id)) as in_use
+          from host_cache hc join snapshots s on s.id = hc.snapshot_id
+          where hc.host_id = ${input.hostId} and s.stored_ref is not null
+          group by s.stored_ref
+        )
+        select stored_ref, snapshot_ids from cached where not in_use order by last_used desc offset ${keep}`);
+      return rows.map((r) => ({ storedRef: r.stored_ref, snapshotIds: r.snapshot_ids }));
+    },
+
+    async forgetHostCache(input: { hostId: string; snapshotIds: string[] }): Promise<void> {
+      if (input.snapshotIds.length === 0) return;
+      await db.delete(hostCache).where(and(eq(hostCache.hostId, input.hostId), inArray(hostCache.snapshotId, input.snapshotIds)));
     },
   };
 }

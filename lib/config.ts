@@ -39,6 +39,11 @@ const variables = {
     example: '16384',
     fallback: undefined,
   },
+  SNAPFLOW_HOST_CACHE_KEEP: {
+    schema: z.string().regex(/^\d{1,4}$/, 'must be a whole number (0 keeps only defaults, pins and live sessions)'),
+    example: '4',
+    fallback: '4',
+  },
   DOCKER_HOST: {
     schema: z.string().regex(/^(unix:\/\/\/\S+|tcp:\/\/[^\s:]+:\d{1,5})$/, 'must be unix:///path/docker.sock or tcp://host:port'),
     example: 'unix:///var/run/docker.sock',
@@ -92,6 +97,8 @@ export interface Config {
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
   ghcrHost: string;
+  /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
+  hostCacheKeep: number;
   /** GitHub App; undefined means private GHCR images cannot be authenticated. */
   githubApp?: GithubAppConfig;
 }
@@ -152,6 +159,7 @@ export function loadConfig(env: Env = process.env): Config {
         }
       : undefined,
     ghcrHost: required(env, 'SNAPFLOW_GHCR_HOST', ''),
+    hostCacheKeep: Number(required(env, 'SNAPFLOW_HOST_CACHE_KEEP', '')),
     githubApp: appId
       ? {
           appId,

@@ -44,4 +44,6 @@ export const SYSTEM_SCOPE = 'system';
 
 /** Label put on every container snapflow creates, so leftovers can be found and swept by id. */
 export const CONTAINER_LABEL = 'io.snapflow.managed';
+/** The workflow a temporary sandbox belongs to: the sweep keeps it while that workflow runs. */
+export const WORKFLOW_LABEL = 'io.snapflow.workflow-id';
 

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { eq } from 'drizzle-orm';
 import { hosts } from '../db/schema';
-import { CONTAINER_LABEL } from '../lib/ids';
+import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
+import { BASE_IMAGE_REF } from '../lib/presets';
 import { projectRoot } from '../scripts/stack';
 import { makeBareRepo } from './support/repos';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
@@ -57,7 +58,7 @@ afterAll(async () => {
   await t?.teardown();
 });
 
-test('kill -9 of the host worker mid-build: the build completes after restart and leaves no temp container', async () => {
+test('kill -9 of the host worker mid-build: the build completes after restart, leftovers of finished runs are swept', async () => {
   worker = startHostProcess();
   await until('the crashy host to register', async () => (await t.db.db.select().from(hosts).where(eq(hosts.id, crashy)))[0]);
 
@@ -67,7 +68,16 @@ test('kill -9 of the host worker mid-build: the build completes after restart an
   worker.kill('SIGKILL');
   await new Promise((r) => worker!.once('exit', r));
 
+  // Leftovers of runs that are over (and of a one-activity check): the restarted worker sweeps them,
+  // while the running build's sandbox must survive the sweep.
+  const leftovers = await Promise.all(
+    ['golden-build/ws-gone/finished-long-ago', ''].map((workflowId) =>
+      t.docker.createContainer({ Image: BASE_IMAGE_REF, Cmd: ['sleep', '600'], Labels: { [CONTAINER_LABEL]: 'temp', [WORKFLOW_LABEL]: workflowId }, HostConfig: { NetworkMode: 'none' } }),
+    ),
+  );
+
   worker = startHostProcess(); // same host id, same task queue: Temporal retries the lost step there
+  await until('the sweep', async () => ((await temps()).every((c) => !leftovers.some((l) => l.id === c.Id)) ? true : undefined));
   const result = await t.client.golden.waitForBuild(started.workflowId);
   expect(result).toMatchObject({ status: 'succeeded', hostId: crashy });
   expect(await temps()).toEqual([]);

@@ -26,6 +26,8 @@ export interface ControlWorkerDeps {
   /** Snapshot storage, for deleting stored images through the registry API. */
   storage?: StorageConfig;
   bundlePath?: string;
+  /** SNAPFLOW_HOST_CACHE_KEEP: cached snapshots a host keeps besides those in use. */
+  hostCacheKeep?: number;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -40,7 +42,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
-      ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage }),
+      ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage, hostCacheKeep: deps.hostCacheKeep }),
     },
     // Sized for 2 cores: workflow tasks are cheap, activities here are short database calls.
     maxConcurrentWorkflowTaskExecutions: 20,
@@ -59,7 +61,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
     await ensureReconcileSchedule(client);
-    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage });
+    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep });
     console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}`);
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {

@@ -1,11 +1,13 @@
 // Host worker: Docker work for one host, polling that host's own task queue. No database access.
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
 import { createDockerActivities } from '../activities/docker';
 import { createGithubApp } from '../activities/github';
 import { createGoldenHostActivities } from '../activities/golden';
+import { createHostCacheActivities } from '../activities/hostCache';
+import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';
 import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
@@ -46,6 +48,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
       ...createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage, memoryLimitMiB: deps.memoryLimitMiB }),
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
       ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
+      ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
     },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
@@ -63,6 +66,15 @@ export async function announceHost(client: Client, hostId: string): Promise<void
   });
 }
 
+/** Running, or unknown to Temporal only because it cannot be asked right now (then keep, to be safe). */
+export async function workflowIsRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    return !(err instanceof WorkflowNotFoundError);
+  }
+}
+
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
@@ -71,9 +83,12 @@ async function main(): Promise<void> {
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   try {
     // Every host can start a sandbox from the base image without any registry pull.
-    await ensureBaseImage(new Docker(dockerConnection(config.host.dockerHost))).catch((err: Error) => {
+    const docker = new Docker(dockerConnection(config.host.dockerHost));
+    await ensureBaseImage(docker).catch((err: Error) => {
       throw new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: `Docker at ${config.host.dockerHost} is not usable: ${err.message}`, hint: 'start dockerd, or fix DOCKER_HOST' });
     });
+    const swept = await sweepLeftovers(docker, (workflowId) => workflowIsRunning(client, workflowId));
+    if (swept.removed.length) console.log(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);
     const worker = await createHostWorker({
       connection,
       namespace: config.temporal.namespace,

@@ -8,6 +8,7 @@ import type { RetirementActivities } from '../activities/retirement';
 import type { DefaultActivities } from '../activities/defaults';
 import type { GoldenCatalogActivities } from '../activities/goldenCatalog';
 import type { GoldenHostActivities } from '../activities/golden';
+import type { HostCacheActivities } from '../activities/hostCache';
 import type { RunActivities } from '../activities/runs';
 import { taskQueues } from '../lib/ids';
 
@@ -95,6 +96,16 @@ const goldenProfiles: Record<keyof GoldenHostActivities, Profile> = {
 /** Golden build steps inside the temporary sandbox on one host. */
 export function hostGoldenActivities(hostId: string): ActivityInterfaceFor<GoldenHostActivities> {
   return bindProfiles<GoldenHostActivities>(taskQueues.host(hostId), goldenProfiles);
+}
+
+const cacheProfiles: Record<keyof HostCacheActivities, Profile> = {
+  cacheSnapshot: 'transfer',
+  evictSnapshot: 'quick',
+};
+
+/** Pre-warming and evicting cached snapshots in one host's engine. */
+export function hostCacheActivities(hostId: string): ActivityInterfaceFor<HostCacheActivities> {
+  return bindProfiles<HostCacheActivities>(taskQueues.host(hostId), cacheProfiles);
 }
 
 /** Catalog activities run on the control queue. */

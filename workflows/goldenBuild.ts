@@ -3,6 +3,7 @@ import type { BuildConfig } from '../activities/goldenCatalog';
 import { describeFailure } from '../lib/errors';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
 import { defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
+import { warmHostCaches, type HostCacheOutcome } from './hostCache';
 
 export interface GoldenBuildRequest {
   scope: string;
@@ -29,6 +30,8 @@ export interface GoldenBuildResult {
   hostId?: string;
   storedRef?: string;
   snapshots: GoldenSnapshotRef[];
+  /** Where the new image is cached, where pre-warming failed, what was evicted. */
+  cache?: HostCacheOutcome;
 }
 
 /** The host with the most free memory, if it has enough; otherwise the figures that say why not. */
@@ -104,11 +107,12 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         await defaults.setDefault({ scope: req.scope, size: target.size, profileKey: key, snapshotId, actor: req.actor ?? req.trigger, reason: `golden build ${buildId}`, workflowId });
         registered.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
       }
-      await golden.recordHostCache({ hostId, snapshotIds: registered.map((r) => r.snapshotId) });
+      setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
+      const cache = await warmHostCaches({ builtOn: hostId, storedRef, snapshots: registered });
       await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
       setCurrentDetails(`**succeeded**: ${registered.map((r) => r.name).join(', ')}`);
       localRef = undefined; // the built image stays cached on the host
-      return { buildId, status: 'succeeded', hostId, storedRef, snapshots: registered };
+      return { buildId, status: 'succeeded', hostId, storedRef, snapshots: registered, cache };
     } finally {
       await CancellationScope.nonCancellable(async () => {
         await docker.removeSandbox({ containerId: temp.containerId });

@@ -86,7 +86,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     connection,
     docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }),
     async startControlWorker(opts = {}) {
-      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage })));
+      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep })));
     },
     async startHostWorker(opts) {
       const worker = await createHostWorker({

@@ -1,0 +1,56 @@
+// Host side of the snapshot cache: pull a stored snapshot into this host's engine ahead of need (pre-warm),
+// and evict one that the catalog no longer wants here. The catalog side is in goldenCatalog.ts.
+import type Docker from 'dockerode';
+import type { StorageConfig } from '../lib/config';
+import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
+import { withHeartbeat } from './docker';
+import { followProgress } from './progress';
+
+export interface HostCacheDeps {
+  docker: Docker;
+  hostId: string;
+  storage?: StorageConfig;
+}
+
+export function createHostCacheActivities(deps: HostCacheDeps) {
+  const { docker } = deps;
+  return {
+    /** Pulls `storedRef` (registry/repo@sha256:…) from snapshot storage unless this engine already has it. */
+    async cacheSnapshot(input: { storedRef: string }): Promise<{ imageId: string; pulled: boolean }> {
+      const present = await docker.getImage(input.storedRef).inspect().catch(() => undefined);
+      if (present) return { imageId: present.Id, pulled: false };
+      const storage = deps.storage;
+      if (!storage) {
+        throw toNonRetryableFailure(new SnapflowError({ code: 'GOLDEN_STORAGE_NOT_CONFIGURED', message: `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`, hint: 'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker' }));
+      }
+      await withHeartbeat('cache', async () => {
+        const auth = { username: storage.username, password: storage.password, serveraddress: storage.registryHost };
+        // Errors arrive inside the 200 stream; followProgress scans for them. Retried by the transfer profile.
+        await followProgress(docker, await docker.pull(input.storedRef, { authconfig: auth }));
+      });
+      return { imageId: (await docker.getImage(input.storedRef).inspect()).Id, pulled: true };
+    },
+
+    /**
+     * Removes the cached image behind `storedRef` with all its local names. An image a container still uses
+     * stays (the next eviction tries again); one already gone counts as evicted.
+     */
+    async evictSnapshot(input: { storedRef: string }): Promise<{ evicted: boolean; reason?: string }> {
+      const image = await docker.getImage(input.storedRef).inspect().catch(() => undefined);
+      if (!image) return { evicted: true };
+      const users = await docker.listContainers({ all: true, filters: { ancestor: [image.Id] } });
+      if (users.length > 0) return { evicted: false, reason: `used by container ${users[0]!.Names[0] ?? users[0]!.Id}` };
+      try {
+        await docker.getImage(image.Id).remove({ force: true });
+      } catch (err) {
+        const status = (err as { statusCode?: number }).statusCode;
+        if (status === 404) return { evicted: true };
+        if (status === 409) return { evicted: false, reason: (err as Error).message };
+        throw err;
+      }
+      return { evicted: true };
+    },
+  };
+}
+
+export type HostCacheActivities = ReturnType<typeof createHostCacheActivities>;
