@@ -94,6 +94,9 @@ export async function startTemporal(opts: TemporalOptions): Promise<ManagedProce
   const logFile = join(opts.dataDir, 'temporal.log');
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--db-filename', join(opts.dataDir, 'temporal.db'), '--log-level', 'warn'];
   args.push('--namespace', opts.namespace ?? 'default');
+  // WAL with normal sync: survives a killed server (what the chaos cases do), and every history write stops
+  // waiting on a full fsync, which is most of an activity round trip on the dev server.
+  args.push('--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
   for (const name of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=Keyword`);
   if (opts.uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(opts.uiPort));
   else args.push('--headless');

@@ -1,5 +1,5 @@
 // Typed activity proxies, grouped by where they run and named timeout profiles — no inline numbers.
-import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities, type ActivityInterfaceFor, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { DockerActivities } from '../activities/docker';
 import type { CatalogActivities } from '../activities/catalog';
 import type { ConnectionActivities } from '../activities/connections';
@@ -120,8 +120,18 @@ export const runs = proxyActivities<RunActivities>({ ...profiles.quick, taskQueu
 /** Delete steps (catalog + snapshot storage) run on the control queue. */
 export const retirement = proxyActivities<RetirementActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
 
-/** Golden build records, registration and host cache (control queue). */
-export const golden = proxyActivities<GoldenCatalogActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+/**
+ * Short catalog calls made by workflows that run on the control worker, which also hosts these activities:
+ * as local activities they skip a server round trip each (~30 ms on the dev server; a golden build makes
+ * nine of them). Each is idempotent, so a local retry is as safe as a scheduled one.
+ */
+const local: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 6 },
+};
 
-/** Compare-and-set of the one default per (scope, size, profile). */
-export const defaults = proxyActivities<DefaultActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+/** Golden build records, registration and host cache (control worker, local). */
+export const golden = proxyLocalActivities<GoldenCatalogActivities>(local);
+
+/** Compare-and-set of the one default per (scope, size, profile) (control worker, local). */
+export const defaults = proxyLocalActivities<DefaultActivities>(local);

@@ -1,0 +1,40 @@
+// `npm run bench`: starts the same real stack as the tests (Temporal, dockerd, registry, Postgres), runs each
+// benchmark and prints its ratios. Nothing here is a pass/fail test; targets are printed beside the numbers.
+import globalSetup from '../test/globalSetup';
+import globalTeardown from '../test/globalTeardown';
+import { createTestEnv, uniqueHostId } from '../test/support/stack';
+import { benchGolden } from './golden.bench';
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const wants = (name: string): boolean => only.length === 0 || only.includes(name);
+  await globalSetup();
+  try {
+    if (wants('golden')) {
+      const t = await createTestEnv();
+      try {
+        await t.startControlWorker();
+        const hostId = uniqueHostId('bench');
+        await t.startHostWorker({ hostId });
+        await t.client.refreshHost(hostId);
+        await benchGolden(t);
+      } finally {
+        await t.teardown();
+      }
+    }
+    if (wants('restore')) {
+      const { benchRestore } = await import('./restore.bench');
+      await benchRestore();
+    }
+  } finally {
+    await globalTeardown();
+  }
+}
+
+main().then(
+  () => process.exit(0), // the SDK's native runtime keeps a handle open
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
