@@ -1,0 +1,181 @@
+// Restore resolution (seed 001 "Restore behavior", DESIGN flow 5): where a sandbox run starts from, and why
+// it did not start from anything earlier in the order. Pure and deterministic: the input is plain data that
+// activities/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
+import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from '../db/schema';
+import { SYSTEM_SCOPE } from './ids';
+import { BASE_IMAGE_REF } from './presets';
+
+/** The sandbox row fields the order looks at, plus the status of the host it lives on. */
+export interface RestoreSandbox {
+  id: string;
+  scope: string;
+  class: SandboxClass;
+  size: string;
+  /** The current runtime profile: resume and golden selection need a snapshot built for exactly this. */
+  profileKey: string;
+  keepAlive: boolean;
+  state: SandboxState;
+  hostId: string | null;
+  hostStatus: HostStatus | null;
+  containerId: string | null;
+  issueId: string | null;
+}
+
+/** A snapshot the order may start from. */
+export interface RestoreCandidate {
+  id: string;
+  scope: string;
+  name: string;
+  kind: SnapshotKind;
+  status: SnapshotStatus;
+  profileKey: string;
+  /** Set once the snapshot is in snapshot storage; any host can pull it from there. */
+  storedRef: string | null;
+  /** What a host-cached copy is started by when the snapshot was never uploaded. */
+  sourceImage: string | null;
+  /** Hosts holding a copy (online ones, plus the fixed host whatever its status), sorted. */
+  cachedOn: string[];
+}
+
+export interface RestoreInput {
+  sandbox: RestoreSandbox;
+  /**
+   * The host the run must use, when the caller has fixed one: only a copy cached there counts. Without it the
+   * decision prefers the sandbox's own host (when online), then any online host holding a copy.
+   * A running keep-alive sandbox is reused on its own host either way.
+   */
+  hostId?: string | null;
+  /** What sandboxes.latest_session_snapshot_id points at. */
+  session: RestoreCandidate | null;
+  /** Pinned on the sandbox's issue. */
+  pin: RestoreCandidate | null;
+  /** Default pointer for (sandbox scope, size, profile). */
+  workspaceDefault: RestoreCandidate | null;
+  /** Default pointer for (system, size, profile). */
+  systemDefault: RestoreCandidate | null;
+}
+
+export const RESTORE_SOURCES = ['running', 'session', 'golden-pin', 'golden-workspace', 'golden-system', 'base'] as const;
+export type RestoreSource = (typeof RESTORE_SOURCES)[number];
+export type RestoreStep = Exclude<RestoreSource, 'base'>;
+
+export const SKIP_REASONS = [
+  'keep-alive-off',
+  'not-running',
+  'no-container',
+  'host-offline',
+  'container-class',
+  'no-session-snapshot',
+  'no-pin',
+  'no-workspace-default',
+  'no-system-default',
+  'wrong-kind',
+  'wrong-scope',
+  'not-active',
+  'incompatible-profile',
+  'pin-incompatible',
+  'not-available',
+] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+export interface RestoreSkip {
+  step: RestoreStep;
+  reason: SkipReason;
+  /** One sentence a person can act on. */
+  detail: string;
+}
+
+/**
+ * Where the run starts. A running sandbox is reused as it is (no image); every other source names the image
+ * to start and, for snapshots, which one.
+ */
+export type RestoreDecision =
+  | { source: 'running'; hostId: string; containerId: string; skipped: RestoreSkip[] }
+  | { source: Exclude<RestoreStep, 'running'>; snapshotId: string; imageRef: string; hostId?: string; skipped: RestoreSkip[] }
+  | { source: 'base'; imageRef: string; hostId?: string; skipped: RestoreSkip[] };
+
+/** States in which a sandbox's container is up and can take the next job (the entity workflow queues it). */
+const LIVE_STATES: readonly SandboxState[] = ['idle', 'busy', 'snapshotting', 'promoting'];
+
+type Skip = { ok: false; reason: SkipReason; detail: string };
+type Verdict = { ok: true; imageRef: string; hostId?: string } | Skip;
+const skip = (reason: SkipReason, detail: string): Skip => ({ ok: false, reason, detail });
+
+function runningVerdict(box: RestoreSandbox): { ok: true; hostId: string; containerId: string } | Skip {
+  if (!box.keepAlive) return skip('keep-alive-off', `sandbox ${box.id} does not have keep-alive on`);
+  if (!LIVE_STATES.includes(box.state)) return skip('not-running', `sandbox ${box.id} is ${box.state}, not running`);
+  if (!box.containerId || !box.hostId) return skip('no-container', `sandbox ${box.id} is ${box.state} but has no container on record`);
+  if (box.hostStatus !== 'online') return skip('host-offline', `sandbox ${box.id} runs on host ${box.hostId}, which is ${box.hostStatus ?? 'unknown'}`);
+  return { ok: true, hostId: box.hostId, containerId: box.containerId };
+}
+
+/** Hosts as the order sees them: the one the caller fixed, if any, and the sandbox's own host while it is online. */
+interface HostChoice {
+  fixed: string | null;
+  preferred: string | null;
+}
+
+/** Checks shared by every snapshot step, in the order a person would look: what, whose, state, fit, where. */
+function candidateVerdict(c: RestoreCandidate, want: { kind: SnapshotKind; scopes: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason }): Verdict {
+  const label = `${c.kind} snapshot ${c.name} (${c.id})`;
+  if (c.kind !== want.kind) return skip('wrong-kind', `${label} is not a ${want.kind} snapshot`);
+  if (!want.scopes.includes(c.scope)) return skip('wrong-scope', `${label} belongs to ${c.scope}, not ${want.scopes.join(' or ')}`);
+  if (c.status !== 'active') return skip('not-active', `${label} is ${c.status}`);
+  if (c.profileKey !== want.profileKey) return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
+  const { fixed, preferred } = want.hosts;
+  // A host that already holds a copy needs no pull: the fixed host, else the sandbox's own, else any.
+  const local = fixed ? (c.cachedOn.includes(fixed) ? fixed : undefined) : preferred && c.cachedOn.includes(preferred) ? preferred : c.cachedOn[0];
+  const ref = c.storedRef ?? (local ? c.sourceImage : null);
+  if (ref) return { ok: true, imageRef: ref, hostId: fixed ?? local ?? preferred ?? undefined };
+  const where = fixed ? `host ${fixed}` : 'any online host';
+  return skip('not-available', `${label} is neither in snapshot storage nor cached on ${where}`);
+}
+
+type SnapshotStep = Exclude<RestoreStep, 'running'>;
+const SNAPSHOT_STEPS: readonly SnapshotStep[] = ['session', 'golden-pin', 'golden-workspace', 'golden-system'];
+
+/** What each snapshot step takes from the input and how it words its skips. */
+function stepRules(input: RestoreInput, step: SnapshotStep): { candidate: RestoreCandidate | null; missing: SkipReason; missingDetail: string; kind: SnapshotKind; scopes: string[]; incompatible: SkipReason } {
+  const box = input.sandbox;
+  switch (step) {
+    case 'session':
+      return { candidate: input.session, missing: 'no-session-snapshot', missingDetail: `sandbox ${box.id} has no session snapshot yet`, kind: 'session', scopes: [box.scope], incompatible: 'incompatible-profile' };
+    case 'golden-pin':
+      return { candidate: input.pin, missing: 'no-pin', missingDetail: box.issueId ? `issue ${box.issueId} has no pinned snapshot` : `sandbox ${box.id} belongs to no issue`, kind: 'golden', scopes: [box.scope, SYSTEM_SCOPE], incompatible: 'pin-incompatible' };
+    case 'golden-workspace':
+      return { candidate: input.workspaceDefault, missing: 'no-workspace-default', missingDetail: `${box.scope} has no default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [box.scope], incompatible: 'incompatible-profile' };
+    case 'golden-system':
+      return { candidate: input.systemDefault, missing: 'no-system-default', missingDetail: `there is no system default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [SYSTEM_SCOPE], incompatible: 'incompatible-profile' };
+  }
+}
+
+/** The restore order: running keep-alive sandbox → latest session → golden (pin → workspace → system) → base. */
+export function chooseRestore(input: RestoreInput): RestoreDecision {
+  const box = input.sandbox;
+  const hosts: HostChoice = { fixed: input.hostId ?? null, preferred: box.hostId && box.hostStatus === 'online' ? box.hostId : null };
+  const skipped: RestoreSkip[] = [];
+  const base = (): RestoreDecision => ({ source: 'base', imageRef: BASE_IMAGE_REF, hostId: hosts.fixed ?? hosts.preferred ?? undefined, skipped });
+
+  const running = runningVerdict(box);
+  if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped };
+  skipped.push({ step: 'running', reason: running.reason, detail: running.detail });
+
+  // Seed 001: snapshot acceleration applies to full-VM sandboxes, not to container sandboxes.
+  if (box.class !== 'vm') {
+    const detail = `sandbox ${box.id} is a container sandbox; snapshots apply to full-VM sandboxes only`;
+    for (const step of SNAPSHOT_STEPS) skipped.push({ step, reason: 'container-class', detail });
+    return base();
+  }
+
+  for (const step of SNAPSHOT_STEPS) {
+    const rules = stepRules(input, step);
+    if (!rules.candidate) {
+      skipped.push({ step, reason: rules.missing, detail: rules.missingDetail });
+      continue;
+    }
+    const verdict = candidateVerdict(rules.candidate, { ...rules, profileKey: box.profileKey, hosts });
+    if (verdict.ok) return { source: step, snapshotId: rules.candidate.id, imageRef: verdict.imageRef, hostId: verdict.hostId, skipped };
+    skipped.push({ step, reason: verdict.reason, detail: verdict.detail });
+  }
+  return base();
+}
