@@ -37,6 +37,8 @@ export interface CreateTempSandbox {
   image: string;
   size?: string;
   workflowId?: string;
+  /** `temp` for build scratch space, `sandbox` for a user's sandbox; both are swept once their workflow ends. */
+  role?: 'temp' | 'sandbox';
 }
 
 export interface SandboxHandle {
@@ -75,6 +77,9 @@ export interface StoredImage {
   ref: string;
   digest: string;
 }
+
+/** Repository prefix of images committed on a host without snapshot storage: never pushed anywhere. */
+export const LOCAL_REGISTRY = 'snapflow.local';
 
 /** Output kept per stream, so a chatty command cannot blow up workflow history. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
@@ -184,7 +189,7 @@ export function createDockerActivities(deps: DockerDeps) {
             name,
             Image: input.image,
             Cmd: ['sleep', '2147483647'],
-            Labels: { [CONTAINER_LABEL]: 'temp', [WORKFLOW_LABEL]: input.workflowId ?? '' },
+            Labels: { [CONTAINER_LABEL]: input.role ?? 'temp', [WORKFLOW_LABEL]: input.workflowId ?? '' },
             HostConfig: {
               NetworkMode: 'none', // snapshot images never run with network
               Privileged: false,
@@ -206,9 +211,9 @@ export function createDockerActivities(deps: DockerDeps) {
       return guard('exec', () => withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input)));
     },
 
+    /** Named for snapshot storage when it is configured; otherwise a local-only image (host cache). */
     async commitSandbox(input: CommitSandbox): Promise<LocalImage> {
-      const storage = storageFor('committing a snapshot');
-      const repo = `${storage.registryHost}/${input.repository}`;
+      const repo = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}`;
       return guard('commit', () =>
         withHeartbeat('commit', async () => {
           // pause:false — the sandbox keeps running; the caller has already quiesced it.

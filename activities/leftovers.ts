@@ -1,5 +1,6 @@
-// Sweep on host-worker start: temporary sandboxes whose workflow is no longer running are leftovers of a
-// crash (the compensation never ran) and are removed. Those of a still-running workflow stay: Temporal
+// Sweep on host-worker start: temporary sandboxes (and user sandboxes) whose workflow is no longer running are
+// leftovers of a crash or a terminated run (the compensation never ran) and are removed. Those of a still-running
+// workflow stay: Temporal
 // retries that workflow's next step here and it needs its sandbox.
 import type Docker from 'dockerode';
 import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
@@ -8,7 +9,10 @@ import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
 export type IsRunning = (workflowId: string) => Promise<boolean>;
 
 export async function sweepLeftovers(docker: Docker, isRunning: IsRunning): Promise<{ removed: string[]; kept: string[] }> {
-  const temps = await docker.listContainers({ all: true, filters: { label: [`${CONTAINER_LABEL}=temp`] } });
+  const temps = [
+    ...(await docker.listContainers({ all: true, filters: { label: [`${CONTAINER_LABEL}=temp`] } })),
+    ...(await docker.listContainers({ all: true, filters: { label: [`${CONTAINER_LABEL}=sandbox`] } })),
+  ];
   const removed: string[] = [];
   const kept: string[] = [];
   for (const c of temps) {

@@ -6,6 +6,7 @@ import { describeFailure } from '../lib/errors';
 import { runDoctor, type Check } from './doctor';
 import { SnapflowClient } from './index';
 import { registerGoldenCommands } from './cliGolden';
+import { registerSandboxCommands } from './cliSandboxes';
 import { registerSnapshotCommands } from './cliSnapshots';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
@@ -76,6 +77,7 @@ export function buildCli(): Command {
   };
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);
+  registerSandboxCommands(program, run);
 
   return program;
 }

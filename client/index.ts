@@ -7,6 +7,7 @@ import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
 import { githubConnections } from '../db/schema';
 import { GoldenClient } from './golden';
+import { SandboxClient } from './sandboxes';
 import { SnapshotClient } from './snapshots';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
@@ -17,6 +18,7 @@ export class SnapflowClient {
   private database?: DbHandle;
   private snapshotClient?: SnapshotClient;
   private goldenClient?: GoldenClient;
+  private sandboxClient?: SandboxClient;
 
   private constructor(
     readonly temporal: Client,
@@ -60,6 +62,12 @@ export class SnapflowClient {
   get golden(): GoldenClient {
     this.goldenClient ??= new GoldenClient(this.temporal, this.db(), this.config);
     return this.goldenClient;
+  }
+
+  /** Sandboxes: create, jobs, promote, resume, destroy, explain the restore order; issue pins. */
+  get sandboxes(): SandboxClient {
+    this.sandboxClient ??= new SandboxClient(this.temporal, this.db(), this.config);
+    return this.sandboxClient;
   }
 
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */

@@ -134,6 +134,7 @@ export const defaultPointers = pgTable(
   (t) => [
     primaryKey({ name: 'default_pointers_pkey', columns: [t.scope, t.size, t.profileKey] }),
     check('default_pointers_version_positive', sql`${t.version} > 0`),
+    index('default_pointers_snapshot_idx').on(t.snapshotId),
   ],
 );
 
@@ -188,7 +189,11 @@ export const issues = pgTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [unique('issues_scope_external_key_key').on(t.scope, t.externalKey)],
+  (t) => [
+    unique('issues_scope_external_key_key').on(t.scope, t.externalKey),
+    // "Who uses this snapshot?" (delete, prune, host-cache eviction) looks pins up by snapshot.
+    index('issues_pinned_snapshot_idx').on(t.pinnedSnapshotId),
+  ],
 );
 
 export const sandboxes = pgTable(
@@ -215,6 +220,8 @@ export const sandboxes = pgTable(
     // Session snapshots exist only for VM sandboxes.
     check('sandboxes_snapshot_only_vm', sql`${t.class} = 'vm' OR ${t.latestSessionSnapshotId} IS NULL`),
     index('sandboxes_host_idx').on(t.hostId),
+    index('sandboxes_latest_session_idx').on(t.latestSessionSnapshotId),
+    index('sandboxes_scope_idx').on(t.scope),
   ],
 );
 

@@ -6,6 +6,8 @@ import { createConnectionActivities } from '../activities/connections';
 import { createRetirementActivities } from '../activities/retirement';
 import { createDefaultActivities } from '../activities/defaults';
 import { createGoldenCatalogActivities } from '../activities/goldenCatalog';
+import { createRestoreActivities } from '../activities/restore';
+import { createSandboxActivities } from '../activities/sandboxes';
 import { createRunActivities } from '../activities/runs';
 import { createGithubApp } from '../activities/github';
 import { createGithubTokens } from '../activities/githubTokens';
@@ -42,6 +44,8 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
+      ...createSandboxActivities({ db: deps.db }),
+      ...createRestoreActivities({ db: deps.db }),
       ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage, hostCacheKeep: deps.hostCacheKeep }),
     },
     // Sized for 2 cores: workflow tasks are cheap, activities here are short database calls.

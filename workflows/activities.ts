@@ -10,6 +10,8 @@ import type { GoldenCatalogActivities } from '../activities/goldenCatalog';
 import type { GoldenHostActivities } from '../activities/golden';
 import type { HostCacheActivities } from '../activities/hostCache';
 import type { RunActivities } from '../activities/runs';
+import type { RestoreActivities } from '../activities/restore';
+import type { SandboxActivities } from '../activities/sandboxes';
 import { taskQueues } from '../lib/ids';
 
 export const profiles = {
@@ -135,3 +137,9 @@ export const golden = proxyLocalActivities<GoldenCatalogActivities>(local);
 
 /** Compare-and-set of the one default per (scope, size, profile) (control worker, local). */
 export const defaults = proxyLocalActivities<DefaultActivities>(local);
+
+/** The sandbox row, session snapshots (control worker, local). */
+export const sandboxCatalog = proxyLocalActivities<SandboxActivities>(local);
+
+/** What restore resolution needs about a sandbox, in one query (control worker, local). */
+export const restore = proxyLocalActivities<RestoreActivities>(local);

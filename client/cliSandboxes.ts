@@ -1,0 +1,106 @@
+// `snapflow sandbox …` and `snapflow issue pin|unpin`: thin wrappers over the client.
+import type { Command } from 'commander';
+import type { RestoreDecision } from '../lib/restoreOrder';
+import type { SnapflowClient } from './index';
+
+type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+
+function explain(d: RestoreDecision): string {
+  const chosen = d.source === 'running' ? `reuse the running container on ${d.hostId}` : d.source === 'base' ? `fresh base image ${d.imageRef}` : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
+  return [`starts from: ${chosen}`, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
+}
+
+export function registerSandboxCommands(program: Command, run: Run): void {
+  const sandbox = program.command('sandbox').description('sandboxes: one entity workflow each; jobs, session snapshots, promote');
+
+  sandbox
+    .command('create')
+    .description('create a sandbox; it starts by the restore order (pinned golden → workspace default → system default → base)')
+    .requiredOption('--workspace <id>', 'workspace id')
+    .option('--class <class>', 'vm | container (snapshots exist only for vm)', 'vm')
+    .requiredOption('--size <size>', 'small | medium | large')
+    .requiredOption('--runtime <runtime>', 'codex | pi')
+    .option('--keep-alive', 'keep the container running between jobs')
+    .option('--issue <key>', 'issue the sandbox works on (its pinned golden snapshot comes first)')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; class: string; size: string; runtime: string; keepAlive?: boolean; issue?: string; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.create(o),
+        (r) => console.log(`✓ sandbox ${r.sandboxId} ${r.status.state} on ${r.status.hostId}\n${r.status.lastStart ? explain(r.status.lastStart) : ''}`),
+      ),
+    );
+
+  sandbox
+    .command('start <id>')
+    .description('resume a stopped sandbox by the restore order; --explain only prints the decision')
+    .option('--explain', 'print where it would start and why each earlier step is skipped, change nothing')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { explain?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        async (client) => (o.explain ? await client.sandboxes.explain(id) : (await client.sandboxes.resume(id)).lastStart!),
+        (d) => console.log(explain(d)),
+      ),
+    );
+
+  sandbox
+    .command('run <id> <command...>')
+    .description('run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds')
+    .option('--workdir <dir>', 'working directory inside the sandbox')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, command: string[], o: { workdir?: string; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.runJob(id, { command, workdir: o.workdir }),
+        (r) => {
+          process.stdout.write(r.stdout);
+          process.stderr.write(r.stderr);
+          console.log(`${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`);
+        },
+      ),
+    );
+
+  sandbox
+    .command('promote <id>')
+    .description('save an idle vm sandbox as a workspace golden snapshot (refused while a job runs)')
+    .requiredOption('--name <name>', 'snapshot name, e.g. agent-golden-v2')
+    .option('--set-default', 'make it the default for its size/profile')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { name: string; setDefault?: boolean; json?: boolean }) =>
+      run(o.json, (client) => client.sandboxes.promote(id, { name: o.name, setDefault: o.setDefault }), (r) => console.log(`✓ promoted to ${r.name} (${r.snapshotId})${r.default ? `, default v${r.default.version}` : ''}\n  ${r.storedRef}`)),
+    );
+
+  sandbox
+    .command('status <id>')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { json?: boolean }) => run(o.json, (client) => client.sandboxes.status(id), (s) => console.log(JSON.stringify(s, null, 2))));
+
+  sandbox
+    .command('list')
+    .requiredOption('--workspace <id>', 'workspace id')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.sandboxes.list(o.workspace), (rows) => rows.forEach((r) => console.log(`${r.id} ${r.state.padEnd(12)} ${r.class.padEnd(9)} ${r.size.padEnd(7)} ${r.runtime.padEnd(6)} ${r.hostId ?? ''}`))),
+    );
+
+  sandbox
+    .command('destroy <id>')
+    .description('remove the container and end the sandbox workflow (its snapshots stay)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { json?: boolean }) => run(o.json, (client) => client.sandboxes.destroy(id), (s) => console.log(`✓ sandbox ${s.sandboxId} destroyed`)));
+
+  const issue = program.command('issue').description('issues: pin the golden snapshot their sandboxes start from');
+  issue
+    .command('pin <issue> <snapshot>')
+    .requiredOption('--workspace <id>', 'workspace id')
+    .option('--json', 'machine-readable output')
+    .action(async (key: string, snapshot: string, o: { workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.sandboxes.pin({ workspace: o.workspace, issue: key, snapshot }), () => console.log(`✓ ${key} pinned to ${snapshot}`)),
+    );
+  issue
+    .command('unpin <issue>')
+    .requiredOption('--workspace <id>', 'workspace id')
+    .option('--json', 'machine-readable output')
+    .action(async (key: string, o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.sandboxes.unpin({ workspace: o.workspace, issue: key }), () => console.log(`✓ ${key} unpinned`)));
+}

@@ -1,0 +1,171 @@
+// Sandboxes for services: create (one entity workflow per sandbox), jobs, promote, resume, destroy, explain.
+// Jobs and promotions are Temporal Updates: the workflow's validators decide, and refusals come back typed.
+import { randomUUID } from 'node:crypto';
+import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { and, eq } from 'drizzle-orm';
+import { storageNotConfigured } from '../activities/goldenCatalog';
+import { loadRestoreInput } from '../activities/restore';
+import { pinSnapshot, unpinSnapshot } from '../activities/sandboxes';
+import type { Db } from '../db/client';
+import { issues, sandboxes, SANDBOX_CLASSES, type Sandbox } from '../db/schema';
+import type { Config } from '../lib/config';
+import { SnapflowError, describeFailure } from '../lib/errors';
+import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
+import { findPreset, profileKey, RUNTIMES, type Runtime } from '../lib/presets';
+import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
+import { SNAPSHOT_NAME_REGEX, validationError } from '../lib/validation';
+import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
+import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/definitions';
+import { searchAttributes } from './snapshots';
+
+export interface CreateSandboxInput {
+  workspace: string;
+  class: string;
+  size: string;
+  runtime: string;
+  keepAlive?: boolean;
+  /** External issue key (e.g. "ENG-42"): its pinned golden snapshot comes first in the restore order. */
+  issue?: string;
+  actor?: string;
+}
+
+const WORKSPACE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const ISSUE = /^[A-Za-z0-9][A-Za-z0-9._#-]{0,127}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function check(field: string, ok: boolean, message: string, hint: string): void {
+  if (!ok) throw validationError(field, message, hint);
+}
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+const quote = (v: unknown): string => JSON.stringify(text(v).slice(0, 40));
+
+function checkWorkspace(workspace: unknown): string {
+  check('workspace', text(workspace) === SYSTEM_SCOPE || WORKSPACE.test(text(workspace)), `workspace ${quote(workspace)} is not a workspace slug`, 'lowercase letters, digits and "-", e.g. "acme"');
+  return text(workspace);
+}
+
+export function checkSandboxId(id: unknown): string {
+  check('sandbox', UUID.test(text(id)), `sandbox id ${quote(id)} is not a sandbox id`, 'use the id `snapflow sandbox create` printed (a UUID)');
+  return text(id);
+}
+
+/** Turns an Update's refusal or failure into the SnapflowError the workflow typed. */
+async function typed<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new SnapflowError(describeFailure(err));
+    if ((err as Error).name === 'WorkflowNotFoundError') throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: (err as Error).message, hint: 'list sandboxes with `snapflow sandbox list`' });
+    throw err;
+  }
+}
+
+export class SandboxClient {
+  constructor(
+    private readonly temporal: Client,
+    private readonly db: Db,
+    private readonly config: Config,
+  ) {}
+
+  /** Validates, then starts the sandbox's entity workflow; it starts by the restore order (see explain). */
+  async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
+    const scope = checkWorkspace(input.workspace);
+    check('class', (SANDBOX_CLASSES as readonly string[]).includes(text(input.class)), `class ${quote(input.class)} is not a sandbox class`, `use one of: ${SANDBOX_CLASSES.join(', ')}`);
+    check('size', Boolean(findPreset(text(input.size))), `size ${quote(input.size)} is not a size preset`, 'use small, medium or large');
+    check('runtime', (RUNTIMES as readonly string[]).includes(text(input.runtime)), `runtime ${quote(input.runtime)} is not supported`, `use one of: ${RUNTIMES.join(', ')}`);
+    if (input.issue !== undefined) check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
+    const runtime = input.runtime as Runtime;
+    let issueId: string | undefined;
+    if (input.issue) {
+      const [issue] = await this.db.insert(issues).values({ scope, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } }).returning();
+      issueId = issue!.id;
+    }
+    const sandboxId = randomUUID();
+    const workflowId = workflowIds.sandbox(sandboxId);
+    const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
+      taskQueue: taskQueues.control,
+      workflowId,
+      args: [{ sandboxId, scope, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: input.actor ?? 'cli' }],
+      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${scope}`,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.WorkspaceId, value: scope },
+        { key: searchAttributes.SandboxSize, value: input.size },
+        { key: searchAttributes.Runtime, value: runtime },
+      ]),
+    });
+    return { sandboxId, workflowId, status: await this.waitUntilStarted(handle.workflowId) };
+  }
+
+  /** A fresh sandbox is `provisioning` until the restore order has placed it; wait (bounded) for that. */
+  private async waitUntilStarted(workflowId: string): Promise<SandboxStatus> {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    for (let i = 0; i < 600; i++) {
+      const status = await handle.query(sandboxStatusQuery).catch(() => undefined);
+      if (status && status.state !== 'provisioning') {
+        if (status.state === 'failed') await typed(() => handle.result());
+        return status;
+      }
+      const { status: run } = await handle.describe();
+      if (run.name !== 'RUNNING') await typed(() => handle.result());
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new SnapflowError({ code: 'TIMED_OUT', message: `sandbox workflow ${workflowId} did not start within 60s`, hint: 'is a host worker running? `snapflow doctor`' });
+  }
+
+  async runJob(sandboxId: string, job: JobRequest): Promise<JobResult> {
+    const id = checkSandboxId(sandboxId);
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(runJobUpdate, { args: [job] }));
+  }
+
+  async promote(sandboxId: string, input: { name: string; setDefault?: boolean; actor?: string }): Promise<PromoteResult> {
+    const id = checkSandboxId(sandboxId);
+    if (!this.config.storage) throw storageNotConfigured();
+    check('name', SNAPSHOT_NAME_REGEX.test(text(input.name)), `name ${quote(input.name)} is not a snapshot name`, 'lowercase letters, digits, ".", "_" or "-", e.g. "agent-golden-v2"');
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(promoteUpdate, { args: [input] }));
+  }
+
+  async resume(sandboxId: string): Promise<SandboxStatus> {
+    const id = checkSandboxId(sandboxId);
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [] }));
+  }
+
+  async destroy(sandboxId: string): Promise<SandboxStatus> {
+    const id = checkSandboxId(sandboxId);
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [] }));
+  }
+
+  async status(sandboxId: string): Promise<SandboxStatus> {
+    const id = checkSandboxId(sandboxId);
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).query(sandboxStatusQuery));
+  }
+
+  /** Where the sandbox would start now, and why each earlier step of the order was skipped (read-only). */
+  async explain(sandboxId: string): Promise<RestoreDecision> {
+    const id = checkSandboxId(sandboxId);
+    try {
+      return chooseRestore(await loadRestoreInput(this.db, { sandboxId: id }));
+    } catch (err) {
+      throw err instanceof SnapflowError ? err : new SnapflowError(describeFailure(err));
+    }
+  }
+
+  async list(workspace: string): Promise<Sandbox[]> {
+    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, checkWorkspace(workspace)));
+  }
+
+  async pin(input: { workspace: string; issue: string; snapshot: string }): Promise<{ issueId: string; snapshotId: string }> {
+    const scope = checkWorkspace(input.workspace);
+    check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
+    check('snapshot', SNAPSHOT_NAME_REGEX.test(text(input.snapshot)), `snapshot ${quote(input.snapshot)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
+    return pinSnapshot(this.db, { scope, issue: input.issue, snapshotName: input.snapshot });
+  }
+
+  async unpin(input: { workspace: string; issue: string }): Promise<void> {
+    const scope = checkWorkspace(input.workspace);
+    check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
+    const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
+    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
+    await unpinSnapshot(this.db, { scope, issue: input.issue });
+  }
+}
