@@ -1,7 +1,6 @@
 // Sweep on host-worker start: temporary sandboxes (and user sandboxes) whose workflow is no longer running are
 // leftovers of a crash or a terminated run (the compensation never ran) and are removed. Those of a still-running
-// workflow stay: Temporal
-// retries that workflow's next step here and it needs its sandbox.
+// workflow stay: Temporal retries that workflow's next step here and it needs its sandbox.
 import type Docker from 'dockerode';
 import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
 
