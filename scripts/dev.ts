@@ -157,6 +157,8 @@ async function main(): Promise<void> {
         'Next, in another shell:',
         '  npx snapflow doctor',
         `  npx snapflow host self-test ${config.host.id}`,
+        '  npx snapflow sandbox create --workspace demo --size small --runtime codex --keep-alive',
+        '  npx snapflow golden config set --workspace demo --target small:codex && npx snapflow golden build --workspace demo --wait',
         '',
         'Ctrl-C stops everything started here.',
       ].join('\n'),
