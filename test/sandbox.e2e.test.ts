@@ -6,7 +6,7 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { and, eq } from 'drizzle-orm';
 import { hostCache, sandboxes, snapshots } from '../db/schema';
-import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
+import { SYSTEM_SCOPE, WORKFLOW_LABEL, taskQueues, workflowIds } from '../lib/ids';
 import type { sandbox } from '../workflows';
 import { createTestEnv, uniqueHostId, type RunningWorker, type TestEnv } from './support/stack';
 
@@ -21,7 +21,17 @@ beforeAll(async () => {
   host = await t.startHostWorker({ hostId });
   await t.client.refreshHost(hostId);
 });
-afterAll(async () => t?.teardown());
+afterAll(async () => {
+  // Other test files share this dockerd: end every sandbox this file made, so none holds memory or a container.
+  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
+    const handle = t.client.temporal.workflow.getHandle(workflowIds.sandbox(box.id));
+    await t.client.sandboxes.destroy(box.id).catch(() => handle.terminate('test cleanup').catch(() => undefined));
+    for (const c of await t.docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(box.id)}`] } })) {
+      await t.docker.getContainer(c.Id).remove({ force: true });
+    }
+  }
+  await t?.teardown();
+});
 
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
 const create = (extra: Partial<Parameters<TestEnv['client']['sandboxes']['create']>[0]> = {}) =>

@@ -26,14 +26,14 @@ export const profiles = {
   /** Moving image bytes (push/pull): heartbeated, bounded retries with backoff. */
   transfer: {
     startToCloseTimeout: '20 minutes',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '15 seconds',
     scheduleToStartTimeout: '2 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   },
   /** Work inside a sandbox (exec, commit): heartbeated, few retries. */
   build: {
     startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '30 seconds',
+    heartbeatTimeout: '15 seconds',
     scheduleToStartTimeout: '2 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
   },
