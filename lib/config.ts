@@ -6,6 +6,10 @@ import { SnapflowError } from './errors';
 type Env = Record<string, string | undefined>;
 
 const slug = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A payload key id: short, printable, safe in payload metadata and error messages. */
+const keyId = '[A-Za-z0-9._-]{1,32}';
+/** 32 bytes in standard base64 is 43 characters and one `=`. */
+const key32 = '[A-Za-z0-9+/]{43}=';
 
 /** Each variable: its schema, and the example we print when it is wrong. */
 const variables = {
@@ -72,6 +76,26 @@ const variables = {
     example: 'https://api.github.com',
     fallback: 'https://api.github.com',
   },
+  SNAPFLOW_PAYLOAD_KEY: {
+    schema: z.string().regex(new RegExp(`^${key32}$`), 'must be exactly 32 bytes, base64 (openssl rand -base64 32)'),
+    example: '"$(openssl rand -base64 32)"',
+    fallback: undefined,
+  },
+  SNAPFLOW_PAYLOAD_KEY_ID: {
+    schema: z.string().regex(new RegExp(`^${keyId}$`), 'must be a short key id (letters, digits, . _ -; at most 32)'),
+    example: 'k1',
+    fallback: undefined,
+  },
+  SNAPFLOW_PAYLOAD_OLD_KEYS: {
+    schema: z.string().regex(new RegExp(`^${keyId}:${key32}(,${keyId}:${key32})*$`), 'must be id:key pairs separated by commas, each key exactly 32 bytes, base64'),
+    example: 'k0:<the old key, base64>',
+    fallback: undefined,
+  },
+  SNAPFLOW_CODEC_PORT: {
+    schema: z.string().regex(/^[1-9]\d{0,4}$/, 'must be a TCP port').refine((port) => Number(port) <= 65535, 'must be a TCP port (at most 65535)'),
+    example: '8888',
+    fallback: '8888',
+  },
 } as const;
 
 type VariableName = keyof typeof variables;
@@ -90,6 +114,14 @@ export interface GithubAppConfig {
   apiUrl: string;
 }
 
+/** Payload encryption keys: `id`/`key` encrypt and decrypt, `oldKeys` only decrypt (rotation). */
+export interface PayloadKeyring {
+  id: string;
+  /** 32 bytes, AES-256-GCM. */
+  key: Buffer;
+  oldKeys: Array<{ id: string; key: Buffer }>;
+}
+
 export interface Config {
   databaseUrl: string;
   temporal: { address: string; namespace: string; uiUrl: string };
@@ -101,6 +133,10 @@ export interface Config {
   hostCacheKeep: number;
   /** GitHub App; undefined means private GHCR images cannot be authenticated. */
   githubApp?: GithubAppConfig;
+  /** Payload encryption (lib/codec.ts); undefined means payloads are stored as plain JSON. */
+  payloadKey?: PayloadKeyring;
+  /** Port of the codec server the Temporal UI decrypts through (`npm run codec-server`), on 127.0.0.1. */
+  codecPort: number;
 }
 
 export class ConfigError extends SnapflowError {
@@ -130,6 +166,27 @@ function required(env: Env, name: VariableName, because: string): string {
   const value = read(env, name);
   if (value === undefined) throw new ConfigError(name, `is required ${because}`, variables[name].example);
   return value;
+}
+
+/** The current key (id + key, both or neither) and the older ones kept for reading old histories. */
+function payloadKeyring(env: Env): PayloadKeyring | undefined {
+  const key = read(env, 'SNAPFLOW_PAYLOAD_KEY');
+  const id = read(env, 'SNAPFLOW_PAYLOAD_KEY_ID');
+  const old = read(env, 'SNAPFLOW_PAYLOAD_OLD_KEYS');
+  if (!key) {
+    if (id) required(env, 'SNAPFLOW_PAYLOAD_KEY', 'when SNAPFLOW_PAYLOAD_KEY_ID is set');
+    if (old) required(env, 'SNAPFLOW_PAYLOAD_KEY', 'when SNAPFLOW_PAYLOAD_OLD_KEYS is set');
+    return undefined;
+  }
+  const currentId = required(env, 'SNAPFLOW_PAYLOAD_KEY_ID', 'when SNAPFLOW_PAYLOAD_KEY is set');
+  const oldKeys = (old ? old.split(',') : []).map((pair) => {
+    const [oldId = '', oldKey = ''] = pair.split(':');
+    return { id: oldId, key: Buffer.from(oldKey, 'base64') };
+  });
+  const ids = [currentId, ...oldKeys.map((k) => k.id)];
+  const repeated = ids.find((candidate, i) => ids.indexOf(candidate) !== i);
+  if (repeated) throw new ConfigError('SNAPFLOW_PAYLOAD_OLD_KEYS', `repeats key id ${repeated} (each id names one key)`, variables.SNAPFLOW_PAYLOAD_OLD_KEYS.example);
+  return { id: currentId, key: Buffer.from(key, 'base64'), oldKeys };
 }
 
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
@@ -167,6 +224,8 @@ export function loadConfig(env: Env = process.env): Config {
           apiUrl: required(env, 'GITHUB_API_URL', ''),
         }
       : undefined,
+    payloadKey: payloadKeyring(env),
+    codecPort: Number(required(env, 'SNAPFLOW_CODEC_PORT', '')),
   };
 }
 

@@ -1,5 +1,6 @@
 // Control worker: every workflow, plus the catalog activities (the only worker with database access).
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createCatalogActivities } from '../activities/catalog';
 import { createConnectionActivities } from '../activities/connections';
@@ -13,6 +14,7 @@ import { createGithubApp } from '../activities/github';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createDb, type Db } from '../db/client';
 import { assertMigrationsApplied } from '../db/migrate';
+import { payloadDataConverter } from '../lib/codec';
 import { loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
 import { taskQueues } from '../lib/ids';
 import { connectWorker, exitWithError, workflowSource } from './options';
@@ -30,6 +32,8 @@ export interface ControlWorkerDeps {
   bundlePath?: string;
   /** SNAPFLOW_HOST_CACHE_KEEP: cached snapshots a host keeps besides those in use. */
   hostCacheKeep?: number;
+  /** Payload encryption (lib/codec.ts); must match the clients' and the host workers'. Omitted → plain payloads. */
+  dataConverter?: DataConverter;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -37,6 +41,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: taskQueues.control,
+    dataConverter: deps.dataConverter,
     ...workflowSource(deps.bundlePath),
     activities: {
       ...createCatalogActivities({ db: deps.db }),
@@ -61,12 +66,13 @@ async function main(): Promise<void> {
   await assertMigrationsApplied(config.databaseUrl); // refuse a stale schema up front
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
+  const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     await ensureReconcileSchedule(client);
-    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep });
-    console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}`);
+    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, dataConverter });
+    console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}${config.payloadKey ? ` (payloads encrypted, key ${config.payloadKey.id})` : ''}`);
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
     await clientConnection.close();

@@ -1,5 +1,6 @@
 // Host worker: Docker work for one host, polling that host's own task queue. No database access.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
@@ -10,6 +11,7 @@ import { createHostCacheActivities } from '../activities/hostCache';
 import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';
+import { payloadDataConverter } from '../lib/codec';
 import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
@@ -25,6 +27,8 @@ export interface HostWorkerDeps {
   /** Lets this host mint GHCR installation tokens itself, so no token ever travels through Temporal. */
   githubApp?: GithubAppConfig;
   memoryLimitMiB?: number;
+  /** Payload encryption (lib/codec.ts); must match the clients' and the control worker's. Omitted → plain payloads. */
+  dataConverter?: DataConverter;
 }
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
@@ -44,6 +48,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: taskQueues.host(deps.hostId),
+    dataConverter: deps.dataConverter,
     activities: {
       ...createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage, memoryLimitMiB: deps.memoryLimitMiB }),
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
@@ -79,8 +84,9 @@ async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   const connection = await connectWorker(config);
+  const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     // Every host can start a sandbox from the base image without any registry pull.
     const docker = new Docker(dockerConnection(config.host.dockerHost));
@@ -97,6 +103,7 @@ async function main(): Promise<void> {
       storage: config.storage,
       githubApp: config.githubApp,
       memoryLimitMiB: config.host.memoryLimitMiB,
+      dataConverter,
     });
     console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);
     const running = worker.run(); // returns after SIGINT/SIGTERM once in-flight activities are done

@@ -4,6 +4,7 @@ import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
 import { SnapflowClient } from '../../client';
+import { payloadDataConverter } from '../../lib/codec';
 import { loadConfig, type Config, type GithubAppConfig, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
@@ -73,6 +74,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
   const db = createDb(database.url);
   const connection = await NativeConnection.connect({ address: stack.temporalAddress });
   const client = await SnapflowClient.connect(config);
+  // SNAPFLOW_PAYLOAD_KEY in `env` encrypts payloads in the client (via config) and in both workers alike.
+  const dataConverter = payloadDataConverter(config.payloadKey);
   const workers: RunningWorker[] = [];
   const track = (w: RunningWorker): RunningWorker => (workers.push(w), w);
 
@@ -86,7 +89,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     connection,
     docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }),
     async startControlWorker(opts = {}) {
-      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep })));
+      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, dataConverter })));
     },
     async startHostWorker(opts) {
       const worker = await createHostWorker({
@@ -97,6 +100,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         storage: opts.storage === null ? undefined : (opts.storage ?? stack.storage),
         githubApp: opts.githubApp,
         memoryLimitMiB: opts.memoryLimitMiB,
+        dataConverter,
       });
       return track(await run(worker));
     },
