@@ -75,6 +75,17 @@ export function buildCli(): Command {
       printError(err, Boolean(json));
     }
   };
+  host
+    .command('drain <hostId>')
+    .description('place no new work on a host; its sandboxes restart elsewhere from storage')
+    .option('--json', 'machine-readable output')
+    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.drainHost(hostId), () => console.log(`✓ host ${hostId} is draining`)));
+  host
+    .command('undrain <hostId>')
+    .description('let a drained host take new work again')
+    .option('--json', 'machine-readable output')
+    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.undrainHost(hostId), () => console.log(`✓ host ${hostId} is online`)));
+
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);
   registerSandboxCommands(program, run);

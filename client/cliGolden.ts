@@ -69,9 +69,10 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .description('make a golden snapshot the default for its size/profile (compare-and-set)')
     .option(...workspaceOption)
     .option('--reason <text>', 'why, for the history')
+    .option('--expect-version <n>', 'apply only if the default is still at this version (CONFLICT otherwise)', (v) => Number(v))
     .option('--json', 'machine-readable output')
-    .action(async (name: string, o: { workspace: string; reason?: string; json?: boolean }) =>
-      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason }), (d) => console.log(`✓ ${name} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+    .action(async (name: string, o: { workspace: string; reason?: string; expectVersion?: number; json?: boolean }) =>
+      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason, expectedVersion: o.expectVersion }), (d) => console.log(`✓ ${name} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
     );
 
   golden

@@ -13,6 +13,9 @@ function row(s: Snapshot): string {
   return `${s.name.padEnd(28)} ${s.status.padEnd(8)} ${s.kind.padEnd(7)} ${s.runtime.padEnd(6)} ${s.size.padEnd(7)} ${s.sourceImage ?? ''}${error}`;
 }
 
+/** Digits only, or NaN for the client to refuse: parseInt would read "14d; rm -rf /" as 14. */
+const wholeNumber = (v: string): number => (/^\d{1,15}$/.test(v) ? Number(v) : Number.NaN);
+
 export function registerSnapshotCommands(program: Command, run: Run): void {
   const snapshot = program.command('snapshot').description('image snapshots');
 
@@ -91,7 +94,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
   snapshot
     .command('prune')
     .description('list snapshots unused for a while; deletes them only with --yes')
-    .requiredOption('--unused-for <days>', 'e.g. 14d', (v) => Number.parseInt(v.replace(/d$/, ''), 10))
+    .requiredOption('--unused-for <days>', 'e.g. 14d', (v) => wholeNumber(v.replace(/d$/, '')))
     .option(...workspaceOption)
     .option('--yes', 'really delete them (default: dry run)')
     .option('--json', 'machine-readable output')
@@ -109,7 +112,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
   github
     .command('connect')
     .description('connect the workspace to a GitHub App installation (validated before it is stored)')
-    .requiredOption('--installation-id <n>', 'GitHub App installation id', (v) => Number.parseInt(v, 10))
+    .requiredOption('--installation-id <n>', 'GitHub App installation id', wholeNumber)
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
     .action(async (o: { installationId: number; workspace: string; json?: boolean }) => run(o.json, (client) => client.validateGithub({ workspace: o.workspace, installationId: o.installationId }), connection));

@@ -13,6 +13,7 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
+import { screenText, validateField } from '../lib/validation';
 import type { GoldenBuildResult, buildGoldenSnapshot, setDefaultSnapshot } from '../workflows';
 import { searchAttributes } from './snapshots';
 
@@ -23,6 +24,9 @@ export interface ScheduleState {
   nextRuns: Date[];
   recentRuns: Array<{ scheduledAt: Date; workflowId?: string }>;
 }
+
+/** default_pointers.version is a Postgres integer: a larger expected version can never match, so nothing starts. */
+const MAX_VERSION = 2_147_483_647;
 
 export class GoldenClient {
   constructor(
@@ -46,8 +50,9 @@ export class GoldenClient {
   }
 
   async getConfig(workspace: string): Promise<GoldenBuildConfig> {
-    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, workspace));
-    if (!config) throw new SnapflowError({ code: 'NOT_FOUND', message: `no golden build config for ${workspace}`, hint: `snapflow golden config set --workspace ${workspace} --target small:codex` });
+    const scope = validateField('workspace', workspace);
+    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, scope));
+    if (!config) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no golden build config for ${scope}`, hint: `snapflow golden config set --workspace ${scope} --target small:codex` });
     return config;
   }
 
@@ -83,25 +88,37 @@ export class GoldenClient {
   }
 
   /** Makes a golden snapshot the default for its size/profile, by compare-and-set. */
-  async setDefault(input: { workspace: string; name: string; actor?: string; reason?: string }): Promise<DefaultState> {
+  /**
+   * Compare-and-set: with `expectedVersion` (the version the caller last saw, e.g. from the previous set-default) the change
+   * applies only if nobody moved the default since; without it, against the version read just now.
+   */
+  async setDefault(input: { workspace: string; name: string; actor?: string; reason?: string; expectedVersion?: number }): Promise<DefaultState> {
     this.assertStorage();
+    validateField('workspace', input.workspace);
+    validateField('name', input.name);
+    if (input.reason !== undefined) screenText('reason', input.reason, 'one line of text, e.g. --reason "roll out v3"', 500);
+    if (input.expectedVersion !== undefined && !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)) {
+      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'expectedVersion', message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`, hint: 'pass the version the last set-default printed, e.g. --expect-version 3' });
+    }
     const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
-    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: pointer?.version ?? 0, actor: input.actor ?? 'cli', reason: input.reason ?? 'set-default' });
+    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: input.actor ?? 'cli', reason: input.reason ?? 'set-default' });
   }
 
   /** Back to the snapshot the current default replaced. */
   async rollback(input: { workspace: string; size: string; runtime: Runtime; actor?: string }): Promise<DefaultState> {
     this.assertStorage();
-    const key = profileKey({ runtime: input.runtime, size: input.size });
+    validateField('workspace', input.workspace);
+    const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
     const previous = await previousDefault(this.db, { scope: input.workspace, size: input.size, profileKey: key });
     return this.compareAndSet({ scope: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: input.actor ?? 'cli', reason: 'rollback' });
   }
 
   async scheduleState(workspace: string): Promise<ScheduleState | null> {
+    const scope = validateField('workspace', workspace);
     try {
-      const d = await this.temporal.schedule.getHandle(scheduleIds.golden(workspace)).describe();
+      const d = await this.temporal.schedule.getHandle(scheduleIds.golden(scope)).describe();
       return {
         scheduleId: d.scheduleId,
         paused: d.state.paused,
@@ -116,7 +133,7 @@ export class GoldenClient {
   }
 
   async recentBuilds(workspace: string, limit = 10) {
-    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, workspace)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, validateField('workspace', workspace))).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
   }
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {

@@ -5,14 +5,36 @@ import type { HostFacts } from '../activities/docker';
 import type { ConnectionState } from '../activities/connections';
 import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
-import { githubConnections } from '../db/schema';
+import { githubConnections, hosts } from '../db/schema';
 import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
 import { SnapshotClient } from './snapshots';
+import { payloadDataConverter } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
+import { quoteInput } from '../lib/imageRef';
+import { screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
+
+const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
+
+/** A host id names a task queue and a catalog row: the slug SNAPFLOW_HOST_ID is held to, or nothing starts. */
+function checkHostId(hostId: unknown): string {
+  const id = screenText('hostId', hostId, HOST_HINT, 63);
+  if (!HOST_ID.test(id)) throw validationError('hostId', `host id ${quoteInput(id)} is not a host slug`, HOST_HINT);
+  return id;
+}
+
+/** GitHub App installation ids are positive whole numbers (the catalog's bigint holds any safe one). */
+function checkInstallationId(id: unknown): number | undefined {
+  if (id === undefined) return undefined;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
+    throw validationError('installationId', `installation id ${typeof id === 'number' ? String(id) : `of type ${typeof id}`} is not a positive whole number`, 'use the number at the end of the App installation URL, e.g. --installation-id 12345678');
+  }
+  return id;
+}
 
 export class SnapflowClient {
   private database?: DbHandle;
@@ -38,18 +60,22 @@ export class SnapflowClient {
         hint: 'start the stack with `npm start`, or point TEMPORAL_ADDRESS at your cluster',
       });
     }
-    return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace }), connection, config);
+    // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
+    const dataConverter = payloadDataConverter(config.payloadKey);
+    return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);
   }
 
   /** Asks the host's worker to describe its engine and records it in the catalog; fails fast if nobody polls. */
   async refreshHost(hostId: string): Promise<HostFacts> {
-    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(hostId), { hostId }, '30 seconds');
+    const id = checkHostId(hostId);
+    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(id), { hostId: id }, '30 seconds');
   }
 
   /** End-to-end check of one host: temp sandbox, exec, commit, optional push, cleanup. */
   async hostSelfTest(input: { hostId: string; push: boolean; nonce: string }): Promise<HostSelfTestResult> {
     const { nonce, ...request } = input;
-    return this.run<typeof hostSelfTest>('hostSelfTest', workflowIds.hostSelfTest(input.hostId, nonce), request, '10 minutes');
+    const hostId = checkHostId(input.hostId);
+    return this.run<typeof hostSelfTest>('hostSelfTest', workflowIds.hostSelfTest(hostId, nonce), { ...request, hostId }, '10 minutes');
   }
 
   /** Image snapshots: create (validated, reuse vs replace), wait, get, list. Reads use the catalog directly. */
@@ -72,13 +98,34 @@ export class SnapflowClient {
 
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */
   async validateGithub(input: { workspace: string; installationId?: number }): Promise<ConnectionState> {
-    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(input.workspace), { scope: input.workspace, installationId: input.installationId }, '2 minutes');
+    const scope = validateField('workspace', input.workspace);
+    const installationId = checkInstallationId(input.installationId);
+    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(scope), { scope, installationId }, '2 minutes');
   }
 
   /** The stored connection, as the catalog has it (no call to GitHub). */
   async githubStatus(input: { workspace: string }): Promise<ConnectionState | null> {
-    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, input.workspace));
+    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, validateField('workspace', input.workspace)));
     return row ? { scope: row.scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null } : null;
+  }
+
+  /**
+   * Drain: no new sandbox, build or pull is placed on the host (its worker keeps finishing what runs there);
+   * its sandboxes restart elsewhere from storage. A worker announcing itself again does not undo it.
+   */
+  async drainHost(hostId: string): Promise<{ hostId: string; status: 'draining' }> {
+    await this.setHostStatus(checkHostId(hostId), 'draining');
+    return { hostId, status: 'draining' };
+  }
+
+  async undrainHost(hostId: string): Promise<{ hostId: string; status: 'online' }> {
+    await this.setHostStatus(checkHostId(hostId), 'online');
+    return { hostId, status: 'online' };
+  }
+
+  private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
+    const updated = await this.db().update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
+    if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
   }
 
   private db(): DbHandle['db'] {

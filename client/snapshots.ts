@@ -5,13 +5,14 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client 
 import { TypedSearchAttributes, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { and, asc, desc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
+import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES, githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
 import { sameSpec } from '../activities/catalog';
 import { describeUsage, inUse, unusedSnapshots, usageOf } from '../activities/retirement';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
-import { nextVersionedName, validateCreateImageSnapshot, type CreateImageSnapshotInput } from '../lib/validation';
+import { quoteInput } from '../lib/imageRef';
+import { nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput } from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
 import { imageSnapshotRequestQuery } from '../workflows/definitions';
 
@@ -46,6 +47,17 @@ export interface SnapshotDetails {
 }
 
 const conflict = (message: string, hint: string): SnapflowError => new SnapflowError({ code: 'CONFLICT', field: 'name', message, hint });
+
+/** A list filter: absent, or one of the values the catalog can hold. */
+function filter(field: string, value: unknown, choices: readonly string[]): string | undefined {
+  if (value === undefined) return undefined;
+  const hint = `use one of: ${choices.join(', ')}`;
+  const text = screenText(field, value, hint, 64);
+  if (!choices.includes(text)) throw validationError(field, `${field} ${quoteInput(text)} is not one of them`, hint);
+  return text;
+}
+/** Prune looks back at most this far: a bigger number is a typo, and overflows the database's interval. */
+const MAX_UNUSED_DAYS = 36_500;
 
 export class SnapshotClient {
   constructor(
@@ -132,24 +144,28 @@ export class SnapshotClient {
   }
 
   async get(input: { workspace: string; name: string }): Promise<SnapshotDetails> {
-    const snapshot = await this.live(input.workspace, input.name);
+    const snapshot = await this.live(validateField('workspace', input.workspace), validateField('name', input.name));
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
     const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
   async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
-    const filters: SQL[] = [eq(snapshots.scope, input.workspace), ne(snapshots.status, 'deleted')];
-    if (input.status) filters.push(sql`${snapshots.status}::text = ${input.status}`);
-    if (input.runtime) filters.push(sql`${snapshots.runtime}::text = ${input.runtime}`);
-    if (input.size) filters.push(eq(snapshots.size, input.size));
-    if (input.kind) filters.push(sql`${snapshots.kind}::text = ${input.kind}`);
+    const filters: SQL[] = [eq(snapshots.scope, validateField('workspace', input.workspace)), ne(snapshots.status, 'deleted')];
+    const status = filter('status', input.status, SNAPSHOT_STATUSES);
+    const runtime = input.runtime === undefined ? undefined : validateField('runtime', input.runtime);
+    const size = input.size === undefined ? undefined : validateField('size', input.size);
+    const kind = filter('kind', input.kind, SNAPSHOT_KINDS);
+    if (status) filters.push(sql`${snapshots.status}::text = ${status}`);
+    if (runtime) filters.push(sql`${snapshots.runtime}::text = ${runtime}`);
+    if (size) filters.push(eq(snapshots.size, size));
+    if (kind) filters.push(sql`${snapshots.kind}::text = ${kind}`);
     return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
   async delete(input: { workspace: string; name: string; actor?: string }): Promise<{ snapshotId: string; status: 'deleted' }> {
-    const snapshot = await this.live(input.workspace, input.name);
+    const snapshot = await this.live(validateField('workspace', input.workspace), validateField('name', input.name));
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
@@ -160,10 +176,11 @@ export class SnapshotClient {
 
   /** Dry run unless `yes`: what is unused for `days` (no default, pin or sandbox; unchanged and not used on a host). */
   async prune(input: { workspace: string; unusedForDays: number; yes?: boolean; actor?: string }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
-    if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1) {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: 'unused-for must be a whole number of days, at least 1', hint: 'e.g. --unused-for 14d' });
+    const scope = validateField('workspace', input.workspace);
+    if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1 || input.unusedForDays > MAX_UNUSED_DAYS) {
+      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`, hint: 'e.g. --unused-for 14d' });
     }
-    const candidates = await unusedSnapshots(this.db, { scope: input.workspace, days: input.unusedForDays });
+    const candidates = await unusedSnapshots(this.db, { scope, days: input.unusedForDays });
     const deleted: string[] = [];
     if (input.yes) for (const c of candidates) deleted.push((await this.runDelete(c.id, input.actor ?? 'cli')).snapshotId);
     return { candidates, deleted, dryRun: !input.yes };

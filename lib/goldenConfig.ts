@@ -1,7 +1,9 @@
 // Validation of a golden build config (per workspace, or `system`), before it is stored or scheduled.
 import { SnapflowError } from './errors';
 import { SYSTEM_SCOPE } from './ids';
+import { quoteInput } from './imageRef';
 import { RUNTIMES, findPreset, type Runtime } from './presets';
+import { screenText } from './validation';
 
 export interface GoldenConfigInput {
   workspace: string;
@@ -34,28 +36,26 @@ export interface GoldenConfig {
 const refuse = (field: string, message: string, hint: string): never => {
   throw new SnapflowError({ code: 'VALIDATION_FAILED', field, message, hint });
 };
-// eslint-disable-next-line no-control-regex -- control characters are what is refused
-const CONTROL = /[\u0000-\u001f\u007f]/;
-const clean = (field: string, value: string, max: number, hint: string): string => {
-  if (value.length > max) refuse(field, `${field} is ${value.length} characters long; at most ${max} are accepted`, hint);
-  if (CONTROL.test(value)) refuse(field, `${field} contains a control character`, hint);
-  return value;
-};
+/** Text, not empty, within `max`, without NUL, control or bidi characters (the screen every create field gets). */
+const clean = (field: string, value: unknown, max: number, hint: string): string => screenText(field, value, hint, max);
+/** A `..` segment climbs out of where a path says it is; no repository or skills directory needs one. */
+const climbs = (value: string): boolean => value.split(/[/:]/).includes('..');
 
 /** A git URL (https, ssh, git@host:path) or an absolute local path; never something git would read as an option. */
-function repo(value: string): string {
+function repo(value: unknown): string {
   const hint = 'use https://host/org/repo.git, git@host:org/repo.git or an absolute path to a repository';
-  clean('repos', value, 500, hint);
-  if (value.startsWith('-')) refuse('repos', `repository "${value.slice(0, 40)}" looks like a command-line option`, hint);
-  const ok = /^(https?|ssh|git|file):\/\/[^\s]+$/.test(value) || /^[\w.-]+@[\w.-]+:[\w./-]+$/.test(value) || /^\/[\w./@+-]+$/.test(value);
-  if (!ok) refuse('repos', `repository "${value.slice(0, 40)}" is not a git URL or absolute path`, hint);
-  return value;
+  const text = clean('repos', value, 500, hint);
+  if (text.startsWith('-')) refuse('repos', `repository ${quoteInput(text)} looks like a command-line option`, hint);
+  const ok = /^(https?|ssh|git|file):\/\/[\w.~@:%+/-]+$/.test(text) || /^[\w.-]+@[\w.-]+:[\w./-]+$/.test(text) || /^\/[\w./@+-]+$/.test(text);
+  if (!ok) refuse('repos', `repository ${quoteInput(text)} is not a git URL or absolute path`, hint);
+  if (climbs(text)) refuse('repos', `repository ${quoteInput(text)} has a '..' segment`, hint);
+  return text;
 }
 
 /** `03:00` → `0 3 * * *`; a five-field cron is checked field by field (numbers, ranges, steps, lists, `*`). */
-export function toCron(schedule: string): string {
+export function toCron(value: unknown): string {
   const hint = 'use a time of day like 03:00, or a five-field cron like "0 3 * * *"';
-  clean('schedule', schedule, 100, hint);
+  const schedule = clean('schedule', value, 100, hint);
   const time = /^(\d{1,2}):(\d{2})$/.exec(schedule.trim());
   if (time) {
     const [hour, minute] = [Number(time[1]), Number(time[2])];
@@ -63,29 +63,53 @@ export function toCron(schedule: string): string {
     return `${minute} ${hour} * * *`;
   }
   const fields = schedule.trim().split(/\s+/);
-  const limits = [59, 23, 31, 12, 7];
-  if (fields.length !== 5) refuse('schedule', `"${schedule.slice(0, 40)}" has ${fields.length} fields; cron needs 5`, hint);
+  // minute, hour, day of month, month, day of week: days and months count from 1.
+  const limits: Array<[number, number]> = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+  if (fields.length !== 5) refuse('schedule', `${quoteInput(schedule)} has ${fields.length} fields; cron needs 5`, hint);
   fields.forEach((field, i) => {
+    const [min, max] = limits[i]!;
     for (const part of field.split(',')) {
       const m = /^(\*|\d+(?:-\d+)?)(?:\/(\d+))?$/.exec(part);
       const numbers = m?.[1] === '*' ? [] : (m?.[1]?.split('-').map(Number) ?? [NaN]);
-      if (!m || numbers.some((n) => Number.isNaN(n) || n > limits[i]!) || (m[2] !== undefined && Number(m[2]) === 0)) {
-        refuse('schedule', `cron field ${i + 1} "${field.slice(0, 20)}" is not valid`, hint);
+      const reversed = numbers.length === 2 && numbers[0]! > numbers[1]!;
+      if (!m || reversed || numbers.some((n) => Number.isNaN(n) || n < min || n > max) || (m[2] !== undefined && Number(m[2]) === 0)) {
+        refuse('schedule', `cron field ${i + 1} ${quoteInput(field, 20)} is not valid (${min}-${max})`, hint);
       }
     }
   });
   return fields.join(' ');
 }
 
-function timeZone(value: string): string {
+function timeZone(value: unknown): string {
   const hint = 'use an IANA time zone such as UTC or Europe/Paris';
-  clean('timeZone', value, 64, hint);
+  const zone = clean('timeZone', value, 64, hint);
+  let known: string | undefined;
   try {
-    new Intl.DateTimeFormat('en', { timeZone: value });
+    known = new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    refuse('timeZone', `"${value}" is not a known time zone`, hint);
+    refuse('timeZone', `${quoteInput(zone)} is not a known time zone`, hint);
   }
-  return value;
+  // Intl ignores case, the schedule's zone database does not: "europe/paris" would be stored, then refused.
+  if (known !== zone && known?.toLowerCase() === zone.toLowerCase()) refuse('timeZone', `${quoteInput(zone)} is spelled ${quoteInput(known)}`, `use ${known}`);
+  return zone;
+}
+
+/** A list field: a list, or absent. */
+function list(field: string, value: unknown, hint: string): unknown[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) refuse(field, `${field} must be a list`, hint);
+  return value as unknown[];
+}
+
+/** `size:runtime`, or `{ size, runtime }`. */
+function target(value: unknown): { size: string; runtime: Runtime } {
+  const hint = 'use small, medium or large with codex or pi, e.g. --target small:codex';
+  const parts = typeof value === 'string' ? value.split(':') : typeof value === 'object' && value !== null ? [(value as { size?: unknown }).size, (value as { runtime?: unknown }).runtime] : [];
+  if (parts.length !== 2) refuse('targets', `target ${typeof value === 'string' ? quoteInput(value) : `of type ${typeof value}`} is not size:runtime`, hint);
+  const [size, runtime] = parts;
+  if (typeof size !== 'string' || !findPreset(size)) refuse('targets', `target size ${quoteInput(String(size), 20)} is not a size preset`, hint);
+  if (typeof runtime !== 'string' || !(RUNTIMES as readonly string[]).includes(runtime)) refuse('targets', `target runtime ${quoteInput(String(runtime), 20)} is not one of ${RUNTIMES.join(', ')}`, hint);
+  return { size: size as string, runtime: runtime as Runtime };
 }
 
 export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
@@ -93,31 +117,27 @@ export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
   if (typeof scope !== 'string' || (scope !== SYSTEM_SCOPE && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(scope))) {
     refuse('workspace', 'workspace must be a lowercase slug or "system"', 'e.g. --workspace acme');
   }
-  const repos = (input.repos ?? []).map(repo);
+  const repos = list('repos', input.repos, 'repeat --repo once per repository').map(repo);
   if (repos.length > 20) refuse('repos', `${repos.length} repositories; at most 20 are preloaded`, 'keep the golden image to the repositories most jobs need');
-  const targets = input.targets.map((t) => {
-    const [size, runtime] = typeof t === 'string' ? t.split(':') : [t.size, t.runtime];
-    if (!size || !findPreset(size)) refuse('targets', `target size "${String(size).slice(0, 20)}" is not a size preset`, 'use small, medium or large, e.g. --target small:codex');
-    if (!runtime || !(RUNTIMES as readonly string[]).includes(runtime)) refuse('targets', `target runtime "${String(runtime).slice(0, 20)}" is not one of ${RUNTIMES.join(', ')}`, 'e.g. --target small:codex');
-    return { size: size!, runtime: runtime as Runtime };
-  });
+  const targets = list('targets', input.targets, 'repeat --target once per size:runtime').map(target);
   if (targets.length === 0) refuse('targets', 'at least one target size/profile is needed', 'e.g. --target small:codex');
   if (new Set(targets.map((t) => `${t.size}:${t.runtime}`)).size !== targets.length) refuse('targets', 'a target is listed twice', 'list each size:runtime once');
-  if (input.embedSkills && !input.skillsPath) refuse('skillsPath', 'embedding skills needs the skills directory', 'pass --skills-path /abs/path/to/skills');
-  if (input.skillsPath !== undefined && !/^\/[\w./@+-]*$/.test(clean('skillsPath', input.skillsPath, 500, 'an absolute path'))) {
-    refuse('skillsPath', 'skills path must be an absolute path', 'e.g. /srv/snapflow/skills');
+  if (input.embedSkills && input.skillsPath === undefined) refuse('skillsPath', 'embedding skills needs the skills directory', 'pass --skills-path /abs/path/to/skills');
+  const skillsPath = input.skillsPath === undefined ? null : clean('skillsPath', input.skillsPath, 500, 'an absolute path, e.g. /srv/snapflow/skills');
+  if (skillsPath !== null && (!/^\/[\w./@+-]*$/.test(skillsPath) || climbs(skillsPath))) {
+    refuse('skillsPath', "skills path must be an absolute path without a '..' segment", 'e.g. /srv/snapflow/skills');
   }
   const fallback = input.depsFallbackCommand === undefined ? null : clean('depsFallbackCommand', input.depsFallbackCommand, 1000, 'one shell command line, run in each repository directory');
   return {
     scope,
     repos,
     embedSkills: Boolean(input.embedSkills),
-    skillsPath: input.skillsPath ?? null,
+    skillsPath,
     prebuildDeps: Boolean(input.prebuildDeps),
     depsFallbackCommand: fallback,
     targets,
-    scheduleCron: input.schedule ? toCron(input.schedule) : null,
-    scheduleTimeZone: timeZone(input.timeZone ?? 'UTC'),
+    scheduleCron: input.schedule === undefined ? null : toCron(input.schedule),
+    scheduleTimeZone: input.timeZone === undefined ? 'UTC' : timeZone(input.timeZone),
     enabled: Boolean(input.enabled),
   };
 }

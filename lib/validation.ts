@@ -59,13 +59,22 @@ function refuse(field: Field, message: string, hint: string = HINTS[field]): nev
 
 /** What no field accepts: missing, not text, over 1 kB, NUL or control characters. Quotes at most 40 chars. */
 function screen(field: Field, value: unknown): string {
-  if (value === undefined || value === null) refuse(field, `${field} is required`);
-  if (typeof value !== 'string') refuse(field, `${field} must be a string, not ${typeof value}`);
-  if (value === '') refuse(field, `${field} is empty`);
-  if (value.length > MAX_STRING) refuse(field, `${field} is ${value.length} characters long; at most ${MAX_STRING} are accepted`);
-  if (value.includes('\0')) refuse(field, `${field} ${quoteInput(value)} contains a NUL byte`);
-  if (CONTROL.test(value)) refuse(field, `${field} ${quoteInput(value)} contains a control character (such as a newline or tab)`);
-  return value;
+  return screenText(field, value, HINTS[field]);
+}
+
+/** The same screen for any text field (a host id, a reason, a path), with its own hint and length limit. */
+export function screenText(field: string, value: unknown, hint: string, max: number = MAX_STRING): string {
+  const no = (message: string): never => {
+    throw validationError(field, message, hint);
+  };
+  if (value === undefined || value === null) no(`${field} is required`);
+  if (typeof value !== 'string') no(`${field} must be a string, not ${Array.isArray(value) ? 'a list' : typeof value}`);
+  const text = value as string;
+  if (text === '') no(`${field} is empty`);
+  if (text.length > max) no(`${field} is ${text.length} characters long; at most ${max} are accepted`);
+  if (text.includes('\0')) no(`${field} ${quoteInput(text)} contains a NUL byte`);
+  if (CONTROL.test(text)) no(`${field} ${quoteInput(text)} contains a control character (such as a newline or tab)`);
+  return text;
 }
 
 /** Says which part of a slug is wrong, so the message is more than "does not match a pattern". */
@@ -75,6 +84,25 @@ function slugProblem(value: string, extra: string, max: number): string {
   if (!/^[a-z0-9]/.test(value)) return 'must start with a lowercase letter or digit';
   const bad = Array.from(value).find((c) => !/[a-z0-9]/.test(c) && !extra.includes(c));
   return bad === undefined ? 'is not valid' : `contains ${JSON.stringify(bad)}, which is not allowed`;
+}
+
+/** The rule of each field that reads and other commands name too; create applies the same ones. */
+const RULES = {
+  workspace: (v: string) => (v === SYSTEM_SCOPE || WORKSPACE_REGEX.test(v) ? undefined : `workspace ${quoteInput(v)} ${slugProblem(v, '-', 63)}`),
+  name: (v: string) => (SNAPSHOT_NAME_REGEX.test(v) ? undefined : `name ${quoteInput(v)} ${slugProblem(v, '._-', NAME_MAX)}`),
+  runtime: (v: string) => ((RUNTIMES as readonly string[]).includes(v) ? undefined : `runtime ${quoteInput(v)} is not supported`),
+  size: (v: string) => (findPreset(v) ? undefined : `size ${quoteInput(v)} is not a size preset`),
+} satisfies Partial<Record<Field, (value: string) => string | undefined>>;
+
+/**
+ * One field outside a create request (a workspace to read, a snapshot name to get, delete or set as default, a
+ * size or runtime to roll back): screened, then held to the rule create uses. VALIDATION_FAILED naming it.
+ */
+export function validateField(field: keyof typeof RULES, value: unknown): string {
+  const text = screen(field, value);
+  const problem = RULES[field](text);
+  if (problem) refuse(field, problem);
+  return text;
 }
 
 function entrypointProblem(value: string): string | undefined {
@@ -96,10 +124,10 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
   const runtime = screen('runtime', input.runtime);
   const size = screen('size', input.size);
 
-  if (workspace !== SYSTEM_SCOPE && !WORKSPACE_REGEX.test(workspace)) {
-    refuse('workspace', `workspace ${quoteInput(workspace)} ${slugProblem(workspace, '-', 63)}`);
-  }
-  if (!SNAPSHOT_NAME_REGEX.test(name)) refuse('name', `name ${quoteInput(name)} ${slugProblem(name, '._-', NAME_MAX)}`);
+  const workspaceIssue = RULES.workspace(workspace);
+  if (workspaceIssue) refuse('workspace', workspaceIssue);
+  const nameIssue = RULES.name(name);
+  if (nameIssue) refuse('name', nameIssue);
 
   const image = parseImageRef(imageText);
   if (isFloatingTag(image) && input.allowFloatingTag !== true) {
@@ -109,8 +137,10 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
 
   const entrypointIssue = entrypointProblem(entrypoint);
   if (entrypointIssue) refuse('entrypoint', `entrypoint ${quoteInput(entrypoint)} ${entrypointIssue}`);
-  if (!(RUNTIMES as readonly string[]).includes(runtime)) refuse('runtime', `runtime ${quoteInput(runtime)} is not supported`);
-  if (!findPreset(size)) refuse('size', `size ${quoteInput(size)} is not a size preset`);
+  const runtimeIssue = RULES.runtime(runtime);
+  if (runtimeIssue) refuse('runtime', runtimeIssue);
+  const sizeIssue = RULES.size(size);
+  if (sizeIssue) refuse('size', sizeIssue);
 
   const validRuntime = runtime as Runtime;
   return { scope: workspace, name, image, imageRef: formatImageRef(image), entrypoint, runtime: validRuntime, size, profileKey: profileKey({ runtime: validRuntime, size }) };
