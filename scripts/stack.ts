@@ -86,6 +86,8 @@ export interface TemporalOptions {
   port: number;
   uiPort?: number; // omitted → headless
   namespace?: string;
+  /** The UI decrypts payloads through this codec server (`npm run codec-server`), e.g. http://127.0.0.1:8888. */
+  uiCodecEndpoint?: string;
 }
 
 export async function startTemporal(opts: TemporalOptions): Promise<ManagedProcess & { address: string; uiUrl?: string }> {
@@ -100,6 +102,7 @@ export async function startTemporal(opts: TemporalOptions): Promise<ManagedProce
   for (const name of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=Keyword`);
   if (opts.uiPort) args.push('--ui-ip', '127.0.0.1', '--ui-port', String(opts.uiPort));
   else args.push('--headless');
+  if (opts.uiPort && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   const child = launch('temporal', temporalBinary, args, logFile);
   await waitFor('Temporal dev server', () => portOpen(opts.port), child, logFile);
   if (opts.uiPort) await waitFor('Temporal UI', () => portOpen(opts.uiPort!), child, logFile);
@@ -121,6 +124,8 @@ export async function startDockerd(opts: { root: string }): Promise<ManagedProce
     '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false',
     '--data-root', join(opts.root, 'data'), '--exec-root', join(opts.root, 'exec'),
     '--pidfile', join(opts.root, 'dockerd.pid'), '--host', `unix://${socket}`,
+    // Containers keep running while the daemon restarts (upgrades, crashes): sandboxes and builds survive it.
+    '--live-restore',
   ];
   const child = launch('dockerd', 'dockerd', args, logFile);
   const docker = new Docker({ socketPath: socket });
@@ -136,6 +141,8 @@ export interface RegistryOptions {
   password?: string;
   /** Extra htpasswd users, e.g. the GHCR stand-in's `x-access-token` with an installation token. */
   users?: Array<{ username: string; password: string }>;
+  /** Refuses every upload (Distribution's maintenance mode): what a full or frozen storage looks like. */
+  readOnly?: boolean;
 }
 
 export async function startRegistry(opts: RegistryOptions): Promise<ManagedProcess & { url: string }> {
@@ -156,6 +163,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<ManagedProce
       'storage:',
       `  filesystem: { rootdirectory: ${join(opts.dir, 'data')} }`,
       '  delete: { enabled: true }',
+      ...(opts.readOnly ? ['  maintenance: { readonly: { enabled: true } }'] : []),
       `http: { addr: "127.0.0.1:${opts.port}" }`,
       ...(users.length ? [`auth: { htpasswd: { realm: snapflow, path: ${htpasswdFile} } }`] : []),
       '',

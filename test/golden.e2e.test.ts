@@ -124,7 +124,8 @@ test('concurrent set-defaults: exactly one wins, the history stays consistent; r
   expect(before?.snapshotId).toBe(latest.snapshotId);
 
   const names = [firstRow!.name, latest.name];
-  const attempts = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => t.client.golden.setDefault({ workspace: ws, name: names[i % 2]!, reason: `race ${i}` })));
+  // Ten operators who all saw the same version race to change it: compare-and-set lets exactly one through.
+  const attempts = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => t.client.golden.setDefault({ workspace: ws, name: names[i % 2]!, reason: `race ${i}`, expectedVersion: before!.version })));
   const won = attempts.filter((a) => a.status === 'fulfilled');
   expect(won).toHaveLength(1);
   for (const lost of attempts.filter((a) => a.status === 'rejected')) expect((lost as PromiseRejectedResult).reason).toMatchObject({ code: 'CONFLICT' });

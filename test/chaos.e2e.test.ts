@@ -1,0 +1,26 @@
+// The essential chaos cases in the suite (all of them, with more runs: `npm run chaos`). Each runs on a stack
+// this file owns, so killing Temporal or the host worker never touches other test files.
+import { createRace, killHostMidImageSnapshot, killHostMidPromote, promoteVsJobRace, restartPostgresMidGolden, restartStorageMidPush, restartTemporalMidGolden, setDefaultRace, type ChaosCase } from './chaos/cases';
+import { startChaosEnv, type ChaosEnv } from './chaos/env';
+
+let env: ChaosEnv;
+beforeAll(async () => {
+  env = await startChaosEnv();
+}, 180_000);
+afterAll(async () => env?.close(), 120_000);
+
+const cases: Array<[string, ChaosCase, number]> = [
+  ['kill -9 of the host worker during an image snapshot', killHostMidImageSnapshot, 1],
+  ['kill -9 of the host worker during a promote', killHostMidPromote, 1],
+  ['Temporal restarted (same SQLite file) during a golden build', restartTemporalMidGolden, 1],
+  ['PostgreSQL restarted during a golden build', restartPostgresMidGolden, 1],
+  ['snapshot storage down for 3 s during an upload', restartStorageMidPush, 1],
+  ['20 concurrent set-defaults on one size/profile', setDefaultRace, 20],
+  ['10 rounds of promote vs job', promoteVsJobRace, 10],
+  ['20 concurrent creates of one name', createRace, 20],
+];
+
+test.each(cases)('%s: every run survives, no orphan, no duplicate', async (_name, run, runs) => {
+  const result = await run(env, runs);
+  expect({ survived: result.survived, orphans: result.orphans, duplicates: result.duplicates, notes: result.notes }).toEqual({ survived: runs, orphans: 0, duplicates: 0, notes: [] });
+}, 240_000);

@@ -1,0 +1,214 @@
+// A whole snapflow stack owned by one chaos run: its own Temporal dev server, PostgreSQL, dockerd, snapshot
+// storage and a public registry, and both workers as child processes under a small supervisor (as a real
+// deployment's process manager would restart a crashed worker). Every part can be killed and restarted by pid.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import Docker from 'dockerode';
+import { SnapflowClient } from '../../client';
+import { createDb, type DbHandle } from '../../db/client';
+import { ensureDatabase, runMigrations } from '../../db/migrate';
+import { loadConfig } from '../../lib/config';
+import { bundleWorkflows } from '../../scripts/bundle-workflows';
+import { ensureBaseImage, freePort, portOpen, projectRoot, startDockerd, startRegistry, startTemporal, stopProcess, type ManagedProcess } from '../../scripts/stack';
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+export interface Supervised {
+  name: string;
+  child?: ChildProcess;
+  /** Unexpected exits the supervisor restarted (a worker that lost Temporal or Postgres for too long). */
+  restarts: number;
+}
+
+export interface ChaosEnv {
+  dir: string;
+  env: Record<string, string>;
+  client: SnapflowClient;
+  db: DbHandle;
+  docker: Docker;
+  hostId: string;
+  publicRegistry: string;
+  storage: { url: string; username: string; password: string };
+  workers: { control: Supervised; host: Supervised };
+  killHostWorker(): Promise<void>;
+  startHostWorker(): Promise<void>;
+  restartTemporal(): Promise<void>;
+  restartPostgres(): Promise<void>;
+  restartStorage(opts?: { readOnly?: boolean; downForMs?: number }): Promise<void>;
+  restartDockerd(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts PostgreSQL 15 as the postgres user in our own data dir (setpriv execs, so the pid is postgres's). */
+function startPostgres(dir: string, port: number): ChildProcess {
+  const asPostgres = process.getuid?.() === 0 ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
+  const [cmd, ...args] = [...asPostgres, join(PG_BIN, 'postgres'), '-D', join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'];
+  return spawn(cmd!, args, { stdio: 'ignore', detached: true });
+}
+
+async function waitPort(port: number, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await portOpen(port)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not open port ${port}`);
+}
+
+export async function startChaosEnv(): Promise<ChaosEnv> {
+  const dir = mkdtempSync(join(tmpdir(), 'sfc-'));
+  chmodSync(dir, 0o755); // the postgres user must reach its data dir
+  const processes: ManagedProcess[] = [];
+  const ports = { temporal: await freePort(), pg: await freePort(), storage: await freePort(), public: await freePort() };
+  const storage = { username: 'snapflow', password: randomBytes(18).toString('base64url') };
+
+  // PostgreSQL
+  const pgDir = join(dir, 'pg');
+  mkdirSync(pgDir);
+  if (process.getuid?.() === 0) spawnSync('chown', ['postgres:postgres', pgDir]);
+  const asPostgres = process.getuid?.() === 0 ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
+  const init = spawnSync(asPostgres[0] ?? join(PG_BIN, 'initdb'), [...asPostgres.slice(1), ...(asPostgres.length ? [join(PG_BIN, 'initdb')] : []), '-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync'], { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  let pg = startPostgres(pgDir, ports.pg);
+  await waitPort(ports.pg, 'postgres');
+  const databaseUrl = `postgres://postgres@127.0.0.1:${ports.pg}/snapflow`;
+  for (let i = 0; ; i++) {
+    try {
+      await ensureDatabase(databaseUrl);
+      break;
+    } catch (err) {
+      if (i > 50) throw err; // the port opens a moment before connections are accepted
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  await runMigrations(databaseUrl);
+
+  let temporal = await startTemporal({ dataDir: join(dir, 'temporal'), port: ports.temporal });
+  let dockerd = await startDockerd({ root: join(dir, 'docker') });
+  let storageRegistry = await startRegistry({ dir: join(dir, 'storage'), port: ports.storage, ...storage });
+  const publicRegistry = await startRegistry({ dir: join(dir, 'public'), port: ports.public });
+  processes.push(publicRegistry);
+  const bundlePath = await bundleWorkflows(join(dir, 'workflow-bundle.js'));
+  const docker = new Docker({ socketPath: dockerd.dockerHost.replace('unix://', '') });
+  await ensureBaseImage(docker);
+
+  const hostId = `chaos-${randomBytes(3).toString('hex')}`;
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_UI_URL: 'http://127.0.0.1:8233',
+    SNAPFLOW_HOST_ID: hostId,
+    DOCKER_HOST: dockerd.dockerHost,
+    SNAPFLOW_STORAGE_URL: storageRegistry.url,
+    SNAPFLOW_STORAGE_USERNAME: storage.username,
+    SNAPFLOW_STORAGE_PASSWORD: storage.password,
+    SNAPFLOW_WORKFLOW_BUNDLE: bundlePath,
+  };
+  writeFileSync(join(dir, 'env.json'), JSON.stringify({ ...env, SNAPFLOW_STORAGE_PASSWORD: '…' }));
+
+  const logs = join(dir, 'logs');
+  mkdirSync(logs);
+  let closing = false;
+  const supervise = (name: string, script: string): Supervised => {
+    const s: Supervised = { name, restarts: 0 };
+    return Object.assign(s, {
+      spawn() {
+        const out = join(logs, `${name}.log`);
+        const child = spawn(process.execPath, ['--import', pathToFileURL(require.resolve('tsx')).href, join(projectRoot, script)], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        child.stdout?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
+        child.stderr?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
+        child.on('exit', () => {
+          if (s.child !== child || closing) return;
+          s.child = undefined;
+          s.restarts++;
+          setTimeout(() => !closing && !s.child && (s as Supervised & { spawn(): void }).spawn(), 1000).unref();
+        });
+        s.child = child;
+      },
+    });
+  };
+  const control = supervise('control', 'workers/control.ts') as Supervised & { spawn(): void };
+  const host = supervise('host', 'workers/host.ts') as Supervised & { spawn(): void };
+  control.spawn();
+  host.spawn();
+
+  const client = await SnapflowClient.connect(loadConfig(env));
+  const db = createDb(databaseUrl);
+  // Ready once the host has registered through the control worker.
+  for (let i = 0; ; i++) {
+    try {
+      await client.refreshHost(hostId);
+      break;
+    } catch (err) {
+      if (i > 120) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+
+  const stopChild = async (child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> => {
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  };
+
+  return {
+    dir,
+    env,
+    client,
+    db,
+    docker,
+    hostId,
+    publicRegistry: publicRegistry.url.replace('http://', ''),
+    storage: { url: storageRegistry.url, ...storage },
+    workers: { control, host },
+    async killHostWorker() {
+      const child = host.child;
+      host.child = undefined; // not an unexpected exit: the case restarts it when it wants
+      await stopChild(child, 'SIGKILL');
+    },
+    async startHostWorker() {
+      host.spawn();
+    },
+    async restartTemporal() {
+      process.kill(temporal.pid, 'SIGKILL'); // a crash, not a shutdown; same SQLite file afterwards
+      await new Promise((r) => setTimeout(r, 1500));
+      temporal = await startTemporal({ dataDir: join(dir, 'temporal'), port: ports.temporal });
+    },
+    async restartPostgres() {
+      pg.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 1500));
+      pg = startPostgres(pgDir, ports.pg);
+      await waitPort(ports.pg, 'postgres');
+    },
+    async restartStorage(opts = {}) {
+      await stopProcess(storageRegistry, 2000);
+      await new Promise((r) => setTimeout(r, opts.downForMs ?? 1000));
+      storageRegistry = await startRegistry({ dir: join(dir, 'storage'), port: ports.storage, ...storage, readOnly: opts.readOnly });
+    },
+    async restartDockerd() {
+      await stopProcess(dockerd, 20_000);
+      dockerd = await startDockerd({ root: join(dir, 'docker') });
+    },
+    async close() {
+      closing = true;
+      await client.close().catch(() => undefined);
+      await db.close().catch(() => undefined);
+      await stopChild(host.child, 'SIGTERM');
+      await stopChild(control.child, 'SIGTERM');
+      const leftovers = await docker.listContainers({ all: true }).catch(() => []);
+      for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const p of [storageRegistry, ...processes, dockerd, temporal]) await stopProcess(p, 10_000).catch(() => undefined);
+      pg.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 1000));
+      // A restarted dockerd can leave its data root bind-mounted onto itself: unmount what is ours, deepest first.
+      const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${dir}/`));
+      for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
