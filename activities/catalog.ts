@@ -1,6 +1,6 @@
 // Catalog writes for workflows. Runs on the control worker, the only worker with database access.
 // Every status change is a guarded UPDATE (from the expected status) plus an event in the same transaction.
-import { and, desc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { defaultHistory, defaultPointers, hosts, issues, snapshotEvents, snapshots, type NewSnapshot, type Snapshot, type SnapshotStatus } from '../db/schema';
 import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
@@ -65,18 +65,36 @@ export function createCatalogActivities(deps: CatalogDeps) {
         status: 'online' as const,
         lastSeenAt: new Date(),
       };
-      await db.insert(hosts).values(row).onConflictDoUpdate({ target: hosts.id, set: row });
+      // A host an operator drains stays draining when its worker announces itself again; only `undrain` ends it.
+      await db
+        .insert(hosts)
+        .values(row)
+        .onConflictDoUpdate({ target: hosts.id, set: { ...row, status: sql`case when ${hosts.status} = 'draining' then 'draining'::host_status else 'online'::host_status end` } });
     },
 
-    /** An online host that can hold the size; the one with the most memory first. Fails typed when none can. */
+    /**
+     * Where a new sandbox or image pull goes: the online host with the most memory left after the sandboxes
+     * already running there (catalog estimate, no Docker round trip), ties spread at random. Typed when none fits.
+     */
+
     async pickHost(input: { size: string }): Promise<{ hostId: string }> {
       const needMiB = findPreset(input.size)?.memoryMiB ?? 0;
-      const [host] = await db.select().from(hosts).where(eq(hosts.status, 'online')).orderBy(desc(hosts.memoryTotalMib), hosts.id).limit(1);
-      if (!host) throw toNonRetryableFailure(new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: 'no Docker host is online', hint: 'start a host worker: `npm run worker:host`' }));
-      if (host.memoryTotalMib < needMiB) {
-        throw toNonRetryableFailure(new SnapflowError({ code: 'INSUFFICIENT_HOST_MEMORY', message: `no host has ${needMiB} MiB for size ${input.size} (largest: ${host.id} with ${host.memoryTotalMib} MiB)` }));
+      const rows = await db.execute<{ id: string; free: number }>(sql`
+        select h.id, h.memory_total_mib - coalesce(sum(p.memory_mib) filter (where b.state in ('provisioning', 'idle', 'busy', 'snapshotting', 'promoting')), 0)::int as free
+        from hosts h left join sandboxes b on b.host_id = h.id left join size_presets p on p.key = b.size
+        where h.status = 'online' group by h.id order by free desc, random()`);
+      const [best] = rows;
+      if (!best) throw toNonRetryableFailure(new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: 'no Docker host is online', hint: 'start a host worker: `npm run worker:host` (or undrain one: `snapflow host undrain <id>`)' }));
+      if (best.free < needMiB) {
+        throw toNonRetryableFailure(new SnapflowError({ code: 'INSUFFICIENT_HOST_MEMORY', message: `no online host has ${needMiB} MiB free for size ${input.size} (most free: ${best.id} with ${best.free} MiB)`, hint: 'add a host, stop idle sandboxes, or use a smaller size' }));
       }
-      return { hostId: host.id };
+      return { hostId: best.id };
+    },
+
+    /** Drain: no new work is placed on the host; its sandboxes restore elsewhere from storage on their next start. */
+    async setHostStatus(input: { hostId: string; status: 'online' | 'draining' }): Promise<{ found: boolean }> {
+      const updated = await db.update(hosts).set({ status: input.status }).where(eq(hosts.id, input.hostId)).returning({ id: hosts.id });
+      return { found: updated.length > 0 };
     },
 
     /**

@@ -4,10 +4,13 @@ import globalSetup from '../test/globalSetup';
 import globalTeardown from '../test/globalTeardown';
 import { createTestEnv, uniqueHostId } from '../test/support/stack';
 import { benchGolden } from './golden.bench';
+import { benchMultiHost } from './multihost.bench';
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-  const wants = (name: string): boolean => only.length === 0 || only.includes(name);
+  const only = process.argv.slice(2).filter((a, i, all) => !a.startsWith('-') && all[i - 1] !== '--hosts');
+  const hostsArg = process.argv.find((a, i) => process.argv[i - 1] === '--hosts' || a.startsWith('--hosts='));
+  // `--hosts 1,2,4` alone runs the multi-host benchmark only; no arguments run everything.
+  const wants = (name: string): boolean => (only.length === 0 ? !hostsArg || name === 'multihost' : only.includes(name));
   await globalSetup();
   try {
     if (wants('golden')) {
@@ -18,6 +21,16 @@ async function main(): Promise<void> {
         await t.startHostWorker({ hostId });
         await t.client.refreshHost(hostId);
         await benchGolden(t);
+      } finally {
+        await t.teardown();
+      }
+    }
+    if (wants('multihost')) {
+      const counts = (hostsArg?.replace('--hosts=', '') ?? '1,2,4').split(',').map(Number);
+      const t = await createTestEnv();
+      try {
+        await t.startControlWorker();
+        await benchMultiHost(t, counts);
       } finally {
         await t.teardown();
       }

@@ -34,19 +34,30 @@ export interface GoldenBuildResult {
   cache?: HostCacheOutcome;
 }
 
-/** The host with the most free memory, if it has enough; otherwise the figures that say why not. */
-async function pickBuildHost(needMiB: number): Promise<{ hostId?: string; figures: Record<string, number | string> }> {
+/**
+ * The host with the most free memory, if it has enough; otherwise the figures that say why not. Hosts are asked
+ * in parallel; equal hosts are told apart by the build id, so builds starting together spread over them.
+ */
+async function pickBuildHost(needMiB: number, buildId: string): Promise<{ hostId?: string; figures: Record<string, number | string> }> {
   const figures: Record<string, number | string> = { neededMiB: needMiB };
+  const online = await golden.listOnlineHosts();
+  const free = await Promise.all(
+    online.map(async ({ hostId }) => {
+      try {
+        const facts = await hostProbe(hostId).describeHost();
+        return { hostId, freeMiB: facts.memoryTotalMiB - facts.memoryReservedMiB };
+      } catch {
+        figures[`${hostId}.freeMiB`] = 'unreachable';
+        return undefined;
+      }
+    }),
+  );
+  const spread = (hostId: string): number => [...`${buildId}/${hostId}`].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
   let best: { hostId: string; freeMiB: number } | undefined;
-  for (const { hostId } of await golden.listOnlineHosts()) {
-    try {
-      const facts = await hostProbe(hostId).describeHost();
-      const freeMiB = facts.memoryTotalMiB - facts.memoryReservedMiB;
-      figures[`${hostId}.freeMiB`] = freeMiB;
-      if (!best || freeMiB > best.freeMiB) best = { hostId, freeMiB };
-    } catch {
-      figures[`${hostId}.freeMiB`] = 'unreachable';
-    }
+  for (const f of free) {
+    if (!f) continue;
+    figures[`${f.hostId}.freeMiB`] = f.freeMiB;
+    if (!best || f.freeMiB > best.freeMiB || (f.freeMiB === best.freeMiB && spread(f.hostId) > spread(best.hostId))) best = f;
   }
   return best && best.freeMiB >= needMiB ? { hostId: best.hostId, figures } : { figures };
 }
@@ -69,7 +80,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   await golden.startBuild({ buildId, scope: req.scope, trigger: req.trigger, run });
   try {
     const needMiB = Math.max(...config.targets.map((t) => findPreset(t.size)?.memoryMiB ?? 0));
-    const placement = await pickBuildHost(needMiB);
+    const placement = await pickBuildHost(needMiB, buildId);
     if (!placement.hostId) {
       const message = `no online host has ${needMiB} MiB free for this build`;
       await golden.finishBuild({ buildId, status: 'skipped', reason: 'INSUFFICIENT_HOST_MEMORY', message, figures: placement.figures });
