@@ -71,6 +71,14 @@ export function hostActivities(hostId: string): HostProxy {
   return bindProfiles<DockerActivities>(taskQueues.host(hostId), hostProfiles);
 }
 
+/**
+ * A user's job runs at most once: if the host worker dies mid-command, the job fails (EXEC_FAILED) instead of
+ * silently running the command a second time. The caller decides whether running it again is safe.
+ */
+export function hostJobActivities(hostId: string): Pick<HostProxy, 'execInSandbox'> {
+  return proxyActivities<DockerActivities>({ ...profiles.build, retry: { maximumAttempts: 1 }, taskQueue: taskQueues.host(hostId) });
+}
+
 /** The same host activities with the probe profile: answers fast or says the host is not there. */
 export function hostProbe(hostId: string): Pick<HostProxy, 'describeHost'> {
   return proxyActivities<DockerActivities>({ ...profiles.probe, taskQueue: taskQueues.host(hostId) });

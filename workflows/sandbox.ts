@@ -16,7 +16,7 @@ import { chooseRestore, type RestoreDecision, type RestoreSandbox } from '../lib
 
 type SandboxClass = RestoreSandbox['class'];
 type SandboxState = RestoreSandbox['state'];
-import { defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, catalog, restore, sandboxCatalog } from './activities';
+import { catalog, defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostJobActivities, restore, sandboxCatalog } from './activities';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from './definitions';
 
 export interface SandboxRequest {
@@ -163,7 +163,7 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
       show();
       try {
         await sync();
-        const result = await docker().execInSandbox({ containerId: s.containerId!, command: job.command, env: job.env, workdir: job.workdir });
+        const result = await hostJobActivities(s.hostId!).execInSandbox({ containerId: s.containerId!, command: job.command, env: job.env, workdir: job.workdir });
         let sessionSnapshotId: string | undefined;
         let sessionError: string | undefined;
         if (result.exitCode === 0 && req.class === 'vm') {

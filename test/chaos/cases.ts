@@ -180,27 +180,38 @@ export const killHostMidPromote: ChaosCase = async (env, runs) => {
   await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'mkdir -p /opt && dd if=/dev/urandom of=/opt/state bs=1M count=128 2>/dev/null'] });
   let survived = 0;
   const notes: string[] = [];
+  // Commit, boot check and upload together take a second or two; a round whose promote beat the poll did
+  // not test a crash, so it is tried again (bounded) rather than counted.
+  const inFlight = ['commitSandbox', 'verifyBoot', 'pushImage'];
   for (let i = 0; i < runs; i++) {
-    const promoting = env.client.sandboxes.promote(sandboxId, { name: `promoted-${i}` }).then(
-      (r) => ({ ok: true as const, r }),
-      (err: unknown) => ({ ok: false as const, err }),
-    );
-    let settled = false;
-    void promoting.then(() => (settled = true));
-    await until('the promote upload (or its end)', async () => {
-      if (settled) return true;
-      const d = await env.client.temporal.workflow.getHandle(`sandbox/${sandboxId}`).describe();
-      return (d.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'pushImage') || undefined;
-    });
-    if (settled) notes.push(`promote ${i}: finished before the kill landed`);
-    await env.killHostWorker();
-    await sleep(500);
-    await env.startHostWorker();
-    const outcome = await promoting;
-    if (outcome.ok || typedFailure(outcome.err)) survived++;
-    else notes.push(`promote ${i}: UNTYPED ${(outcome.err as Error).message}`);
-    const state = await until('the sandbox back to idle', async () => ((await env.client.sandboxes.status(sandboxId)).state === 'idle' ? 'idle' : undefined));
-    if (state !== 'idle') notes.push(`promote ${i}: sandbox left ${state}`);
+    let landed = false;
+    for (let attempt = 0; attempt < 4 && !landed; attempt++) {
+      const promoting = env.client.sandboxes.promote(sandboxId, { name: `promoted-${i}-${attempt}` }).then(
+        (r) => ({ ok: true as const, r }),
+        (err: unknown) => ({ ok: false as const, err }),
+      );
+      let settled = false;
+      void promoting.then(() => (settled = true));
+      await until('the promote in flight (or its end)', async () => {
+        if (settled) return true;
+        const d = await env.client.temporal.workflow.getHandle(`sandbox/${sandboxId}`).describe();
+        return (d.raw.pendingActivities ?? []).some((a) => inFlight.includes(a.activityType?.name ?? '')) || undefined;
+      });
+      landed = !settled;
+      if (landed) {
+        await env.killHostWorker();
+        await sleep(500);
+        await env.startHostWorker();
+      }
+      const outcome = await promoting;
+      if (landed) {
+        if (outcome.ok || typedFailure(outcome.err)) survived++;
+        else notes.push(`promote ${i}: UNTYPED ${(outcome.err as Error).message}`);
+      }
+      const state = await until('the sandbox back to idle', async () => ((await env.client.sandboxes.status(sandboxId)).state === 'idle' ? 'idle' : undefined));
+      if (state !== 'idle') notes.push(`promote ${i}: sandbox left ${state}`);
+    }
+    if (!landed) notes.push(`promote ${i}: finished before the kill could land, four times`);
   }
   const job = await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'test -f /opt/state && echo intact'] });
   if (job.stdout.trim() !== 'intact') {
