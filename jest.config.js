@@ -6,6 +6,7 @@ module.exports = {
   globalSetup: '<rootDir>/test/globalSetup.ts',
   globalTeardown: '<rootDir>/test/globalTeardown.ts',
   testTimeout: 120000,
+  testSequencer: '<rootDir>/test/support/sequencer.mjs',
   // Type errors are caught by `npm run typecheck`; isolated transpiling keeps jest fast on 2 cores.
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true }] },
 };
