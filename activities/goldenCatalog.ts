@@ -1,8 +1,9 @@
 // Catalog side of golden builds: the build config, the build record (incl. skipped), registration, host cache.
 import { and, eq, gte, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { goldenBuildConfigs, goldenBuilds, hostCache, hosts, snapshotEvents, snapshots, type GoldenBuildStatus, type GoldenTarget } from '../db/schema';
+import { goldenBuildConfigs, goldenBuilds, hostCache, hosts, snapshotEvents, snapshots, type GoldenBuildStatus } from '../db/schema';
 import type { StorageConfig } from '../lib/config';
+import type { GoldenConfig } from '../lib/goldenConfig';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import type { RunRef } from './catalog';
@@ -20,15 +21,8 @@ export interface EvictionCandidate {
   snapshotIds: string[];
 }
 
-export interface BuildConfig {
-  scope: string;
-  repos: string[];
-  embedSkills: boolean;
-  skillsPath: string | null;
-  prebuildDeps: boolean;
-  depsFallbackCommand: string | null;
-  targets: GoldenTarget[];
-}
+/** What a build needs of the stored config: all of it but the schedule. */
+export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone' | 'enabled'>;
 
 export const storageNotConfigured = (): SnapflowError =>
   new SnapflowError({ code: 'GOLDEN_STORAGE_NOT_CONFIGURED', message: 'golden snapshots are disabled because snapshot storage is not configured', hint: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD' });

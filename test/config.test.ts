@@ -1,4 +1,5 @@
-import { ConfigError, dockerConnection, loadConfig } from '../lib/config';
+import { dockerConnection, loadConfig } from '../lib/config';
+import { expectConfigError } from './support/config';
 
 const storage = { SNAPFLOW_STORAGE_URL: 'http://127.0.0.1:5000', SNAPFLOW_STORAGE_USERNAME: 'u', SNAPFLOW_STORAGE_PASSWORD: 'p' };
 
@@ -29,18 +30,7 @@ test.each([
   [{ GITHUB_APP_PRIVATE_KEY: '-----BEGIN RSA PRIVATE KEY-----' }, 'GITHUB_APP_ID', '123456'],
   [{ SNAPFLOW_GHCR_HOST: 'https://ghcr.io' }, 'SNAPFLOW_GHCR_HOST', 'ghcr.io'],
 ])('%j is refused in one line naming %s with an example', (env, variable, example) => {
-  let error: unknown;
-  try {
-    loadConfig(env);
-  } catch (err) {
-    error = err;
-  }
-  expect(error).toBeInstanceOf(ConfigError);
-  const e = error as ConfigError;
-  expect(e).toMatchObject({ code: 'CONFIG_INVALID', field: variable });
-  expect(e.message.startsWith(variable)).toBe(true);
-  expect(e.message).not.toContain('\n');
-  expect(e.hint).toContain(example);
+  expectConfigError(env, variable, example);
 });
 
 test('DOCKER_HOST becomes dockerode connection options', () => {

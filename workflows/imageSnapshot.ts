@@ -1,23 +1,14 @@
 import type { Duration } from '@temporalio/common';
 import { ApplicationFailure, CancellationScope, isCancellation, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import { describeFailure, type ErrorCode } from '../lib/errors';
-import type { ImageRef } from '../lib/imageRef';
-import type { Runtime } from '../lib/presets';
+import type { ValidatedImageSnapshot } from '../lib/validation';
 import { catalog, connections, hostImageActivities } from './activities';
 import { imageSnapshotRequestQuery } from './definitions';
 
-export interface ImageSnapshotRequest {
+/** A validated create (lib/validation.ts) plus what the client decided before starting the run. */
+export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
   /** Chosen by the client, so it can answer with the id at once while the run is still `pending`. */
   snapshotId: string;
-  scope: string;
-  name: string;
-  image: ImageRef;
-  /** Canonical form of `image`, as stored in the catalog. */
-  imageRef: string;
-  entrypoint: string;
-  runtime: Runtime;
-  size: string;
-  profileKey: string;
   /** The image lives on the GHCR host: a live GitHub connection is required. */
   requiresGithub: boolean;
   /** `--replace`: the snapshot whose defaults and pins move to this one once it is active. */
