@@ -39,8 +39,10 @@ export function createConnectionActivities(deps: ConnectionDeps) {
       await deps.tokens.registryCredentials(installationId); // proves a token can be minted; it is discarded
     } catch (err) {
       if (!(err instanceof SnapflowError)) throw err; // GitHub unreachable: retry, record nothing
+      // Our App is missing or misconfigured: that says nothing about the installation, so record nothing.
+      if (err.code === 'GITHUB_APP_NOT_CONFIGURED') throw toNonRetryableFailure(err);
       problem = err;
-      status = err.code === 'GITHUB_CONNECTION_MISSING' ? 'missing' : err.code === 'GITHUB_CONNECTION_EXPIRED' ? 'expired' : 'expired';
+      status = err.code === 'GITHUB_CONNECTION_MISSING' ? 'missing' : 'expired';
     }
     const row = { scope, installationId, account, status, validatedAt: new Date() };
     await db.insert(githubConnections).values(row).onConflictDoUpdate({ target: githubConnections.scope, set: row });

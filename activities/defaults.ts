@@ -61,14 +61,14 @@ export async function setDefault(db: Db, input: SetDefault): Promise<DefaultStat
 export async function previousDefault(db: Db, input: { scope: string; size: string; profileKey: string }): Promise<{ snapshotId: string; version: number }> {
   const where = and(eq(defaultPointers.scope, input.scope), eq(defaultPointers.size, input.size), eq(defaultPointers.profileKey, input.profileKey));
   const [current] = await db.select().from(defaultPointers).where(where);
-  if (!current) throw new SnapflowError({ code: 'NOT_FOUND', message: `no default for ${input.scope} ${input.size} ${input.profileKey} to roll back` });
+  if (!current) throw new SnapflowError({ code: 'NOT_FOUND', field: 'size', message: `no default for ${input.scope} ${input.size} ${input.profileKey} to roll back` });
   const [last] = await db
     .select()
     .from(defaultHistory)
     .where(and(eq(defaultHistory.scope, input.scope), eq(defaultHistory.size, input.size), eq(defaultHistory.profileKey, input.profileKey), eq(defaultHistory.snapshotId, current.snapshotId)))
     .orderBy(desc(defaultHistory.id))
     .limit(1);
-  if (!last?.previousSnapshotId) throw new SnapflowError({ code: 'NOT_FOUND', message: `the default for ${input.scope} ${input.size} ${input.profileKey} has no earlier snapshot` });
+  if (!last?.previousSnapshotId) throw new SnapflowError({ code: 'NOT_FOUND', field: 'size', message: `the default for ${input.scope} ${input.size} ${input.profileKey} has no earlier snapshot` });
   return { snapshotId: last.previousSnapshotId, version: current.version };
 }
 

@@ -66,12 +66,12 @@ const prepared = new WeakMap<Db, ReturnType<typeof prepare>>();
 
 /** Shared by the activity and the client: the sandbox, its host and issue, and the four candidates, in one query. */
 export async function loadRestoreInput(db: Db, input: LoadRestoreInput): Promise<RestoreInput> {
-  if (!UUID.test(input.sandboxId)) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandboxId', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
+  if (!UUID.test(input.sandboxId)) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
   let statement = prepared.get(db);
   if (!statement) prepared.set(db, (statement = prepare(db)));
   const hostId = input.hostId ?? null;
   const [row] = await statement.execute({ sandboxId: input.sandboxId, hostId });
-  if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandboxId', message: `sandbox ${input.sandboxId} does not exist` });
+  if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: `sandbox ${input.sandboxId} does not exist` });
   return { ...row, hostId };
 }
 

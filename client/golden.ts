@@ -44,8 +44,12 @@ export class GoldenClient {
     this.assertStorage();
     const v = validateGoldenConfig(input);
     const row = { ...v, updatedAt: new Date() };
-    const [config] = await this.db.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
-    await this.syncSchedule(config!);
+    // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
+    const config = await this.db.transaction(async (tx) => {
+      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+      await this.syncSchedule(written!);
+      return written;
+    });
     return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
   }
 

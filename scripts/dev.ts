@@ -116,7 +116,8 @@ async function main(): Promise<void> {
   try {
     const track = <T extends ManagedProcess>(p: T): T => (started.push(p), record(), p);
     const [temporal, dockerd] = await Promise.all([
-      startTemporal({ dataDir: join(dataDir, 'temporal'), port: temporalPort, uiPort, namespace: config.temporal.namespace }).then(track),
+      // With payload encryption on, the UI decrypts through `npm run codec-server` (the keys stay in that process).
+      startTemporal({ dataDir: join(dataDir, 'temporal'), port: temporalPort, uiPort, namespace: config.temporal.namespace, uiCodecEndpoint: config.payloadKey ? `http://127.0.0.1:${config.codecPort}` : undefined }).then(track),
       startDockerd({ root: join(dataDir, 'docker') }).then(track),
       storage && registryPort
         ? startRegistry({ dir: join(dataDir, 'registry'), port: registryPort, username: storage.username, password: storage.password }).then(track)

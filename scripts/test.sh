@@ -9,7 +9,7 @@ mkdir -p .data
 export SNAPFLOW_TEST_POINTER="$PWD/.data/test-stack-$$"
 trap 'npx --no-install tsx scripts/stop-test-stack.ts' EXIT
 # The whole suite: the history scan (run last) must have seen the other files' workflows.
-[ $# -eq 0 ] && export SNAPFLOW_HISTORY_SCAN_MIN=100
+[ $# -eq 0 ] && export SNAPFLOW_HISTORY_SCAN_MIN=50
 results=.data/jest-results-$$.json
 rm -f "$results"
 npx jest --runInBand --forceExit --json --outputFile="$results" "$@"

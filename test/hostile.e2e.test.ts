@@ -142,7 +142,7 @@ refused('sandboxes.promote', 'name', hostile(), (v) => c().sandboxes.promote(san
 refused('sandboxes.promote', 'setDefault', { string: 'yes', number: 1 }, (v) => c().sandboxes.promote(sandboxId, { name: 'promoted-v1', setDefault: v }));
 for (const method of ['resume', 'destroy', 'status', 'explain'] as const) {
   refused(`sandboxes.${method}`, 'sandbox', hostile(), (v) => c().sandboxes[method](v));
-  refused(`sandboxes.${method}`, method === 'explain' ? 'sandboxId' : 'sandbox', { unknown: UNKNOWN_ID }, (v) => c().sandboxes[method](v), 'NOT_FOUND');
+  refused(`sandboxes.${method}`, 'sandbox', { unknown: UNKNOWN_ID }, (v) => c().sandboxes[method](v), 'NOT_FOUND');
 }
 refused('sandboxes.list', 'workspace', hostile(), (v) => c().sandboxes.list(v));
 const pin = { workspace: ws, issue: 'ENG-1', snapshot: 'golden-v1' };

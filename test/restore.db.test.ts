@@ -45,7 +45,7 @@ async function addSandbox(overrides: Partial<typeof sandboxes.$inferInsert> = {}
 
 test('an unknown sandbox is NOT_FOUND and a malformed id VALIDATION_FAILED, typed and non-retryable at the boundary', async () => {
   await expect(loadRestoreInput(handle.db, { sandboxId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-  await expect(loadRestoreInput(handle.db, { sandboxId: 'sb-1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'sandboxId' });
+  await expect(loadRestoreInput(handle.db, { sandboxId: 'sb-1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'sandbox' });
   const failure = await createRestoreActivities({ db: handle.db })
     .explainRestore({ sandboxId: '00000000-0000-4000-8000-000000000000' })
     .catch((e: unknown) => e);
