@@ -2,6 +2,7 @@
 // Every status change is a guarded UPDATE (from the expected status) plus an event in the same transaction.
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { agents } from '../db/access';
 import { defaultHistory, defaultPointers, hosts, issues, snapshotEvents, snapshots, type NewSnapshot, type Snapshot, type SnapshotStatus } from '../db/schema';
 import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
 import { findPreset } from '../lib/presets';
@@ -144,10 +145,11 @@ export function createCatalogActivities(deps: CatalogDeps) {
     },
 
     /**
-     * `--replace`: move what pointed at the old snapshot (defaults, pins) to the new one, atomically, with a
-     * default-history entry per moved default. The old snapshot stays active for rollback.
+     * `--replace`: move what pointed at the old snapshot (defaults, pins, and agents unless a rollout takes them)
+     * to the new one, atomically, with a default-history entry per moved default. The old snapshot stays active for
+     * rollback, and each moved agent remembers it as its previous snapshot.
      */
-    async transferReferences(input: { fromId: string; toId: string; actor: string; run: RunRef }): Promise<{ defaults: number; pins: number }> {
+    async transferReferences(input: { fromId: string; toId: string; actor: string; run: RunRef; agents?: 'move' | 'keep' }): Promise<{ defaults: number; pins: number; agents: number }> {
       return db.transaction(async (tx) => {
         const moved = await tx
           .update(defaultPointers)
@@ -158,12 +160,16 @@ export function createCatalogActivities(deps: CatalogDeps) {
           await tx.insert(defaultHistory).values({ scope: p.scope, size: p.size, profileKey: p.profileKey, snapshotId: input.toId, previousSnapshotId: input.fromId, actor: input.actor, reason: 'replaced', workflowId: input.run.workflowId });
         }
         const pins = await tx.update(issues).set({ pinnedSnapshotId: input.toId }).where(eq(issues.pinnedSnapshotId, input.fromId)).returning({ id: issues.id });
-        const message = `replaced by ${input.toId}: ${moved.length} default(s), ${pins.length} pin(s) moved`;
+        const movedAgents =
+          input.agents === 'keep'
+            ? []
+            : await tx.update(agents).set({ snapshotId: input.toId, previousSnapshotId: input.fromId, updatedAt: new Date() }).where(eq(agents.snapshotId, input.fromId)).returning({ name: agents.name });
+        const message = `replaced by ${input.toId}: ${moved.length} default(s), ${pins.length} pin(s), ${movedAgents.length} agent(s) moved${input.agents === 'keep' ? ' (agents: by rollout)' : ''}`;
         await tx.insert(snapshotEvents).values([
           { snapshotId: input.fromId, type: 'replaced', message, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
           { snapshotId: input.toId, type: 'replaces', message: `replaces ${input.fromId}`, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
         ]);
-        return { defaults: moved.length, pins: pins.length };
+        return { defaults: moved.length, pins: pins.length, agents: movedAgents.length };
       });
     },
 

@@ -1,6 +1,7 @@
 // Retiring snapshots: who still uses one, the guarded move to `deleting`, the registry delete, the tombstone.
 import { and, eq, inArray, ne, notExists, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
+import { agents } from '../db/access';
 import { defaultPointers, hostCache, issues, sandboxes, snapshotEvents, snapshots } from '../db/schema';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
@@ -16,25 +17,29 @@ export interface Usage {
   defaults: Array<{ scope: string; size: string; profileKey: string }>;
   pins: string[];
   sandboxes: string[];
+  /** Agents running on it. */
+  agents: string[];
 }
 
-export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + u.sandboxes.length > 0;
+export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + u.sandboxes.length + u.agents.length > 0;
 
 export function describeUsage(u: Usage): string {
   return [
     ...u.defaults.map((d) => `default for ${d.scope} ${d.size} ${d.profileKey}`),
     ...u.pins.map((p) => `pinned on issue ${p}`),
     ...u.sandboxes.map((s) => `latest session of sandbox ${s}`),
+    ...u.agents.map((a) => `agent ${a}`),
   ].join('; ');
 }
 
 export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promise<Usage> {
-  const [defaults, pins, boxes] = await Promise.all([
+  const [defaults, pins, boxes, users] = await Promise.all([
     db.select({ scope: defaultPointers.scope, size: defaultPointers.size, profileKey: defaultPointers.profileKey }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshotId)),
     db.select({ key: issues.externalKey }).from(issues).where(eq(issues.pinnedSnapshotId, snapshotId)),
     db.select({ id: sandboxes.id }).from(sandboxes).where(and(eq(sandboxes.latestSessionSnapshotId, snapshotId), ne(sandboxes.state, 'stopped'))),
+    db.select({ name: agents.name }).from(agents).where(eq(agents.snapshotId, snapshotId)),
   ]);
-  return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id) };
+  return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id), agents: users.map((a) => a.name) };
 }
 
 /** Snapshots in a scope that nothing references and that have not changed for `days`: prune candidates. */
@@ -50,6 +55,7 @@ export async function unusedSnapshots(db: Db, input: { scope: string; days: numb
         notExists(db.select({ one: sql`1` }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshots.id))),
         notExists(db.select({ one: sql`1` }).from(issues).where(eq(issues.pinnedSnapshotId, snapshots.id))),
         notExists(db.select({ one: sql`1` }).from(sandboxes).where(or(eq(sandboxes.latestSessionSnapshotId, snapshots.id)))),
+        notExists(db.select({ one: sql`1` }).from(agents).where(eq(agents.snapshotId, snapshots.id))),
       ),
     )
     .orderBy(snapshots.updatedAt);
@@ -69,7 +75,7 @@ export function createRetirementActivities(deps: RetirementDeps) {
         }
         const usage = await usageOf(tx, input.id);
         if (inUse(usage)) {
-          throw toNonRetryableFailure(new SnapflowError({ code: 'CONFLICT', message: `snapshot ${row.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, or stop the sandbox first' }));
+          throw toNonRetryableFailure(new SnapflowError({ code: 'CONFLICT', message: `snapshot ${row.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first' }));
         }
         if (row.status !== 'deleting') {
           await tx.update(snapshots).set({ status: 'deleting' }).where(eq(snapshots.id, input.id));

@@ -5,8 +5,10 @@ import { loadConfig, loadDotEnv } from '../lib/config';
 import { describeFailure } from '../lib/errors';
 import { runDoctor, type Check } from './doctor';
 import { SnapflowClient } from './index';
+import { registerAgentCommands } from './cliAgents';
 import { registerGoldenCommands } from './cliGolden';
 import { registerSandboxCommands } from './cliSandboxes';
+import { registerWorkspaceCommands } from './cliWorkspaces';
 import { registerSnapshotCommands } from './cliSnapshots';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
@@ -29,7 +31,10 @@ function printError(err: unknown, json: boolean): void {
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
-  const client = await SnapflowClient.connect(loadConfig());
+  // `--as <user>` (anywhere on the line) overrides SNAPFLOW_ACTOR for this command.
+  const at = process.argv.indexOf('--as');
+  const env = at > 0 && process.argv[at + 1] ? { ...process.env, SNAPFLOW_ACTOR: process.argv[at + 1] } : process.env;
+  const client = await SnapflowClient.connect(loadConfig(env));
   try {
     return await work(client);
   } finally {
@@ -38,7 +43,7 @@ async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Prom
 }
 
 export function buildCli(): Command {
-  const program = new Command('snapflow').description('Sandbox snapshots on Temporal').showHelpAfterError();
+  const program = new Command('snapflow').description('Sandbox snapshots on Temporal').showHelpAfterError().option('--as <user>', 'act as this user (default SNAPFLOW_ACTOR)');
 
   program
     .command('doctor')
@@ -89,6 +94,8 @@ export function buildCli(): Command {
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);
   registerSandboxCommands(program, run);
+  registerWorkspaceCommands(program, run);
+  registerAgentCommands(program, run);
 
   return program;
 }

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { Snapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
+import { validationError } from '../lib/validation';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
@@ -16,6 +17,24 @@ function row(s: Snapshot): string {
 /** Digits only, or NaN for the client to refuse: parseInt would read "14d; rm -rf /" as 14. */
 const wholeNumber = (v: string): number => (/^\d{1,15}$/.test(v) ? Number(v) : Number.NaN);
 
+interface CreateFlags {
+  name: string;
+  image: string;
+  entrypoint: string;
+  runtime: string;
+  size: string;
+  workspace: string;
+  allowFloatingTag?: boolean;
+  replace?: boolean;
+  rollout?: boolean;
+  canary?: number;
+  batch?: number;
+  healthTimeout?: string;
+  autoHealth?: boolean;
+  wait?: boolean;
+  json?: boolean;
+}
+
 export function registerSnapshotCommands(program: Command, run: Run): void {
   const snapshot = program.command('snapshot').description('image snapshots');
 
@@ -29,14 +48,22 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .requiredOption('--size <size>', 'small | medium | large')
     .option(...workspaceOption)
     .option('--allow-floating-tag', 'accept `latest` or no tag (not recommended: tags should be stable)')
-    .option('--replace', 'if the name exists with another spec, create the next version and move defaults and pins to it')
+    .option('--replace', 'if the name exists with another spec, create the next version and move defaults, pins and agents to it')
+    .option('--rollout', "with --replace: move the old snapshot's agents by a canary rollout instead of all at once")
+    .option('--canary <n>', 'with --rollout: agents moved and checked first (default 1)', wholeNumber)
+    .option('--batch <n>', 'with --rollout: agents moved per batch after a healthy canary', wholeNumber)
+    .option('--health-timeout <duration>', 'with --rollout: how long to wait for the canary health, e.g. 10m')
+    .option('--auto-health', 'with --rollout: check the canary by booting the snapshot instead of waiting for `agent health`')
     .option('--wait', 'follow progress (resolve → pull → verify → store) until the final status')
     .option('--json', 'machine-readable output')
-    .action(async (o: { name: string; image: string; entrypoint: string; runtime: string; size: string; workspace: string; allowFloatingTag?: boolean; replace?: boolean; wait?: boolean; json?: boolean }) =>
+    .action(async (o: CreateFlags) =>
       run(
         o.json,
         async (client) => {
-          const created = await client.snapshots.create({ workspace: o.workspace, name: o.name, image: o.image, entrypoint: o.entrypoint, runtime: o.runtime, size: o.size, allowFloatingTag: o.allowFloatingTag, replace: o.replace });
+          const rolloutFlags = o.canary !== undefined || o.batch !== undefined || o.healthTimeout !== undefined || o.autoHealth !== undefined;
+          const rollout = o.rollout || rolloutFlags ? { canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.autoHealth } : undefined;
+          if (rolloutFlags && !o.rollout) throw validationError('rollout', '--canary, --batch, --health-timeout and --auto-health go with --rollout', 'add --rollout (and --replace)');
+          const created = await client.snapshots.create({ workspace: o.workspace, name: o.name, image: o.image, entrypoint: o.entrypoint, runtime: o.runtime, size: o.size, allowFloatingTag: o.allowFloatingTag, replace: o.replace, rollout });
           const link = created.workflowId ? client.uiLink(created.workflowId) : undefined;
           if (!o.wait) return { ...created, uiLink: link };
           if (!o.json) console.log(`${created.reused ? 'reusing' : 'creating'} ${created.name} (${created.snapshotId}) — ${link}`);
@@ -44,8 +71,10 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
           return { ...created, ...result, uiLink: link };
         },
         (r) => {
-          const replaced = r.replaces ? ` (replaces ${r.replaces}; defaults and pins move when it is active)` : '';
-          console.log(`${r.status === 'active' ? '✓' : '…'} ${r.name} ${r.status}${r.reused ? ' (existing snapshot with the same spec)' : ''}${replaced}\n  id ${r.snapshotId}\n  ${r.uiLink ?? ''}`);
+          const moves = o.rollout ? 'defaults and pins move when it is active, agents by a rollout' : 'defaults, pins and agents move when it is active';
+          const replaced = r.replaces ? ` (replaces ${r.replaces}; ${moves})` : '';
+          const rollout = 'rollout' in r && r.rollout ? `\n  rollout of ${r.rollout.agents.join(', ')}: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${r.name}` : '';
+          console.log(`${r.status === 'active' ? '✓' : '…'} ${r.name} ${r.status}${r.reused ? ' (existing snapshot with the same spec)' : ''}${replaced}\n  id ${r.snapshotId}\n  ${r.uiLink ?? ''}${rollout}`);
         },
       ),
     );

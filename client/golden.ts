@@ -10,6 +10,7 @@ import { previousDefault } from '../activities/defaults';
 import { storageNotConfigured } from '../activities/goldenCatalog';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
+import { audited, requireAccess } from './access';
 import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
@@ -45,25 +46,29 @@ export class GoldenClient {
     const v = validateGoldenConfig(input);
     const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
-    const config = await this.db.transaction(async (tx) => {
-      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
-      await this.syncSchedule(written!);
-      return written;
-    });
+    const config = await audited(this.db, this.config, v.scope, 'golden.config', 'golden config', () =>
+      this.db.transaction(async (tx) => {
+        const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+        await this.syncSchedule(written!);
+        return written;
+      }),
+    );
     return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
   }
 
   async getConfig(workspace: string): Promise<GoldenBuildConfig> {
     const scope = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, scope, 'snapshot.read');
     const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, scope));
     if (!config) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no golden build config for ${scope}`, hint: `snapflow golden config set --workspace ${scope} --target small:codex` });
     return config;
   }
 
   /** Build now; while a build for the workspace runs, a second request joins it instead of starting another. */
-  async buildNow(input: { workspace: string; actor?: string }): Promise<{ workflowId: string; buildId: string; joined: boolean }> {
+  async buildNow(input: { workspace: string }): Promise<{ workflowId: string; buildId: string; joined: boolean }> {
     this.assertStorage();
     await this.getConfig(input.workspace);
+    await requireAccess(this.db, this.config, input.workspace, 'golden.build');
     const workflowId = workflowIds.goldenBuild(input.workspace);
     const buildId = randomUUID();
     const handle = await this.temporal.workflow.start<typeof buildGoldenSnapshot>('buildGoldenSnapshot', {
@@ -71,7 +76,7 @@ export class GoldenClient {
       workflowId,
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowExecutionTimeout: '2 hours',
-      args: [{ scope: input.workspace, trigger: 'build-now', actor: input.actor ?? 'cli', buildId }],
+      args: [{ scope: input.workspace, trigger: 'build-now', actor: this.config.actor, buildId }],
       staticSummary: `Golden build for **${input.workspace}** (build now)`,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.SnapshotKind, value: 'golden' },
@@ -91,12 +96,11 @@ export class GoldenClient {
     }
   }
 
-  /** Makes a golden snapshot the default for its size/profile, by compare-and-set. */
   /**
    * Compare-and-set: with `expectedVersion` (the version the caller last saw, e.g. from the previous set-default) the change
    * applies only if nobody moved the default since; without it, against the version read just now.
    */
-  async setDefault(input: { workspace: string; name: string; actor?: string; reason?: string; expectedVersion?: number }): Promise<DefaultState> {
+  async setDefault(input: { workspace: string; name: string; reason?: string; expectedVersion?: number }): Promise<DefaultState> {
     this.assertStorage();
     validateField('workspace', input.workspace);
     validateField('name', input.name);
@@ -104,23 +108,26 @@ export class GoldenClient {
     if (input.expectedVersion !== undefined && !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)) {
       throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'expectedVersion', message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`, hint: 'pass the version the last set-default printed, e.g. --expect-version 3' });
     }
+    await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
     const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
-    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: input.actor ?? 'cli', reason: input.reason ?? 'set-default' });
+    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: this.config.actor, reason: input.reason ?? 'set-default' });
   }
 
   /** Back to the snapshot the current default replaced. */
-  async rollback(input: { workspace: string; size: string; runtime: Runtime; actor?: string }): Promise<DefaultState> {
+  async rollback(input: { workspace: string; size: string; runtime: Runtime }): Promise<DefaultState> {
     this.assertStorage();
     validateField('workspace', input.workspace);
     const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
+    await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
     const previous = await previousDefault(this.db, { scope: input.workspace, size: input.size, profileKey: key });
-    return this.compareAndSet({ scope: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: input.actor ?? 'cli', reason: 'rollback' });
+    return this.compareAndSet({ scope: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: this.config.actor, reason: 'rollback' });
   }
 
   async scheduleState(workspace: string): Promise<ScheduleState | null> {
     const scope = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, scope, 'snapshot.read');
     try {
       const d = await this.temporal.schedule.getHandle(scheduleIds.golden(scope)).describe();
       return {
@@ -137,7 +144,9 @@ export class GoldenClient {
   }
 
   async recentBuilds(workspace: string, limit = 10) {
-    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, validateField('workspace', workspace))).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+    const scope = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, scope, 'snapshot.read');
+    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, scope)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
   }
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
@@ -179,7 +188,8 @@ export class GoldenClient {
       workflowType: 'buildGoldenSnapshot',
       taskQueue: taskQueues.control,
       workflowId: workflowIds.goldenScheduledBuild(config.scope),
-      args: [{ scope: config.scope, trigger: 'schedule' }],
+      // Runs as whoever set the config: a build is refused if they are no longer an admin of a paid workspace.
+      args: [{ scope: config.scope, trigger: 'schedule', actor: this.config.actor }],
       workflowExecutionTimeout: '2 hours',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.SnapshotKind, value: 'golden' },

@@ -6,13 +6,16 @@ import type { ConnectionState } from '../activities/connections';
 import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
 import { githubConnections, hosts } from '../db/schema';
+import { AgentClient } from './agents';
 import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
 import { SnapshotClient } from './snapshots';
+import { WorkspaceClient } from './workspaces';
 import { payloadDataConverter } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { taskQueues, workflowIds } from '../lib/ids';
+import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
+import { audited, requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
 import { screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
@@ -38,9 +41,13 @@ function checkInstallationId(id: unknown): number | undefined {
 
 export class SnapflowClient {
   private database?: DbHandle;
+  /** A client made by `as()`: the connection and pool belong to the client it came from. */
+  private borrowed = false;
   private snapshotClient?: SnapshotClient;
   private goldenClient?: GoldenClient;
   private sandboxClient?: SandboxClient;
+  private agentClient?: AgentClient;
+  private workspaceClient?: WorkspaceClient;
 
   private constructor(
     readonly temporal: Client,
@@ -63,6 +70,18 @@ export class SnapflowClient {
     // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
     const dataConverter = payloadDataConverter(config.payloadKey);
     return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);
+  }
+
+  /**
+   * The same client acting as another user (one connection, one pool): every check and every workflow it
+   * starts carries that user, and the workflows decide against the workspace's roles themselves.
+   */
+  as(user: string): SnapflowClient {
+    const actor = screenText('actor', user, 'a user id, e.g. alice@example.com', 128);
+    const other = new SnapflowClient(this.temporal, this.connection, { ...this.config, actor });
+    other.database = this.database ?? (this.database = createDb(this.config.databaseUrl));
+    other.borrowed = true;
+    return other;
   }
 
   /** Asks the host's worker to describe its engine and records it in the catalog; fails fast if nobody polls. */
@@ -96,16 +115,31 @@ export class SnapflowClient {
     return this.sandboxClient;
   }
 
+  /** Agents: create, list, and roll a snapshot out to them (canary, health, batches, pause / resume / abort). */
+  get agents(): AgentClient {
+    this.agentClient ??= new AgentClient(this.temporal, this.db(), this.config);
+    return this.agentClient;
+  }
+
+  /** Workspaces (plan), members (role) and the audit trail. */
+  get workspaces(): WorkspaceClient {
+    this.workspaceClient ??= new WorkspaceClient(this.db(), this.config);
+    return this.workspaceClient;
+  }
+
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */
   async validateGithub(input: { workspace: string; installationId?: number }): Promise<ConnectionState> {
     const scope = validateField('workspace', input.workspace);
     const installationId = checkInstallationId(input.installationId);
-    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(scope), { scope, installationId }, '2 minutes');
+    await requireAccess(this.db(), this.config, scope, 'github.connect');
+    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(scope), { scope, installationId, actor: this.config.actor }, '2 minutes');
   }
 
   /** The stored connection, as the catalog has it (no call to GitHub). */
   async githubStatus(input: { workspace: string }): Promise<ConnectionState | null> {
-    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, validateField('workspace', input.workspace)));
+    const scope = validateField('workspace', input.workspace);
+    await requireAccess(this.db(), this.config, scope, 'snapshot.read');
+    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, scope));
     return row ? { scope: row.scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null } : null;
   }
 
@@ -124,8 +158,11 @@ export class SnapflowClient {
   }
 
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
-    const updated = await this.db().update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
-    if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
+    // Operators only (the system scope).
+    await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async () => {
+      const updated = await this.db().update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
+      if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
+    });
   }
 
   private db(): DbHandle['db'] {
@@ -140,6 +177,7 @@ export class SnapflowClient {
   }
 
   async close(): Promise<void> {
+    if (this.borrowed) return;
     await this.database?.close();
     await this.connection.close();
   }

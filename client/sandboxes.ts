@@ -9,6 +9,7 @@ import { loadRestoreInput } from '../activities/restore';
 import { pinSnapshot, unpinSnapshot } from '../activities/sandboxes';
 import type { Db } from '../db/client';
 import { issues, sandboxes, SANDBOX_CLASSES, type Sandbox } from '../db/schema';
+import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
@@ -18,6 +19,7 @@ import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
 import { SNAPSHOT_NAME_REGEX, screenText, validationError } from '../lib/validation';
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/definitions';
+import { audited, requireAccess } from './access';
 import { searchAttributes } from './snapshots';
 
 export interface CreateSandboxInput {
@@ -28,7 +30,6 @@ export interface CreateSandboxInput {
   keepAlive?: boolean;
   /** External issue key (e.g. "ENG-42"): its pinned golden snapshot comes first in the restore order. */
   issue?: string;
-  actor?: string;
 }
 
 const WORKSPACE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -105,6 +106,7 @@ export class SandboxClient {
     check('runtime', (RUNTIMES as readonly string[]).includes(text(input.runtime)), `runtime ${quote(input.runtime)} is not supported`, `use one of: ${RUNTIMES.join(', ')}`);
     if (input.issue !== undefined) check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
     flag('keepAlive', input.keepAlive);
+    await requireAccess(this.db, this.config, scope, 'sandbox.create');
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
@@ -116,7 +118,7 @@ export class SandboxClient {
     const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
       taskQueue: taskQueues.control,
       workflowId,
-      args: [{ sandboxId, scope, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: input.actor ?? 'cli' }],
+      args: [{ sandboxId, scope, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: this.config.actor }],
       staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${scope}`,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.WorkspaceId, value: scope },
@@ -146,35 +148,41 @@ export class SandboxClient {
   async runJob(sandboxId: string, job: JobRequest): Promise<JobResult> {
     const id = checkSandboxId(sandboxId);
     checkJob(job);
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(runJobUpdate, { args: [job] }));
+    await this.canOn(id, 'sandbox.job');
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }));
   }
 
-  async promote(sandboxId: string, input: { name: string; setDefault?: boolean; actor?: string }): Promise<PromoteResult> {
+  async promote(sandboxId: string, input: { name: string; setDefault?: boolean }): Promise<PromoteResult> {
     const id = checkSandboxId(sandboxId);
     if (!this.config.storage) throw storageNotConfigured();
     check('name', SNAPSHOT_NAME_REGEX.test(text(input.name)), `name ${quote(input.name)} is not a snapshot name`, 'lowercase letters, digits, ".", "_" or "-", e.g. "agent-golden-v2"');
     flag('setDefault', input.setDefault);
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(promoteUpdate, { args: [input] }));
+    await this.canOn(id, 'sandbox.promote');
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }));
   }
 
   async resume(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [] }));
+    await this.canOn(id, 'sandbox.job');
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }));
   }
 
   async destroy(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [] }));
+    await this.canOn(id, 'sandbox.job');
+    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }));
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
+    await this.canOn(id, 'snapshot.read');
     return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).query(sandboxStatusQuery));
   }
 
   /** Where the sandbox would start now, and why each earlier step of the order was skipped (read-only). */
   async explain(sandboxId: string): Promise<RestoreDecision> {
     const id = checkSandboxId(sandboxId);
+    await this.canOn(id, 'snapshot.read');
     try {
       return chooseRestore(await loadRestoreInput(this.db, { sandboxId: id }));
     } catch (err) {
@@ -183,21 +191,31 @@ export class SandboxClient {
   }
 
   async list(workspace: string): Promise<Sandbox[]> {
-    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, checkWorkspace(workspace)));
+    const scope = checkWorkspace(workspace);
+    await requireAccess(this.db, this.config, scope, 'snapshot.read');
+    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+  }
+
+  /** Access on a sandbox is access on its workspace; an unknown id is NOT_FOUND (nothing about others leaks). */
+  private async canOn(sandboxId: string, action: Action): Promise<void> {
+    const [row] = await this.db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+    // A sandbox whose workflow has not registered its row yet is still being created: the workflow decides.
+    if (row) await requireAccess(this.db, this.config, row.scope, action);
   }
 
   async pin(input: { workspace: string; issue: string; snapshot: string }): Promise<{ issueId: string; snapshotId: string }> {
     const scope = checkWorkspace(input.workspace);
     check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
     check('snapshot', SNAPSHOT_NAME_REGEX.test(text(input.snapshot)), `snapshot ${quote(input.snapshot)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
-    return pinSnapshot(this.db, { scope, issue: input.issue, snapshotName: input.snapshot });
+    return audited(this.db, this.config, scope, 'issue.pin', `${input.issue} → ${input.snapshot}`, () => pinSnapshot(this.db, { scope, issue: input.issue, snapshotName: input.snapshot }));
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
     const scope = checkWorkspace(input.workspace);
     check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
+    await requireAccess(this.db, this.config, scope, 'issue.pin', { target: `${input.issue} unpinned` });
     const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
     if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
-    await unpinSnapshot(this.db, { scope, issue: input.issue });
+    await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, () => unpinSnapshot(this.db, { scope, issue: input.issue }));
   }
 }

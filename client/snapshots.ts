@@ -8,8 +8,11 @@ import type { Db } from '../db/client';
 import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES, githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
 import { sameSpec } from '../activities/catalog';
 import { describeUsage, inUse, unusedSnapshots, usageOf } from '../activities/retirement';
+import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
+import { requireAccess } from './access';
+import { checkRolloutOptions, type RolloutInput } from './agents';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
 import { nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput } from '../lib/validation';
@@ -25,9 +28,10 @@ export const searchAttributes = {
 };
 
 export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
-  /** Create the next versioned name and move defaults and pins to it, instead of refusing a changed spec. */
+  /** Create the next versioned name and move defaults, pins and agents to it, instead of refusing a changed spec. */
   replace?: boolean;
-  actor?: string;
+  /** With `replace`: the old snapshot's agents move through a canary rollout (client/agents.ts) once it is active. */
+  rollout?: Pick<RolloutInput, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
 }
 
 export interface CreatedSnapshot {
@@ -69,6 +73,9 @@ export class SnapshotClient {
 
   async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
     const v = validateCreateImageSnapshot(options);
+    if (options.rollout !== undefined && options.replace !== true) throw validationError('rollout', 'a rollout of agents goes with --replace', 'pass --replace too, or start one later: snapflow agent rollout');
+    const agentRollout = options.rollout === undefined ? undefined : checkRolloutOptions(options.rollout ?? {});
+    await this.can(v.scope, 'snapshot.create');
     const live = await this.live(v.scope, v.name);
     const spec = { sourceImage: v.imageRef, runtime: v.runtime, entrypoint: v.entrypoint, size: v.size };
     let name = v.name;
@@ -82,6 +89,8 @@ export class SnapshotClient {
           `create "${next}" instead, or pass --replace to create "${next}" and move defaults and pins to it`,
         );
       }
+      await this.can(v.scope, 'snapshot.replace');
+      if (agentRollout) await this.can(v.scope, 'agent.rollout');
       name = next;
       replaces = live.id;
     }
@@ -89,7 +98,7 @@ export class SnapshotClient {
 
     const snapshotId = randomUUID();
     const workflowId = workflowIds.imageSnapshot(v.scope, name);
-    const request: ImageSnapshotRequest = { snapshotId, scope: v.scope, name, image: v.image, imageRef: v.imageRef, entrypoint: v.entrypoint, runtime: v.runtime, size: v.size, profileKey: v.profileKey, requiresGithub: v.image.registry === this.config.ghcrHost, replaces, actor: options.actor ?? 'cli' };
+    const request: ImageSnapshotRequest = { snapshotId, scope: v.scope, name, image: v.image, imageRef: v.imageRef, entrypoint: v.entrypoint, runtime: v.runtime, size: v.size, profileKey: v.profileKey, requiresGithub: v.image.registry === this.config.ghcrHost, replaces, agentRollout: replaces ? agentRollout : undefined, actor: this.config.actor };
     try {
       await this.temporal.workflow.start<typeof createImageSnapshot>('createImageSnapshot', {
         taskQueue: taskQueues.control,
@@ -144,14 +153,18 @@ export class SnapshotClient {
   }
 
   async get(input: { workspace: string; name: string }): Promise<SnapshotDetails> {
-    const snapshot = await this.live(validateField('workspace', input.workspace), validateField('name', input.name));
+    const scope = validateField('workspace', input.workspace);
+    const name = validateField('name', input.name);
+    await this.can(scope, 'snapshot.read');
+    const snapshot = await this.live(scope, name);
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
     const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
   async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
-    const filters: SQL[] = [eq(snapshots.scope, validateField('workspace', input.workspace)), ne(snapshots.status, 'deleted')];
+    const scope = validateField('workspace', input.workspace);
+    const filters: SQL[] = [eq(snapshots.scope, scope), ne(snapshots.status, 'deleted')];
     const status = filter('status', input.status, SNAPSHOT_STATUSES);
     const runtime = input.runtime === undefined ? undefined : validateField('runtime', input.runtime);
     const size = input.size === undefined ? undefined : validateField('size', input.size);
@@ -160,40 +173,50 @@ export class SnapshotClient {
     if (runtime) filters.push(sql`${snapshots.runtime}::text = ${runtime}`);
     if (size) filters.push(eq(snapshots.size, size));
     if (kind) filters.push(sql`${snapshots.kind}::text = ${kind}`);
+    await this.can(scope, 'snapshot.read');
     return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
-  async delete(input: { workspace: string; name: string; actor?: string }): Promise<{ snapshotId: string; status: 'deleted' }> {
-    const snapshot = await this.live(validateField('workspace', input.workspace), validateField('name', input.name));
+  async delete(input: { workspace: string; name: string }): Promise<{ snapshotId: string; status: 'deleted' }> {
+    const scope = validateField('workspace', input.workspace);
+    const name = validateField('name', input.name);
+    await this.can(scope, 'snapshot.delete');
+    const snapshot = await this.live(scope, name);
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
-      throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, or stop the sandbox first' });
+      throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first' });
     }
-    return this.runDelete(snapshot.id, input.actor ?? 'cli');
+    return this.runDelete(snapshot.id);
   }
 
   /** Dry run unless `yes`: what is unused for `days` (no default, pin or sandbox; unchanged and not used on a host). */
-  async prune(input: { workspace: string; unusedForDays: number; yes?: boolean; actor?: string }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
+  async prune(input: { workspace: string; unusedForDays: number; yes?: boolean }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
     const scope = validateField('workspace', input.workspace);
     if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1 || input.unusedForDays > MAX_UNUSED_DAYS) {
       throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`, hint: 'e.g. --unused-for 14d' });
     }
+    await this.can(scope, input.yes ? 'snapshot.prune' : 'snapshot.read');
     const candidates = await unusedSnapshots(this.db, { scope, days: input.unusedForDays });
     const deleted: string[] = [];
-    if (input.yes) for (const c of candidates) deleted.push((await this.runDelete(c.id, input.actor ?? 'cli')).snapshotId);
+    if (input.yes) for (const c of candidates) deleted.push((await this.runDelete(c.id)).snapshotId);
     return { candidates, deleted, dryRun: !input.yes };
   }
 
-  private async runDelete(snapshotId: string, actor: string): Promise<{ snapshotId: string; status: 'deleted' }> {
+  /** The caller's access, checked before anything is read for them or sent (the workflows check again). */
+  private async can(scope: string, action: Action): Promise<void> {
+    await requireAccess(this.db, this.config, scope, action);
+  }
+
+  private async runDelete(snapshotId: string): Promise<{ snapshotId: string; status: 'deleted' }> {
     try {
       return await this.temporal.workflow.execute<typeof deleteSnapshot>('deleteSnapshot', {
         taskQueue: taskQueues.control,
         workflowId: workflowIds.snapshotDelete(snapshotId),
         workflowIdConflictPolicy: 'USE_EXISTING',
         workflowExecutionTimeout: '10 minutes',
-        args: [{ snapshotId, actor }],
+        args: [{ snapshotId, actor: this.config.actor }],
         staticSummary: `Delete snapshot ${snapshotId}`,
       });
     } catch (err) {

@@ -2,7 +2,10 @@
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { SnapflowError } from '../lib/errors';
-import * as schema from './schema';
+import * as access from './access';
+import * as catalog from './schema';
+
+const schema = { ...catalog, ...access };
 
 export type Db = PostgresJsDatabase<typeof schema>;
 export type Sql = postgres.Sql;

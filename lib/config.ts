@@ -65,6 +65,16 @@ const variables = {
     example: 'ghcr.io',
     fallback: 'ghcr.io',
   },
+  SNAPFLOW_ACTOR: {
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'must be a user id (letters, digits, . _ @ -)'),
+    example: 'alice@example.com',
+    fallback: 'operator',
+  },
+  SNAPFLOW_OPERATORS: {
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}(,[A-Za-z0-9][A-Za-z0-9._@-]{0,127})*$/, 'must be a comma-separated list of user ids'),
+    example: 'operator,alice@example.com',
+    fallback: 'operator',
+  },
   GITHUB_APP_ID: { schema: z.string().regex(/^\d+$/, 'must be the numeric App id'), example: '123456', fallback: undefined },
   GITHUB_APP_PRIVATE_KEY: {
     schema: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key' }),
@@ -129,6 +139,10 @@ export interface Config {
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
   ghcrHost: string;
+  /** Who the CLI (and a client without an explicit actor) acts as. */
+  actor: string;
+  /** Platform operators: may act in every workspace and the system scope, whatever the plan. */
+  operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
   hostCacheKeep: number;
   /** GitHub App; undefined means private GHCR images cannot be authenticated. */
@@ -216,6 +230,8 @@ export function loadConfig(env: Env = process.env): Config {
         }
       : undefined,
     ghcrHost: required(env, 'SNAPFLOW_GHCR_HOST', ''),
+    actor: required(env, 'SNAPFLOW_ACTOR', ''),
+    operators: required(env, 'SNAPFLOW_OPERATORS', '').split(','),
     hostCacheKeep: Number(required(env, 'SNAPFLOW_HOST_CACHE_KEEP', '')),
     githubApp: appId
       ? {

@@ -23,6 +23,8 @@ export const workflowIds = {
    */
   setDefault: (scope: string, size: string, profileKey: string, nextVersion: number): string => `set-default/${scope}/${size}/${profileKey}/v${nextVersion}`,
   sandbox: (sandboxId: string): string => `sandbox/${sandboxId}`,
+  /** One rollout of a snapshot per workspace at a time: starting it again joins the running one. */
+  rollout: (scope: string, snapshotId: string): string => `rollout/${scope}/${snapshotId}`,
   /** One refresh per host at a time; a new one may start after the last closed. */
   hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
   /** A self-test is a one-off by nature: the caller supplies the unique part. */

@@ -151,6 +151,37 @@ refused('sandboxes.pin', 'snapshot', { unknown: 'no-such-v1' }, (v) => c().sandb
 for (const field of ['workspace', 'issue'] as const) refused('sandboxes.unpin', field, hostile(), (v) => c().sandboxes.unpin({ workspace: ws, issue: 'ENG-1', [field]: v }));
 refused('sandboxes.unpin', 'issue', { unknown: 'ENG-404' }, (v) => c().sandboxes.unpin({ workspace: ws, issue: v }), 'NOT_FOUND');
 
+// ---- workspaces, members, agents, rollouts (issue 8) ----
+refused('workspaces.create', 'workspace', hostile(ALL, { system: 'system' }), (v) => c().workspaces.create({ id: v, admin: 'alice' }));
+refused('workspaces.create', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) => c().workspaces.create({ id: 'ws-new', plan: v, admin: 'alice' }));
+refused('workspaces.create', 'admin', hostile(), (v) => c().workspaces.create({ id: 'ws-new', admin: v }));
+refused('workspaces.setPlan', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) => c().workspaces.setPlan({ id: ws, plan: v }));
+refused('workspaces.setPlan', 'workspace', { unknown: 'ws-nobody' }, (v) => c().workspaces.setPlan({ id: v, plan: 'paid' }), 'NOT_FOUND');
+for (const field of ['workspace', 'user', 'role'] as const) refused('workspaces.addMember', field, hostile(), (v) => c().workspaces.addMember({ workspace: ws, user: 'bob', [field]: v }));
+refused('workspaces.removeMember', 'user', hostile(), (v) => c().workspaces.removeMember({ workspace: ws, user: v }));
+refused('workspaces.members', 'workspace', hostile(), (v) => c().workspaces.members(v));
+refused('workspaces.audit', 'workspace', hostile(), (v) => c().workspaces.audit(v));
+for (const field of ['workspace', 'name', 'snapshot'] as const) refused('agents.create', field, hostile(), (v) => c().agents.create({ workspace: ws, name: 'helper', snapshot: 'golden-v1', [field]: v }));
+refused('agents.create', 'workspace', { unknown: 'ws-nobody' }, (v) => c().agents.create({ workspace: v, name: 'helper', snapshot: 'golden-v1' }), 'NOT_FOUND');
+refused('agents.list', 'workspace', hostile(), (v) => c().agents.list({ workspace: v }));
+const rollout = { workspace: ws, snapshot: 'golden-v1', agents: ['helper'] };
+for (const field of ['workspace', 'snapshot'] as const) refused('agents.rollout', field, hostile(), (v) => c().agents.rollout({ ...rollout, [field]: v }));
+refused('agents.rollout', 'agents', listOf(ALL, { none: [], twice: ['a', 'a'], 'not a list': 'helper' }), (v) => c().agents.rollout({ ...rollout, agents: v }));
+refused('agents.rollout', 'canary', NUMBERS, (v) => c().agents.rollout({ ...rollout, canary: v }));
+refused('agents.rollout', 'batchSize', NUMBERS, (v) => c().agents.rollout({ ...rollout, batchSize: v }));
+refused('agents.rollout', 'healthTimeout', hostile(ALL, { 'zero seconds': '0s', 'a year': '365 days', negative: -5 }), (v) => c().agents.rollout({ ...rollout, healthTimeout: v }));
+refused('agents.rollout', 'auto', { string: 'yes', number: 1 }, (v) => c().agents.rollout({ ...rollout, auto: v }));
+for (const method of ['status', 'pause', 'resume', 'abort'] as const) {
+  refused(`agents.${method}`, 'snapshot', hostile(), (v) => c().agents[method]({ workspace: ws, snapshot: v }));
+  refused(`agents.${method}`, 'snapshot', { unknown: 'no-such-v1' }, (v) => c().agents[method]({ workspace: ws, snapshot: v }), 'NOT_FOUND');
+}
+refused('agents.pause', 'reason', hostile(TEXT), (v) => c().agents.pause({ workspace: ws, snapshot: 'golden-v1', reason: v }));
+refused('agents.reportHealth', 'agent', hostile(), (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: v, ok: true }));
+refused('agents.reportHealth', 'ok', { string: 'yes', number: 1, null: null }, (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: v }));
+refused('agents.reportHealth', 'detail', hostile(TEXT), (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: true, detail: v }));
+refused('snapshots.create', 'rollout', { 'without --replace': { canary: 1 } }, (v) => c().snapshots.create({ ...image, rollout: v }));
+refused('snapshots.create', 'canary', NUMBERS, (v) => c().snapshots.create({ ...image, replace: true, rollout: { canary: v } }));
+
 // ---- what must stay as it was ----
 interface Footprint {
   rows: Record<string, number>;
@@ -238,6 +269,10 @@ test('the CLI answers hostile arguments with exit code 1 and the typed error as 
     [['sandbox', 'run', sandboxId, '--workdir', '../../etc', '--', 'true'], 'VALIDATION_FAILED', 'workdir'],
     [['sandbox', 'start', UNKNOWN_ID], 'NOT_FOUND', 'sandbox'],
     [['issue', 'pin', 'ENG-1;rm -rf /', 'golden-v1', '--workspace', ws], 'VALIDATION_FAILED', 'issue'],
+    [['workspace', 'create', 'ws;rm -rf /', '--admin', 'alice'], 'VALIDATION_FAILED', 'workspace'],
+    [['member', 'add', '$(whoami)', '--workspace', ws], 'VALIDATION_FAILED', 'user'],
+    [['agent', 'rollout', '--workspace', ws, '--snapshot', 'golden-v1', '--agents', 'a,`rm -rf /`'], 'VALIDATION_FAILED', 'agents'],
+    [['agent', 'rollout', '--workspace', ws, '--snapshot', 'golden-v1', '--all', '--canary', '1; rm -rf /'], 'VALIDATION_FAILED', 'canary'],
   ];
   const results = await inBatches(cases, 4, ([args]) => cli(args));
   results.forEach((r, i) => {

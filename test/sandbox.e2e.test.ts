@@ -193,7 +193,7 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   const handle = await t.client.temporal.workflow.start<typeof sandbox>('sandbox', {
     taskQueue: taskQueues.control,
     workflowId,
-    args: [{ sandboxId, scope: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: 'codex/small/base-1', keepAlive: true, actor: 'test', updatesPerRun: 2 }],
+    args: [{ sandboxId, scope: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: 'codex/small/base-1', keepAlive: true, actor: 'operator', updatesPerRun: 2 }],
   });
   while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle') await new Promise((r) => setTimeout(r, 100));
   for (let i = 1; i <= 3; i++) await t.client.sandboxes.runJob(sandboxId, sh(`echo ${i} >> /tmp/log`));

@@ -6,6 +6,8 @@ import { createCatalogActivities } from '../activities/catalog';
 import { createConnectionActivities } from '../activities/connections';
 import { createRetirementActivities } from '../activities/retirement';
 import { createDefaultActivities } from '../activities/defaults';
+import { createAuthzActivities } from '../activities/authz';
+import { createAgentActivities } from '../activities/agents';
 import { createGoldenCatalogActivities } from '../activities/goldenCatalog';
 import { createRestoreActivities } from '../activities/restore';
 import { createSandboxActivities } from '../activities/sandboxes';
@@ -34,6 +36,8 @@ export interface ControlWorkerDeps {
   hostCacheKeep?: number;
   /** Payload encryption (lib/codec.ts); must match the clients' and the host workers'. Omitted → plain payloads. */
   dataConverter?: DataConverter;
+  /** SNAPFLOW_OPERATORS: users allowed everywhere; authorization is decided here, not by the caller. */
+  operators?: readonly string[];
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -49,7 +53,9 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
+      ...createAuthzActivities({ db: deps.db, operators: deps.operators ?? ['operator'] }),
       ...createSandboxActivities({ db: deps.db }),
+      ...createAgentActivities({ db: deps.db }),
       ...createRestoreActivities({ db: deps.db }),
       ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage, hostCacheKeep: deps.hostCacheKeep }),
     },
@@ -71,7 +77,7 @@ async function main(): Promise<void> {
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     await ensureReconcileSchedule(client);
-    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, dataConverter });
+    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, operators: config.operators, dataConverter });
     console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}${config.payloadKey ? ` (payloads encrypted, key ${config.payloadKey.id})` : ''}`);
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {

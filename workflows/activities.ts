@@ -10,6 +10,8 @@ import type { GoldenCatalogActivities } from '../activities/goldenCatalog';
 import type { GoldenHostActivities } from '../activities/golden';
 import type { HostCacheActivities } from '../activities/hostCache';
 import type { RunActivities } from '../activities/runs';
+import type { AuthzActivities } from '../activities/authz';
+import type { AgentActivities } from '../activities/agents';
 import type { RestoreActivities } from '../activities/restore';
 import type { SandboxActivities } from '../activities/sandboxes';
 import { taskQueues } from '../lib/ids';
@@ -151,3 +153,9 @@ export const sandboxCatalog = proxyLocalActivities<SandboxActivities>(local);
 
 /** What restore resolution needs about a sandbox, in one query (control worker, local). */
 export const restore = proxyLocalActivities<RestoreActivities>(local);
+
+/** Who may do what: the first step of every workflow that changes something (control worker, local). */
+export const access = proxyLocalActivities<AuthzActivities>(local);
+
+/** Agents a rollout moves onto a snapshot and back, and the snapshot it rolls out (control worker, local). */
+export const agentCatalog = proxyLocalActivities<AgentActivities>(local);

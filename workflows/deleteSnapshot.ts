@@ -1,5 +1,5 @@
 import { workflowInfo } from '@temporalio/workflow';
-import { retirement } from './activities';
+import { access, retirement } from './activities';
 
 export interface DeleteSnapshotRequest {
   snapshotId: string;
@@ -10,6 +10,7 @@ export interface DeleteSnapshotRequest {
 export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<{ snapshotId: string; status: 'deleted' }> {
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
+  await access.authorizeOnSnapshot({ actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
   const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
   if (!target.alreadyDeleted) {
     if (target.storedRef) await retirement.deleteStoredImage({ storedRef: target.storedRef });

@@ -1,13 +1,17 @@
-import { connections } from './activities';
+import { workflowInfo } from '@temporalio/workflow';
+import { access, connections } from './activities';
 import type { ConnectionState } from '../activities/connections';
 
 export interface GithubConnectionRequest {
   scope: string;
   /** Given on connect; omitted to re-validate (reconnect/validate) the stored installation. */
   installationId?: number;
+  actor: string;
 }
 
 /** connect / reconnect / validate: asks GitHub through the App and records the verdict in the catalog. */
 export async function validateGithubConnection(req: GithubConnectionRequest): Promise<ConnectionState> {
-  return connections.validateGithubConnection(req);
+  const { workflowId, runId } = workflowInfo();
+  await access.authorize({ actor: req.actor, scope: req.scope, action: 'github.connect', target: req.installationId === undefined ? 'revalidate' : `installation ${req.installationId}`, run: { workflowId, runId } });
+  return connections.validateGithubConnection({ scope: req.scope, installationId: req.installationId });
 }

@@ -2,7 +2,7 @@ import { ApplicationFailure, CancellationScope, isCancellation, setCurrentDetail
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { describeFailure } from '../lib/errors';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import { defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
+import { access, defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
 import { warmHostCaches, type HostCacheOutcome } from './hostCache';
 
 export interface GoldenBuildRequest {
@@ -76,6 +76,8 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   const buildId = req.buildId ?? uuid4();
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
+  // Scheduled runs act as whoever set the config (their access is checked at every run).
+  await access.authorize({ actor: req.actor ?? req.trigger, scope: req.scope, action: 'golden.build', target: buildId, run });
   const config: BuildConfig = await golden.loadBuildConfig({ scope: req.scope });
   await golden.startBuild({ buildId, scope: req.scope, trigger: req.trigger, run });
   try {

@@ -1,9 +1,14 @@
 import type { Duration } from '@temporalio/common';
-import { ApplicationFailure, CancellationScope, isCancellation, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ParentClosePolicy, isCancellation, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import type { ValidatedImageSnapshot } from '../lib/validation';
-import { catalog, connections, hostImageActivities } from './activities';
+import { workflowIds } from '../lib/ids';
+import { access, agentCatalog, catalog, connections, hostImageActivities } from './activities';
 import { imageSnapshotRequestQuery } from './definitions';
+import type { RolloutRequest, rolloutSnapshot } from './rollout';
+
+/** `--replace --rollout`: the old snapshot's agents move through a canary rollout instead of all at once. */
+export type AgentRolloutOptions = Pick<RolloutRequest, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
 
 /** A validated create (lib/validation.ts) plus what the client decided before starting the run. */
 export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
@@ -11,8 +16,10 @@ export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
   snapshotId: string;
   /** The image lives on the GHCR host: a live GitHub connection is required. */
   requiresGithub: boolean;
-  /** `--replace`: the snapshot whose defaults and pins move to this one once it is active. */
+  /** `--replace`: the snapshot whose defaults, pins and agents move to this one once it is active. */
   replaces?: string;
+  /** With `replaces`: hand the agents to a rollout (canary first) instead of moving them with the defaults. */
+  agentRollout?: AgentRolloutOptions;
   actor: string;
   /** The run's own deadline; past it the snapshot fails with TIMED_OUT instead of staying `pending`. */
   deadline?: Duration;
@@ -24,6 +31,8 @@ export interface ImageSnapshotResult {
   reused: boolean;
   digest?: string;
   storedRef?: string;
+  /** The rollout that took over the replaced snapshot's agents (`--replace --rollout`). */
+  rollout?: { workflowId: string; agents: string[] };
 }
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
@@ -34,6 +43,8 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   const id = req.snapshotId;
+  // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
+  await access.authorize({ actor: req.actor, scope: req.scope, action: req.replaces ? 'snapshot.replace' : 'snapshot.create', target: req.name, run });
   const created = await catalog.createPendingSnapshot({
     id,
     scope: req.scope,
@@ -86,9 +97,10 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       const stored = await images.storeImage({ source: pinned, repository: `snapflow/${req.scope}/${req.name}`, tag: `img-${digest.slice(7, 19)}` });
 
       await catalog.markSnapshotActive({ id, resolvedDigest: digest, storedRef: stored.storedRef, run });
-      if (req.replaces) await catalog.transferReferences({ fromId: req.replaces, toId: id, actor: req.actor, run });
-      setCurrentDetails(`**active**: stored as ${stored.storedRef}`);
-      return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef };
+      if (req.replaces) await catalog.transferReferences({ fromId: req.replaces, toId: id, actor: req.actor, run, agents: req.agentRollout ? 'keep' : 'move' });
+      const rollout = req.replaces && req.agentRollout ? await handAgentsToRollout(req, req.replaces, req.agentRollout) : undefined;
+      setCurrentDetails(`**active**: stored as ${stored.storedRef}${rollout ? `; rollout of ${rollout.agents.length} agent(s): ${rollout.workflowId}` : ''}`);
+      return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef, rollout };
     });
   } catch (err) {
     const failure = timedOut
@@ -103,4 +115,21 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     throw ApplicationFailure.create({ message: failure.message, type: failure.code, nonRetryable: true, details: [{ field: failure.field, hint: failure.hint }] });
   }
+}
+
+/**
+ * The agents still on the replaced snapshot go to a rollout of the new one, which outlives this run (it waits for
+ * the canary's health). No agents: no rollout. Its first step checks that the actor may roll out.
+ */
+async function handAgentsToRollout(req: ImageSnapshotRequest, fromId: string, options: AgentRolloutOptions): Promise<{ workflowId: string; agents: string[] } | undefined> {
+  const agents = await agentCatalog.agentsOnSnapshot({ scope: req.scope, snapshotId: fromId });
+  if (agents.length === 0) return undefined;
+  const workflowId = workflowIds.rollout(req.scope, req.snapshotId);
+  await startChild<typeof rolloutSnapshot>('rolloutSnapshot', {
+    workflowId,
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+    args: [{ scope: req.scope, snapshotId: req.snapshotId, agents, ...options, canary: Math.min(options.canary ?? 1, agents.length), actor: req.actor }],
+    staticSummary: `Rollout of **${req.name}** to the ${agents.length} agent(s) of the snapshot it replaces (${req.scope})`,
+  });
+  return { workflowId, agents };
 }

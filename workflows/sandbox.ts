@@ -2,6 +2,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   allHandlersFinished,
+  patched,
   condition,
   continueAsNew,
   setCurrentDetails,
@@ -10,13 +11,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DefaultState } from '../activities/defaults';
+import type { Action } from '../lib/authz';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision, type RestoreSandbox } from '../lib/restoreOrder';
 
 type SandboxClass = RestoreSandbox['class'];
 type SandboxState = RestoreSandbox['state'];
-import { catalog, defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostJobActivities, restore, sandboxCatalog } from './activities';
+import { access, catalog, defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostJobActivities, restore, sandboxCatalog } from './activities';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from './definitions';
 
 export interface SandboxRequest {
@@ -45,7 +47,12 @@ export interface SandboxCarried {
   lastStart?: RestoreDecision;
 }
 
-export interface JobRequest {
+/** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
+export interface SandboxCall {
+  actor?: string;
+}
+
+export interface JobRequest extends SandboxCall {
   command: string[];
   env?: Record<string, string>;
   workdir?: string;
@@ -105,6 +112,10 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   const status = (): SandboxStatus => ({ sandboxId: req.sandboxId, ...s, currentJob });
   const docker = () => hostActivities(s.hostId!);
   const sync = () => sandboxCatalog.updateSandbox({ id: req.sandboxId, state: s.state, hostId: s.hostId ?? null, containerId: s.containerId ?? null });
+  /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
+  const authorizeAs = async (actor: string | undefined, action: Action): Promise<void> => {
+    if (patched('authz-v1')) await access.authorize({ actor: actor ?? req.actor, scope: req.scope, action, target: req.sandboxId, run });
+  };
   const show = (): void => setCurrentDetails(`**${s.state}**${s.hostId ? ` on ${s.hostId}` : ''} · ${s.jobs} job(s)${s.latestSessionSnapshotId ? ` · session ${s.latestSessionSnapshotId}` : ''}`);
 
   /** Start (or resume) by the restore order; the decision and every skip reason land in history and status. */
@@ -162,6 +173,15 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
       currentJob = { sequence, command: job.command };
       show();
       try {
+        await authorizeAs(job.actor, 'sandbox.job');
+      } catch (err) {
+        Object.assign(s, { state: 'idle', jobs: s.jobs - 1 });
+        currentJob = undefined;
+        show();
+        const f = describeFailure(err);
+        return reject(f.code, f.message, f.hint);
+      }
+      try {
         await sync();
         const result = await hostJobActivities(s.hostId!).execInSandbox({ containerId: s.containerId!, command: job.command, env: job.env, workdir: job.workdir });
         let sessionSnapshotId: string | undefined;
@@ -208,6 +228,7 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
       show();
       let localRef: string | undefined;
       try {
+        await authorizeAs(input.actor, 'sandbox.promote');
         await sync();
         const image = await docker().commitSandbox({ containerId: s.containerId!, repository: `snapflow/golden/${req.scope}`, tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`, changes: ['CMD ["/app/start.sh"]'] });
         localRef = image.ref;
@@ -241,10 +262,11 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
 
   setHandler(
     resumeUpdate,
-    async (): Promise<SandboxStatus> => {
+    async (call?: SandboxCall): Promise<SandboxStatus> => {
       handled++;
       s.state = 'provisioning';
       try {
+        await authorizeAs(call?.actor, 'sandbox.job');
         await start();
       } catch (err) {
         s.state = 'stopped';
@@ -257,7 +279,7 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
       return status();
     },
     {
-      validator: () => {
+      validator: (_call?: SandboxCall) => {
         if (s.state !== 'stopped') reject(s.state === 'idle' ? 'CONFLICT' : 'SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, not stopped`, s.state === 'idle' ? 'it is already running: run a job' : 'wait for it to finish');
       },
     },
@@ -265,15 +287,21 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
 
   setHandler(
     destroyUpdate,
-    async (): Promise<SandboxStatus> => {
+    async (call?: SandboxCall): Promise<SandboxStatus> => {
       handled++;
+      try {
+        await authorizeAs(call?.actor, 'sandbox.job');
+      } catch (err) {
+        const f = describeFailure(err);
+        return reject(f.code, f.message, f.hint);
+      }
       await stopContainer();
       await sync();
       destroyed = true;
       return status();
     },
     {
-      validator: () => {
+      validator: (_call?: SandboxCall) => {
         if (['busy', 'snapshotting', 'promoting', 'provisioning'].includes(s.state)) reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}`, 'wait for it to finish, then destroy it');
       },
     },
@@ -286,6 +314,7 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   }
 
   if (!req.carried) {
+    await authorizeAs(req.actor, 'sandbox.create'); // nothing is registered or started for a refused request
     await sandboxCatalog.registerSandbox({ id: req.sandboxId, scope: req.scope, class: req.class, size: req.size, runtime: req.runtime, profileKey: req.profileKey, keepAlive: req.keepAlive, issueId: req.issueId });
     try {
       await start();

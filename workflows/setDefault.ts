@@ -1,6 +1,6 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { DefaultState } from '../activities/defaults';
-import { defaults } from './activities';
+import { access, defaults } from './activities';
 
 export interface SetDefaultRequest {
   scope: string;
@@ -15,5 +15,7 @@ export interface SetDefaultRequest {
 
 /** set-default and rollback: one compare-and-set of the (scope, size, profile) pointer, with history. */
 export async function setDefaultSnapshot(req: SetDefaultRequest): Promise<DefaultState> {
-  return defaults.setDefault({ ...req, workflowId: workflowInfo().workflowId });
+  const { workflowId, runId } = workflowInfo();
+  await access.authorize({ actor: req.actor, scope: req.scope, action: 'golden.set-default', target: req.snapshotId, run: { workflowId, runId } });
+  return defaults.setDefault({ ...req, workflowId });
 }

@@ -89,7 +89,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     connection,
     docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }),
     async startControlWorker(opts = {}) {
-      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, dataConverter })));
+      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, operators: config.operators, dataConverter })));
     },
     async startHostWorker(opts) {
       const worker = await createHostWorker({

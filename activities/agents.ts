@@ -1,0 +1,165 @@
+// Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
+// Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
+import { and, asc, eq, inArray, isNotNull, ne, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { agents, auditEvents, workspaces, type Agent } from '../db/access';
+import { snapshots, type Snapshot } from '../db/schema';
+import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
+import { SYSTEM_SCOPE } from '../lib/ids';
+import type { RunRef } from './catalog';
+
+/** An agent as a rollout sees it: its name and the snapshot it runs on now. */
+export interface RolloutAgent {
+  name: string;
+  snapshotId: string;
+}
+
+/** What a rollout needs to know about the snapshot it rolls out (and what `--auto` boots to check health). */
+export interface RolloutSnapshot {
+  snapshotId: string;
+  name: string;
+  scope: string;
+  kind: Snapshot['kind'];
+  /** registry/repo@sha256:…; null for a snapshot kept only in a host cache. */
+  storedRef: string | null;
+  size: string;
+  entrypoint: string;
+}
+
+/**
+ * A snapshot agents may run on: live and active, in the workspace or in the system scope (the workspace's own wins a
+ * name clash). Found by id (rollouts) or by name (the client). NOT_FOUND / VALIDATION_FAILED name the field `snapshot`.
+ */
+export async function findAgentSnapshot(db: Db, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
+  const which = 'snapshotId' in input ? eq(snapshots.id, input.snapshotId) : eq(snapshots.name, input.name);
+  const [snap] = await db
+    .select()
+    .from(snapshots)
+    .where(and(which, ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
+    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
+    .limit(1);
+  const label = 'snapshotId' in input ? input.snapshotId : input.name;
+  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${label}" in ${input.scope} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
+  if (snap.status !== 'active') throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message: `snapshot "${snap.name}" is ${snap.status}; agents run only on an active snapshot`, hint: 'wait for it to become active, or choose another' });
+  return snap;
+}
+
+async function requireWorkspace(db: Db, scope: string): Promise<void> {
+  const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, scope));
+  if (!ws) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${scope}`, hint: 'agents belong to a workspace; check the slug' });
+}
+
+/** A new agent on an active snapshot of its workspace (or a system one). CONFLICT when the name is taken. */
+export async function createAgent(db: Db, input: { scope: string; name: string; snapshotName: string }): Promise<Agent> {
+  await requireWorkspace(db, input.scope);
+  const snap = await findAgentSnapshot(db, { scope: input.scope, name: input.snapshotName });
+  const [row] = await db.insert(agents).values({ workspaceId: input.scope, name: input.name, snapshotId: snap.id }).onConflictDoNothing().returning();
+  if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `agent ${input.name} already exists in ${input.scope}`, hint: 'choose another name, or roll the existing agent out to the snapshot' });
+  return row;
+}
+
+export async function listAgents(db: Db, scope: string): Promise<Agent[]> {
+  return db.select().from(agents).where(eq(agents.workspaceId, scope)).orderBy(asc(agents.name));
+}
+
+/** One canary or batch of a rollout: who moves which agents onto (or back from) which snapshot, from which run. */
+export interface AgentMove {
+  scope: string;
+  names: string[];
+  snapshotId: string;
+  actor: string;
+  run: RunRef;
+}
+
+/** The audit trail of a move, in the move's transaction; a retry that moved nobody adds nothing. */
+async function auditMove(tx: Pick<Db, 'insert'>, move: AgentMove, names: string[], verb: string): Promise<void> {
+  if (names.length === 0) return;
+  await tx.insert(auditEvents).values({
+    scope: move.scope,
+    actor: move.actor,
+    action: 'agent.rollout',
+    target: `${names.join(', ')} ${verb} ${move.snapshotId}`.slice(0, 300),
+    decision: 'allowed',
+    reason: `${verb.split(' ')[0]} by the rollout`,
+    workflowId: move.run.workflowId,
+    runId: move.run.runId,
+  });
+}
+
+/** Typed for the workflow: a SnapflowError from a shared helper becomes a non-retryable failure. */
+async function typed<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof SnapflowError ? toNonRetryableFailure(err) : err;
+  }
+}
+
+export function createAgentActivities(deps: { db: Db }) {
+  const { db } = deps;
+  return {
+    /** The snapshot a rollout moves agents to: active, in the workspace or system scope, with what `--auto` boots. */
+    async loadRolloutSnapshot(input: { scope: string; snapshotId: string }): Promise<RolloutSnapshot> {
+      const snap = await typed(() => findAgentSnapshot(db, input));
+      return { snapshotId: snap.id, name: snap.name, scope: snap.scope, kind: snap.kind, storedRef: snap.storedRef, size: snap.size, entrypoint: snap.entrypoint };
+    },
+
+    /** The named agents in the order given (or all of the workspace's, by name); NOT_FOUND names every unknown one. */
+    async listRolloutAgents(input: { scope: string; agents: string[] | 'all' }): Promise<RolloutAgent[]> {
+      const names = input.agents;
+      const where = names === 'all' ? eq(agents.workspaceId, input.scope) : and(eq(agents.workspaceId, input.scope), inArray(agents.name, names.length ? names : ['']));
+      const rows = await db.select({ name: agents.name, snapshotId: agents.snapshotId }).from(agents).where(where).orderBy(asc(agents.name));
+      if (names === 'all') return rows;
+      const unknown = names.filter((n) => !rows.some((r) => r.name === n));
+      if (unknown.length) {
+        throw toNonRetryableFailure(new SnapflowError({ code: 'NOT_FOUND', field: 'agents', message: `no agent ${unknown.join(', ')} in ${input.scope}`, hint: 'list them with `snapflow agent list`' }));
+      }
+      // In the order asked for: the first named agents are the canary.
+      return names.map((n) => rows.find((r) => r.name === n)!);
+    },
+
+    /** Names of the workspace's agents running on a snapshot (those a `--replace --rollout` hands over). */
+    async agentsOnSnapshot(input: { scope: string; snapshotId: string }): Promise<string[]> {
+      const rows = await db.select({ name: agents.name }).from(agents).where(and(eq(agents.workspaceId, input.scope), eq(agents.snapshotId, input.snapshotId))).orderBy(asc(agents.name));
+      return rows.map((r) => r.name);
+    },
+
+    /**
+     * Moves the agents onto the snapshot, remembering where each came from. An agent already on it is left as it is
+     * (a retry must not overwrite the snapshot it came from with the new one). Returns the agents now on it.
+     */
+    async moveAgents(input: AgentMove): Promise<{ moved: string[]; unchanged: string[] }> {
+      if (input.names.length === 0) return { moved: [], unchanged: [] };
+      const names = await db.transaction(async (tx) => {
+        const moved = await tx
+          .update(agents)
+          .set({ previousSnapshotId: sql`${agents.snapshotId}`, snapshotId: input.snapshotId, updatedAt: new Date() }) // the old value: Postgres reads the row before the update
+          .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, input.names), ne(agents.snapshotId, input.snapshotId)))
+          .returning({ name: agents.name });
+        await auditMove(tx, input, moved.map((m) => m.name), 'moved to');
+        return moved.map((m) => m.name);
+      });
+      return { moved: names, unchanged: input.names.filter((n) => !names.includes(n)) };
+    },
+
+    /**
+     * Moves agents that are on `snapshotId` back to the snapshot they came from; the one they leave becomes their
+     * previous. Agents no longer on it (already moved back: a retry) are left alone.
+     */
+    async moveAgentsBack(input: AgentMove): Promise<{ movedBack: string[] }> {
+      if (input.names.length === 0) return { movedBack: [] };
+      const movedBack = await db.transaction(async (tx) => {
+        const rows = await tx
+          .update(agents)
+          .set({ snapshotId: sql`${agents.previousSnapshotId}`, previousSnapshotId: input.snapshotId, updatedAt: new Date() })
+          .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, input.names), eq(agents.snapshotId, input.snapshotId), isNotNull(agents.previousSnapshotId)))
+          .returning({ name: agents.name });
+        await auditMove(tx, input, rows.map((r) => r.name), 'moved back from');
+        return rows.map((r) => r.name);
+      });
+      return { movedBack };
+    },
+  };
+}
+
+export type AgentActivities = ReturnType<typeof createAgentActivities>;

@@ -1,0 +1,32 @@
+// The client's side of authorization: the same table (lib/authz.ts) the workflows apply, checked before a
+// request is sent so a refusal is immediate; catalog-only changes are decided and audited here.
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { auditEvents, members, workspaces } from '../db/access';
+import { decideAccess, type Action } from '../lib/authz';
+import type { Config } from '../lib/config';
+import { SnapflowError } from '../lib/errors';
+
+const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
+
+/**
+ * Refuses with PERMISSION_DENIED / PLAN_REQUIRED, and a refusal is always audited. An allowed call is audited by
+ * what it leads to: the workflow the caller starts next (with its run), or `audited` once a catalog change is made.
+ */
+export async function requireAccess(db: Db, config: Config, scope: string, action: Action, options: { target?: string } = {}): Promise<{ as: string }> {
+  if (config.operators.includes(config.actor)) return { as: 'operator' };
+  const [workspace] = await db.select().from(workspaces).where(eq(workspaces.id, scope));
+  const [member] = workspace ? await db.select().from(members).where(and(eq(members.workspaceId, scope), eq(members.userId, config.actor))) : [];
+  const decision = decideAccess({ actor: config.actor, scope, action, operators: config.operators, workspace: workspace ?? null, role: member?.role ?? null });
+  if (decision.allowed) return { as: decision.as };
+  await db.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
+  throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+}
+
+/** A catalog change with no workflow behind it: decided first, made, then audited (a change that fails is not). */
+export async function audited<T>(db: Db, config: Config, scope: string, action: Action, target: string, change: () => Promise<T>): Promise<T> {
+  const { as } = await requireAccess(db, config, scope, action, { target });
+  const result = await change();
+  await db.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
+  return result;
+}

@@ -1,0 +1,87 @@
+// Who may do what (issue 8): workspaces with a plan, their members with a role, agents pointing at a snapshot,
+// and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
+import { sql } from 'drizzle-orm';
+import { bigserial, check, index, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { snapshots } from './schema';
+
+export const PLANS = ['free', 'paid'] as const;
+export const ROLES = ['admin', 'member'] as const;
+export const DECISIONS = ['allowed', 'denied'] as const;
+export type Plan = (typeof PLANS)[number];
+export type Role = (typeof ROLES)[number];
+
+export const plan = pgEnum('plan', PLANS);
+export const role = pgEnum('member_role', ROLES);
+export const decision = pgEnum('audit_decision', DECISIONS);
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+export const workspaces = pgTable(
+  'workspaces',
+  {
+    /** The same slug snapshots, sandboxes and configs use as their scope. */
+    id: text('id').primaryKey(),
+    plan: plan('plan').notNull().default('free'),
+    createdAt: createdAt(),
+  },
+  (t) => [check('workspaces_id_slug', sql`${t.id} ~ '^[a-z0-9][a-z0-9-]{0,62}$' AND ${t.id} <> 'system'`)],
+);
+
+export const members = pgTable(
+  'members',
+  {
+    workspaceId: text('workspace_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull(),
+    role: role('role').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ name: 'members_pkey', columns: [t.workspaceId, t.userId] }), index('members_user_idx').on(t.userId)],
+);
+
+/** An agent runs on one snapshot; a rollout moves agents, remembering where each came from. */
+export const agents = pgTable(
+  'agents',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    workspaceId: text('workspace_id')
+      .notNull()
+      .references(() => workspaces.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    snapshotId: uuid('snapshot_id')
+      .notNull()
+      .references(() => snapshots.id),
+    previousSnapshotId: uuid('previous_snapshot_id').references(() => snapshots.id),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('agents_workspace_name_key').on(t.workspaceId, t.name),
+    check('agents_name_slug', sql`${t.name} ~ '^[a-z0-9][a-z0-9._-]{0,62}$'`),
+    index('agents_snapshot_idx').on(t.snapshotId),
+  ],
+);
+
+/** Every authorization decision and the change it allowed: who, what, on what, when, from which run. */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    scope: text('scope').notNull(),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    target: text('target'),
+    decision: decision('decision').notNull(),
+    reason: text('reason'),
+    workflowId: text('workflow_id'),
+    runId: text('run_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('audit_events_scope_idx').on(t.scope, t.id.desc())],
+);
+
+export type Workspace = typeof workspaces.$inferSelect;
+export type Member = typeof members.$inferSelect;
+export type Agent = typeof agents.$inferSelect;
+export type AuditEvent = typeof auditEvents.$inferSelect;
