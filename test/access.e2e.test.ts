@@ -3,8 +3,8 @@
 // touch each other; a service that starts a workflow directly gets the same answer; every decision audited.
 import { and, eq } from 'drizzle-orm';
 import { auditEvents } from '../db/access';
-import { snapshots } from '../db/schema';
-import { taskQueues, workflowIds } from '../lib/ids';
+import { goldenBuilds, snapshots } from '../db/schema';
+import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import type { SnapflowClient } from '../client';
 import type { createImageSnapshot, validateGithubConnection } from '../workflows';
@@ -127,4 +127,20 @@ test('every decision is an audit event: who, what, on what, allowed or denied, f
   expect(find('bob', 'github.connect', 'denied')).toBeDefined();
   const [memberAdd] = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'workspace.manage'), eq(auditEvents.actor, 'alice')));
   expect(memberAdd).toMatchObject({ decision: 'allowed', target: 'bob as member' });
+});
+
+test('a scheduled golden build runs as whoever set the config: once they are no longer admin, the run is refused and audited', async () => {
+  const alice = as('alice');
+  await alice.workspaces.addMember({ workspace: 'acme', user: 'frank', role: 'admin' });
+  await as('frank').golden.setConfig({ workspace: 'acme', targets: ['small:codex'], schedule: '03:00', timeZone: 'UTC', enabled: false });
+  await alice.workspaces.addMember({ workspace: 'acme', user: 'frank', role: 'member' });
+  await t.client.temporal.schedule.getHandle(scheduleIds.golden('acme')).trigger();
+  let refusal: typeof auditEvents.$inferSelect | undefined;
+  for (let i = 0; i < 120 && !refusal; i++) {
+    [refusal] = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.actor, 'frank'), eq(auditEvents.action, 'golden.build'), eq(auditEvents.decision, 'denied')));
+    if (!refusal) await new Promise((r) => setTimeout(r, 500));
+  }
+  expect(refusal).toMatchObject({ scope: 'acme', reason: expect.stringContaining('needs the admin role'), workflowId: expect.stringContaining(workflowIds.goldenScheduledBuild('acme')) });
+  expect(await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.scope, 'acme'), eq(goldenBuilds.trigger, 'schedule')))).toEqual([]);
+  await alice.golden.setConfig({ workspace: 'acme', targets: ['small:codex'] }); // no schedule any more
 });
