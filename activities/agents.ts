@@ -1,6 +1,6 @@
 // Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
 // Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
-import { and, asc, eq, inArray, isNotNull, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents, auditEvents, workspaces, type Agent } from '../db/access';
 import { snapshots, type Snapshot } from '../db/schema';
@@ -65,10 +65,24 @@ export async function listAgents(db: Db, scope: string): Promise<Agent[]> {
 /** One canary or batch of a rollout: who moves which agents onto (or back from) which snapshot, from which run. */
 export interface AgentMove {
   scope: string;
-  names: string[];
+  /** Each agent with the snapshot it was on when the rollout began. */
+  agents: Array<{ name: string; from: string }>;
   snapshotId: string;
   actor: string;
   run: RunRef;
+}
+
+function byOrigin(list: AgentMove['agents']): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const a of list) groups.set(a.from, [...(groups.get(a.from) ?? []), a.name]);
+  return groups;
+}
+
+async function onSnapshot(tx: Pick<Db, 'select'>, move: AgentMove): Promise<string[]> {
+  const names = move.agents.map((a) => a.name);
+  if (names.length === 0) return [];
+  const rows = await tx.select({ name: agents.name }).from(agents).where(and(eq(agents.workspaceId, move.scope), inArray(agents.name, names), eq(agents.snapshotId, move.snapshotId)));
+  return rows.map((r) => r.name);
 }
 
 /** The audit trail of a move, in the move's transaction; a retry that moved nobody adds nothing. */
@@ -125,39 +139,48 @@ export function createAgentActivities(deps: { db: Db }) {
     },
 
     /**
-     * Moves the agents onto the snapshot, remembering where each came from. An agent already on it is left as it is
-     * (a retry must not overwrite the snapshot it came from with the new one). Returns the agents now on it.
+     * Moves each agent from the snapshot it was on when the rollout began onto the new one, remembering where it came
+     * from. `elsewhere`: agents someone else moved meanwhile (neither on their origin nor on the new snapshot), left
+     * alone. A retry after a commit finds them already on the new snapshot and moves nobody twice.
      */
-    async moveAgents(input: AgentMove): Promise<{ moved: string[]; unchanged: string[] }> {
-      if (input.names.length === 0) return { moved: [], unchanged: [] };
-      const names = await db.transaction(async (tx) => {
-        const moved = await tx
-          .update(agents)
-          .set({ previousSnapshotId: sql`${agents.snapshotId}`, snapshotId: input.snapshotId, updatedAt: new Date() }) // the old value: Postgres reads the row before the update
-          .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, input.names), ne(agents.snapshotId, input.snapshotId)))
-          .returning({ name: agents.name });
-        await auditMove(tx, input, moved.map((m) => m.name), 'moved to');
-        return moved.map((m) => m.name);
+    async moveAgents(input: AgentMove): Promise<{ moved: string[]; elsewhere: string[] }> {
+      return db.transaction(async (tx) => {
+        const moved: string[] = [];
+        for (const [fromId, names] of byOrigin(input.agents)) {
+          const rows = await tx
+            .update(agents)
+            .set({ previousSnapshotId: fromId, snapshotId: input.snapshotId, updatedAt: new Date() })
+            .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, names), eq(agents.snapshotId, fromId)))
+            .returning({ name: agents.name });
+          moved.push(...rows.map((r) => r.name));
+        }
+        await auditMove(tx, input, moved, 'moved to');
+        const on = await onSnapshot(tx, input);
+        return { moved, elsewhere: input.agents.map((a) => a.name).filter((n) => !on.includes(n)) };
       });
-      return { moved: names, unchanged: input.names.filter((n) => !names.includes(n)) };
     },
 
     /**
-     * Moves agents that are on `snapshotId` back to the snapshot they came from; the one they leave becomes their
-     * previous. Agents no longer on it (already moved back: a retry) are left alone.
+     * Moves agents still on the new snapshot back to exactly the snapshot each came from. `stranded`: agents whose
+     * origin is no longer active (deleted meanwhile), so they stay. Agents no longer on the new snapshot are left alone.
      */
-    async moveAgentsBack(input: AgentMove): Promise<{ movedBack: string[] }> {
-      if (input.names.length === 0) return { movedBack: [] };
-      const movedBack = await db.transaction(async (tx) => {
-        const rows = await tx
-          .update(agents)
-          .set({ snapshotId: sql`${agents.previousSnapshotId}`, previousSnapshotId: input.snapshotId, updatedAt: new Date() })
-          .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, input.names), eq(agents.snapshotId, input.snapshotId), isNotNull(agents.previousSnapshotId)))
-          .returning({ name: agents.name });
-        await auditMove(tx, input, rows.map((r) => r.name), 'moved back from');
-        return rows.map((r) => r.name);
+    async moveAgentsBack(input: AgentMove): Promise<{ movedBack: string[]; stranded: string[] }> {
+      return db.transaction(async (tx) => {
+        const movedBack: string[] = [];
+        const stranded: string[] = [];
+        for (const [fromId, names] of byOrigin(input.agents)) {
+          const [origin] = await tx.select({ status: snapshots.status }).from(snapshots).where(eq(snapshots.id, fromId));
+          const here = and(eq(agents.workspaceId, input.scope), inArray(agents.name, names), eq(agents.snapshotId, input.snapshotId));
+          if (origin?.status !== 'active') {
+            stranded.push(...(await tx.select({ name: agents.name }).from(agents).where(here)).map((r) => r.name));
+            continue;
+          }
+          const rows = await tx.update(agents).set({ snapshotId: fromId, previousSnapshotId: input.snapshotId, updatedAt: new Date() }).where(here).returning({ name: agents.name });
+          movedBack.push(...rows.map((r) => r.name));
+        }
+        await auditMove(tx, input, movedBack, 'moved back from');
+        return { movedBack, stranded };
       });
-      return { movedBack };
     },
   };
 }

@@ -139,6 +139,17 @@ export function createCatalogActivities(deps: CatalogDeps) {
       await transition({ id: input.id, from: ['pending'], to: 'failed', set: { errorCode: input.code, errorMessage: input.message.slice(0, 2000) }, type: 'failed', message: `${input.code}: ${input.message}`.slice(0, 2000), run: input.run });
     },
 
+    /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
+    async checkReplaceable(input: { id: string; scope: string }): Promise<void> {
+      const [old] = await db.select({ scope: snapshots.scope, name: snapshots.name, kind: snapshots.kind, status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id));
+      const refuse = (code: ErrorCode, message: string, hint: string): never => {
+        throw toNonRetryableFailure(new SnapflowError({ code, field: 'replaces', message, hint }));
+      };
+      if (!old || old.status === 'deleted' || old.status === 'deleting') refuse('NOT_FOUND', `snapshot ${input.id} to replace does not exist (any more)`, 'create without --replace');
+      if (old!.scope !== input.scope) refuse('PERMISSION_DENIED', `snapshot ${old!.name} belongs to ${old!.scope}, not ${input.scope}`, 'replace a snapshot of your own workspace');
+      if (old!.kind !== 'image') refuse('CONFLICT', `${old!.name} is a ${old!.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
+    },
+
     /** Progress that operators see in `snapshot get`; not a status change. */
     async recordSnapshotStep(input: { id: string; step: string; message: string; run: RunRef }): Promise<void> {
       await db.insert(snapshotEvents).values({ snapshotId: input.id, type: `step:${input.step}`, message: input.message, workflowId: input.run.workflowId, runId: input.run.runId });

@@ -1,11 +1,15 @@
 // The client's side of authorization: the same table (lib/authz.ts) the workflows apply, checked before a
 // request is sent so a refusal is immediate; catalog-only changes are decided and audited here.
 import { and, eq } from 'drizzle-orm';
+import type { Client } from '@temporalio/client';
+import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { Db } from '../db/client';
 import { auditEvents, members, workspaces } from '../db/access';
 import { decideAccess, type Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
+
+const workspaceIdKey = defineSearchAttributeKey('WorkspaceId', SearchAttributeType.KEYWORD);
 
 const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
 
@@ -21,6 +25,19 @@ export async function requireAccess(db: Db, config: Config, scope: string, actio
   if (decision.allowed) return { as: decision.as };
   await db.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
   throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+}
+
+/**
+ * Reading a run (its result, its progress) is reading its workspace: the run's WorkspaceId search attribute says
+ * which. A run without one, or none at all, is NOT_FOUND, so nothing about other workspaces' runs leaks.
+ */
+export async function requireRunAccess(temporal: Client, db: Db, config: Config, workflowId: string): Promise<void> {
+  const scope = await temporal.workflow
+    .getHandle(workflowId)
+    .describe()
+    .then((d) => d.typedSearchAttributes.get(workspaceIdKey), () => undefined);
+  if (!scope) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workflowId', message: `no run ${workflowId.slice(0, 200)}`, hint: 'use the workflow id the create or build returned' });
+  await requireAccess(db, config, scope, 'snapshot.read');
 }
 
 /** A catalog change with no workflow behind it: decided first, made, then audited (a change that fails is not). */

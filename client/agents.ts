@@ -15,7 +15,7 @@ import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
 import { SNAPSHOT_NAME_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { AgentRolloutOptions, HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
-import { abortRolloutSignal, pauseRolloutSignal, reportHealthUpdate, resumeRolloutSignal, rolloutStatusQuery } from '../workflows/definitions';
+import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/definitions';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './snapshots';
 
@@ -205,26 +205,25 @@ export class AgentClient {
     const detail = ref.detail === undefined ? undefined : screenText('detail', ref.detail, 'one line saying what was seen', 1000);
     const { handle, scope, name, actor } = await this.handle(ref, 'agent.rollout');
     const report: HealthReport = { agent, ok: ref.ok, detail, actor };
-    return audited(this.db, { ...this.config, actor }, scope, 'agent.rollout', `${name}: health of ${agent}: ${ref.ok ? 'ok' : 'failed'}`, () =>
-      typed({ scope, name }, async () => {
-        await running(handle, { scope, name }, 'take a health report');
-        return handle.executeUpdate(reportHealthUpdate, { args: [report] });
-      }),
-    );
+    // The workflow authorizes the report again and audits it with its run.
+    return typed({ scope, name }, async () => {
+      await running(handle, { scope, name }, 'take a health report');
+      return handle.executeUpdate(reportHealthUpdate, { args: [report] });
+    });
   }
 
   /** Holds the rollout before its next batch. */
-  async pause(ref: RolloutRef & { reason?: string }): Promise<void> {
-    await this.control(ref, 'pause', pauseRolloutSignal);
+  async pause(ref: RolloutRef & { reason?: string }): Promise<RolloutStatus> {
+    return this.control(ref, 'pause', pauseRolloutUpdate);
   }
 
-  async resume(ref: RolloutRef & { reason?: string }): Promise<void> {
-    await this.control(ref, 'resume', resumeRolloutSignal);
+  async resume(ref: RolloutRef & { reason?: string }): Promise<RolloutStatus> {
+    return this.control(ref, 'resume', resumeRolloutUpdate);
   }
 
   /** Stops the rollout; every agent it moved goes back to the snapshot it came from (result status `aborted`). */
-  async abort(ref: RolloutRef & { reason?: string }): Promise<void> {
-    await this.control(ref, 'abort', abortRolloutSignal);
+  async abort(ref: RolloutRef & { reason?: string }): Promise<RolloutStatus> {
+    return this.control(ref, 'abort', abortRolloutUpdate);
   }
 
   /** The result: `completed`, `rolled-back` or `aborted` with the reason; a real error comes back typed. */
@@ -275,14 +274,13 @@ export class AgentClient {
     return { handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(scope, snap.id)), scope, name, actor };
   }
 
-  private async control(ref: RolloutRef & { reason?: string }, verb: string, signal: typeof pauseRolloutSignal): Promise<void> {
+  /** Pause / resume / abort: Updates the workflow authorizes and audits with its run, answering with the new status. */
+  private async control(ref: RolloutRef & { reason?: string }, verb: string, update: typeof pauseRolloutUpdate): Promise<RolloutStatus> {
     const reason = ref.reason === undefined ? undefined : screenText('reason', ref.reason, 'one line saying why', 500);
     const { handle, scope, name, actor } = await this.handle(ref, 'agent.rollout');
-    await audited(this.db, { ...this.config, actor }, scope, 'agent.rollout', `${name}: ${verb}${reason ? ` (${reason})` : ''}`, () =>
-      typed({ scope, name }, async () => {
-        await running(handle, { scope, name }, verb);
-        await handle.signal(signal, { actor, reason });
-      }),
-    );
+    return typed({ scope, name }, async () => {
+      await running(handle, { scope, name }, verb);
+      return handle.executeUpdate(update, { args: [{ actor, reason }] });
+    });
   }
 }

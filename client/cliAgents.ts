@@ -101,7 +101,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
       .requiredOption('--snapshot <name>', 'snapshot being rolled out')
       .option('--reason <text>', 'why, for the status and the audit trail')
       .option('--json', 'machine-readable output')
-      .action(async (o: Ref & { reason?: string }) => run(o.json, (client) => client.agents[verb](o).then(() => ({ sent: verb })), () => console.log(`✓ ${verb} sent to the rollout of ${o.snapshot} in ${o.workspace}`)));
+      .action(async (o: Ref & { reason?: string }) => run(o.json, (client) => client.agents[verb](o), (s) => console.log(`✓ ${verb}: the rollout of ${o.snapshot} in ${o.workspace} is now\n${describe(s)}`)));
   }
 
   agent

@@ -10,7 +10,7 @@ import { previousDefault } from '../activities/defaults';
 import { storageNotConfigured } from '../activities/goldenCatalog';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { audited, requireAccess } from './access';
+import { audited, requireAccess, requireRunAccess } from './access';
 import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
@@ -88,6 +88,7 @@ export class GoldenClient {
   }
 
   async waitForBuild(workflowId: string): Promise<GoldenBuildResult> {
+    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', workflowId, 'the workflow id `golden build` printed', 300));
     try {
       return (await this.temporal.workflow.getHandle(workflowId).result()) as GoldenBuildResult;
     } catch (err) {

@@ -11,7 +11,7 @@ import { describeUsage, inUse, unusedSnapshots, usageOf } from '../activities/re
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { requireAccess } from './access';
+import { requireAccess, requireRunAccess } from './access';
 import { checkRolloutOptions, type RolloutInput } from './agents';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
@@ -89,6 +89,7 @@ export class SnapshotClient {
           `create "${next}" instead, or pass --replace to create "${next}" and move defaults and pins to it`,
         );
       }
+      if (live.kind !== 'image') throw conflict(`${live.name} is a ${live.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
       await this.can(v.scope, 'snapshot.replace');
       if (agentRollout) await this.can(v.scope, 'agent.rollout');
       name = next;
@@ -131,6 +132,7 @@ export class SnapshotClient {
   /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
   async wait(created: CreatedSnapshot, onStep?: (step: string, message: string) => void): Promise<ImageSnapshotResult> {
     if (created.status === 'active') return { snapshotId: created.snapshotId, status: 'active', reused: created.reused };
+    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300));
     const seen = new Set<number>();
     const poll = async (): Promise<void> => {
       const rows = await this.db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));

@@ -115,6 +115,18 @@ test('a service that starts the workflows directly is held to the same rules, in
     args: [{ scope: 'acme', installationId: 7, actor: 'bob' }],
   });
   await expect(connect).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('admin') } });
+
+  // An admin of another workspace cannot point --replace at acme's snapshot to take over its default and pins.
+  const [golden] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, 'acme'), eq(snapshots.name, 'acme-golden-v1')));
+  const takeover = t.client.temporal.workflow.execute<typeof createImageSnapshot>('createImageSnapshot', {
+    taskQueue: taskQueues.control,
+    workflowId: workflowIds.imageSnapshot('other', 'takeover-v2'),
+    args: [{ snapshotId: crypto.randomUUID(), scope: 'other', name: 'takeover-v2', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, replaces: golden!.id, actor: 'dave' }],
+  });
+  await expect(takeover).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('belongs to acme') } });
+  expect(await t.db.db.select().from(snapshots).where(eq(snapshots.name, 'takeover-v2'))).toEqual([]);
+  // And an image snapshot never replaces a golden one, even for its admin.
+  await expect(as('alice').snapshots.create({ workspace: 'acme', name: 'acme-golden-v1', image, runtime: 'codex', size: 'small', replace: true })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('golden snapshot') });
 });
 
 test('every decision is an audit event: who, what, on what, allowed or denied, from which run', async () => {

@@ -8,6 +8,7 @@ import { sandboxes, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
+import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/definitions';
 import { pushImage } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
@@ -135,24 +136,53 @@ test('canary healthy → the rest move in batches (pause holds them, resume lets
   expect(Object.values(await where(names))).toEqual(names.map(() => ({ on: v2Id, was: v1Id })));
   expect(await moveCalls(workflowId)).toBe(3); // the canary, then [ok-2, ok-3], then [ok-4, ok-5]
   const trail = await t.db.db.select().from(auditEvents).where(eq(auditEvents.workflowId, workflowId)).orderBy(auditEvents.id);
-  expect(trail.map((e) => [e.actor, e.action, e.target])).toEqual([
-    ['alice', 'agent.rollout', v2Id],
-    ['alice', 'agent.rollout', `ok-1 moved to ${v2Id}`],
-    ['alice', 'agent.rollout', `ok-2, ok-3 moved to ${v2Id}`],
-    ['alice', 'agent.rollout', `ok-4, ok-5 moved to ${v2Id}`],
+  expect(trail.map((e) => [e.actor, e.decision, e.target])).toEqual([
+    ['alice', 'allowed', v2Id],
+    ['alice', 'allowed', `ok-1 moved to ${v2Id}`],
+    ['operator', 'allowed', `${v2Id}: pause (watching the canary a little longer)`],
+    ['operator', 'allowed', `${v2Id}: health of ok-1: ok`],
+    ['operator', 'allowed', `${v2Id}: resume`],
+    ['alice', 'allowed', `ok-2, ok-3 moved to ${v2Id}`],
+    ['alice', 'allowed', `ok-4, ok-5 moved to ${v2Id}`],
   ]);
   await expect(t.client.agents.abort({ workspace: ws, snapshot: snap })).rejects.toMatchObject({ code: 'CONFLICT' });
 });
 
 test('canary reported unhealthy → the canary goes back, the others never moved: rolled-back with the reason', async () => {
   const { v1Id, v2Id, names, snapshot: snap } = await fleet('bad', 3);
-  await start({ snapshot: snap, agents: names });
+  const { workflowId } = await start({ snapshot: snap, agents: names });
   await until(snap, (s) => s.phase === 'health');
+  // Sent straight to the workflow, past the client: it decides who may report or abort, and refuses an anonymous call.
+  const handle = t.client.temporal.workflow.getHandle(workflowId);
+  await expect(handle.executeUpdate(reportHealthUpdate, { args: [{ agent: 'bad-1', ok: true, actor: 'bob' }] })).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
+  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{ actor: 'bob' }] })).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
+  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{} as never] })).rejects.toMatchObject({ cause: { type: 'VALIDATION_FAILED' } });
+  expect(await t.client.agents.status({ workspace: ws, snapshot: snap })).toMatchObject({ phase: 'health', health: [] });
   await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'bad-1', ok: false, detail: 'crash loop on start' });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
   expect(result).toMatchObject({ status: 'rolled-back', moved: [], movedBack: ['bad-1'], reason: 'canary bad-1 reported unhealthy: crash loop on start' });
   expect(await where(names)).toEqual({ 'bad-1': { on: v1Id, was: v2Id }, 'bad-2': { on: v1Id, was: null }, 'bad-3': { on: v1Id, was: null } });
   expect(await t.client.agents.status({ workspace: ws, snapshot: snap })).toMatchObject({ phase: 'rolled-back', pending: ['bad-2', 'bad-3'] });
+});
+
+test('an agent moved elsewhere meanwhile is skipped, not pulled back; an origin deleted meanwhile strands its agent, said plainly', async () => {
+  const { v2Id, names, snapshot: snap } = await fleet('side', 3);
+  const otherId = await snapshot('side-other-v1');
+  await start({ snapshot: snap, agents: names, batchSize: 5 });
+  await until(snap, (s) => s.phase === 'health');
+  await t.db.db.update(agents).set({ snapshotId: otherId }).where(and(eq(agents.workspaceId, ws), eq(agents.name, 'side-3'))); // another rollout took it
+  await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'side-1', ok: true });
+  expect(await t.client.agents.wait({ workspace: ws, snapshot: snap })).toMatchObject({ status: 'completed', moved: ['side-1', 'side-2'], skipped: ['side-3'] });
+  expect(await where(names)).toMatchObject({ 'side-1': { on: v2Id }, 'side-2': { on: v2Id }, 'side-3': { on: otherId } });
+
+  const lone = await fleet('lone', 1);
+  await start({ snapshot: lone.snapshot, agents: lone.names });
+  await until(lone.snapshot, (s) => s.phase === 'health');
+  await t.client.snapshots.delete({ workspace: ws, name: 'lone-v1' }); // nobody runs on it any more
+  await t.client.agents.reportHealth({ workspace: ws, snapshot: lone.snapshot, agent: 'lone-1', ok: false });
+  const result = await t.client.agents.wait({ workspace: ws, snapshot: lone.snapshot });
+  expect(result).toMatchObject({ status: 'rolled-back', movedBack: [], moved: ['lone-1'], reason: expect.stringContaining('lone-1 stayed on the new snapshot: the one they came from is no longer active') });
+  expect(await where(lone.names)).toEqual({ 'lone-1': { on: lone.v2Id, was: lone.v1Id } });
 });
 
 test('no health report within the timeout → rolled back', async () => {

@@ -1,5 +1,5 @@
 // Queries, signals and updates, in a module without activity proxies so clients can import it safely.
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ImageSnapshotRequest } from './imageSnapshot';
 import type { HealthReport, RolloutControl, RolloutStatus } from './rollout';
 import type { JobRequest, JobResult, PromoteRequest, PromoteResult, SandboxCall, SandboxStatus } from './sandbox';
@@ -23,9 +23,9 @@ export const sandboxStatusQuery = defineQuery<SandboxStatus>('status');
 
 /** A canary agent's health on the new snapshot; rejected unless the rollout is waiting for that agent's report. */
 export const reportHealthUpdate = defineUpdate<RolloutStatus, [HealthReport]>('reportHealth');
-/** Holds the rollout before its next batch (the canary check still runs). */
-export const pauseRolloutSignal = defineSignal<[RolloutControl]>('pause');
-export const resumeRolloutSignal = defineSignal<[RolloutControl]>('resume');
+/** Holds the rollout before its next batch (the canary check still runs). Updates, so each is authorized and answered. */
+export const pauseRolloutUpdate = defineUpdate<RolloutStatus, [RolloutControl]>('pause');
+export const resumeRolloutUpdate = defineUpdate<RolloutStatus, [RolloutControl]>('resume');
 /** Stops the rollout and moves every agent it moved back to the snapshot it came from. */
-export const abortRolloutSignal = defineSignal<[RolloutControl]>('abort');
+export const abortRolloutUpdate = defineUpdate<RolloutStatus, [RolloutControl]>('abort');
 export const rolloutStatusQuery = defineQuery<RolloutStatus>('rolloutStatus');

@@ -1,5 +1,5 @@
 import type { Duration } from '@temporalio/common';
-import { ApplicationFailure, CancellationScope, ParentClosePolicy, isCancellation, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ParentClosePolicy, isCancellation, patched, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import type { ValidatedImageSnapshot } from '../lib/validation';
 import { workflowIds } from '../lib/ids';
@@ -44,7 +44,11 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   const run = { workflowId, runId };
   const id = req.snapshotId;
   // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
-  await access.authorize({ actor: req.actor, scope: req.scope, action: req.replaces ? 'snapshot.replace' : 'snapshot.create', target: req.name, run });
+  if (patched('authz-v1')) {
+    await access.authorize({ actor: req.actor, scope: req.scope, action: req.replaces ? 'snapshot.replace' : 'snapshot.create', target: req.name, run });
+    // Only an image snapshot of the same workspace: what points at it moves here once this one is active.
+    if (req.replaces) await catalog.checkReplaceable({ id: req.replaces, scope: req.scope }).catch(asFailure);
+  }
   const created = await catalog.createPendingSnapshot({
     id,
     scope: req.scope,
@@ -115,6 +119,12 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     throw ApplicationFailure.create({ message: failure.message, type: failure.code, nonRetryable: true, details: [{ field: failure.field, hint: failure.hint }] });
   }
+}
+
+/** The run fails with the step's own typed reason (not "activity task failed"). */
+function asFailure(err: unknown): never {
+  const f = describeFailure(err);
+  throw ApplicationFailure.create({ message: f.message, type: f.code, nonRetryable: true, details: [{ field: f.field, hint: f.hint }] });
 }
 
 /**

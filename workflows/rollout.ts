@@ -3,7 +3,7 @@ import { ApplicationFailure, CancellationScope, allHandlersFinished, condition, 
 import type { RolloutSnapshot } from '../activities/agents';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import { access, agentCatalog, catalog, hostCacheActivities, hostGoldenActivities } from './activities';
-import { abortRolloutSignal, pauseRolloutSignal, reportHealthUpdate, resumeRolloutSignal, rolloutStatusQuery } from './definitions';
+import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from './definitions';
 
 export interface RolloutRequest {
   scope: string;
@@ -21,16 +21,17 @@ export interface RolloutRequest {
   actor: string;
 }
 
+/** A canary's health; `actor` is who reports it, authorized inside the workflow like every other change. */
 export interface HealthReport {
   agent: string;
   ok: boolean;
   detail?: string;
-  actor?: string;
+  actor: string;
 }
 
-/** Who paused, resumed or aborted, and why (shown in the status and the result). */
+/** Who pauses, resumes or aborts, and why (authorized inside the workflow; shown in the status and the result). */
 export interface RolloutControl {
-  actor?: string;
+  actor: string;
   reason?: string;
 }
 
@@ -47,6 +48,8 @@ export interface RolloutStatus {
   /** Already on the snapshot when the rollout began: never moved, never moved back. */
   already: string[];
   movedBack: string[];
+  /** Moved to another snapshot by someone else while this rollout ran: left where they are. */
+  skipped: string[];
   paused: boolean;
   health: HealthReport[];
   /** Why it was rolled back, aborted or failed. */
@@ -59,9 +62,12 @@ export interface RolloutResult {
   moved: string[];
   movedBack: string[];
   already: string[];
+  skipped: string[];
   health: HealthReport[];
   reason?: string;
 }
+
+const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
 const reject = (code: ErrorCode, message: string, field?: string, hint?: string): never => {
   throw ApplicationFailure.create({ type: code, message, nonRetryable: true, details: [{ field, hint }] });
@@ -79,8 +85,10 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   const canarySize = req.canary ?? 1;
   const batchSize = req.batchSize ?? 2;
   const healthTimeout = req.healthTimeout ?? '10 minutes';
-  const s: RolloutStatus = { snapshotId: req.snapshotId, phase: 'authorizing', canary: [], moved: [], pending: [], already: [], movedBack: [], paused: false, health: [] };
+  const s: RolloutStatus = { snapshotId: req.snapshotId, phase: 'authorizing', canary: [], moved: [], pending: [], already: [], movedBack: [], skipped: [], paused: false, health: [] };
   let abort: RolloutControl | undefined;
+  /** The snapshot each agent was on when the rollout began: moves and moves back go from and to exactly that. */
+  const origin = new Map<string, string>();
 
   const show = (): void => {
     const total = s.moved.length + s.pending.length + s.movedBack.length;
@@ -92,56 +100,81 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   };
 
   setHandler(rolloutStatusQuery, () => s);
-  setHandler(pauseRolloutSignal, () => {
-    s.paused = true;
-    show();
+
+  /** Every control and report is decided against the workspace's roles here, so a direct Update is held to them too. */
+  const authorized = async (actor: string, what: string): Promise<void> => {
+    try {
+      await access.authorize({ actor, scope: req.scope, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
+    } catch (err) {
+      const f = describeFailure(err);
+      reject(f.code, f.message, f.field, f.hint);
+    }
+  };
+  const requireActor = (call: { actor?: unknown } | undefined): void => {
+    if (typeof call?.actor !== 'string' || call.actor.length === 0) reject('VALIDATION_FAILED', 'the request names no actor', 'actor', 'send who asks: { actor: "alice@example.com" }');
+    if (TERMINAL.includes(s.phase)) reject('CONFLICT', `the rollout already ended (${s.phase})`, 'snapshot', 'see how it ended: `snapflow agent rollout-status`');
+  };
+  const control = (verb: 'pause' | 'resume' | 'abort', apply: (c: RolloutControl) => void) => ({
+    handler: async (c: RolloutControl): Promise<RolloutStatus> => {
+      await authorized(c.actor, `${verb}${c.reason ? ` (${c.reason})` : ''}`);
+      if (!TERMINAL.includes(s.phase)) apply(c);
+      show();
+      return s;
+    },
+    validator: requireActor,
   });
-  setHandler(resumeRolloutSignal, () => {
-    s.paused = false;
-    show();
-  });
-  setHandler(abortRolloutSignal, (control: RolloutControl) => {
-    abort ??= control ?? {};
-  });
+  const pause = control('pause', () => (s.paused = true));
+  const resume = control('resume', () => (s.paused = false));
+  const stop = control('abort', (c) => (abort ??= c));
+  setHandler(pauseRolloutUpdate, pause.handler, { validator: pause.validator });
+  setHandler(resumeRolloutUpdate, resume.handler, { validator: resume.validator });
+  setHandler(abortRolloutUpdate, stop.handler, { validator: stop.validator });
   setHandler(
     reportHealthUpdate,
-    (report: HealthReport): RolloutStatus => {
+    async (report: HealthReport): Promise<RolloutStatus> => {
+      await authorized(report.actor, `health of ${report.agent}: ${report.ok ? 'ok' : 'failed'}`);
       s.health.push({ agent: report.agent, ok: report.ok, detail: report.detail, actor: report.actor });
       return s;
     },
     {
       validator: (report: HealthReport) => {
+        requireActor(report);
         if (req.auto) reject('CONFLICT', 'this rollout checks the canary itself (--auto); it takes no health reports', 'agent', 'start the rollout without --auto to report health by hand');
         if (s.phase !== 'canary' && s.phase !== 'health') reject('CONFLICT', `the rollout is not waiting for health reports (phase ${s.phase})`, 'agent', 'health is reported for the canary, while `agent rollout-status` says canary or health');
         if (!s.canary.includes(report?.agent)) reject('VALIDATION_FAILED', `agent ${String(report?.agent)} is not a canary of this rollout (canary: ${s.canary.join(', ')})`, 'agent', 'report the health of a canary agent');
-        if (typeof report.ok !== 'boolean') reject('VALIDATION_FAILED', 'ok must be true or false', 'ok', 'pass --ok or --failed');
+        if (typeof report?.ok !== 'boolean') reject('VALIDATION_FAILED', 'ok must be true or false', 'ok', 'pass --ok or --failed');
       },
     },
   );
 
+  const from = (names: string[]) => names.map((name) => ({ name, from: origin.get(name)! }));
   const move = async (names: string[]): Promise<void> => {
-    await agentCatalog.moveAgents({ scope: req.scope, names, snapshotId: req.snapshotId, actor: req.actor, run });
+    // Counted as moved before the call: if it fails after committing, the compensation still moves them back.
     s.moved.push(...names);
     s.pending = s.pending.filter((n) => !names.includes(n));
+    const { elsewhere } = await agentCatalog.moveAgents({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run });
+    s.moved = s.moved.filter((n) => !elsewhere.includes(n));
+    s.skipped.push(...elsewhere);
     show();
   };
-  /** Every agent this rollout moved goes back where it came from; idempotent, and not stopped by a cancellation. */
+  /** Every agent this rollout moved goes back to exactly where it came from; idempotent, and not stopped by a cancellation. */
   const moveBack = async (): Promise<void> => {
     if (s.moved.length === 0) return;
     const names = [...s.moved];
-    await CancellationScope.nonCancellable(() => agentCatalog.moveAgentsBack({ scope: req.scope, names, snapshotId: req.snapshotId, actor: req.actor, run }));
-    s.movedBack.push(...names);
-    s.moved = [];
+    const back = await CancellationScope.nonCancellable(() => agentCatalog.moveAgentsBack({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run }));
+    s.movedBack.push(...back.movedBack);
+    s.moved = back.stranded;
+    if (back.stranded.length) s.reason = `${s.reason ? `${s.reason}; ` : ''}${back.stranded.join(', ')} stayed on the new snapshot: the one they came from is no longer active`;
   };
   const finish = async (status: RolloutResult['status'], reason?: string): Promise<RolloutResult> => {
     if (status !== 'completed') {
       enter('rolling-back');
       await moveBack();
     }
-    s.reason = reason;
+    s.reason = [reason, s.reason].filter(Boolean).join('; ') || undefined;
     enter(status);
     await condition(allHandlersFinished);
-    return { status, snapshotId: req.snapshotId, moved: s.moved, movedBack: s.movedBack, already: s.already, health: s.health, reason };
+    return { status, snapshotId: req.snapshotId, moved: s.moved, movedBack: s.movedBack, already: s.already, skipped: s.skipped, health: s.health, reason: s.reason };
   };
   const aborted = (): string => `aborted${abort?.actor ? ` by ${abort.actor}` : ''}${abort?.reason ? `: ${abort.reason}` : ''}`;
 
@@ -178,12 +211,16 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
 
   try {
     show();
+    for (const [field, value] of [['canary', canarySize], ['batchSize', batchSize]] as const) {
+      if (!Number.isSafeInteger(value) || value < 1) reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, field, `e.g. ${field}: 1`);
+    }
     await access.authorize({ actor: req.actor, scope: req.scope, action: 'agent.rollout', target: req.snapshotId, run });
 
     enter('resolving');
     const snapshot = await agentCatalog.loadRolloutSnapshot({ scope: req.scope, snapshotId: req.snapshotId });
     if (req.auto && !snapshot.storedRef) reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, 'auto', 'report the canary health by hand instead');
     const agents = await agentCatalog.listRolloutAgents({ scope: req.scope, agents: req.agents });
+    for (const a of agents) origin.set(a.name, a.snapshotId);
     s.already = agents.filter((a) => a.snapshotId === req.snapshotId).map((a) => a.name);
     s.pending = agents.filter((a) => a.snapshotId !== req.snapshotId).map((a) => a.name);
     s.canary = s.pending.slice(0, canarySize);

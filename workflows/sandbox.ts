@@ -114,7 +114,10 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   const sync = () => sandboxCatalog.updateSandbox({ id: req.sandboxId, state: s.state, hostId: s.hostId ?? null, containerId: s.containerId ?? null });
   /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
   const authorizeAs = async (actor: string | undefined, action: Action): Promise<void> => {
-    if (patched('authz-v1')) await access.authorize({ actor: actor ?? req.actor, scope: req.scope, action, target: req.sandboxId, run });
+    if (!patched('authz-v1')) return;
+    // Never the creator's identity for someone else's call: a request that names nobody is refused.
+    if (!actor) reject('VALIDATION_FAILED', `the ${action} request names no actor`, 'send who asks: { actor: "alice@example.com" }');
+    await access.authorize({ actor: actor!, scope: req.scope, action, target: req.sandboxId, run });
   };
   const show = (): void => setCurrentDetails(`**${s.state}**${s.hostId ? ` on ${s.hostId}` : ''} · ${s.jobs} job(s)${s.latestSessionSnapshotId ? ` · session ${s.latestSessionSnapshotId}` : ''}`);
 

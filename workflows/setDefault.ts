@@ -1,4 +1,4 @@
-import { workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { DefaultState } from '../activities/defaults';
 import { access, defaults } from './activities';
 
@@ -16,6 +16,6 @@ export interface SetDefaultRequest {
 /** set-default and rollback: one compare-and-set of the (scope, size, profile) pointer, with history. */
 export async function setDefaultSnapshot(req: SetDefaultRequest): Promise<DefaultState> {
   const { workflowId, runId } = workflowInfo();
-  await access.authorize({ actor: req.actor, scope: req.scope, action: 'golden.set-default', target: req.snapshotId, run: { workflowId, runId } });
+  if (patched('authz-v1')) await access.authorize({ actor: req.actor, scope: req.scope, action: 'golden.set-default', target: req.snapshotId, run: { workflowId, runId } });
   return defaults.setDefault({ ...req, workflowId });
 }
