@@ -4,7 +4,7 @@ import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { auditEvents, members, workspaces } from '../db/access';
 import { snapshots } from '../db/schema';
-import { decideAccess, type Action } from '../lib/authz';
+import { decideAccess, type AccessDecision, type Action } from '../lib/authz';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
 import type { RunRef } from './catalog';
 
@@ -17,10 +17,16 @@ export interface Authorize {
   run?: RunRef;
 }
 
-export async function authorize(db: Db, operators: readonly string[], input: Authorize): Promise<{ as: string }> {
+/** The table's answer for this actor, from the catalog's workspace (plan) and membership (role). */
+export async function decide(db: Db, operators: readonly string[], input: Pick<Authorize, 'actor' | 'scope' | 'action'>): Promise<AccessDecision> {
+  if (operators.includes(input.actor)) return { allowed: true, as: 'operator' };
   const [workspace] = await db.select().from(workspaces).where(eq(workspaces.id, input.scope));
   const [member] = workspace ? await db.select().from(members).where(and(eq(members.workspaceId, input.scope), eq(members.userId, input.actor))) : [];
-  const decision = decideAccess({ actor: input.actor, scope: input.scope, action: input.action, operators, workspace: workspace ?? null, role: member?.role ?? null });
+  return decideAccess({ actor: input.actor, scope: input.scope, action: input.action, operators, workspace: workspace ?? null, role: member?.role ?? null });
+}
+
+export async function authorize(db: Db, operators: readonly string[], input: Authorize): Promise<{ as: string }> {
+  const decision = await decide(db, operators, input);
   await db.insert(auditEvents).values({
     scope: input.scope,
     actor: input.actor.slice(0, 200),

@@ -1,15 +1,13 @@
 // The client's side of authorization: the same table (lib/authz.ts) the workflows apply, checked before a
 // request is sent so a refusal is immediate; catalog-only changes are decided and audited here.
-import { and, eq } from 'drizzle-orm';
 import type { Client } from '@temporalio/client';
-import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import type { Db } from '../db/client';
-import { auditEvents, members, workspaces } from '../db/access';
-import { decideAccess, type Action } from '../lib/authz';
+import { decide } from '../activities/authz';
+import { auditEvents } from '../db/access';
+import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
-
-const workspaceIdKey = defineSearchAttributeKey('WorkspaceId', SearchAttributeType.KEYWORD);
+import { searchAttributes } from './searchAttributes';
 
 const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
 
@@ -18,10 +16,7 @@ const clip = (target: string | undefined): string | undefined => target?.slice(0
  * what it leads to: the workflow the caller starts next (with its run), or `audited` once a catalog change is made.
  */
 export async function requireAccess(db: Db, config: Config, scope: string, action: Action, options: { target?: string } = {}): Promise<{ as: string }> {
-  if (config.operators.includes(config.actor)) return { as: 'operator' };
-  const [workspace] = await db.select().from(workspaces).where(eq(workspaces.id, scope));
-  const [member] = workspace ? await db.select().from(members).where(and(eq(members.workspaceId, scope), eq(members.userId, config.actor))) : [];
-  const decision = decideAccess({ actor: config.actor, scope, action, operators: config.operators, workspace: workspace ?? null, role: member?.role ?? null });
+  const decision = await decide(db, config.operators, { actor: config.actor, scope, action });
   if (decision.allowed) return { as: decision.as };
   await db.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
   throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
@@ -35,7 +30,7 @@ export async function requireRunAccess(temporal: Client, db: Db, config: Config,
   const scope = await temporal.workflow
     .getHandle(workflowId)
     .describe()
-    .then((d) => d.typedSearchAttributes.get(workspaceIdKey), () => undefined);
+    .then((d) => d.typedSearchAttributes.get(searchAttributes.WorkspaceId), () => undefined);
   if (!scope) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workflowId', message: `no run ${workflowId.slice(0, 200)}`, hint: 'use the workflow id the create or build returned' });
   await requireAccess(db, config, scope, 'snapshot.read');
 }

@@ -17,7 +17,7 @@ import { SNAPSHOT_NAME_REGEX, screenText, validateField, validationError } from 
 import type { AgentRolloutOptions, HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
 import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/definitions';
 import { audited, requireAccess } from './access';
-import { searchAttributes } from './snapshots';
+import { searchAttributes } from './searchAttributes';
 
 /** Equal to the agents_name_slug check in db/access.ts. */
 const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;

@@ -16,7 +16,7 @@ import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
 import { screenText, validateField } from '../lib/validation';
 import type { GoldenBuildResult, buildGoldenSnapshot, setDefaultSnapshot } from '../workflows';
-import { searchAttributes } from './snapshots';
+import { searchAttributes } from './searchAttributes';
 
 export interface ScheduleState {
   scheduleId: string;

@@ -20,7 +20,7 @@ import { SNAPSHOT_NAME_REGEX, screenText, validationError } from '../lib/validat
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/definitions';
 import { audited, requireAccess } from './access';
-import { searchAttributes } from './snapshots';
+import { searchAttributes } from './searchAttributes';
 
 export interface CreateSandboxInput {
   workspace: string;

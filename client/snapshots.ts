@@ -2,7 +2,7 @@
 // the one workflow for (workspace, name), and read the catalog for list/get.
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
-import { TypedSearchAttributes, defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { and, asc, desc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES, githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
@@ -12,20 +12,13 @@ import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { requireAccess, requireRunAccess } from './access';
+import { searchAttributes } from './searchAttributes';
 import { checkRolloutOptions, type RolloutInput } from './agents';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
 import { nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput } from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
 import { imageSnapshotRequestQuery } from '../workflows/definitions';
-
-export const searchAttributes = {
-  SnapshotName: defineSearchAttributeKey('SnapshotName', SearchAttributeType.KEYWORD),
-  SnapshotKind: defineSearchAttributeKey('SnapshotKind', SearchAttributeType.KEYWORD),
-  WorkspaceId: defineSearchAttributeKey('WorkspaceId', SearchAttributeType.KEYWORD),
-  SandboxSize: defineSearchAttributeKey('SandboxSize', SearchAttributeType.KEYWORD),
-  Runtime: defineSearchAttributeKey('Runtime', SearchAttributeType.KEYWORD),
-};
 
 export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
   /** Create the next versioned name and move defaults, pins and agents to it, instead of refusing a changed spec. */
