@@ -1,7 +1,7 @@
 // Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
 // Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
 import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Queryable } from '../db/client';
 import { agents, auditEvents, workspaces, type Agent } from '../db/access';
 import { snapshots, type Snapshot } from '../db/schema';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
@@ -30,7 +30,7 @@ export interface RolloutSnapshot {
  * A snapshot agents may run on: live and active, in the workspace or in the system scope (the workspace's own wins a
  * name clash). Found by id (rollouts) or by name (the client). NOT_FOUND / VALIDATION_FAILED name the field `snapshot`.
  */
-export async function findAgentSnapshot(db: Db, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
+export async function findAgentSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
   const which = 'snapshotId' in input ? eq(snapshots.id, input.snapshotId) : eq(snapshots.name, input.name);
   const [snap] = await db
     .select()
@@ -44,13 +44,13 @@ export async function findAgentSnapshot(db: Db, input: { scope: string } & ({ sn
   return snap;
 }
 
-async function requireWorkspace(db: Db, scope: string): Promise<void> {
+async function requireWorkspace(db: Pick<Queryable, 'select'>, scope: string): Promise<void> {
   const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, scope));
   if (!ws) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${scope}`, hint: 'agents belong to a workspace; check the slug' });
 }
 
 /** A new agent on an active snapshot of its workspace (or a system one). CONFLICT when the name is taken. */
-export async function createAgent(db: Db, input: { scope: string; name: string; snapshotName: string }): Promise<Agent> {
+export async function createAgent(db: Queryable, input: { scope: string; name: string; snapshotName: string }): Promise<Agent> {
   await requireWorkspace(db, input.scope);
   const snap = await findAgentSnapshot(db, { scope: input.scope, name: input.snapshotName });
   const [row] = await db.insert(agents).values({ workspaceId: input.scope, name: input.name, snapshotId: snap.id }).onConflictDoNothing().returning();

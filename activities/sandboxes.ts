@@ -1,7 +1,7 @@
 // Catalog side of sandboxes: the row the entity workflow keeps in step with its state, session snapshots saved
 // after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice.
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Queryable } from '../db/client';
 import { hostCache, issues, sandboxes, snapshotEvents, snapshots, type SandboxClass, type SandboxState } from '../db/schema';
 import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
@@ -99,7 +99,7 @@ export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
  * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
  * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
  */
-export async function pinSnapshot(db: Db, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
+export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
   const [snap] = await db
     .select()
@@ -126,6 +126,6 @@ export async function pinSnapshot(db: Db, input: { scope: string; issue: string;
   });
 }
 
-export async function unpinSnapshot(db: Db, input: { scope: string; issue: string }): Promise<void> {
+export async function unpinSnapshot(db: Queryable, input: { scope: string; issue: string }): Promise<void> {
   await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
 }

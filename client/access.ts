@@ -1,7 +1,7 @@
 // The client's side of authorization: the same table (lib/authz.ts) the workflows apply, checked before a
 // request is sent so a refusal is immediate; catalog-only changes are decided and audited here.
 import type { Client } from '@temporalio/client';
-import type { Db } from '../db/client';
+import type { Db, Queryable } from '../db/client';
 import { decide } from '../activities/authz';
 import { auditEvents } from '../db/access';
 import type { Action } from '../lib/authz';
@@ -35,10 +35,15 @@ export async function requireRunAccess(temporal: Client, db: Db, config: Config,
   await requireAccess(db, config, scope, 'snapshot.read');
 }
 
-/** A catalog change with no workflow behind it: decided first, made, then audited (a change that fails is not). */
-export async function audited<T>(db: Db, config: Config, scope: string, action: Action, target: string, change: () => Promise<T>): Promise<T> {
+/**
+ * A catalog change with no workflow behind it: decided first, then made and audited in one transaction, so a change
+ * that fails is not recorded and a recorded one cannot go missing.
+ */
+export async function audited<T>(db: Db, config: Config, scope: string, action: Action, target: string, change: (tx: Queryable) => Promise<T>): Promise<T> {
   const { as } = await requireAccess(db, config, scope, action, { target });
-  const result = await change();
-  await db.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
-  return result;
+  return db.transaction(async (tx) => {
+    const result = await change(tx);
+    await tx.insert(auditEvents).values({ scope, actor: config.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
+    return result;
+  });
 }

@@ -145,7 +145,7 @@ export class AgentClient {
     const name = checkAgentName('name', input.name);
     const snapshotName = checkSnapshotName(input.snapshot);
     const actor = this.actor(input.actor);
-    return audited(this.db, { ...this.config, actor }, scope, 'agent.manage', `${name} → ${snapshotName}`, () => createAgent(this.db, { scope, name, snapshotName }));
+    return audited(this.db, { ...this.config, actor }, scope, 'agent.manage', `${name} → ${snapshotName}`, (tx) => createAgent(tx, { scope, name, snapshotName }));
   }
 
   async list(input: { workspace: string; actor?: string }): Promise<Agent[]> {

@@ -46,13 +46,11 @@ export class GoldenClient {
     const v = validateGoldenConfig(input);
     const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
-    const config = await audited(this.db, this.config, v.scope, 'golden.config', 'golden config', () =>
-      this.db.transaction(async (tx) => {
-        const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
-        await this.syncSchedule(written!);
-        return written;
-      }),
-    );
+    const config = await audited(this.db, this.config, v.scope, 'golden.config', 'golden config', async (tx) => {
+      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+      await this.syncSchedule(written!);
+      return written;
+    });
     return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
   }
 

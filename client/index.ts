@@ -159,8 +159,8 @@ export class SnapflowClient {
 
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
     // Operators only (the system scope).
-    await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async () => {
-      const updated = await this.db().update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
+    await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async (tx) => {
+      const updated = await tx.update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
       if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
     });
   }

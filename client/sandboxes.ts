@@ -207,7 +207,7 @@ export class SandboxClient {
     const scope = checkWorkspace(input.workspace);
     check('issue', ISSUE.test(text(input.issue)), `issue ${quote(input.issue)} is not an issue key`, 'e.g. ENG-42');
     check('snapshot', SNAPSHOT_NAME_REGEX.test(text(input.snapshot)), `snapshot ${quote(input.snapshot)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
-    return audited(this.db, this.config, scope, 'issue.pin', `${input.issue} → ${input.snapshot}`, () => pinSnapshot(this.db, { scope, issue: input.issue, snapshotName: input.snapshot }));
+    return audited(this.db, this.config, scope, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) => pinSnapshot(tx, { scope, issue: input.issue, snapshotName: input.snapshot }));
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
@@ -216,6 +216,6 @@ export class SandboxClient {
     await requireAccess(this.db, this.config, scope, 'issue.pin', { target: `${input.issue} unpinned` });
     const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
     if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
-    await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, () => unpinSnapshot(this.db, { scope, issue: input.issue }));
+    await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { scope, issue: input.issue }));
   }
 }

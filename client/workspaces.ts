@@ -44,22 +44,20 @@ export class WorkspaceClient {
     const id = workspaceId(input.id);
     const plan = oneOf<Plan>('plan', input.plan === undefined ? 'free' : input.plan, PLANS);
     const admin = user('admin', input.admin);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, () =>
-      this.db.transaction(async (tx) => {
-        const [row] = await tx.insert(workspaces).values({ id, plan }).onConflictDoNothing().returning();
-        if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'workspace', message: `workspace ${id} already exists`, hint: 'choose another id, or add members to it' });
-        await tx.insert(members).values({ workspaceId: id, userId: admin, role: 'admin' });
-        return row;
-      }),
-    );
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, async (tx) => {
+      const [row] = await tx.insert(workspaces).values({ id, plan }).onConflictDoNothing().returning();
+      if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'workspace', message: `workspace ${id} already exists`, hint: 'choose another id, or add members to it' });
+      await tx.insert(members).values({ workspaceId: id, userId: admin, role: 'admin' });
+      return row;
+    });
   }
 
   /** Operators only: free ↔ paid. */
   async setPlan(input: { id: string; plan: string }): Promise<Workspace> {
     const id = workspaceId(input.id);
     const plan = oneOf<Plan>('plan', input.plan, PLANS);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, async () => {
-      const [row] = await this.db.update(workspaces).set({ plan }).where(eq(workspaces.id, id)).returning();
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, async (tx) => {
+      const [row] = await tx.update(workspaces).set({ plan }).where(eq(workspaces.id, id)).returning();
       if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${id}` });
       return row;
     });
@@ -76,25 +74,21 @@ export class WorkspaceClient {
     const scope = workspaceId(input.workspace);
     const userId = user('user', input.user);
     const role = oneOf<Role>('role', input.role === undefined ? 'member' : input.role, ROLES);
-    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, () =>
-      this.db.transaction(async (tx) => {
-        if (role !== 'admin') await keepAnAdmin(tx, scope, userId, 'demote');
-        const [row] = await tx.insert(members).values({ workspaceId: scope, userId, role }).onConflictDoUpdate({ target: [members.workspaceId, members.userId], set: { role } }).returning();
-        return row!;
-      }),
-    );
+    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, async (tx) => {
+      if (role !== 'admin') await keepAnAdmin(tx, scope, userId, 'demote');
+      const [row] = await tx.insert(members).values({ workspaceId: scope, userId, role }).onConflictDoUpdate({ target: [members.workspaceId, members.userId], set: { role } }).returning();
+      return row!;
+    });
   }
 
   async removeMember(input: { workspace: string; user: string }): Promise<void> {
     const scope = workspaceId(input.workspace);
     const userId = user('user', input.user);
-    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, () =>
-      this.db.transaction(async (tx) => {
-        await keepAnAdmin(tx, scope, userId, 'remove');
-        const gone = await tx.delete(members).where(and(eq(members.workspaceId, scope), eq(members.userId, userId))).returning();
-        if (gone.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${scope}` });
-      }),
-    );
+    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, async (tx) => {
+      await keepAnAdmin(tx, scope, userId, 'remove');
+      const gone = await tx.delete(members).where(and(eq(members.workspaceId, scope), eq(members.userId, userId))).returning();
+      if (gone.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${scope}` });
+    });
   }
 
   async members(workspace: string): Promise<Member[]> {

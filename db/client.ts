@@ -8,6 +8,8 @@ import * as catalog from './schema';
 const schema = { ...catalog, ...access };
 
 export type Db = PostgresJsDatabase<typeof schema>;
+/** The database or a transaction on it: what a helper that may run inside a caller's transaction takes. */
+export type Queryable = Pick<Db, 'select' | 'insert' | 'update' | 'delete' | 'transaction'>;
 export type Sql = postgres.Sql;
 
 export interface DbHandle {
