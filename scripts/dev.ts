@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     if (!stopping) {
       stopping = true;
       console.log('\nstopping: workers, registry, dockerd, Temporal …');
-      for (const proc of [...workers, ...started].reverse()) await stopProcess(proc, 30_000);
+      // Workers first (they drain in-flight tasks against the stack), then the stack in reverse start order.
+      for (const proc of [...workers, ...[...started].reverse()]) await stopProcess(proc, 30_000);
       rmSync(pidFile, { force: true });
       console.log('stopped everything this stack started.');
     }
