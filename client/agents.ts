@@ -15,7 +15,7 @@ import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
 import { SNAPSHOT_NAME_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { AgentRolloutOptions, HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
-import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/definitions';
+import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/contracts/rollout';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 

@@ -18,7 +18,7 @@ import { findPreset, profileKey, RUNTIMES, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
 import { SNAPSHOT_NAME_REGEX, screenText, validationError } from '../lib/validation';
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
-import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/definitions';
+import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 

@@ -18,7 +18,7 @@ import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
 import { nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput } from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
-import { imageSnapshotRequestQuery } from '../workflows/definitions';
+import { imageSnapshotRequestQuery } from '../workflows/contracts/imageSnapshot';
 
 export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
   /** Create the next versioned name and move defaults, pins and agents to it, instead of refusing a changed spec. */

@@ -8,7 +8,7 @@ import { sandboxes, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
-import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/definitions';
+import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/contracts/rollout';
 import { pushImage } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 

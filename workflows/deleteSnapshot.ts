@@ -1,13 +1,9 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import { access, retirement } from './activities';
-
-export interface DeleteSnapshotRequest {
-  snapshotId: string;
-  actor: string;
-}
+import type { DeleteSnapshotRequest, DeleteSnapshotResult } from './contracts/deleteSnapshot';
 
 /** Refuses while anything uses the snapshot; else `deleting` → registry delete → `deleted` (tombstone). */
-export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<{ snapshotId: string; status: 'deleted' }> {
+export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<DeleteSnapshotResult> {
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   // Versioned (here and in every workflow that gained it): runs recorded before authorization replay without it.

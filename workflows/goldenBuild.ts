@@ -1,38 +1,11 @@
-import { ApplicationFailure, CancellationScope, isCancellation, patched, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
-import { describeFailure } from '../lib/errors';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
 import { access, defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
-import { warmHostCaches, type HostCacheOutcome } from './hostCache';
-
-export interface GoldenBuildRequest {
-  scope: string;
-  trigger: 'build-now' | 'schedule';
-  actor?: string;
-  /** Given by build-now callers; scheduled runs draw one (deterministically) in the workflow. */
-  buildId?: string;
-}
-
-export interface GoldenSnapshotRef {
-  snapshotId: string;
-  name: string;
-  size: string;
-  runtime: string;
-  profileKey: string;
-}
-
-export interface GoldenBuildResult {
-  buildId: string;
-  status: 'succeeded' | 'skipped';
-  reason?: string;
-  message?: string;
-  figures?: Record<string, number | string>;
-  hostId?: string;
-  storedRef?: string;
-  snapshots: GoldenSnapshotRef[];
-  /** Where the new image is cached, where pre-warming failed, what was evicted. */
-  cache?: HostCacheOutcome;
-}
+import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
+import { failureOf, reject } from './failures';
+import { warmHostCaches } from './hostCache';
+import { publishGolden } from './publishGolden';
 
 /**
  * The host with the most free memory, if it has enough; otherwise the figures that say why not. Hosts are asked
@@ -78,7 +51,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   const run = { workflowId, runId };
   // Scheduled runs act as whoever set the config (their access is checked at every run).
   if (patched('authz-v1')) {
-    if (!req.actor) throw ApplicationFailure.create({ type: 'PERMISSION_DENIED', message: `this ${req.trigger} build names no actor`, nonRetryable: true, details: [{ field: 'actor', hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it' }] });
+    if (!req.actor) reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, { field: 'actor', hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it' });
     await access.authorize({ actor: req.actor, scope: req.scope, action: 'golden.build', target: buildId, run });
   }
   const config: BuildConfig = await golden.loadBuildConfig({ scope: req.scope });
@@ -107,22 +80,26 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
       if (config.prebuildDeps) await build.buildDeps({ containerId: temp.containerId, repoDirs: loaded, fallbackCommand: config.depsFallbackCommand ?? undefined });
 
       setCurrentDetails('**commit** and **verify**');
-      const image = await docker.commitSandbox({ containerId: temp.containerId, repository: `snapflow/golden/${req.scope}`, tag: `build-${buildId.slice(0, 8)}`, changes: ['CMD ["/app/start.sh"]'] });
-      localRef = image.ref;
-      await build.verifyBoot({ image: image.ref, entrypoint: '/app/start.sh' }); // a failed check leaves the old default alone
-
-      setCurrentDetails('**upload** to storage');
-      const stored = await docker.pushImage({ ref: image.ref });
-      const storedRef = `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}`;
-
-      const registered: GoldenSnapshotRef[] = [];
-      for (const target of config.targets) {
-        const key = profileKey({ runtime: target.runtime, size: target.size });
-        const name = goldenName(target, buildId);
-        const { snapshotId } = await golden.registerGolden({ id: uuid4(), scope: req.scope, name, storedRef, digest: stored.digest, runtime: target.runtime, size: target.size, profileKey: key, origin: req.trigger, run });
-        await defaults.setDefault({ scope: req.scope, size: target.size, profileKey: key, snapshotId, actor: req.actor ?? req.trigger, reason: `golden build ${buildId}`, workflowId });
-        registered.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
-      }
+      const { storedRef, registered } = await publishGolden({
+        hostId,
+        containerId: temp.containerId,
+        scope: req.scope,
+        tag: `build-${buildId.slice(0, 8)}`,
+        committed: (ref) => (localRef = ref),
+        uploading: () => setCurrentDetails('**upload** to storage'),
+        // Each target gets its snapshot and becomes the default at once.
+        register: async ({ storedRef, digest }) => {
+          const snapshots: GoldenSnapshotRef[] = [];
+          for (const target of config.targets) {
+            const key = profileKey({ runtime: target.runtime, size: target.size });
+            const name = goldenName(target, buildId);
+            const { snapshotId } = await golden.registerGolden({ id: uuid4(), scope: req.scope, name, storedRef, digest, runtime: target.runtime, size: target.size, profileKey: key, origin: req.trigger, run });
+            await defaults.setDefault({ scope: req.scope, size: target.size, profileKey: key, snapshotId, actor: req.actor ?? req.trigger, reason: `golden build ${buildId}`, workflowId });
+            snapshots.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
+          }
+          return snapshots;
+        },
+      });
       setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
       const cache = await warmHostCaches({ builtOn: hostId, storedRef, snapshots: registered });
       await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
@@ -136,9 +113,9 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
       });
     }
   } catch (err) {
-    const failure = isCancellation(err) ? { code: 'CANCELLED' as const, message: 'cancelled by an operator', hint: undefined, field: undefined } : describeFailure(err);
+    const failure = failureOf(err);
     await CancellationScope.nonCancellable(() => golden.finishBuild({ buildId, status: 'failed', reason: failure.code, message: failure.message }));
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
-    throw ApplicationFailure.create({ message: failure.message, type: failure.code, nonRetryable: true, details: [{ field: failure.field, hint: failure.hint }] });
+    return reject(failure.code, failure.message, failure);
   }
 }

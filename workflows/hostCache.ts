@@ -1,19 +1,7 @@
 import { describeFailure } from '../lib/errors';
 import { findPreset } from '../lib/presets';
 import { golden, hostCacheActivities } from './activities';
-
-export interface CachedSnapshot {
-  snapshotId: string;
-  size: string;
-}
-
-export interface HostCacheOutcome {
-  /** Hosts that now hold the image, the builder first. */
-  cachedOn: string[];
-  /** Hosts that serve the size but could not pull it; they pull on first use instead. */
-  warmFailed: Array<{ hostId: string; reason: string }>;
-  evicted: Array<{ hostId: string; storedRef: string }>;
-}
+import type { CachedSnapshot, HostCacheOutcome } from './contracts/hostCache';
 
 /**
  * After a golden build: the builder already holds the image; every other online host that serves one of the

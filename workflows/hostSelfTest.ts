@@ -1,19 +1,8 @@
-import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { hostActivities } from './activities';
-
-export interface HostSelfTestRequest {
-  hostId: string;
-  /** Also upload the committed image to snapshot storage. */
-  push: boolean;
-}
-
-export interface HostSelfTestResult {
-  hostId: string;
-  output: string;
-  imageId: string;
-  stored?: { ref: string; digest: string };
-}
+import type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
+import { reject } from './failures';
 
 /** Proves one host end to end: temp sandbox → exec → commit → (push) → remove, on the real engine. */
 export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTestResult> {
@@ -27,7 +16,7 @@ export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTe
       command: ['sh', '-c', 'echo "self-test $(uname -s)" > /workspace/self-test.txt && cat /workspace/self-test.txt'],
     });
     if (run.exitCode !== 0) {
-      throw ApplicationFailure.nonRetryable(`self-test command exited ${run.exitCode}: ${run.stderr.trim()}`, 'EXEC_FAILED');
+      reject('EXEC_FAILED', `self-test command exited ${run.exitCode}: ${run.stderr.trim()}`);
     }
     // One fixed tag: repeated self-tests overwrite instead of filling storage.
     const image = await docker.commitSandbox({ containerId: sandbox.containerId, repository: 'snapflow/self-test', tag: 'latest' });

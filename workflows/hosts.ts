@@ -1,10 +1,6 @@
-import type { HostFacts } from '../activities/docker';
 import { taskQueues } from '../lib/ids';
 import { catalog, hostProbe } from './activities';
-
-export interface RefreshHostRequest {
-  hostId: string;
-}
+import type { HostFacts, RefreshHostRequest } from './contracts/hosts';
 
 /** Asks a host worker to describe its Docker engine and records the answer in the catalog. */
 export async function refreshHost(req: RefreshHostRequest): Promise<HostFacts> {

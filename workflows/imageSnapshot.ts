@@ -1,39 +1,10 @@
-import type { Duration } from '@temporalio/common';
-import { ApplicationFailure, CancellationScope, ParentClosePolicy, isCancellation, patched, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
-import { describeFailure, type ErrorCode } from '../lib/errors';
-import type { ValidatedImageSnapshot } from '../lib/validation';
+import { CancellationScope, ParentClosePolicy, patched, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { access, agentCatalog, catalog, connections, hostImageActivities } from './activities';
-import { imageSnapshotRequestQuery } from './definitions';
-import type { RolloutRequest, rolloutSnapshot } from './rollout';
-
-/** `--replace --rollout`: the old snapshot's agents move through a canary rollout instead of all at once. */
-export type AgentRolloutOptions = Pick<RolloutRequest, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
-
-/** A validated create (lib/validation.ts) plus what the client decided before starting the run. */
-export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
-  /** Chosen by the client, so it can answer with the id at once while the run is still `pending`. */
-  snapshotId: string;
-  /** The image lives on the GHCR host: a live GitHub connection is required. */
-  requiresGithub: boolean;
-  /** `--replace`: the snapshot whose defaults, pins and agents move to this one once it is active. */
-  replaces?: string;
-  /** With `replaces`: hand the agents to a rollout (canary first) instead of moving them with the defaults. */
-  agentRollout?: AgentRolloutOptions;
-  actor: string;
-  /** The run's own deadline; past it the snapshot fails with TIMED_OUT instead of staying `pending`. */
-  deadline?: Duration;
-}
-
-export interface ImageSnapshotResult {
-  snapshotId: string;
-  status: 'active';
-  reused: boolean;
-  digest?: string;
-  storedRef?: string;
-  /** The rollout that took over the replaced snapshot's agents (`--replace --rollout`). */
-  rollout?: { workflowId: string; agents: string[] };
-}
+import { imageSnapshotRequestQuery, type AgentRolloutOptions, type ImageSnapshotRequest, type ImageSnapshotResult } from './contracts/imageSnapshot';
+import { asFailure, failureOf, reject } from './failures';
+import type { rolloutSnapshot } from './rollout';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
@@ -107,24 +78,16 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef, rollout };
     });
   } catch (err) {
-    const failure = timedOut
-      ? { code: 'TIMED_OUT' as ErrorCode, message: `not finished within ${String(req.deadline ?? '45 minutes')}; check the image reference, GitHub connection and entrypoint` }
-      : isCancellation(err)
-        ? { code: 'CANCELLED' as ErrorCode, message: 'cancelled by an operator' }
-        : describeFailure(err);
+    const failure: SnapflowErrorShape = timedOut
+      ? { code: 'TIMED_OUT', message: `not finished within ${String(req.deadline ?? '45 minutes')}; check the image reference, GitHub connection and entrypoint` }
+      : failureOf(err);
     await CancellationScope.nonCancellable(async () => {
       await catalog.markSnapshotFailed({ id, code: failure.code, message: failure.message, run });
       if (failure.code === 'GITHUB_CONNECTION_EXPIRED') await connections.markGithubConnection({ scope: req.scope, status: 'expired' });
     });
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
-    throw ApplicationFailure.create({ message: failure.message, type: failure.code, nonRetryable: true, details: [{ field: failure.field, hint: failure.hint }] });
+    return reject(failure.code, failure.message, failure);
   }
-}
-
-/** The run fails with the step's own typed reason (not "activity task failed"). */
-function asFailure(err: unknown): never {
-  const f = describeFailure(err);
-  throw ApplicationFailure.create({ message: f.message, type: f.code, nonRetryable: true, details: [{ field: f.field, hint: f.hint }] });
 }
 
 /**

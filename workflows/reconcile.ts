@@ -1,9 +1,5 @@
 import { catalog, runs } from './activities';
-
-export interface ReconcileResult {
-  checked: number;
-  failed: string[];
-}
+import type { ReconcileResult } from './contracts/reconcile';
 
 /**
  * Scheduled every few minutes: a snapshot row that is still `pending` while its run has ended (terminated,

@@ -1,77 +1,23 @@
-import type { Duration } from '@temporalio/common';
-import { ApplicationFailure, CancellationScope, allHandlersFinished, condition, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, allHandlersFinished, condition, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RolloutSnapshot } from '../activities/agents';
-import { describeFailure, type ErrorCode } from '../lib/errors';
+import { describeFailure } from '../lib/errors';
 import { access, agentCatalog, catalog, hostCacheActivities, hostGoldenActivities } from './activities';
-import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from './definitions';
-
-export interface RolloutRequest {
-  scope: string;
-  snapshotId: string;
-  /** Agent names in rollout order (the first `canary` of them are the canary), or every agent of the workspace. */
-  agents: string[] | 'all';
-  /** Agents moved first and checked before anyone else moves (default 1). */
-  canary?: number;
-  /** Agents moved per batch after a healthy canary (default 2). */
-  batchSize?: number;
-  /** How long to wait for the canary's health (default 10 minutes); silence counts as unhealthy. */
-  healthTimeout?: Duration;
-  /** Check the canary's health by booting the snapshot's stored image on a host, instead of waiting for a report. */
-  auto?: boolean;
-  actor: string;
-}
-
-/** A canary's health; `actor` is who reports it, authorized inside the workflow like every other change. */
-export interface HealthReport {
-  agent: string;
-  ok: boolean;
-  detail?: string;
-  actor: string;
-}
-
-/** Who pauses, resumes or aborts, and why (authorized inside the workflow; shown in the status and the result). */
-export interface RolloutControl {
-  actor: string;
-  reason?: string;
-}
-
-export type RolloutPhase = 'authorizing' | 'resolving' | 'canary' | 'health' | 'rolling' | 'rolling-back' | 'completed' | 'rolled-back' | 'aborted' | 'failed';
-
-export interface RolloutStatus {
-  snapshotId: string;
-  phase: RolloutPhase;
-  canary: string[];
-  /** On the snapshot because this rollout moved them (and not moved back). */
-  moved: string[];
-  /** Still to move. */
-  pending: string[];
-  /** Already on the snapshot when the rollout began: never moved, never moved back. */
-  already: string[];
-  movedBack: string[];
-  /** Moved to another snapshot by someone else while this rollout ran: left where they are. */
-  skipped: string[];
-  paused: boolean;
-  health: HealthReport[];
-  /** Why it was rolled back, aborted or failed. */
-  reason?: string;
-}
-
-export interface RolloutResult {
-  status: 'completed' | 'rolled-back' | 'aborted';
-  snapshotId: string;
-  moved: string[];
-  movedBack: string[];
-  already: string[];
-  skipped: string[];
-  health: HealthReport[];
-  reason?: string;
-}
+import {
+  abortRolloutUpdate,
+  pauseRolloutUpdate,
+  reportHealthUpdate,
+  resumeRolloutUpdate,
+  rolloutStatusQuery,
+  type HealthReport,
+  type RolloutControl,
+  type RolloutPhase,
+  type RolloutRequest,
+  type RolloutResult,
+  type RolloutStatus,
+} from './contracts/rollout';
+import { asFailure, failureOf, reject } from './failures';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
-
-const reject = (code: ErrorCode, message: string, field?: string, hint?: string): never => {
-  throw ApplicationFailure.create({ type: code, message, nonRetryable: true, details: [{ field, hint }] });
-};
 
 /**
  * Issue 8: authorize → resolve the agents → move the canary → wait for its health (a report, or `auto`: boot the
@@ -106,13 +52,12 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     try {
       await access.authorize({ actor, scope: req.scope, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
     } catch (err) {
-      const f = describeFailure(err);
-      reject(f.code, f.message, f.field, f.hint);
+      asFailure(err);
     }
   };
   const requireActor = (call: { actor?: unknown } | undefined): void => {
-    if (typeof call?.actor !== 'string' || call.actor.length === 0) reject('VALIDATION_FAILED', 'the request names no actor', 'actor', 'send who asks: { actor: "alice@example.com" }');
-    if (TERMINAL.includes(s.phase)) reject('CONFLICT', `the rollout already ended (${s.phase})`, 'snapshot', 'see how it ended: `snapflow agent rollout-status`');
+    if (typeof call?.actor !== 'string' || call.actor.length === 0) reject('VALIDATION_FAILED', 'the request names no actor', { field: 'actor', hint: 'send who asks: { actor: "alice@example.com" }' });
+    if (TERMINAL.includes(s.phase)) reject('CONFLICT', `the rollout already ended (${s.phase})`, { field: 'snapshot', hint: 'see how it ended: `snapflow agent rollout-status`' });
   };
   const control = (verb: 'pause' | 'resume' | 'abort', apply: (c: RolloutControl) => void) => ({
     handler: async (c: RolloutControl): Promise<RolloutStatus> => {
@@ -139,10 +84,10 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     {
       validator: (report: HealthReport) => {
         requireActor(report);
-        if (req.auto) reject('CONFLICT', 'this rollout checks the canary itself (--auto); it takes no health reports', 'agent', 'start the rollout without --auto to report health by hand');
-        if (s.phase !== 'canary' && s.phase !== 'health') reject('CONFLICT', `the rollout is not waiting for health reports (phase ${s.phase})`, 'agent', 'health is reported for the canary, while `agent rollout-status` says canary or health');
-        if (!s.canary.includes(report?.agent)) reject('VALIDATION_FAILED', `agent ${String(report?.agent)} is not a canary of this rollout (canary: ${s.canary.join(', ')})`, 'agent', 'report the health of a canary agent');
-        if (typeof report?.ok !== 'boolean') reject('VALIDATION_FAILED', 'ok must be true or false', 'ok', 'pass --ok or --failed');
+        if (req.auto) reject('CONFLICT', 'this rollout checks the canary itself (--auto); it takes no health reports', { field: 'agent', hint: 'start the rollout without --auto to report health by hand' });
+        if (s.phase !== 'canary' && s.phase !== 'health') reject('CONFLICT', `the rollout is not waiting for health reports (phase ${s.phase})`, { field: 'agent', hint: 'health is reported for the canary, while `agent rollout-status` says canary or health' });
+        if (!s.canary.includes(report?.agent)) reject('VALIDATION_FAILED', `agent ${String(report?.agent)} is not a canary of this rollout (canary: ${s.canary.join(', ')})`, { field: 'agent', hint: 'report the health of a canary agent' });
+        if (typeof report?.ok !== 'boolean') reject('VALIDATION_FAILED', 'ok must be true or false', { field: 'ok', hint: 'pass --ok or --failed' });
       },
     },
   );
@@ -212,13 +157,13 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   try {
     show();
     for (const [field, value] of [['canary', canarySize], ['batchSize', batchSize]] as const) {
-      if (!Number.isSafeInteger(value) || value < 1) reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, field, `e.g. ${field}: 1`);
+      if (!Number.isSafeInteger(value) || value < 1) reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
     }
     await access.authorize({ actor: req.actor, scope: req.scope, action: 'agent.rollout', target: req.snapshotId, run });
 
     enter('resolving');
     const snapshot = await agentCatalog.loadRolloutSnapshot({ scope: req.scope, snapshotId: req.snapshotId });
-    if (req.auto && !snapshot.storedRef) reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, 'auto', 'report the canary health by hand instead');
+    if (req.auto && !snapshot.storedRef) reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, { field: 'auto', hint: 'report the canary health by hand instead' });
     const agents = await agentCatalog.listRolloutAgents({ scope: req.scope, agents: req.agents });
     for (const a of agents) origin.set(a.name, a.snapshotId);
     s.already = agents.filter((a) => a.snapshotId === req.snapshotId).map((a) => a.name);
@@ -243,7 +188,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     }
     return await finish('completed');
   } catch (err) {
-    const failure = isCancellation(err) ? { code: 'CANCELLED' as const, message: 'cancelled by an operator', hint: undefined, field: undefined } : describeFailure(err);
+    const failure = failureOf(err);
     s.reason = `${failure.code}: ${failure.message}`;
     try {
       await moveBack(); // compensation: a failed rollout leaves every agent where it was
@@ -251,6 +196,6 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
       s.reason += `; moving ${s.moved.join(', ')} back failed too: ${describeFailure(undo).message}`;
     }
     enter('failed');
-    throw ApplicationFailure.create({ message: failure.message, type: failure.code, nonRetryable: true, details: [{ field: failure.field, hint: failure.hint }] });
+    return reject(failure.code, failure.message, failure);
   }
 }

@@ -1,0 +1,31 @@
+// The golden build's request and result (workflows/goldenBuild.ts).
+import type { HostCacheOutcome } from './hostCache';
+
+export interface GoldenBuildRequest {
+  scope: string;
+  trigger: 'build-now' | 'schedule';
+  actor?: string;
+  /** Given by build-now callers; scheduled runs draw one (deterministically) in the workflow. */
+  buildId?: string;
+}
+
+export interface GoldenSnapshotRef {
+  snapshotId: string;
+  name: string;
+  size: string;
+  runtime: string;
+  profileKey: string;
+}
+
+export interface GoldenBuildResult {
+  buildId: string;
+  status: 'succeeded' | 'skipped';
+  reason?: string;
+  message?: string;
+  figures?: Record<string, number | string>;
+  hostId?: string;
+  storedRef?: string;
+  snapshots: GoldenSnapshotRef[];
+  /** Where the new image is cached, where pre-warming failed, what was evicted. */
+  cache?: HostCacheOutcome;
+}

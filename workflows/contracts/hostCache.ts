@@ -1,0 +1,14 @@
+// What pre-warming host caches after a golden build is given and reports (workflows/hostCache.ts).
+
+export interface CachedSnapshot {
+  snapshotId: string;
+  size: string;
+}
+
+export interface HostCacheOutcome {
+  /** Hosts that now hold the image, the builder first. */
+  cachedOn: string[];
+  /** Hosts that serve the size but could not pull it; they pull on first use instead. */
+  warmFailed: Array<{ hostId: string; reason: string }>;
+  evicted: Array<{ hostId: string; storedRef: string }>;
+}

@@ -1,0 +1,14 @@
+// A host's end-to-end self-test (workflows/hostSelfTest.ts): request and result.
+
+export interface HostSelfTestRequest {
+  hostId: string;
+  /** Also upload the committed image to snapshot storage. */
+  push: boolean;
+}
+
+export interface HostSelfTestResult {
+  hostId: string;
+  output: string;
+  imageId: string;
+  stored?: { ref: string; digest: string };
+}

@@ -1,0 +1,6 @@
+// Refreshing what the catalog knows about a host (workflows/hosts.ts): request and result.
+export type { HostFacts } from '../../activities/docker';
+
+export interface RefreshHostRequest {
+  hostId: string;
+}

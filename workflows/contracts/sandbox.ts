@@ -1,0 +1,83 @@
+// The sandbox entity's interface (workflows/sandbox.ts): its request, status and the Updates and Query it answers.
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { DefaultState } from '../../activities/defaults';
+import type { Runtime } from '../../lib/presets';
+import type { RestoreDecision, RestoreSandbox } from '../../lib/restoreOrder';
+
+export interface SandboxRequest {
+  sandboxId: string;
+  scope: string;
+  class: RestoreSandbox['class'];
+  size: string;
+  runtime: Runtime;
+  profileKey: string;
+  keepAlive: boolean;
+  issueId?: string;
+  actor: string;
+  /** Updates handled per run before continuing as new (default 200; tests use a small one). */
+  updatesPerRun?: number;
+  /** State carried over continue-as-new; absent on the first run. */
+  carried?: SandboxCarried;
+}
+
+export interface SandboxCarried {
+  state: RestoreSandbox['state'];
+  hostId?: string;
+  containerId?: string;
+  latestSessionSnapshotId?: string;
+  jobs: number;
+  generation: number;
+  lastStart?: RestoreDecision;
+}
+
+/** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
+export interface SandboxCall {
+  actor?: string;
+}
+
+export interface JobRequest extends SandboxCall {
+  command: string[];
+  env?: Record<string, string>;
+  workdir?: string;
+}
+
+export interface JobResult {
+  sequence: number;
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Saved only after a successful job on a `vm` sandbox. */
+  sessionSnapshotId?: string;
+  /** The job succeeded but its session could not be saved: the previous session stays the latest. */
+  sessionError?: string;
+  /** No keep-alive: the container was stopped after the job. */
+  stopped: boolean;
+}
+
+export interface PromoteRequest {
+  name: string;
+  setDefault?: boolean;
+  actor?: string;
+}
+
+export interface PromoteResult {
+  snapshotId: string;
+  name: string;
+  storedRef: string;
+  default?: DefaultState;
+}
+
+export interface SandboxStatus extends SandboxCarried {
+  sandboxId: string;
+  currentJob?: { sequence: number; command: string[] };
+}
+
+/** Runs a command inside the sandbox; rejected unless the sandbox is idle. */
+export const runJobUpdate = defineUpdate<JobResult, [JobRequest]>('runJob');
+/** Commits the idle sandbox as a workspace golden snapshot; rejected while a job runs or for `container` class. */
+export const promoteUpdate = defineUpdate<PromoteResult, [PromoteRequest]>('promote');
+/** Starts a stopped sandbox again, by the restore order; returns the new status (with the decision). */
+export const resumeUpdate = defineUpdate<SandboxStatus, [SandboxCall]>('resume');
+/** Removes the sandbox's container and ends its workflow; rejected while a job runs. */
+export const destroyUpdate = defineUpdate<SandboxStatus, [SandboxCall]>('destroy');
+export const sandboxStatusQuery = defineQuery<SandboxStatus>('status');

@@ -1,0 +1,30 @@
+import { hostActivities, hostGoldenActivities } from './activities';
+
+export interface PublishGolden<T> {
+  hostId: string;
+  /** The sandbox whose filesystem becomes the golden image. */
+  containerId: string;
+  scope: string;
+  tag: string;
+  /** Called as soon as the image is committed: the local copy to remove if a later step fails. */
+  committed: (localRef: string) => void;
+  /** Called after the boot check, before the upload. */
+  uploading?: () => void;
+  /** Registers the stored image in the catalog (one or more snapshots); runs only after a good boot and a push. */
+  register: (stored: { storedRef: string; digest: string }) => Promise<T>;
+}
+
+/**
+ * A golden image from a sandbox, as the golden build and promote both make it: commit → verify boot → push →
+ * register. A failed boot check stops before anything is uploaded or registered, so the old default stays.
+ */
+export async function publishGolden<T>(input: PublishGolden<T>): Promise<{ storedRef: string; registered: T }> {
+  const docker = hostActivities(input.hostId);
+  const image = await docker.commitSandbox({ containerId: input.containerId, repository: `snapflow/golden/${input.scope}`, tag: input.tag, changes: ['CMD ["/app/start.sh"]'] });
+  input.committed(image.ref);
+  await hostGoldenActivities(input.hostId).verifyBoot({ image: image.ref, entrypoint: '/app/start.sh' });
+  input.uploading?.();
+  const stored = await docker.pushImage({ ref: image.ref }); // GOLDEN_STORAGE_NOT_CONFIGURED without storage
+  const storedRef = `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}`;
+  return { storedRef, registered: await input.register({ storedRef, digest: stored.digest }) };
+}
