@@ -1,4 +1,4 @@
-// Queries, signals and updates, in a module without activity proxies so clients can import it safely.
+// Queries and Updates, in a module without activity proxies so clients can import it safely.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { ImageSnapshotRequest } from './imageSnapshot';
 import type { HealthReport, RolloutControl, RolloutStatus } from './rollout';

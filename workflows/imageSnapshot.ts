@@ -10,7 +10,7 @@ import type { RolloutRequest, rolloutSnapshot } from './rollout';
 /** `--replace --rollout`: the old snapshot's agents move through a canary rollout instead of all at once. */
 export type AgentRolloutOptions = Pick<RolloutRequest, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
 
-/** A validated create (lib/validation.ts) plus what the client decided before starting the run. */
+/** A validated create (lib/validation/imageSnapshot.ts) plus what the client decided before starting the run. */
 export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
   /** Chosen by the client, so it can answer with the id at once while the run is still `pending`. */
   snapshotId: string;
@@ -37,7 +37,7 @@ export interface ImageSnapshotResult {
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
-/** Seed 000: resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
+/** Resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
 export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<ImageSnapshotResult> {
   setHandler(imageSnapshotRequestQuery, () => req);
   const { workflowId, runId } = workflowInfo();

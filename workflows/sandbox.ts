@@ -97,7 +97,7 @@ const reject = (code: ErrorCode, message: string, hint?: string): never => {
 };
 
 /**
- * Seed 001's sandbox as one entity workflow. Jobs, promotion, resume and destroy are Updates whose validators
+ * A sandbox as one entity workflow. Jobs, promotion, resume and destroy are Updates whose validators
  * read the state synchronously, and every handler moves the state before its first await: a job and a
  * promotion can never interleave. After a successful job a `vm` sandbox saves a session snapshot.
  */
