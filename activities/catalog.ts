@@ -23,7 +23,7 @@ export type PendingSnapshot = Pick<
   'id' | 'scope' | 'name' | 'kind' | 'sourceImage' | 'entrypoint' | 'runtime' | 'size' | 'profileKey' | 'origin' | 'parentSnapshotId' | 'sandboxId'
 > & { id: string; run: RunRef; actor?: string };
 
-/** The fields that decide replace-vs-reuse (seed 000): image, runtime, entrypoint, capacity. */
+/** The fields that decide replace-vs-reuse (see README, Image snapshots): image, runtime, entrypoint, capacity. */
 export function sameSpec(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): boolean {
   return a.sourceImage === b.sourceImage && a.runtime === b.runtime && a.entrypoint === b.entrypoint && a.size === b.size;
 }

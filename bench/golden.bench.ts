@@ -1,4 +1,4 @@
-// Issue 5's two golden-snapshot ratios, measured in one run on the real stack:
+// The two golden-snapshot ratios, measured in one run on the real stack:
 //  (a) a golden build through snapflow ÷ the same create/preload/commit/verify/push steps done directly;
 //  (b) time-to-ready from the cached golden snapshot ÷ a fresh base image plus the same preload.
 import { spawn } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Issue 7's scale-out figure: golden builds per minute with 1, 2 and 4 simulated hosts (one dockerd each),
+// The scale-out figure: golden builds per minute with 1, 2 and 4 simulated hosts (one dockerd each),
 // printed as a ratio to one host. Every host is a real dockerd with its own host worker and task queue; all
 // of them share this machine's cores and disk, so the ratio shows orchestration overhead, not new hardware.
 import { join } from 'node:path';

@@ -1,8 +1,8 @@
 // Agents for services: create, list, and roll a snapshot out to them with a canary (one workflow per snapshot and
-// workspace). Health is an Update the workflow validates; pause, resume and abort are Signals it honours between batches.
+// workspace). Health, pause, resume and abort are Updates the workflow validates and authorizes; a pause or an
+// abort takes effect between batches.
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
-import { TypedSearchAttributes, WorkflowNotFoundError, type Duration } from '@temporalio/common';
-import { msToNumber } from '@temporalio/common/lib/time';
+import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import { createAgent, findAgentSnapshot, listAgents } from '../activities/agents';
 import type { Db } from '../db/client';
@@ -12,32 +12,18 @@ import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
-import { quoteInput } from '../lib/imageRef';
-import { SNAPSHOT_NAME_REGEX, screenText, validateField, validationError } from '../lib/validation';
-import type { AgentRolloutOptions, HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
+import { check, checkActor, checkAgentName, checkAgentSnapshotName, checkAgentWorkspace, checkRolloutAgents, checkRolloutOptions, screenText, type RolloutOptionsInput } from '../lib/validation';
+import type { HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
 import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/contracts/rollout';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 
-/** Equal to the agents_name_slug check in db/access.ts. */
-const AGENT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-const AGENT_HINT = 'lowercase letters, digits, ".", "_" or "-", up to 63, e.g. "support-bot"';
-const MAX_AGENTS = 1000;
-const MAX_BATCH = 100;
-const HEALTH_TIMEOUT_MS = { min: 1_000, max: 7 * 24 * 3600_000 };
-
-export interface RolloutInput {
+export interface RolloutInput extends RolloutOptionsInput {
   workspace: string;
   /** Snapshot name, in the workspace or the system scope. */
   snapshot: string;
   /** Agent names in rollout order (the first `canary` are the canary), or `'all'` of the workspace's agents. */
   agents: string[] | 'all';
-  canary?: number;
-  batchSize?: number;
-  /** e.g. '10 minutes' (default), '30s', or milliseconds; checked (VALIDATION_FAILED healthTimeout). */
-  healthTimeout?: Duration | string;
-  /** Check the canary by booting the snapshot's stored image on a host instead of waiting for a health report. */
-  auto?: boolean;
   actor?: string;
 }
 
@@ -47,69 +33,6 @@ export interface RolloutRef {
   snapshot: string;
   actor?: string;
 }
-
-function check(field: string, ok: boolean, message: string, hint: string): void {
-  if (!ok) throw validationError(field, message, hint);
-}
-
-/** Agents live in a workspace: a slug, never the system scope. */
-function checkWorkspace(value: unknown): string {
-  const scope = validateField('workspace', value);
-  check('workspace', scope !== SYSTEM_SCOPE, `agents belong to a workspace, not the ${SYSTEM_SCOPE} scope`, 'use the workspace slug, e.g. "acme"');
-  return scope;
-}
-
-function checkAgentName(field: string, value: unknown): string {
-  const name = screenText(field, value, AGENT_HINT, 63);
-  check(field, AGENT_NAME.test(name), `agent name ${quoteInput(name)} is not an agent name`, AGENT_HINT);
-  return name;
-}
-
-function checkSnapshotName(value: unknown): string {
-  const name = screenText('snapshot', value, 'use the name shown by `snapflow snapshot list`', 63);
-  check('snapshot', SNAPSHOT_NAME_REGEX.test(name), `snapshot ${quoteInput(name)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
-  return name;
-}
-
-function checkCount(field: string, value: unknown, max: number, hint: string): number | undefined {
-  if (value === undefined) return undefined;
-  check(field, typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max, `${field} must be a whole number from 1 to ${max}, not ${quoteInput(String(value))}`, hint);
-  return value as number;
-}
-
-function checkDuration(field: string, value: unknown): Duration | undefined {
-  if (value === undefined) return undefined;
-  let ms = NaN;
-  try {
-    if (typeof value === 'string') screenText(field, value, 'e.g. "10 minutes" or "30s"', 64);
-    if (typeof value === 'string' || typeof value === 'number') ms = msToNumber(value as Duration);
-  } catch (err) {
-    if (err instanceof SnapflowError) throw err;
-  }
-  check(field, Number.isFinite(ms) && ms >= HEALTH_TIMEOUT_MS.min && ms <= HEALTH_TIMEOUT_MS.max, `${field} ${quoteInput(String(value))} is not a duration from 1 second to 7 days`, 'e.g. "10 minutes", "90s" or "2h"');
-  return value as Duration;
-}
-
-function checkAgents(value: unknown): string[] | 'all' {
-  if (value === 'all') return 'all';
-  check('agents', Array.isArray(value) && value.length > 0, 'agents must be a non-empty list of agent names, or "all"', 'e.g. --agents support-bot,triage-bot, or --all');
-  const names = (value as unknown[]).map((n) => checkAgentName('agents', n));
-  check('agents', names.length <= MAX_AGENTS, `${names.length} agents in one rollout; at most ${MAX_AGENTS}`, 'roll out in several waves, or use --all');
-  const twice = names.find((n, i) => names.indexOf(n) !== i);
-  check('agents', twice === undefined, `agent ${twice} is named twice`, 'name each agent once');
-  return names;
-}
-
-/** How a rollout proceeds (canary, batch, health timeout, auto), checked for `agent rollout` and `snapshot create --replace --rollout`. */
-export function checkRolloutOptions(input: Pick<RolloutInput, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>): AgentRolloutOptions {
-  const canary = checkCount('canary', input.canary, MAX_AGENTS, 'how many agents move first, e.g. --canary 1');
-  const batchSize = checkCount('batchSize', input.batchSize, MAX_BATCH, 'agents moved per batch after the canary, e.g. --batch 2');
-  const healthTimeout = checkDuration('healthTimeout', input.healthTimeout);
-  check('auto', input.auto === undefined || typeof input.auto === 'boolean', `auto must be true or false, not ${typeof input.auto}`, 'leave auto out, or pass true or false');
-  return { canary, batchSize, healthTimeout, auto: input.auto };
-}
-
-const checkActor = (value: unknown): string | undefined => (value === undefined ? undefined : screenText('actor', value, 'a user id, e.g. alice@example.com', 128));
 
 /** Turns a refused Update, an unknown or ended rollout, or a failed run into the typed error. */
 async function typed<T>(ref: { scope: string; name: string }, work: () => Promise<T>): Promise<T> {
@@ -124,7 +47,7 @@ async function typed<T>(ref: { scope: string; name: string }, work: () => Promis
   }
 }
 
-/** A signal or update to an ended rollout is a CONFLICT that says how it ended, not Temporal's "not found". */
+/** An Update to an ended rollout is a CONFLICT that says how it ended, not Temporal's "not found". */
 async function running(handle: WorkflowHandle, ref: { scope: string; name: string }, verb: string): Promise<void> {
   const { status } = await handle.describe();
   if (status.name !== 'RUNNING') {
@@ -141,15 +64,15 @@ export class AgentClient {
 
   /** A new agent on an active snapshot of its workspace (or a system one). Needs `agent.manage`; audited. */
   async create(input: { workspace: string; name: string; snapshot: string; actor?: string }): Promise<Agent> {
-    const scope = checkWorkspace(input.workspace);
+    const scope = checkAgentWorkspace(input.workspace);
     const name = checkAgentName('name', input.name);
-    const snapshotName = checkSnapshotName(input.snapshot);
+    const snapshotName = checkAgentSnapshotName(input.snapshot);
     const actor = this.actor(input.actor);
     return audited(this.db, { ...this.config, actor }, scope, 'agent.manage', `${name} → ${snapshotName}`, (tx) => createAgent(tx, { scope, name, snapshotName }));
   }
 
   async list(input: { workspace: string; actor?: string }): Promise<Agent[]> {
-    const scope = checkWorkspace(input.workspace);
+    const scope = checkAgentWorkspace(input.workspace);
     await this.can(scope, 'snapshot.read', input.actor);
     return listAgents(this.db, scope);
   }
@@ -159,9 +82,9 @@ export class AgentClient {
    * per snapshot and workspace runs at a time (CONFLICT while one runs); a finished one may be started again.
    */
   async rollout(input: RolloutInput): Promise<{ workflowId: string; runId: string; snapshotId: string }> {
-    const scope = checkWorkspace(input.workspace);
-    const snapshotName = checkSnapshotName(input.snapshot);
-    const agents = checkAgents(input.agents);
+    const scope = checkAgentWorkspace(input.workspace);
+    const snapshotName = checkAgentSnapshotName(input.snapshot);
+    const agents = checkRolloutAgents(input.agents);
     const { canary, batchSize, healthTimeout } = checkRolloutOptions(input);
     if (canary !== undefined && agents !== 'all') check('canary', canary <= agents.length, `canary ${canary} is more than the ${agents.length} agent(s) named`, 'use a smaller --canary');
     const actor = this.actor(input.actor);
@@ -261,8 +184,8 @@ export class AgentClient {
 
   /** The rollout's workflow handle, after validation and access; the snapshot may be any live status by now. */
   private async handle(ref: RolloutRef, action: Action): Promise<{ handle: WorkflowHandle<typeof rolloutSnapshot>; scope: string; name: string; actor: string }> {
-    const scope = checkWorkspace(ref.workspace);
-    const name = checkSnapshotName(ref.snapshot);
+    const scope = checkAgentWorkspace(ref.workspace);
+    const name = checkAgentSnapshotName(ref.snapshot);
     const actor = await this.can(scope, action, ref.actor);
     const [snap] = await this.db
       .select({ id: snapshots.id })

@@ -1,13 +1,11 @@
 // `snapflow agent …`: agents and the rollout of a snapshot to them. Thin wrappers over the client.
 import type { Command } from 'commander';
-import { validationError } from '../lib/validation';
+import { validationError, wholeNumber } from '../lib/validation';
 import type { RolloutResult, RolloutStatus } from '../workflows';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
 type Ref = { workspace: string; snapshot: string; json?: boolean };
-
-const count = (v: string): number => (/^\d+$/.test(v) ? Number(v) : NaN);
 
 function describe(s: RolloutStatus): string {
   const health = s.health.map((h) => `${h.agent} ${h.ok ? 'ok' : 'failed'}${h.detail ? ` (${h.detail})` : ''}`).join(', ');
@@ -57,8 +55,8 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--snapshot <name>', 'snapshot to roll out')
     .option('--agents <names>', 'comma-separated agent names, in rollout order (the first are the canary)')
     .option('--all', 'every agent of the workspace')
-    .option('--canary <n>', 'agents moved and checked first', count)
-    .option('--batch <n>', 'agents moved per batch after a healthy canary', count)
+    .option('--canary <n>', 'agents moved and checked first', wholeNumber)
+    .option('--batch <n>', 'agents moved per batch after a healthy canary', wholeNumber)
     .option('--health-timeout <duration>', 'how long to wait for the canary health, e.g. 10m (silence rolls back)')
     .option('--auto', 'check the canary by booting the snapshot on a host instead of waiting for `agent health`')
     .option('--wait', 'follow the rollout and print its result')

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { Snapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { validationError } from '../lib/validation';
+import { validationError, wholeNumber } from '../lib/validation';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
@@ -13,9 +13,6 @@ function row(s: Snapshot): string {
   const error = s.status === 'failed' ? `  ${s.errorCode}: ${s.errorMessage}` : '';
   return `${s.name.padEnd(28)} ${s.status.padEnd(8)} ${s.kind.padEnd(7)} ${s.runtime.padEnd(6)} ${s.size.padEnd(7)} ${s.sourceImage ?? ''}${error}`;
 }
-
-/** Digits only, or NaN for the client to refuse: parseInt would read "14d; rm -rf /" as 14. */
-const wholeNumber = (v: string): number => (/^\d{1,15}$/.test(v) ? Number(v) : Number.NaN);
 
 interface CreateFlags {
   name: string;

@@ -17,16 +17,15 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
 import { audited, requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
-import { screenText, validateField, validationError } from '../lib/validation';
+import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
 
-const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
 
 /** A host id names a task queue and a catalog row: the slug SNAPFLOW_HOST_ID is held to, or nothing starts. */
 function checkHostId(hostId: unknown): string {
   const id = screenText('hostId', hostId, HOST_HINT, 63);
-  if (!HOST_ID.test(id)) throw validationError('hostId', `host id ${quoteInput(id)} is not a host slug`, HOST_HINT);
+  if (!SLUG_REGEX.test(id)) throw validationError('hostId', `host id ${quoteInput(id)} is not a host slug`, HOST_HINT);
   return id;
 }
 

@@ -13,10 +13,9 @@ import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { requireAccess, requireRunAccess } from './access';
 import { searchAttributes } from './searchAttributes';
-import { checkRolloutOptions, type RolloutInput } from './agents';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
-import { nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput } from '../lib/validation';
+import { checkRolloutOptions, nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput, type RolloutOptionsInput } from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
 import { imageSnapshotRequestQuery } from '../workflows/contracts/imageSnapshot';
 
@@ -24,7 +23,7 @@ export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
   /** Create the next versioned name and move defaults, pins and agents to it, instead of refusing a changed spec. */
   replace?: boolean;
   /** With `replace`: the old snapshot's agents move through a canary rollout (client/agents.ts) once it is active. */
-  rollout?: Pick<RolloutInput, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
+  rollout?: RolloutOptionsInput;
 }
 
 export interface CreatedSnapshot {

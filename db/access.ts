@@ -1,7 +1,8 @@
-// Who may do what (issue 8): workspaces with a plan, their members with a role, agents pointing at a snapshot,
+// Who may do what: workspaces with a plan, their members with a role, agents pointing at a snapshot,
 // and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
 import { sql } from 'drizzle-orm';
 import { bigserial, check, index, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 import { snapshots } from './schema';
 
 export const PLANS = ['free', 'paid'] as const;
@@ -24,7 +25,7 @@ export const workspaces = pgTable(
     plan: plan('plan').notNull().default('free'),
     createdAt: createdAt(),
   },
-  (t) => [check('workspaces_id_slug', sql`${t.id} ~ '^[a-z0-9][a-z0-9-]{0,62}$' AND ${t.id} <> 'system'`)],
+  (t) => [check('workspaces_id_slug', sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)} AND ${t.id} <> 'system'`)],
 );
 
 export const members = pgTable(
@@ -58,7 +59,7 @@ export const agents = pgTable(
   },
   (t) => [
     unique('agents_workspace_name_key').on(t.workspaceId, t.name),
-    check('agents_name_slug', sql`${t.name} ~ '^[a-z0-9][a-z0-9._-]{0,62}$'`),
+    check('agents_name_slug', sql`${t.name} ~ ${sql.raw(`'${NAME_PATTERN}'`)}`),
     index('agents_snapshot_idx').on(t.snapshotId),
   ],
 );

@@ -20,6 +20,7 @@ import {
   type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { RUNTIMES } from '../lib/presets';
+import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 
 // ---- State unions, persisted as they are ----
 export const SNAPSHOT_KINDS = ['image', 'session', 'golden'] as const;
@@ -49,7 +50,7 @@ export const hostStatus = pgEnum('host_status', HOST_STATUSES);
 export const githubConnectionStatus = pgEnum('github_connection_status', GITHUB_CONNECTION_STATUSES);
 
 /** Snapshot names: lowercase, registry-tag friendly, versioned names encouraged (`api-base.v3`). */
-export const SNAPSHOT_NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+export const SNAPSHOT_NAME_PATTERN = NAME_PATTERN;
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () =>
@@ -173,7 +174,7 @@ export const hosts = pgTable(
     createdAt: createdAt(),
   },
   (t) => [
-    check('hosts_id_slug', sql`${t.id} ~ '^[a-z0-9][a-z0-9-]{0,62}$'`),
+    check('hosts_id_slug', sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)}`),
     check('hosts_memory_positive', sql`${t.memoryTotalMib} > 0`),
   ],
 );

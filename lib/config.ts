@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { SnapflowError } from './errors';
+import { SLUG_REGEX } from './validation/slugs';
 
 type Env = Record<string, string | undefined>;
 
-const slug = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** A payload key id: short, printable, safe in payload metadata and error messages. */
 const keyId = '[A-Za-z0-9._-]{1,32}';
 /** 32 bytes in standard base64 is 43 characters and one `=`. */
@@ -34,7 +34,7 @@ const variables = {
     fallback: 'http://127.0.0.1:8233',
   },
   SNAPFLOW_HOST_ID: {
-    schema: z.string().regex(slug, 'must be a lowercase slug (a-z, 0-9, -)'),
+    schema: z.string().regex(SLUG_REGEX, 'must be a lowercase slug (a-z, 0-9, -)'),
     example: 'host-a',
     fallback: 'local',
   },

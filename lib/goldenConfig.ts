@@ -3,7 +3,7 @@ import { SnapflowError } from './errors';
 import { SYSTEM_SCOPE } from './ids';
 import { quoteInput } from './imageRef';
 import { RUNTIMES, findPreset, type Runtime } from './presets';
-import { screenText } from './validation';
+import { SLUG_REGEX, screenText } from './validation';
 
 export interface GoldenConfigInput {
   workspace: string;
@@ -114,7 +114,7 @@ function target(value: unknown): { size: string; runtime: Runtime } {
 
 export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
   const scope = input.workspace;
-  if (typeof scope !== 'string' || (scope !== SYSTEM_SCOPE && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(scope))) {
+  if (typeof scope !== 'string' || (scope !== SYSTEM_SCOPE && !SLUG_REGEX.test(scope))) {
     refuse('workspace', 'workspace must be a lowercase slug or "system"', 'e.g. --workspace acme');
   }
   const repos = list('repos', input.repos, 'repeat --repo once per repository').map(repo);

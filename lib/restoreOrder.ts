@@ -1,4 +1,4 @@
-// Restore resolution (seed 001 "Restore behavior", DESIGN flow 5): where a sandbox run starts from, and why
+// Restore resolution (see README, Sandboxes): where a sandbox run starts from, and why
 // it did not start from anything earlier in the order. Pure and deterministic: the input is plain data that
 // activities/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
 import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from '../db/schema';
@@ -160,7 +160,7 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
   if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped };
   skipped.push({ step: 'running', reason: running.reason, detail: running.detail });
 
-  // Seed 001: snapshot acceleration applies to full-VM sandboxes, not to container sandboxes.
+  // Snapshot acceleration applies to full-VM sandboxes, not to container sandboxes.
   if (box.class !== 'vm') {
     const detail = `sandbox ${box.id} is a container sandbox; snapshots apply to full-VM sandboxes only`;
     for (const step of SNAPSHOT_STEPS) skipped.push({ step, reason: 'container-class', detail });

@@ -1,4 +1,4 @@
-// Who may do what (issue 8), on the real stack: a role table where every admin-only action is tried as a
+// Who may do what, on the real stack: a role table where every admin-only action is tried as a
 // member (PERMISSION_DENIED naming the role) and as an admin (works); free vs paid; two workspaces that cannot
 // touch each other; a service that starts a workflow directly gets the same answer; every decision audited.
 import { and, eq } from 'drizzle-orm';

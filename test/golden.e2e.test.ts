@@ -1,4 +1,4 @@
-// Seed 001's golden build on the real stack, top to bottom: temp sandbox → preload repos, skills, deps →
+// The golden build on the real stack, top to bottom: temp sandbox → preload repos, skills, deps →
 // commit → verify → upload → register → default per size/profile; skipped, failed and scheduled paths too.
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';

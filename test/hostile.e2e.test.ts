@@ -1,4 +1,4 @@
-// Issue 7 (security) on the real stack: every client method and CLI command that takes user input, fed hostile
+// Hostile input on the real stack: every client method and CLI command that takes user input, fed hostile
 // values. Each must come back as a typed SnapflowError naming the field, briefly, and nothing may be written
 // to the catalog or started in Temporal.
 import { spawn } from 'node:child_process';
@@ -151,7 +151,7 @@ refused('sandboxes.pin', 'snapshot', { unknown: 'no-such-v1' }, (v) => c().sandb
 for (const field of ['workspace', 'issue'] as const) refused('sandboxes.unpin', field, hostile(), (v) => c().sandboxes.unpin({ workspace: ws, issue: 'ENG-1', [field]: v }));
 refused('sandboxes.unpin', 'issue', { unknown: 'ENG-404' }, (v) => c().sandboxes.unpin({ workspace: ws, issue: v }), 'NOT_FOUND');
 
-// ---- workspaces, members, agents, rollouts (issue 8) ----
+// ---- workspaces, members, agents, rollouts ----
 refused('workspaces.create', 'workspace', hostile(ALL, { system: 'system' }), (v) => c().workspaces.create({ id: v, admin: 'alice' }));
 refused('workspaces.create', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) => c().workspaces.create({ id: 'ws-new', plan: v, admin: 'alice' }));
 refused('workspaces.create', 'admin', hostile(), (v) => c().workspaces.create({ id: 'ws-new', admin: v }));

@@ -1,4 +1,4 @@
-// Seed 000 on the real stack: image snapshots from a public registry and from a private GHCR stand-in opened
+// Image snapshots on the real stack (see README, Image snapshots): from a public registry and from a private GHCR stand-in opened
 // only by a GitHub App installation token, every failure typed, replace-vs-reuse, and no secret in history.
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';

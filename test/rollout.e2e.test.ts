@@ -1,4 +1,4 @@
-// Issue 8 on the real stack: a snapshot rolled out to a workspace's agents — the canary moves first, its health
+// Rollouts on the real stack: a snapshot rolled out to a workspace's agents — the canary moves first, its health
 // decides (a report, silence, or `--auto` booting the stored image on a host), the rest follow in batches that
 // pause, resume and abort between them; whatever goes wrong, every agent moved goes back where it came from.
 import { randomUUID } from 'node:crypto';

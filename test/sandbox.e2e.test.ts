@@ -1,4 +1,4 @@
-// Seed 001's sandbox side on the real stack: one entity workflow per sandbox, jobs as Updates, a session
+// Sandboxes on the real stack: one entity workflow per sandbox, jobs as Updates, a session
 // snapshot after each successful job, the restore order with its skip reasons, pins, and a race-safe promote.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -41,7 +41,7 @@ function goldenName(target: { runtime: string; size: string }, buildId: string):
 }
 
 /**
- * Seed 001: temporary sandbox → preload repos / skills / deps → commit → verify boot → push → register →
+ * Temporary sandbox → preload repos / skills / deps → commit → verify boot → push → register →
  * default for each target. Skipped (not failed) when no host has the memory. The temporary sandbox is
  * removed on every path, cancellation included.
  */

@@ -8,7 +8,7 @@ import type { rolloutSnapshot } from './rollout';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
-/** Seed 000: resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
+/** Resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
 export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<ImageSnapshotResult> {
   setHandler(imageSnapshotRequestQuery, () => req);
   const { workflowId, runId } = workflowInfo();

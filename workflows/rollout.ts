@@ -20,7 +20,7 @@ import { asFailure, failureOf, reject } from './failures';
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
 /**
- * Issue 8: authorize → resolve the agents → move the canary → wait for its health (a report, or `auto`: boot the
+ * Authorize → resolve the agents → move the canary → wait for its health (a report, or `auto`: boot the
  * stored image) → move the rest in batches, honouring pause / resume / abort between them. An unhealthy or silent
  * canary is moved back and the result says `rolled-back` with the reason; an abort moves every moved agent back.
  * Only real errors fail the run, and then too every agent it moved goes back first.

@@ -7,7 +7,7 @@ import type { RolloutRequest } from './rollout';
 /** `--replace --rollout`: the old snapshot's agents move through a canary rollout instead of all at once. */
 export type AgentRolloutOptions = Pick<RolloutRequest, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
 
-/** A validated create (lib/validation.ts) plus what the client decided before starting the run. */
+/** A validated create (lib/validation/imageSnapshot.ts) plus what the client decided before starting the run. */
 export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
   /** Chosen by the client, so it can answer with the id at once while the run is still `pending`. */
   snapshotId: string;
