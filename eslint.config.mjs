@@ -19,7 +19,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts', 'lib/errors.ts', 'lib/ids.ts', 'lib/presets.ts'],
+    files: ['workflows/**/*.ts', 'lib/errors.ts', 'lib/ids.ts', 'lib/presets.ts', 'lib/restoreOrder.ts', 'lib/authz.ts', 'lib/vocabulary.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',

@@ -4,7 +4,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpda
 import { TypedSearchAttributes, WorkflowNotFoundError, type Duration } from '@temporalio/common';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import { createAgent, findAgentSnapshot, listAgents } from '../activities/agents';
+import { createAgent, findAgentSnapshot, listAgents } from '../catalog/agents';
 import type { Db } from '../db/client';
 import type { Agent } from '../db/access';
 import { snapshots } from '../db/schema';
