@@ -19,14 +19,14 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts', 'lib/errors.ts', 'lib/ids.ts', 'lib/presets.ts'],
+    files: ['workflows/**/*.ts', 'lib/errors.ts', 'lib/ids.ts', 'lib/presets.ts', 'lib/restoreOrder.ts', 'lib/authz.ts', 'lib/vocabulary.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'workflow code is deterministic: no Node builtins (do I/O in an activity)' })),
           patterns: [
-            { group: ['**/activities/*', '**/workers/*', '**/client/*', '**/scripts/*', '**/lib/config'], allowTypeImports: true, message: 'workflows import activity and client types only (`import type`)' },
+            { group: ['**/activities/*', '**/catalog/*', '**/workers/*', '**/client/*', '**/scripts/*', '**/lib/config'], allowTypeImports: true, message: 'workflows import activity and client types only (`import type`)' },
             { group: ['dockerode', 'postgres', 'drizzle-orm', 'drizzle-orm/*', '@octokit/*', '**/db/*', '@temporalio/activity', '@temporalio/worker', '@temporalio/client'], message: 'workflow code does no I/O' },
           ],
         },

@@ -4,9 +4,11 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
-import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import type { ErrorCode } from '../lib/errors';
+import type { HostFacts } from '../lib/hosts';
 import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
 import { BASE_IMAGE_REF, findPreset } from '../lib/presets';
+import { fail } from './boundary';
 import { followProgress } from './progress';
 
 export interface DockerDeps {
@@ -19,17 +21,7 @@ export interface DockerDeps {
   memoryLimitMiB?: number;
 }
 
-export interface HostFacts {
-  hostId: string;
-  dockerHost: string;
-  dockerVersion: string;
-  /** Capacity offered to sandboxes (the engine's memory, or SNAPFLOW_HOST_MEMORY_MIB when set lower). */
-  memoryTotalMiB: number;
-  /** Memory limits of snapflow's running containers on this host right now. */
-  memoryReservedMiB: number;
-  cpus: number;
-  baseImagePresent: boolean;
-}
+export type { HostFacts } from '../lib/hosts';
 
 export interface CreateTempSandbox {
   /** Stable per caller (e.g. the workflow id): a retried create finds the same container. */
@@ -83,10 +75,6 @@ export const LOCAL_REGISTRY = 'snapflow.local';
 
 /** Output kept per stream, so a chatty command cannot blow up workflow history. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
-
-function fail(code: ErrorCode, message: string, hint?: string): never {
-  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
-}
 
 /** Connection-level problems are worth retrying; everything typed above is not. */
 function retryable(code: ErrorCode, message: string): ApplicationFailure {

@@ -5,8 +5,8 @@ import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type Docker from 'dockerode';
-import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
 import { CONTAINER_LABEL } from '../lib/ids';
+import { fail } from './boundary';
 import { runExec, withHeartbeat, type ExecResult } from './docker';
 
 export interface GoldenHostDeps {
@@ -16,10 +16,6 @@ export interface GoldenHostDeps {
 
 export const WORKSPACE_DIR = '/workspace';
 export const SKILLS_DIR = '/opt/snapflow/skills';
-
-function fail(code: ErrorCode, message: string, hint?: string): never {
-  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
-}
 
 /** The directory a repository lands in: its last path segment without `.git`. */
 // Docker's multiplexed log frames start with control bytes; strip them so output reads as text.

@@ -2,7 +2,7 @@
 // and evict one that the catalog no longer wants here. The catalog side is in goldenCatalog.ts.
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
-import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
+import { fail } from './boundary';
 import { withHeartbeat } from './docker';
 import { followProgress } from './progress';
 
@@ -21,7 +21,7 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
       if (present) return { imageId: present.Id, pulled: false };
       const storage = deps.storage;
       if (!storage) {
-        throw toNonRetryableFailure(new SnapflowError({ code: 'GOLDEN_STORAGE_NOT_CONFIGURED', message: `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`, hint: 'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker' }));
+        fail('GOLDEN_STORAGE_NOT_CONFIGURED', `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`, 'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker');
       }
       await withHeartbeat('cache', async () => {
         const auth = { username: storage.username, password: storage.password, serveraddress: storage.registryHost };

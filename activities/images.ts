@@ -4,8 +4,9 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
-import { SnapflowError, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
+import { SnapflowError } from '../lib/errors';
 import { CONTAINER_LABEL } from '../lib/ids';
+import { boundary, fail } from './boundary';
 import { followProgress } from './progress';
 import { resolveDigest } from './registryClient';
 
@@ -43,10 +44,6 @@ export interface StoreImage {
   tag: string;
 }
 
-function fail(code: ErrorCode, message: string, hint?: string): never {
-  throw toNonRetryableFailure(new SnapflowError({ code, message, hint }));
-}
-
 /** Maps what the engine says about a pull or push to our codes; unknown problems stay retryable. */
 function classifyRegistryError(message: string, what: string, registry: string, ghcr: boolean): never {
   if (/manifest unknown|not found|does not exist|name unknown/i.test(message)) fail('IMAGE_NOT_FOUND', `${what}: not found in ${registry}`, 'check the image reference and tag');
@@ -79,17 +76,19 @@ export function createImageActivities(deps: ImageDeps) {
     /** Tag → digest with the registry's own API, so the rest of the run works on exactly one image. */
     async resolveImage(input: { registry: string; repository: string; reference: string; installationId?: number }): Promise<{ digest: string }> {
       const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
-      try {
-        const { digest } = await resolveDigest({ registry: input.registry, repository: input.repository, reference: input.reference, credentials });
-        return { digest };
-      } catch (err) {
-        if (!(err instanceof SnapflowError)) throw err; // connection problems: retried by the activity policy
-        // A GHCR refusal means the installation token no longer opens the image: the connection has expired.
-        if (err.code === 'REGISTRY_AUTH_FAILED' && input.installationId !== undefined) {
-          fail('GITHUB_CONNECTION_EXPIRED', `${input.registry} refused the GitHub installation token for ${input.repository}`, 'run `snapflow github reconnect`');
+      return boundary(async () => {
+        try {
+          const { digest } = await resolveDigest({ registry: input.registry, repository: input.repository, reference: input.reference, credentials });
+          return { digest };
+        } catch (err) {
+          // Connection problems are not SnapflowErrors: retried by the activity policy.
+          // A GHCR refusal means the installation token no longer opens the image: the connection has expired.
+          if (err instanceof SnapflowError && err.code === 'REGISTRY_AUTH_FAILED' && input.installationId !== undefined) {
+            fail('GITHUB_CONNECTION_EXPIRED', `${input.registry} refused the GitHub installation token for ${input.repository}`, 'run `snapflow github reconnect`');
+          }
+          throw err;
         }
-        throw toNonRetryableFailure(err);
-      }
+      });
     },
 
     async pullImage(input: PullImage): Promise<{ imageId: string }> {

@@ -1,97 +1,21 @@
-// Restore resolution's catalog side: everything lib/restoreOrder.ts needs about one sandbox, in one round trip.
-// Every lookup is by primary key (sandbox, host, issue, snapshot, default pointer) or host_cache's snapshot index,
-// and the statement is prepared once per connection: planning it costs more than running it.
-import { eq, sql, type Placeholder, type SQL } from 'drizzle-orm';
+// Restore resolution for workflows: the catalog's answer (catalog/restore.ts) and the order lib/restoreOrder.ts applies.
+import { readRestoreInput, type LoadRestoreInput } from '../catalog/restore';
 import type { Db } from '../db/client';
-import { hosts, issues, sandboxes } from '../db/schema';
-import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
-import { SYSTEM_SCOPE } from '../lib/ids';
-import { chooseRestore, type RestoreCandidate, type RestoreDecision, type RestoreInput, type RestoreSandbox } from '../lib/restoreOrder';
+import { chooseRestore, type RestoreDecision, type RestoreInput } from '../lib/restoreOrder';
+import { boundary } from './boundary';
 
-export interface LoadRestoreInput {
-  sandboxId: string;
-  /** Fix the host the run will use; only a copy cached there then counts (see RestoreInput.hostId). */
-  hostId?: string;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** A value in place (EXPLAIN) or a placeholder (the prepared statement). */
-type Param = Placeholder | string | null;
-
-/** One snapshot as a RestoreCandidate (json) with the hosts holding it: online ones, and the fixed host. Null when none. */
-function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null> {
-  return sql<RestoreCandidate | null>`(
-    select json_build_object(
-      'id', c.id, 'scope', c.scope, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
-      'storedRef', c.stored_ref, 'sourceImage', c.source_image,
-      'cachedOn', coalesce((
-        select json_agg(hc.host_id order by hc.host_id)
-        from host_cache hc join hosts ch on ch.id = hc.host_id
-        where hc.snapshot_id = c.id and (ch.status = 'online' or hc.host_id = ${hostId})
-      ), '[]'::json))
-    from snapshots c where c.id = ${snapshotId}
-  )`;
-}
-
-/** The default pointer's snapshot for the sandbox's size and profile in `scope`. */
-const pointer = (scope: SQL): SQL =>
-  sql`(select dp.snapshot_id from default_pointers dp where dp.scope = ${scope} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
-
-function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param }) {
-  return db
-    .select({
-      sandbox: sql<RestoreSandbox>`json_build_object(
-        'id', ${sandboxes.id}, 'scope', ${sandboxes.scope}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
-        'profileKey', ${sandboxes.profileKey}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
-        'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId})`,
-      session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
-      pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
-      workspaceDefault: candidate(pointer(sql`${sandboxes.scope}`), params.hostId),
-      systemDefault: candidate(pointer(sql`${SYSTEM_SCOPE}`), params.hostId),
-    })
-    .from(sandboxes)
-    .leftJoin(hosts, eq(hosts.id, sandboxes.hostId))
-    .leftJoin(issues, eq(issues.id, sandboxes.issueId))
-    .where(sql`${sandboxes.id} = ${params.sandboxId}`);
-}
-
-/** The statement behind loadRestoreInput with the values in place, for EXPLAIN (the benchmark prints its plan). */
-export function restoreInputQuery(db: Db, input: LoadRestoreInput): SQL {
-  return restoreInputSelect(db, { sandboxId: input.sandboxId, hostId: input.hostId ?? null }).getSQL();
-}
-
-const prepare = (db: Db) => restoreInputSelect(db, { sandboxId: sql.placeholder('sandboxId'), hostId: sql.placeholder('hostId') }).prepare('snapflow_restore_input');
-const prepared = new WeakMap<Db, ReturnType<typeof prepare>>();
-
-/** Shared by the activity and the client: the sandbox, its host and issue, and the four candidates, in one query. */
-export async function loadRestoreInput(db: Db, input: LoadRestoreInput): Promise<RestoreInput> {
-  if (!UUID.test(input.sandboxId)) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
-  let statement = prepared.get(db);
-  if (!statement) prepared.set(db, (statement = prepare(db)));
-  const hostId = input.hostId ?? null;
-  const [row] = await statement.execute({ sandboxId: input.sandboxId, hostId });
-  if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: `sandbox ${input.sandboxId} does not exist` });
-  return { ...row, hostId };
-}
+export type { LoadRestoreInput } from '../catalog/restore';
 
 export function createRestoreActivities(deps: { db: Db }) {
-  const typed = async <T>(work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      throw err instanceof SnapflowError ? toNonRetryableFailure(err) : err;
-    }
-  };
   return {
     /** The plain-data input of chooseRestore, for workflows that decide themselves. */
     async loadRestoreInput(input: LoadRestoreInput): Promise<RestoreInput> {
-      return typed(() => loadRestoreInput(deps.db, input));
+      return boundary(() => readRestoreInput(deps.db, input));
     },
 
     /** Where the sandbox's next run starts, with every earlier step of the order and why it was passed over. */
     async explainRestore(input: LoadRestoreInput): Promise<RestoreDecision> {
-      return typed(async () => chooseRestore(await loadRestoreInput(deps.db, input)));
+      return boundary(async () => chooseRestore(await readRestoreInput(deps.db, input)));
     },
   };
 }

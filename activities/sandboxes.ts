@@ -1,57 +1,22 @@
-// Catalog side of sandboxes: the row the entity workflow keeps in step with its state, session snapshots saved
-// after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice.
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import type { Db, Queryable } from '../db/client';
-import { hostCache, issues, sandboxes, snapshotEvents, snapshots, type SandboxClass, type SandboxState } from '../db/schema';
-import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
-import { SYSTEM_SCOPE } from '../lib/ids';
-import type { Runtime } from '../lib/presets';
-import type { RunRef } from './catalog';
+// Catalog side of sandboxes for the entity workflow: the row it keeps in step with its state, and session snapshots
+// saved after successful jobs. Every write is idempotent, so a retried activity changes nothing twice.
+import { insertSandbox, insertSessionSnapshot, setSandboxState, type SandboxRow, type SessionSnapshot } from '../catalog/sandboxes';
+import type { Db } from '../db/client';
+import type { SandboxState } from '../lib/vocabulary';
+import { boundary } from './boundary';
 
-export interface SandboxRow {
-  id: string;
-  scope: string;
-  class: SandboxClass;
-  size: string;
-  runtime: Runtime;
-  profileKey: string;
-  keepAlive: boolean;
-  issueId?: string;
-}
-
-export interface SessionSnapshot {
-  id: string;
-  sandboxId: string;
-  scope: string;
-  runtime: Runtime;
-  size: string;
-  profileKey: string;
-  /** The committed image on the host (what a cached copy is started by). */
-  localRef: string;
-  /** registry/repo@digest once uploaded; null when storage is not configured (host cache only). */
-  storedRef: string | null;
-  digest: string | null;
-  hostId: string;
-  sequence: number;
-  run: RunRef;
-}
+export type { SandboxRow, SessionSnapshot } from '../catalog/sandboxes';
 
 export function createSandboxActivities(deps: { db: Db }) {
   const { db } = deps;
   return {
     async registerSandbox(input: SandboxRow): Promise<void> {
-      await db
-        .insert(sandboxes)
-        .values({ ...input, state: 'provisioning' })
-        .onConflictDoNothing({ target: sandboxes.id });
+      return boundary(() => insertSandbox(db, input));
     },
 
     /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
     async updateSandbox(input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null }): Promise<void> {
-      await db
-        .update(sandboxes)
-        .set({ state: input.state, ...(input.hostId !== undefined ? { hostId: input.hostId } : {}), ...(input.containerId !== undefined ? { containerId: input.containerId } : {}), updatedAt: new Date() })
-        .where(eq(sandboxes.id, input.id));
+      return boundary(() => setSandboxState(db, input));
     },
 
     /**
@@ -59,73 +24,9 @@ export function createSandboxActivities(deps: { db: Db }) {
      * latest; the previous latest is marked superseded (its image is evicted with the host cache).
      */
     async saveSessionSnapshot(input: SessionSnapshot): Promise<{ snapshotId: string; superseded: string | null }> {
-      return db.transaction(async (tx) => {
-        const [box] = await tx.select().from(sandboxes).where(eq(sandboxes.id, input.sandboxId)).for('update');
-        if (!box) throw toNonRetryableFailure(new SnapflowError({ code: 'NOT_FOUND', message: `sandbox ${input.sandboxId} is not in the catalog` }));
-        if (box.latestSessionSnapshotId === input.id) return { snapshotId: input.id, superseded: null }; // a retry
-        await tx.insert(snapshots).values({
-          id: input.id,
-          scope: input.scope,
-          name: `session-${input.sandboxId}-${input.sequence}`,
-          kind: 'session',
-          sourceImage: input.localRef,
-          resolvedDigest: input.digest,
-          storedRef: input.storedRef,
-          runtime: input.runtime,
-          size: input.size,
-          profileKey: input.profileKey,
-          status: 'active',
-          origin: 'job',
-          sandboxId: input.sandboxId,
-          parentSnapshotId: box.latestSessionSnapshotId,
-          workflowId: input.run.workflowId,
-          runId: input.run.runId,
-        });
-        await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'registered', toStatus: 'active', message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`, workflowId: input.run.workflowId, runId: input.run.runId });
-        if (box.latestSessionSnapshotId) {
-          await tx.insert(snapshotEvents).values({ snapshotId: box.latestSessionSnapshotId, type: 'superseded', message: `superseded by ${input.id}`, workflowId: input.run.workflowId, runId: input.run.runId });
-        }
-        await tx.update(sandboxes).set({ latestSessionSnapshotId: input.id, updatedAt: new Date() }).where(eq(sandboxes.id, input.sandboxId));
-        await tx.insert(hostCache).values({ hostId: input.hostId, snapshotId: input.id }).onConflictDoNothing();
-        return { snapshotId: input.id, superseded: box.latestSessionSnapshotId };
-      });
+      return boundary(() => insertSessionSnapshot(db, input));
     },
   };
 }
 
 export type SandboxActivities = ReturnType<typeof createSandboxActivities>;
-
-/**
- * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
- * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
- */
-export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
-  // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-  const [snap] = await db
-    .select()
-    .from(snapshots)
-    .where(and(eq(snapshots.name, input.snapshotName), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`);
-  const refuse = (message: string, hint: string): never => {
-    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
-  };
-  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${input.snapshotName}" in ${input.scope}`, hint: 'list them with `snapflow snapshot list`' });
-  if (snap.kind !== 'golden') refuse(`"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`, 'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)');
-  if (snap.status !== 'active') refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
-  return db.transaction(async (tx) => {
-    const [issue] = await tx
-      .insert(issues)
-      .values({ scope: input.scope, externalKey: input.issue })
-      .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
-      .returning();
-    const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue!.id));
-    const other = users.find((u) => u.profileKey !== snap.profileKey);
-    if (other) refuse(`"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`, 'pin a golden snapshot built for that profile');
-    await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue!.id));
-    return { issueId: issue!.id, snapshotId: snap.id };
-  });
-}
-
-export async function unpinSnapshot(db: Queryable, input: { scope: string; issue: string }): Promise<void> {
-  await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
-}

@@ -2,7 +2,7 @@
 // ~2000 random sandboxes, one at a time. Target: p99 <= 5 ms. Uses its own fresh, migrated database and drops it.
 // Alone: `npx tsx bench/restore.bench.ts` (needs only Postgres; TEST_PG_URL picks the server).
 import { sql } from 'drizzle-orm';
-import { loadRestoreInput, restoreInputQuery } from '../activities/restore';
+import { readRestoreInput, restoreInputQuery } from '../catalog/restore';
 import { createDb, type Db } from '../db/client';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { BASE_IMAGE } from '../lib/presets';
@@ -156,7 +156,7 @@ export async function benchRestore(): Promise<void> {
       const hostId = i % 4 === 0 ? `host-${(i % HOSTS) + 1}` : undefined;
       let source: RestoreSource = 'base';
       const ms = await time(async () => {
-        source = chooseRestore(await loadRestoreInput(handle.db, { sandboxId, hostId })).source;
+        source = chooseRestore(await readRestoreInput(handle.db, { sandboxId, hostId })).source;
       });
       if (i < WARMUP) continue;
       samples.push(ms);

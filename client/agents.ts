@@ -4,7 +4,7 @@
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import { createAgent, findAgentSnapshot, listAgents } from '../activities/agents';
+import { createAgent, findAgentSnapshot, listAgents } from '../catalog/agents';
 import type { Db } from '../db/client';
 import type { Agent } from '../db/access';
 import { snapshots } from '../db/schema';

@@ -1,7 +1,7 @@
 // `snapflow doctor`: one line per part of the stack, ✓ / ! / ✗ with the fix. Never throws.
 import { temporal } from '@temporalio/proto';
 import postgres from 'postgres';
-import { createGithubApp } from '../activities/github';
+import { createGithubApp } from '../lib/githubApp';
 import { describeTarget, toDatabaseError } from '../db/client';
 import { pendingMigrations } from '../db/migrate';
 import { loadConfig, type Config } from '../lib/config';

@@ -1,8 +1,8 @@
 // The typed client services use to start and await snapflow workflows.
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
-import type { HostFacts } from '../activities/docker';
-import type { ConnectionState } from '../activities/connections';
+import type { HostFacts } from '../lib/hosts';
+import type { ConnectionState } from '../catalog/connections';
 import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
 import { githubConnections, hosts } from '../db/schema';

@@ -4,11 +4,11 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { and, eq } from 'drizzle-orm';
-import { storageNotConfigured } from '../activities/goldenCatalog';
-import { loadRestoreInput } from '../activities/restore';
-import { pinSnapshot, unpinSnapshot } from '../activities/sandboxes';
+import { storageNotConfigured } from '../catalog/golden';
+import { readRestoreInput } from '../catalog/restore';
+import { pinSnapshot, unpinSnapshot } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
-import { issues, sandboxes, SANDBOX_CLASSES, type Sandbox } from '../db/schema';
+import { issues, sandboxes, type Sandbox } from '../db/schema';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
@@ -52,7 +52,7 @@ export class SandboxClient {
   /** Validates, then starts the sandbox's entity workflow; it starts by the restore order (see explain). */
   async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
     const scope = checkSandboxWorkspace(input.workspace);
-    checkSandboxSpec(input, SANDBOX_CLASSES);
+    checkSandboxSpec(input);
     await requireAccess(this.db, this.config, scope, 'sandbox.create');
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
@@ -131,7 +131,7 @@ export class SandboxClient {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'snapshot.read');
     try {
-      return chooseRestore(await loadRestoreInput(this.db, { sandboxId: id }));
+      return chooseRestore(await readRestoreInput(this.db, { sandboxId: id }));
     } catch (err) {
       throw err instanceof SnapflowError ? err : new SnapflowError(describeFailure(err));
     }

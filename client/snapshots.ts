@@ -5,9 +5,10 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client 
 import { TypedSearchAttributes } from '@temporalio/common';
 import { and, asc, desc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES, githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
-import { sameSpec } from '../activities/catalog';
-import { describeUsage, inUse, unusedSnapshots, usageOf } from '../activities/retirement';
+import { githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
+import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES } from '../lib/vocabulary';
+import { describeUsage, inUse, unusedSnapshots, usageOf } from '../catalog/retirement';
+import { sameSpec } from '../catalog/snapshots';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';

@@ -2,7 +2,8 @@
 // manage its members. Each change is decided and audited like any other (client/access.ts).
 import { and, desc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { auditEvents, members, PLANS, ROLES, workspaces, type AuditEvent, type Member, type Plan, type Role, type Workspace } from '../db/access';
+import { auditEvents, members, workspaces, type AuditEvent, type Member, type Workspace } from '../db/access';
+import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';

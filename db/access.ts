@@ -3,13 +3,8 @@
 import { sql } from 'drizzle-orm';
 import { bigserial, check, index, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
+import { DECISIONS, PLANS, ROLES } from '../lib/vocabulary';
 import { snapshots } from './schema';
-
-export const PLANS = ['free', 'paid'] as const;
-export const ROLES = ['admin', 'member'] as const;
-export const DECISIONS = ['allowed', 'denied'] as const;
-export type Plan = (typeof PLANS)[number];
-export type Role = (typeof ROLES)[number];
 
 export const plan = pgEnum('plan', PLANS);
 export const role = pgEnum('member_role', ROLES);

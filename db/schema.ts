@@ -21,24 +21,20 @@ import {
 } from 'drizzle-orm/pg-core';
 import { RUNTIMES } from '../lib/presets';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
+import {
+  GITHUB_CONNECTION_STATUSES,
+  GOLDEN_BUILD_STATUSES,
+  GOLDEN_BUILD_TRIGGERS,
+  HOST_STATUSES,
+  SANDBOX_CLASSES,
+  SANDBOX_STATES,
+  SNAPSHOT_KINDS,
+  SNAPSHOT_ORIGINS,
+  SNAPSHOT_STATUSES,
+} from '../lib/vocabulary';
 
-// ---- State unions, persisted as they are ----
-export const SNAPSHOT_KINDS = ['image', 'session', 'golden'] as const;
-export const SNAPSHOT_STATUSES = ['pending', 'active', 'failed', 'deleting', 'deleted'] as const;
-export const SNAPSHOT_ORIGINS = ['user', 'job', 'build-now', 'schedule', 'promote'] as const;
-export const SANDBOX_CLASSES = ['vm', 'container'] as const;
-export const SANDBOX_STATES = ['provisioning', 'idle', 'busy', 'snapshotting', 'promoting', 'stopped', 'failed'] as const;
-export const HOST_STATUSES = ['online', 'draining', 'offline'] as const;
-export const GITHUB_CONNECTION_STATUSES = ['connected', 'expired', 'missing'] as const;
+// ---- State unions, persisted as they are (lib/vocabulary.ts) ----
 export { RUNTIMES };
-
-export type SnapshotKind = (typeof SNAPSHOT_KINDS)[number];
-export type SnapshotStatus = (typeof SNAPSHOT_STATUSES)[number];
-export type SnapshotOrigin = (typeof SNAPSHOT_ORIGINS)[number];
-export type SandboxClass = (typeof SANDBOX_CLASSES)[number];
-export type SandboxState = (typeof SANDBOX_STATES)[number];
-export type HostStatus = (typeof HOST_STATUSES)[number];
-export type GithubConnectionStatus = (typeof GITHUB_CONNECTION_STATUSES)[number];
 
 export const snapshotKind = pgEnum('snapshot_kind', SNAPSHOT_KINDS);
 export const snapshotStatus = pgEnum('snapshot_status', SNAPSHOT_STATUSES);
@@ -270,9 +266,6 @@ export const goldenBuildConfigs = pgTable(
   ],
 );
 
-export const GOLDEN_BUILD_STATUSES = ['running', 'succeeded', 'failed', 'skipped'] as const;
-export const GOLDEN_BUILD_TRIGGERS = ['build-now', 'schedule'] as const;
-export type GoldenBuildStatus = (typeof GOLDEN_BUILD_STATUSES)[number];
 export const goldenBuildStatus = pgEnum('golden_build_status', GOLDEN_BUILD_STATUSES);
 export const goldenBuildTrigger = pgEnum('golden_build_trigger', GOLDEN_BUILD_TRIGGERS);
 

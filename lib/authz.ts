@@ -2,9 +2,7 @@
 // Members work in their workspace; admins change what others rely on; custom golden snapshots need the paid
 // plan; operators (SNAPFLOW_OPERATORS) run the platform and the system scope.
 import { SYSTEM_SCOPE } from './ids';
-
-export type Role = 'admin' | 'member';
-export type Plan = 'free' | 'paid';
+import type { Plan, Role } from './vocabulary';
 
 export const ACTIONS = {
   'snapshot.read': { role: 'member' },

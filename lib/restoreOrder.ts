@@ -1,7 +1,7 @@
 // Restore resolution (see README, Sandboxes): where a sandbox run starts from, and why
 // it did not start from anything earlier in the order. Pure and deterministic: the input is plain data that
-// activities/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
-import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from '../db/schema';
+// catalog/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
+import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from './vocabulary';
 import { SYSTEM_SCOPE } from './ids';
 import { BASE_IMAGE_REF } from './presets';
 

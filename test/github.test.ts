@@ -2,7 +2,7 @@
 // anything GitHub would refuse is refused, and each refusal becomes the code an operator can act on.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { join } from 'node:path';
-import { createGithubApp } from '../activities/github';
+import { createGithubApp } from '../lib/githubApp';
 import { createGithubTokens, type GithubTokens } from '../activities/githubTokens';
 import { SnapflowError } from '../lib/errors';
 import { freePort, startRegistry, stopProcess, type ManagedProcess } from '../scripts/stack';

@@ -2,7 +2,8 @@
 // latest session, the pin and both defaults, with the hosts caching each; explainRestore then walks the order.
 import { ApplicationFailure } from '@temporalio/common';
 import { eq } from 'drizzle-orm';
-import { createRestoreActivities, loadRestoreInput } from '../activities/restore';
+import { createRestoreActivities } from '../activities/restore';
+import { readRestoreInput } from '../catalog/restore';
 import { createDb, type DbHandle } from '../db/client';
 import { defaultPointers, hostCache, hosts, issues, sandboxes, snapshots, type NewSnapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
@@ -44,8 +45,8 @@ async function addSandbox(overrides: Partial<typeof sandboxes.$inferInsert> = {}
 }
 
 test('an unknown sandbox is NOT_FOUND and a malformed id VALIDATION_FAILED, typed and non-retryable at the boundary', async () => {
-  await expect(loadRestoreInput(handle.db, { sandboxId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-  await expect(loadRestoreInput(handle.db, { sandboxId: 'sb-1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'sandbox' });
+  await expect(readRestoreInput(handle.db, { sandboxId: '00000000-0000-4000-8000-000000000000' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  await expect(readRestoreInput(handle.db, { sandboxId: 'sb-1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'sandbox' });
   const failure = await createRestoreActivities({ db: handle.db })
     .explainRestore({ sandboxId: '00000000-0000-4000-8000-000000000000' })
     .catch((e: unknown) => e);
@@ -73,7 +74,7 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
     { hostId: 'host-off', snapshotId: wsId },
   ]);
 
-  const loaded = await loadRestoreInput(handle.db, { sandboxId });
+  const loaded = await readRestoreInput(handle.db, { sandboxId });
   expect(loaded).toEqual({
     sandbox: { id: sandboxId, scope: ws, class: 'vm', size: 'small', profileKey: profile, keepAlive: false, state: 'stopped', hostId: 'host-on', hostStatus: 'online', containerId: null, issueId: issue!.id },
     hostId: null,
@@ -120,7 +121,7 @@ test('a keep-alive sandbox with a live container is reused; a container sandbox 
 
 test('a sandbox with no host, issue or snapshots yet still loads (left joins), all candidates null', async () => {
   const orphan = await addSandbox({ hostId: null, state: 'provisioning' });
-  const loaded = await loadRestoreInput(handle.db, { sandboxId: orphan });
+  const loaded = await readRestoreInput(handle.db, { sandboxId: orphan });
   expect(loaded.sandbox).toMatchObject({ hostId: null, hostStatus: null, issueId: null });
   expect(loaded).toMatchObject({ session: null, pin: null, workspaceDefault: null, systemDefault: null });
 });

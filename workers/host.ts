@@ -5,15 +5,16 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
 import { createDockerActivities } from '../activities/docker';
-import { createGithubApp } from '../activities/github';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
 import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';
+import { boundary } from '../activities/boundary';
 import { payloadDataConverter } from '../lib/codec';
+import { createGithubApp } from '../lib/githubApp';
 import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
-import { SnapflowError, toNonRetryableFailure } from '../lib/errors';
+import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
 import { connectWorker, exitWithError } from './options';
@@ -38,9 +39,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     if (deps.storage && registry === deps.storage.registryHost) return { username: deps.storage.username, password: deps.storage.password };
     // A typed GitHub answer (suspended, uninstalled, app misconfigured) will not change on retry: fail fast.
     if (installationId !== undefined) {
-      return tokens.registryCredentials(installationId).catch((err: unknown) => {
-        throw err instanceof SnapflowError ? toNonRetryableFailure(err) : err;
-      });
+      return boundary(() => tokens.registryCredentials(installationId));
     }
     return undefined; // public registries
   };

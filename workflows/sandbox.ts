@@ -11,10 +11,8 @@ import {
 } from '@temporalio/workflow';
 import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
-import { chooseRestore, type RestoreSandbox } from '../lib/restoreOrder';
-
-type SandboxClass = RestoreSandbox['class'];
-type SandboxState = RestoreSandbox['state'];
+import { chooseRestore } from '../lib/restoreOrder';
+import type { SandboxClass, SandboxState } from '../lib/vocabulary';
 import { access, catalog, defaults, golden, hostActivities, hostCacheActivities, hostJobActivities, restore, sandboxCatalog } from './activities';
 import {
   destroyUpdate,

@@ -5,6 +5,7 @@ import { quoteInput } from '../imageRef';
 import { RUNTIMES, findPreset } from '../presets';
 import { check, screenText } from './fields';
 import { SLUG_REGEX, SNAPSHOT_NAME_REGEX } from './slugs';
+import { SANDBOX_CLASSES } from '../vocabulary';
 
 const ISSUE = /^[A-Za-z0-9][A-Za-z0-9._#-]{0,127}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -61,11 +62,11 @@ export function checkSandboxId(id: unknown): string {
 }
 
 /**
- * What a new sandbox asks for, after its workspace: a class (one of `classes`, the catalog's sandbox classes), a
+ * What a new sandbox asks for, after its workspace: a class (vm or container), a
  * size preset, a runtime, an optional issue key and keepAlive flag.
  */
-export function checkSandboxSpec(input: { class: unknown; size: unknown; runtime: unknown; issue?: unknown; keepAlive?: unknown }, classes: readonly string[]): void {
-  check('class', classes.includes(text(input.class)), `class ${quote(input.class)} is not a sandbox class`, `use one of: ${classes.join(', ')}`);
+export function checkSandboxSpec(input: { class: unknown; size: unknown; runtime: unknown; issue?: unknown; keepAlive?: unknown }): void {
+  check('class', (SANDBOX_CLASSES as readonly string[]).includes(text(input.class)), `class ${quote(input.class)} is not a sandbox class`, `use one of: ${SANDBOX_CLASSES.join(', ')}`);
   check('size', Boolean(findPreset(text(input.size))), `size ${quote(input.size)} is not a size preset`, 'use small, medium or large');
   check('runtime', (RUNTIMES as readonly string[]).includes(text(input.runtime)), `runtime ${quote(input.runtime)} is not supported`, `use one of: ${RUNTIMES.join(', ')}`);
   if (input.issue !== undefined) checkIssueKey(input.issue);

@@ -1,13 +1,14 @@
 // The sandbox entity's interface (workflows/sandbox.ts): its request, status and the Updates and Query it answers.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { DefaultState } from '../../activities/defaults';
+import type { DefaultState } from '../../catalog/defaults';
 import type { Runtime } from '../../lib/presets';
-import type { RestoreDecision, RestoreSandbox } from '../../lib/restoreOrder';
+import type { RestoreDecision } from '../../lib/restoreOrder';
+import type { SandboxClass, SandboxState } from '../../lib/vocabulary';
 
 export interface SandboxRequest {
   sandboxId: string;
   scope: string;
-  class: RestoreSandbox['class'];
+  class: SandboxClass;
   size: string;
   runtime: Runtime;
   profileKey: string;
@@ -21,7 +22,7 @@ export interface SandboxRequest {
 }
 
 export interface SandboxCarried {
-  state: RestoreSandbox['state'];
+  state: SandboxState;
   hostId?: string;
   containerId?: string;
   latestSessionSnapshotId?: string;

@@ -1,7 +1,7 @@
 // The GitHub App, built from config. Tokens are minted from it inside activities only, never stored.
 import { App } from '@octokit/app';
 import { Octokit } from '@octokit/core';
-import type { GithubAppConfig } from '../lib/config';
+import type { GithubAppConfig } from './config';
 
 export function createGithubApp(config: GithubAppConfig): App {
   return new App({

@@ -1,0 +1,81 @@
+// Authorization against the catalog: the workspace (plan) and membership (role) behind each decision, shared by
+// the workflows' first activity and the client. Each decision, allowed or denied, is an audit event.
+import { and, eq } from 'drizzle-orm';
+import type { Db, Queryable } from '../db/client';
+import { members, workspaces } from '../db/access';
+import { decideAccess, type AccessDecision, type Action } from '../lib/authz';
+import { SnapflowError } from '../lib/errors';
+import { recordAudit } from './audit';
+import type { RunRef } from './snapshots';
+
+export interface Authorize {
+  actor: string;
+  scope: string;
+  action: Action;
+  /** What is acted on (snapshot name, sandbox id …), for the audit trail. */
+  target?: string;
+  run?: RunRef;
+}
+
+/** Who asks, as the client knows it: the actor and the configured operators. */
+export interface Caller {
+  actor: string;
+  operators: readonly string[];
+}
+
+const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
+
+/** The table's answer for this actor, from the catalog's workspace (plan) and membership (role). */
+export async function decide(db: Db, operators: readonly string[], input: Pick<Authorize, 'actor' | 'scope' | 'action'>): Promise<AccessDecision> {
+  if (operators.includes(input.actor)) return { allowed: true, as: 'operator' };
+  const [workspace] = await db.select().from(workspaces).where(eq(workspaces.id, input.scope));
+  const [member] = workspace ? await db.select().from(members).where(and(eq(members.workspaceId, input.scope), eq(members.userId, input.actor))) : [];
+  return decideAccess({ actor: input.actor, scope: input.scope, action: input.action, operators, workspace: workspace ?? null, role: member?.role ?? null });
+}
+
+/** Decides and records the decision; a refusal throws PERMISSION_DENIED / PLAN_REQUIRED. */
+export async function authorizeActor(db: Db, operators: readonly string[], input: Authorize): Promise<{ as: string }> {
+  const decision = await decide(db, operators, input);
+  await recordAudit(db, {
+    scope: input.scope,
+    actor: input.actor.slice(0, 200),
+    action: input.action,
+    target: input.target?.slice(0, 300),
+    decision: decision.allowed ? 'allowed' : 'denied',
+    reason: decision.allowed ? `as ${decision.as}` : decision.message,
+    workflowId: input.run?.workflowId,
+    runId: input.run?.runId,
+  });
+  if (!decision.allowed) throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+  return { as: decision.as };
+}
+
+/**
+ * Refuses with PERMISSION_DENIED / PLAN_REQUIRED, and a refusal is always audited. An allowed call is audited by
+ * what it leads to: the workflow the caller starts next (with its run), or `audited` once a catalog change is made.
+ */
+export async function requireAccess(db: Db, caller: Caller, scope: string, action: Action, options: { target?: string } = {}): Promise<{ as: string }> {
+  const decision = await decide(db, caller.operators, { actor: caller.actor, scope, action });
+  if (decision.allowed) return { as: decision.as };
+  await recordAudit(db, { scope, actor: caller.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
+  throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+}
+
+/**
+ * A catalog change with no workflow behind it: decided first, then made and audited in one transaction, so a change
+ * that fails is not recorded and a recorded one cannot go missing.
+ */
+export async function audited<T>(db: Db, caller: Caller, scope: string, action: Action, target: string, change: (tx: Queryable) => Promise<T>): Promise<T> {
+  const { as } = await requireAccess(db, caller, scope, action, { target });
+  return db.transaction(async (tx) => {
+    const result = await change(tx);
+    await recordAudit(tx, { scope, actor: caller.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
+    return result;
+  });
+}
+
+/** NOT_FOUND (field `workspace`) unless the workspace is registered. */
+export async function requireWorkspace(db: Pick<Queryable, 'select'>, scope: string): Promise<void> {
+  const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, scope));
+  if (!ws) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${scope}`, hint: 'agents belong to a workspace; check the slug' });
+}

@@ -1,0 +1,44 @@
+// GitHub connections per workspace. The catalog keeps the installation and its status, never a token.
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { githubConnections } from '../db/schema';
+import { SnapflowError } from '../lib/errors';
+import type { GithubConnectionStatus } from '../lib/vocabulary';
+
+export interface ConnectionState {
+  scope: string;
+  installationId: number;
+  account: string | null;
+  status: GithubConnectionStatus;
+  validatedAt: string | null;
+}
+
+export const connectHint = (scope: string): string => `run \`snapflow github connect --installation-id <id> --workspace ${scope}\``;
+
+export async function readConnection(db: Db, scope: string): Promise<ConnectionState | undefined> {
+  const [row] = await db.select().from(githubConnections).where(eq(githubConnections.scope, scope));
+  return row && { scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null };
+}
+
+/** Up-front gate for GHCR images: missing or expired blocks the run with the command to fix it. */
+export async function usableConnection(db: Db, scope: string): Promise<{ installationId: number }> {
+  const connection = await readConnection(db, scope);
+  if (!connection || connection.status === 'missing') {
+    throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', message: `workspace ${scope} has no GitHub connection, which images on GHCR need`, hint: connectHint(scope) });
+  }
+  if (connection.status === 'expired') {
+    throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', message: `the GitHub connection of workspace ${scope} has expired`, hint: `run \`snapflow github reconnect --workspace ${scope}\`` });
+  }
+  return { installationId: connection.installationId };
+}
+
+/** Records a validation's verdict (connected, missing or expired) for the workspace's installation. */
+export async function saveConnection(db: Db, input: { scope: string; installationId: number; account: string | null; status: GithubConnectionStatus }): Promise<ConnectionState> {
+  const row = { ...input, validatedAt: new Date() };
+  await db.insert(githubConnections).values(row).onConflictDoUpdate({ target: githubConnections.scope, set: row });
+  return { ...row, validatedAt: row.validatedAt.toISOString() };
+}
+
+export async function setConnectionStatus(db: Db, input: { scope: string; status: GithubConnectionStatus }): Promise<void> {
+  await db.update(githubConnections).set({ status: input.status }).where(eq(githubConnections.scope, input.scope));
+}
