@@ -143,9 +143,14 @@ test('the daily schedule is a Temporal Schedule in the configured time zone; a t
   const scope = 'ws-daily';
   const { schedule } = await t.client.golden.setConfig({ workspace: scope, targets: ['small:pi'], schedule: '03:00', timeZone: 'Europe/Paris' });
   expect(schedule).toMatchObject({ paused: true, timeZone: 'Europe/Paris' });
-  expect(schedule!.nextRuns[0]!.getUTCHours()).toBe(new Date(schedule!.nextRuns[0]!).getUTCHours());
-  const parisHour = Number(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', hourCycle: 'h23' }).format(schedule!.nextRuns[0]!));
-  expect(parisHour).toBe(3);
+  // Every next run is at 03:00:00 on the Paris wall clock, one day apart (23 or 25 hours across a clock change):
+  // that is 01:00 or 02:00 UTC, never the 03:00 UTC a schedule that ignored the zone would give.
+  const runs = schedule!.nextRuns;
+  expect(runs.length).toBeGreaterThanOrEqual(2);
+  const parisClock = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  expect(runs.map((run) => parisClock.format(run))).toEqual(runs.map(() => '03:00:00'));
+  for (const run of runs) expect([1, 2]).toContain(run.getUTCHours());
+  for (let i = 1; i < runs.length; i++) expect([23, 24, 25]).toContain((runs[i]!.getTime() - runs[i - 1]!.getTime()) / 3_600_000);
 
   await t.client.temporal.schedule.getHandle(scheduleIds.golden(scope)).trigger();
   const deadline = Date.now() + 90_000;

@@ -95,17 +95,26 @@ test('the same name and spec returns the existing snapshot; a changed spec is re
   expect(await rowsNamed('agent-v2')).toHaveLength(0);
 });
 
-test('--replace creates the next version and moves the default to it; the old one stays for rollback', async () => {
+test('--replace creates the next version and moves the agents on the old one to it; the old one stays for rollback', async () => {
   const [old] = await rowsNamed('agent-v1');
-  await t.db.db.insert(defaultPointers).values({ scope: ws, size: 'small', profileKey: old!.profileKey, snapshotId: old!.id });
-  const { created, result } = await createAndWait({ ...base, size: 'small', entrypoint: '/bin/sh', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1`, replace: true });
+  // What a user can put on an image snapshot is agents: a default or a pin takes only a golden snapshot.
+  await t.client.workspaces.create({ id: ws, plan: 'paid', admin: 'alice' });
+  const agentNames = ['helper-1', 'helper-2'];
+  for (const name of agentNames) await t.client.agents.create({ workspace: ws, name, snapshot: 'agent-v1' });
+  await expect(t.client.golden.setDefault({ workspace: ws, name: 'agent-v1' })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('only golden snapshots can be defaults') });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-1', snapshot: 'agent-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('only golden snapshots can be pinned') });
+
+  const { created, result } = await createAndWait({ ...base, entrypoint: '/bin/sh', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1`, replace: true });
   expect(created).toMatchObject({ name: 'agent-v2', replaces: old!.id });
   expect(result.status).toBe('active');
-  const [pointer] = await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, ws));
-  expect(pointer).toMatchObject({ snapshotId: created.snapshotId, version: 2 });
-  const history = await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, ws));
-  expect(history).toMatchObject([{ snapshotId: created.snapshotId, previousSnapshotId: old!.id, reason: 'replaced' }]);
-  expect((await rowsNamed('agent-v1'))[0]).toMatchObject({ status: 'active' });
+  const moved = await t.client.agents.list({ workspace: ws });
+  expect(moved.map((a) => ({ name: a.name, on: a.snapshotId, was: a.previousSnapshotId }))).toEqual(agentNames.map((name) => ({ name, on: created.snapshotId, was: old!.id })));
+  const { snapshot, events } = await t.client.snapshots.get({ workspace: ws, name: 'agent-v1' });
+  expect(snapshot.status).toBe('active');
+  expect(events.filter((e) => e.type === 'replaced').map((e) => e.message)).toEqual([`replaced by ${created.snapshotId}: 0 default(s), 0 pin(s), 2 agent(s) moved`]);
+  // Nothing of the workspace was a default, and replacing made nothing one.
+  expect(await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, ws))).toEqual([]);
+  expect(await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, ws))).toEqual([]);
   expect((await rowsNamed('agent-v2'))[0]).toMatchObject({ parentSnapshotId: old!.id });
 });
 

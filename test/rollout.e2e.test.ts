@@ -3,7 +3,7 @@
 // pause, resume and abort between them; whatever goes wrong, every agent moved goes back where it came from.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray } from 'drizzle-orm';
-import { agents, auditEvents, members, workspaces } from '../db/access';
+import { agents, auditEvents } from '../db/access';
 import { sandboxes, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
@@ -24,11 +24,9 @@ beforeAll(async () => {
   await t.startControlWorker();
   await t.startHostWorker({ hostId });
   await t.client.refreshHost(hostId);
-  await t.db.db.insert(workspaces).values([{ id: ws, plan: 'paid' }, { id: 'ws-elsewhere', plan: 'paid' }, { id: autoWs, plan: 'paid' }]);
-  await t.db.db.insert(members).values([
-    { workspaceId: ws, userId: 'alice', role: 'admin' },
-    { workspaceId: ws, userId: 'bob', role: 'member' },
-  ]);
+  // As an operator and a workspace admin set them up.
+  for (const id of [ws, 'ws-elsewhere', autoWs]) await t.client.workspaces.create({ id, plan: 'paid', admin: 'alice' });
+  await t.client.as('alice').workspaces.addMember({ workspace: ws, user: 'bob' });
 }, 120_000);
 afterAll(async () => {
   for (const id of started) await t?.client.temporal.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
@@ -50,7 +48,7 @@ async function fleet(prefix: string, n: number, v2: Partial<typeof snapshots.$in
   const v1Id = await snapshot(`${prefix}-v1`);
   const v2Id = await snapshot(`${prefix}-v2`, v2);
   const names = Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
-  await t.db.db.insert(agents).values(names.map((name) => ({ workspaceId: ws, name, snapshotId: v1Id })));
+  for (const name of names) await t.client.agents.create({ workspace: ws, name, snapshot: `${prefix}-v1` });
   return { v1Id, v2Id, names, snapshot: `${prefix}-v2` };
 }
 
@@ -170,10 +168,14 @@ test('an agent moved elsewhere meanwhile is skipped, not pulled back; an origin 
   const otherId = await snapshot('side-other-v1');
   await start({ snapshot: snap, agents: names, batchSize: 5 });
   await until(snap, (s) => s.phase === 'health');
-  await t.db.db.update(agents).set({ snapshotId: otherId }).where(and(eq(agents.workspaceId, ws), eq(agents.name, 'side-3'))); // another rollout took it
+  // Another rollout takes side-3 meanwhile: as its canary, it moves at once.
+  await start({ snapshot: 'side-other-v1', agents: ['side-3'] });
+  await until('side-other-v1', (s) => s.phase === 'health');
   await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'side-1', ok: true });
   expect(await t.client.agents.wait({ workspace: ws, snapshot: snap })).toMatchObject({ status: 'completed', moved: ['side-1', 'side-2'], skipped: ['side-3'] });
   expect(await where(names)).toMatchObject({ 'side-1': { on: v2Id }, 'side-2': { on: v2Id }, 'side-3': { on: otherId } });
+  await t.client.agents.reportHealth({ workspace: ws, snapshot: 'side-other-v1', agent: 'side-3', ok: true });
+  expect(await t.client.agents.wait({ workspace: ws, snapshot: 'side-other-v1' })).toMatchObject({ status: 'completed', moved: ['side-3'] });
 
   const lone = await fleet('lone', 1);
   await start({ snapshot: lone.snapshot, agents: lone.names });
@@ -236,7 +238,7 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
   test('the snapshot boots → completed, the boot recorded as the canary health', async () => {
     const v1Id = await snapshot('auto-v1', {}, autoWs);
     const names = ['auto-1', 'auto-2', 'auto-3'];
-    await t.db.db.insert(agents).values(names.map((name) => ({ workspaceId: autoWs, name, snapshotId: v1Id })));
+    for (const name of names) await t.client.agents.create({ workspace: autoWs, name, snapshot: 'auto-v1' });
     await start({ workspace: autoWs, snapshot: 'auto-v2', agents: 'all', auto: true, batchSize: 5 });
     const result = await t.client.agents.wait({ workspace: autoWs, snapshot: 'auto-v2' });
     // `all`: every agent of the workspace, by name; the first is the canary, the rest one batch.

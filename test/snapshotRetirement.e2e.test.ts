@@ -2,7 +2,7 @@
 // the registry, prune is a dry run until --yes.
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
-import { defaultPointers, issues, snapshotEvents, snapshots } from '../db/schema';
+import { snapshotEvents, snapshots } from '../db/schema';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { freePort, startRegistry, stopProcess, type ManagedProcess } from '../scripts/stack';
 import { pushImage } from './support/images';
@@ -48,9 +48,13 @@ async function storedManifestStatus(storedRef: string): Promise<number> {
 }
 
 test('delete is refused while a default or a pin uses the snapshot, and says which', async () => {
-  const s = await activeSnapshot('busy-v1');
-  await t.db.db.insert(defaultPointers).values({ scope: ws, size: 'small', profileKey: s.profileKey, snapshotId: s.id });
-  await t.db.db.insert(issues).values({ scope: ws, externalKey: 'ISSUE-7', pinnedSnapshotId: s.id });
+  // As a user gets there: a sandbox promoted to a golden snapshot and made the default, then pinned on an issue.
+  const { sandboxId } = await t.client.sandboxes.create({ ...base, class: 'vm', keepAlive: true });
+  const promoted = await t.client.sandboxes.promote(sandboxId, { name: 'busy-v1', setDefault: true });
+  await t.client.sandboxes.destroy(sandboxId);
+  const s = (await t.client.snapshots.get({ workspace: ws, name: 'busy-v1' })).snapshot;
+  expect(promoted.default).toMatchObject({ scope: ws, size: 'small', profileKey: s.profileKey, snapshotId: s.id });
+  await t.client.sandboxes.pin({ workspace: ws, issue: 'ISSUE-7', snapshot: 'busy-v1' });
   const refused = await t.client.snapshots.delete({ workspace: ws, name: 'busy-v1' }).catch((e: unknown) => e);
   expect(refused).toMatchObject({ code: 'CONFLICT' });
   expect((refused as Error).message).toContain(`default for ${ws} small ${s.profileKey}`);
