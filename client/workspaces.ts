@@ -1,11 +1,10 @@
 // Workspaces, their plan and their members. Operators create workspaces and set plans; a workspace's admins
 // manage its members. Each change is decided and audited like any other (client/access.ts).
-import { and, desc, eq, inArray } from 'drizzle-orm';
+import { listAudit, type AuditEvent } from '../catalog/audit';
+import { allWorkspaces, deleteMember, insertWorkspace, listMembers, saveMember, setWorkspacePlan, workspacesOf, type Member, type Workspace } from '../catalog/workspaces';
 import type { Db } from '../db/client';
-import { auditEvents, members, workspaces, type AuditEvent, type Member, type Workspace } from '../db/access';
 import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
-import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { screenText, validateField, validationError } from '../lib/validation';
 import { audited, requireAccess } from './access';
@@ -26,14 +25,6 @@ const workspaceId = (value: unknown): string => {
   return id;
 };
 
-/** A workspace always keeps one admin: the admins' rows are locked so two concurrent removals cannot both pass. */
-async function keepAnAdmin(tx: Pick<Db, 'select'>, scope: string, userId: string, verb: 'remove' | 'demote'): Promise<void> {
-  const admins = await tx.select({ userId: members.userId }).from(members).where(and(eq(members.workspaceId, scope), eq(members.role, 'admin'))).for('update');
-  if (admins.length === 1 && admins[0]!.userId === userId) {
-    throw new SnapflowError({ code: 'CONFLICT', field: 'user', message: `${userId} is the last admin of ${scope}; cannot ${verb} them`, hint: `make someone else admin first: snapflow member add <user> --role admin --workspace ${scope}` });
-  }
-}
-
 export class WorkspaceClient {
   constructor(
     private readonly db: Db,
@@ -45,63 +36,44 @@ export class WorkspaceClient {
     const id = workspaceId(input.id);
     const plan = oneOf<Plan>('plan', input.plan === undefined ? 'free' : input.plan, PLANS);
     const admin = user('admin', input.admin);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, async (tx) => {
-      const [row] = await tx.insert(workspaces).values({ id, plan }).onConflictDoNothing().returning();
-      if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'workspace', message: `workspace ${id} already exists`, hint: 'choose another id, or add members to it' });
-      await tx.insert(members).values({ workspaceId: id, userId: admin, role: 'admin' });
-      return row;
-    });
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, (tx) => insertWorkspace(tx, { id, plan, admin }));
   }
 
   /** Operators only: free ↔ paid. */
   async setPlan(input: { id: string; plan: string }): Promise<Workspace> {
     const id = workspaceId(input.id);
     const plan = oneOf<Plan>('plan', input.plan, PLANS);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, async (tx) => {
-      const [row] = await tx.update(workspaces).set({ plan }).where(eq(workspaces.id, id)).returning();
-      if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${id}` });
-      return row;
-    });
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, (tx) => setWorkspacePlan(tx, { id, plan }));
   }
 
   /** Operators see every workspace; anyone else the ones they belong to. */
   async list(): Promise<Workspace[]> {
-    if (this.config.operators.includes(this.config.actor)) return this.db.select().from(workspaces).orderBy(workspaces.id);
-    const mine = (await this.db.select({ id: members.workspaceId }).from(members).where(eq(members.userId, this.config.actor))).map((m) => m.id);
-    return mine.length ? this.db.select().from(workspaces).where(inArray(workspaces.id, mine)).orderBy(workspaces.id) : [];
+    return this.config.operators.includes(this.config.actor) ? allWorkspaces(this.db) : workspacesOf(this.db, this.config.actor);
   }
 
   async addMember(input: { workspace: string; user: string; role?: string }): Promise<Member> {
     const scope = workspaceId(input.workspace);
     const userId = user('user', input.user);
     const role = oneOf<Role>('role', input.role === undefined ? 'member' : input.role, ROLES);
-    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, async (tx) => {
-      if (role !== 'admin') await keepAnAdmin(tx, scope, userId, 'demote');
-      const [row] = await tx.insert(members).values({ workspaceId: scope, userId, role }).onConflictDoUpdate({ target: [members.workspaceId, members.userId], set: { role } }).returning();
-      return row!;
-    });
+    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, (tx) => saveMember(tx, { scope, userId, role }));
   }
 
   async removeMember(input: { workspace: string; user: string }): Promise<void> {
     const scope = workspaceId(input.workspace);
     const userId = user('user', input.user);
-    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, async (tx) => {
-      await keepAnAdmin(tx, scope, userId, 'remove');
-      const gone = await tx.delete(members).where(and(eq(members.workspaceId, scope), eq(members.userId, userId))).returning();
-      if (gone.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${scope}` });
-    });
+    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, (tx) => deleteMember(tx, { scope, userId }));
   }
 
   async members(workspace: string): Promise<Member[]> {
     const scope = workspaceId(workspace);
     await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(members).where(eq(members.workspaceId, scope)).orderBy(members.userId);
+    return listMembers(this.db, scope);
   }
 
   /** Who did what in the workspace, newest first (admins). */
   async audit(workspace: string, limit = 50): Promise<AuditEvent[]> {
     const scope = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, scope, 'workspace.manage');
-    return this.db.select().from(auditEvents).where(eq(auditEvents.scope, scope)).orderBy(desc(auditEvents.id)).limit(Math.min(Math.max(1, limit), 500));
+    return listAudit(this.db, { scope, limit });
   }
 }
