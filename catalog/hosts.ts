@@ -1,7 +1,7 @@
 // Hosts and their snapshot cache: the rows host workers announce, placement by free memory, and which
 // snapshots each host's engine holds.
 import { and, eq, gte, inArray, ne, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Queryable } from '../db/client';
 import { hostCache, hosts } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
@@ -49,9 +49,14 @@ export async function chooseHost(db: Db, input: { size: string }): Promise<{ hos
 }
 
 /** Drain: no new work is placed on the host; its sandboxes restore elsewhere from storage on their next start. */
-export async function changeHostStatus(db: Db, input: { hostId: string; status: 'online' | 'draining' }): Promise<{ found: boolean }> {
+export async function changeHostStatus(db: Pick<Queryable, 'update'>, input: { hostId: string; status: 'online' | 'draining' }): Promise<{ found: boolean }> {
   const updated = await db.update(hosts).set({ status: input.status }).where(eq(hosts.id, input.hostId)).returning({ id: hosts.id });
   return { found: updated.length > 0 };
+}
+
+/** Hosts not offline (online or draining), by id: each should answer through its worker. */
+export async function hostsInService(db: Db): Promise<string[]> {
+  return (await db.select({ id: hosts.id }).from(hosts).where(ne(hosts.status, 'offline')).orderBy(hosts.id)).map((h) => h.id);
 }
 
 export async function onlineHosts(db: Db): Promise<Array<{ hostId: string }>> {

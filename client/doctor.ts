@@ -2,7 +2,8 @@
 import { temporal } from '@temporalio/proto';
 import postgres from 'postgres';
 import { createGithubApp } from '../lib/githubApp';
-import { describeTarget, toDatabaseError } from '../db/client';
+import { hostsInService } from '../catalog/hosts';
+import { createDb, describeTarget, toDatabaseError } from '../db/client';
 import { pendingMigrations } from '../db/migrate';
 import { loadConfig, type Config } from '../lib/config';
 import { describeFailure } from '../lib/errors';
@@ -90,13 +91,13 @@ async function checkTemporalAndWorkers(config: Config): Promise<Check[]> {
 /** Every host in the catalog answers through its own worker, which talks to its own dockerd. */
 async function checkHosts(config: Config, client: SnapflowClient): Promise<Check[]> {
   let hostIds: string[];
-  const sql = postgres(config.databaseUrl, { max: 1, connect_timeout: 3, onnotice: () => {} });
+  const catalog = createDb(config.databaseUrl, { max: 1, connectTimeoutSeconds: 3 });
   try {
-    hostIds = (await sql<{ id: string }[]>`select id from hosts where status <> 'offline' order by id`).map((r) => r.id);
+    hostIds = await hostsInService(catalog.db);
   } catch {
     return []; // the postgres line already says why
   } finally {
-    await sql.end({ timeout: 2 });
+    await catalog.sql.end({ timeout: 2 });
   }
   if (hostIds.length === 0) {
     return [{ name: 'docker hosts', status: 'fail', detail: 'no host worker has registered', fix: 'start one: `npm run worker:host` (DOCKER_HOST, SNAPFLOW_HOST_ID)' }];

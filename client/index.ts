@@ -2,10 +2,9 @@
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { HostFacts } from '../lib/hosts';
-import type { ConnectionState } from '../catalog/connections';
-import { eq } from 'drizzle-orm';
+import { readConnection, type ConnectionState } from '../catalog/connections';
+import { changeHostStatus } from '../catalog/hosts';
 import { createDb, type DbHandle } from '../db/client';
-import { githubConnections, hosts } from '../db/schema';
 import { AgentClient } from './agents';
 import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
@@ -138,8 +137,7 @@ export class SnapflowClient {
   async githubStatus(input: { workspace: string }): Promise<ConnectionState | null> {
     const scope = validateField('workspace', input.workspace);
     await requireAccess(this.db(), this.config, scope, 'snapshot.read');
-    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, scope));
-    return row ? { scope: row.scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null } : null;
+    return (await readConnection(this.db(), scope)) ?? null;
   }
 
   /**
@@ -159,8 +157,8 @@ export class SnapflowClient {
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
     // Operators only (the system scope).
     await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async (tx) => {
-      const updated = await tx.update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
-      if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
+      const { found } = await changeHostStatus(tx, { hostId, status });
+      if (!found) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
     });
   }
 

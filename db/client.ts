@@ -19,9 +19,10 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
-export function createDb(url: string, options: { max?: number } = {}): DbHandle {
+export function createDb(url: string, options: { max?: number; connectTimeoutSeconds?: number } = {}): DbHandle {
   // A small pool: workers run a handful of concurrent activities, not a web server's worth.
-  const sql = postgres(url, { max: options.max ?? 5, onnotice: () => {} });
+  const timeout = options.connectTimeoutSeconds === undefined ? {} : { connect_timeout: options.connectTimeoutSeconds };
+  const sql = postgres(url, { max: options.max ?? 5, ...timeout, onnotice: () => {} });
   const db = drizzle(sql, { schema });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }
