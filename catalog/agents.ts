@@ -1,6 +1,6 @@
 // Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
 // Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
-import { and, asc, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client';
 import { agents, type Agent } from '../db/access';
 import { snapshots, type Snapshot } from '../db/schema';
@@ -8,7 +8,9 @@ import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { requireWorkspace } from './access';
 import { recordAudit } from './audit';
-import type { RunRef } from './snapshots';
+import { findUsableSnapshot, type RunRef } from './snapshots';
+
+export type { Agent } from '../db/access';
 
 /** An agent as a rollout sees it: its name and the snapshot it runs on now. */
 export interface RolloutAgent {
@@ -29,19 +31,22 @@ export interface RolloutSnapshot {
 }
 
 /**
- * A snapshot agents may run on: live and active, in the workspace or in the system scope (the workspace's own wins a
- * name clash). Found by id (rollouts) or by name (the client). NOT_FOUND / VALIDATION_FAILED name the field `snapshot`.
+ * A live snapshot of the workspace or the system scope (the workspace's own wins a name clash), in whatever status
+ * it is now: what a running rollout is found by. By id or by name; NOT_FOUND names the field `snapshot`.
  */
-export async function findAgentSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
-  const which = 'snapshotId' in input ? eq(snapshots.id, input.snapshotId) : eq(snapshots.name, input.name);
-  const [snap] = await db
-    .select()
-    .from(snapshots)
-    .where(and(which, ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
-    .limit(1);
+export async function findLiveAgentSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
+  const snap = await findUsableSnapshot(db, input);
   const label = 'snapshotId' in input ? input.snapshotId : input.name;
   if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${label}" in ${input.scope} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
+  return snap;
+}
+
+/**
+ * A snapshot agents may run on: found as by findLiveAgentSnapshot, and active. Rollouts look it up by id, the client
+ * by name. VALIDATION_FAILED names the field `snapshot`.
+ */
+export async function findAgentSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
+  const snap = await findLiveAgentSnapshot(db, input);
   if (snap.status !== 'active') throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message: `snapshot "${snap.name}" is ${snap.status}; agents run only on an active snapshot`, hint: 'wait for it to become active, or choose another' });
   return snap;
 }

@@ -1,7 +1,7 @@
 // The one default per (scope, size, profile): changed only by compare-and-set, every change appended to history.
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { defaultHistory, defaultPointers, snapshots } from '../db/schema';
+import { defaultHistory, defaultPointers, snapshots, type DefaultPointer } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 
 export interface SetDefault {
@@ -57,10 +57,15 @@ export async function compareAndSetDefault(db: Db, input: SetDefault): Promise<D
   });
 }
 
+/** The default pointer for (scope, size, profile); undefined while there is none. */
+export async function findDefault(db: Db, input: { scope: string; size: string; profileKey: string }): Promise<DefaultPointer | undefined> {
+  const [current] = await db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.scope), eq(defaultPointers.size, input.size), eq(defaultPointers.profileKey, input.profileKey)));
+  return current;
+}
+
 /** Rollback = set-default to the snapshot the current default replaced (the history's previous entry). */
 export async function previousDefault(db: Db, input: { scope: string; size: string; profileKey: string }): Promise<{ snapshotId: string; version: number }> {
-  const where = and(eq(defaultPointers.scope, input.scope), eq(defaultPointers.size, input.size), eq(defaultPointers.profileKey, input.profileKey));
-  const [current] = await db.select().from(defaultPointers).where(where);
+  const current = await findDefault(db, input);
   if (!current) throw new SnapflowError({ code: 'NOT_FOUND', field: 'size', message: `no default for ${input.scope} ${input.size} ${input.profileKey} to roll back` });
   const [last] = await db
     .select()

@@ -1,12 +1,15 @@
 // Golden builds in the catalog: the build config, the build record (incl. skipped), and registering the result.
-import { eq } from 'drizzle-orm';
-import type { Db } from '../db/client';
-import { goldenBuildConfigs, goldenBuilds, snapshotEvents, snapshots } from '../db/schema';
+import { desc, eq } from 'drizzle-orm';
+import type { Db, Queryable } from '../db/client';
+import { goldenBuildConfigs, goldenBuilds, snapshotEvents, snapshots, type GoldenBuildConfig } from '../db/schema';
 import type { GoldenConfig } from '../lib/goldenConfig';
 import { SnapflowError } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import type { GoldenBuildStatus, GoldenBuildTrigger } from '../lib/vocabulary';
 import type { RunRef } from './snapshots';
+
+export type { GoldenBuildConfig } from '../db/schema';
+export type GoldenBuild = typeof goldenBuilds.$inferSelect;
 
 /** What a build needs of the stored config: all of it but the schedule. */
 export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone' | 'enabled'>;
@@ -14,8 +17,20 @@ export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone'
 export const storageNotConfigured = (): SnapflowError =>
   new SnapflowError({ code: 'GOLDEN_STORAGE_NOT_CONFIGURED', message: 'golden snapshots are disabled because snapshot storage is not configured', hint: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD' });
 
+export async function findBuildConfig(db: Db, scope: string): Promise<GoldenBuildConfig | undefined> {
+  const [row] = await db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, scope));
+  return row;
+}
+
+/** Creates or replaces the workspace's config (the caller syncs its schedule in the same transaction). */
+export async function saveBuildConfig(tx: Pick<Queryable, 'insert'>, config: GoldenConfig): Promise<GoldenBuildConfig> {
+  const row = { ...config, updatedAt: new Date() };
+  const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+  return written!;
+}
+
 export async function readBuildConfig(db: Db, input: { scope: string }): Promise<BuildConfig> {
-  const [row] = await db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, input.scope));
+  const row = await findBuildConfig(db, input.scope);
   if (!row) throw new SnapflowError({ code: 'NOT_FOUND', message: `no golden build config for ${input.scope}`, hint: `set one: snapflow golden config set --workspace ${input.scope} --target small:codex` });
   if (row.targets.length === 0) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'targets', message: `the golden config of ${input.scope} has no target sizes`, hint: 'add --target small:codex' });
   const { repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets } = row;
@@ -32,6 +47,17 @@ export async function recordBuildEnd(db: Db, input: { buildId: string; status: E
     .update(goldenBuilds)
     .set({ status: input.status, reason: input.reason, message: input.message?.slice(0, 2000), figures: input.figures, snapshotId: input.snapshotId, finishedAt: new Date() })
     .where(eq(goldenBuilds.id, input.buildId));
+}
+
+/** The workspace's builds, newest first. */
+export async function listBuilds(db: Db, input: { scope: string; limit: number }): Promise<GoldenBuild[]> {
+  return db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, input.scope)).orderBy(desc(goldenBuilds.startedAt)).limit(input.limit);
+}
+
+/** The id of the newest build recorded by a workflow id; undefined before its run has recorded one. */
+export async function latestBuildId(db: Db, workflowId: string): Promise<string | undefined> {
+  const [row] = await db.select({ id: goldenBuilds.id }).from(goldenBuilds).where(eq(goldenBuilds.workflowId, workflowId)).orderBy(desc(goldenBuilds.startedAt)).limit(1);
+  return row?.id;
 }
 
 export interface GoldenRegistration {

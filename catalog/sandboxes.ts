@@ -1,13 +1,14 @@
 // Catalog side of sandboxes: the row the entity workflow keeps in step with its state, session snapshots saved
 // after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice.
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client';
-import { hostCache, issues, sandboxes, snapshotEvents, snapshots } from '../db/schema';
+import { hostCache, issues, sandboxes, snapshotEvents, snapshots, type Issue, type Sandbox } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
-import { SYSTEM_SCOPE } from '../lib/ids';
 import type { Runtime } from '../lib/presets';
 import type { SandboxClass, SandboxState } from '../lib/vocabulary';
-import type { RunRef } from './snapshots';
+import { findUsableSnapshot, type RunRef } from './snapshots';
+
+export type { Sandbox } from '../db/schema';
 
 export interface SandboxRow {
   id: string;
@@ -89,17 +90,38 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
   });
 }
 
+/** The workspace's issue with that external key, created on first use (a sandbox for it, or a pin). */
+export async function saveIssue(db: Pick<Queryable, 'insert'>, input: { scope: string; issue: string }): Promise<Issue> {
+  const [issue] = await db
+    .insert(issues)
+    .values({ scope: input.scope, externalKey: input.issue })
+    .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
+    .returning();
+  return issue!;
+}
+
+export async function findIssue(db: Db, input: { scope: string; issue: string }): Promise<Issue | undefined> {
+  const [row] = await db.select().from(issues).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
+  return row;
+}
+
+export async function listSandboxes(db: Db, scope: string): Promise<Sandbox[]> {
+  return db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+}
+
+/** The workspace a sandbox belongs to; undefined until its workflow has registered the row. */
+export async function sandboxScope(db: Db, sandboxId: string): Promise<string | undefined> {
+  const [row] = await db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+  return row?.scope;
+}
+
 /**
  * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
  * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
  */
 export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-  const [snap] = await db
-    .select()
-    .from(snapshots)
-    .where(and(eq(snapshots.name, input.snapshotName), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`);
+  const snap = await findUsableSnapshot(db, { scope: input.scope, name: input.snapshotName });
   const refuse = (message: string, hint: string): never => {
     throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
   };
@@ -107,16 +129,12 @@ export async function pinSnapshot(db: Queryable, input: { scope: string; issue: 
   if (snap.kind !== 'golden') refuse(`"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`, 'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)');
   if (snap.status !== 'active') refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
   return db.transaction(async (tx) => {
-    const [issue] = await tx
-      .insert(issues)
-      .values({ scope: input.scope, externalKey: input.issue })
-      .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
-      .returning();
-    const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue!.id));
+    const issue = await saveIssue(tx, { scope: input.scope, issue: input.issue });
+    const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
     const other = users.find((u) => u.profileKey !== snap.profileKey);
     if (other) refuse(`"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`, 'pin a golden snapshot built for that profile');
-    await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue!.id));
-    return { issueId: issue!.id, snapshotId: snap.id };
+    await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
+    return { issueId: issue.id, snapshotId: snap.id };
   });
 }
 

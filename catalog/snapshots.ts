@@ -1,11 +1,14 @@
 // Snapshot rows and their events. Every status change is a guarded UPDATE (from the expected status) plus an event
 // in the same transaction, so a retried caller changes nothing twice.
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import { and, asc, desc, eq, inArray, ne, sql, type SQL } from 'drizzle-orm';
+import type { Db, Queryable } from '../db/client';
 import { agents } from '../db/access';
-import { defaultHistory, defaultPointers, issues, snapshotEvents, snapshots, type NewSnapshot, type Snapshot } from '../db/schema';
+import { defaultHistory, defaultPointers, issues, snapshotEvents, snapshots, type NewSnapshot, type Snapshot, type SnapshotEvent } from '../db/schema';
 import { SnapflowError, type ErrorCode } from '../lib/errors';
+import { SYSTEM_SCOPE } from '../lib/ids';
 import type { SnapshotStatus } from '../lib/vocabulary';
+
+export type { Snapshot, SnapshotEvent } from '../db/schema';
 
 /** What a workflow knows about the run that writes a row; recorded on the row and its events. */
 export interface RunRef {
@@ -72,7 +75,7 @@ export async function insertPendingSnapshot(db: Db, input: PendingSnapshot): Pro
     return { snapshotId: row.id, reused: false };
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
-    const [live] = await db.select().from(snapshots).where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
+    const live = await findLiveSnapshot(db, { scope: row.scope, name: row.name });
     if (live && sameSpec(live, { sourceImage: row.sourceImage ?? null, runtime: row.runtime, entrypoint: row.entrypoint ?? '/app/start.sh', size: row.size })) {
       return { snapshotId: live.id, reused: true };
     }
@@ -147,4 +150,58 @@ export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ scope
   const [snapshot] = await db.select({ scope: snapshots.scope, name: snapshots.name }).from(snapshots).where(eq(snapshots.id, snapshotId));
   if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `snapshot ${snapshotId} does not exist` });
   return snapshot;
+}
+
+/** The live (not deleted) snapshot of that name in the workspace; at most one exists. */
+export async function findLiveSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string; name: string }): Promise<Snapshot | undefined> {
+  const [row] = await db.select().from(snapshots).where(and(eq(snapshots.scope, input.scope), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
+  return row;
+}
+
+/**
+ * A live snapshot the workspace may use: its own or a system one (its own wins a name clash), by id or by name.
+ */
+export async function findUsableSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot | undefined> {
+  const which = 'snapshotId' in input ? eq(snapshots.id, input.snapshotId) : eq(snapshots.name, input.name);
+  const [snap] = await db
+    .select()
+    .from(snapshots)
+    .where(and(which, ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
+    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
+    .limit(1);
+  return snap;
+}
+
+/** Every name the workspace has used, deleted snapshots included (the next versioned name skips them all). */
+export async function snapshotNames(db: Db, scope: string): Promise<string[]> {
+  return (await db.select({ name: snapshots.name }).from(snapshots).where(eq(snapshots.scope, scope))).map((r) => r.name);
+}
+
+/** Filters of `snapshot list`, already checked against the catalog's values. */
+export interface SnapshotFilter {
+  scope: string;
+  status?: string;
+  runtime?: string;
+  size?: string;
+  kind?: string;
+}
+
+/** The workspace's live snapshots, newest first (at most 1000). */
+export async function listSnapshots(db: Db, input: SnapshotFilter): Promise<Snapshot[]> {
+  const filters: SQL[] = [eq(snapshots.scope, input.scope), ne(snapshots.status, 'deleted')];
+  if (input.status) filters.push(sql`${snapshots.status}::text = ${input.status}`);
+  if (input.runtime) filters.push(sql`${snapshots.runtime}::text = ${input.runtime}`);
+  if (input.size) filters.push(eq(snapshots.size, input.size));
+  if (input.kind) filters.push(sql`${snapshots.kind}::text = ${input.kind}`);
+  return db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
+}
+
+/** A snapshot's events, oldest first. */
+export async function listSnapshotEvents(db: Db, snapshotId: string): Promise<SnapshotEvent[]> {
+  return db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshotId)).orderBy(asc(snapshotEvents.id));
+}
+
+/** Only the progress steps (`step:<name>`) of a snapshot's run, oldest first. */
+export async function listSnapshotSteps(db: Db, snapshotId: string): Promise<SnapshotEvent[]> {
+  return db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));
 }

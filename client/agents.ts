@@ -3,15 +3,12 @@
 // abort takes effect between batches.
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
-import { and, eq, inArray, ne, sql } from 'drizzle-orm';
-import { createAgent, findAgentSnapshot, listAgents } from '../catalog/agents';
+import { createAgent, findAgentSnapshot, findLiveAgentSnapshot, listAgents, type Agent } from '../catalog/agents';
 import type { Db } from '../db/client';
-import type { Agent } from '../db/access';
-import { snapshots } from '../db/schema';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
+import { taskQueues, workflowIds } from '../lib/ids';
 import { check, checkActor, checkAgentName, checkAgentSnapshotName, checkAgentWorkspace, checkRolloutAgents, checkRolloutOptions, screenText, type RolloutOptionsInput } from '../lib/validation';
 import type { HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
 import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/contracts/rollout';
@@ -187,13 +184,7 @@ export class AgentClient {
     const scope = checkAgentWorkspace(ref.workspace);
     const name = checkAgentSnapshotName(ref.snapshot);
     const actor = await this.can(scope, action, ref.actor);
-    const [snap] = await this.db
-      .select({ id: snapshots.id })
-      .from(snapshots)
-      .where(and(eq(snapshots.name, name), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [scope, SYSTEM_SCOPE])))
-      .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
-      .limit(1);
-    if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${name}" in ${scope} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
+    const snap = await findLiveAgentSnapshot(this.db, { scope, name });
     return { handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(scope, snap.id)), scope, name, actor };
   }
 

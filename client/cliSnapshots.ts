@@ -1,6 +1,6 @@
 // `snapflow snapshot …` and `snapflow github …`: thin wrappers over the client. Every command takes --json.
 import type { Command } from 'commander';
-import type { Snapshot } from '../db/schema';
+import type { Snapshot } from '../catalog/snapshots';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { validationError, wholeNumber } from '../lib/validation';
 import type { SnapflowClient } from './index';

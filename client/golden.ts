@@ -2,12 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
 import { TypedSearchAttributes, type Duration } from '@temporalio/common';
-import { and, desc, eq, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { defaultPointers, goldenBuildConfigs, goldenBuilds, snapshots, type GoldenBuildConfig } from '../db/schema';
-import type { DefaultState } from '../catalog/defaults';
-import { previousDefault } from '../catalog/defaults';
-import { storageNotConfigured } from '../catalog/golden';
+import { findDefault, previousDefault, type DefaultState } from '../catalog/defaults';
+import { findBuildConfig, latestBuildId, listBuilds, saveBuildConfig, storageNotConfigured, type GoldenBuild, type GoldenBuildConfig } from '../catalog/golden';
+import { findLiveSnapshot } from '../catalog/snapshots';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { audited, requireAccess, requireRunAccess } from './access';
@@ -44,20 +42,19 @@ export class GoldenClient {
   async setConfig(input: GoldenConfigInput): Promise<{ config: GoldenBuildConfig; schedule?: ScheduleState }> {
     this.assertStorage();
     const v = validateGoldenConfig(input);
-    const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
     const config = await audited(this.db, this.config, v.scope, 'golden.config', 'golden config', async (tx) => {
-      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
-      await this.syncSchedule(written!);
+      const written = await saveBuildConfig(tx, v);
+      await this.syncSchedule(written);
       return written;
     });
-    return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
+    return { config, schedule: (await this.scheduleState(v.scope)) ?? undefined };
   }
 
   async getConfig(workspace: string): Promise<GoldenBuildConfig> {
     const scope = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, scope));
+    const config = await findBuildConfig(this.db, scope);
     if (!config) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no golden build config for ${scope}`, hint: `snapflow golden config set --workspace ${scope} --target small:codex` });
     return config;
   }
@@ -108,9 +105,9 @@ export class GoldenClient {
       throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'expectedVersion', message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`, hint: 'pass the version the last set-default printed, e.g. --expect-version 3' });
     }
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
-    const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
+    const snapshot = await findLiveSnapshot(this.db, { scope: input.workspace, name: input.name });
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
-    const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
+    const pointer = await findDefault(this.db, { scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey });
     return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: this.config.actor, reason: input.reason ?? 'set-default' });
   }
 
@@ -142,10 +139,10 @@ export class GoldenClient {
     }
   }
 
-  async recentBuilds(workspace: string, limit = 10) {
+  async recentBuilds(workspace: string, limit = 10): Promise<GoldenBuild[]> {
     const scope = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, scope)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+    return listBuilds(this.db, { scope, limit });
   }
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
@@ -167,8 +164,8 @@ export class GoldenClient {
   }
 
   private async isOwnRun(workflowId: string, buildId: string): Promise<boolean> {
-    const [row] = await this.db.select({ id: goldenBuilds.id }).from(goldenBuilds).where(eq(goldenBuilds.workflowId, workflowId)).orderBy(desc(goldenBuilds.startedAt)).limit(1);
-    return !row || row.id === buildId;
+    const latest = await latestBuildId(this.db, workflowId);
+    return latest === undefined || latest === buildId;
   }
 
   /** The config's schedule in Temporal: created, updated, paused (disabled) or deleted (no schedule). */

@@ -3,12 +3,10 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { and, eq } from 'drizzle-orm';
 import { storageNotConfigured } from '../catalog/golden';
 import { readRestoreInput } from '../catalog/restore';
-import { pinSnapshot, unpinSnapshot } from '../catalog/sandboxes';
+import { findIssue, listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
-import { issues, sandboxes, type Sandbox } from '../db/schema';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
@@ -57,8 +55,7 @@ export class SandboxClient {
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
-      const [issue] = await this.db.insert(issues).values({ scope, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } }).returning();
-      issueId = issue!.id;
+      issueId = (await saveIssue(this.db, { scope, issue: input.issue })).id;
     }
     const sandboxId = randomUUID();
     const workflowId = workflowIds.sandbox(sandboxId);
@@ -140,14 +137,14 @@ export class SandboxClient {
   async list(workspace: string): Promise<Sandbox[]> {
     const scope = checkSandboxWorkspace(workspace);
     await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+    return listSandboxes(this.db, scope);
   }
 
   /** Access on a sandbox is access on its workspace; an unknown id is NOT_FOUND (nothing about others leaks). */
   private async canOn(sandboxId: string, action: Action): Promise<void> {
-    const [row] = await this.db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+    const scope = await sandboxScope(this.db, sandboxId);
     // A sandbox whose workflow has not registered its row yet is still being created: the workflow decides.
-    if (row) await requireAccess(this.db, this.config, row.scope, action);
+    if (scope) await requireAccess(this.db, this.config, scope, action);
   }
 
   async pin(input: { workspace: string; issue: string; snapshot: string }): Promise<{ issueId: string; snapshotId: string }> {
@@ -161,8 +158,7 @@ export class SandboxClient {
     const scope = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     await requireAccess(this.db, this.config, scope, 'issue.pin', { target: `${input.issue} unpinned` });
-    const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
-    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
+    if (!(await findIssue(this.db, { scope, issue: input.issue }))) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
     await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { scope, issue: input.issue }));
   }
 }

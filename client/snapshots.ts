@@ -3,12 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { and, asc, desc, eq, ne, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { githubConnections, snapshotEvents, snapshots, type Snapshot, type SnapshotEvent } from '../db/schema';
 import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES } from '../lib/vocabulary';
+import { connectHint, readConnection } from '../catalog/connections';
 import { describeUsage, inUse, unusedSnapshots, usageOf } from '../catalog/retirement';
-import { sameSpec } from '../catalog/snapshots';
+import { findLiveSnapshot, listSnapshotEvents, listSnapshotSteps, listSnapshots, sameSpec, snapshotNames, type Snapshot, type SnapshotEvent } from '../catalog/snapshots';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
@@ -69,13 +68,13 @@ export class SnapshotClient {
     if (options.rollout !== undefined && options.replace !== true) throw validationError('rollout', 'a rollout of agents goes with --replace', 'pass --replace too, or start one later: snapflow agent rollout');
     const agentRollout = options.rollout === undefined ? undefined : checkRolloutOptions(options.rollout ?? {});
     await this.can(v.scope, 'snapshot.create');
-    const live = await this.live(v.scope, v.name);
+    const live = await findLiveSnapshot(this.db, { scope: v.scope, name: v.name });
     const spec = { sourceImage: v.imageRef, runtime: v.runtime, entrypoint: v.entrypoint, size: v.size };
     let name = v.name;
     let replaces: string | undefined;
     if (live && live.status !== 'failed') {
       if (sameSpec(live, spec)) return { snapshotId: live.id, name, workflowId: live.workflowId ?? '', status: live.status === 'active' ? 'active' : 'pending', reused: true };
-      const next = nextVersionedName(v.name, await this.namesIn(v.scope));
+      const next = nextVersionedName(v.name, await snapshotNames(this.db, v.scope));
       if (!options.replace) {
         throw conflict(
           `snapshot "${v.name}" already exists with a different ${differences(live, spec).join(', ')}; it is not changed in place`,
@@ -128,7 +127,7 @@ export class SnapshotClient {
     await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300));
     const seen = new Set<number>();
     const poll = async (): Promise<void> => {
-      const rows = await this.db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));
+      const rows = await listSnapshotSteps(this.db, created.snapshotId);
       for (const r of rows) {
         if (seen.has(r.id)) continue;
         seen.add(r.id);
@@ -151,25 +150,20 @@ export class SnapshotClient {
     const scope = validateField('workspace', input.workspace);
     const name = validateField('name', input.name);
     await this.can(scope, 'snapshot.read');
-    const snapshot = await this.live(scope, name);
+    const snapshot = await findLiveSnapshot(this.db, { scope, name });
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
-    const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
+    const events = await listSnapshotEvents(this.db, snapshot.id);
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
   async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
     const scope = validateField('workspace', input.workspace);
-    const filters: SQL[] = [eq(snapshots.scope, scope), ne(snapshots.status, 'deleted')];
     const status = filter('status', input.status, SNAPSHOT_STATUSES);
     const runtime = input.runtime === undefined ? undefined : validateField('runtime', input.runtime);
     const size = input.size === undefined ? undefined : validateField('size', input.size);
     const kind = filter('kind', input.kind, SNAPSHOT_KINDS);
-    if (status) filters.push(sql`${snapshots.status}::text = ${status}`);
-    if (runtime) filters.push(sql`${snapshots.runtime}::text = ${runtime}`);
-    if (size) filters.push(eq(snapshots.size, size));
-    if (kind) filters.push(sql`${snapshots.kind}::text = ${kind}`);
     await this.can(scope, 'snapshot.read');
-    return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
+    return listSnapshots(this.db, { scope, status, runtime, size, kind });
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
@@ -177,7 +171,7 @@ export class SnapshotClient {
     const scope = validateField('workspace', input.workspace);
     const name = validateField('name', input.name);
     await this.can(scope, 'snapshot.delete');
-    const snapshot = await this.live(scope, name);
+    const snapshot = await findLiveSnapshot(this.db, { scope, name });
     if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
@@ -220,22 +214,13 @@ export class SnapshotClient {
     }
   }
 
-  private async live(scope: string, name: string): Promise<Snapshot | undefined> {
-    const [row] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, scope), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
-    return row;
-  }
-
-  private async namesIn(scope: string): Promise<string[]> {
-    return (await this.db.select({ name: snapshots.name }).from(snapshots).where(eq(snapshots.scope, scope))).map((r) => r.name);
-  }
-
   /** GHCR images are blocked up front, before anything is written, when the connection is missing or expired. */
   private async requireGithub(scope: string): Promise<void> {
-    const [row] = await this.db.select().from(githubConnections).where(eq(githubConnections.scope, scope));
-    if (!row || row.status === 'missing') {
-      throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', field: 'image', message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${scope} has none`, hint: `run \`snapflow github connect --installation-id <id> --workspace ${scope}\`` });
+    const connection = await readConnection(this.db, scope);
+    if (!connection || connection.status === 'missing') {
+      throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', field: 'image', message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${scope} has none`, hint: connectHint(scope) });
     }
-    if (row.status === 'expired') {
+    if (connection.status === 'expired') {
       throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', field: 'image', message: `the GitHub connection of workspace ${scope} has expired`, hint: `run \`snapflow github reconnect --workspace ${scope}\`` });
     }
   }
