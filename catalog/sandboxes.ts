@@ -10,6 +10,7 @@ import { findUsableSnapshot, type RunRef } from './snapshots';
 
 export type { Sandbox } from '../db/schema';
 
+/** What a sandbox is registered with; the entity workflow's request (SandboxRequest) carries the same. */
 export interface SandboxRow {
   id: string;
   scope: string;

@@ -1,19 +1,13 @@
 // The sandbox entity's interface (workflows/sandbox.ts): its request, status and the Updates and Query it answers.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import type { DefaultState } from '../../catalog/defaults';
-import type { Runtime } from '../../lib/presets';
+import type { SandboxRow } from '../../catalog/sandboxes';
 import type { RestoreDecision } from '../../lib/restoreOrder';
-import type { SandboxClass, SandboxState } from '../../lib/vocabulary';
+import type { SandboxState } from '../../lib/vocabulary';
 
-export interface SandboxRequest {
+/** The sandbox's catalog row (catalog/sandboxes.ts), its id named `sandboxId`, and who asks for it. */
+export interface SandboxRequest extends Omit<SandboxRow, 'id'> {
   sandboxId: string;
-  scope: string;
-  class: SandboxClass;
-  size: string;
-  runtime: Runtime;
-  profileKey: string;
-  keepAlive: boolean;
-  issueId?: string;
   actor: string;
   /** Updates handled per run before continuing as new (default 200; tests use a small one). */
   updatesPerRun?: number;
