@@ -107,13 +107,13 @@ export class SandboxClient {
 
   async resume(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
-    await this.canOn(id, 'sandbox.job');
+    await this.canOn(id, 'sandbox.resume');
     return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }));
   }
 
   async destroy(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
-    await this.canOn(id, 'sandbox.job');
+    await this.canOn(id, 'sandbox.destroy');
     return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }));
   }
 

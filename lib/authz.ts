@@ -17,6 +17,8 @@ export const ACTIONS = {
   'golden.set-default': { role: 'admin', paid: true },
   'sandbox.create': { role: 'member' },
   'sandbox.job': { role: 'member' },
+  'sandbox.resume': { role: 'member' },
+  'sandbox.destroy': { role: 'member' },
   'sandbox.promote': { role: 'admin', paid: true },
   'issue.pin': { role: 'member' },
   'agent.manage': { role: 'admin' },

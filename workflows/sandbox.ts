@@ -199,7 +199,7 @@ class SandboxEntity {
     this.handled++;
     s.state = 'provisioning';
     try {
-      await this.authorizeAs(call?.actor, 'sandbox.job');
+      await this.authorizeAs(call?.actor, 'sandbox.resume');
       await this.start();
     } catch (err) {
       s.state = 'stopped';
@@ -220,7 +220,7 @@ class SandboxEntity {
   async destroy(call?: SandboxCall): Promise<SandboxStatus> {
     this.handled++;
     try {
-      await this.authorizeAs(call?.actor, 'sandbox.job');
+      await this.authorizeAs(call?.actor, 'sandbox.destroy');
     } catch (err) {
       const f = describeFailure(err);
       return reject(f.code, f.message, { hint: f.hint });
