@@ -113,18 +113,23 @@ export const snapshots = pgTable(
   ],
 );
 
+/** What a default is for (scope, size, profile) and the snapshot it names: a pointer's columns and a history entry's. */
+const defaultColumns = () => ({
+  scope: text('scope').notNull(),
+  size: text('size')
+    .notNull()
+    .references(() => sizePresets.key),
+  profileKey: text('profile_key').notNull(),
+  snapshotId: uuid('snapshot_id')
+    .notNull()
+    .references(() => snapshots.id),
+});
+
 /** Exactly one default per (scope, size, profile); `version` makes every change a compare-and-set. */
 export const defaultPointers = pgTable(
   'default_pointers',
   {
-    scope: text('scope').notNull(),
-    size: text('size')
-      .notNull()
-      .references(() => sizePresets.key),
-    profileKey: text('profile_key').notNull(),
-    snapshotId: uuid('snapshot_id')
-      .notNull()
-      .references(() => snapshots.id),
+    ...defaultColumns(),
     version: integer('version').notNull().default(1),
     updatedAt: updatedAt(),
   },
@@ -140,14 +145,7 @@ export const defaultHistory = pgTable(
   'default_history',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    scope: text('scope').notNull(),
-    size: text('size')
-      .notNull()
-      .references(() => sizePresets.key),
-    profileKey: text('profile_key').notNull(),
-    snapshotId: uuid('snapshot_id')
-      .notNull()
-      .references(() => snapshots.id),
+    ...defaultColumns(),
     previousSnapshotId: uuid('previous_snapshot_id').references(() => snapshots.id),
     actor: text('actor').notNull(),
     reason: text('reason'),
