@@ -11,6 +11,11 @@ export async function recordAudit(db: Pick<Queryable, 'insert'>, event: NewAudit
 }
 
 /** The workspace's trail, newest first; `limit` is held to 1–500. */
-export async function listAudit(db: Db, input: { scope: string; limit: number }): Promise<AuditEvent[]> {
-  return db.select().from(auditEvents).where(eq(auditEvents.scope, input.scope)).orderBy(desc(auditEvents.id)).limit(Math.min(Math.max(1, input.limit), 500));
+export async function listAudit(db: Db, input: { workspace: string; limit: number }): Promise<AuditEvent[]> {
+  return db
+    .select()
+    .from(auditEvents)
+    .where(eq(auditEvents.workspace, input.workspace))
+    .orderBy(desc(auditEvents.id))
+    .limit(Math.min(Math.max(1, input.limit), 500));
 }

@@ -13,7 +13,7 @@ export type { Sandbox } from '../db/schema';
 /** What a sandbox is registered with; the entity workflow's request (SandboxRequest) carries the same. */
 export interface SandboxRow {
   id: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   runtime: Runtime;
@@ -25,7 +25,7 @@ export interface SandboxRow {
 export interface SessionSnapshot {
   id: string;
   sandboxId: string;
-  scope: string;
+  workspace: string;
   runtime: Runtime;
   size: string;
   profileKey: string;
@@ -47,10 +47,18 @@ export async function insertSandbox(db: Db, input: SandboxRow): Promise<void> {
 }
 
 /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
-export async function setSandboxState(db: Db, input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null }): Promise<void> {
+export async function setSandboxState(
+  db: Db,
+  input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null },
+): Promise<void> {
   await db
     .update(sandboxes)
-    .set({ state: input.state, ...(input.hostId !== undefined ? { hostId: input.hostId } : {}), ...(input.containerId !== undefined ? { containerId: input.containerId } : {}), updatedAt: new Date() })
+    .set({
+      state: input.state,
+      ...(input.hostId !== undefined ? { hostId: input.hostId } : {}),
+      ...(input.containerId !== undefined ? { containerId: input.containerId } : {}),
+      updatedAt: new Date(),
+    })
     .where(eq(sandboxes.id, input.id));
 }
 
@@ -65,7 +73,7 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
     if (box.latestSessionSnapshotId === input.id) return { snapshotId: input.id, superseded: null }; // a retry
     await tx.insert(snapshots).values({
       id: input.id,
-      scope: input.scope,
+      workspace: input.workspace,
       name: `session-${input.sandboxId}-${input.sequence}`,
       kind: 'session',
       sourceImage: input.localRef,
@@ -81,9 +89,22 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
       workflowId: input.run.workflowId,
       runId: input.run.runId,
     });
-    await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'registered', toStatus: 'active', message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`, workflowId: input.run.workflowId, runId: input.run.runId });
+    await tx.insert(snapshotEvents).values({
+      snapshotId: input.id,
+      type: 'registered',
+      toStatus: 'active',
+      message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`,
+      workflowId: input.run.workflowId,
+      runId: input.run.runId,
+    });
     if (box.latestSessionSnapshotId) {
-      await tx.insert(snapshotEvents).values({ snapshotId: box.latestSessionSnapshotId, type: 'superseded', message: `superseded by ${input.id}`, workflowId: input.run.workflowId, runId: input.run.runId });
+      await tx.insert(snapshotEvents).values({
+        snapshotId: box.latestSessionSnapshotId,
+        type: 'superseded',
+        message: `superseded by ${input.id}`,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      });
     }
     await tx.update(sandboxes).set({ latestSessionSnapshotId: input.id, updatedAt: new Date() }).where(eq(sandboxes.id, input.sandboxId));
     await tx.insert(hostCache).values({ hostId: input.hostId, snapshotId: input.id }).onConflictDoNothing();
@@ -92,53 +113,77 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
 }
 
 /** The workspace's issue with that external key, created on first use (a sandbox for it, or a pin). */
-export async function saveIssue(db: Pick<Queryable, 'insert'>, input: { scope: string; issue: string }): Promise<Issue> {
+export async function saveIssue(db: Pick<Queryable, 'insert'>, input: { workspace: string; issue: string }): Promise<Issue> {
   const [issue] = await db
     .insert(issues)
-    .values({ scope: input.scope, externalKey: input.issue })
-    .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
+    .values({ workspace: input.workspace, externalKey: input.issue })
+    .onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } })
     .returning();
   return issue!;
 }
 
-export async function findIssue(db: Db, input: { scope: string; issue: string }): Promise<Issue | undefined> {
-  const [row] = await db.select().from(issues).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
+export async function findIssue(db: Db, input: { workspace: string; issue: string }): Promise<Issue | undefined> {
+  const [row] = await db
+    .select()
+    .from(issues)
+    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
   return row;
 }
 
-export async function listSandboxes(db: Db, scope: string): Promise<Sandbox[]> {
-  return db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+export async function listSandboxes(db: Db, workspace: string): Promise<Sandbox[]> {
+  return db.select().from(sandboxes).where(eq(sandboxes.workspace, workspace));
 }
 
 /** The workspace a sandbox belongs to; undefined until its workflow has registered the row. */
 export async function sandboxScope(db: Db, sandboxId: string): Promise<string | undefined> {
-  const [row] = await db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
-  return row?.scope;
+  const [row] = await db.select({ workspace: sandboxes.workspace }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+  return row?.workspace;
 }
 
 /**
  * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
  * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
  */
-export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
+export async function pinSnapshot(
+  db: Queryable,
+  input: { workspace: string; issue: string; snapshotName: string },
+): Promise<{ issueId: string; snapshotId: string }> {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-  const snap = await findUsableSnapshot(db, { scope: input.scope, name: input.snapshotName });
+  const snap = await findUsableSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
   const refuse = (message: string, hint: string): never => {
     throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
   };
-  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${input.snapshotName}" in ${input.scope}`, hint: 'list them with `snapflow snapshot list`' });
-  if (snap.kind !== 'golden') refuse(`"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`, 'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)');
-  if (snap.status !== 'active') refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
+  if (!snap)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'snapshot',
+      message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
+      hint: 'list them with `snapflow snapshot list`',
+    });
+  if (snap.kind !== 'golden')
+    refuse(
+      `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
+      'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
+    );
+  if (snap.status !== 'active')
+    refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
   return db.transaction(async (tx) => {
-    const issue = await saveIssue(tx, { scope: input.scope, issue: input.issue });
+    const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
     const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
     const other = users.find((u) => u.profileKey !== snap.profileKey);
-    if (other) refuse(`"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`, 'pin a golden snapshot built for that profile');
+    if (other)
+      refuse(
+        `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
+        'pin a golden snapshot built for that profile',
+      );
     await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
     return { issueId: issue.id, snapshotId: snap.id };
   });
 }
 
-export async function unpinSnapshot(db: Queryable, input: { scope: string; issue: string }): Promise<void> {
-  await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
+export async function unpinSnapshot(db: Queryable, input: { workspace: string; issue: string }): Promise<void> {
+  await db
+    .update(issues)
+    .set({ pinnedSnapshotId: null, updatedAt: new Date() })
+    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
 }

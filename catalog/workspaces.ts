@@ -9,18 +9,33 @@ import type { Plan, Role } from '../lib/vocabulary';
 export type { Member, Workspace } from '../db/access';
 
 /** A workspace always keeps one admin: the admins' rows are locked so two concurrent removals cannot both pass. */
-async function keepAnAdmin(tx: Pick<Queryable, 'select'>, scope: string, userId: string, verb: 'remove' | 'demote'): Promise<void> {
-  const admins = await tx.select({ userId: members.userId }).from(members).where(and(eq(members.workspaceId, scope), eq(members.role, 'admin'))).for('update');
+async function keepAnAdmin(tx: Pick<Queryable, 'select'>, workspace: string, userId: string, verb: 'remove' | 'demote'): Promise<void> {
+  const admins = await tx
+    .select({ userId: members.userId })
+    .from(members)
+    .where(and(eq(members.workspace, workspace), eq(members.role, 'admin')))
+    .for('update');
   if (admins.length === 1 && admins[0]!.userId === userId) {
-    throw new SnapflowError({ code: 'CONFLICT', field: 'user', message: `${userId} is the last admin of ${scope}; cannot ${verb} them`, hint: `make someone else admin first: snapflow member add <user> --role admin --workspace ${scope}` });
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'user',
+      message: `${userId} is the last admin of ${workspace}; cannot ${verb} them`,
+      hint: `make someone else admin first: snapflow member add <user> --role admin --workspace ${workspace}`,
+    });
   }
 }
 
 /** A new workspace with its first admin; CONFLICT when the id is taken. */
 export async function insertWorkspace(tx: Queryable, input: { id: string; plan: Plan; admin: string }): Promise<Workspace> {
   const [row] = await tx.insert(workspaces).values({ id: input.id, plan: input.plan }).onConflictDoNothing().returning();
-  if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'workspace', message: `workspace ${input.id} already exists`, hint: 'choose another id, or add members to it' });
-  await tx.insert(members).values({ workspaceId: input.id, userId: input.admin, role: 'admin' });
+  if (!row)
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'workspace',
+      message: `workspace ${input.id} already exists`,
+      hint: 'choose another id, or add members to it',
+    });
+  await tx.insert(members).values({ workspace: input.id, userId: input.admin, role: 'admin' });
   return row;
 }
 
@@ -37,26 +52,34 @@ export async function allWorkspaces(db: Db): Promise<Workspace[]> {
 
 /** The workspaces a user is a member of, by id. */
 export async function workspacesOf(db: Db, userId: string): Promise<Workspace[]> {
-  const mine = (await db.select({ id: members.workspaceId }).from(members).where(eq(members.userId, userId))).map((m) => m.id);
+  const mine = (await db.select({ id: members.workspace }).from(members).where(eq(members.userId, userId))).map((m) => m.id);
   return mine.length ? db.select().from(workspaces).where(inArray(workspaces.id, mine)).orderBy(workspaces.id) : [];
 }
 
 /** Adds a member or changes their role; demoting the last admin is a CONFLICT. */
-export async function saveMember(tx: Queryable, input: { scope: string; userId: string; role: Role }): Promise<Member> {
-  const { scope, userId, role } = input;
-  if (role !== 'admin') await keepAnAdmin(tx, scope, userId, 'demote');
-  const [row] = await tx.insert(members).values({ workspaceId: scope, userId, role }).onConflictDoUpdate({ target: [members.workspaceId, members.userId], set: { role } }).returning();
+export async function saveMember(tx: Queryable, input: { workspace: string; userId: string; role: Role }): Promise<Member> {
+  const { workspace, userId, role } = input;
+  if (role !== 'admin') await keepAnAdmin(tx, workspace, userId, 'demote');
+  const [row] = await tx
+    .insert(members)
+    .values({ workspace: workspace, userId, role })
+    .onConflictDoUpdate({ target: [members.workspace, members.userId], set: { role } })
+    .returning();
   return row!;
 }
 
 /** Removing the last admin is a CONFLICT; someone who is not a member is NOT_FOUND. */
-export async function deleteMember(tx: Queryable, input: { scope: string; userId: string }): Promise<void> {
-  const { scope, userId } = input;
-  await keepAnAdmin(tx, scope, userId, 'remove');
-  const gone = await tx.delete(members).where(and(eq(members.workspaceId, scope), eq(members.userId, userId))).returning();
-  if (gone.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${scope}` });
+export async function deleteMember(tx: Queryable, input: { workspace: string; userId: string }): Promise<void> {
+  const { workspace, userId } = input;
+  await keepAnAdmin(tx, workspace, userId, 'remove');
+  const gone = await tx
+    .delete(members)
+    .where(and(eq(members.workspace, workspace), eq(members.userId, userId)))
+    .returning();
+  if (gone.length === 0)
+    throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${workspace}` });
 }
 
-export async function listMembers(db: Db, scope: string): Promise<Member[]> {
-  return db.select().from(members).where(eq(members.workspaceId, scope)).orderBy(members.userId);
+export async function listMembers(db: Db, workspace: string): Promise<Member[]> {
+  return db.select().from(members).where(eq(members.workspace, workspace)).orderBy(members.userId);
 }

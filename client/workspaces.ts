@@ -1,7 +1,17 @@
 // Workspaces, their plan and their members. Operators create workspaces and set plans; a workspace's admins
 // manage its members. Each change is decided and audited like any other (client/access.ts).
 import { listAudit, type AuditEvent } from '../catalog/audit';
-import { allWorkspaces, deleteMember, insertWorkspace, listMembers, saveMember, setWorkspacePlan, workspacesOf, type Member, type Workspace } from '../catalog/workspaces';
+import {
+  allWorkspaces,
+  deleteMember,
+  insertWorkspace,
+  listMembers,
+  saveMember,
+  setWorkspacePlan,
+  workspacesOf,
+  type Member,
+  type Workspace,
+} from '../catalog/workspaces';
 import type { Db } from '../db/client';
 import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
@@ -12,16 +22,19 @@ import { audited, requireAccess } from './access';
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const user = (field: string, value: unknown): string => {
   const v = screenText(field, value, 'a user id: letters, digits, ".", "_", "@" or "-", e.g. alice@example.com', 128);
-  if (!USER.test(v)) throw validationError(field, `${field} is not a user id`, 'letters, digits, ".", "_", "@" or "-", e.g. alice@example.com');
+  if (!USER.test(v))
+    throw validationError(field, `${field} is not a user id`, 'letters, digits, ".", "_", "@" or "-", e.g. alice@example.com');
   return v;
 };
 const oneOf = <T extends string>(field: string, value: unknown, allowed: readonly T[]): T => {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw validationError(field, `${field} must be one of ${allowed.join(', ')}`, `e.g. --${field} ${allowed[0]}`);
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
+    throw validationError(field, `${field} must be one of ${allowed.join(', ')}`, `e.g. --${field} ${allowed[0]}`);
   return value as T;
 };
-const workspaceId = (value: unknown): string => {
+const checkWorkspaceSlug = (value: unknown): string => {
   const id = validateField('workspace', value);
-  if (id === SYSTEM_SCOPE) throw validationError('workspace', `"${SYSTEM_SCOPE}" is the operators' scope, not a workspace`, 'choose another id, e.g. acme');
+  if (id === SYSTEM_SCOPE)
+    throw validationError('workspace', `"${SYSTEM_SCOPE}" is the operators' workspace, not a workspace`, 'choose another id, e.g. acme');
   return id;
 };
 
@@ -33,17 +46,21 @@ export class WorkspaceClient {
 
   /** Operators only: a workspace with its first admin. */
   async create(input: { id: string; plan?: string; admin: string }): Promise<Workspace> {
-    const id = workspaceId(input.id);
+    const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan === undefined ? 'free' : input.plan, PLANS);
     const admin = user('admin', input.admin);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, (tx) => insertWorkspace(tx, { id, plan, admin }));
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, (tx) =>
+      insertWorkspace(tx, { id, plan, admin }),
+    );
   }
 
   /** Operators only: free ↔ paid. */
   async setPlan(input: { id: string; plan: string }): Promise<Workspace> {
-    const id = workspaceId(input.id);
+    const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan, PLANS);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, (tx) => setWorkspacePlan(tx, { id, plan }));
+    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, (tx) =>
+      setWorkspacePlan(tx, { id, plan }),
+    );
   }
 
   /** Operators see every workspace; anyone else the ones they belong to. */
@@ -52,28 +69,30 @@ export class WorkspaceClient {
   }
 
   async addMember(input: { workspace: string; user: string; role?: string }): Promise<Member> {
-    const scope = workspaceId(input.workspace);
+    const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
     const role = oneOf<Role>('role', input.role === undefined ? 'member' : input.role, ROLES);
-    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, (tx) => saveMember(tx, { scope, userId, role }));
+    return audited(this.db, this.config, workspace, 'workspace.manage', `${userId} as ${role}`, (tx) =>
+      saveMember(tx, { workspace, userId, role }),
+    );
   }
 
   async removeMember(input: { workspace: string; user: string }): Promise<void> {
-    const scope = workspaceId(input.workspace);
+    const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
-    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, (tx) => deleteMember(tx, { scope, userId }));
+    await audited(this.db, this.config, workspace, 'workspace.manage', `remove ${userId}`, (tx) => deleteMember(tx, { workspace, userId }));
   }
 
   async members(workspace: string): Promise<Member[]> {
-    const scope = workspaceId(workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return listMembers(this.db, scope);
+    workspace = checkWorkspaceSlug(workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return listMembers(this.db, workspace);
   }
 
   /** Who did what in the workspace, newest first (admins). */
   async audit(workspace: string, limit = 50): Promise<AuditEvent[]> {
-    const scope = validateField('workspace', workspace);
-    await requireAccess(this.db, this.config, scope, 'workspace.manage');
-    return listAudit(this.db, { scope, limit });
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'workspace.manage');
+    return listAudit(this.db, { workspace, limit });
   }
 }
