@@ -9,18 +9,18 @@ export type { AgentMove, RolloutAgent, RolloutSnapshot } from '../catalog/agents
 export function createAgentActivities(deps: { db: Db }) {
   const { db } = deps;
   return {
-    /** The snapshot a rollout moves agents to: active, in the workspace or system scope, with what `--auto` boots. */
-    async loadRolloutSnapshot(input: { scope: string; snapshotId: string }): Promise<RolloutSnapshot> {
+    /** The snapshot a rollout moves agents to: active, in the workspace or system workspace, with what `--auto` boots. */
+    async loadRolloutSnapshot(input: { workspace: string; snapshotId: string }): Promise<RolloutSnapshot> {
       return boundary(() => rolloutSnapshot(db, input));
     },
 
     /** The named agents in the order given (or all of the workspace's, by name); NOT_FOUND names every unknown one. */
-    async listRolloutAgents(input: { scope: string; agents: string[] | 'all' }): Promise<RolloutAgent[]> {
+    async listRolloutAgents(input: { workspace: string; agents: string[] | 'all' }): Promise<RolloutAgent[]> {
       return boundary(() => rolloutAgents(db, input));
     },
 
     /** Names of the workspace's agents running on a snapshot (those a `--replace --rollout` hands over). */
-    async agentsOnSnapshot(input: { scope: string; snapshotId: string }): Promise<string[]> {
+    async agentsOnSnapshot(input: { workspace: string; snapshotId: string }): Promise<string[]> {
       return boundary(() => agentNamesOn(db, input));
     },
 

@@ -51,7 +51,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
     },
 
     /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
-    async checkReplaceable(input: { id: string; scope: string }): Promise<void> {
+    async checkReplaceable(input: { id: string; workspace: string }): Promise<void> {
       return boundary(() => assertReplaceable(db, input));
     },
 

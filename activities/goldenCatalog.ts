@@ -20,7 +20,7 @@ export interface GoldenCatalogDeps {
 export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
   const { db } = deps;
   return {
-    async loadBuildConfig(input: { scope: string }): Promise<BuildConfig> {
+    async loadBuildConfig(input: { workspace: string }): Promise<BuildConfig> {
       return boundary(async () => {
         if (!deps.storage) throw storageNotConfigured();
         return readBuildConfig(db, input);
@@ -32,7 +32,7 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
     },
 
     /** Idempotent by build id, so a retried activity never records a build twice. */
-    async startBuild(input: { buildId: string; scope: string; trigger: 'build-now' | 'schedule'; run: RunRef }): Promise<void> {
+    async startBuild(input: { buildId: string; workspace: string; trigger: 'build-now' | 'schedule'; run: RunRef }): Promise<void> {
       return boundary(() => recordBuildStart(db, input));
     },
 

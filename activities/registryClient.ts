@@ -102,7 +102,7 @@ class Session {
   private async bearerToken(challenge: Record<string, string>): Promise<string> {
     const url = new URL(challenge.realm as string);
     if (challenge.service) url.searchParams.set('service', challenge.service);
-    if (challenge.scope) url.searchParams.set('scope', challenge.scope);
+    if (challenge.workspace) url.searchParams.set('workspace', challenge.workspace);
     const { credentials } = this.target;
     const res = await fetch(url, { headers: credentials ? { authorization: basic(credentials) } : {} }).catch((err: Error) => {
       throw new Error(`token service of registry ${this.target.registry} (${url.origin}) is unreachable: ${err.message}`);

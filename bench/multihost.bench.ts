@@ -27,8 +27,8 @@ export async function benchMultiHost(t: TestEnv, counts: number[]): Promise<void
       await t.client.refreshHost(hostId);
       hostIds.push(hostId);
     }
-    const scopes = Array.from({ length: BUILDS }, (_, i) => `bench-multi-${i}`);
-    for (const workspace of scopes) {
+    const workspaces = Array.from({ length: BUILDS }, (_, i) => `bench-multi-${i}`);
+    for (const workspace of workspaces) {
       await t.client.golden.setConfig({ workspace, prebuildDeps: false, targets: ['small:codex'] });
     }
     const perMinute = new Map<number, number>();
@@ -36,7 +36,7 @@ export async function benchMultiHost(t: TestEnv, counts: number[]): Promise<void
       for (const [i, hostId] of hostIds.entries()) await (i < k ? t.client.undrainHost(hostId) : t.client.drainHost(hostId));
       const placed = new Set<string>();
       const ms = await time(async () => {
-        const started = await Promise.all(scopes.map((workspace) => t.client.golden.buildNow({ workspace })));
+        const started = await Promise.all(workspaces.map((workspace) => t.client.golden.buildNow({ workspace })));
         for (const r of await Promise.all(started.map((s) => t.client.golden.waitForBuild(s.workflowId)))) placed.add(r.hostId ?? '?');
       });
       perMinute.set(k, (BUILDS / ms) * 60_000);

@@ -23,7 +23,7 @@ type Param = Placeholder | string | null;
 function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null> {
   return sql<RestoreCandidate | null>`(
     select json_build_object(
-      'id', c.id, 'scope', c.scope, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
+      'id', c.id, 'workspace', c.workspace, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
       'storedRef', c.stored_ref, 'sourceImage', c.source_image,
       'cachedOn', coalesce((
         select json_agg(hc.host_id order by hc.host_id)
@@ -34,20 +34,20 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
   )`;
 }
 
-/** The default pointer's snapshot for the sandbox's size and profile in `scope`. */
-const pointer = (scope: SQL): SQL =>
-  sql`(select dp.snapshot_id from default_pointers dp where dp.scope = ${scope} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
+/** The default pointer's snapshot for the sandbox's size and profile in `workspace`. */
+const pointer = (workspace: SQL): SQL =>
+  sql`(select dp.snapshot_id from default_pointers dp where dp.workspace = ${workspace} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
 
 function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param }) {
   return db
     .select({
       sandbox: sql<RestoreSandbox>`json_build_object(
-        'id', ${sandboxes.id}, 'scope', ${sandboxes.scope}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
+        'id', ${sandboxes.id}, 'workspace', ${sandboxes.workspace}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
         'profileKey', ${sandboxes.profileKey}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
         'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId})`,
       session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
       pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
-      workspaceDefault: candidate(pointer(sql`${sandboxes.scope}`), params.hostId),
+      workspaceDefault: candidate(pointer(sql`${sandboxes.workspace}`), params.hostId),
       systemDefault: candidate(pointer(sql`${SYSTEM_SCOPE}`), params.hostId),
     })
     .from(sandboxes)

@@ -7,7 +7,7 @@ import { SnapflowError } from '../lib/errors';
 import type { RunRef } from './snapshots';
 
 export interface Usage {
-  defaults: Array<{ scope: string; size: string; profileKey: string }>;
+  defaults: Array<{ workspace: string; size: string; profileKey: string }>;
   pins: string[];
   sandboxes: string[];
   /** Agents running on it. */
@@ -18,7 +18,7 @@ export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + 
 
 export function describeUsage(u: Usage): string {
   return [
-    ...u.defaults.map((d) => `default for ${d.scope} ${d.size} ${d.profileKey}`),
+    ...u.defaults.map((d) => `default for ${d.workspace} ${d.size} ${d.profileKey}`),
     ...u.pins.map((p) => `pinned on issue ${p}`),
     ...u.sandboxes.map((s) => `latest session of sandbox ${s}`),
     ...u.agents.map((a) => `agent ${a}`),
@@ -27,7 +27,7 @@ export function describeUsage(u: Usage): string {
 
 export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promise<Usage> {
   const [defaults, pins, boxes, users] = await Promise.all([
-    db.select({ scope: defaultPointers.scope, size: defaultPointers.size, profileKey: defaultPointers.profileKey }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshotId)),
+    db.select({ workspace: defaultPointers.workspace, size: defaultPointers.size, profileKey: defaultPointers.profileKey }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshotId)),
     db.select({ key: issues.externalKey }).from(issues).where(eq(issues.pinnedSnapshotId, snapshotId)),
     db.select({ id: sandboxes.id }).from(sandboxes).where(and(eq(sandboxes.latestSessionSnapshotId, snapshotId), ne(sandboxes.state, 'stopped'))),
     db.select({ name: agents.name }).from(agents).where(eq(agents.snapshotId, snapshotId)),
@@ -35,14 +35,14 @@ export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promi
   return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id), agents: users.map((a) => a.name) };
 }
 
-/** Snapshots in a scope that nothing references and that have not changed for `days`: prune candidates. */
-export async function unusedSnapshots(db: Db, input: { scope: string; days: number }): Promise<Array<{ id: string; name: string; status: string; updatedAt: Date }>> {
+/** Snapshots in a workspace that nothing references and that have not changed for `days`: prune candidates. */
+export async function unusedSnapshots(db: Db, input: { workspace: string; days: number }): Promise<Array<{ id: string; name: string; status: string; updatedAt: Date }>> {
   return db
     .select({ id: snapshots.id, name: snapshots.name, status: snapshots.status, updatedAt: snapshots.updatedAt })
     .from(snapshots)
     .where(
       and(
-        eq(snapshots.scope, input.scope),
+        eq(snapshots.workspace, input.workspace),
         inArray(snapshots.status, ['active', 'failed']),
         sql`greatest(${snapshots.updatedAt}, coalesce((select max(${hostCache.lastUsedAt}) from ${hostCache} where ${hostCache.snapshotId} = ${snapshots.id}), ${snapshots.updatedAt})) < now() - make_interval(days => ${input.days})`,
         notExists(db.select({ one: sql`1` }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshots.id))),

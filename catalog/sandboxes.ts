@@ -11,7 +11,7 @@ import type { RunRef } from './snapshots';
 
 export interface SandboxRow {
   id: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   runtime: Runtime;
@@ -23,7 +23,7 @@ export interface SandboxRow {
 export interface SessionSnapshot {
   id: string;
   sandboxId: string;
-  scope: string;
+  workspace: string;
   runtime: Runtime;
   size: string;
   profileKey: string;
@@ -63,7 +63,7 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
     if (box.latestSessionSnapshotId === input.id) return { snapshotId: input.id, superseded: null }; // a retry
     await tx.insert(snapshots).values({
       id: input.id,
-      scope: input.scope,
+      workspace: input.workspace,
       name: `session-${input.sandboxId}-${input.sequence}`,
       kind: 'session',
       sourceImage: input.localRef,
@@ -93,24 +93,24 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
  * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
  * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
  */
-export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
+export async function pinSnapshot(db: Queryable, input: { workspace: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
   const [snap] = await db
     .select()
     .from(snapshots)
-    .where(and(eq(snapshots.name, input.snapshotName), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`);
+    .where(and(eq(snapshots.name, input.snapshotName), ne(snapshots.status, 'deleted'), inArray(snapshots.workspace, [input.workspace, SYSTEM_SCOPE])))
+    .orderBy(sql`${snapshots.workspace} = ${SYSTEM_SCOPE}`);
   const refuse = (message: string, hint: string): never => {
     throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
   };
-  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${input.snapshotName}" in ${input.scope}`, hint: 'list them with `snapflow snapshot list`' });
+  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${input.snapshotName}" in ${input.workspace}`, hint: 'list them with `snapflow snapshot list`' });
   if (snap.kind !== 'golden') refuse(`"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`, 'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)');
   if (snap.status !== 'active') refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
   return db.transaction(async (tx) => {
     const [issue] = await tx
       .insert(issues)
-      .values({ scope: input.scope, externalKey: input.issue })
-      .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
+      .values({ workspace: input.workspace, externalKey: input.issue })
+      .onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } })
       .returning();
     const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue!.id));
     const other = users.find((u) => u.profileKey !== snap.profileKey);
@@ -120,6 +120,6 @@ export async function pinSnapshot(db: Queryable, input: { scope: string; issue: 
   });
 }
 
-export async function unpinSnapshot(db: Queryable, input: { scope: string; issue: string }): Promise<void> {
-  await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
+export async function unpinSnapshot(db: Queryable, input: { workspace: string; issue: string }): Promise<void> {
+  await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
 }

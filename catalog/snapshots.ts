@@ -15,7 +15,7 @@ export interface RunRef {
 
 export type PendingSnapshot = Pick<
   NewSnapshot,
-  'id' | 'scope' | 'name' | 'kind' | 'sourceImage' | 'entrypoint' | 'runtime' | 'size' | 'profileKey' | 'origin' | 'parentSnapshotId' | 'sandboxId'
+  'id' | 'workspace' | 'name' | 'kind' | 'sourceImage' | 'entrypoint' | 'runtime' | 'size' | 'profileKey' | 'origin' | 'parentSnapshotId' | 'sandboxId'
 > & { id: string; run: RunRef; actor?: string };
 
 /** The fields that decide replace-vs-reuse (see README, Image snapshots): image, runtime, entrypoint, capacity. */
@@ -59,7 +59,7 @@ export async function insertPendingSnapshot(db: Db, input: PendingSnapshot): Pro
       const superseded = await tx
         .update(snapshots)
         .set({ status: 'deleted', deletedAt: new Date() })
-        .where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), eq(snapshots.status, 'failed'), ne(snapshots.id, row.id)))
+        .where(and(eq(snapshots.workspace, row.workspace), eq(snapshots.name, row.name), eq(snapshots.status, 'failed'), ne(snapshots.id, row.id)))
         .returning({ id: snapshots.id });
       for (const s of superseded) {
         await tx.insert(snapshotEvents).values({ snapshotId: s.id, type: 'superseded', fromStatus: 'failed', toStatus: 'deleted', message: `retried as ${row.id}`, actor, workflowId: run.workflowId, runId: run.runId });
@@ -72,11 +72,11 @@ export async function insertPendingSnapshot(db: Db, input: PendingSnapshot): Pro
     return { snapshotId: row.id, reused: false };
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
-    const [live] = await db.select().from(snapshots).where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
+    const [live] = await db.select().from(snapshots).where(and(eq(snapshots.workspace, row.workspace), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
     if (live && sameSpec(live, { sourceImage: row.sourceImage ?? null, runtime: row.runtime, entrypoint: row.entrypoint ?? '/app/start.sh', size: row.size })) {
       return { snapshotId: live.id, reused: true };
     }
-    throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot "${row.name}" already exists in ${row.scope} with a different image, runtime, entrypoint or size`, hint: 'choose a new versioned name, or pass --replace' });
+    throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot "${row.name}" already exists in ${row.workspace} with a different image, runtime, entrypoint or size`, hint: 'choose a new versioned name, or pass --replace' });
   }
 }
 
@@ -89,13 +89,13 @@ export async function failSnapshot(db: Db, input: { id: string; code: ErrorCode;
 }
 
 /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
-export async function assertReplaceable(db: Db, input: { id: string; scope: string }): Promise<void> {
-  const [old] = await db.select({ scope: snapshots.scope, name: snapshots.name, kind: snapshots.kind, status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id));
+export async function assertReplaceable(db: Db, input: { id: string; workspace: string }): Promise<void> {
+  const [old] = await db.select({ workspace: snapshots.workspace, name: snapshots.name, kind: snapshots.kind, status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id));
   const refuse = (code: ErrorCode, message: string, hint: string): never => {
     throw new SnapflowError({ code, field: 'replaces', message, hint });
   };
   if (!old || old.status === 'deleted' || old.status === 'deleting') refuse('NOT_FOUND', `snapshot ${input.id} to replace does not exist (any more)`, 'create without --replace');
-  if (old!.scope !== input.scope) refuse('PERMISSION_DENIED', `snapshot ${old!.name} belongs to ${old!.scope}, not ${input.scope}`, 'replace a snapshot of your own workspace');
+  if (old!.workspace !== input.workspace) refuse('PERMISSION_DENIED', `snapshot ${old!.name} belongs to ${old!.workspace}, not ${input.workspace}`, 'replace a snapshot of your own workspace');
   if (old!.kind !== 'image') refuse('CONFLICT', `${old!.name} is a ${old!.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
 }
 
@@ -117,7 +117,7 @@ export async function moveReferences(db: Db, input: { fromId: string; toId: stri
       .where(eq(defaultPointers.snapshotId, input.fromId))
       .returning();
     for (const p of moved) {
-      await tx.insert(defaultHistory).values({ scope: p.scope, size: p.size, profileKey: p.profileKey, snapshotId: input.toId, previousSnapshotId: input.fromId, actor: input.actor, reason: 'replaced', workflowId: input.run.workflowId });
+      await tx.insert(defaultHistory).values({ workspace: p.workspace, size: p.size, profileKey: p.profileKey, snapshotId: input.toId, previousSnapshotId: input.fromId, actor: input.actor, reason: 'replaced', workflowId: input.run.workflowId });
     }
     const pins = await tx.update(issues).set({ pinnedSnapshotId: input.toId }).where(eq(issues.pinnedSnapshotId, input.fromId)).returning({ id: issues.id });
     const movedAgents =
@@ -143,8 +143,8 @@ export async function unsettledSnapshots(db: Db, input: { olderThanSeconds: numb
 }
 
 /** The workspace a snapshot belongs to, and its name; NOT_FOUND when there is no such snapshot. */
-export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ scope: string; name: string }> {
-  const [snapshot] = await db.select({ scope: snapshots.scope, name: snapshots.name }).from(snapshots).where(eq(snapshots.id, snapshotId));
+export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ workspace: string; name: string }> {
+  const [snapshot] = await db.select({ workspace: snapshots.workspace, name: snapshots.name }).from(snapshots).where(eq(snapshots.id, snapshotId));
   if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `snapshot ${snapshotId} does not exist` });
   return snapshot;
 }

@@ -37,7 +37,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--snapshot <name>', 'snapshot it runs on')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; name: string; snapshot: string; json?: boolean }) =>
-      run(o.json, (client) => client.agents.create(o), (a) => console.log(`✓ agent ${a.name} in ${a.workspaceId} runs on ${o.snapshot} (${a.snapshotId})`)),
+      run(o.json, (client) => client.agents.create(o), (a) => console.log(`✓ agent ${a.name} in ${a.workspace} runs on ${o.snapshot} (${a.snapshotId})`)),
     );
 
   agent

@@ -31,7 +31,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
         o.json,
         (client) => client.golden.setConfig({ workspace: o.workspace, repos: o.repo, embedSkills: o.embedSkills, skillsPath: o.skillsPath, prebuildDeps: o.prebuildDeps, depsFallbackCommand: o.depsFallback, targets: o.target, schedule: o.schedule, timeZone: o.timeZone, enabled: o.enabled }),
         ({ config: c, schedule }) => {
-          console.log(`✓ golden config for ${c.scope}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`);
+          console.log(`✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`);
           console.log(schedule ? `  schedule ${c.scheduleCron} ${c.scheduleTimeZone} ${schedule.paused ? '(paused)' : `next ${schedule.nextRuns[0]?.toISOString() ?? '—'}`}` : '  no schedule');
         },
       ),
@@ -72,7 +72,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--expect-version <n>', 'apply only if the default is still at this version (CONFLICT otherwise)', (v) => Number(v))
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; reason?: string; expectVersion?: number; json?: boolean }) =>
-      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason, expectedVersion: o.expectVersion }), (d) => console.log(`✓ ${name} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason, expectedVersion: o.expectVersion }), (d) => console.log(`✓ ${name} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`)),
     );
 
   golden
@@ -83,7 +83,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .requiredOption('--runtime <runtime>', 'codex | pi')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; size: string; runtime: Runtime; json?: boolean }) =>
-      run(o.json, (client) => client.golden.rollback(o), (d) => console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+      run(o.json, (client) => client.golden.rollback(o), (d) => console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`)),
     );
 
   golden

@@ -133,8 +133,8 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     );
 
   const github = program.command('github').description('GitHub connection of a workspace (for private GHCR images)');
-  const connection = (c: { scope: string; installationId: number; account: string | null; status: string; validatedAt: string | null }): void =>
-    console.log(`${c.status === 'connected' ? '✓' : '✗'} ${c.scope}: installation ${c.installationId}${c.account ? ` (${c.account})` : ''} ${c.status}, validated ${c.validatedAt ?? 'never'}`);
+  const connection = (c: { workspace: string; installationId: number; account: string | null; status: string; validatedAt: string | null }): void =>
+    console.log(`${c.status === 'connected' ? '✓' : '✗'} ${c.workspace}: installation ${c.installationId}${c.account ? ` (${c.account})` : ''} ${c.status}, validated ${c.validatedAt ?? 'never'}`);
   github
     .command('connect')
     .description('connect the workspace to a GitHub App installation (validated before it is stored)')

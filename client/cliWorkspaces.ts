@@ -36,7 +36,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--role <role>', 'admin | member', 'member')
     .option('--json', 'machine-readable output')
-    .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) => run(o.json, (c) => c.workspaces.addMember({ workspace: o.workspace, user, role: o.role }), (m) => console.log(`✓ ${m.userId} is ${m.role} of ${m.workspaceId}`)));
+    .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) => run(o.json, (c) => c.workspaces.addMember({ workspace: o.workspace, user, role: o.role }), (m) => console.log(`✓ ${m.userId} is ${m.role} of ${m.workspace}`)));
   member
     .command('remove <user>')
     .requiredOption('--workspace <id>', 'workspace id')

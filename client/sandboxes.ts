@@ -51,13 +51,13 @@ export class SandboxClient {
 
   /** Validates, then starts the sandbox's entity workflow; it starts by the restore order (see explain). */
   async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkSandboxSpec(input);
-    await requireAccess(this.db, this.config, scope, 'sandbox.create');
+    await requireAccess(this.db, this.config, workspace, 'sandbox.create');
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
-      const [issue] = await this.db.insert(issues).values({ scope, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } }).returning();
+      const [issue] = await this.db.insert(issues).values({ workspace, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } }).returning();
       issueId = issue!.id;
     }
     const sandboxId = randomUUID();
@@ -65,10 +65,10 @@ export class SandboxClient {
     const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
       taskQueue: taskQueues.control,
       workflowId,
-      args: [{ sandboxId, scope, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: this.config.actor }],
-      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${scope}`,
+      args: [{ sandboxId, workspace, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: this.config.actor }],
+      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${workspace}`,
       typedSearchAttributes: new TypedSearchAttributes([
-        { key: searchAttributes.WorkspaceId, value: scope },
+        { key: searchAttributes.WorkspaceId, value: workspace },
         { key: searchAttributes.SandboxSize, value: input.size },
         { key: searchAttributes.Runtime, value: runtime },
       ]),
@@ -138,31 +138,31 @@ export class SandboxClient {
   }
 
   async list(workspace: string): Promise<Sandbox[]> {
-    const scope = checkSandboxWorkspace(workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+    workspace = checkSandboxWorkspace(workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return this.db.select().from(sandboxes).where(eq(sandboxes.workspace, workspace));
   }
 
   /** Access on a sandbox is access on its workspace; an unknown id is NOT_FOUND (nothing about others leaks). */
   private async canOn(sandboxId: string, action: Action): Promise<void> {
-    const [row] = await this.db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+    const [row] = await this.db.select({ workspace: sandboxes.workspace }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
     // A sandbox whose workflow has not registered its row yet is still being created: the workflow decides.
-    if (row) await requireAccess(this.db, this.config, row.scope, action);
+    if (row) await requireAccess(this.db, this.config, row.workspace, action);
   }
 
   async pin(input: { workspace: string; issue: string; snapshot: string }): Promise<{ issueId: string; snapshotId: string }> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
-    return audited(this.db, this.config, scope, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) => pinSnapshot(tx, { scope, issue: input.issue, snapshotName: input.snapshot }));
+    return audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) => pinSnapshot(tx, { workspace, issue: input.issue, snapshotName: input.snapshot }));
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
-    await requireAccess(this.db, this.config, scope, 'issue.pin', { target: `${input.issue} unpinned` });
-    const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
-    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
-    await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { scope, issue: input.issue }));
+    await requireAccess(this.db, this.config, workspace, 'issue.pin', { target: `${input.issue} unpinned` });
+    const [row] = await this.db.select().from(issues).where(and(eq(issues.workspace, workspace), eq(issues.externalKey, input.issue)));
+    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${workspace}` });
+    await audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { workspace, issue: input.issue }));
   }
 }

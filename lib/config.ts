@@ -141,7 +141,7 @@ export interface Config {
   ghcrHost: string;
   /** Who the CLI (and a client without an explicit actor) acts as. */
   actor: string;
-  /** Platform operators: may act in every workspace and the system scope, whatever the plan. */
+  /** Platform operators: may act in every workspace and the system workspace, whatever the plan. */
   operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
   hostCacheKeep: number;

@@ -21,7 +21,7 @@ export interface GoldenConfigInput {
 }
 
 export interface GoldenConfig {
-  scope: string;
+  workspace: string;
   repos: string[];
   embedSkills: boolean;
   skillsPath: string | null;
@@ -113,8 +113,8 @@ function target(value: unknown): { size: string; runtime: Runtime } {
 }
 
 export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
-  const scope = input.workspace;
-  if (typeof scope !== 'string' || (scope !== SYSTEM_SCOPE && !SLUG_REGEX.test(scope))) {
+  const workspace = input.workspace;
+  if (typeof workspace !== 'string' || (workspace !== SYSTEM_SCOPE && !SLUG_REGEX.test(workspace))) {
     refuse('workspace', 'workspace must be a lowercase slug or "system"', 'e.g. --workspace acme');
   }
   const repos = list('repos', input.repos, 'repeat --repo once per repository').map(repo);
@@ -129,7 +129,7 @@ export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
   }
   const fallback = input.depsFallbackCommand === undefined ? null : clean('depsFallbackCommand', input.depsFallbackCommand, 1000, 'one shell command line, run in each repository directory');
   return {
-    scope,
+    workspace,
     repos,
     embedSkills: Boolean(input.embedSkills),
     skillsPath,

@@ -8,7 +8,7 @@ import { BASE_IMAGE_REF } from './presets';
 /** The sandbox row fields the order looks at, plus the status of the host it lives on. */
 export interface RestoreSandbox {
   id: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   /** The current runtime profile: resume and golden selection need a snapshot built for exactly this. */
@@ -24,7 +24,7 @@ export interface RestoreSandbox {
 /** A snapshot the order may start from. */
 export interface RestoreCandidate {
   id: string;
-  scope: string;
+  workspace: string;
   name: string;
   kind: SnapshotKind;
   status: SnapshotStatus;
@@ -49,7 +49,7 @@ export interface RestoreInput {
   session: RestoreCandidate | null;
   /** Pinned on the sandbox's issue. */
   pin: RestoreCandidate | null;
-  /** Default pointer for (sandbox scope, size, profile). */
+  /** Default pointer for (sandbox workspace, size, profile). */
   workspaceDefault: RestoreCandidate | null;
   /** Default pointer for (system, size, profile). */
   systemDefault: RestoreCandidate | null;
@@ -70,7 +70,7 @@ export const SKIP_REASONS = [
   'no-workspace-default',
   'no-system-default',
   'wrong-kind',
-  'wrong-scope',
+  'wrong-workspace',
   'not-active',
   'incompatible-profile',
   'pin-incompatible',
@@ -116,10 +116,10 @@ interface HostChoice {
 }
 
 /** Checks shared by every snapshot step, in the order a person would look: what, whose, state, fit, where. */
-function candidateVerdict(c: RestoreCandidate, want: { kind: SnapshotKind; scopes: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason }): Verdict {
+function candidateVerdict(c: RestoreCandidate, want: { kind: SnapshotKind; workspaces: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason }): Verdict {
   const label = `${c.kind} snapshot ${c.name} (${c.id})`;
   if (c.kind !== want.kind) return skip('wrong-kind', `${label} is not a ${want.kind} snapshot`);
-  if (!want.scopes.includes(c.scope)) return skip('wrong-scope', `${label} belongs to ${c.scope}, not ${want.scopes.join(' or ')}`);
+  if (!want.workspaces.includes(c.workspace)) return skip('wrong-workspace', `${label} belongs to ${c.workspace}, not ${want.workspaces.join(' or ')}`);
   if (c.status !== 'active') return skip('not-active', `${label} is ${c.status}`);
   if (c.profileKey !== want.profileKey) return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
   const { fixed, preferred } = want.hosts;
@@ -135,17 +135,17 @@ type SnapshotStep = Exclude<RestoreStep, 'running'>;
 const SNAPSHOT_STEPS: readonly SnapshotStep[] = ['session', 'golden-pin', 'golden-workspace', 'golden-system'];
 
 /** What each snapshot step takes from the input and how it words its skips. */
-function stepRules(input: RestoreInput, step: SnapshotStep): { candidate: RestoreCandidate | null; missing: SkipReason; missingDetail: string; kind: SnapshotKind; scopes: string[]; incompatible: SkipReason } {
+function stepRules(input: RestoreInput, step: SnapshotStep): { candidate: RestoreCandidate | null; missing: SkipReason; missingDetail: string; kind: SnapshotKind; workspaces: string[]; incompatible: SkipReason } {
   const box = input.sandbox;
   switch (step) {
     case 'session':
-      return { candidate: input.session, missing: 'no-session-snapshot', missingDetail: `sandbox ${box.id} has no session snapshot yet`, kind: 'session', scopes: [box.scope], incompatible: 'incompatible-profile' };
+      return { candidate: input.session, missing: 'no-session-snapshot', missingDetail: `sandbox ${box.id} has no session snapshot yet`, kind: 'session', workspaces: [box.workspace], incompatible: 'incompatible-profile' };
     case 'golden-pin':
-      return { candidate: input.pin, missing: 'no-pin', missingDetail: box.issueId ? `issue ${box.issueId} has no pinned snapshot` : `sandbox ${box.id} belongs to no issue`, kind: 'golden', scopes: [box.scope, SYSTEM_SCOPE], incompatible: 'pin-incompatible' };
+      return { candidate: input.pin, missing: 'no-pin', missingDetail: box.issueId ? `issue ${box.issueId} has no pinned snapshot` : `sandbox ${box.id} belongs to no issue`, kind: 'golden', workspaces: [box.workspace, SYSTEM_SCOPE], incompatible: 'pin-incompatible' };
     case 'golden-workspace':
-      return { candidate: input.workspaceDefault, missing: 'no-workspace-default', missingDetail: `${box.scope} has no default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [box.scope], incompatible: 'incompatible-profile' };
+      return { candidate: input.workspaceDefault, missing: 'no-workspace-default', missingDetail: `${box.workspace} has no default for ${box.size} ${box.profileKey}`, kind: 'golden', workspaces: [box.workspace], incompatible: 'incompatible-profile' };
     case 'golden-system':
-      return { candidate: input.systemDefault, missing: 'no-system-default', missingDetail: `there is no system default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [SYSTEM_SCOPE], incompatible: 'incompatible-profile' };
+      return { candidate: input.systemDefault, missing: 'no-system-default', missingDetail: `there is no system default for ${box.size} ${box.profileKey}`, kind: 'golden', workspaces: [SYSTEM_SCOPE], incompatible: 'incompatible-profile' };
   }
 }
 

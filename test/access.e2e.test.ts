@@ -104,7 +104,7 @@ test('a service that starts the workflows directly is held to the same rules, in
   const direct = t.client.temporal.workflow.execute<typeof createImageSnapshot>('createImageSnapshot', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.imageSnapshot('acme', 'bypass-v1'),
-    args: [{ snapshotId, scope: 'acme', name: 'bypass-v1', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, actor: 'mallory' }],
+    args: [{ snapshotId, workspace: 'acme', name: 'bypass-v1', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, actor: 'mallory' }],
   });
   await expect(direct).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
   expect(await t.db.db.select().from(snapshots).where(eq(snapshots.id, snapshotId))).toEqual([]);
@@ -112,16 +112,16 @@ test('a service that starts the workflows directly is held to the same rules, in
   const connect = t.client.temporal.workflow.execute<typeof validateGithubConnection>('validateGithubConnection', {
     taskQueue: taskQueues.control,
     workflowId: `github-connection/acme-bypass-${snapshotId}`,
-    args: [{ scope: 'acme', installationId: 7, actor: 'bob' }],
+    args: [{ workspace: 'acme', installationId: 7, actor: 'bob' }],
   });
   await expect(connect).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('admin') } });
 
   // An admin of another workspace cannot point --replace at acme's snapshot to take over its default and pins.
-  const [golden] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, 'acme'), eq(snapshots.name, 'acme-golden-v1')));
+  const [golden] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.workspace, 'acme'), eq(snapshots.name, 'acme-golden-v1')));
   const takeover = t.client.temporal.workflow.execute<typeof createImageSnapshot>('createImageSnapshot', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.imageSnapshot('other', 'takeover-v2'),
-    args: [{ snapshotId: crypto.randomUUID(), scope: 'other', name: 'takeover-v2', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, replaces: golden!.id, actor: 'dave' }],
+    args: [{ snapshotId: crypto.randomUUID(), workspace: 'other', name: 'takeover-v2', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, replaces: golden!.id, actor: 'dave' }],
   });
   await expect(takeover).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('belongs to acme') } });
   expect(await t.db.db.select().from(snapshots).where(eq(snapshots.name, 'takeover-v2'))).toEqual([]);
@@ -130,7 +130,7 @@ test('a service that starts the workflows directly is held to the same rules, in
 });
 
 test('every decision is an audit event: who, what, on what, allowed or denied, from which run', async () => {
-  const events = await t.db.db.select().from(auditEvents).where(eq(auditEvents.scope, 'acme'));
+  const events = await t.db.db.select().from(auditEvents).where(eq(auditEvents.workspace, 'acme'));
   const find = (actor: string, action: string, decision: 'allowed' | 'denied') => events.find((e) => e.actor === actor && e.action === action && e.decision === decision);
   expect(find('alice', 'sandbox.promote', 'allowed')).toMatchObject({ workflowId: expect.stringMatching(/^sandbox\//), runId: expect.any(String) });
   expect(find('alice', 'golden.config', 'allowed')).toBeDefined();
@@ -152,7 +152,7 @@ test('a scheduled golden build runs as whoever set the config: once they are no 
     [refusal] = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.actor, 'frank'), eq(auditEvents.action, 'golden.build'), eq(auditEvents.decision, 'denied')));
     if (!refusal) await new Promise((r) => setTimeout(r, 500));
   }
-  expect(refusal).toMatchObject({ scope: 'acme', reason: expect.stringContaining('needs the admin role'), workflowId: expect.stringContaining(workflowIds.goldenScheduledBuild('acme')) });
-  expect(await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.scope, 'acme'), eq(goldenBuilds.trigger, 'schedule')))).toEqual([]);
+  expect(refusal).toMatchObject({ workspace: 'acme', reason: expect.stringContaining('needs the admin role'), workflowId: expect.stringContaining(workflowIds.goldenScheduledBuild('acme')) });
+  expect(await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.workspace, 'acme'), eq(goldenBuilds.trigger, 'schedule')))).toEqual([]);
   await alice.golden.setConfig({ workspace: 'acme', targets: ['small:codex'] }); // no schedule any more
 });

@@ -13,7 +13,7 @@ const profile = profileKey({ runtime: 'codex', size: 'small' });
 /** A valid image snapshot row; tests change the one field they are about. */
 function snapshot(overrides: Partial<NewSnapshot> = {}): NewSnapshot {
   return {
-    scope: 'ws-1',
+    workspace: 'ws-1',
     name: 'api-base.v1',
     kind: 'image',
     sourceImage: 'ghcr.io/acme/api:1',
@@ -77,14 +77,14 @@ describe('migrations', () => {
 });
 
 describe('snapshot names', () => {
-  test('unique per scope, free in another scope, and freed again by a tombstone', async () => {
+  test('unique per workspace, free in another workspace, and freed again by a tombstone', async () => {
     const { db } = handle;
     const [first] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
 
     const dup = await pgError(db.insert(snapshots).values(snapshot({ name: 'dup' })));
     expect(dup).toMatchObject({ code: '23505', constraint_name: 'snapshots_scope_name_live_idx' });
 
-    await db.insert(snapshots).values(snapshot({ name: 'dup', scope: SYSTEM_SCOPE }));
+    await db.insert(snapshots).values(snapshot({ name: 'dup', workspace: SYSTEM_SCOPE }));
 
     await db.update(snapshots).set({ status: 'deleted', deletedAt: new Date() }).where(eq(snapshots.id, first!.id));
     const [reused] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
@@ -133,11 +133,11 @@ describe('snapshot rows', () => {
 });
 
 describe('default pointers', () => {
-  test('at most one default per (scope, size, profile); another profile gets its own', async () => {
+  test('at most one default per (workspace, size, profile); another profile gets its own', async () => {
     const { db } = handle;
     const [a] = await db.insert(snapshots).values(snapshot({ name: 'golden-a', kind: 'golden', status: 'active' })).returning();
     const [b] = await db.insert(snapshots).values(snapshot({ name: 'golden-b', kind: 'golden', status: 'active' })).returning();
-    const pointer = { scope: 'ws-1', size: 'small', profileKey: profile };
+    const pointer = { workspace: 'ws-1', size: 'small', profileKey: profile };
 
     await db.insert(defaultPointers).values({ ...pointer, snapshotId: a!.id });
     const second = await pgError(db.insert(defaultPointers).values({ ...pointer, snapshotId: b!.id }));
@@ -145,7 +145,7 @@ describe('default pointers', () => {
 
     const piProfile = profileKey({ runtime: 'pi', size: 'small' });
     await db.insert(defaultPointers).values({ ...pointer, profileKey: piProfile, snapshotId: b!.id });
-    const rows = await db.select().from(defaultPointers).where(eq(defaultPointers.scope, 'ws-1'));
+    const rows = await db.select().from(defaultPointers).where(eq(defaultPointers.workspace, 'ws-1'));
     expect(rows.map((r) => r.profileKey).sort()).toEqual([profile, piProfile].sort());
   });
 });
@@ -153,7 +153,7 @@ describe('default pointers', () => {
 describe('sandboxes', () => {
   test('only a vm sandbox can point at a session snapshot', async () => {
     const { db } = handle;
-    const base = { scope: 'ws-1', size: 'small', runtime: 'codex' as const, profileKey: profile };
+    const base = { workspace: 'ws-1', size: 'small', runtime: 'codex' as const, profileKey: profile };
     const [vm] = await db.insert(sandboxes).values({ ...base, class: 'vm' }).returning();
     const [session] = await db
       .insert(snapshots)

@@ -51,7 +51,7 @@ afterAll(async () => {
 });
 
 const base = { workspace: ws, runtime: 'codex', size: 'small' };
-const rowsNamed = async (name: string) => t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, ws), eq(snapshots.name, name)));
+const rowsNamed = async (name: string) => t.db.db.select().from(snapshots).where(and(eq(snapshots.workspace, ws), eq(snapshots.name, name)));
 
 async function createAndWait(input: Parameters<TestEnv['client']['snapshots']['create']>[0]) {
   const created = await t.client.snapshots.create(input);
@@ -113,8 +113,8 @@ test('--replace creates the next version and moves the agents on the old one to 
   expect(snapshot.status).toBe('active');
   expect(events.filter((e) => e.type === 'replaced').map((e) => e.message)).toEqual([`replaced by ${created.snapshotId}: 0 default(s), 0 pin(s), 2 agent(s) moved`]);
   // Nothing of the workspace was a default, and replacing made nothing one.
-  expect(await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, ws))).toEqual([]);
-  expect(await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, ws))).toEqual([]);
+  expect(await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.workspace, ws))).toEqual([]);
+  expect(await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, ws))).toEqual([]);
   expect((await rowsNamed('agent-v2'))[0]).toMatchObject({ parentSnapshotId: old!.id });
 });
 
@@ -136,7 +136,7 @@ test('a private GHCR image needs the GitHub connection: missing → blocked up f
   await expect(t.client.validateGithub({ workspace: ws, installationId: 999 })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING' });
   const connection = await t.client.validateGithub({ workspace: ws, installationId: INSTALLATION });
   expect(connection).toMatchObject({ status: 'connected', account: 'acme', installationId: INSTALLATION });
-  const [row] = await t.db.db.select().from(githubConnections).where(eq(githubConnections.scope, ws));
+  const [row] = await t.db.db.select().from(githubConnections).where(eq(githubConnections.workspace, ws));
   expect(Object.values(row!).map(String)).not.toContain(github.tokenFor(INSTALLATION));
 
   const { result } = await createAndWait({ ...base, name: 'private-v1', image });
@@ -187,7 +187,7 @@ test('hostile or invalid input is refused before anything is written', async () 
 test('a pending snapshot whose run has ended is failed by the reconciler, never left pending', async () => {
   const [ghost] = await t.db.db
     .insert(snapshots)
-    .values({ scope: ws, name: 'ghost-v1', kind: 'image', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', origin: 'user', workflowId: 'image-snapshot/nowhere/ghost', status: 'pending', updatedAt: new Date(Date.now() - 10 * 60_000) })
+    .values({ workspace: ws, name: 'ghost-v1', kind: 'image', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', origin: 'user', workflowId: 'image-snapshot/nowhere/ghost', status: 'pending', updatedAt: new Date(Date.now() - 10 * 60_000) })
     .returning();
   const result = await t.client.temporal.workflow.execute('reconcileSnapshots', { taskQueue: taskQueues.control, workflowId: `reconcile-test-${ghost!.id}`, args: [] });
   expect(result).toMatchObject({ failed: [ghost!.id] });

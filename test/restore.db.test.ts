@@ -34,13 +34,13 @@ afterAll(async () => {
 async function addSnapshot(name: string, overrides: Partial<NewSnapshot> = {}): Promise<string> {
   const [row] = await handle.db
     .insert(snapshots)
-    .values({ scope: ws, name, kind: 'golden', runtime: 'codex', size: 'small', profileKey: profile, status: 'active', origin: 'build-now', storedRef: `registry.test/snapflow/${name}@${digest}`, ...overrides })
+    .values({ workspace: ws, name, kind: 'golden', runtime: 'codex', size: 'small', profileKey: profile, status: 'active', origin: 'build-now', storedRef: `registry.test/snapflow/${name}@${digest}`, ...overrides })
     .returning({ id: snapshots.id });
   return row!.id;
 }
 
 async function addSandbox(overrides: Partial<typeof sandboxes.$inferInsert> = {}): Promise<string> {
-  const [row] = await handle.db.insert(sandboxes).values({ scope: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: profile, state: 'stopped', hostId: 'host-on', ...overrides }).returning({ id: sandboxes.id });
+  const [row] = await handle.db.insert(sandboxes).values({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: profile, state: 'stopped', hostId: 'host-on', ...overrides }).returning({ id: sandboxes.id });
   return row!.id;
 }
 
@@ -59,14 +59,14 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
   const sessionId = await addSnapshot('full-session', { kind: 'session', origin: 'job', sandboxId, storedRef: null, sourceImage: 'snapflow/session-local:1' });
   const pinId = await addSnapshot('full-pin');
   const wsId = await addSnapshot('full-ws-default');
-  const sysId = await addSnapshot('full-sys-default', { scope: SYSTEM_SCOPE });
-  const [issue] = await handle.db.insert(issues).values({ scope: ws, externalKey: 'ISSUE-1', pinnedSnapshotId: pinId }).returning();
+  const sysId = await addSnapshot('full-sys-default', { workspace: SYSTEM_SCOPE });
+  const [issue] = await handle.db.insert(issues).values({ workspace: ws, externalKey: 'ISSUE-1', pinnedSnapshotId: pinId }).returning();
   await handle.db.update(sandboxes).set({ latestSessionSnapshotId: sessionId, issueId: issue!.id }).where(eq(sandboxes.id, sandboxId));
   await handle.db.insert(defaultPointers).values([
-    { scope: ws, size: 'small', profileKey: profile, snapshotId: wsId },
-    { scope: SYSTEM_SCOPE, size: 'small', profileKey: profile, snapshotId: sysId },
+    { workspace: ws, size: 'small', profileKey: profile, snapshotId: wsId },
+    { workspace: SYSTEM_SCOPE, size: 'small', profileKey: profile, snapshotId: sysId },
     // Another profile's default is not this sandbox's.
-    { scope: ws, size: 'small', profileKey: profileKey({ runtime: 'pi', size: 'small' }), snapshotId: pinId },
+    { workspace: ws, size: 'small', profileKey: profileKey({ runtime: 'pi', size: 'small' }), snapshotId: pinId },
   ]);
   await handle.db.insert(hostCache).values([
     { hostId: 'host-off', snapshotId: sessionId },
@@ -76,13 +76,13 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
 
   const loaded = await readRestoreInput(handle.db, { sandboxId });
   expect(loaded).toEqual({
-    sandbox: { id: sandboxId, scope: ws, class: 'vm', size: 'small', profileKey: profile, keepAlive: false, state: 'stopped', hostId: 'host-on', hostStatus: 'online', containerId: null, issueId: issue!.id },
+    sandbox: { id: sandboxId, workspace: ws, class: 'vm', size: 'small', profileKey: profile, keepAlive: false, state: 'stopped', hostId: 'host-on', hostStatus: 'online', containerId: null, issueId: issue!.id },
     hostId: null,
     // Offline hosts' copies do not count unless that host is the one asked for.
-    session: { id: sessionId, scope: ws, name: 'full-session', kind: 'session', status: 'active', profileKey: profile, storedRef: null, sourceImage: 'snapflow/session-local:1', cachedOn: [] },
+    session: { id: sessionId, workspace: ws, name: 'full-session', kind: 'session', status: 'active', profileKey: profile, storedRef: null, sourceImage: 'snapflow/session-local:1', cachedOn: [] },
     pin: expect.objectContaining({ id: pinId, kind: 'golden', cachedOn: [] }),
     workspaceDefault: expect.objectContaining({ id: wsId, storedRef: `registry.test/snapflow/full-ws-default@${digest}`, cachedOn: ['host-on'] }),
-    systemDefault: expect.objectContaining({ id: sysId, scope: SYSTEM_SCOPE }),
+    systemDefault: expect.objectContaining({ id: sysId, workspace: SYSTEM_SCOPE }),
   });
 
   const restore = createRestoreActivities({ db: handle.db });

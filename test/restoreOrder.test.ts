@@ -9,7 +9,7 @@ const otherProfile = profileKey({ runtime: 'pi', size: 'small' });
 function sandbox(overrides: Partial<RestoreSandbox> = {}): RestoreSandbox {
   return {
     id: 'sb-1',
-    scope: 'ws-1',
+    workspace: 'ws-1',
     class: 'vm',
     size: 'small',
     profileKey: profile,
@@ -26,7 +26,7 @@ function sandbox(overrides: Partial<RestoreSandbox> = {}): RestoreSandbox {
 function snap(id: string, overrides: Partial<RestoreCandidate> = {}): RestoreCandidate {
   return {
     id,
-    scope: 'ws-1',
+    workspace: 'ws-1',
     name: id,
     kind: 'golden',
     status: 'active',
@@ -41,7 +41,7 @@ function snap(id: string, overrides: Partial<RestoreCandidate> = {}): RestoreCan
 const session = (overrides: Partial<RestoreCandidate> = {}) => snap('session-1', { kind: 'session', ...overrides });
 const pin = (overrides: Partial<RestoreCandidate> = {}) => snap('pin-1', overrides);
 const wsDefault = (overrides: Partial<RestoreCandidate> = {}) => snap('ws-default-1', overrides);
-const sysDefault = (overrides: Partial<RestoreCandidate> = {}) => snap('sys-default-1', { scope: SYSTEM_SCOPE, ...overrides });
+const sysDefault = (overrides: Partial<RestoreCandidate> = {}) => snap('sys-default-1', { workspace: SYSTEM_SCOPE, ...overrides });
 const notStored = { storedRef: null, sourceImage: 'snapflow/session-local:1' };
 
 function input(overrides: Partial<RestoreInput> = {}): RestoreInput {
@@ -90,17 +90,17 @@ const rows: Row[] = [
 
   // 3. Golden: pin → workspace default → system default
   { name: 'pinned golden snapshot', input: input({ pin: pin(), workspaceDefault: wsDefault() }), source: 'golden-pin', snapshotId: 'pin-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot'] },
-  { name: 'a system golden snapshot may be pinned', input: input({ pin: pin({ scope: SYSTEM_SCOPE }) }), source: 'golden-pin', snapshotId: 'pin-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot'] },
+  { name: 'a system golden snapshot may be pinned', input: input({ pin: pin({ workspace: SYSTEM_SCOPE }) }), source: 'golden-pin', snapshotId: 'pin-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot'] },
   { name: 'sandbox without an issue has no pin', input: input({ sandbox: sandbox({ issueId: null }), workspaceDefault: wsDefault() }), source: 'golden-workspace', snapshotId: 'ws-default-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:no-pin'] },
   { name: 'pinned but incompatible falls through to the workspace default', input: input({ pin: pin({ profileKey: otherProfile }), workspaceDefault: wsDefault() }), source: 'golden-workspace', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:pin-incompatible'] },
-  { name: 'pinned snapshot of another workspace', input: input({ pin: pin({ scope: 'ws-2' }), workspaceDefault: wsDefault() }), source: 'golden-workspace', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:wrong-scope'] },
+  { name: 'pinned snapshot of another workspace', input: input({ pin: pin({ workspace: 'ws-2' }), workspaceDefault: wsDefault() }), source: 'golden-workspace', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:wrong-workspace'] },
   { name: 'pinned image snapshot is not golden', input: input({ pin: pin({ kind: 'image' }), workspaceDefault: wsDefault() }), source: 'golden-workspace', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:wrong-kind'] },
   { name: 'pinned snapshot being deleted', input: input({ pin: pin({ status: 'deleting' }), workspaceDefault: wsDefault() }), source: 'golden-workspace', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:not-active'] },
   { name: 'workspace default', input: input({ workspaceDefault: wsDefault(), systemDefault: sysDefault() }), source: 'golden-workspace', snapshotId: 'ws-default-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:no-pin'] },
   { name: 'pending workspace default falls through to the system default', input: input({ workspaceDefault: wsDefault({ status: 'pending' }), systemDefault: sysDefault() }), source: 'golden-system', snapshotId: 'sys-default-1', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:no-pin', 'golden-workspace:not-active'] },
   { name: 'workspace default built for another profile', input: input({ workspaceDefault: wsDefault({ profileKey: otherProfile }), systemDefault: sysDefault() }), source: 'golden-system', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', 'golden-pin:no-pin', 'golden-workspace:incompatible-profile'] },
   { name: 'no workspace default: system default', input: input({ systemDefault: sysDefault() }), source: 'golden-system', snapshotId: 'sys-default-1', imageRef: sysDefault().storedRef!, skipped: [...nothingBeforeSession, 'session:no-session-snapshot', ...noGoldens.slice(0, 2)] },
-  { name: 'a workspace snapshot in the system default slot', input: input({ systemDefault: sysDefault({ scope: 'ws-1' }) }), source: 'base', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', ...noGoldens.slice(0, 2), 'golden-system:wrong-scope'] },
+  { name: 'a workspace snapshot in the system default slot', input: input({ systemDefault: sysDefault({ workspace: 'ws-1' }) }), source: 'base', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', ...noGoldens.slice(0, 2), 'golden-system:wrong-workspace'] },
 
   // 4. Fresh base image
   { name: 'nothing at all: base image on the sandbox host', input: input(), source: 'base', imageRef: BASE_IMAGE_REF, hostId: 'host-a', skipped: [...nothingBeforeSession, 'session:no-session-snapshot', ...noGoldens] },

@@ -35,10 +35,10 @@ afterAll(async () => {
 });
 
 /** An active golden snapshot row, as a build or a promotion leaves it (no image needed to move agents). */
-async function snapshot(name: string, extra: Partial<typeof snapshots.$inferInsert> = {}, scope = ws): Promise<string> {
+async function snapshot(name: string, extra: Partial<typeof snapshots.$inferInsert> = {}, workspace = ws): Promise<string> {
   const [row] = await t.db.db
     .insert(snapshots)
-    .values({ scope, name, kind: 'golden', runtime: 'codex', size: 'small', profileKey: profileKey({ runtime: 'codex', size: 'small' }), status: 'active', origin: 'promote', ...extra })
+    .values({ workspace, name, kind: 'golden', runtime: 'codex', size: 'small', profileKey: profileKey({ runtime: 'codex', size: 'small' }), status: 'active', origin: 'promote', ...extra })
     .returning({ id: snapshots.id });
   return row!.id;
 }
@@ -52,8 +52,8 @@ async function fleet(prefix: string, n: number, v2: Partial<typeof snapshots.$in
   return { v1Id, v2Id, names, snapshot: `${prefix}-v2` };
 }
 
-async function where(names: string[], scope = ws): Promise<Record<string, { on: string; was: string | null }>> {
-  const rows = await t.db.db.select().from(agents).where(and(eq(agents.workspaceId, scope), inArray(agents.name, names)));
+async function where(names: string[], workspace = ws): Promise<Record<string, { on: string; was: string | null }>> {
+  const rows = await t.db.db.select().from(agents).where(and(eq(agents.workspace, workspace), inArray(agents.name, names)));
   return Object.fromEntries(rows.map((r) => [r.name, { on: r.snapshotId, was: r.previousSnapshotId }]));
 }
 
@@ -85,7 +85,7 @@ async function moveCalls(workflowId: string): Promise<number> {
 test('agents are created on an active snapshot of their workspace, and listed', async () => {
   await snapshot('base-v1');
   await snapshot('broken-v1', { status: 'failed', errorCode: 'VERIFY_FAILED' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).resolves.toMatchObject({ name: 'helper', workspaceId: ws, previousSnapshotId: null });
+  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).resolves.toMatchObject({ name: 'helper', workspace: ws, previousSnapshotId: null });
   await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).rejects.toMatchObject({ code: 'CONFLICT', field: 'name' });
   await expect(t.client.agents.create({ workspace: ws, name: 'other', snapshot: 'broken-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'snapshot' });
   await expect(t.client.agents.create({ workspace: 'ws-elsewhere', name: 'other', snapshot: 'base-v1' })).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'snapshot' });
@@ -218,11 +218,11 @@ test('unknown agents: NOT_FOUND naming them, nothing moved; a member may not sta
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
 
   // Past the client's own check: the workflow's first step decides and records the refusal.
-  const handle = await t.client.temporal.workflow.start('rolloutSnapshot', { taskQueue: 'snapflow-control-v1', workflowId: `rollout-denied-${randomUUID()}`, args: [{ scope: ws, snapshotId: v2Id, agents: names, actor: 'bob' }] });
+  const handle = await t.client.temporal.workflow.start('rolloutSnapshot', { taskQueue: 'snapflow-control-v1', workflowId: `rollout-denied-${randomUUID()}`, args: [{ workspace: ws, snapshotId: v2Id, agents: names, actor: 'bob' }] });
   started.push(handle.workflowId);
   await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
-  const audit = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.scope, ws), eq(auditEvents.actor, 'bob'), eq(auditEvents.action, 'agent.rollout')));
+  const audit = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.workspace, ws), eq(auditEvents.actor, 'bob'), eq(auditEvents.action, 'agent.rollout')));
   expect(audit.filter((a) => a.workflowId === handle.workflowId)).toEqual([expect.objectContaining({ decision: 'denied', target: v2Id, runId: expect.any(String) })]);
 });
 
@@ -243,7 +243,7 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
     const result = await t.client.agents.wait({ workspace: autoWs, snapshot: 'auto-v2' });
     // `all`: every agent of the workspace, by name; the first is the canary, the rest one batch.
     expect(result).toMatchObject({ status: 'completed', moved: names, movedBack: [], health: [{ agent: 'auto-1', ok: true, actor: 'auto', detail: expect.stringContaining(`booted on ${hostId}`) }] });
-    const [v2] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, autoWs), eq(snapshots.name, 'auto-v2')));
+    const [v2] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.workspace, autoWs), eq(snapshots.name, 'auto-v2')));
     expect(Object.values(await where(names, autoWs))).toEqual(names.map(() => ({ on: v2!.id, was: v1Id })));
   }, 120_000);
 

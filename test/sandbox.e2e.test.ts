@@ -95,7 +95,7 @@ test('golden selection: pin on the issue → workspace default → system defaul
   const maker = await create({ keepAlive: true });
   await t.client.sandboxes.runJob(maker.sandboxId, sh('echo workspace-golden > /etc/golden'));
   const wsGolden = await t.client.sandboxes.promote(maker.sandboxId, { name: 'ws-golden-v1', setDefault: true });
-  expect(wsGolden.default).toMatchObject({ scope: ws, size: 'small', version: 1 });
+  expect(wsGolden.default).toMatchObject({ workspace: ws, size: 'small', version: 1 });
   await t.client.sandboxes.runJob(maker.sandboxId, sh('echo pinned-golden > /etc/golden'));
   const pinned = await t.client.sandboxes.promote(maker.sandboxId, { name: 'pinned-v1' });
   await t.client.sandboxes.destroy(maker.sandboxId);
@@ -195,7 +195,7 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   const handle = await t.client.temporal.workflow.start<typeof sandbox>('sandbox', {
     taskQueue: taskQueues.control,
     workflowId,
-    args: [{ sandboxId, scope: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: 'codex/small/base-1', keepAlive: true, actor: 'operator', updatesPerRun: 2 }],
+    args: [{ sandboxId, workspace: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: 'codex/small/base-1', keepAlive: true, actor: 'operator', updatesPerRun: 2 }],
   });
   while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle') await new Promise((r) => setTimeout(r, 100));
   for (let i = 1; i <= 3; i++) await t.client.sandboxes.runJob(sandboxId, sh(`echo ${i} >> /tmp/log`));

@@ -95,7 +95,7 @@ describe('parseImageRef', () => {
 describe('validateCreateImageSnapshot', () => {
   test('a good request comes back canonical, with the default entrypoint and its profile key', () => {
     expect(validateCreateImageSnapshot(good)).toEqual({
-      scope: 'acme',
+      workspace: 'acme',
       name: 'agent-base-v3',
       image: { registry: 'ghcr.io', repository: 'org/image', tag: 'v1' },
       imageRef: 'ghcr.io/org/image:v1',
@@ -105,7 +105,7 @@ describe('validateCreateImageSnapshot', () => {
       profileKey: 'codex/small/base-1',
     });
     const other = validateCreateImageSnapshot({ ...good, workspace: 'system', image: '127.0.0.1:5000/team/app:1.2', entrypoint: '/usr/local/bin/agent_start-2.sh', runtime: 'pi', size: 'large' });
-    expect(other).toMatchObject({ scope: 'system', imageRef: '127.0.0.1:5000/team/app:1.2', entrypoint: '/usr/local/bin/agent_start-2.sh', runtime: 'pi', size: 'large', profileKey: 'pi/large/base-1' });
+    expect(other).toMatchObject({ workspace: 'system', imageRef: '127.0.0.1:5000/team/app:1.2', entrypoint: '/usr/local/bin/agent_start-2.sh', runtime: 'pi', size: 'large', profileKey: 'pi/large/base-1' });
   });
 
   test('the name rule is the catalog check constraint', () => {

@@ -145,7 +145,7 @@ const local: LocalActivityOptions = {
 /** Golden build records, registration and host cache (control worker, local). */
 export const golden = proxyLocalActivities<GoldenCatalogActivities>(local);
 
-/** Compare-and-set of the one default per (scope, size, profile) (control worker, local). */
+/** Compare-and-set of the one default per (workspace, size, profile) (control worker, local). */
 export const defaults = proxyLocalActivities<DefaultActivities>(local);
 
 /** The sandbox row, session snapshots (control worker, local). */

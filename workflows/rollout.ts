@@ -16,6 +16,7 @@ import {
   type RolloutStatus,
 } from './contracts/rollout';
 import { asFailure, failureOf, reject } from './failures';
+import { withWorkspace } from './compat';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
@@ -26,6 +27,7 @@ const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted'
  * Only real errors fail the run, and then too every agent it moved goes back first.
  */
 export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResult> {
+  req = withWorkspace(req);
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   const canarySize = req.canary ?? 1;
@@ -50,7 +52,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   /** Every control and report is decided against the workspace's roles here, so a direct Update is held to them too. */
   const authorized = async (actor: string, what: string): Promise<void> => {
     try {
-      await access.authorize({ actor, scope: req.scope, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
+      await access.authorize({ actor, workspace: req.workspace, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
     } catch (err) {
       asFailure(err);
     }
@@ -97,7 +99,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     // Counted as moved before the call: if it fails after committing, the compensation still moves them back.
     s.moved.push(...names);
     s.pending = s.pending.filter((n) => !names.includes(n));
-    const { elsewhere } = await agentCatalog.moveAgents({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run });
+    const { elsewhere } = await agentCatalog.moveAgents({ workspace: req.workspace, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run });
     s.moved = s.moved.filter((n) => !elsewhere.includes(n));
     s.skipped.push(...elsewhere);
     show();
@@ -106,7 +108,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   const moveBack = async (): Promise<void> => {
     if (s.moved.length === 0) return;
     const names = [...s.moved];
-    const back = await CancellationScope.nonCancellable(() => agentCatalog.moveAgentsBack({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run }));
+    const back = await CancellationScope.nonCancellable(() => agentCatalog.moveAgentsBack({ workspace: req.workspace, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run }));
     s.movedBack.push(...back.movedBack);
     s.moved = back.stranded;
     if (back.stranded.length) s.reason = `${s.reason ? `${s.reason}; ` : ''}${back.stranded.join(', ')} stayed on the new snapshot: the one they came from is no longer active`;
@@ -159,12 +161,12 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     for (const [field, value] of [['canary', canarySize], ['batchSize', batchSize]] as const) {
       if (!Number.isSafeInteger(value) || value < 1) reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
     }
-    await access.authorize({ actor: req.actor, scope: req.scope, action: 'agent.rollout', target: req.snapshotId, run });
+    await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'agent.rollout', target: req.snapshotId, run });
 
     enter('resolving');
-    const snapshot = await agentCatalog.loadRolloutSnapshot({ scope: req.scope, snapshotId: req.snapshotId });
+    const snapshot = await agentCatalog.loadRolloutSnapshot({ workspace: req.workspace, snapshotId: req.snapshotId });
     if (req.auto && !snapshot.storedRef) reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, { field: 'auto', hint: 'report the canary health by hand instead' });
-    const agents = await agentCatalog.listRolloutAgents({ scope: req.scope, agents: req.agents });
+    const agents = await agentCatalog.listRolloutAgents({ workspace: req.workspace, agents: req.agents });
     for (const a of agents) origin.set(a.name, a.snapshotId);
     s.already = agents.filter((a) => a.snapshotId === req.snapshotId).map((a) => a.name);
     s.pending = agents.filter((a) => a.snapshotId !== req.snapshotId).map((a) => a.name);

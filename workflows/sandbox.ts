@@ -31,6 +31,7 @@ import {
 } from './contracts/sandbox';
 import { reject } from './failures';
 import { publishGolden } from './publishGolden';
+import { withWorkspace } from './compat';
 
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
@@ -81,7 +82,7 @@ class SandboxEntity {
   async create(): Promise<void> {
     const { req, s } = this;
     await this.authorizeAs(req.actor, 'sandbox.create');
-    await sandboxCatalog.registerSandbox({ id: req.sandboxId, scope: req.scope, class: req.class, size: req.size, runtime: req.runtime, profileKey: req.profileKey, keepAlive: req.keepAlive, issueId: req.issueId });
+    await sandboxCatalog.registerSandbox({ id: req.sandboxId, workspace: req.workspace, class: req.class, size: req.size, runtime: req.runtime, profileKey: req.profileKey, keepAlive: req.keepAlive, issueId: req.issueId });
     try {
       await this.start();
     } catch (err) {
@@ -164,17 +165,17 @@ class SandboxEntity {
       const { storedRef, registered: snapshotId } = await publishGolden({
         hostId: s.hostId!,
         containerId: s.containerId!,
-        scope: req.scope,
+        workspace: req.workspace,
         tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`,
         committed: (ref) => (localRef = ref),
         register: async ({ storedRef, digest }) => {
-          const registered = await golden.registerGolden({ id: uuid4(), scope: req.scope, name: input.name, storedRef, digest, runtime: req.runtime, size: req.size, profileKey: req.profileKey, origin: 'promote', sandboxId: req.sandboxId, parentSnapshotId: s.latestSessionSnapshotId, run: this.run });
+          const registered = await golden.registerGolden({ id: uuid4(), workspace: req.workspace, name: input.name, storedRef, digest, runtime: req.runtime, size: req.size, profileKey: req.profileKey, origin: 'promote', sandboxId: req.sandboxId, parentSnapshotId: s.latestSessionSnapshotId, run: this.run });
           return registered.snapshotId;
         },
       });
       await golden.recordHostCache({ hostId: s.hostId!, snapshotIds: [snapshotId] });
       localRef = undefined; // the promoted image stays cached on this host
-      const made = input.setDefault ? await defaults.setDefault({ scope: req.scope, size: req.size, profileKey: req.profileKey, snapshotId, actor: input.actor ?? req.actor, reason: `promoted from sandbox ${req.sandboxId}`, workflowId: this.run.workflowId }) : undefined;
+      const made = input.setDefault ? await defaults.setDefault({ workspace: req.workspace, size: req.size, profileKey: req.profileKey, snapshotId, actor: input.actor ?? req.actor, reason: `promoted from sandbox ${req.sandboxId}`, workflowId: this.run.workflowId }) : undefined;
       return { snapshotId, name: input.name, storedRef, default: made };
     } catch (err) {
       const f = describeFailure(err);
@@ -252,7 +253,7 @@ class SandboxEntity {
     if (!patched('authz-v1')) return;
     // Never the creator's identity for someone else's call: a request that names nobody is refused.
     if (!actor) reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
-    await access.authorize({ actor: actor!, scope: this.req.scope, action, target: this.req.sandboxId, run: this.run });
+    await access.authorize({ actor: actor!, workspace: this.req.workspace, action, target: this.req.sandboxId, run: this.run });
   }
 
   /** Start (or resume) by the restore order; the decision and every skip reason land in history and status. */
@@ -281,13 +282,13 @@ class SandboxEntity {
 
   private async saveSession(sequence: number): Promise<string> {
     const { req, s } = this;
-    const image = await this.docker().commitSandbox({ containerId: s.containerId!, repository: `snapflow/sessions/${req.scope}/${req.sandboxId}`, tag: `s${sequence}` });
+    const image = await this.docker().commitSandbox({ containerId: s.containerId!, repository: `snapflow/sessions/${req.workspace}/${req.sandboxId}`, tag: `s${sequence}` });
     // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
     const stored = image.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: image.ref });
     const saved = await sandboxCatalog.saveSessionSnapshot({
       id: uuid4(),
       sandboxId: req.sandboxId,
-      scope: req.scope,
+      workspace: req.workspace,
       runtime: req.runtime,
       size: req.size,
       profileKey: req.profileKey,
@@ -308,6 +309,7 @@ class SandboxEntity {
  * After a successful job a `vm` sandbox saves a session snapshot.
  */
 export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
+  req = withWorkspace(req);
   const entity = new SandboxEntity(req);
   setHandler(sandboxStatusQuery, () => entity.status());
   setHandler(runJobUpdate, (job) => entity.runJob(job), { validator: (job) => entity.validateJob(job) });

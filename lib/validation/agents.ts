@@ -31,11 +31,11 @@ export interface RolloutOptions {
   auto?: boolean;
 }
 
-/** Agents live in a workspace: a slug, never the system scope. */
+/** Agents live in a workspace: a slug, never the system workspace. */
 export function checkAgentWorkspace(value: unknown): string {
-  const scope = validateField('workspace', value);
-  check('workspace', scope !== SYSTEM_SCOPE, `agents belong to a workspace, not the ${SYSTEM_SCOPE} scope`, 'use the workspace slug, e.g. "acme"');
-  return scope;
+  const workspace = validateField('workspace', value);
+  check('workspace', workspace !== SYSTEM_SCOPE, `agents belong to a workspace, not the ${SYSTEM_SCOPE} workspace`, 'use the workspace slug, e.g. "acme"');
+  return workspace;
 }
 
 export function checkAgentName(field: string, value: unknown): string {

@@ -15,7 +15,7 @@ export interface CreateImageSnapshotInput {
 }
 
 export interface ValidatedImageSnapshot {
-  scope: string;
+  workspace: string;
   name: string;
   image: ImageRef;
   /** Canonical form of `image`, as stored in the catalog and compared for reuse. */
@@ -66,7 +66,7 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
   if (sizeIssue) refuse('size', sizeIssue);
 
   const validRuntime = runtime as Runtime;
-  return { scope: workspace, name, image, imageRef: formatImageRef(image), entrypoint, runtime: validRuntime, size, profileKey: profileKey({ runtime: validRuntime, size }) };
+  return { workspace: workspace, name, image, imageRef: formatImageRef(image), entrypoint, runtime: validRuntime, size, profileKey: profileKey({ runtime: validRuntime, size }) };
 }
 
 /**

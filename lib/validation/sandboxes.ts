@@ -50,7 +50,7 @@ export function checkJob(job: JobInput): void {
   }
 }
 
-/** A sandbox's workspace: a workspace slug, or the system scope. */
+/** A sandbox's workspace: a workspace slug, or the system workspace. */
 export function checkSandboxWorkspace(workspace: unknown): string {
   check('workspace', text(workspace) === SYSTEM_SCOPE || SLUG_REGEX.test(text(workspace)), `workspace ${quote(workspace)} is not a workspace slug`, 'lowercase letters, digits and "-", e.g. "acme"');
   return text(workspace);
