@@ -1,6 +1,15 @@
 // Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
 // Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
-import { agentNamesOn, moveAgentsHome, moveAgentsOnto, rolloutAgents, rolloutSnapshot, type AgentMove, type RolloutAgent, type RolloutSnapshot } from '../catalog/agents';
+import {
+  agentNamesOn,
+  moveAgentsHome,
+  moveAgentsOnto,
+  rolloutAgents,
+  rolloutSnapshot,
+  type AgentMove,
+  type RolloutAgent,
+  type RolloutSnapshot,
+} from '../catalog/agents';
 import type { Db } from '../db/client';
 import { boundary } from './boundary';
 

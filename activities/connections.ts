@@ -1,6 +1,13 @@
 // GitHub connections per workspace. The catalog keeps the installation and its status, never a token:
 // validation mints one through the App and throws it away.
-import { connectHint, readConnection, saveConnection, setConnectionStatus, usableConnection, type ConnectionState } from '../catalog/connections';
+import {
+  connectHint,
+  readConnection,
+  saveConnection,
+  setConnectionStatus,
+  usableConnection,
+  type ConnectionState,
+} from '../catalog/connections';
 import type { Db } from '../db/client';
 import { SnapflowError } from '../lib/errors';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
@@ -56,7 +63,11 @@ export function createConnectionActivities(deps: ConnectionDeps) {
       return boundary(async () => {
         const installationId = input.installationId ?? (await readConnection(db, input.workspace))?.installationId;
         if (installationId === undefined) {
-          throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', message: `workspace ${input.workspace} has no GitHub connection to validate`, hint: connectHint(input.workspace) });
+          throw new SnapflowError({
+            code: 'GITHUB_CONNECTION_MISSING',
+            message: `workspace ${input.workspace} has no GitHub connection to validate`,
+            hint: connectHint(input.workspace),
+          });
         }
         return validate(input.workspace, installationId);
       });

@@ -1,5 +1,13 @@
 // Catalog side of golden builds: the build config, the build record (incl. skipped), registration, host cache.
-import { insertGoldenSnapshot, readBuildConfig, recordBuildEnd, recordBuildStart, storageNotConfigured, type BuildConfig, type GoldenRegistration } from '../catalog/golden';
+import {
+  insertGoldenSnapshot,
+  readBuildConfig,
+  recordBuildEnd,
+  recordBuildStart,
+  storageNotConfigured,
+  type BuildConfig,
+  type GoldenRegistration,
+} from '../catalog/golden';
 import { evictableImages, hostsWithMemory, markCached, onlineHosts, unmarkCached, type EvictionCandidate } from '../catalog/hosts';
 import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
@@ -36,7 +44,14 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
       return boundary(() => recordBuildStart(db, input));
     },
 
-    async finishBuild(input: { buildId: string; status: Exclude<GoldenBuildStatus, 'running'>; reason?: string; message?: string; figures?: Record<string, number | string>; snapshotId?: string }): Promise<void> {
+    async finishBuild(input: {
+      buildId: string;
+      status: Exclude<GoldenBuildStatus, 'running'>;
+      reason?: string;
+      message?: string;
+      figures?: Record<string, number | string>;
+      snapshotId?: string;
+    }): Promise<void> {
       return boundary(() => recordBuildEnd(db, input));
     },
 

@@ -27,7 +27,8 @@ async function seed(db: Db): Promise<void> {
   const base = `/base-${BASE_IMAGE.tag}`;
   const size = (g: string) => sql.raw(`(array['small','medium','large'])[${g} % 3 + 1]`);
   const runtime = (g: string) => sql.raw(`(array['codex','pi'])[${g} % 2 + 1]`);
-  const ref = (repo: string, key: string) => sql.raw(`'registry.bench/snapflow/${repo}@sha256:' || md5(${key}::text) || md5('x' || ${key}::text)`);
+  const ref = (repo: string, key: string) =>
+    sql.raw(`'registry.bench/snapflow/${repo}@sha256:' || md5(${key}::text) || md5('x' || ${key}::text)`);
 
   await db.execute(sql`
     insert into hosts (id, task_queue, docker_endpoint, memory_total_mib, status)
@@ -113,13 +114,19 @@ async function seed(db: Db): Promise<void> {
 /** Tables the plan reads sequentially that hold more than a page or two: each would mean a missing index. */
 async function seqScansOnBigTables(db: Db, sandboxId: string): Promise<string[]> {
   const nodes = await planNodes(db, sandboxId);
-  const small = new Set((await db.execute<{ relname: string }>(sql`select relname from pg_class where relkind = 'r' and reltuples < 1000`)).map((r) => r.relname));
+  const small = new Set(
+    (await db.execute<{ relname: string }>(sql`select relname from pg_class where relkind = 'r' and reltuples < 1000`)).map(
+      (r) => r.relname,
+    ),
+  );
   return [...new Set(nodes.filter((n) => n.startsWith('Seq Scan ') && !small.has(n.slice('Seq Scan '.length))))];
 }
 
 /** `Node Type relation (index)` for every node of the plan that reads a table. */
 async function planNodes(db: Db, sandboxId: string): Promise<string[]> {
-  const [row] = await db.execute<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(sql`explain (format json) ${restoreInputQuery(db, { sandboxId })}`);
+  const [row] = await db.execute<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+    sql`explain (format json) ${restoreInputQuery(db, { sandboxId })}`,
+  );
   interface PlanNode {
     'Node Type': string;
     'Relation Name'?: string;
@@ -143,11 +150,17 @@ export async function benchRestore(): Promise<void> {
     const [counts] = await handle.db.execute<{ snapshots: number; sandboxes: number; cached: number }>(
       sql`select (select count(*)::int from snapshots) as snapshots, (select count(*)::int from sandboxes) as sandboxes, (select count(*)::int from host_cache) as cached`,
     );
-    console.log(`restore: seeded ${counts!.snapshots} snapshots, ${counts!.sandboxes} sandboxes, ${counts!.cached} host-cache rows in ${(seedMs / 1000).toFixed(1)} s`);
+    console.log(
+      `restore: seeded ${counts!.snapshots} snapshots, ${counts!.sandboxes} sandboxes, ${counts!.cached} host-cache rows in ${(seedMs / 1000).toFixed(1)} s`,
+    );
 
-    const ids = (await handle.db.execute<{ id: string }>(sql`select id from sandboxes order by random() limit ${WARMUP + LOOKUPS}`)).map((r) => r.id);
+    const ids = (await handle.db.execute<{ id: string }>(sql`select id from sandboxes order by random() limit ${WARMUP + LOOKUPS}`)).map(
+      (r) => r.id,
+    );
     const seqScans = await seqScansOnBigTables(handle.db, ids[0]!);
-    console.log(`restore: one statement per lookup; ${seqScans.length ? `✗ sequential scans on ${seqScans.join(', ')}` : 'index lookups on every large table'}`);
+    console.log(
+      `restore: one statement per lookup; ${seqScans.length ? `✗ sequential scans on ${seqScans.join(', ')}` : 'index lookups on every large table'}`,
+    );
 
     const sources: Partial<Record<RestoreSource, number>> = {};
     const samples: number[] = [];
@@ -165,8 +178,14 @@ export async function benchRestore(): Promise<void> {
     const p50 = percentile(samples, 50);
     const p99 = percentile(samples, 99);
     const ok = p99 <= TARGET_P99_MS;
-    console.log(`restore: sources ${Object.entries(sources).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`${ok ? '✓' : '✗'} restore: loadRestoreInput + chooseRestore over ${samples.length} random sandboxes: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...samples).toFixed(2)} ms (target p99 <= ${TARGET_P99_MS} ms)`);
+    console.log(
+      `restore: sources ${Object.entries(sources)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `${ok ? '✓' : '✗'} restore: loadRestoreInput + chooseRestore over ${samples.length} random sandboxes: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...samples).toFixed(2)} ms (target p99 <= ${TARGET_P99_MS} ms)`,
+    );
   } finally {
     await handle.close();
     await testDb.drop();

@@ -26,11 +26,27 @@ export interface Caller {
 const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
 
 /** The table's answer for this actor, from the catalog's workspace (plan) and membership (role). */
-export async function decide(db: Db, operators: readonly string[], input: Pick<Authorize, 'actor' | 'workspace' | 'action'>): Promise<AccessDecision> {
+export async function decide(
+  db: Db,
+  operators: readonly string[],
+  input: Pick<Authorize, 'actor' | 'workspace' | 'action'>,
+): Promise<AccessDecision> {
   if (operators.includes(input.actor)) return { allowed: true, as: 'operator' };
   const [registered] = await db.select().from(workspaces).where(eq(workspaces.id, input.workspace));
-  const [member] = registered ? await db.select().from(members).where(and(eq(members.workspace, input.workspace), eq(members.userId, input.actor))) : [];
-  return decideAccess({ actor: input.actor, workspace: input.workspace, action: input.action, operators, registered: registered ?? null, role: member?.role ?? null });
+  const [member] = registered
+    ? await db
+        .select()
+        .from(members)
+        .where(and(eq(members.workspace, input.workspace), eq(members.userId, input.actor)))
+    : [];
+  return decideAccess({
+    actor: input.actor,
+    workspace: input.workspace,
+    action: input.action,
+    operators,
+    registered: registered ?? null,
+    role: member?.role ?? null,
+  });
 }
 
 /** Decides and records the decision; a refusal throws PERMISSION_DENIED / PLAN_REQUIRED. */
@@ -54,10 +70,23 @@ export async function authorizeActor(db: Db, operators: readonly string[], input
  * Refuses with PERMISSION_DENIED / PLAN_REQUIRED, and a refusal is always audited. An allowed call is audited by
  * what it leads to: the workflow the caller starts next (with its run), or `audited` once a catalog change is made.
  */
-export async function requireAccess(db: Db, caller: Caller, workspace: string, action: Action, options: { target?: string } = {}): Promise<{ as: string }> {
+export async function requireAccess(
+  db: Db,
+  caller: Caller,
+  workspace: string,
+  action: Action,
+  options: { target?: string } = {},
+): Promise<{ as: string }> {
   const decision = await decide(db, caller.operators, { actor: caller.actor, workspace, action });
   if (decision.allowed) return { as: decision.as };
-  await recordAudit(db, { workspace, actor: caller.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
+  await recordAudit(db, {
+    workspace,
+    actor: caller.actor.slice(0, 200),
+    action,
+    target: clip(options.target),
+    decision: 'denied',
+    reason: decision.message,
+  });
   throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
 }
 
@@ -65,11 +94,25 @@ export async function requireAccess(db: Db, caller: Caller, workspace: string, a
  * A catalog change with no workflow behind it: decided first, then made and audited in one transaction, so a change
  * that fails is not recorded and a recorded one cannot go missing.
  */
-export async function audited<T>(db: Db, caller: Caller, workspace: string, action: Action, target: string, change: (tx: Queryable) => Promise<T>): Promise<T> {
+export async function audited<T>(
+  db: Db,
+  caller: Caller,
+  workspace: string,
+  action: Action,
+  target: string,
+  change: (tx: Queryable) => Promise<T>,
+): Promise<T> {
   const { as } = await requireAccess(db, caller, workspace, action, { target });
   return db.transaction(async (tx) => {
     const result = await change(tx);
-    await recordAudit(tx, { workspace, actor: caller.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
+    await recordAudit(tx, {
+      workspace,
+      actor: caller.actor.slice(0, 200),
+      action,
+      target: clip(target),
+      decision: 'allowed',
+      reason: `as ${as}`,
+    });
     return result;
   });
 }
@@ -77,5 +120,11 @@ export async function audited<T>(db: Db, caller: Caller, workspace: string, acti
 /** NOT_FOUND (field `workspace`) unless the workspace is registered. */
 export async function requireWorkspace(db: Pick<Queryable, 'select'>, workspace: string): Promise<void> {
   const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, workspace));
-  if (!ws) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${workspace}`, hint: 'agents belong to a workspace; check the slug' });
+  if (!ws)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'workspace',
+      message: `no workspace ${workspace}`,
+      hint: 'agents belong to a workspace; check the slug',
+    });
 }

@@ -61,12 +61,14 @@ export function restoreInputQuery(db: Db, input: LoadRestoreInput): SQL {
   return restoreInputSelect(db, { sandboxId: input.sandboxId, hostId: input.hostId ?? null }).getSQL();
 }
 
-const prepare = (db: Db) => restoreInputSelect(db, { sandboxId: sql.placeholder('sandboxId'), hostId: sql.placeholder('hostId') }).prepare('snapflow_restore_input');
+const prepare = (db: Db) =>
+  restoreInputSelect(db, { sandboxId: sql.placeholder('sandboxId'), hostId: sql.placeholder('hostId') }).prepare('snapflow_restore_input');
 const prepared = new WeakMap<Db, ReturnType<typeof prepare>>();
 
 /** Shared by the activity and the client: the sandbox, its host and issue, and the four candidates, in one query. */
 export async function readRestoreInput(db: Db, input: LoadRestoreInput): Promise<RestoreInput> {
-  if (!UUID.test(input.sandboxId)) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
+  if (!UUID.test(input.sandboxId))
+    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
   let statement = prepared.get(db);
   if (!statement) prepared.set(db, (statement = prepare(db)));
   const hostId = input.hostId ?? null;

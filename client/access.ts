@@ -17,7 +17,16 @@ export async function requireRunAccess(temporal: Client, db: Db, config: Config,
   const workspace = await temporal.workflow
     .getHandle(workflowId)
     .describe()
-    .then((d) => d.typedSearchAttributes.get(searchAttributes.WorkspaceId), () => undefined);
-  if (!workspace) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workflowId', message: `no run ${workflowId.slice(0, 200)}`, hint: 'use the workflow id the create or build returned' });
+    .then(
+      (d) => d.typedSearchAttributes.get(searchAttributes.WorkspaceId),
+      () => undefined,
+    );
+  if (!workspace)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'workflowId',
+      message: `no run ${workflowId.slice(0, 200)}`,
+      hint: 'use the workflow id the create or build returned',
+    });
   await requireAccess(db, config, workspace, 'snapshot.read');
 }

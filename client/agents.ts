@@ -1,7 +1,14 @@
 // Agents for services: create, list, and roll a snapshot out to them with a canary (one workflow per snapshot and
 // workspace). Health, pause, resume and abort are Updates the workflow validates and authorizes; a pause or an
 // abort takes effect between batches.
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import { createAgent, findAgentSnapshot, listAgents } from '../catalog/agents';
@@ -12,9 +19,25 @@ import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
-import { check, checkActor, checkAgentName, checkAgentSnapshotName, checkAgentWorkspace, checkRolloutAgents, checkRolloutOptions, screenText, type RolloutOptionsInput } from '../lib/validation';
+import {
+  check,
+  checkActor,
+  checkAgentName,
+  checkAgentSnapshotName,
+  checkAgentWorkspace,
+  checkRolloutAgents,
+  checkRolloutOptions,
+  screenText,
+  type RolloutOptionsInput,
+} from '../lib/validation';
 import type { HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
-import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/contracts/rollout';
+import {
+  abortRolloutUpdate,
+  pauseRolloutUpdate,
+  reportHealthUpdate,
+  resumeRolloutUpdate,
+  rolloutStatusQuery,
+} from '../workflows/contracts/rollout';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 
@@ -39,9 +62,19 @@ async function typed<T>(ref: { workspace: string; name: string }, work: () => Pr
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+    if (
+      err instanceof WorkflowUpdateFailedError ||
+      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      err instanceof WorkflowFailedError
+    )
+      throw new SnapflowError(describeFailure(err));
     if (err instanceof WorkflowNotFoundError || (err as Error).name === 'WorkflowNotFoundError') {
-      throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no running rollout of ${ref.name} in ${ref.workspace}`, hint: 'start one with `snapflow agent rollout`; a finished one answers `agent rollout-status`' });
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'snapshot',
+        message: `no running rollout of ${ref.name} in ${ref.workspace}`,
+        hint: 'start one with `snapflow agent rollout`; a finished one answers `agent rollout-status`',
+      });
     }
     throw err;
   }
@@ -51,7 +84,12 @@ async function typed<T>(ref: { workspace: string; name: string }, work: () => Pr
 async function running(handle: WorkflowHandle, ref: { workspace: string; name: string }, verb: string): Promise<void> {
   const { status } = await handle.describe();
   if (status.name !== 'RUNNING') {
-    throw new SnapflowError({ code: 'CONFLICT', field: 'snapshot', message: `the rollout of ${ref.name} in ${ref.workspace} already ended (${status.name.toLowerCase()}), so it cannot ${verb}`, hint: 'see how it ended: `snapflow agent rollout-status`' });
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'snapshot',
+      message: `the rollout of ${ref.name} in ${ref.workspace} already ended (${status.name.toLowerCase()}), so it cannot ${verb}`,
+      hint: 'see how it ended: `snapflow agent rollout-status`',
+    });
   }
 }
 
@@ -68,7 +106,9 @@ export class AgentClient {
     const name = checkAgentName('name', input.name);
     const snapshotName = checkAgentSnapshotName(input.snapshot);
     const actor = this.actor(input.actor);
-    return audited(this.db, { ...this.config, actor }, workspace, 'agent.manage', `${name} → ${snapshotName}`, (tx) => createAgent(tx, { workspace, name, snapshotName }));
+    return audited(this.db, { ...this.config, actor }, workspace, 'agent.manage', `${name} → ${snapshotName}`, (tx) =>
+      createAgent(tx, { workspace, name, snapshotName }),
+    );
   }
 
   async list(input: { workspace: string; actor?: string }): Promise<Agent[]> {
@@ -86,11 +126,22 @@ export class AgentClient {
     const snapshotName = checkAgentSnapshotName(input.snapshot);
     const agents = checkRolloutAgents(input.agents);
     const { canary, batchSize, healthTimeout } = checkRolloutOptions(input);
-    if (canary !== undefined && agents !== 'all') check('canary', canary <= agents.length, `canary ${canary} is more than the ${agents.length} agent(s) named`, 'use a smaller --canary');
+    if (canary !== undefined && agents !== 'all')
+      check(
+        'canary',
+        canary <= agents.length,
+        `canary ${canary} is more than the ${agents.length} agent(s) named`,
+        'use a smaller --canary',
+      );
     const actor = this.actor(input.actor);
     await requireAccess(this.db, { ...this.config, actor }, workspace, 'agent.rollout');
     const snap = await findAgentSnapshot(this.db, { workspace, name: snapshotName });
-    check('auto', !input.auto || Boolean(snap.storedRef), `snapshot ${snap.name} is not in snapshot storage, so --auto cannot boot it`, 'report the canary health by hand instead (leave out --auto)');
+    check(
+      'auto',
+      !input.auto || Boolean(snap.storedRef),
+      `snapshot ${snap.name} is not in snapshot storage, so --auto cannot boot it`,
+      'report the canary health by hand instead (leave out --auto)',
+    );
 
     const workflowId = workflowIds.rollout(workspace, snap.id);
     try {
@@ -109,7 +160,12 @@ export class AgentClient {
       return { workflowId, runId: handle.firstExecutionRunId, snapshotId: snap.id };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new SnapflowError({ code: 'CONFLICT', field: 'snapshot', message: `a rollout of ${snap.name} in ${workspace} is already running`, hint: 'follow it with `snapflow agent rollout-status`, or abort it first' });
+        throw new SnapflowError({
+          code: 'CONFLICT',
+          field: 'snapshot',
+          message: `a rollout of ${snap.name} in ${workspace} is already running`,
+          hint: 'follow it with `snapflow agent rollout-status`, or abort it first',
+        });
       }
       throw err;
     }
@@ -183,7 +239,10 @@ export class AgentClient {
   }
 
   /** The rollout's workflow handle, after validation and access; the snapshot may be any live status by now. */
-  private async handle(ref: RolloutRef, action: Action): Promise<{ handle: WorkflowHandle<typeof rolloutSnapshot>; workspace: string; name: string; actor: string }> {
+  private async handle(
+    ref: RolloutRef,
+    action: Action,
+  ): Promise<{ handle: WorkflowHandle<typeof rolloutSnapshot>; workspace: string; name: string; actor: string }> {
     const workspace = checkAgentWorkspace(ref.workspace);
     const name = checkAgentSnapshotName(ref.snapshot);
     const actor = await this.can(workspace, action, ref.actor);
@@ -193,8 +252,19 @@ export class AgentClient {
       .where(and(eq(snapshots.name, name), ne(snapshots.status, 'deleted'), inArray(snapshots.workspace, [workspace, SYSTEM_SCOPE])))
       .orderBy(sql`${snapshots.workspace} = ${SYSTEM_SCOPE}`)
       .limit(1);
-    if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${name}" in ${workspace} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
-    return { handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(workspace, snap.id)), workspace, name, actor };
+    if (!snap)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'snapshot',
+        message: `no snapshot "${name}" in ${workspace} or ${SYSTEM_SCOPE}`,
+        hint: 'list them with `snapflow snapshot list`',
+      });
+    return {
+      handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(workspace, snap.id)),
+      workspace,
+      name,
+      actor,
+    };
   }
 
   /** Pause / resume / abort: Updates the workflow authorizes and audits with its run, answering with the new status. */

@@ -43,7 +43,10 @@ async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Prom
 }
 
 export function buildCli(): Command {
-  const program = new Command('snapflow').description('Sandbox snapshots on Temporal').showHelpAfterError().option('--as <user>', 'act as this user (default SNAPFLOW_ACTOR)');
+  const program = new Command('snapflow')
+    .description('Sandbox snapshots on Temporal')
+    .showHelpAfterError()
+    .option('--as <user>', 'act as this user (default SNAPFLOW_ACTOR)');
 
   program
     .command('doctor')
@@ -65,13 +68,18 @@ export function buildCli(): Command {
       try {
         const result = await withClient((client) => client.hostSelfTest({ hostId, push: opts.push, nonce: randomUUID() }));
         if (opts.json) console.log(JSON.stringify({ ok: true, result }, null, 2));
-        else console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`);
+        else
+          console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`);
       } catch (err) {
         printError(err, Boolean(opts.json));
       }
     });
 
-  const run = async <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void): Promise<void> => {
+  const run = async <T>(
+    json: boolean | undefined,
+    work: (client: SnapflowClient) => Promise<T>,
+    print: (result: T) => void,
+  ): Promise<void> => {
     try {
       const result = await withClient(work);
       if (json) console.log(JSON.stringify({ ok: true, result }, null, 2));
@@ -84,12 +92,24 @@ export function buildCli(): Command {
     .command('drain <hostId>')
     .description('place no new work on a host; its sandboxes restart elsewhere from storage')
     .option('--json', 'machine-readable output')
-    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.drainHost(hostId), () => console.log(`✓ host ${hostId} is draining`)));
+    .action(async (hostId: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.drainHost(hostId),
+        () => console.log(`✓ host ${hostId} is draining`),
+      ),
+    );
   host
     .command('undrain <hostId>')
     .description('let a drained host take new work again')
     .option('--json', 'machine-readable output')
-    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.undrainHost(hostId), () => console.log(`✓ host ${hostId} is online`)));
+    .action(async (hostId: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.undrainHost(hostId),
+        () => console.log(`✓ host ${hostId} is online`),
+      ),
+    );
 
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);

@@ -1,6 +1,15 @@
 // Golden snapshots for services and the CLI: config (with its Temporal Schedule), build now, defaults.
 import { randomUUID } from 'node:crypto';
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type ScheduleOptionsAction,
+  type ScheduleSpec,
+} from '@temporalio/client';
 import { TypedSearchAttributes, type Duration } from '@temporalio/common';
 import { and, desc, eq, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
@@ -47,7 +56,11 @@ export class GoldenClient {
     const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
     const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
-      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.workspace, set: row }).returning();
+      const [written] = await tx
+        .insert(goldenBuildConfigs)
+        .values(row)
+        .onConflictDoUpdate({ target: goldenBuildConfigs.workspace, set: row })
+        .returning();
       await this.syncSchedule(written!);
       return written;
     });
@@ -58,7 +71,13 @@ export class GoldenClient {
     workspace = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, workspace, 'snapshot.read');
     const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.workspace, workspace));
-    if (!config) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no golden build config for ${workspace}`, hint: `snapflow golden config set --workspace ${workspace} --target small:codex` });
+    if (!config)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'workspace',
+        message: `no golden build config for ${workspace}`,
+        hint: `snapflow golden config set --workspace ${workspace} --target small:codex`,
+      });
     return config;
   }
 
@@ -86,7 +105,12 @@ export class GoldenClient {
   }
 
   async waitForBuild(workflowId: string): Promise<GoldenBuildResult> {
-    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', workflowId, 'the workflow id `golden build` printed', 300));
+    await requireRunAccess(
+      this.temporal,
+      this.db,
+      this.config,
+      screenText('workflowId', workflowId, 'the workflow id `golden build` printed', 300),
+    );
     try {
       return (await this.temporal.workflow.getHandle(workflowId).result()) as GoldenBuildResult;
     } catch (err) {
@@ -104,14 +128,43 @@ export class GoldenClient {
     validateField('workspace', input.workspace);
     validateField('name', input.name);
     if (input.reason !== undefined) screenText('reason', input.reason, 'one line of text, e.g. --reason "roll out v3"', 500);
-    if (input.expectedVersion !== undefined && !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)) {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'expectedVersion', message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`, hint: 'pass the version the last set-default printed, e.g. --expect-version 3' });
+    if (
+      input.expectedVersion !== undefined &&
+      !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)
+    ) {
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'expectedVersion',
+        message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`,
+        hint: 'pass the version the last set-default printed, e.g. --expect-version 3',
+      });
     }
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
-    const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.workspace, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
-    const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.workspace, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
-    return this.compareAndSet({ workspace: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: this.config.actor, reason: input.reason ?? 'set-default' });
+    const [snapshot] = await this.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
+    if (!snapshot)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    const [pointer] = await this.db
+      .select()
+      .from(defaultPointers)
+      .where(
+        and(
+          eq(defaultPointers.workspace, input.workspace),
+          eq(defaultPointers.size, snapshot.size),
+          eq(defaultPointers.profileKey, snapshot.profileKey),
+        ),
+      );
+    return this.compareAndSet({
+      workspace: input.workspace,
+      size: snapshot.size,
+      profileKey: snapshot.profileKey,
+      snapshotId: snapshot.id,
+      expectedVersion: input.expectedVersion ?? pointer?.version ?? 0,
+      actor: this.config.actor,
+      reason: input.reason ?? 'set-default',
+    });
   }
 
   /** Back to the snapshot the current default replaced. */
@@ -121,7 +174,15 @@ export class GoldenClient {
     const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
     const previous = await previousDefault(this.db, { workspace: input.workspace, size: input.size, profileKey: key });
-    return this.compareAndSet({ workspace: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: this.config.actor, reason: 'rollback' });
+    return this.compareAndSet({
+      workspace: input.workspace,
+      size: input.size,
+      profileKey: key,
+      snapshotId: previous.snapshotId,
+      expectedVersion: previous.version,
+      actor: this.config.actor,
+      reason: 'rollback',
+    });
   }
 
   async scheduleState(workspace: string): Promise<ScheduleState | null> {
@@ -134,7 +195,10 @@ export class GoldenClient {
         paused: d.state.paused,
         timeZone: d.spec.timezone ?? 'UTC',
         nextRuns: d.info.nextActionTimes.slice(0, 5),
-        recentRuns: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt, workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined })),
+        recentRuns: d.info.recentActions.map((a) => ({
+          scheduledAt: a.scheduledAt,
+          workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined,
+        })),
       };
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) return null;
@@ -145,7 +209,12 @@ export class GoldenClient {
   async recentBuilds(workspace: string, limit = 10) {
     workspace = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, workspace, 'snapshot.read');
-    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.workspace, workspace)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+    return this.db
+      .select()
+      .from(goldenBuilds)
+      .where(eq(goldenBuilds.workspace, workspace))
+      .orderBy(desc(goldenBuilds.startedAt))
+      .limit(limit);
   }
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
@@ -159,7 +228,11 @@ export class GoldenClient {
       });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new SnapflowError({ code: 'CONFLICT', message: `another set-default for ${req.workspace} ${req.size} ${req.profileKey} is in progress`, hint: 'look at the new default, then try again' });
+        throw new SnapflowError({
+          code: 'CONFLICT',
+          message: `another set-default for ${req.workspace} ${req.size} ${req.profileKey} is in progress`,
+          hint: 'look at the new default, then try again',
+        });
       }
       if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
       throw err;
@@ -167,7 +240,12 @@ export class GoldenClient {
   }
 
   private async isOwnRun(workflowId: string, buildId: string): Promise<boolean> {
-    const [row] = await this.db.select({ id: goldenBuilds.id }).from(goldenBuilds).where(eq(goldenBuilds.workflowId, workflowId)).orderBy(desc(goldenBuilds.startedAt)).limit(1);
+    const [row] = await this.db
+      .select({ id: goldenBuilds.id })
+      .from(goldenBuilds)
+      .where(eq(goldenBuilds.workflowId, workflowId))
+      .orderBy(desc(goldenBuilds.startedAt))
+      .limit(1);
     return !row || row.id === buildId;
   }
 
@@ -201,7 +279,13 @@ export class GoldenClient {
       await this.temporal.schedule.create({ scheduleId, spec, action, policies, state: { paused: !config.enabled, note } });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await handle.update((previous) => ({ ...previous, spec, action, policies, state: { ...previous.state, paused: !config.enabled, note } }));
+      await handle.update((previous) => ({
+        ...previous,
+        spec,
+        action,
+        policies,
+        state: { ...previous.state, paused: !config.enabled, note },
+      }));
     }
   }
 }

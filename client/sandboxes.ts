@@ -15,7 +15,16 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
-import { checkFlag, checkIssueKey, checkJob, checkPinnedSnapshot, checkPromotedName, checkSandboxId, checkSandboxSpec, checkSandboxWorkspace } from '../lib/validation';
+import {
+  checkFlag,
+  checkIssueKey,
+  checkJob,
+  checkPinnedSnapshot,
+  checkPromotedName,
+  checkSandboxId,
+  checkSandboxSpec,
+  checkSandboxWorkspace,
+} from '../lib/validation';
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
@@ -36,8 +45,15 @@ async function typed<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new SnapflowError(describeFailure(err));
-    if ((err as Error).name === 'WorkflowNotFoundError') throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: (err as Error).message, hint: 'list sandboxes with `snapflow sandbox list`' });
+    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+      throw new SnapflowError(describeFailure(err));
+    if ((err as Error).name === 'WorkflowNotFoundError')
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'sandbox',
+        message: (err as Error).message,
+        hint: 'list sandboxes with `snapflow sandbox list`',
+      });
     throw err;
   }
 }
@@ -57,7 +73,11 @@ export class SandboxClient {
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
-      const [issue] = await this.db.insert(issues).values({ workspace, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } }).returning();
+      const [issue] = await this.db
+        .insert(issues)
+        .values({ workspace, externalKey: input.issue })
+        .onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } })
+        .returning();
       issueId = issue!.id;
     }
     const sandboxId = randomUUID();
@@ -65,7 +85,19 @@ export class SandboxClient {
     const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
       taskQueue: taskQueues.control,
       workflowId,
-      args: [{ sandboxId, workspace, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: this.config.actor }],
+      args: [
+        {
+          sandboxId,
+          workspace,
+          class: input.class as 'vm' | 'container',
+          size: input.size,
+          runtime,
+          profileKey: profileKey({ runtime, size: input.size }),
+          keepAlive: input.keepAlive ?? false,
+          issueId,
+          actor: this.config.actor,
+        },
+      ],
       staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${workspace}`,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.WorkspaceId, value: workspace },
@@ -89,14 +121,22 @@ export class SandboxClient {
       if (run.name !== 'RUNNING') await typed(() => handle.result());
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new SnapflowError({ code: 'TIMED_OUT', message: `sandbox workflow ${workflowId} did not start within 60s`, hint: 'is a host worker running? `snapflow doctor`' });
+    throw new SnapflowError({
+      code: 'TIMED_OUT',
+      message: `sandbox workflow ${workflowId} did not start within 60s`,
+      hint: 'is a host worker running? `snapflow doctor`',
+    });
   }
 
   async runJob(sandboxId: string, job: JobRequest): Promise<JobResult> {
     const id = checkSandboxId(sandboxId);
     checkJob(job);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow
+        .getHandle(workflowIds.sandbox(id))
+        .executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }),
+    );
   }
 
   async promote(sandboxId: string, input: { name: string; setDefault?: boolean }): Promise<PromoteResult> {
@@ -105,19 +145,27 @@ export class SandboxClient {
     checkPromotedName(input.name);
     checkFlag('setDefault', input.setDefault);
     await this.canOn(id, 'sandbox.promote');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow
+        .getHandle(workflowIds.sandbox(id))
+        .executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }),
+    );
   }
 
   async resume(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }),
+    );
   }
 
   async destroy(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }),
+    );
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
@@ -154,15 +202,23 @@ export class SandboxClient {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
-    return audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) => pinSnapshot(tx, { workspace, issue: input.issue, snapshotName: input.snapshot }));
+    return audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) =>
+      pinSnapshot(tx, { workspace, issue: input.issue, snapshotName: input.snapshot }),
+    );
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     await requireAccess(this.db, this.config, workspace, 'issue.pin', { target: `${input.issue} unpinned` });
-    const [row] = await this.db.select().from(issues).where(and(eq(issues.workspace, workspace), eq(issues.externalKey, input.issue)));
-    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${workspace}` });
-    await audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { workspace, issue: input.issue }));
+    const [row] = await this.db
+      .select()
+      .from(issues)
+      .where(and(eq(issues.workspace, workspace), eq(issues.externalKey, input.issue)));
+    if (!row)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${workspace}` });
+    await audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} unpinned`, (tx) =>
+      unpinSnapshot(tx, { workspace, issue: input.issue }),
+    );
   }
 }

@@ -16,7 +16,16 @@ import { requireAccess, requireRunAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
-import { checkRolloutOptions, nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput, type RolloutOptionsInput } from '../lib/validation';
+import {
+  checkRolloutOptions,
+  nextVersionedName,
+  screenText,
+  validateCreateImageSnapshot,
+  validateField,
+  validationError,
+  type CreateImageSnapshotInput,
+  type RolloutOptionsInput,
+} from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
 import { imageSnapshotRequestQuery } from '../workflows/contracts/imageSnapshot';
 
@@ -66,7 +75,12 @@ export class SnapshotClient {
 
   async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
     const v = validateCreateImageSnapshot(options);
-    if (options.rollout !== undefined && options.replace !== true) throw validationError('rollout', 'a rollout of agents goes with --replace', 'pass --replace too, or start one later: snapflow agent rollout');
+    if (options.rollout !== undefined && options.replace !== true)
+      throw validationError(
+        'rollout',
+        'a rollout of agents goes with --replace',
+        'pass --replace too, or start one later: snapflow agent rollout',
+      );
     const agentRollout = options.rollout === undefined ? undefined : checkRolloutOptions(options.rollout ?? {});
     await this.can(v.workspace, 'snapshot.create');
     const live = await this.live(v.workspace, v.name);
@@ -74,7 +88,14 @@ export class SnapshotClient {
     let name = v.name;
     let replaces: string | undefined;
     if (live && live.status !== 'failed') {
-      if (sameSpec(live, spec)) return { snapshotId: live.id, name, workflowId: live.workflowId ?? '', status: live.status === 'active' ? 'active' : 'pending', reused: true };
+      if (sameSpec(live, spec))
+        return {
+          snapshotId: live.id,
+          name,
+          workflowId: live.workflowId ?? '',
+          status: live.status === 'active' ? 'active' : 'pending',
+          reused: true,
+        };
       const next = nextVersionedName(v.name, await this.namesIn(v.workspace));
       if (!options.replace) {
         throw conflict(
@@ -82,7 +103,11 @@ export class SnapshotClient {
           `create "${next}" instead, or pass --replace to create "${next}" and move defaults and pins to it`,
         );
       }
-      if (live.kind !== 'image') throw conflict(`${live.name} is a ${live.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
+      if (live.kind !== 'image')
+        throw conflict(
+          `${live.name} is a ${live.kind} snapshot; an image snapshot does not replace it`,
+          'choose another name; golden defaults change with `snapflow golden set-default`',
+        );
       await this.can(v.workspace, 'snapshot.replace');
       if (agentRollout) await this.can(v.workspace, 'agent.rollout');
       name = next;
@@ -92,7 +117,21 @@ export class SnapshotClient {
 
     const snapshotId = randomUUID();
     const workflowId = workflowIds.imageSnapshot(v.workspace, name);
-    const request: ImageSnapshotRequest = { snapshotId, workspace: v.workspace, name, image: v.image, imageRef: v.imageRef, entrypoint: v.entrypoint, runtime: v.runtime, size: v.size, profileKey: v.profileKey, requiresGithub: v.image.registry === this.config.ghcrHost, replaces, agentRollout: replaces ? agentRollout : undefined, actor: this.config.actor };
+    const request: ImageSnapshotRequest = {
+      snapshotId,
+      workspace: v.workspace,
+      name,
+      image: v.image,
+      imageRef: v.imageRef,
+      entrypoint: v.entrypoint,
+      runtime: v.runtime,
+      size: v.size,
+      profileKey: v.profileKey,
+      requiresGithub: v.image.registry === this.config.ghcrHost,
+      replaces,
+      agentRollout: replaces ? agentRollout : undefined,
+      actor: this.config.actor,
+    };
     try {
       await this.temporal.workflow.start<typeof createImageSnapshot>('createImageSnapshot', {
         taskQueue: taskQueues.control,
@@ -113,11 +152,20 @@ export class SnapshotClient {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // A concurrent create of the same name is running: join it if it asks for the same thing.
-      const other = await this.temporal.workflow.getHandle(workflowId).query(imageSnapshotRequestQuery).catch(() => undefined);
-      if (other && sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)) {
+      const other = await this.temporal.workflow
+        .getHandle(workflowId)
+        .query(imageSnapshotRequestQuery)
+        .catch(() => undefined);
+      if (
+        other &&
+        sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)
+      ) {
         return { snapshotId: other.snapshotId, name, workflowId, status: 'pending', reused: true, replaces: other.replaces };
       }
-      throw conflict(`snapshot "${name}" is being created right now with a different spec`, 'wait for it to finish, or choose another name');
+      throw conflict(
+        `snapshot "${name}" is being created right now with a different spec`,
+        'wait for it to finish, or choose another name',
+      );
     }
     return { snapshotId, name, workflowId, status: 'pending', reused: false, replaces };
   }
@@ -125,10 +173,19 @@ export class SnapshotClient {
   /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
   async wait(created: CreatedSnapshot, onStep?: (step: string, message: string) => void): Promise<ImageSnapshotResult> {
     if (created.status === 'active') return { snapshotId: created.snapshotId, status: 'active', reused: created.reused };
-    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300));
+    await requireRunAccess(
+      this.temporal,
+      this.db,
+      this.config,
+      screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300),
+    );
     const seen = new Set<number>();
     const poll = async (): Promise<void> => {
-      const rows = await this.db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));
+      const rows = await this.db
+        .select()
+        .from(snapshotEvents)
+        .where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`))
+        .orderBy(asc(snapshotEvents.id));
       for (const r of rows) {
         if (seen.has(r.id)) continue;
         seen.add(r.id);
@@ -152,8 +209,18 @@ export class SnapshotClient {
     const name = validateField('name', input.name);
     await this.can(workspace, 'snapshot.read');
     const snapshot = await this.live(workspace, name);
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
-    const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
+    if (!snapshot)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'name',
+        message: `no snapshot "${input.name}" in ${input.workspace}`,
+        hint: `list them: snapflow snapshot list --workspace ${input.workspace}`,
+      });
+    const events = await this.db
+      .select()
+      .from(snapshotEvents)
+      .where(eq(snapshotEvents.snapshotId, snapshot.id))
+      .orderBy(asc(snapshotEvents.id));
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
@@ -169,7 +236,12 @@ export class SnapshotClient {
     if (size) filters.push(eq(snapshots.size, size));
     if (kind) filters.push(sql`${snapshots.kind}::text = ${kind}`);
     await this.can(workspace, 'snapshot.read');
-    return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
+    return this.db
+      .select()
+      .from(snapshots)
+      .where(and(...filters))
+      .orderBy(desc(snapshots.createdAt))
+      .limit(1000);
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
@@ -178,19 +250,34 @@ export class SnapshotClient {
     const name = validateField('name', input.name);
     await this.can(workspace, 'snapshot.delete');
     const snapshot = await this.live(workspace, name);
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    if (!snapshot)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
-      throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first' });
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        field: 'name',
+        message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`,
+        hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first',
+      });
     }
     return this.runDelete(snapshot.id);
   }
 
   /** Dry run unless `yes`: what is unused for `days` (no default, pin or sandbox; unchanged and not used on a host). */
-  async prune(input: { workspace: string; unusedForDays: number; yes?: boolean }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
+  async prune(input: {
+    workspace: string;
+    unusedForDays: number;
+    yes?: boolean;
+  }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
     const workspace = validateField('workspace', input.workspace);
     if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1 || input.unusedForDays > MAX_UNUSED_DAYS) {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`, hint: 'e.g. --unused-for 14d' });
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'unused-for',
+        message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`,
+        hint: 'e.g. --unused-for 14d',
+      });
     }
     await this.can(workspace, input.yes ? 'snapshot.prune' : 'snapshot.read');
     const candidates = await unusedSnapshots(this.db, { workspace, days: input.unusedForDays });
@@ -221,7 +308,10 @@ export class SnapshotClient {
   }
 
   private async live(workspace: string, name: string): Promise<Snapshot | undefined> {
-    const [row] = await this.db.select().from(snapshots).where(and(eq(snapshots.workspace, workspace), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
+    const [row] = await this.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, workspace), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
     return row;
   }
 
@@ -233,15 +323,33 @@ export class SnapshotClient {
   private async requireGithub(workspace: string): Promise<void> {
     const [row] = await this.db.select().from(githubConnections).where(eq(githubConnections.workspace, workspace));
     if (!row || row.status === 'missing') {
-      throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', field: 'image', message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${workspace} has none`, hint: `run \`snapflow github connect --installation-id <id> --workspace ${workspace}\`` });
+      throw new SnapflowError({
+        code: 'GITHUB_CONNECTION_MISSING',
+        field: 'image',
+        message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${workspace} has none`,
+        hint: `run \`snapflow github connect --installation-id <id> --workspace ${workspace}\``,
+      });
     }
     if (row.status === 'expired') {
-      throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', field: 'image', message: `the GitHub connection of workspace ${workspace} has expired`, hint: `run \`snapflow github reconnect --workspace ${workspace}\`` });
+      throw new SnapflowError({
+        code: 'GITHUB_CONNECTION_EXPIRED',
+        field: 'image',
+        message: `the GitHub connection of workspace ${workspace} has expired`,
+        hint: `run \`snapflow github reconnect --workspace ${workspace}\``,
+      });
     }
   }
 }
 
-function differences(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): string[] {
-  const names: Array<[keyof typeof a, string]> = [['sourceImage', 'image'], ['runtime', 'runtime'], ['entrypoint', 'entrypoint'], ['size', 'size']];
+function differences(
+  a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+  b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+): string[] {
+  const names: Array<[keyof typeof a, string]> = [
+    ['sourceImage', 'image'],
+    ['runtime', 'runtime'],
+    ['entrypoint', 'entrypoint'],
+    ['size', 'size'],
+  ];
   return names.filter(([k]) => a[k] !== b[k]).map(([, label]) => label);
 }

@@ -100,7 +100,9 @@ export const snapshots = pgTable(
   },
   (t) => [
     // Name unique per workspace among live rows; a tombstone frees the name for reuse.
-    uniqueIndex('snapshots_scope_name_live_idx').on(t.workspace, t.name).where(sql`${t.status} <> 'deleted'`),
+    uniqueIndex('snapshots_scope_name_live_idx')
+      .on(t.workspace, t.name)
+      .where(sql`${t.status} <> 'deleted'`),
     // Never "failed" without a typed reason.
     check('snapshots_failed_has_error_code', sql`${t.status} <> 'failed' OR ${t.errorCode} IS NOT NULL`),
     // A session snapshot always knows the sandbox it was saved from.
@@ -306,10 +308,7 @@ export const hostCache = pgTable(
     cachedAt: timestamp('cached_at', { withTimezone: true }).notNull().defaultNow(),
     lastUsedAt: timestamp('last_used_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [
-    primaryKey({ name: 'host_cache_pkey', columns: [t.hostId, t.snapshotId] }),
-    index('host_cache_snapshot_idx').on(t.snapshotId),
-  ],
+  (t) => [primaryKey({ name: 'host_cache_pkey', columns: [t.hostId, t.snapshotId] }), index('host_cache_snapshot_idx').on(t.snapshotId)],
 );
 
 /** Append-only; written only when a snapshot's state really changes. */

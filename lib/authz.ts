@@ -36,26 +36,52 @@ export interface AccessFacts {
   role: Role | null;
 }
 
-export type AccessDecision = { allowed: true; as: 'operator' | Role } | { allowed: false; code: 'PERMISSION_DENIED' | 'PLAN_REQUIRED'; message: string; hint: string };
+export type AccessDecision =
+  { allowed: true; as: 'operator' | Role } | { allowed: false; code: 'PERMISSION_DENIED' | 'PLAN_REQUIRED'; message: string; hint: string };
 
 export function decideAccess(f: AccessFacts): AccessDecision {
   if (f.operators.includes(f.actor)) return { allowed: true, as: 'operator' };
   const need = ACTIONS[f.action];
   const paid = 'paid' in need && need.paid;
   if (f.workspace === SYSTEM_SCOPE) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.actor} may not ${f.action} in the system workspace: it belongs to operators`, hint: 'ask an operator (SNAPFLOW_OPERATORS)' };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.actor} may not ${f.action} in the system workspace: it belongs to operators`,
+      hint: 'ask an operator (SNAPFLOW_OPERATORS)',
+    };
   }
   if (!f.registered) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `workspace ${f.workspace} does not exist, so ${f.actor} may not ${f.action} there`, hint: `an operator creates it: snapflow workspace create ${f.workspace} --admin <user>` };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `workspace ${f.workspace} does not exist, so ${f.actor} may not ${f.action} there`,
+      hint: `an operator creates it: snapflow workspace create ${f.workspace} --admin <user>`,
+    };
   }
   if (!f.role) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.actor} is not a member of workspace ${f.workspace}`, hint: `a workspace admin adds them: snapflow member add ${f.actor} --workspace ${f.workspace}` };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.actor} is not a member of workspace ${f.workspace}`,
+      hint: `a workspace admin adds them: snapflow member add ${f.actor} --workspace ${f.workspace}`,
+    };
   }
   if (need.role === 'admin' && f.role !== 'admin') {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.action} in ${f.workspace} needs the admin role; ${f.actor} is a member`, hint: `ask an admin of ${f.workspace}, or to be made one: snapflow member add ${f.actor} --role admin --workspace ${f.workspace}` };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.action} in ${f.workspace} needs the admin role; ${f.actor} is a member`,
+      hint: `ask an admin of ${f.workspace}, or to be made one: snapflow member add ${f.actor} --role admin --workspace ${f.workspace}`,
+    };
   }
   if (paid && f.registered.plan !== 'paid') {
-    return { allowed: false, code: 'PLAN_REQUIRED', message: `custom golden snapshots (${f.action}) are a paid-plan feature; workspace ${f.workspace} is on the free plan and uses the system defaults`, hint: 'upgrade the workspace: snapflow workspace plan <id> paid (operators)' };
+    return {
+      allowed: false,
+      code: 'PLAN_REQUIRED',
+      message: `custom golden snapshots (${f.action}) are a paid-plan feature; workspace ${f.workspace} is on the free plan and uses the system defaults`,
+      hint: 'upgrade the workspace: snapflow workspace plan <id> paid (operators)',
+    };
   }
   return { allowed: true, as: f.role };
 }

@@ -21,7 +21,8 @@ export const workflowIds = {
    * Keyed by the version being written: two concurrent set-defaults that saw the same version map to the
    * same id, so Temporal itself lets only one of them start.
    */
-  setDefault: (workspace: string, size: string, profileKey: string, nextVersion: number): string => `set-default/${workspace}/${size}/${profileKey}/v${nextVersion}`,
+  setDefault: (workspace: string, size: string, profileKey: string, nextVersion: number): string =>
+    `set-default/${workspace}/${size}/${profileKey}/v${nextVersion}`,
   sandbox: (sandboxId: string): string => `sandbox/${sandboxId}`,
   /** One rollout of a snapshot per workspace at a time: starting it again joins the running one. */
   rollout: (workspace: string, snapshotId: string): string => `rollout/${workspace}/${snapshotId}`,
@@ -48,4 +49,3 @@ export const SYSTEM_SCOPE = 'system';
 export const CONTAINER_LABEL = 'io.snapflow.managed';
 /** The workflow a temporary sandbox belongs to: the sweep keeps it while that workflow runs. */
 export const WORKFLOW_LABEL = 'io.snapflow.workflow-id';
-

@@ -66,8 +66,7 @@ describe('migrations', () => {
   });
 
   test('running migrations again is a no-op', async () => {
-    const count = async () =>
-      (await handle.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`)[0]?.n;
+    const count = async () => (await handle.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`)[0]?.n;
     const before = await count();
     await runMigrations(testDb.url);
     expect(await count()).toBe(before);
@@ -79,7 +78,10 @@ describe('migrations', () => {
 describe('snapshot names', () => {
   test('unique per workspace, free in another workspace, and freed again by a tombstone', async () => {
     const { db } = handle;
-    const [first] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
+    const [first] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'dup' }))
+      .returning();
 
     const dup = await pgError(db.insert(snapshots).values(snapshot({ name: 'dup' })));
     expect(dup).toMatchObject({ code: '23505', constraint_name: 'snapshots_scope_name_live_idx' });
@@ -87,7 +89,10 @@ describe('snapshot names', () => {
     await db.insert(snapshots).values(snapshot({ name: 'dup', workspace: SYSTEM_SCOPE }));
 
     await db.update(snapshots).set({ status: 'deleted', deletedAt: new Date() }).where(eq(snapshots.id, first!.id));
-    const [reused] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
+    const [reused] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'dup' }))
+      .returning();
     expect(reused?.id).not.toBe(first?.id);
   });
 
@@ -101,7 +106,10 @@ describe('snapshot names', () => {
       code: '23514',
       constraint_name: 'snapshots_entrypoint_absolute',
     });
-    const [ok] = await db.insert(snapshots).values(snapshot({ name: 'ep' })).returning();
+    const [ok] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'ep' }))
+      .returning();
     expect(ok?.entrypoint).toBe('/app/start.sh');
   });
 });
@@ -125,9 +133,7 @@ describe('snapshot rows', () => {
   });
 
   test('a value outside a state enum is rejected', async () => {
-    const rejected = await pgError(
-      handle.db.insert(snapshots).values(snapshot({ name: 'odd', status: 'ready' as unknown as 'active' })),
-    );
+    const rejected = await pgError(handle.db.insert(snapshots).values(snapshot({ name: 'odd', status: 'ready' as unknown as 'active' })));
     expect(rejected.code).toBe('22P02'); // invalid input value for enum snapshot_status
   });
 });
@@ -135,8 +141,14 @@ describe('snapshot rows', () => {
 describe('default pointers', () => {
   test('at most one default per (workspace, size, profile); another profile gets its own', async () => {
     const { db } = handle;
-    const [a] = await db.insert(snapshots).values(snapshot({ name: 'golden-a', kind: 'golden', status: 'active' })).returning();
-    const [b] = await db.insert(snapshots).values(snapshot({ name: 'golden-b', kind: 'golden', status: 'active' })).returning();
+    const [a] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'golden-a', kind: 'golden', status: 'active' }))
+      .returning();
+    const [b] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'golden-b', kind: 'golden', status: 'active' }))
+      .returning();
     const pointer = { workspace: 'ws-1', size: 'small', profileKey: profile };
 
     await db.insert(defaultPointers).values({ ...pointer, snapshotId: a!.id });
@@ -154,7 +166,10 @@ describe('sandboxes', () => {
   test('only a vm sandbox can point at a session snapshot', async () => {
     const { db } = handle;
     const base = { workspace: 'ws-1', size: 'small', runtime: 'codex' as const, profileKey: profile };
-    const [vm] = await db.insert(sandboxes).values({ ...base, class: 'vm' }).returning();
+    const [vm] = await db
+      .insert(sandboxes)
+      .values({ ...base, class: 'vm' })
+      .returning();
     const [session] = await db
       .insert(snapshots)
       .values(snapshot({ name: 'session-1', kind: 'session', origin: 'job', sandboxId: vm!.id }))
@@ -162,16 +177,12 @@ describe('sandboxes', () => {
 
     await db.update(sandboxes).set({ latestSessionSnapshotId: session!.id }).where(eq(sandboxes.id, vm!.id));
 
-    const container = await pgError(
-      db.insert(sandboxes).values({ ...base, class: 'container', latestSessionSnapshotId: session!.id }),
-    );
+    const container = await pgError(db.insert(sandboxes).values({ ...base, class: 'container', latestSessionSnapshotId: session!.id }));
     expect(container).toMatchObject({ code: '23514', constraint_name: 'sandboxes_snapshot_only_vm' });
   });
 
   test('a session snapshot must name its sandbox', async () => {
-    const rejected = await pgError(
-      handle.db.insert(snapshots).values(snapshot({ name: 'orphan', kind: 'session', origin: 'job' })),
-    );
+    const rejected = await pgError(handle.db.insert(snapshots).values(snapshot({ name: 'orphan', kind: 'session', origin: 'job' })));
     expect(rejected).toMatchObject({ code: '23514', constraint_name: 'snapshots_session_has_sandbox' });
   });
 });

@@ -1,5 +1,11 @@
 // Typed activity proxies, grouped by where they run and named timeout profiles — no inline numbers.
-import { proxyActivities, proxyLocalActivities, type ActivityInterfaceFor, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
+import {
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { DockerActivities } from '../activities/docker';
 import type { CatalogActivities } from '../activities/catalog';
 import type { ConnectionActivities } from '../activities/connections';

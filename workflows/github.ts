@@ -7,6 +7,13 @@ import { withWorkspace } from './compat';
 export async function validateGithubConnection(req: GithubConnectionRequest): Promise<ConnectionState> {
   req = withWorkspace(req);
   const { workflowId, runId } = workflowInfo();
-  if (patched('authz-v1')) await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'github.connect', target: req.installationId === undefined ? 'revalidate' : `installation ${req.installationId}`, run: { workflowId, runId } });
+  if (patched('authz-v1'))
+    await access.authorize({
+      actor: req.actor,
+      workspace: req.workspace,
+      action: 'github.connect',
+      target: req.installationId === undefined ? 'revalidate' : `installation ${req.installationId}`,
+      run: { workflowId, runId },
+    });
   return connections.validateGithubConnection({ workspace: req.workspace, installationId: req.installationId });
 }

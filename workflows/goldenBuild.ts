@@ -53,7 +53,11 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   const run = { workflowId, runId };
   // Scheduled runs act as whoever set the config (their access is checked at every run).
   if (patched('authz-v1')) {
-    if (!req.actor) reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, { field: 'actor', hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it' });
+    if (!req.actor)
+      reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, {
+        field: 'actor',
+        hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it',
+      });
     await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'golden.build', target: buildId, run });
   }
   const config: BuildConfig = await golden.loadBuildConfig({ workspace: req.workspace });
@@ -76,10 +80,19 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     const temp = await docker.createTempSandbox({ key: `golden-${buildId}`, image: BASE_IMAGE_REF, size: biggest.size, workflowId });
     let localRef: string | undefined;
     try {
-      setCurrentDetails(`**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`);
-      const { loaded } = config.repos.length ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos }) : { loaded: [] as string[] };
+      setCurrentDetails(
+        `**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`,
+      );
+      const { loaded } = config.repos.length
+        ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos })
+        : { loaded: [] as string[] };
       if (config.embedSkills && config.skillsPath) await build.embedSkills({ containerId: temp.containerId, path: config.skillsPath });
-      if (config.prebuildDeps) await build.buildDeps({ containerId: temp.containerId, repoDirs: loaded, fallbackCommand: config.depsFallbackCommand ?? undefined });
+      if (config.prebuildDeps)
+        await build.buildDeps({
+          containerId: temp.containerId,
+          repoDirs: loaded,
+          fallbackCommand: config.depsFallbackCommand ?? undefined,
+        });
 
       setCurrentDetails('**commit** and **verify**');
       const { storedRef, registered } = await publishGolden({
@@ -95,8 +108,27 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
           for (const target of config.targets) {
             const key = profileKey({ runtime: target.runtime, size: target.size });
             const name = goldenName(target, buildId);
-            const { snapshotId } = await golden.registerGolden({ id: uuid4(), workspace: req.workspace, name, storedRef, digest, runtime: target.runtime, size: target.size, profileKey: key, origin: req.trigger, run });
-            await defaults.setDefault({ workspace: req.workspace, size: target.size, profileKey: key, snapshotId, actor: req.actor ?? req.trigger, reason: `golden build ${buildId}`, workflowId });
+            const { snapshotId } = await golden.registerGolden({
+              id: uuid4(),
+              workspace: req.workspace,
+              name,
+              storedRef,
+              digest,
+              runtime: target.runtime,
+              size: target.size,
+              profileKey: key,
+              origin: req.trigger,
+              run,
+            });
+            await defaults.setDefault({
+              workspace: req.workspace,
+              size: target.size,
+              profileKey: key,
+              snapshotId,
+              actor: req.actor ?? req.trigger,
+              reason: `golden build ${buildId}`,
+              workflowId,
+            });
             snapshots.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
           }
           return snapshots;
@@ -116,7 +148,9 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     }
   } catch (err) {
     const failure = failureOf(err);
-    await CancellationScope.nonCancellable(() => golden.finishBuild({ buildId, status: 'failed', reason: failure.code, message: failure.message }));
+    await CancellationScope.nonCancellable(() =>
+      golden.finishBuild({ buildId, status: 'failed', reason: failure.code, message: failure.message }),
+    );
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
   }

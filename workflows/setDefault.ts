@@ -7,6 +7,13 @@ import { withWorkspace } from './compat';
 export async function setDefaultSnapshot(req: SetDefaultRequest): Promise<DefaultState> {
   req = withWorkspace(req);
   const { workflowId, runId } = workflowInfo();
-  if (patched('authz-v1')) await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'golden.set-default', target: req.snapshotId, run: { workflowId, runId } });
+  if (patched('authz-v1'))
+    await access.authorize({
+      actor: req.actor,
+      workspace: req.workspace,
+      action: 'golden.set-default',
+      target: req.snapshotId,
+      run: { workflowId, runId },
+    });
   return defaults.setDefault({ ...req, workflowId });
 }

@@ -32,7 +32,8 @@ export interface RolloutControl {
   reason?: string;
 }
 
-export type RolloutPhase = 'authorizing' | 'resolving' | 'canary' | 'health' | 'rolling' | 'rolling-back' | 'completed' | 'rolled-back' | 'aborted' | 'failed';
+export type RolloutPhase =
+  'authorizing' | 'resolving' | 'canary' | 'health' | 'rolling' | 'rolling-back' | 'completed' | 'rolled-back' | 'aborted' | 'failed';
 
 export interface RolloutStatus {
   snapshotId: string;
