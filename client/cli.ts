@@ -43,7 +43,7 @@ function printUsageError(err: CommanderError, json: boolean): void {
   process.exitCode = EXIT.usage;
   if (!json) return; // commander has printed it, with the help
   const message = err.code === 'commander.help' ? 'a subcommand is required' : err.message.replace(/^error: /, '');
-  const name = /'(?:--)?([a-z][\w-]*)/i.exec(message)?.[1];
+  const name = /(?:option|argument) '(?:--)?([a-z][\w-]*)/i.exec(message)?.[1];
   const field = name?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   console.error(JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint: 'see `snapflow <command> --help`' }, null, 2));
 }

@@ -1,5 +1,5 @@
 // `snapflow completion bash|zsh|fish`: a completion script generated from the command tree, so it never drifts.
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
 
 interface Node {
   /** `snapflow golden config`: the words that lead to this command. */
@@ -108,9 +108,6 @@ export function registerCompletionCommand(program: Command): void {
   program
     .command('completion')
     .description('print a shell completion script, e.g. eval "$(snapflow completion bash)"')
-    .argument('<shell>', 'bash | zsh | fish')
-    .action((shell: string) => {
-      if (!(shell in shells)) program.error(`error: no completion for "${shell}"; choose bash, zsh or fish`, { exitCode: 2, code: 'snapflow.unknownShell' });
-      process.stdout.write(completionScript(program, shell));
-    });
+    .addArgument(new Argument('<shell>', 'bash | zsh | fish').choices(Object.keys(shells)))
+    .action((shell: string) => void process.stdout.write(completionScript(program, shell)));
 }
