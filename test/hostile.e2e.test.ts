@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { snapshots } from '../db/schema';
 import { SnapflowError, type ErrorCode } from '../lib/errors';
+import { exitCodeFor } from '../client/exitCodes';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -249,8 +250,8 @@ test.each(rows.map((r) => [`${r.method} ${r.field}: ${r.kind}`, r] as const))('%
   if (row.code === 'VALIDATION_FAILED') expect(hint).toBeTruthy();
 });
 
-/** The real CLI, a subset of the table: exit 1 and `{ ok: false, error: { code, field } }` with --json. */
-test('the CLI answers hostile arguments with exit code 1 and the typed error as JSON, no stack trace', async () => {
+/** The real CLI, a subset of the table: with --json, nothing on stdout, `{ code, message, field, hint }` on stderr, exit code by kind. */
+test('the CLI answers hostile arguments with its exit code for the kind (2 validation, 4 not found) and the typed error as JSON on stderr, no stack trace', async () => {
   const golden = ['golden', 'config', 'set', '--workspace', ws, '--target', 'small:codex'];
   const cases: Array<[string[], ErrorCode, string]> = [
     [['snapshot', 'create', '--workspace', ws, '--name', "x'; drop table snapshots;--", '--image', 'ghcr.io/org/image:v1', '--runtime', 'codex', '--size', 'small'], 'VALIDATION_FAILED', 'name'],
@@ -277,8 +278,10 @@ test('the CLI answers hostile arguments with exit code 1 and the typed error as 
   const results = await inBatches(cases, 4, ([args]) => cli(args));
   results.forEach((r, i) => {
     const [args, code, field] = cases[i]!;
-    expect({ args: args.join(' ').slice(0, 80), status: r.status, stack: /\n\s+at /.test(r.stderr) }).toEqual({ args: args.join(' ').slice(0, 80), status: 1, stack: false });
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code, field, message: expect.any(String) } });
+    expect({ args: args.join(' ').slice(0, 80), status: r.status, stdout: r.stdout, stack: /\n\s+at /.test(r.stderr) }).toEqual({ args: args.join(' ').slice(0, 80), status: exitCodeFor(code), stdout: '', stack: false });
+    const failure = JSON.parse(r.stderr) as Record<string, unknown>;
+    expect(Object.keys(failure).sort()).toEqual(['code', 'field', 'hint', 'message']);
+    expect(failure).toMatchObject({ code, field, message: expect.any(String) });
   });
 }, 60_000);
 
