@@ -1,5 +1,5 @@
 // The CLI's exit codes, one per kind of failure, so scripts can branch without parsing messages.
-// Kept free of imports: `snapflow --help` must not load the SDK to know them.
+// A type import only: `snapflow --help` must not load the SDK to know them.
 import type { ErrorCode } from '../lib/errors';
 
 export const EXIT = {
