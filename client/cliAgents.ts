@@ -1,10 +1,11 @@
 // `snapflow agent …`: agents and the rollout of a snapshot to them. Thin wrappers over the client.
 import type { Command } from 'commander';
-import { validationError, wholeNumber } from '../lib/validation';
+import { wholeNumber } from '../lib/validation/numbers';
 import type { RolloutResult, RolloutStatus } from '../workflows';
+import { EXIT } from './exitCodes';
 import type { SnapflowClient } from './index';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void, exitCode?: (result: T) => number) => Promise<void>;
 type Ref = { workspace: string; snapshot: string; json?: boolean };
 
 function describe(s: RolloutStatus): string {
@@ -42,6 +43,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
 
   agent
     .command('list')
+    .description('agents of a workspace and the snapshot each runs on')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
@@ -65,6 +67,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
       run(
         o.json,
         async (client) => {
+          const { validationError } = await import('../lib/validation');
           if (Boolean(o.all) === (o.agents !== undefined)) throw validationError('agents', o.all ? 'pass either --agents or --all, not both' : 'say which agents: --agents a,b,c or --all', 'e.g. --agents support-bot,triage-bot');
           const agents = o.all ? ('all' as const) : o.agents!.split(',').map((n) => n.trim());
           const started = await client.agents.rollout({ workspace: o.workspace, snapshot: o.snapshot, agents, canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.auto });
@@ -75,13 +78,14 @@ export function registerAgentCommands(program: Command, run: Run): void {
         (r) => {
           if (r.result) console.log(outcome(r.result));
           else console.log(`  follow it: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${o.snapshot}`);
-          if (r.result && r.result.status !== 'completed') process.exitCode = 1;
         },
+        (r) => (r.result && r.result.status !== 'completed' ? EXIT.failed : EXIT.ok),
       ),
     );
 
   agent
     .command('rollout-status')
+    .description('phase, canary, moved and pending agents of a rollout')
     .requiredOption('--workspace <id>', 'workspace id')
     .requiredOption('--snapshot <name>', 'snapshot being rolled out')
     .option('--json', 'machine-readable output')
@@ -115,7 +119,8 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .action(async (o: Ref & { agent: string; ok?: boolean; failed?: boolean; detail?: string }) =>
       run(
         o.json,
-        (client) => {
+        async (client) => {
+          const { validationError } = await import('../lib/validation');
           if (Boolean(o.ok) === Boolean(o.failed)) throw validationError('ok', o.ok ? 'pass either --ok or --failed, not both' : 'say how the agent is: --ok or --failed', 'e.g. --ok');
           return client.agents.reportHealth({ workspace: o.workspace, snapshot: o.snapshot, agent: o.agent, ok: Boolean(o.ok), detail: o.detail });
         },

@@ -1,8 +1,8 @@
 // `snapflow snapshot …` and `snapflow github …`: thin wrappers over the client. Every command takes --json.
 import type { Command } from 'commander';
+import { wholeNumber } from '../lib/validation/numbers';
 import type { Snapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { validationError, wholeNumber } from '../lib/validation';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
@@ -59,6 +59,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
         async (client) => {
           const rolloutFlags = o.canary !== undefined || o.batch !== undefined || o.healthTimeout !== undefined || o.autoHealth !== undefined;
           const rollout = o.rollout || rolloutFlags ? { canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.autoHealth } : undefined;
+          const { validationError } = await import('../lib/validation');
           if (rolloutFlags && !o.rollout) throw validationError('rollout', '--canary, --batch, --health-timeout and --auto-health go with --rollout', 'add --rollout (and --replace)');
           const created = await client.snapshots.create({ workspace: o.workspace, name: o.name, image: o.image, entrypoint: o.entrypoint, runtime: o.runtime, size: o.size, allowFloatingTag: o.allowFloatingTag, replace: o.replace, rollout });
           const link = created.workflowId ? client.uiLink(created.workflowId) : undefined;

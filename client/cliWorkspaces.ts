@@ -8,6 +8,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   const workspace = program.command('workspace').description('workspaces and their plan (operators create them)');
   workspace
     .command('create <id>')
+    .description('create a workspace with its first admin (operators)')
     .requiredOption('--admin <user>', 'first admin of the workspace')
     .option('--plan <plan>', 'free | paid (custom golden snapshots need paid)', 'free')
     .option('--json', 'machine-readable output')
@@ -19,6 +20,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     .action(async (id: string, plan: string, o: { json?: boolean }) => run(o.json, (c) => c.workspaces.setPlan({ id, plan }), (w) => console.log(`✓ workspace ${w.id} is on the ${w.plan} plan`)));
   workspace
     .command('list')
+    .description('every workspace and its plan')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) => run(o.json, (c) => c.workspaces.list(), (rows) => rows.forEach((w) => console.log(`${w.id.padEnd(30)} ${w.plan}`))));
   workspace
@@ -33,17 +35,20 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   const member = program.command('member').description("a workspace's members and their role (admins manage them)");
   member
     .command('add <user>')
+    .description('add a member, or change their role')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--role <role>', 'admin | member', 'member')
     .option('--json', 'machine-readable output')
     .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) => run(o.json, (c) => c.workspaces.addMember({ workspace: o.workspace, user, role: o.role }), (m) => console.log(`✓ ${m.userId} is ${m.role} of ${m.workspaceId}`)));
   member
     .command('remove <user>')
+    .description('remove a member from the workspace')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (user: string, o: { workspace: string; json?: boolean }) => run(o.json, (c) => c.workspaces.removeMember({ workspace: o.workspace, user }), () => console.log(`✓ ${user} removed from ${o.workspace}`)));
   member
     .command('list')
+    .description('members of a workspace and their role')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (c) => c.workspaces.members(o.workspace), (rows) => rows.forEach((m) => console.log(`${m.userId.padEnd(30)} ${m.role}`))));
