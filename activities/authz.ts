@@ -10,10 +10,10 @@ export type { Authorize } from '../catalog/access';
 export function createAuthzActivities(deps: { db: Db; operators: readonly string[] }) {
   return {
     /** For requests that name a snapshot by id: access is decided on the workspace the snapshot belongs to. */
-    async authorizeOnSnapshot(input: Omit<Authorize, 'scope' | 'target'> & { snapshotId: string }): Promise<{ as: string }> {
+    async authorizeOnSnapshot(input: Omit<Authorize, 'workspace' | 'target'> & { snapshotId: string }): Promise<{ as: string }> {
       return boundary(async () => {
         const snapshot = await snapshotOwner(deps.db, input.snapshotId);
-        return authorizeActor(deps.db, deps.operators, { ...input, scope: snapshot.scope, target: snapshot.name });
+        return authorizeActor(deps.db, deps.operators, { ...input, workspace: snapshot.workspace, target: snapshot.name });
       });
     },
 

@@ -11,7 +11,10 @@ import { followProgress } from './progress';
 /** Idempotent: an existing image is kept. */
 export async function ensureBaseImage(docker: Docker): Promise<string> {
   const ref = BASE_IMAGE_REF;
-  const existing = await docker.getImage(ref).inspect().catch(() => undefined);
+  const existing = await docker
+    .getImage(ref)
+    .inspect()
+    .catch(() => undefined);
   if (existing) return ref;
   const rootfs = mkdtempSync(join(tmpdir(), 'snapflow-rootfs-'));
   try {
@@ -27,7 +30,9 @@ export async function ensureBaseImage(docker: Docker): Promise<string> {
     writeFileSync(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
     writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\n');
     // The default entrypoint: announce readiness, then run what the sandbox was started with.
-    writeFileSync(join(rootfs, 'app', 'start.sh'), '#!/bin/sh\necho "snapflow sandbox ready"\n[ "$#" -gt 0 ] && exec "$@"\nexit 0\n', { mode: 0o755 });
+    writeFileSync(join(rootfs, 'app', 'start.sh'), '#!/bin/sh\necho "snapflow sandbox ready"\n[ "$#" -gt 0 ] && exec "$@"\nexit 0\n', {
+      mode: 0o755,
+    });
     const tar = spawn('tar', ['-C', rootfs, '-c', '.'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const stream = await docker.importImage(tar.stdout, {
       repo: BASE_IMAGE.repository,

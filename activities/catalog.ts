@@ -1,7 +1,17 @@
 // Catalog writes for workflows. Runs on the control worker, the only worker with database access.
 // Every status change is a guarded UPDATE (from the expected status) plus an event in the same transaction.
 import { changeHostStatus, chooseHost, saveHost } from '../catalog/hosts';
-import { activateSnapshot, addSnapshotStep, assertReplaceable, failSnapshot, insertPendingSnapshot, moveReferences, unsettledSnapshots, type PendingSnapshot, type RunRef } from '../catalog/snapshots';
+import {
+  activateSnapshot,
+  addSnapshotStep,
+  assertReplaceable,
+  failSnapshot,
+  insertPendingSnapshot,
+  moveReferences,
+  unsettledSnapshots,
+  type PendingSnapshot,
+  type RunRef,
+} from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
@@ -51,7 +61,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
     },
 
     /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
-    async checkReplaceable(input: { id: string; scope: string }): Promise<void> {
+    async checkReplaceable(input: { id: string; workspace: string }): Promise<void> {
       return boundary(() => assertReplaceable(db, input));
     },
 
@@ -65,12 +75,20 @@ export function createCatalogActivities(deps: CatalogDeps) {
      * to the new one, atomically, with a default-history entry per moved default. The old snapshot stays active for
      * rollback, and each moved agent remembers it as its previous snapshot.
      */
-    async transferReferences(input: { fromId: string; toId: string; actor: string; run: RunRef; agents?: 'move' | 'keep' }): Promise<{ defaults: number; pins: number; agents: number }> {
+    async transferReferences(input: {
+      fromId: string;
+      toId: string;
+      actor: string;
+      run: RunRef;
+      agents?: 'move' | 'keep';
+    }): Promise<{ defaults: number; pins: number; agents: number }> {
       return boundary(() => moveReferences(db, input));
     },
 
     /** Pending rows whose run may be gone; the reconciler checks each against Temporal. */
-    async listPendingSnapshots(input: { olderThanSeconds: number }): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
+    async listPendingSnapshots(input: {
+      olderThanSeconds: number;
+    }): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
       return boundary(() => unsettledSnapshots(db, input));
     },
   };

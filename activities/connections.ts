@@ -1,6 +1,13 @@
 // GitHub connections per workspace. The catalog keeps the installation and its status, never a token:
 // validation mints one through the App and throws it away.
-import { connectHint, readConnection, saveConnection, setConnectionStatus, usableConnection, type ConnectionState } from '../catalog/connections';
+import {
+  connectHint,
+  readConnection,
+  saveConnection,
+  setConnectionStatus,
+  usableConnection,
+  type ConnectionState,
+} from '../catalog/connections';
 import type { Db } from '../db/client';
 import { SnapflowError } from '../lib/errors';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
@@ -18,7 +25,7 @@ export function createConnectionActivities(deps: ConnectionDeps) {
   const { db } = deps;
 
   /** Asks GitHub about the installation and records the verdict; connected only if a token could be minted. */
-  async function validate(scope: string, installationId: number): Promise<ConnectionState> {
+  async function validate(workspace: string, installationId: number): Promise<ConnectionState> {
     let status: GithubConnectionStatus = 'connected';
     let account: string | null = null;
     let problem: SnapflowError | undefined;
@@ -32,33 +39,37 @@ export function createConnectionActivities(deps: ConnectionDeps) {
       problem = err;
       status = err.code === 'GITHUB_CONNECTION_MISSING' ? 'missing' : 'expired';
     }
-    const state = await saveConnection(db, { scope, installationId, account, status });
+    const state = await saveConnection(db, { workspace, installationId, account, status });
     if (problem) throw problem;
     return state;
   }
 
   return {
-    async getGithubConnection(input: { scope: string }): Promise<ConnectionState | null> {
-      return boundary(async () => (await readConnection(db, input.scope)) ?? null);
+    async getGithubConnection(input: { workspace: string }): Promise<ConnectionState | null> {
+      return boundary(async () => (await readConnection(db, input.workspace)) ?? null);
     },
 
     /** Up-front gate for GHCR images: missing or expired blocks the run with the command to fix it. */
-    async requireGithubConnection(input: { scope: string }): Promise<{ installationId: number }> {
-      return boundary(() => usableConnection(db, input.scope));
+    async requireGithubConnection(input: { workspace: string }): Promise<{ installationId: number }> {
+      return boundary(() => usableConnection(db, input.workspace));
     },
 
-    async markGithubConnection(input: { scope: string; status: GithubConnectionStatus }): Promise<void> {
+    async markGithubConnection(input: { workspace: string; status: GithubConnectionStatus }): Promise<void> {
       return boundary(() => setConnectionStatus(db, input));
     },
 
     /** connect: validate a new installation id, then store it; reconnect/validate: re-check the stored one. */
-    async validateGithubConnection(input: { scope: string; installationId?: number }): Promise<ConnectionState> {
+    async validateGithubConnection(input: { workspace: string; installationId?: number }): Promise<ConnectionState> {
       return boundary(async () => {
-        const installationId = input.installationId ?? (await readConnection(db, input.scope))?.installationId;
+        const installationId = input.installationId ?? (await readConnection(db, input.workspace))?.installationId;
         if (installationId === undefined) {
-          throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', message: `workspace ${input.scope} has no GitHub connection to validate`, hint: connectHint(input.scope) });
+          throw new SnapflowError({
+            code: 'GITHUB_CONNECTION_MISSING',
+            message: `workspace ${input.workspace} has no GitHub connection to validate`,
+            hint: connectHint(input.workspace),
+          });
         }
-        return validate(input.scope, installationId);
+        return validate(input.workspace, installationId);
       });
     },
   };

@@ -1,4 +1,4 @@
-// The one default per (scope, size, profile): changed only by compare-and-set, every change appended to history.
+// The one default per (workspace, size, profile): changed only by compare-and-set, every change appended to history.
 import { compareAndSetDefault, type DefaultState, type SetDefault } from '../catalog/defaults';
 import type { Db } from '../db/client';
 import { boundary } from './boundary';

@@ -122,7 +122,11 @@ export async function runExec(docker: Docker, input: ExecInSandbox): Promise<Exe
   docker.modem.demuxStream(stream, stdout, stderr);
   await new Promise<void>((done, failed) => stream.on('end', done).on('close', done).on('error', failed));
   const { ExitCode } = await exec.inspect();
-  return { exitCode: ExitCode ?? -1, stdout: truncate(Buffer.concat(out).toString('utf8')), stderr: truncate(Buffer.concat(errOut).toString('utf8')) };
+  return {
+    exitCode: ExitCode ?? -1,
+    stdout: truncate(Buffer.concat(out).toString('utf8')),
+    stderr: truncate(Buffer.concat(errOut).toString('utf8')),
+  };
 }
 
 export function createDockerActivities(deps: DockerDeps) {
@@ -132,17 +136,26 @@ export function createDockerActivities(deps: DockerDeps) {
     try {
       return await work();
     } catch (err) {
-      if (isConnectionError(err)) throw retryable('DOCKER_UNAVAILABLE', `Docker on host ${deps.hostId} (${deps.dockerHost}) is not reachable during ${what}: ${(err as Error).message}`);
+      if (isConnectionError(err))
+        throw retryable(
+          'DOCKER_UNAVAILABLE',
+          `Docker on host ${deps.hostId} (${deps.dockerHost}) is not reachable during ${what}: ${(err as Error).message}`,
+        );
       const status = statusOf(err);
       // A request the engine rejects (4xx) fails the same way on every retry.
-      if (status && status >= 400 && status < 500) fail('DOCKER_REJECTED', `Docker on host ${deps.hostId} rejected ${what}: ${(err as Error).message}`);
+      if (status && status >= 400 && status < 500)
+        fail('DOCKER_REJECTED', `Docker on host ${deps.hostId} rejected ${what}: ${(err as Error).message}`);
       throw err;
     }
   }
 
   function storageFor(what: string): StorageConfig {
     if (!deps.storage) {
-      fail('GOLDEN_STORAGE_NOT_CONFIGURED', `snapshot storage is not configured on host ${deps.hostId}, so ${what} is not possible`, 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker');
+      fail(
+        'GOLDEN_STORAGE_NOT_CONFIGURED',
+        `snapshot storage is not configured on host ${deps.hostId}, so ${what} is not possible`,
+        'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
+      );
     }
     return deps.storage;
   }
@@ -151,7 +164,10 @@ export function createDockerActivities(deps: DockerDeps) {
     async describeHost(): Promise<HostFacts> {
       return guard('describe', async () => {
         const info = (await docker.info()) as { ServerVersion: string; MemTotal: number; NCPU: number };
-        const base = await docker.getImage(BASE_IMAGE_REF).inspect().catch(() => undefined);
+        const base = await docker
+          .getImage(BASE_IMAGE_REF)
+          .inspect()
+          .catch(() => undefined);
         const running = await docker.listContainers({ filters: { label: [CONTAINER_LABEL], status: ['running'] } });
         const limits = await Promise.all(running.map(async (c) => (await docker.getContainer(c.Id).inspect()).HostConfig.Memory ?? 0));
         const engineMiB = Math.floor(info.MemTotal / 1024 / 1024);
@@ -186,7 +202,8 @@ export function createDockerActivities(deps: DockerDeps) {
             },
           });
         } catch (err) {
-          if (statusOf(err) === 404) fail('IMAGE_NOT_FOUND', `image ${input.image} is not present on host ${deps.hostId}`, 'pull or build it on that host first');
+          if (statusOf(err) === 404)
+            fail('IMAGE_NOT_FOUND', `image ${input.image} is not present on host ${deps.hostId}`, 'pull or build it on that host first');
           if (statusOf(err) !== 409) throw err; // 409: a retried attempt already created it
         }
         const state = (await container.inspect()).State;
@@ -227,7 +244,11 @@ export function createDockerActivities(deps: DockerDeps) {
           } catch (err) {
             const message = (err as Error).message;
             if (/unauthorized|authentication required|no basic auth/i.test(message)) {
-              fail('REGISTRY_AUTH_FAILED', `snapshot storage at ${storage.url} rejected the credentials`, 'check SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD');
+              fail(
+                'REGISTRY_AUTH_FAILED',
+                `snapshot storage at ${storage.url} rejected the credentials`,
+                'check SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD',
+              );
             }
             throw retryable('STORAGE_UNAVAILABLE', `upload of ${input.ref} to ${storage.url} failed: ${message}`);
           }

@@ -19,7 +19,8 @@ export interface GithubTokens {
   registryCredentials(installationId: number): Promise<RegistryToken>;
 }
 
-const connectHint = (id: number): string => `run \`snapflow github connect --installation-id ${id}\` with the current installation id (or \`snapflow github reconnect\`)`;
+const connectHint = (id: number): string =>
+  `run \`snapflow github connect --installation-id ${id}\` with the current installation id (or \`snapflow github reconnect\`)`;
 
 function notConfigured(): SnapflowError {
   return new SnapflowError({
@@ -46,13 +47,19 @@ function classify(err: unknown, installationId: number, what: string): Error {
     });
   }
   if (status === 404) {
-    return new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', message: `GitHub installation ${installationId} not found — was the app uninstalled?`, hint: connectHint(installationId) });
+    return new SnapflowError({
+      code: 'GITHUB_CONNECTION_MISSING',
+      message: `GitHub installation ${installationId} not found — was the app uninstalled?`,
+      hint: connectHint(installationId),
+    });
   }
   if (status === 403 && /suspend/i.test(said)) return suspended(installationId);
   // Octokit reports a failed connection as status 500; the origin says which endpoint (GITHUB_API_URL) was tried.
   const url = (err as { request?: { url?: string } }).request?.url;
   const at = url ? ` at ${new URL(url).origin}` : '';
-  return new Error(`GitHub API${at} could not ${what} for installation ${installationId}${status && status !== 500 ? ` (HTTP ${status})` : ''}: ${said}`);
+  return new Error(
+    `GitHub API${at} could not ${what} for installation ${installationId}${status && status !== 500 ? ` (HTTP ${status})` : ''}: ${said}`,
+  );
 }
 
 function suspended(installationId: number, account?: string | null): SnapflowError {
@@ -68,9 +75,11 @@ export function createGithubTokens(app: App | undefined): GithubTokens {
     /** The installation exists and is usable; suspended counts as expired, as a token could not be minted. */
     async checkInstallation(installationId) {
       if (!app) throw notConfigured();
-      const found = await app.octokit.request('GET /app/installations/{installation_id}', { installation_id: installationId }).catch((err: unknown) => {
-        throw classify(err, installationId, 'look up the installation');
-      });
+      const found = await app.octokit
+        .request('GET /app/installations/{installation_id}', { installation_id: installationId })
+        .catch((err: unknown) => {
+          throw classify(err, installationId, 'look up the installation');
+        });
       // Users and organisations have a login; an enterprise installation only a slug.
       const owner = found.data.account;
       const account = (owner && ('login' in owner ? owner.login : owner.slug)) ?? null;
@@ -86,7 +95,9 @@ export function createGithubTokens(app: App | undefined): GithubTokens {
     async registryCredentials(installationId) {
       if (!app) throw notConfigured();
       try {
-        const { data } = await app.octokit.request('POST /app/installations/{installation_id}/access_tokens', { installation_id: installationId });
+        const { data } = await app.octokit.request('POST /app/installations/{installation_id}/access_tokens', {
+          installation_id: installationId,
+        });
         return { username: 'x-access-token', password: data.token, expiresAt: data.expires_at };
       } catch (err) {
         throw classify(err, installationId, 'mint an installation token');

@@ -60,7 +60,12 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
           try {
             const name = repoDirName(repo);
             const cloned = await run('git', ['clone', '--depth', '1', '--', repo, join(scratch, name)]);
-            if (cloned.code !== 0) fail('PRELOAD_FAILED', `could not clone ${repo} on host ${deps.hostId}: ${cloned.stderr.trim().split('\n').pop() ?? ''}`, 'check the repository URL or path in the golden config');
+            if (cloned.code !== 0)
+              fail(
+                'PRELOAD_FAILED',
+                `could not clone ${repo} on host ${deps.hostId}: ${cloned.stderr.trim().split('\n').pop() ?? ''}`,
+                'check the repository URL or path in the golden config',
+              );
             await copyIn(docker, input.containerId, join(scratch, name), `${WORKSPACE_DIR}/${name}`);
             loaded.push(name);
           } finally {
@@ -73,7 +78,11 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
 
     async embedSkills(input: { containerId: string; path: string }): Promise<void> {
       if (!existsSync(input.path) || !statSync(input.path).isDirectory()) {
-        fail('PRELOAD_FAILED', `skills directory ${input.path} does not exist on host ${deps.hostId}`, 'set the golden config skills path to a directory present on every host worker');
+        fail(
+          'PRELOAD_FAILED',
+          `skills directory ${input.path} does not exist on host ${deps.hostId}`,
+          'set the golden config skills path to a directory present on every host worker',
+        );
       }
       await withHeartbeat('embed skills', () => copyIn(docker, input.containerId, input.path, SKILLS_DIR));
     },
@@ -82,18 +91,29 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
      * Pre-builds dependencies from each preloaded repo's tembo.nix: with Nix when the image has it, else the
      * declared fallback command, else NIX_UNAVAILABLE — never a silent skip.
      */
-    async buildDeps(input: { containerId: string; repoDirs: string[]; fallbackCommand?: string }): Promise<{ built: string[]; via: 'nix' | 'fallback' | 'none' }> {
+    async buildDeps(input: {
+      containerId: string;
+      repoDirs: string[];
+      fallbackCommand?: string;
+    }): Promise<{ built: string[]; via: 'nix' | 'fallback' | 'none' }> {
       return withHeartbeat('build deps', async () => {
-        const exec = (command: string[], workdir?: string): Promise<ExecResult> => runExec(docker, { containerId: input.containerId, command, workdir });
+        const exec = (command: string[], workdir?: string): Promise<ExecResult> =>
+          runExec(docker, { containerId: input.containerId, command, workdir });
         const withNix = (await exec(['sh', '-c', 'command -v nix-build'])).exitCode === 0;
         const built: string[] = [];
         for (const dir of input.repoDirs) {
           const path = `${WORKSPACE_DIR}/${dir}`;
           if ((await exec(['test', '-f', `${path}/tembo.nix`])).exitCode !== 0) continue;
           if (!withNix && !input.fallbackCommand) {
-            fail('NIX_UNAVAILABLE', `${dir}/tembo.nix needs Nix, which the base image does not have`, 'use a base image with Nix, or set a fallback dependency command in the golden config');
+            fail(
+              'NIX_UNAVAILABLE',
+              `${dir}/tembo.nix needs Nix, which the base image does not have`,
+              'use a base image with Nix, or set a fallback dependency command in the golden config',
+            );
           }
-          const result = withNix ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path) : await exec(['sh', '-c', input.fallbackCommand!], path);
+          const result = withNix
+            ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path)
+            : await exec(['sh', '-c', input.fallbackCommand!], path);
           if (result.exitCode !== 0) fail('PRELOAD_FAILED', `dependency build for ${dir} exited ${result.exitCode}: ${tail(result)}`);
           built.push(dir);
         }
@@ -113,13 +133,25 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       try {
         await container.start();
         const limit = (input.timeoutSeconds ?? 60) * 1000;
-        const exit = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, new Promise<undefined>((r) => setTimeout(() => r(undefined), limit).unref())]);
-        const output = (await container.logs({ stdout: true, stderr: true, tail: 20 })).toString('utf8').replace(LOG_FRAME_BYTES, '').trim();
+        const exit = await Promise.race([
+          container.wait() as Promise<{ StatusCode: number }>,
+          new Promise<undefined>((r) => setTimeout(() => r(undefined), limit).unref()),
+        ]);
+        const output = (await container.logs({ stdout: true, stderr: true, tail: 20 }))
+          .toString('utf8')
+          .replace(LOG_FRAME_BYTES, '')
+          .trim();
         if (!exit) fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
-        if (exit.StatusCode !== 0) fail('VERIFY_FAILED', `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}: ${output.slice(-300)}`, 'the previous default is kept; fix the build inputs and build again');
+        if (exit.StatusCode !== 0)
+          fail(
+            'VERIFY_FAILED',
+            `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}: ${output.slice(-300)}`,
+            'the previous default is kept; fix the build inputs and build again',
+          );
         return { output: output.slice(-500) };
       } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 400) fail('VERIFY_FAILED', `${input.image} cannot start ${input.entrypoint}: ${(err as Error).message}`);
+        if ((err as { statusCode?: number }).statusCode === 400)
+          fail('VERIFY_FAILED', `${input.image} cannot start ${input.entrypoint}: ${(err as Error).message}`);
         throw err;
       } finally {
         await container.remove({ force: true }).catch(() => undefined);

@@ -1,5 +1,13 @@
 // Catalog side of golden builds: the build config, the build record (incl. skipped), registration, host cache.
-import { insertGoldenSnapshot, readBuildConfig, recordBuildEnd, recordBuildStart, storageNotConfigured, type BuildConfig, type GoldenRegistration } from '../catalog/golden';
+import {
+  insertGoldenSnapshot,
+  readBuildConfig,
+  recordBuildEnd,
+  recordBuildStart,
+  storageNotConfigured,
+  type BuildConfig,
+  type GoldenRegistration,
+} from '../catalog/golden';
 import { evictableImages, hostsWithMemory, markCached, onlineHosts, unmarkCached, type EvictionCandidate } from '../catalog/hosts';
 import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
@@ -20,7 +28,7 @@ export interface GoldenCatalogDeps {
 export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
   const { db } = deps;
   return {
-    async loadBuildConfig(input: { scope: string }): Promise<BuildConfig> {
+    async loadBuildConfig(input: { workspace: string }): Promise<BuildConfig> {
       return boundary(async () => {
         if (!deps.storage) throw storageNotConfigured();
         return readBuildConfig(db, input);
@@ -32,11 +40,18 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
     },
 
     /** Idempotent by build id, so a retried activity never records a build twice. */
-    async startBuild(input: { buildId: string; scope: string; trigger: 'build-now' | 'schedule'; run: RunRef }): Promise<void> {
+    async startBuild(input: { buildId: string; workspace: string; trigger: 'build-now' | 'schedule'; run: RunRef }): Promise<void> {
       return boundary(() => recordBuildStart(db, input));
     },
 
-    async finishBuild(input: { buildId: string; status: Exclude<GoldenBuildStatus, 'running'>; reason?: string; message?: string; figures?: Record<string, number | string>; snapshotId?: string }): Promise<void> {
+    async finishBuild(input: {
+      buildId: string;
+      status: Exclude<GoldenBuildStatus, 'running'>;
+      reason?: string;
+      message?: string;
+      figures?: Record<string, number | string>;
+      snapshotId?: string;
+    }): Promise<void> {
       return boundary(() => recordBuildEnd(db, input));
     },
 

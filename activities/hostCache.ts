@@ -17,11 +17,18 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
   return {
     /** Pulls `storedRef` (registry/repo@sha256:…) from snapshot storage unless this engine already has it. */
     async cacheSnapshot(input: { storedRef: string }): Promise<{ imageId: string; pulled: boolean }> {
-      const present = await docker.getImage(input.storedRef).inspect().catch(() => undefined);
+      const present = await docker
+        .getImage(input.storedRef)
+        .inspect()
+        .catch(() => undefined);
       if (present) return { imageId: present.Id, pulled: false };
       const storage = deps.storage;
       if (!storage) {
-        fail('GOLDEN_STORAGE_NOT_CONFIGURED', `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`, 'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker');
+        fail(
+          'GOLDEN_STORAGE_NOT_CONFIGURED',
+          `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`,
+          'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker',
+        );
       }
       await withHeartbeat('cache', async () => {
         const auth = { username: storage.username, password: storage.password, serveraddress: storage.registryHost };
@@ -36,7 +43,10 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
      * stays (the next eviction tries again); one already gone counts as evicted.
      */
     async evictSnapshot(input: { storedRef: string }): Promise<{ evicted: boolean; reason?: string }> {
-      const image = await docker.getImage(input.storedRef).inspect().catch(() => undefined);
+      const image = await docker
+        .getImage(input.storedRef)
+        .inspect()
+        .catch(() => undefined);
       if (!image) return { evicted: true };
       const users = await docker.listContainers({ all: true, filters: { ancestor: [image.Id] } });
       if (users.length > 0) return { evicted: false, reason: `used by container ${users[0]!.Names[0] ?? users[0]!.Id}` };

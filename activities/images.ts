@@ -46,12 +46,18 @@ export interface StoreImage {
 
 /** Maps what the engine says about a pull or push to our codes; unknown problems stay retryable. */
 function classifyRegistryError(message: string, what: string, registry: string, ghcr: boolean): never {
-  if (/manifest unknown|not found|does not exist|name unknown/i.test(message)) fail('IMAGE_NOT_FOUND', `${what}: not found in ${registry}`, 'check the image reference and tag');
+  if (/manifest unknown|not found|does not exist|name unknown/i.test(message))
+    fail('IMAGE_NOT_FOUND', `${what}: not found in ${registry}`, 'check the image reference and tag');
   if (/unauthorized|denied|authentication required|no basic auth|forbidden/i.test(message)) {
-    if (ghcr) fail('GITHUB_CONNECTION_EXPIRED', `${registry} refused the GitHub installation token for ${what}`, 'run `snapflow github reconnect`');
+    if (ghcr)
+      fail('GITHUB_CONNECTION_EXPIRED', `${registry} refused the GitHub installation token for ${what}`, 'run `snapflow github reconnect`');
     fail('REGISTRY_AUTH_FAILED', `${registry} refused the credentials for ${what}`, 'check the registry credentials');
   }
-  throw ApplicationFailure.create({ type: 'STORAGE_UNAVAILABLE', message: `${what} via ${registry} failed: ${message}`, nonRetryable: false });
+  throw ApplicationFailure.create({
+    type: 'STORAGE_UNAVAILABLE',
+    message: `${what} via ${registry} failed: ${message}`,
+    nonRetryable: false,
+  });
 }
 
 /** Docker reports a file's stat in a header of HEAD /containers/{id}/archive: no shell needed in the image. */
@@ -74,17 +80,31 @@ export function createImageActivities(deps: ImageDeps) {
 
   return {
     /** Tag → digest with the registry's own API, so the rest of the run works on exactly one image. */
-    async resolveImage(input: { registry: string; repository: string; reference: string; installationId?: number }): Promise<{ digest: string }> {
+    async resolveImage(input: {
+      registry: string;
+      repository: string;
+      reference: string;
+      installationId?: number;
+    }): Promise<{ digest: string }> {
       const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
       return boundary(async () => {
         try {
-          const { digest } = await resolveDigest({ registry: input.registry, repository: input.repository, reference: input.reference, credentials });
+          const { digest } = await resolveDigest({
+            registry: input.registry,
+            repository: input.repository,
+            reference: input.reference,
+            credentials,
+          });
           return { digest };
         } catch (err) {
           // Connection problems are not SnapflowErrors: retried by the activity policy.
           // A GHCR refusal means the installation token no longer opens the image: the connection has expired.
           if (err instanceof SnapflowError && err.code === 'REGISTRY_AUTH_FAILED' && input.installationId !== undefined) {
-            fail('GITHUB_CONNECTION_EXPIRED', `${input.registry} refused the GitHub installation token for ${input.repository}`, 'run `snapflow github reconnect`');
+            fail(
+              'GITHUB_CONNECTION_EXPIRED',
+              `${input.registry} refused the GitHub installation token for ${input.repository}`,
+              'run `snapflow github reconnect`',
+            );
           }
           throw err;
         }
@@ -118,13 +138,28 @@ export function createImageActivities(deps: ImageDeps) {
         let path = input.entrypoint;
         for (let hops = 0; hops < 8; hops++) {
           const stat = await statInContainer(container, path);
-          if (!stat) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} does not exist in ${input.image}`, 'set --entrypoint to a path that exists in the image (default /app/start.sh)');
+          if (!stat)
+            fail(
+              'ENTRYPOINT_NOT_FOUND',
+              `entrypoint ${input.entrypoint} does not exist in ${input.image}`,
+              'set --entrypoint to a path that exists in the image (default /app/start.sh)',
+            );
           if (stat.linkTarget) {
             path = stat.linkTarget.startsWith('/') ? stat.linkTarget : `${path.slice(0, path.lastIndexOf('/') + 1)}${stat.linkTarget}`;
             continue;
           }
-          if (stat.mode & S_IFDIR) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} is a directory in ${input.image}`, 'point --entrypoint at an executable file');
-          if ((stat.mode & 0o111) === 0) fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} exists in ${input.image} but is not executable`, 'chmod +x it in the image and push a new tag');
+          if (stat.mode & S_IFDIR)
+            fail(
+              'ENTRYPOINT_NOT_FOUND',
+              `entrypoint ${input.entrypoint} is a directory in ${input.image}`,
+              'point --entrypoint at an executable file',
+            );
+          if ((stat.mode & 0o111) === 0)
+            fail(
+              'ENTRYPOINT_NOT_FOUND',
+              `entrypoint ${input.entrypoint} exists in ${input.image} but is not executable`,
+              'chmod +x it in the image and push a new tag',
+            );
           return { mode: (stat.mode & 0o7777).toString(8) };
         }
         fail('ENTRYPOINT_NOT_FOUND', `entrypoint ${input.entrypoint} is a chain of more than 8 links`);
@@ -136,19 +171,37 @@ export function createImageActivities(deps: ImageDeps) {
     /** Tags the source into snapshot storage and pushes; the local tag is dropped afterwards. */
     async storeImage(input: StoreImage): Promise<{ storedRef: string; digest: string }> {
       const storage = deps.storage;
-      if (!storage) fail('STORAGE_UNAVAILABLE', `snapshot storage is not configured on host ${deps.hostId}`, 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker');
+      if (!storage)
+        fail(
+          'STORAGE_UNAVAILABLE',
+          `snapshot storage is not configured on host ${deps.hostId}`,
+          'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
+        );
       const repo = `${storage.registryHost}/${input.repository}`;
       const ctx = Context.current();
       await docker.getImage(input.source).tag({ repo, tag: input.tag });
       try {
-        const stream = await docker.getImage(repo).push({ tag: input.tag, authconfig: { username: storage.username, password: storage.password, serveraddress: storage.registryHost } });
+        const stream = await docker.getImage(repo).push({
+          tag: input.tag,
+          authconfig: { username: storage.username, password: storage.password, serveraddress: storage.registryHost },
+        });
         stream.on('data', () => ctx.heartbeat({ step: 'push' }));
-        const events = await followProgress(docker, stream).catch((err: Error) => classifyRegistryError(err.message, `upload to ${storage.url}`, storage.registryHost, false));
+        const events = await followProgress(docker, stream).catch((err: Error) =>
+          classifyRegistryError(err.message, `upload to ${storage.url}`, storage.registryHost, false),
+        );
         const digest = events.map((e) => (e as { aux?: { Digest?: string } }).aux?.Digest).find(Boolean);
-        if (!digest) throw ApplicationFailure.create({ type: 'STORAGE_UNAVAILABLE', message: `upload of ${repo}:${input.tag} ended without a digest`, nonRetryable: false });
+        if (!digest)
+          throw ApplicationFailure.create({
+            type: 'STORAGE_UNAVAILABLE',
+            message: `upload of ${repo}:${input.tag} ended without a digest`,
+            nonRetryable: false,
+          });
         return { storedRef: `${repo}@${digest}`, digest };
       } finally {
-        await docker.getImage(`${repo}:${input.tag}`).remove({ noprune: true }).catch(() => undefined);
+        await docker
+          .getImage(`${repo}:${input.tag}`)
+          .remove({ noprune: true })
+          .catch(() => undefined);
       }
     },
   };

@@ -92,17 +92,23 @@ class Session {
 
   private async fetch(url: string, method: string, headers: Record<string, string>): Promise<Response> {
     try {
-      return await fetch(url, { method, headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) }, redirect: 'follow' });
+      return await fetch(url, {
+        method,
+        headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) },
+        redirect: 'follow',
+      });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new Error(`registry ${this.target.registry} is unreachable at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      throw new Error(
+        `registry ${this.target.registry} is unreachable at ${new URL(url).origin}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      );
     }
   }
 
   private async bearerToken(challenge: Record<string, string>): Promise<string> {
     const url = new URL(challenge.realm as string);
     if (challenge.service) url.searchParams.set('service', challenge.service);
-    if (challenge.scope) url.searchParams.set('scope', challenge.scope);
+    if (challenge.workspace) url.searchParams.set('workspace', challenge.workspace);
     const { credentials } = this.target;
     const res = await fetch(url, { headers: credentials ? { authorization: basic(credentials) } : {} }).catch((err: Error) => {
       throw new Error(`token service of registry ${this.target.registry} (${url.origin}) is unreachable: ${err.message}`);
@@ -143,7 +149,10 @@ export async function resolveDigest(input: RegistryTarget & { reference: string 
   const res = await session.send('GET', path, { accept: MANIFEST_TYPES });
   if (res.status === 404) throw notFound(input, input.reference, await errorCodes(res));
   if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
-  if (!res.ok) throw new Error(`registry ${input.registry} answered ${res.status} for ${describe(input.repository, input.reference)}: ${(await errorCodes(res)).join(', ')}`);
+  if (!res.ok)
+    throw new Error(
+      `registry ${input.registry} answered ${res.status} for ${describe(input.repository, input.reference)}: ${(await errorCodes(res)).join(', ')}`,
+    );
   const body = Buffer.from(await res.arrayBuffer());
   const digest = res.headers.get('docker-content-digest') ?? `sha256:${createHash('sha256').update(body).digest('hex')}`;
   let declared: string | undefined;
@@ -169,7 +178,9 @@ export async function deleteManifest(input: RegistryTarget & { digest: string; c
       hint: 'enable deletes in the registry configuration (Distribution: storage.delete.enabled: true)',
     });
   }
-  throw new Error(`registry ${input.registry} answered ${res.status} to deleting ${describe(input.repository, input.digest)}: ${codes.join(', ')}`);
+  throw new Error(
+    `registry ${input.registry} answered ${res.status} to deleting ${describe(input.repository, input.digest)}: ${codes.join(', ')}`,
+  );
 }
 
 /** All tags of a repository, following `Link: rel="next"` pages; an unknown repository has none. */

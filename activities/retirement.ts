@@ -27,12 +27,20 @@ export function createRetirementActivities(deps: RetirementDeps) {
       const registry = input.storedRef.slice(0, slash);
       const storage = await boundary(async () => {
         if (!deps.storage || registry !== deps.storage.registryHost) {
-          throw new SnapflowError({ code: 'STORAGE_UNAVAILABLE', message: `cannot delete ${input.storedRef}: snapshot storage ${deps.storage?.url ?? '(not configured)'} does not hold it` });
+          throw new SnapflowError({
+            code: 'STORAGE_UNAVAILABLE',
+            message: `cannot delete ${input.storedRef}: snapshot storage ${deps.storage?.url ?? '(not configured)'} does not hold it`,
+          });
         }
         return deps.storage;
       });
       // Registry errors stay retryable: the activity policy tries again.
-      await deleteManifest({ registry, repository: input.storedRef.slice(slash + 1, at), digest: input.storedRef.slice(at + 1), credentials: { username: storage.username, password: storage.password } });
+      await deleteManifest({
+        registry,
+        repository: input.storedRef.slice(slash + 1, at),
+        digest: input.storedRef.slice(at + 1),
+        credentials: { username: storage.username, password: storage.password },
+      });
     },
 
     async finishDelete(input: { id: string; actor: string; run: RunRef }): Promise<void> {

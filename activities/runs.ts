@@ -5,7 +5,8 @@ export interface RunDeps {
   client: Client;
 }
 
-export type RunStatus = 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'CONTINUED_AS_NEW' | 'TIMED_OUT' | 'UNKNOWN' | 'NOT_FOUND';
+export type RunStatus =
+  'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TERMINATED' | 'CONTINUED_AS_NEW' | 'TIMED_OUT' | 'UNKNOWN' | 'NOT_FOUND';
 
 export function createRunActivities(deps: RunDeps) {
   return {

@@ -15,7 +15,8 @@ import { median, report, time } from './measure';
 
 // The preload does real work, standing in for a dependency install: 48 MiB of dependency bytes written and
 // hashed, then a few seconds of CPU in the sandbox's shell. Real installs (npm, nix) take far longer.
-const DEPS = 'dd if=/dev/urandom of=deps.bin bs=1M count=48 2>/dev/null && sha256sum deps.bin > .deps-built && i=0 && while [ $i -lt 2000000 ]; do i=$((i+1)); done';
+const DEPS =
+  'dd if=/dev/urandom of=deps.bin bs=1M count=48 2>/dev/null && sha256sum deps.bin > .deps-built && i=0 && while [ $i -lt 2000000 ]; do i=$((i+1)); done';
 const RUNS = 3;
 
 function sh(command: string, args: string[]): Promise<void> {
@@ -45,7 +46,11 @@ async function preload(docker: Docker, containerId: string, repo: string): Promi
 }
 
 async function sandbox(docker: Docker, image: string): Promise<Docker.Container> {
-  const c = await docker.createContainer({ Image: image, Cmd: ['sleep', '600'], HostConfig: { NetworkMode: 'none', Memory: 2048 * 1024 * 1024 } });
+  const c = await docker.createContainer({
+    Image: image,
+    Cmd: ['sleep', '600'],
+    HostConfig: { NetworkMode: 'none', Memory: 2048 * 1024 * 1024 },
+  });
   await c.start();
   return c;
 }
@@ -58,11 +63,18 @@ async function rawBuild(t: TestEnv, repo: string, n: number): Promise<void> {
   try {
     await preload(docker, box.id, repo);
     await box.commit({ repo: repository, tag: `r${n}`, pause: false, changes: ['CMD ["/app/start.sh"]'] });
-    const check = await docker.createContainer({ Image: `${repository}:r${n}`, Entrypoint: ['/app/start.sh'], HostConfig: { NetworkMode: 'none' } });
+    const check = await docker.createContainer({
+      Image: `${repository}:r${n}`,
+      Entrypoint: ['/app/start.sh'],
+      HostConfig: { NetworkMode: 'none' },
+    });
     await check.start();
     await check.wait();
     await check.remove({ force: true });
-    await followProgress(docker, await docker.getImage(repository).push({ tag: `r${n}`, authconfig: { username, password, serveraddress: registryHost } }));
+    await followProgress(
+      docker,
+      await docker.getImage(repository).push({ tag: `r${n}`, authconfig: { username, password, serveraddress: registryHost } }),
+    );
   } finally {
     await box.remove({ force: true });
   }
@@ -85,7 +97,8 @@ async function timeToReady(docker: Docker, image: string, repo?: string): Promis
 /** Where the last build's time went: each activity's run time, and what is left (orchestration). */
 async function breakdown(t: TestEnv, workflowId: string): Promise<void> {
   const history = await t.client.temporal.workflow.getHandle(workflowId).fetchHistory();
-  const ms = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number => Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
+  const ms = (ts: { seconds?: unknown; nanos?: number | null } | null | undefined): number =>
+    Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
   const events = history.events ?? [];
   const scheduled = new Map<string, { type: string; at: number }>();
   const started = new Map<string, number>();
@@ -93,7 +106,8 @@ async function breakdown(t: TestEnv, workflowId: string): Promise<void> {
   let inActivities = 0;
   for (const e of events) {
     const at = ms(e.eventTime as never);
-    if (e.activityTaskScheduledEventAttributes) scheduled.set(String(e.eventId), { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '?', at });
+    if (e.activityTaskScheduledEventAttributes)
+      scheduled.set(String(e.eventId), { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '?', at });
     if (e.activityTaskStartedEventAttributes) started.set(String(e.activityTaskStartedEventAttributes.scheduledEventId), at);
     const done = e.activityTaskCompletedEventAttributes;
     if (done) {
@@ -104,7 +118,9 @@ async function breakdown(t: TestEnv, workflowId: string): Promise<void> {
     }
   }
   const wall = ms(events[events.length - 1]?.eventTime as never) - ms(events[0]?.eventTime as never);
-  console.log(`  last build: ${wall.toFixed(0)} ms, ${lines.length} activities (${inActivities.toFixed(0)} ms running), orchestration ${(wall - inActivities).toFixed(0)} ms`);
+  console.log(
+    `  last build: ${wall.toFixed(0)} ms, ${lines.length} activities (${inActivities.toFixed(0)} ms running), orchestration ${(wall - inActivities).toFixed(0)} ms`,
+  );
   console.log(`  ${lines.join(', ')}`);
 }
 
@@ -112,7 +128,13 @@ export async function benchGolden(t: TestEnv): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-golden-'));
   try {
     const repo = makeBareRepo(dir, 'app', { 'README.md': 'bench app\n', 'tembo.nix': '{ }\n' });
-    await t.client.golden.setConfig({ workspace: 'ws-bench', repos: [repo], prebuildDeps: true, depsFallbackCommand: DEPS, targets: ['small:codex'] });
+    await t.client.golden.setConfig({
+      workspace: 'ws-bench',
+      repos: [repo],
+      prebuildDeps: true,
+      depsFallbackCommand: DEPS,
+      targets: ['small:codex'],
+    });
     const build = async () => t.client.golden.waitForBuild((await t.client.golden.buildNow({ workspace: 'ws-bench' })).workflowId);
 
     await build(); // warm-up: first Temporal task, first layer upload
@@ -131,8 +153,14 @@ export async function benchGolden(t: TestEnv): Promise<void> {
     }
     console.log(`golden: ${RUNS} runs each, medians; preload = git clone + copy-in + 48 MiB deps + CPU loop`);
     await breakdown(t, 'golden-build/ws-bench');
-    report('golden build: snapflow ÷ raw docker steps', median(viaSnapflow), median(raw), { target: '≤ 1.10', ok: median(viaSnapflow) / median(raw) <= 1.1 });
-    report('time-to-ready: fresh base + preload ÷ cached golden', median(fresh), median(cached), { target: '≥ 10', ok: median(fresh) / median(cached) >= 10 });
+    report('golden build: snapflow ÷ raw docker steps', median(viaSnapflow), median(raw), {
+      target: '≤ 1.10',
+      ok: median(viaSnapflow) / median(raw) <= 1.1,
+    });
+    report('time-to-ready: fresh base + preload ÷ cached golden', median(fresh), median(cached), {
+      target: '≥ 10',
+      ok: median(fresh) / median(cached) >= 10,
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

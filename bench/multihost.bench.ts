@@ -23,12 +23,14 @@ export async function benchMultiHost(t: TestEnv, counts: number[]): Promise<void
         await ensureBaseImage(new Docker({ socketPath: dockerd.dockerHost.replace('unix://', '') }));
       }
       const hostId = uniqueHostId(`bench-h${i}`);
-      workers.push(await t.startHostWorker({ hostId, dockerHost: dockerd?.dockerHost ?? t.stack.dockerHost, memoryLimitMiB: 2048 * BUILDS }));
+      workers.push(
+        await t.startHostWorker({ hostId, dockerHost: dockerd?.dockerHost ?? t.stack.dockerHost, memoryLimitMiB: 2048 * BUILDS }),
+      );
       await t.client.refreshHost(hostId);
       hostIds.push(hostId);
     }
-    const scopes = Array.from({ length: BUILDS }, (_, i) => `bench-multi-${i}`);
-    for (const workspace of scopes) {
+    const workspaces = Array.from({ length: BUILDS }, (_, i) => `bench-multi-${i}`);
+    for (const workspace of workspaces) {
       await t.client.golden.setConfig({ workspace, prebuildDeps: false, targets: ['small:codex'] });
     }
     const perMinute = new Map<number, number>();
@@ -36,14 +38,18 @@ export async function benchMultiHost(t: TestEnv, counts: number[]): Promise<void
       for (const [i, hostId] of hostIds.entries()) await (i < k ? t.client.undrainHost(hostId) : t.client.drainHost(hostId));
       const placed = new Set<string>();
       const ms = await time(async () => {
-        const started = await Promise.all(scopes.map((workspace) => t.client.golden.buildNow({ workspace })));
+        const started = await Promise.all(workspaces.map((workspace) => t.client.golden.buildNow({ workspace })));
         for (const r of await Promise.all(started.map((s) => t.client.golden.waitForBuild(s.workflowId)))) placed.add(r.hostId ?? '?');
       });
       perMinute.set(k, (BUILDS / ms) * 60_000);
-      console.log(`  ${k} host(s): ${BUILDS} builds in ${(ms / 1000).toFixed(1)} s = ${perMinute.get(k)!.toFixed(1)} builds/min, placed on ${placed.size} host(s)`);
+      console.log(
+        `  ${k} host(s): ${BUILDS} builds in ${(ms / 1000).toFixed(1)} s = ${perMinute.get(k)!.toFixed(1)} builds/min, placed on ${placed.size} host(s)`,
+      );
     }
     const one = perMinute.get(counts[0]!)!;
-    console.log(`multi-host golden builds per minute, ratio to ${counts[0]} host: ${counts.map((k) => `${k} → ${(perMinute.get(k)! / one).toFixed(2)}`).join(', ')}`);
+    console.log(
+      `multi-host golden builds per minute, ratio to ${counts[0]} host: ${counts.map((k) => `${k} → ${(perMinute.get(k)! / one).toFixed(2)}`).join(', ')}`,
+    );
   } finally {
     for (const w of workers) await w.stop();
     for (const d of daemons) await stopProcess(d);

@@ -27,7 +27,8 @@ async function seed(db: Db): Promise<void> {
   const base = `/base-${BASE_IMAGE.tag}`;
   const size = (g: string) => sql.raw(`(array['small','medium','large'])[${g} % 3 + 1]`);
   const runtime = (g: string) => sql.raw(`(array['codex','pi'])[${g} % 2 + 1]`);
-  const ref = (repo: string, key: string) => sql.raw(`'registry.bench/snapflow/${repo}@sha256:' || md5(${key}::text) || md5('x' || ${key}::text)`);
+  const ref = (repo: string, key: string) =>
+    sql.raw(`'registry.bench/snapflow/${repo}@sha256:' || md5(${key}::text) || md5('x' || ${key}::text)`);
 
   await db.execute(sql`
     insert into hosts (id, task_queue, docker_endpoint, memory_total_mib, status)
@@ -36,7 +37,7 @@ async function seed(db: Db): Promise<void> {
 
   // Golden snapshots over WORKSPACES workspaces plus system; 1 in 20 failed, 1 in 10 only cached (never uploaded).
   await db.execute(sql`
-    insert into snapshots (id, scope, name, kind, source_image, stored_ref, runtime, size, profile_key, status, error_code, origin, created_at)
+    insert into snapshots (id, workspace, name, kind, source_image, stored_ref, runtime, size, profile_key, status, error_code, origin, created_at)
     select md5('golden-' || g)::uuid,
            case when g % ${WORKSPACES + 1} = ${WORKSPACES} then ${SYSTEM_SCOPE} else 'ws-' || (g % ${WORKSPACES + 1}) end,
            'golden-' || g, 'golden', 'snapflow/golden-local:' || g,
@@ -49,17 +50,17 @@ async function seed(db: Db): Promise<void> {
 
   // Issues; a third pin a golden snapshot of their workspace built for the profile of the sandbox that uses them.
   await db.execute(sql`
-    insert into issues (id, scope, external_key, pinned_snapshot_id)
+    insert into issues (id, workspace, external_key, pinned_snapshot_id)
     select md5('issue-' || i)::uuid, 'ws-' || ((i - 1) % ${WORKSPACES}), 'ISSUE-' || i,
            case when i % 3 = 0 then (
              select s.id from snapshots s
-             where s.scope = 'ws-' || ((i - 1) % ${WORKSPACES}) and s.kind = 'golden' and s.profile_key = ${runtime('(i - 1)')} || '/' || ${size('(i - 1)')} || ${base}
+             where s.workspace = 'ws-' || ((i - 1) % ${WORKSPACES}) and s.kind = 'golden' and s.profile_key = ${runtime('(i - 1)')} || '/' || ${size('(i - 1)')} || ${base}
              order by s.id limit 1 offset i % 4)
            end
     from generate_series(1, ${SANDBOXES / 2}) i`);
 
   await db.execute(sql`
-    insert into sandboxes (id, scope, class, size, runtime, profile_key, keep_alive, state, host_id, container_id, issue_id)
+    insert into sandboxes (id, workspace, class, size, runtime, profile_key, keep_alive, state, host_id, container_id, issue_id)
     select md5('sandbox-' || g)::uuid, 'ws-' || (g % ${WORKSPACES}),
            (case when g % 10 = 0 then 'container' else 'vm' end)::sandbox_class,
            ${size('g')}, ${runtime('g')}::runtime, ${runtime('g')} || '/' || ${size('g')} || ${base},
@@ -72,7 +73,7 @@ async function seed(db: Db): Promise<void> {
 
   // Session snapshots of every VM sandbox; the newest one is sometimes failed, for another profile, or never uploaded.
   await db.execute(sql`
-    insert into snapshots (id, scope, name, kind, source_image, stored_ref, runtime, size, profile_key, status, error_code, origin, sandbox_id, created_at)
+    insert into snapshots (id, workspace, name, kind, source_image, stored_ref, runtime, size, profile_key, status, error_code, origin, sandbox_id, created_at)
     select md5('session-' || k || '-' || n)::uuid, 'ws-' || (k % ${WORKSPACES}), 'session-' || k || '-' || n, 'session',
            'snapflow/session-local:' || k || '-' || n,
            case when k % 3 = 0 then null else ${ref('session', "(k || '-' || n)")} end,
@@ -89,13 +90,13 @@ async function seed(db: Db): Promise<void> {
     from generate_series(1, ${SANDBOXES}) g
     where s.id = md5('sandbox-' || g)::uuid and g % 10 <> 0 and g % 6 <> 0`);
 
-  // Defaults: the newest active golden per (scope, size, profile); workspaces ending in 7 have none.
+  // Defaults: the newest active golden per (workspace, size, profile); workspaces ending in 7 have none.
   await db.execute(sql`
-    insert into default_pointers (scope, size, profile_key, snapshot_id)
-    select distinct on (scope, size, profile_key) scope, size, profile_key, id
+    insert into default_pointers (workspace, size, profile_key, snapshot_id)
+    select distinct on (workspace, size, profile_key) workspace, size, profile_key, id
     from snapshots
-    where kind = 'golden' and status = 'active' and (scope = ${SYSTEM_SCOPE} or right(scope, 1) <> '7')
-    order by scope, size, profile_key, created_at desc`);
+    where kind = 'golden' and status = 'active' and (workspace = ${SYSTEM_SCOPE} or right(workspace, 1) <> '7')
+    order by workspace, size, profile_key, created_at desc`);
 
   // Host cache: each golden on two hosts, each session on its sandbox's host.
   await db.execute(sql`
@@ -113,13 +114,19 @@ async function seed(db: Db): Promise<void> {
 /** Tables the plan reads sequentially that hold more than a page or two: each would mean a missing index. */
 async function seqScansOnBigTables(db: Db, sandboxId: string): Promise<string[]> {
   const nodes = await planNodes(db, sandboxId);
-  const small = new Set((await db.execute<{ relname: string }>(sql`select relname from pg_class where relkind = 'r' and reltuples < 1000`)).map((r) => r.relname));
+  const small = new Set(
+    (await db.execute<{ relname: string }>(sql`select relname from pg_class where relkind = 'r' and reltuples < 1000`)).map(
+      (r) => r.relname,
+    ),
+  );
   return [...new Set(nodes.filter((n) => n.startsWith('Seq Scan ') && !small.has(n.slice('Seq Scan '.length))))];
 }
 
 /** `Node Type relation (index)` for every node of the plan that reads a table. */
 async function planNodes(db: Db, sandboxId: string): Promise<string[]> {
-  const [row] = await db.execute<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(sql`explain (format json) ${restoreInputQuery(db, { sandboxId })}`);
+  const [row] = await db.execute<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(
+    sql`explain (format json) ${restoreInputQuery(db, { sandboxId })}`,
+  );
   interface PlanNode {
     'Node Type': string;
     'Relation Name'?: string;
@@ -143,11 +150,17 @@ export async function benchRestore(): Promise<void> {
     const [counts] = await handle.db.execute<{ snapshots: number; sandboxes: number; cached: number }>(
       sql`select (select count(*)::int from snapshots) as snapshots, (select count(*)::int from sandboxes) as sandboxes, (select count(*)::int from host_cache) as cached`,
     );
-    console.log(`restore: seeded ${counts!.snapshots} snapshots, ${counts!.sandboxes} sandboxes, ${counts!.cached} host-cache rows in ${(seedMs / 1000).toFixed(1)} s`);
+    console.log(
+      `restore: seeded ${counts!.snapshots} snapshots, ${counts!.sandboxes} sandboxes, ${counts!.cached} host-cache rows in ${(seedMs / 1000).toFixed(1)} s`,
+    );
 
-    const ids = (await handle.db.execute<{ id: string }>(sql`select id from sandboxes order by random() limit ${WARMUP + LOOKUPS}`)).map((r) => r.id);
+    const ids = (await handle.db.execute<{ id: string }>(sql`select id from sandboxes order by random() limit ${WARMUP + LOOKUPS}`)).map(
+      (r) => r.id,
+    );
     const seqScans = await seqScansOnBigTables(handle.db, ids[0]!);
-    console.log(`restore: one statement per lookup; ${seqScans.length ? `✗ sequential scans on ${seqScans.join(', ')}` : 'index lookups on every large table'}`);
+    console.log(
+      `restore: one statement per lookup; ${seqScans.length ? `✗ sequential scans on ${seqScans.join(', ')}` : 'index lookups on every large table'}`,
+    );
 
     const sources: Partial<Record<RestoreSource, number>> = {};
     const samples: number[] = [];
@@ -165,8 +178,14 @@ export async function benchRestore(): Promise<void> {
     const p50 = percentile(samples, 50);
     const p99 = percentile(samples, 99);
     const ok = p99 <= TARGET_P99_MS;
-    console.log(`restore: sources ${Object.entries(sources).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    console.log(`${ok ? '✓' : '✗'} restore: loadRestoreInput + chooseRestore over ${samples.length} random sandboxes: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...samples).toFixed(2)} ms (target p99 <= ${TARGET_P99_MS} ms)`);
+    console.log(
+      `restore: sources ${Object.entries(sources)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+    console.log(
+      `${ok ? '✓' : '✗'} restore: loadRestoreInput + chooseRestore over ${samples.length} random sandboxes: p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${Math.max(...samples).toFixed(2)} ms (target p99 <= ${TARGET_P99_MS} ms)`,
+    );
   } finally {
     await handle.close();
     await testDb.drop();

@@ -10,7 +10,7 @@ import type { RunRef } from './snapshots';
 
 export interface Authorize {
   actor: string;
-  scope: string;
+  workspace: string;
   action: Action;
   /** What is acted on (snapshot name, sandbox id …), for the audit trail. */
   target?: string;
@@ -26,18 +26,34 @@ export interface Caller {
 const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
 
 /** The table's answer for this actor, from the catalog's workspace (plan) and membership (role). */
-export async function decide(db: Db, operators: readonly string[], input: Pick<Authorize, 'actor' | 'scope' | 'action'>): Promise<AccessDecision> {
+export async function decide(
+  db: Db,
+  operators: readonly string[],
+  input: Pick<Authorize, 'actor' | 'workspace' | 'action'>,
+): Promise<AccessDecision> {
   if (operators.includes(input.actor)) return { allowed: true, as: 'operator' };
-  const [workspace] = await db.select().from(workspaces).where(eq(workspaces.id, input.scope));
-  const [member] = workspace ? await db.select().from(members).where(and(eq(members.workspaceId, input.scope), eq(members.userId, input.actor))) : [];
-  return decideAccess({ actor: input.actor, scope: input.scope, action: input.action, operators, workspace: workspace ?? null, role: member?.role ?? null });
+  const [registered] = await db.select().from(workspaces).where(eq(workspaces.id, input.workspace));
+  const [member] = registered
+    ? await db
+        .select()
+        .from(members)
+        .where(and(eq(members.workspace, input.workspace), eq(members.userId, input.actor)))
+    : [];
+  return decideAccess({
+    actor: input.actor,
+    workspace: input.workspace,
+    action: input.action,
+    operators,
+    registered: registered ?? null,
+    role: member?.role ?? null,
+  });
 }
 
 /** Decides and records the decision; a refusal throws PERMISSION_DENIED / PLAN_REQUIRED. */
 export async function authorizeActor(db: Db, operators: readonly string[], input: Authorize): Promise<{ as: string }> {
   const decision = await decide(db, operators, input);
   await recordAudit(db, {
-    scope: input.scope,
+    workspace: input.workspace,
     actor: input.actor.slice(0, 200),
     action: input.action,
     target: input.target?.slice(0, 300),
@@ -54,10 +70,23 @@ export async function authorizeActor(db: Db, operators: readonly string[], input
  * Refuses with PERMISSION_DENIED / PLAN_REQUIRED, and a refusal is always audited. An allowed call is audited by
  * what it leads to: the workflow the caller starts next (with its run), or `audited` once a catalog change is made.
  */
-export async function requireAccess(db: Db, caller: Caller, scope: string, action: Action, options: { target?: string } = {}): Promise<{ as: string }> {
-  const decision = await decide(db, caller.operators, { actor: caller.actor, scope, action });
+export async function requireAccess(
+  db: Db,
+  caller: Caller,
+  workspace: string,
+  action: Action,
+  options: { target?: string } = {},
+): Promise<{ as: string }> {
+  const decision = await decide(db, caller.operators, { actor: caller.actor, workspace, action });
   if (decision.allowed) return { as: decision.as };
-  await recordAudit(db, { scope, actor: caller.actor.slice(0, 200), action, target: clip(options.target), decision: 'denied', reason: decision.message });
+  await recordAudit(db, {
+    workspace,
+    actor: caller.actor.slice(0, 200),
+    action,
+    target: clip(options.target),
+    decision: 'denied',
+    reason: decision.message,
+  });
   throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
 }
 
@@ -65,17 +94,37 @@ export async function requireAccess(db: Db, caller: Caller, scope: string, actio
  * A catalog change with no workflow behind it: decided first, then made and audited in one transaction, so a change
  * that fails is not recorded and a recorded one cannot go missing.
  */
-export async function audited<T>(db: Db, caller: Caller, scope: string, action: Action, target: string, change: (tx: Queryable) => Promise<T>): Promise<T> {
-  const { as } = await requireAccess(db, caller, scope, action, { target });
+export async function audited<T>(
+  db: Db,
+  caller: Caller,
+  workspace: string,
+  action: Action,
+  target: string,
+  change: (tx: Queryable) => Promise<T>,
+): Promise<T> {
+  const { as } = await requireAccess(db, caller, workspace, action, { target });
   return db.transaction(async (tx) => {
     const result = await change(tx);
-    await recordAudit(tx, { scope, actor: caller.actor.slice(0, 200), action, target: clip(target), decision: 'allowed', reason: `as ${as}` });
+    await recordAudit(tx, {
+      workspace,
+      actor: caller.actor.slice(0, 200),
+      action,
+      target: clip(target),
+      decision: 'allowed',
+      reason: `as ${as}`,
+    });
     return result;
   });
 }
 
 /** NOT_FOUND (field `workspace`) unless the workspace is registered. */
-export async function requireWorkspace(db: Pick<Queryable, 'select'>, scope: string): Promise<void> {
-  const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, scope));
-  if (!ws) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${scope}`, hint: 'agents belong to a workspace; check the slug' });
+export async function requireWorkspace(db: Pick<Queryable, 'select'>, workspace: string): Promise<void> {
+  const [ws] = await db.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, workspace));
+  if (!ws)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'workspace',
+      message: `no workspace ${workspace}`,
+      hint: 'agents belong to a workspace; check the slug',
+    });
 }

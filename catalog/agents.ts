@@ -20,7 +20,7 @@ export interface RolloutAgent {
 export interface RolloutSnapshot {
   snapshotId: string;
   name: string;
-  scope: string;
+  workspace: string;
   kind: Snapshot['kind'];
   /** registry/repo@sha256:…; null for a snapshot kept only in a host cache. */
   storedRef: string | null;
@@ -29,39 +29,64 @@ export interface RolloutSnapshot {
 }
 
 /**
- * A snapshot agents may run on: live and active, in the workspace or in the system scope (the workspace's own wins a
+ * A snapshot agents may run on: live and active, in the workspace or in the system workspace (the workspace's own wins a
  * name clash). Found by id (rollouts) or by name (the client). NOT_FOUND / VALIDATION_FAILED name the field `snapshot`.
  */
-export async function findAgentSnapshot(db: Pick<Queryable, 'select'>, input: { scope: string } & ({ snapshotId: string } | { name: string })): Promise<Snapshot> {
+export async function findAgentSnapshot(
+  db: Pick<Queryable, 'select'>,
+  input: { workspace: string } & ({ snapshotId: string } | { name: string }),
+): Promise<Snapshot> {
   const which = 'snapshotId' in input ? eq(snapshots.id, input.snapshotId) : eq(snapshots.name, input.name);
   const [snap] = await db
     .select()
     .from(snapshots)
-    .where(and(which, ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
+    .where(and(which, ne(snapshots.status, 'deleted'), inArray(snapshots.workspace, [input.workspace, SYSTEM_SCOPE])))
+    .orderBy(sql`${snapshots.workspace} = ${SYSTEM_SCOPE}`)
     .limit(1);
   const label = 'snapshotId' in input ? input.snapshotId : input.name;
-  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${label}" in ${input.scope} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
-  if (snap.status !== 'active') throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message: `snapshot "${snap.name}" is ${snap.status}; agents run only on an active snapshot`, hint: 'wait for it to become active, or choose another' });
+  if (!snap)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'snapshot',
+      message: `no snapshot "${label}" in ${input.workspace} or ${SYSTEM_SCOPE}`,
+      hint: 'list them with `snapflow snapshot list`',
+    });
+  if (snap.status !== 'active')
+    throw new SnapflowError({
+      code: 'VALIDATION_FAILED',
+      field: 'snapshot',
+      message: `snapshot "${snap.name}" is ${snap.status}; agents run only on an active snapshot`,
+      hint: 'wait for it to become active, or choose another',
+    });
   return snap;
 }
 
 /** A new agent on an active snapshot of its workspace (or a system one). CONFLICT when the name is taken. */
-export async function createAgent(db: Queryable, input: { scope: string; name: string; snapshotName: string }): Promise<Agent> {
-  await requireWorkspace(db, input.scope);
-  const snap = await findAgentSnapshot(db, { scope: input.scope, name: input.snapshotName });
-  const [row] = await db.insert(agents).values({ workspaceId: input.scope, name: input.name, snapshotId: snap.id }).onConflictDoNothing().returning();
-  if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `agent ${input.name} already exists in ${input.scope}`, hint: 'choose another name, or roll the existing agent out to the snapshot' });
+export async function createAgent(db: Queryable, input: { workspace: string; name: string; snapshotName: string }): Promise<Agent> {
+  await requireWorkspace(db, input.workspace);
+  const snap = await findAgentSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
+  const [row] = await db
+    .insert(agents)
+    .values({ workspace: input.workspace, name: input.name, snapshotId: snap.id })
+    .onConflictDoNothing()
+    .returning();
+  if (!row)
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'name',
+      message: `agent ${input.name} already exists in ${input.workspace}`,
+      hint: 'choose another name, or roll the existing agent out to the snapshot',
+    });
   return row;
 }
 
-export async function listAgents(db: Db, scope: string): Promise<Agent[]> {
-  return db.select().from(agents).where(eq(agents.workspaceId, scope)).orderBy(asc(agents.name));
+export async function listAgents(db: Db, workspace: string): Promise<Agent[]> {
+  return db.select().from(agents).where(eq(agents.workspace, workspace)).orderBy(asc(agents.name));
 }
 
 /** One canary or batch of a rollout: who moves which agents onto (or back from) which snapshot, from which run. */
 export interface AgentMove {
-  scope: string;
+  workspace: string;
   /** Each agent with the snapshot it was on when the rollout began. */
   agents: Array<{ name: string; from: string }>;
   snapshotId: string;
@@ -78,7 +103,10 @@ function byOrigin(list: AgentMove['agents']): Map<string, string[]> {
 async function onSnapshot(tx: Pick<Db, 'select'>, move: AgentMove): Promise<string[]> {
   const names = move.agents.map((a) => a.name);
   if (names.length === 0) return [];
-  const rows = await tx.select({ name: agents.name }).from(agents).where(and(eq(agents.workspaceId, move.scope), inArray(agents.name, names), eq(agents.snapshotId, move.snapshotId)));
+  const rows = await tx
+    .select({ name: agents.name })
+    .from(agents)
+    .where(and(eq(agents.workspace, move.workspace), inArray(agents.name, names), eq(agents.snapshotId, move.snapshotId)));
   return rows.map((r) => r.name);
 }
 
@@ -86,7 +114,7 @@ async function onSnapshot(tx: Pick<Db, 'select'>, move: AgentMove): Promise<stri
 async function auditMove(tx: Pick<Db, 'insert'>, move: AgentMove, names: string[], verb: string): Promise<void> {
   if (names.length === 0) return;
   await recordAudit(tx, {
-    scope: move.scope,
+    workspace: move.workspace,
     actor: move.actor,
     action: 'agent.rollout',
     target: `${names.join(', ')} ${verb} ${move.snapshotId}`.slice(0, 300),
@@ -97,29 +125,49 @@ async function auditMove(tx: Pick<Db, 'insert'>, move: AgentMove, names: string[
   });
 }
 
-/** The snapshot a rollout moves agents to: active, in the workspace or system scope, with what `--auto` boots. */
-export async function rolloutSnapshot(db: Db, input: { scope: string; snapshotId: string }): Promise<RolloutSnapshot> {
+/** The snapshot a rollout moves agents to: active, in the workspace or system workspace, with what `--auto` boots. */
+export async function rolloutSnapshot(db: Db, input: { workspace: string; snapshotId: string }): Promise<RolloutSnapshot> {
   const snap = await findAgentSnapshot(db, input);
-  return { snapshotId: snap.id, name: snap.name, scope: snap.scope, kind: snap.kind, storedRef: snap.storedRef, size: snap.size, entrypoint: snap.entrypoint };
+  return {
+    snapshotId: snap.id,
+    name: snap.name,
+    workspace: snap.workspace,
+    kind: snap.kind,
+    storedRef: snap.storedRef,
+    size: snap.size,
+    entrypoint: snap.entrypoint,
+  };
 }
 
 /** The named agents in the order given (or all of the workspace's, by name); NOT_FOUND names every unknown one. */
-export async function rolloutAgents(db: Db, input: { scope: string; agents: string[] | 'all' }): Promise<RolloutAgent[]> {
+export async function rolloutAgents(db: Db, input: { workspace: string; agents: string[] | 'all' }): Promise<RolloutAgent[]> {
   const names = input.agents;
-  const where = names === 'all' ? eq(agents.workspaceId, input.scope) : and(eq(agents.workspaceId, input.scope), inArray(agents.name, names.length ? names : ['']));
+  const where =
+    names === 'all'
+      ? eq(agents.workspace, input.workspace)
+      : and(eq(agents.workspace, input.workspace), inArray(agents.name, names.length ? names : ['']));
   const rows = await db.select({ name: agents.name, snapshotId: agents.snapshotId }).from(agents).where(where).orderBy(asc(agents.name));
   if (names === 'all') return rows;
   const unknown = names.filter((n) => !rows.some((r) => r.name === n));
   if (unknown.length) {
-    throw new SnapflowError({ code: 'NOT_FOUND', field: 'agents', message: `no agent ${unknown.join(', ')} in ${input.scope}`, hint: 'list them with `snapflow agent list`' });
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'agents',
+      message: `no agent ${unknown.join(', ')} in ${input.workspace}`,
+      hint: 'list them with `snapflow agent list`',
+    });
   }
   // In the order asked for: the first named agents are the canary.
   return names.map((n) => rows.find((r) => r.name === n)!);
 }
 
 /** Names of the workspace's agents running on a snapshot (those a `--replace --rollout` hands over). */
-export async function agentNamesOn(db: Db, input: { scope: string; snapshotId: string }): Promise<string[]> {
-  const rows = await db.select({ name: agents.name }).from(agents).where(and(eq(agents.workspaceId, input.scope), eq(agents.snapshotId, input.snapshotId))).orderBy(asc(agents.name));
+export async function agentNamesOn(db: Db, input: { workspace: string; snapshotId: string }): Promise<string[]> {
+  const rows = await db
+    .select({ name: agents.name })
+    .from(agents)
+    .where(and(eq(agents.workspace, input.workspace), eq(agents.snapshotId, input.snapshotId)))
+    .orderBy(asc(agents.name));
   return rows.map((r) => r.name);
 }
 
@@ -135,7 +183,7 @@ export async function moveAgentsOnto(db: Db, input: AgentMove): Promise<{ moved:
       const rows = await tx
         .update(agents)
         .set({ previousSnapshotId: fromId, snapshotId: input.snapshotId, updatedAt: new Date() })
-        .where(and(eq(agents.workspaceId, input.scope), inArray(agents.name, names), eq(agents.snapshotId, fromId)))
+        .where(and(eq(agents.workspace, input.workspace), inArray(agents.name, names), eq(agents.snapshotId, fromId)))
         .returning({ name: agents.name });
       moved.push(...rows.map((r) => r.name));
     }
@@ -155,12 +203,16 @@ export async function moveAgentsHome(db: Db, input: AgentMove): Promise<{ movedB
     const stranded: string[] = [];
     for (const [fromId, names] of byOrigin(input.agents)) {
       const [origin] = await tx.select({ status: snapshots.status }).from(snapshots).where(eq(snapshots.id, fromId));
-      const here = and(eq(agents.workspaceId, input.scope), inArray(agents.name, names), eq(agents.snapshotId, input.snapshotId));
+      const here = and(eq(agents.workspace, input.workspace), inArray(agents.name, names), eq(agents.snapshotId, input.snapshotId));
       if (origin?.status !== 'active') {
         stranded.push(...(await tx.select({ name: agents.name }).from(agents).where(here)).map((r) => r.name));
         continue;
       }
-      const rows = await tx.update(agents).set({ snapshotId: fromId, previousSnapshotId: input.snapshotId, updatedAt: new Date() }).where(here).returning({ name: agents.name });
+      const rows = await tx
+        .update(agents)
+        .set({ snapshotId: fromId, previousSnapshotId: input.snapshotId, updatedAt: new Date() })
+        .where(here)
+        .returning({ name: agents.name });
       movedBack.push(...rows.map((r) => r.name));
     }
     await auditMove(tx, input, movedBack, 'moved back from');

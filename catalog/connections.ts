@@ -6,39 +6,58 @@ import { SnapflowError } from '../lib/errors';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
 
 export interface ConnectionState {
-  scope: string;
+  workspace: string;
   installationId: number;
   account: string | null;
   status: GithubConnectionStatus;
   validatedAt: string | null;
 }
 
-export const connectHint = (scope: string): string => `run \`snapflow github connect --installation-id <id> --workspace ${scope}\``;
+export const connectHint = (workspace: string): string => `run \`snapflow github connect --installation-id <id> --workspace ${workspace}\``;
 
-export async function readConnection(db: Db, scope: string): Promise<ConnectionState | undefined> {
-  const [row] = await db.select().from(githubConnections).where(eq(githubConnections.scope, scope));
-  return row && { scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null };
+export async function readConnection(db: Db, workspace: string): Promise<ConnectionState | undefined> {
+  const [row] = await db.select().from(githubConnections).where(eq(githubConnections.workspace, workspace));
+  return (
+    row && {
+      workspace,
+      installationId: row.installationId,
+      account: row.account,
+      status: row.status,
+      validatedAt: row.validatedAt?.toISOString() ?? null,
+    }
+  );
 }
 
 /** Up-front gate for GHCR images: missing or expired blocks the run with the command to fix it. */
-export async function usableConnection(db: Db, scope: string): Promise<{ installationId: number }> {
-  const connection = await readConnection(db, scope);
+export async function usableConnection(db: Db, workspace: string): Promise<{ installationId: number }> {
+  const connection = await readConnection(db, workspace);
   if (!connection || connection.status === 'missing') {
-    throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', message: `workspace ${scope} has no GitHub connection, which images on GHCR need`, hint: connectHint(scope) });
+    throw new SnapflowError({
+      code: 'GITHUB_CONNECTION_MISSING',
+      message: `workspace ${workspace} has no GitHub connection, which images on GHCR need`,
+      hint: connectHint(workspace),
+    });
   }
   if (connection.status === 'expired') {
-    throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', message: `the GitHub connection of workspace ${scope} has expired`, hint: `run \`snapflow github reconnect --workspace ${scope}\`` });
+    throw new SnapflowError({
+      code: 'GITHUB_CONNECTION_EXPIRED',
+      message: `the GitHub connection of workspace ${workspace} has expired`,
+      hint: `run \`snapflow github reconnect --workspace ${workspace}\``,
+    });
   }
   return { installationId: connection.installationId };
 }
 
 /** Records a validation's verdict (connected, missing or expired) for the workspace's installation. */
-export async function saveConnection(db: Db, input: { scope: string; installationId: number; account: string | null; status: GithubConnectionStatus }): Promise<ConnectionState> {
+export async function saveConnection(
+  db: Db,
+  input: { workspace: string; installationId: number; account: string | null; status: GithubConnectionStatus },
+): Promise<ConnectionState> {
   const row = { ...input, validatedAt: new Date() };
-  await db.insert(githubConnections).values(row).onConflictDoUpdate({ target: githubConnections.scope, set: row });
+  await db.insert(githubConnections).values(row).onConflictDoUpdate({ target: githubConnections.workspace, set: row });
   return { ...row, validatedAt: row.validatedAt.toISOString() };
 }
 
-export async function setConnectionStatus(db: Db, input: { scope: string; status: GithubConnectionStatus }): Promise<void> {
-  await db.update(githubConnections).set({ status: input.status }).where(eq(githubConnections.scope, input.scope));
+export async function setConnectionStatus(db: Db, input: { workspace: string; status: GithubConnectionStatus }): Promise<void> {
+  await db.update(githubConnections).set({ status: input.status }).where(eq(githubConnections.workspace, input.workspace));
 }

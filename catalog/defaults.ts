@@ -1,11 +1,11 @@
-// The one default per (scope, size, profile): changed only by compare-and-set, every change appended to history.
+// The one default per (workspace, size, profile): changed only by compare-and-set, every change appended to history.
 import { and, desc, eq } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { defaultHistory, defaultPointers, snapshots } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 
 export interface SetDefault {
-  scope: string;
+  workspace: string;
   size: string;
   profileKey: string;
   snapshotId: string;
@@ -17,7 +17,7 @@ export interface SetDefault {
 }
 
 export interface DefaultState {
-  scope: string;
+  workspace: string;
   size: string;
   profileKey: string;
   snapshotId: string;
@@ -32,42 +32,91 @@ const conflict = (message: string, hint?: string): never => {
 export async function compareAndSetDefault(db: Db, input: SetDefault): Promise<DefaultState> {
   return db.transaction(async (tx) => {
     const [snapshot] = await tx.select().from(snapshots).where(eq(snapshots.id, input.snapshotId));
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `snapshot ${input.snapshotId} does not exist` });
+    if (!snapshot)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `snapshot ${input.snapshotId} does not exist` });
     if (snapshot.kind !== 'golden') conflict(`${snapshot.name} is a ${snapshot.kind} snapshot; only golden snapshots can be defaults`);
     if (snapshot.status !== 'active') conflict(`${snapshot.name} is ${snapshot.status}; only an active snapshot can be a default`);
-    if (snapshot.scope !== input.scope) conflict(`${snapshot.name} belongs to ${snapshot.scope}, not ${input.scope}`);
+    if (snapshot.workspace !== input.workspace) conflict(`${snapshot.name} belongs to ${snapshot.workspace}, not ${input.workspace}`);
     if (snapshot.size !== input.size || snapshot.profileKey !== input.profileKey) {
       conflict(`${snapshot.name} is built for ${snapshot.size} ${snapshot.profileKey}, not ${input.size} ${input.profileKey}`);
     }
-    const where = and(eq(defaultPointers.scope, input.scope), eq(defaultPointers.size, input.size), eq(defaultPointers.profileKey, input.profileKey));
+    const where = and(
+      eq(defaultPointers.workspace, input.workspace),
+      eq(defaultPointers.size, input.size),
+      eq(defaultPointers.profileKey, input.profileKey),
+    );
     const [current] = await tx.select().from(defaultPointers).where(where).for('update');
     const seen = current?.version ?? 0;
     if (input.expectedVersion !== undefined && input.expectedVersion !== seen) {
-      conflict(`the default for ${input.scope} ${input.size} ${input.profileKey} changed meanwhile (version ${seen}, expected ${input.expectedVersion})`, 'look at the new default, then try again');
+      conflict(
+        `the default for ${input.workspace} ${input.size} ${input.profileKey} changed meanwhile (version ${seen}, expected ${input.expectedVersion})`,
+        'look at the new default, then try again',
+      );
     }
     let row;
     if (!current) {
-      [row] = await tx.insert(defaultPointers).values({ scope: input.scope, size: input.size, profileKey: input.profileKey, snapshotId: input.snapshotId, version: 1 }).onConflictDoNothing().returning();
+      [row] = await tx
+        .insert(defaultPointers)
+        .values({ workspace: input.workspace, size: input.size, profileKey: input.profileKey, snapshotId: input.snapshotId, version: 1 })
+        .onConflictDoNothing()
+        .returning();
     } else {
-      [row] = await tx.update(defaultPointers).set({ snapshotId: input.snapshotId, version: seen + 1 }).where(and(where, eq(defaultPointers.version, seen))).returning();
+      [row] = await tx
+        .update(defaultPointers)
+        .set({ snapshotId: input.snapshotId, version: seen + 1 })
+        .where(and(where, eq(defaultPointers.version, seen)))
+        .returning();
     }
-    if (!row) conflict(`the default for ${input.scope} ${input.size} ${input.profileKey} changed meanwhile`, 'try again');
-    await tx.insert(defaultHistory).values({ scope: input.scope, size: input.size, profileKey: input.profileKey, snapshotId: input.snapshotId, previousSnapshotId: current?.snapshotId ?? null, actor: input.actor, reason: input.reason, workflowId: input.workflowId });
-    return { scope: row!.scope, size: row!.size, profileKey: row!.profileKey, snapshotId: row!.snapshotId, version: row!.version };
+    if (!row) conflict(`the default for ${input.workspace} ${input.size} ${input.profileKey} changed meanwhile`, 'try again');
+    await tx.insert(defaultHistory).values({
+      workspace: input.workspace,
+      size: input.size,
+      profileKey: input.profileKey,
+      snapshotId: input.snapshotId,
+      previousSnapshotId: current?.snapshotId ?? null,
+      actor: input.actor,
+      reason: input.reason,
+      workflowId: input.workflowId,
+    });
+    return { workspace: row!.workspace, size: row!.size, profileKey: row!.profileKey, snapshotId: row!.snapshotId, version: row!.version };
   });
 }
 
 /** Rollback = set-default to the snapshot the current default replaced (the history's previous entry). */
-export async function previousDefault(db: Db, input: { scope: string; size: string; profileKey: string }): Promise<{ snapshotId: string; version: number }> {
-  const where = and(eq(defaultPointers.scope, input.scope), eq(defaultPointers.size, input.size), eq(defaultPointers.profileKey, input.profileKey));
+export async function previousDefault(
+  db: Db,
+  input: { workspace: string; size: string; profileKey: string },
+): Promise<{ snapshotId: string; version: number }> {
+  const where = and(
+    eq(defaultPointers.workspace, input.workspace),
+    eq(defaultPointers.size, input.size),
+    eq(defaultPointers.profileKey, input.profileKey),
+  );
   const [current] = await db.select().from(defaultPointers).where(where);
-  if (!current) throw new SnapflowError({ code: 'NOT_FOUND', field: 'size', message: `no default for ${input.scope} ${input.size} ${input.profileKey} to roll back` });
+  if (!current)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'size',
+      message: `no default for ${input.workspace} ${input.size} ${input.profileKey} to roll back`,
+    });
   const [last] = await db
     .select()
     .from(defaultHistory)
-    .where(and(eq(defaultHistory.scope, input.scope), eq(defaultHistory.size, input.size), eq(defaultHistory.profileKey, input.profileKey), eq(defaultHistory.snapshotId, current.snapshotId)))
+    .where(
+      and(
+        eq(defaultHistory.workspace, input.workspace),
+        eq(defaultHistory.size, input.size),
+        eq(defaultHistory.profileKey, input.profileKey),
+        eq(defaultHistory.snapshotId, current.snapshotId),
+      ),
+    )
     .orderBy(desc(defaultHistory.id))
     .limit(1);
-  if (!last?.previousSnapshotId) throw new SnapflowError({ code: 'NOT_FOUND', field: 'size', message: `the default for ${input.scope} ${input.size} ${input.profileKey} has no earlier snapshot` });
+  if (!last?.previousSnapshotId)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'size',
+      message: `the default for ${input.workspace} ${input.size} ${input.profileKey} has no earlier snapshot`,
+    });
   return { snapshotId: last.previousSnapshotId, version: current.version };
 }

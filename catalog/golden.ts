@@ -12,31 +12,75 @@ import type { RunRef } from './snapshots';
 export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone' | 'enabled'>;
 
 export const storageNotConfigured = (): SnapflowError =>
-  new SnapflowError({ code: 'GOLDEN_STORAGE_NOT_CONFIGURED', message: 'golden snapshots are disabled because snapshot storage is not configured', hint: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD' });
+  new SnapflowError({
+    code: 'GOLDEN_STORAGE_NOT_CONFIGURED',
+    message: 'golden snapshots are disabled because snapshot storage is not configured',
+    hint: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD',
+  });
 
-export async function readBuildConfig(db: Db, input: { scope: string }): Promise<BuildConfig> {
-  const [row] = await db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, input.scope));
-  if (!row) throw new SnapflowError({ code: 'NOT_FOUND', message: `no golden build config for ${input.scope}`, hint: `set one: snapflow golden config set --workspace ${input.scope} --target small:codex` });
-  if (row.targets.length === 0) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'targets', message: `the golden config of ${input.scope} has no target sizes`, hint: 'add --target small:codex' });
+export async function readBuildConfig(db: Db, input: { workspace: string }): Promise<BuildConfig> {
+  const [row] = await db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.workspace, input.workspace));
+  if (!row)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      message: `no golden build config for ${input.workspace}`,
+      hint: `set one: snapflow golden config set --workspace ${input.workspace} --target small:codex`,
+    });
+  if (row.targets.length === 0)
+    throw new SnapflowError({
+      code: 'VALIDATION_FAILED',
+      field: 'targets',
+      message: `the golden config of ${input.workspace} has no target sizes`,
+      hint: 'add --target small:codex',
+    });
   const { repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets } = row;
-  return { scope: input.scope, repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets };
+  return { workspace: input.workspace, repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets };
 }
 
 /** Idempotent by build id, so a retried activity never records a build twice. */
-export async function recordBuildStart(db: Db, input: { buildId: string; scope: string; trigger: GoldenBuildTrigger; run: RunRef }): Promise<void> {
-  await db.insert(goldenBuilds).values({ id: input.buildId, scope: input.scope, trigger: input.trigger, workflowId: input.run.workflowId, runId: input.run.runId }).onConflictDoNothing();
+export async function recordBuildStart(
+  db: Db,
+  input: { buildId: string; workspace: string; trigger: GoldenBuildTrigger; run: RunRef },
+): Promise<void> {
+  await db
+    .insert(goldenBuilds)
+    .values({
+      id: input.buildId,
+      workspace: input.workspace,
+      trigger: input.trigger,
+      workflowId: input.run.workflowId,
+      runId: input.run.runId,
+    })
+    .onConflictDoNothing();
 }
 
-export async function recordBuildEnd(db: Db, input: { buildId: string; status: Exclude<GoldenBuildStatus, 'running'>; reason?: string; message?: string; figures?: Record<string, number | string>; snapshotId?: string }): Promise<void> {
+export async function recordBuildEnd(
+  db: Db,
+  input: {
+    buildId: string;
+    status: Exclude<GoldenBuildStatus, 'running'>;
+    reason?: string;
+    message?: string;
+    figures?: Record<string, number | string>;
+    snapshotId?: string;
+  },
+): Promise<void> {
   await db
     .update(goldenBuilds)
-    .set({ status: input.status, reason: input.reason, message: input.message?.slice(0, 2000), figures: input.figures, snapshotId: input.snapshotId, finishedAt: new Date() })
+    .set({
+      status: input.status,
+      reason: input.reason,
+      message: input.message?.slice(0, 2000),
+      figures: input.figures,
+      snapshotId: input.snapshotId,
+      finishedAt: new Date(),
+    })
     .where(eq(goldenBuilds.id, input.buildId));
 }
 
 export interface GoldenRegistration {
   id: string;
-  scope: string;
+  workspace: string;
   name: string;
   storedRef: string;
   digest: string;
@@ -54,11 +98,35 @@ export async function insertGoldenSnapshot(db: Db, input: GoldenRegistration): P
   await db.transaction(async (tx) => {
     const inserted = await tx
       .insert(snapshots)
-      .values({ id: input.id, scope: input.scope, name: input.name, kind: 'golden', sourceImage: null, resolvedDigest: input.digest, storedRef: input.storedRef, runtime: input.runtime, size: input.size, profileKey: input.profileKey, status: 'active', origin: input.origin, sandboxId: input.sandboxId, parentSnapshotId: input.parentSnapshotId, workflowId: input.run.workflowId, runId: input.run.runId })
+      .values({
+        id: input.id,
+        workspace: input.workspace,
+        name: input.name,
+        kind: 'golden',
+        sourceImage: null,
+        resolvedDigest: input.digest,
+        storedRef: input.storedRef,
+        runtime: input.runtime,
+        size: input.size,
+        profileKey: input.profileKey,
+        status: 'active',
+        origin: input.origin,
+        sandboxId: input.sandboxId,
+        parentSnapshotId: input.parentSnapshotId,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      })
       .onConflictDoNothing({ target: snapshots.id })
       .returning({ id: snapshots.id });
     if (inserted.length) {
-      await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'registered', toStatus: 'active', message: `golden snapshot stored as ${input.storedRef}`, workflowId: input.run.workflowId, runId: input.run.runId });
+      await tx.insert(snapshotEvents).values({
+        snapshotId: input.id,
+        type: 'registered',
+        toStatus: 'active',
+        message: `golden snapshot stored as ${input.storedRef}`,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      });
     }
   });
   return { snapshotId: input.id };

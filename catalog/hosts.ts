@@ -27,7 +27,10 @@ export async function saveHost(db: Db, input: HostFacts & { taskQueue: string })
   await db
     .insert(hosts)
     .values(row)
-    .onConflictDoUpdate({ target: hosts.id, set: { ...row, status: sql`case when ${hosts.status} = 'draining' then 'draining'::host_status else 'online'::host_status end` } });
+    .onConflictDoUpdate({
+      target: hosts.id,
+      set: { ...row, status: sql`case when ${hosts.status} = 'draining' then 'draining'::host_status else 'online'::host_status end` },
+    });
 }
 
 /**
@@ -41,9 +44,18 @@ export async function chooseHost(db: Db, input: { size: string }): Promise<{ hos
     from hosts h left join sandboxes b on b.host_id = h.id left join size_presets p on p.key = b.size
     where h.status = 'online' group by h.id order by free desc, random()`);
   const [best] = rows;
-  if (!best) throw new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: 'no Docker host is online', hint: 'start a host worker: `npm run worker:host` (or undrain one: `snapflow host undrain <id>`)' });
+  if (!best)
+    throw new SnapflowError({
+      code: 'DOCKER_UNAVAILABLE',
+      message: 'no Docker host is online',
+      hint: 'start a host worker: `npm run worker:host` (or undrain one: `snapflow host undrain <id>`)',
+    });
   if (best.free < needMiB) {
-    throw new SnapflowError({ code: 'INSUFFICIENT_HOST_MEMORY', message: `no online host has ${needMiB} MiB free for size ${input.size} (most free: ${best.id} with ${best.free} MiB)`, hint: 'add a host, stop idle sandboxes, or use a smaller size' });
+    throw new SnapflowError({
+      code: 'INSUFFICIENT_HOST_MEMORY',
+      message: `no online host has ${needMiB} MiB free for size ${input.size} (most free: ${best.id} with ${best.free} MiB)`,
+      hint: 'add a host, stop idle sandboxes, or use a smaller size',
+    });
   }
   return { hostId: best.id };
 }
@@ -59,11 +71,20 @@ export async function onlineHosts(db: Db): Promise<Array<{ hostId: string }>> {
 }
 
 /** Online hosts, other than the builder, whose memory fits `minMemoryMiB`: they serve that size. */
-export async function hostsWithMemory(db: Db, input: { minMemoryMiB: number; exceptHostId?: string }): Promise<Array<{ hostId: string; memoryTotalMiB: number }>> {
+export async function hostsWithMemory(
+  db: Db,
+  input: { minMemoryMiB: number; exceptHostId?: string },
+): Promise<Array<{ hostId: string; memoryTotalMiB: number }>> {
   const rows = await db
     .select({ hostId: hosts.id, memoryTotalMiB: hosts.memoryTotalMib })
     .from(hosts)
-    .where(and(eq(hosts.status, 'online'), gte(hosts.memoryTotalMib, input.minMemoryMiB), input.exceptHostId ? ne(hosts.id, input.exceptHostId) : undefined))
+    .where(
+      and(
+        eq(hosts.status, 'online'),
+        gte(hosts.memoryTotalMib, input.minMemoryMiB),
+        input.exceptHostId ? ne(hosts.id, input.exceptHostId) : undefined,
+      ),
+    )
     .orderBy(hosts.id);
   return rows;
 }

@@ -23,7 +23,7 @@ type Param = Placeholder | string | null;
 function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null> {
   return sql<RestoreCandidate | null>`(
     select json_build_object(
-      'id', c.id, 'scope', c.scope, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
+      'id', c.id, 'workspace', c.workspace, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
       'storedRef', c.stored_ref, 'sourceImage', c.source_image,
       'cachedOn', coalesce((
         select json_agg(hc.host_id order by hc.host_id)
@@ -34,20 +34,20 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
   )`;
 }
 
-/** The default pointer's snapshot for the sandbox's size and profile in `scope`. */
-const pointer = (scope: SQL): SQL =>
-  sql`(select dp.snapshot_id from default_pointers dp where dp.scope = ${scope} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
+/** The default pointer's snapshot for the sandbox's size and profile in `workspace`. */
+const pointer = (workspace: SQL): SQL =>
+  sql`(select dp.snapshot_id from default_pointers dp where dp.workspace = ${workspace} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
 
 function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param }) {
   return db
     .select({
       sandbox: sql<RestoreSandbox>`json_build_object(
-        'id', ${sandboxes.id}, 'scope', ${sandboxes.scope}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
+        'id', ${sandboxes.id}, 'workspace', ${sandboxes.workspace}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
         'profileKey', ${sandboxes.profileKey}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
         'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId})`,
       session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
       pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
-      workspaceDefault: candidate(pointer(sql`${sandboxes.scope}`), params.hostId),
+      workspaceDefault: candidate(pointer(sql`${sandboxes.workspace}`), params.hostId),
       systemDefault: candidate(pointer(sql`${SYSTEM_SCOPE}`), params.hostId),
     })
     .from(sandboxes)
@@ -61,12 +61,14 @@ export function restoreInputQuery(db: Db, input: LoadRestoreInput): SQL {
   return restoreInputSelect(db, { sandboxId: input.sandboxId, hostId: input.hostId ?? null }).getSQL();
 }
 
-const prepare = (db: Db) => restoreInputSelect(db, { sandboxId: sql.placeholder('sandboxId'), hostId: sql.placeholder('hostId') }).prepare('snapflow_restore_input');
+const prepare = (db: Db) =>
+  restoreInputSelect(db, { sandboxId: sql.placeholder('sandboxId'), hostId: sql.placeholder('hostId') }).prepare('snapflow_restore_input');
 const prepared = new WeakMap<Db, ReturnType<typeof prepare>>();
 
 /** Shared by the activity and the client: the sandbox, its host and issue, and the four candidates, in one query. */
 export async function readRestoreInput(db: Db, input: LoadRestoreInput): Promise<RestoreInput> {
-  if (!UUID.test(input.sandboxId)) throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
+  if (!UUID.test(input.sandboxId))
+    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'sandbox', message: `"${input.sandboxId}" is not a sandbox id (a UUID)` });
   let statement = prepared.get(db);
   if (!statement) prepared.set(db, (statement = prepare(db)));
   const hostId = input.hostId ?? null;

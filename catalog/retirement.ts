@@ -7,7 +7,7 @@ import { SnapflowError } from '../lib/errors';
 import type { RunRef } from './snapshots';
 
 export interface Usage {
-  defaults: Array<{ scope: string; size: string; profileKey: string }>;
+  defaults: Array<{ workspace: string; size: string; profileKey: string }>;
   pins: string[];
   sandboxes: string[];
   /** Agents running on it. */
@@ -18,7 +18,7 @@ export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + 
 
 export function describeUsage(u: Usage): string {
   return [
-    ...u.defaults.map((d) => `default for ${d.scope} ${d.size} ${d.profileKey}`),
+    ...u.defaults.map((d) => `default for ${d.workspace} ${d.size} ${d.profileKey}`),
     ...u.pins.map((p) => `pinned on issue ${p}`),
     ...u.sandboxes.map((s) => `latest session of sandbox ${s}`),
     ...u.agents.map((a) => `agent ${a}`),
@@ -27,49 +27,97 @@ export function describeUsage(u: Usage): string {
 
 export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promise<Usage> {
   const [defaults, pins, boxes, users] = await Promise.all([
-    db.select({ scope: defaultPointers.scope, size: defaultPointers.size, profileKey: defaultPointers.profileKey }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshotId)),
+    db
+      .select({ workspace: defaultPointers.workspace, size: defaultPointers.size, profileKey: defaultPointers.profileKey })
+      .from(defaultPointers)
+      .where(eq(defaultPointers.snapshotId, snapshotId)),
     db.select({ key: issues.externalKey }).from(issues).where(eq(issues.pinnedSnapshotId, snapshotId)),
-    db.select({ id: sandboxes.id }).from(sandboxes).where(and(eq(sandboxes.latestSessionSnapshotId, snapshotId), ne(sandboxes.state, 'stopped'))),
+    db
+      .select({ id: sandboxes.id })
+      .from(sandboxes)
+      .where(and(eq(sandboxes.latestSessionSnapshotId, snapshotId), ne(sandboxes.state, 'stopped'))),
     db.select({ name: agents.name }).from(agents).where(eq(agents.snapshotId, snapshotId)),
   ]);
   return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id), agents: users.map((a) => a.name) };
 }
 
-/** Snapshots in a scope that nothing references and that have not changed for `days`: prune candidates. */
-export async function unusedSnapshots(db: Db, input: { scope: string; days: number }): Promise<Array<{ id: string; name: string; status: string; updatedAt: Date }>> {
+/** Snapshots in a workspace that nothing references and that have not changed for `days`: prune candidates. */
+export async function unusedSnapshots(
+  db: Db,
+  input: { workspace: string; days: number },
+): Promise<Array<{ id: string; name: string; status: string; updatedAt: Date }>> {
   return db
     .select({ id: snapshots.id, name: snapshots.name, status: snapshots.status, updatedAt: snapshots.updatedAt })
     .from(snapshots)
     .where(
       and(
-        eq(snapshots.scope, input.scope),
+        eq(snapshots.workspace, input.workspace),
         inArray(snapshots.status, ['active', 'failed']),
         sql`greatest(${snapshots.updatedAt}, coalesce((select max(${hostCache.lastUsedAt}) from ${hostCache} where ${hostCache.snapshotId} = ${snapshots.id}), ${snapshots.updatedAt})) < now() - make_interval(days => ${input.days})`,
-        notExists(db.select({ one: sql`1` }).from(defaultPointers).where(eq(defaultPointers.snapshotId, snapshots.id))),
-        notExists(db.select({ one: sql`1` }).from(issues).where(eq(issues.pinnedSnapshotId, snapshots.id))),
-        notExists(db.select({ one: sql`1` }).from(sandboxes).where(or(eq(sandboxes.latestSessionSnapshotId, snapshots.id)))),
-        notExists(db.select({ one: sql`1` }).from(agents).where(eq(agents.snapshotId, snapshots.id))),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(defaultPointers)
+            .where(eq(defaultPointers.snapshotId, snapshots.id)),
+        ),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(issues)
+            .where(eq(issues.pinnedSnapshotId, snapshots.id)),
+        ),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(sandboxes)
+            .where(or(eq(sandboxes.latestSessionSnapshotId, snapshots.id))),
+        ),
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(agents)
+            .where(eq(agents.snapshotId, snapshots.id)),
+        ),
       ),
     )
     .orderBy(snapshots.updatedAt);
 }
 
 /** Refuses while a default, a pin or a sandbox uses the snapshot, naming them; else moves it to `deleting`. */
-export async function markDeleting(db: Db, input: { id: string; actor: string; run: RunRef }): Promise<{ storedRef: string | null; alreadyDeleted: boolean }> {
+export async function markDeleting(
+  db: Db,
+  input: { id: string; actor: string; run: RunRef },
+): Promise<{ storedRef: string | null; alreadyDeleted: boolean }> {
   return db.transaction(async (tx) => {
     const [row] = await tx.select().from(snapshots).where(eq(snapshots.id, input.id)).for('update');
     if (!row) throw new SnapflowError({ code: 'NOT_FOUND', message: `snapshot ${input.id} does not exist` });
     if (row.status === 'deleted') return { storedRef: row.storedRef, alreadyDeleted: true };
     if (row.status === 'pending') {
-      throw new SnapflowError({ code: 'CONFLICT', message: `snapshot ${row.name} is still being built`, hint: 'wait for it to become active or failed, or cancel its run' });
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        message: `snapshot ${row.name} is still being built`,
+        hint: 'wait for it to become active or failed, or cancel its run',
+      });
     }
     const usage = await usageOf(tx, input.id);
     if (inUse(usage)) {
-      throw new SnapflowError({ code: 'CONFLICT', message: `snapshot ${row.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first' });
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        message: `snapshot ${row.name} is in use: ${describeUsage(usage)}`,
+        hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first',
+      });
     }
     if (row.status !== 'deleting') {
       await tx.update(snapshots).set({ status: 'deleting' }).where(eq(snapshots.id, input.id));
-      await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'deleting', fromStatus: row.status, toStatus: 'deleting', actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId });
+      await tx.insert(snapshotEvents).values({
+        snapshotId: input.id,
+        type: 'deleting',
+        fromStatus: row.status,
+        toStatus: 'deleting',
+        actor: input.actor,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      });
     }
     return { storedRef: row.storedRef, alreadyDeleted: false };
   });
@@ -78,9 +126,21 @@ export async function markDeleting(db: Db, input: { id: string; actor: string; r
 /** The tombstone: `deleting` becomes `deleted` and no host cache lists the snapshot any more (idempotent). */
 export async function markDeleted(db: Db, input: { id: string; actor: string; run: RunRef }): Promise<void> {
   await db.transaction(async (tx) => {
-    const done = await tx.update(snapshots).set({ status: 'deleted', deletedAt: new Date() }).where(and(eq(snapshots.id, input.id), eq(snapshots.status, 'deleting'))).returning({ id: snapshots.id });
+    const done = await tx
+      .update(snapshots)
+      .set({ status: 'deleted', deletedAt: new Date() })
+      .where(and(eq(snapshots.id, input.id), eq(snapshots.status, 'deleting')))
+      .returning({ id: snapshots.id });
     if (!done.length) return;
     await tx.delete(hostCache).where(eq(hostCache.snapshotId, input.id));
-    await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'deleted', fromStatus: 'deleting', toStatus: 'deleted', actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId });
+    await tx.insert(snapshotEvents).values({
+      snapshotId: input.id,
+      type: 'deleted',
+      fromStatus: 'deleting',
+      toStatus: 'deleted',
+      actor: input.actor,
+      workflowId: input.run.workflowId,
+      runId: input.run.runId,
+    });
   });
 }

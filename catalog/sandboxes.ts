@@ -11,7 +11,7 @@ import type { RunRef } from './snapshots';
 
 export interface SandboxRow {
   id: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   runtime: Runtime;
@@ -23,7 +23,7 @@ export interface SandboxRow {
 export interface SessionSnapshot {
   id: string;
   sandboxId: string;
-  scope: string;
+  workspace: string;
   runtime: Runtime;
   size: string;
   profileKey: string;
@@ -45,10 +45,18 @@ export async function insertSandbox(db: Db, input: SandboxRow): Promise<void> {
 }
 
 /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
-export async function setSandboxState(db: Db, input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null }): Promise<void> {
+export async function setSandboxState(
+  db: Db,
+  input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null },
+): Promise<void> {
   await db
     .update(sandboxes)
-    .set({ state: input.state, ...(input.hostId !== undefined ? { hostId: input.hostId } : {}), ...(input.containerId !== undefined ? { containerId: input.containerId } : {}), updatedAt: new Date() })
+    .set({
+      state: input.state,
+      ...(input.hostId !== undefined ? { hostId: input.hostId } : {}),
+      ...(input.containerId !== undefined ? { containerId: input.containerId } : {}),
+      updatedAt: new Date(),
+    })
     .where(eq(sandboxes.id, input.id));
 }
 
@@ -63,7 +71,7 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
     if (box.latestSessionSnapshotId === input.id) return { snapshotId: input.id, superseded: null }; // a retry
     await tx.insert(snapshots).values({
       id: input.id,
-      scope: input.scope,
+      workspace: input.workspace,
       name: `session-${input.sandboxId}-${input.sequence}`,
       kind: 'session',
       sourceImage: input.localRef,
@@ -79,9 +87,22 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
       workflowId: input.run.workflowId,
       runId: input.run.runId,
     });
-    await tx.insert(snapshotEvents).values({ snapshotId: input.id, type: 'registered', toStatus: 'active', message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`, workflowId: input.run.workflowId, runId: input.run.runId });
+    await tx.insert(snapshotEvents).values({
+      snapshotId: input.id,
+      type: 'registered',
+      toStatus: 'active',
+      message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`,
+      workflowId: input.run.workflowId,
+      runId: input.run.runId,
+    });
     if (box.latestSessionSnapshotId) {
-      await tx.insert(snapshotEvents).values({ snapshotId: box.latestSessionSnapshotId, type: 'superseded', message: `superseded by ${input.id}`, workflowId: input.run.workflowId, runId: input.run.runId });
+      await tx.insert(snapshotEvents).values({
+        snapshotId: box.latestSessionSnapshotId,
+        type: 'superseded',
+        message: `superseded by ${input.id}`,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      });
     }
     await tx.update(sandboxes).set({ latestSessionSnapshotId: input.id, updatedAt: new Date() }).where(eq(sandboxes.id, input.sandboxId));
     await tx.insert(hostCache).values({ hostId: input.hostId, snapshotId: input.id }).onConflictDoNothing();
@@ -93,33 +114,60 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
  * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
  * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
  */
-export async function pinSnapshot(db: Queryable, input: { scope: string; issue: string; snapshotName: string }): Promise<{ issueId: string; snapshotId: string }> {
+export async function pinSnapshot(
+  db: Queryable,
+  input: { workspace: string; issue: string; snapshotName: string },
+): Promise<{ issueId: string; snapshotId: string }> {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
   const [snap] = await db
     .select()
     .from(snapshots)
-    .where(and(eq(snapshots.name, input.snapshotName), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [input.scope, SYSTEM_SCOPE])))
-    .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`);
+    .where(
+      and(
+        eq(snapshots.name, input.snapshotName),
+        ne(snapshots.status, 'deleted'),
+        inArray(snapshots.workspace, [input.workspace, SYSTEM_SCOPE]),
+      ),
+    )
+    .orderBy(sql`${snapshots.workspace} = ${SYSTEM_SCOPE}`);
   const refuse = (message: string, hint: string): never => {
     throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
   };
-  if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${input.snapshotName}" in ${input.scope}`, hint: 'list them with `snapflow snapshot list`' });
-  if (snap.kind !== 'golden') refuse(`"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`, 'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)');
-  if (snap.status !== 'active') refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
+  if (!snap)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'snapshot',
+      message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
+      hint: 'list them with `snapflow snapshot list`',
+    });
+  if (snap.kind !== 'golden')
+    refuse(
+      `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
+      'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
+    );
+  if (snap.status !== 'active')
+    refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
   return db.transaction(async (tx) => {
     const [issue] = await tx
       .insert(issues)
-      .values({ scope: input.scope, externalKey: input.issue })
-      .onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } })
+      .values({ workspace: input.workspace, externalKey: input.issue })
+      .onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } })
       .returning();
     const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue!.id));
     const other = users.find((u) => u.profileKey !== snap.profileKey);
-    if (other) refuse(`"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`, 'pin a golden snapshot built for that profile');
+    if (other)
+      refuse(
+        `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
+        'pin a golden snapshot built for that profile',
+      );
     await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue!.id));
     return { issueId: issue!.id, snapshotId: snap.id };
   });
 }
 
-export async function unpinSnapshot(db: Queryable, input: { scope: string; issue: string }): Promise<void> {
-  await db.update(issues).set({ pinnedSnapshotId: null, updatedAt: new Date() }).where(and(eq(issues.scope, input.scope), eq(issues.externalKey, input.issue)));
+export async function unpinSnapshot(db: Queryable, input: { workspace: string; issue: string }): Promise<void> {
+  await db
+    .update(issues)
+    .set({ pinnedSnapshotId: null, updatedAt: new Date() })
+    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
 }

@@ -15,24 +15,55 @@ export interface RunRef {
 
 export type PendingSnapshot = Pick<
   NewSnapshot,
-  'id' | 'scope' | 'name' | 'kind' | 'sourceImage' | 'entrypoint' | 'runtime' | 'size' | 'profileKey' | 'origin' | 'parentSnapshotId' | 'sandboxId'
+  | 'id'
+  | 'workspace'
+  | 'name'
+  | 'kind'
+  | 'sourceImage'
+  | 'entrypoint'
+  | 'runtime'
+  | 'size'
+  | 'profileKey'
+  | 'origin'
+  | 'parentSnapshotId'
+  | 'sandboxId'
 > & { id: string; run: RunRef; actor?: string };
 
 /** The fields that decide replace-vs-reuse (see README, Image snapshots): image, runtime, entrypoint, capacity. */
-export function sameSpec(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): boolean {
+export function sameSpec(
+  a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+  b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+): boolean {
   return a.sourceImage === b.sourceImage && a.runtime === b.runtime && a.entrypoint === b.entrypoint && a.size === b.size;
 }
 
 const isUniqueViolation = (err: unknown): boolean => {
-  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) if ((e as { code?: string }).code === '23505') return true;
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++)
+    if ((e as { code?: string }).code === '23505') return true;
   return false;
 };
 
-async function transition(db: Db, input: { id: string; from: SnapshotStatus[]; to: SnapshotStatus; set?: Partial<NewSnapshot>; type: string; message?: string; run?: RunRef; actor?: string }): Promise<Snapshot | undefined> {
+async function transition(
+  db: Db,
+  input: {
+    id: string;
+    from: SnapshotStatus[];
+    to: SnapshotStatus;
+    set?: Partial<NewSnapshot>;
+    type: string;
+    message?: string;
+    run?: RunRef;
+    actor?: string;
+  },
+): Promise<Snapshot | undefined> {
   return db.transaction(async (tx) => {
     const [before] = await tx.select({ status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id)).for('update');
     if (!before || !input.from.includes(before.status)) return undefined; // already moved on: idempotent retry
-    const [row] = await tx.update(snapshots).set({ ...input.set, status: input.to }).where(eq(snapshots.id, input.id)).returning();
+    const [row] = await tx
+      .update(snapshots)
+      .set({ ...input.set, status: input.to })
+      .where(eq(snapshots.id, input.id))
+      .returning();
     await tx.insert(snapshotEvents).values({
       snapshotId: input.id,
       type: input.type,
@@ -59,49 +90,132 @@ export async function insertPendingSnapshot(db: Db, input: PendingSnapshot): Pro
       const superseded = await tx
         .update(snapshots)
         .set({ status: 'deleted', deletedAt: new Date() })
-        .where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), eq(snapshots.status, 'failed'), ne(snapshots.id, row.id)))
+        .where(
+          and(
+            eq(snapshots.workspace, row.workspace),
+            eq(snapshots.name, row.name),
+            eq(snapshots.status, 'failed'),
+            ne(snapshots.id, row.id),
+          ),
+        )
         .returning({ id: snapshots.id });
       for (const s of superseded) {
-        await tx.insert(snapshotEvents).values({ snapshotId: s.id, type: 'superseded', fromStatus: 'failed', toStatus: 'deleted', message: `retried as ${row.id}`, actor, workflowId: run.workflowId, runId: run.runId });
+        await tx.insert(snapshotEvents).values({
+          snapshotId: s.id,
+          type: 'superseded',
+          fromStatus: 'failed',
+          toStatus: 'deleted',
+          message: `retried as ${row.id}`,
+          actor,
+          workflowId: run.workflowId,
+          runId: run.runId,
+        });
       }
-      const inserted = await tx.insert(snapshots).values({ ...row, status: 'pending', workflowId: run.workflowId, runId: run.runId }).onConflictDoNothing({ target: snapshots.id }).returning({ id: snapshots.id });
+      const inserted = await tx
+        .insert(snapshots)
+        .values({ ...row, status: 'pending', workflowId: run.workflowId, runId: run.runId })
+        .onConflictDoNothing({ target: snapshots.id })
+        .returning({ id: snapshots.id });
       if (inserted.length) {
-        await tx.insert(snapshotEvents).values({ snapshotId: row.id, type: 'created', toStatus: 'pending', message: `${row.kind} snapshot requested (${row.origin})`, actor, workflowId: run.workflowId, runId: run.runId });
+        await tx.insert(snapshotEvents).values({
+          snapshotId: row.id,
+          type: 'created',
+          toStatus: 'pending',
+          message: `${row.kind} snapshot requested (${row.origin})`,
+          actor,
+          workflowId: run.workflowId,
+          runId: run.runId,
+        });
       }
     });
     return { snapshotId: row.id, reused: false };
   } catch (err) {
     if (!isUniqueViolation(err)) throw err;
-    const [live] = await db.select().from(snapshots).where(and(eq(snapshots.scope, row.scope), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
-    if (live && sameSpec(live, { sourceImage: row.sourceImage ?? null, runtime: row.runtime, entrypoint: row.entrypoint ?? '/app/start.sh', size: row.size })) {
+    const [live] = await db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, row.workspace), eq(snapshots.name, row.name), ne(snapshots.status, 'deleted')));
+    if (
+      live &&
+      sameSpec(live, {
+        sourceImage: row.sourceImage ?? null,
+        runtime: row.runtime,
+        entrypoint: row.entrypoint ?? '/app/start.sh',
+        size: row.size,
+      })
+    ) {
       return { snapshotId: live.id, reused: true };
     }
-    throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot "${row.name}" already exists in ${row.scope} with a different image, runtime, entrypoint or size`, hint: 'choose a new versioned name, or pass --replace' });
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'name',
+      message: `snapshot "${row.name}" already exists in ${row.workspace} with a different image, runtime, entrypoint or size`,
+      hint: 'choose a new versioned name, or pass --replace',
+    });
   }
 }
 
-export async function activateSnapshot(db: Db, input: { id: string; resolvedDigest: string; storedRef: string; run: RunRef }): Promise<void> {
-  await transition(db, { id: input.id, from: ['pending'], to: 'active', set: { resolvedDigest: input.resolvedDigest, storedRef: input.storedRef, errorCode: null, errorMessage: null }, type: 'activated', message: `stored as ${input.storedRef}`, run: input.run });
+export async function activateSnapshot(
+  db: Db,
+  input: { id: string; resolvedDigest: string; storedRef: string; run: RunRef },
+): Promise<void> {
+  await transition(db, {
+    id: input.id,
+    from: ['pending'],
+    to: 'active',
+    set: { resolvedDigest: input.resolvedDigest, storedRef: input.storedRef, errorCode: null, errorMessage: null },
+    type: 'activated',
+    message: `stored as ${input.storedRef}`,
+    run: input.run,
+  });
 }
 
 export async function failSnapshot(db: Db, input: { id: string; code: ErrorCode; message: string; run?: RunRef }): Promise<void> {
-  await transition(db, { id: input.id, from: ['pending'], to: 'failed', set: { errorCode: input.code, errorMessage: input.message.slice(0, 2000) }, type: 'failed', message: `${input.code}: ${input.message}`.slice(0, 2000), run: input.run });
+  await transition(db, {
+    id: input.id,
+    from: ['pending'],
+    to: 'failed',
+    set: { errorCode: input.code, errorMessage: input.message.slice(0, 2000) },
+    type: 'failed',
+    message: `${input.code}: ${input.message}`.slice(0, 2000),
+    run: input.run,
+  });
 }
 
 /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
-export async function assertReplaceable(db: Db, input: { id: string; scope: string }): Promise<void> {
-  const [old] = await db.select({ scope: snapshots.scope, name: snapshots.name, kind: snapshots.kind, status: snapshots.status }).from(snapshots).where(eq(snapshots.id, input.id));
+export async function assertReplaceable(db: Db, input: { id: string; workspace: string }): Promise<void> {
+  const [old] = await db
+    .select({ workspace: snapshots.workspace, name: snapshots.name, kind: snapshots.kind, status: snapshots.status })
+    .from(snapshots)
+    .where(eq(snapshots.id, input.id));
   const refuse = (code: ErrorCode, message: string, hint: string): never => {
     throw new SnapflowError({ code, field: 'replaces', message, hint });
   };
-  if (!old || old.status === 'deleted' || old.status === 'deleting') refuse('NOT_FOUND', `snapshot ${input.id} to replace does not exist (any more)`, 'create without --replace');
-  if (old!.scope !== input.scope) refuse('PERMISSION_DENIED', `snapshot ${old!.name} belongs to ${old!.scope}, not ${input.scope}`, 'replace a snapshot of your own workspace');
-  if (old!.kind !== 'image') refuse('CONFLICT', `${old!.name} is a ${old!.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
+  if (!old || old.status === 'deleted' || old.status === 'deleting')
+    refuse('NOT_FOUND', `snapshot ${input.id} to replace does not exist (any more)`, 'create without --replace');
+  if (old!.workspace !== input.workspace)
+    refuse(
+      'PERMISSION_DENIED',
+      `snapshot ${old!.name} belongs to ${old!.workspace}, not ${input.workspace}`,
+      'replace a snapshot of your own workspace',
+    );
+  if (old!.kind !== 'image')
+    refuse(
+      'CONFLICT',
+      `${old!.name} is a ${old!.kind} snapshot; an image snapshot does not replace it`,
+      'choose another name; golden defaults change with `snapflow golden set-default`',
+    );
 }
 
 /** Progress that operators see in `snapshot get`; not a status change. */
 export async function addSnapshotStep(db: Db, input: { id: string; step: string; message: string; run: RunRef }): Promise<void> {
-  await db.insert(snapshotEvents).values({ snapshotId: input.id, type: `step:${input.step}`, message: input.message, workflowId: input.run.workflowId, runId: input.run.runId });
+  await db.insert(snapshotEvents).values({
+    snapshotId: input.id,
+    type: `step:${input.step}`,
+    message: input.message,
+    workflowId: input.run.workflowId,
+    runId: input.run.runId,
+  });
 }
 
 /**
@@ -109,7 +223,10 @@ export async function addSnapshotStep(db: Db, input: { id: string; step: string;
  * to the new one, atomically, with a default-history entry per moved default. The old snapshot stays active for
  * rollback, and each moved agent remembers it as its previous snapshot.
  */
-export async function moveReferences(db: Db, input: { fromId: string; toId: string; actor: string; run: RunRef; agents?: 'move' | 'keep' }): Promise<{ defaults: number; pins: number; agents: number }> {
+export async function moveReferences(
+  db: Db,
+  input: { fromId: string; toId: string; actor: string; run: RunRef; agents?: 'move' | 'keep' },
+): Promise<{ defaults: number; pins: number; agents: number }> {
   return db.transaction(async (tx) => {
     const moved = await tx
       .update(defaultPointers)
@@ -117,34 +234,69 @@ export async function moveReferences(db: Db, input: { fromId: string; toId: stri
       .where(eq(defaultPointers.snapshotId, input.fromId))
       .returning();
     for (const p of moved) {
-      await tx.insert(defaultHistory).values({ scope: p.scope, size: p.size, profileKey: p.profileKey, snapshotId: input.toId, previousSnapshotId: input.fromId, actor: input.actor, reason: 'replaced', workflowId: input.run.workflowId });
+      await tx.insert(defaultHistory).values({
+        workspace: p.workspace,
+        size: p.size,
+        profileKey: p.profileKey,
+        snapshotId: input.toId,
+        previousSnapshotId: input.fromId,
+        actor: input.actor,
+        reason: 'replaced',
+        workflowId: input.run.workflowId,
+      });
     }
-    const pins = await tx.update(issues).set({ pinnedSnapshotId: input.toId }).where(eq(issues.pinnedSnapshotId, input.fromId)).returning({ id: issues.id });
+    const pins = await tx
+      .update(issues)
+      .set({ pinnedSnapshotId: input.toId })
+      .where(eq(issues.pinnedSnapshotId, input.fromId))
+      .returning({ id: issues.id });
     const movedAgents =
       input.agents === 'keep'
         ? []
-        : await tx.update(agents).set({ snapshotId: input.toId, previousSnapshotId: input.fromId, updatedAt: new Date() }).where(eq(agents.snapshotId, input.fromId)).returning({ name: agents.name });
+        : await tx
+            .update(agents)
+            .set({ snapshotId: input.toId, previousSnapshotId: input.fromId, updatedAt: new Date() })
+            .where(eq(agents.snapshotId, input.fromId))
+            .returning({ name: agents.name });
     const message = `replaced by ${input.toId}: ${moved.length} default(s), ${pins.length} pin(s), ${movedAgents.length} agent(s) moved${input.agents === 'keep' ? ' (agents: by rollout)' : ''}`;
     await tx.insert(snapshotEvents).values([
       { snapshotId: input.fromId, type: 'replaced', message, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
-      { snapshotId: input.toId, type: 'replaces', message: `replaces ${input.fromId}`, actor: input.actor, workflowId: input.run.workflowId, runId: input.run.runId },
+      {
+        snapshotId: input.toId,
+        type: 'replaces',
+        message: `replaces ${input.fromId}`,
+        actor: input.actor,
+        workflowId: input.run.workflowId,
+        runId: input.run.runId,
+      },
     ]);
     return { defaults: moved.length, pins: pins.length, agents: movedAgents.length };
   });
 }
 
 /** Pending rows whose run may be gone; the reconciler checks each against Temporal. */
-export async function unsettledSnapshots(db: Db, input: { olderThanSeconds: number }): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
+export async function unsettledSnapshots(
+  db: Db,
+  input: { olderThanSeconds: number },
+): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
   return db
     .select({ id: snapshots.id, workflowId: snapshots.workflowId, runId: snapshots.runId })
     .from(snapshots)
-    .where(and(inArray(snapshots.status, ['pending', 'deleting']), sql`${snapshots.updatedAt} < now() - make_interval(secs => ${input.olderThanSeconds})`))
+    .where(
+      and(
+        inArray(snapshots.status, ['pending', 'deleting']),
+        sql`${snapshots.updatedAt} < now() - make_interval(secs => ${input.olderThanSeconds})`,
+      ),
+    )
     .limit(500);
 }
 
 /** The workspace a snapshot belongs to, and its name; NOT_FOUND when there is no such snapshot. */
-export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ scope: string; name: string }> {
-  const [snapshot] = await db.select({ scope: snapshots.scope, name: snapshots.name }).from(snapshots).where(eq(snapshots.id, snapshotId));
+export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ workspace: string; name: string }> {
+  const [snapshot] = await db
+    .select({ workspace: snapshots.workspace, name: snapshots.name })
+    .from(snapshots)
+    .where(eq(snapshots.id, snapshotId));
   if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `snapshot ${snapshotId} does not exist` });
   return snapshot;
 }

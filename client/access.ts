@@ -14,10 +14,19 @@ export { audited, requireAccess } from '../catalog/access';
  * which. A run without one, or none at all, is NOT_FOUND, so nothing about other workspaces' runs leaks.
  */
 export async function requireRunAccess(temporal: Client, db: Db, config: Config, workflowId: string): Promise<void> {
-  const scope = await temporal.workflow
+  const workspace = await temporal.workflow
     .getHandle(workflowId)
     .describe()
-    .then((d) => d.typedSearchAttributes.get(searchAttributes.WorkspaceId), () => undefined);
-  if (!scope) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workflowId', message: `no run ${workflowId.slice(0, 200)}`, hint: 'use the workflow id the create or build returned' });
-  await requireAccess(db, config, scope, 'snapshot.read');
+    .then(
+      (d) => d.typedSearchAttributes.get(searchAttributes.WorkspaceId),
+      () => undefined,
+    );
+  if (!workspace)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'workflowId',
+      message: `no run ${workflowId.slice(0, 200)}`,
+      hint: 'use the workflow id the create or build returned',
+    });
+  await requireAccess(db, config, workspace, 'snapshot.read');
 }

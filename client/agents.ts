@@ -1,7 +1,14 @@
 // Agents for services: create, list, and roll a snapshot out to them with a canary (one workflow per snapshot and
 // workspace). Health, pause, resume and abort are Updates the workflow validates and authorizes; a pause or an
 // abort takes effect between batches.
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client, type WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
 import { and, eq, inArray, ne, sql } from 'drizzle-orm';
 import { createAgent, findAgentSnapshot, listAgents } from '../catalog/agents';
@@ -12,15 +19,31 @@ import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
-import { check, checkActor, checkAgentName, checkAgentSnapshotName, checkAgentWorkspace, checkRolloutAgents, checkRolloutOptions, screenText, type RolloutOptionsInput } from '../lib/validation';
+import {
+  check,
+  checkActor,
+  checkAgentName,
+  checkAgentSnapshotName,
+  checkAgentWorkspace,
+  checkRolloutAgents,
+  checkRolloutOptions,
+  screenText,
+  type RolloutOptionsInput,
+} from '../lib/validation';
 import type { HealthReport, RolloutResult, RolloutStatus, rolloutSnapshot } from '../workflows';
-import { abortRolloutUpdate, pauseRolloutUpdate, reportHealthUpdate, resumeRolloutUpdate, rolloutStatusQuery } from '../workflows/contracts/rollout';
+import {
+  abortRolloutUpdate,
+  pauseRolloutUpdate,
+  reportHealthUpdate,
+  resumeRolloutUpdate,
+  rolloutStatusQuery,
+} from '../workflows/contracts/rollout';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 
 export interface RolloutInput extends RolloutOptionsInput {
   workspace: string;
-  /** Snapshot name, in the workspace or the system scope. */
+  /** Snapshot name, in the workspace or the system workspace. */
   snapshot: string;
   /** Agent names in rollout order (the first `canary` are the canary), or `'all'` of the workspace's agents. */
   agents: string[] | 'all';
@@ -35,23 +58,38 @@ export interface RolloutRef {
 }
 
 /** Turns a refused Update, an unknown or ended rollout, or a failed run into the typed error. */
-async function typed<T>(ref: { scope: string; name: string }, work: () => Promise<T>): Promise<T> {
+async function typed<T>(ref: { workspace: string; name: string }, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+    if (
+      err instanceof WorkflowUpdateFailedError ||
+      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      err instanceof WorkflowFailedError
+    )
+      throw new SnapflowError(describeFailure(err));
     if (err instanceof WorkflowNotFoundError || (err as Error).name === 'WorkflowNotFoundError') {
-      throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no running rollout of ${ref.name} in ${ref.scope}`, hint: 'start one with `snapflow agent rollout`; a finished one answers `agent rollout-status`' });
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'snapshot',
+        message: `no running rollout of ${ref.name} in ${ref.workspace}`,
+        hint: 'start one with `snapflow agent rollout`; a finished one answers `agent rollout-status`',
+      });
     }
     throw err;
   }
 }
 
 /** An Update to an ended rollout is a CONFLICT that says how it ended, not Temporal's "not found". */
-async function running(handle: WorkflowHandle, ref: { scope: string; name: string }, verb: string): Promise<void> {
+async function running(handle: WorkflowHandle, ref: { workspace: string; name: string }, verb: string): Promise<void> {
   const { status } = await handle.describe();
   if (status.name !== 'RUNNING') {
-    throw new SnapflowError({ code: 'CONFLICT', field: 'snapshot', message: `the rollout of ${ref.name} in ${ref.scope} already ended (${status.name.toLowerCase()}), so it cannot ${verb}`, hint: 'see how it ended: `snapflow agent rollout-status`' });
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'snapshot',
+      message: `the rollout of ${ref.name} in ${ref.workspace} already ended (${status.name.toLowerCase()}), so it cannot ${verb}`,
+      hint: 'see how it ended: `snapflow agent rollout-status`',
+    });
   }
 }
 
@@ -64,17 +102,19 @@ export class AgentClient {
 
   /** A new agent on an active snapshot of its workspace (or a system one). Needs `agent.manage`; audited. */
   async create(input: { workspace: string; name: string; snapshot: string; actor?: string }): Promise<Agent> {
-    const scope = checkAgentWorkspace(input.workspace);
+    const workspace = checkAgentWorkspace(input.workspace);
     const name = checkAgentName('name', input.name);
     const snapshotName = checkAgentSnapshotName(input.snapshot);
     const actor = this.actor(input.actor);
-    return audited(this.db, { ...this.config, actor }, scope, 'agent.manage', `${name} → ${snapshotName}`, (tx) => createAgent(tx, { scope, name, snapshotName }));
+    return audited(this.db, { ...this.config, actor }, workspace, 'agent.manage', `${name} → ${snapshotName}`, (tx) =>
+      createAgent(tx, { workspace, name, snapshotName }),
+    );
   }
 
   async list(input: { workspace: string; actor?: string }): Promise<Agent[]> {
-    const scope = checkAgentWorkspace(input.workspace);
-    await this.can(scope, 'snapshot.read', input.actor);
-    return listAgents(this.db, scope);
+    const workspace = checkAgentWorkspace(input.workspace);
+    await this.can(workspace, 'snapshot.read', input.actor);
+    return listAgents(this.db, workspace);
   }
 
   /**
@@ -82,26 +122,37 @@ export class AgentClient {
    * per snapshot and workspace runs at a time (CONFLICT while one runs); a finished one may be started again.
    */
   async rollout(input: RolloutInput): Promise<{ workflowId: string; runId: string; snapshotId: string }> {
-    const scope = checkAgentWorkspace(input.workspace);
+    const workspace = checkAgentWorkspace(input.workspace);
     const snapshotName = checkAgentSnapshotName(input.snapshot);
     const agents = checkRolloutAgents(input.agents);
     const { canary, batchSize, healthTimeout } = checkRolloutOptions(input);
-    if (canary !== undefined && agents !== 'all') check('canary', canary <= agents.length, `canary ${canary} is more than the ${agents.length} agent(s) named`, 'use a smaller --canary');
+    if (canary !== undefined && agents !== 'all')
+      check(
+        'canary',
+        canary <= agents.length,
+        `canary ${canary} is more than the ${agents.length} agent(s) named`,
+        'use a smaller --canary',
+      );
     const actor = this.actor(input.actor);
-    await requireAccess(this.db, { ...this.config, actor }, scope, 'agent.rollout');
-    const snap = await findAgentSnapshot(this.db, { scope, name: snapshotName });
-    check('auto', !input.auto || Boolean(snap.storedRef), `snapshot ${snap.name} is not in snapshot storage, so --auto cannot boot it`, 'report the canary health by hand instead (leave out --auto)');
+    await requireAccess(this.db, { ...this.config, actor }, workspace, 'agent.rollout');
+    const snap = await findAgentSnapshot(this.db, { workspace, name: snapshotName });
+    check(
+      'auto',
+      !input.auto || Boolean(snap.storedRef),
+      `snapshot ${snap.name} is not in snapshot storage, so --auto cannot boot it`,
+      'report the canary health by hand instead (leave out --auto)',
+    );
 
-    const workflowId = workflowIds.rollout(scope, snap.id);
+    const workflowId = workflowIds.rollout(workspace, snap.id);
     try {
       const handle = await this.temporal.workflow.start<typeof rolloutSnapshot>('rolloutSnapshot', {
         taskQueue: taskQueues.control,
         workflowId,
         workflowIdConflictPolicy: 'FAIL',
-        args: [{ scope, snapshotId: snap.id, agents, canary, batchSize, healthTimeout, auto: input.auto, actor }],
-        staticSummary: `Rollout of **${snap.name}** to ${agents === 'all' ? 'every agent' : `${agents.length} agent(s)`} in ${scope}${input.auto ? ' (auto health)' : ''}`,
+        args: [{ workspace, snapshotId: snap.id, agents, canary, batchSize, healthTimeout, auto: input.auto, actor }],
+        staticSummary: `Rollout of **${snap.name}** to ${agents === 'all' ? 'every agent' : `${agents.length} agent(s)`} in ${workspace}${input.auto ? ' (auto health)' : ''}`,
         typedSearchAttributes: new TypedSearchAttributes([
-          { key: searchAttributes.WorkspaceId, value: scope },
+          { key: searchAttributes.WorkspaceId, value: workspace },
           { key: searchAttributes.SnapshotName, value: snap.name },
           { key: searchAttributes.SnapshotKind, value: snap.kind },
         ]),
@@ -109,7 +160,12 @@ export class AgentClient {
       return { workflowId, runId: handle.firstExecutionRunId, snapshotId: snap.id };
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new SnapflowError({ code: 'CONFLICT', field: 'snapshot', message: `a rollout of ${snap.name} in ${scope} is already running`, hint: 'follow it with `snapflow agent rollout-status`, or abort it first' });
+        throw new SnapflowError({
+          code: 'CONFLICT',
+          field: 'snapshot',
+          message: `a rollout of ${snap.name} in ${workspace} is already running`,
+          hint: 'follow it with `snapflow agent rollout-status`, or abort it first',
+        });
       }
       throw err;
     }
@@ -117,8 +173,8 @@ export class AgentClient {
 
   /** Phase, moved and pending agents, paused, health reports and the reason (also for a finished rollout). */
   async status(ref: RolloutRef): Promise<RolloutStatus> {
-    const { handle, scope, name } = await this.handle(ref, 'snapshot.read');
-    return typed({ scope, name }, () => handle.query(rolloutStatusQuery));
+    const { handle, workspace, name } = await this.handle(ref, 'snapshot.read');
+    return typed({ workspace, name }, () => handle.query(rolloutStatusQuery));
   }
 
   /** A canary's health; refused (typed) for an agent that is not a canary, or once the rollout stopped waiting. */
@@ -126,11 +182,11 @@ export class AgentClient {
     const agent = checkAgentName('agent', ref.agent);
     check('ok', typeof ref.ok === 'boolean', `ok must be true or false, not ${typeof ref.ok}`, 'pass --ok or --failed');
     const detail = ref.detail === undefined ? undefined : screenText('detail', ref.detail, 'one line saying what was seen', 1000);
-    const { handle, scope, name, actor } = await this.handle(ref, 'agent.rollout');
+    const { handle, workspace, name, actor } = await this.handle(ref, 'agent.rollout');
     const report: HealthReport = { agent, ok: ref.ok, detail, actor };
     // The workflow authorizes the report again and audits it with its run.
-    return typed({ scope, name }, async () => {
-      await running(handle, { scope, name }, 'take a health report');
+    return typed({ workspace, name }, async () => {
+      await running(handle, { workspace, name }, 'take a health report');
       return handle.executeUpdate(reportHealthUpdate, { args: [report] });
     });
   }
@@ -151,7 +207,7 @@ export class AgentClient {
 
   /** The result: `completed`, `rolled-back` or `aborted` with the reason; a real error comes back typed. */
   async wait(ref: RolloutRef, onProgress?: (status: RolloutStatus) => void): Promise<RolloutResult> {
-    const { handle, scope, name } = await this.handle(ref, 'snapshot.read');
+    const { handle, workspace, name } = await this.handle(ref, 'snapshot.read');
     let done = false;
     const follow = async (): Promise<void> => {
       let last = '';
@@ -165,7 +221,7 @@ export class AgentClient {
     };
     const following = onProgress ? follow() : Promise.resolve();
     try {
-      return await typed({ scope, name }, () => handle.result() as Promise<RolloutResult>);
+      return await typed({ workspace, name }, () => handle.result() as Promise<RolloutResult>);
     } finally {
       done = true;
       await following;
@@ -176,33 +232,47 @@ export class AgentClient {
     return checkActor(value) ?? this.config.actor;
   }
 
-  private async can(scope: string, action: Action, actor: unknown): Promise<string> {
+  private async can(workspace: string, action: Action, actor: unknown): Promise<string> {
     const who = this.actor(actor);
-    await requireAccess(this.db, { ...this.config, actor: who }, scope, action);
+    await requireAccess(this.db, { ...this.config, actor: who }, workspace, action);
     return who;
   }
 
   /** The rollout's workflow handle, after validation and access; the snapshot may be any live status by now. */
-  private async handle(ref: RolloutRef, action: Action): Promise<{ handle: WorkflowHandle<typeof rolloutSnapshot>; scope: string; name: string; actor: string }> {
-    const scope = checkAgentWorkspace(ref.workspace);
+  private async handle(
+    ref: RolloutRef,
+    action: Action,
+  ): Promise<{ handle: WorkflowHandle<typeof rolloutSnapshot>; workspace: string; name: string; actor: string }> {
+    const workspace = checkAgentWorkspace(ref.workspace);
     const name = checkAgentSnapshotName(ref.snapshot);
-    const actor = await this.can(scope, action, ref.actor);
+    const actor = await this.can(workspace, action, ref.actor);
     const [snap] = await this.db
       .select({ id: snapshots.id })
       .from(snapshots)
-      .where(and(eq(snapshots.name, name), ne(snapshots.status, 'deleted'), inArray(snapshots.scope, [scope, SYSTEM_SCOPE])))
-      .orderBy(sql`${snapshots.scope} = ${SYSTEM_SCOPE}`)
+      .where(and(eq(snapshots.name, name), ne(snapshots.status, 'deleted'), inArray(snapshots.workspace, [workspace, SYSTEM_SCOPE])))
+      .orderBy(sql`${snapshots.workspace} = ${SYSTEM_SCOPE}`)
       .limit(1);
-    if (!snap) throw new SnapflowError({ code: 'NOT_FOUND', field: 'snapshot', message: `no snapshot "${name}" in ${scope} or ${SYSTEM_SCOPE}`, hint: 'list them with `snapflow snapshot list`' });
-    return { handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(scope, snap.id)), scope, name, actor };
+    if (!snap)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'snapshot',
+        message: `no snapshot "${name}" in ${workspace} or ${SYSTEM_SCOPE}`,
+        hint: 'list them with `snapflow snapshot list`',
+      });
+    return {
+      handle: this.temporal.workflow.getHandle<typeof rolloutSnapshot>(workflowIds.rollout(workspace, snap.id)),
+      workspace,
+      name,
+      actor,
+    };
   }
 
   /** Pause / resume / abort: Updates the workflow authorizes and audits with its run, answering with the new status. */
   private async control(ref: RolloutRef & { reason?: string }, verb: string, update: typeof pauseRolloutUpdate): Promise<RolloutStatus> {
     const reason = ref.reason === undefined ? undefined : screenText('reason', ref.reason, 'one line saying why', 500);
-    const { handle, scope, name, actor } = await this.handle(ref, 'agent.rollout');
-    return typed({ scope, name }, async () => {
-      await running(handle, { scope, name }, verb);
+    const { handle, workspace, name, actor } = await this.handle(ref, 'agent.rollout');
+    return typed({ workspace, name }, async () => {
+      await running(handle, { workspace, name }, verb);
       return handle.executeUpdate(update, { args: [{ actor, reason }] });
     });
   }

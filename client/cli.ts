@@ -32,7 +32,10 @@ function printChecks(checks: Check[], json: boolean): void {
 async function printError(err: unknown, json: boolean): Promise<void> {
   const { describeFailure } = await import('../lib/errors');
   const failure = describeFailure(err);
-  if (json) console.error(JSON.stringify({ code: failure.code, message: failure.message, field: failure.field ?? null, hint: failure.hint ?? null }, null, 2));
+  if (json)
+    console.error(
+      JSON.stringify({ code: failure.code, message: failure.message, field: failure.field ?? null, hint: failure.hint ?? null }, null, 2),
+    );
   else console.error(`${failure.code}: ${failure.message}${failure.hint ? `\n  hint: ${failure.hint}` : ''}`);
   if (process.env.SNAPFLOW_DEBUG) console.error(err);
   process.exitCode = exitCodeFor(failure.code);
@@ -45,7 +48,9 @@ function printUsageError(err: CommanderError, json: boolean): void {
   const message = err.code === 'commander.help' ? 'a subcommand is required' : err.message.replace(/^error: /, '');
   const name = /(?:option|argument) '(?:--)?([a-z][\w-]*)/i.exec(message)?.[1];
   const field = name?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  console.error(JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint: 'see `snapflow <command> --help`' }, null, 2));
+  console.error(
+    JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint: 'see `snapflow <command> --help`' }, null, 2),
+  );
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
@@ -62,7 +67,12 @@ async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Prom
 }
 
 /** Runs a command: the result itself on stdout with --json, else `print`; `exitCode` for results that are failures. */
-async function run<T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void, exitCode?: (result: T) => number): Promise<void> {
+async function run<T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+): Promise<void> {
   try {
     const result = await withClient(work);
     if (json) console.log(JSON.stringify(result, null, 2));
@@ -115,19 +125,32 @@ export function buildCli(argv: string[] = process.argv): Command {
       run(
         opts.json,
         (client) => client.hostSelfTest({ hostId, push: opts.push, nonce: randomUUID() }),
-        (result) => console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`),
+        (result) =>
+          console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`),
       ),
     );
   host
     .command('drain <hostId>')
     .description('place no new work on a host; its sandboxes restart elsewhere from storage')
     .option('--json', 'machine-readable output')
-    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.drainHost(hostId), () => console.log(`✓ host ${hostId} is draining`)));
+    .action(async (hostId: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.drainHost(hostId),
+        () => console.log(`✓ host ${hostId} is draining`),
+      ),
+    );
   host
     .command('undrain <hostId>')
     .description('let a drained host take new work again')
     .option('--json', 'machine-readable output')
-    .action(async (hostId: string, o: { json?: boolean }) => run(o.json, (client) => client.undrainHost(hostId), () => console.log(`✓ host ${hostId} is online`)));
+    .action(async (hostId: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.undrainHost(hostId),
+        () => console.log(`✓ host ${hostId} is online`),
+      ),
+    );
 
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);

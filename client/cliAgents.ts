@@ -5,7 +5,12 @@ import type { RolloutResult, RolloutStatus } from '../workflows';
 import { EXIT } from './exitCodes';
 import type { SnapflowClient } from './index';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void, exitCode?: (result: T) => number) => Promise<void>;
+type Run = <T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+) => Promise<void>;
 type Ref = { workspace: string; snapshot: string; json?: boolean };
 
 function describe(s: RolloutStatus): string {
@@ -38,7 +43,11 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--snapshot <name>', 'snapshot it runs on')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; name: string; snapshot: string; json?: boolean }) =>
-      run(o.json, (client) => client.agents.create(o), (a) => console.log(`✓ agent ${a.name} in ${a.workspaceId} runs on ${o.snapshot} (${a.snapshotId})`)),
+      run(
+        o.json,
+        (client) => client.agents.create(o),
+        (a) => console.log(`✓ agent ${a.name} in ${a.workspace} runs on ${o.snapshot} (${a.snapshotId})`),
+      ),
     );
 
   agent
@@ -47,7 +56,14 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.agents.list({ workspace: o.workspace }), (rows) => rows.forEach((a) => console.log(`${a.name.padEnd(24)} ${a.snapshotId}${a.previousSnapshotId ? `  (was ${a.previousSnapshotId})` : ''}`))),
+      run(
+        o.json,
+        (client) => client.agents.list({ workspace: o.workspace }),
+        (rows) =>
+          rows.forEach((a) =>
+            console.log(`${a.name.padEnd(24)} ${a.snapshotId}${a.previousSnapshotId ? `  (was ${a.previousSnapshotId})` : ''}`),
+          ),
+      ),
     );
 
   agent
@@ -63,24 +79,53 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .option('--auto', 'check the canary by booting the snapshot on a host instead of waiting for `agent health`')
     .option('--wait', 'follow the rollout and print its result')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; snapshot: string; agents?: string; all?: boolean; canary?: number; batch?: number; healthTimeout?: string; auto?: boolean; wait?: boolean; json?: boolean }) =>
-      run(
-        o.json,
-        async (client) => {
-          const { validationError } = await import('../lib/validation');
-          if (Boolean(o.all) === (o.agents !== undefined)) throw validationError('agents', o.all ? 'pass either --agents or --all, not both' : 'say which agents: --agents a,b,c or --all', 'e.g. --agents support-bot,triage-bot');
-          const agents = o.all ? ('all' as const) : o.agents!.split(',').map((n) => n.trim());
-          const started = await client.agents.rollout({ workspace: o.workspace, snapshot: o.snapshot, agents, canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.auto });
-          const progress = o.wait && !o.json ? (s: RolloutStatus) => console.log(`… ${s.phase}${s.paused ? ' (paused)' : ''}: ${s.moved.length} moved, ${s.pending.length} pending`) : undefined;
-          if (!o.json) console.log(`started rollout ${started.workflowId}\n  ${client.uiLink(started.workflowId, started.runId)}`);
-          return { ...started, result: o.wait ? await client.agents.wait(o, progress) : undefined };
-        },
-        (r) => {
-          if (r.result) console.log(outcome(r.result));
-          else console.log(`  follow it: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${o.snapshot}`);
-        },
-        (r) => (r.result && r.result.status !== 'completed' ? EXIT.failed : EXIT.ok),
-      ),
+    .action(
+      async (o: {
+        workspace: string;
+        snapshot: string;
+        agents?: string;
+        all?: boolean;
+        canary?: number;
+        batch?: number;
+        healthTimeout?: string;
+        auto?: boolean;
+        wait?: boolean;
+        json?: boolean;
+      }) =>
+        run(
+          o.json,
+          async (client) => {
+            const { validationError } = await import('../lib/validation');
+            if (Boolean(o.all) === (o.agents !== undefined))
+              throw validationError(
+                'agents',
+                o.all ? 'pass either --agents or --all, not both' : 'say which agents: --agents a,b,c or --all',
+                'e.g. --agents support-bot,triage-bot',
+              );
+            const agents = o.all ? ('all' as const) : o.agents!.split(',').map((n) => n.trim());
+            const started = await client.agents.rollout({
+              workspace: o.workspace,
+              snapshot: o.snapshot,
+              agents,
+              canary: o.canary,
+              batchSize: o.batch,
+              healthTimeout: o.healthTimeout,
+              auto: o.auto,
+            });
+            const progress =
+              o.wait && !o.json
+                ? (s: RolloutStatus) =>
+                    console.log(`… ${s.phase}${s.paused ? ' (paused)' : ''}: ${s.moved.length} moved, ${s.pending.length} pending`)
+                : undefined;
+            if (!o.json) console.log(`started rollout ${started.workflowId}\n  ${client.uiLink(started.workflowId, started.runId)}`);
+            return { ...started, result: o.wait ? await client.agents.wait(o, progress) : undefined };
+          },
+          (r) => {
+            if (r.result) console.log(outcome(r.result));
+            else console.log(`  follow it: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${o.snapshot}`);
+          },
+          (r) => (r.result && r.result.status !== 'completed' ? EXIT.failed : EXIT.ok),
+        ),
     );
 
   agent
@@ -89,7 +134,13 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .requiredOption('--snapshot <name>', 'snapshot being rolled out')
     .option('--json', 'machine-readable output')
-    .action(async (o: Ref) => run(o.json, (client) => client.agents.status(o), (s) => console.log(describe(s))));
+    .action(async (o: Ref) =>
+      run(
+        o.json,
+        (client) => client.agents.status(o),
+        (s) => console.log(describe(s)),
+      ),
+    );
 
   for (const [verb, help] of [
     ['pause', 'hold the rollout before its next batch'],
@@ -103,7 +154,13 @@ export function registerAgentCommands(program: Command, run: Run): void {
       .requiredOption('--snapshot <name>', 'snapshot being rolled out')
       .option('--reason <text>', 'why, for the status and the audit trail')
       .option('--json', 'machine-readable output')
-      .action(async (o: Ref & { reason?: string }) => run(o.json, (client) => client.agents[verb](o), (s) => console.log(`✓ ${verb}: the rollout of ${o.snapshot} in ${o.workspace} is now\n${describe(s)}`)));
+      .action(async (o: Ref & { reason?: string }) =>
+        run(
+          o.json,
+          (client) => client.agents[verb](o),
+          (s) => console.log(`✓ ${verb}: the rollout of ${o.snapshot} in ${o.workspace} is now\n${describe(s)}`),
+        ),
+      );
   }
 
   agent
@@ -121,8 +178,19 @@ export function registerAgentCommands(program: Command, run: Run): void {
         o.json,
         async (client) => {
           const { validationError } = await import('../lib/validation');
-          if (Boolean(o.ok) === Boolean(o.failed)) throw validationError('ok', o.ok ? 'pass either --ok or --failed, not both' : 'say how the agent is: --ok or --failed', 'e.g. --ok');
-          return client.agents.reportHealth({ workspace: o.workspace, snapshot: o.snapshot, agent: o.agent, ok: Boolean(o.ok), detail: o.detail });
+          if (Boolean(o.ok) === Boolean(o.failed))
+            throw validationError(
+              'ok',
+              o.ok ? 'pass either --ok or --failed, not both' : 'say how the agent is: --ok or --failed',
+              'e.g. --ok',
+            );
+          return client.agents.reportHealth({
+            workspace: o.workspace,
+            snapshot: o.snapshot,
+            agent: o.agent,
+            ok: Boolean(o.ok),
+            detail: o.detail,
+          });
         },
         (s) => console.log(`✓ health of ${o.agent} recorded\n${describe(s)}`),
       ),

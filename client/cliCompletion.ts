@@ -19,7 +19,9 @@ function walk(command: Command, path: string, inherited: Node['options'], out: N
 const single = (text: string): string => `'${text.replace(/'/g, `'\\''`)}'`;
 
 function bash(nodes: Node[]): string {
-  const cases = nodes.map((n) => `    ${single(n.path)}) echo ${single([...n.commands.map((c) => c.name), ...n.options.map((o) => o.flag)].join(' '))} ;;`);
+  const cases = nodes.map(
+    (n) => `    ${single(n.path)}) echo ${single([...n.commands.map((c) => c.name), ...n.options.map((o) => o.flag)].join(' '))} ;;`,
+  );
   return `# snapflow bash completion: eval "$(snapflow completion bash)"
 _snapflow_words() {
   case "$1" in
@@ -41,7 +43,10 @@ complete -F _snapflow snapflow
 }
 
 function zsh(nodes: Node[]): string {
-  const commands = nodes.map((n) => `  ${single(n.path)} ${single(n.commands.map((c) => `${c.name.replace(/:/g, '\\:')}:${c.description.replace(/:/g, '\\:')}`).join('\n'))}`);
+  const commands = nodes.map(
+    (n) =>
+      `  ${single(n.path)} ${single(n.commands.map((c) => `${c.name.replace(/:/g, '\\:')}:${c.description.replace(/:/g, '\\:')}`).join('\n'))}`,
+  );
   const options = nodes.map((n) => `  ${single(n.path)} ${single(n.options.map((o) => o.flag).join(' '))}`);
   return `#compdef snapflow
 # snapflow zsh completion: eval "$(snapflow completion zsh)", or save it as _snapflow in your $fpath
@@ -75,8 +80,13 @@ compdef _snapflow snapflow
 function fish(nodes: Node[]): string {
   const paths = nodes.map((n) => single(n.path)).join(' ');
   const lines = nodes.flatMap((n) => [
-    ...n.commands.map((c) => `complete -c snapflow -n ${single(`__snapflow_at ${single(n.path)}`)} -a ${single(c.name)} -d ${single(c.description)}`),
-    ...n.options.map((o) => `complete -c snapflow -n ${single(`__snapflow_at ${single(n.path)}`)} -l ${single(o.flag.slice(2))} -d ${single(o.description)}`),
+    ...n.commands.map(
+      (c) => `complete -c snapflow -n ${single(`__snapflow_at ${single(n.path)}`)} -a ${single(c.name)} -d ${single(c.description)}`,
+    ),
+    ...n.options.map(
+      (o) =>
+        `complete -c snapflow -n ${single(`__snapflow_at ${single(n.path)}`)} -l ${single(o.flag.slice(2))} -d ${single(o.description)}`,
+    ),
   ]);
   return `# snapflow fish completion: snapflow completion fish | source
 set -g __snapflow_paths ${paths}

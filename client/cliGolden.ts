@@ -27,15 +27,46 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--time-zone <tz>', 'IANA time zone of the schedule', 'UTC')
     .option('--enabled', 'run the schedule (otherwise it is created paused)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; repo?: string[]; embedSkills?: boolean; skillsPath?: string; prebuildDeps?: boolean; depsFallback?: string; target: string[]; schedule?: string; timeZone: string; enabled?: boolean; json?: boolean }) =>
-      run(
-        o.json,
-        (client) => client.golden.setConfig({ workspace: o.workspace, repos: o.repo, embedSkills: o.embedSkills, skillsPath: o.skillsPath, prebuildDeps: o.prebuildDeps, depsFallbackCommand: o.depsFallback, targets: o.target, schedule: o.schedule, timeZone: o.timeZone, enabled: o.enabled }),
-        ({ config: c, schedule }) => {
-          console.log(`✓ golden config for ${c.scope}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`);
-          console.log(schedule ? `  schedule ${c.scheduleCron} ${c.scheduleTimeZone} ${schedule.paused ? '(paused)' : `next ${schedule.nextRuns[0]?.toISOString() ?? '—'}`}` : '  no schedule');
-        },
-      ),
+    .action(
+      async (o: {
+        workspace: string;
+        repo?: string[];
+        embedSkills?: boolean;
+        skillsPath?: string;
+        prebuildDeps?: boolean;
+        depsFallback?: string;
+        target: string[];
+        schedule?: string;
+        timeZone: string;
+        enabled?: boolean;
+        json?: boolean;
+      }) =>
+        run(
+          o.json,
+          (client) =>
+            client.golden.setConfig({
+              workspace: o.workspace,
+              repos: o.repo,
+              embedSkills: o.embedSkills,
+              skillsPath: o.skillsPath,
+              prebuildDeps: o.prebuildDeps,
+              depsFallbackCommand: o.depsFallback,
+              targets: o.target,
+              schedule: o.schedule,
+              timeZone: o.timeZone,
+              enabled: o.enabled,
+            }),
+          ({ config: c, schedule }) => {
+            console.log(
+              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`,
+            );
+            console.log(
+              schedule
+                ? `  schedule ${c.scheduleCron} ${c.scheduleTimeZone} ${schedule.paused ? '(paused)' : `next ${schedule.nextRuns[0]?.toISOString() ?? '—'}`}`
+                : '  no schedule',
+            );
+          },
+        ),
     );
 
   config
@@ -43,7 +74,13 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .description('the stored config of a workspace')
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.golden.getConfig(o.workspace), (c) => console.log(JSON.stringify(c, null, 2))));
+    .action(async (o: { workspace: string; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.golden.getConfig(o.workspace),
+        (c) => console.log(JSON.stringify(c, null, 2)),
+      ),
+    );
 
   golden
     .command('build')
@@ -61,13 +98,17 @@ export function registerGoldenCommands(program: Command, run: Run): void {
           // The link first, then each step as the workflow reaches it (nothing but the result with --json).
           if (!o.json) console.log(`${started.joined ? 'joined the running build' : 'started build'} ${started.workflowId}\n  ${uiLink}`);
           const waiting = client.golden.waitForBuild(started.workflowId);
-          const result = o.json ? await waiting : await followSteps(client, started.workflowId, waiting, (step) => console.log(`  … ${step}`));
+          const result = o.json
+            ? await waiting
+            : await followSteps(client, started.workflowId, waiting, (step) => console.log(`  … ${step}`));
           return { ...started, uiLink, result };
         },
         (r) => {
           if (!o.wait) console.log(`${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}`);
-          if (r.result?.status === 'skipped') console.log(`! skipped: ${r.result.reason}: ${r.result.message} ${JSON.stringify(r.result.figures)}`);
-          else if (r.result) console.log(`✓ ${r.result.snapshots.map((s) => `${s.name} is the default for ${s.size} ${s.profileKey}`).join('\n✓ ')}`);
+          if (r.result?.status === 'skipped')
+            console.log(`! skipped: ${r.result.reason}: ${r.result.message} ${JSON.stringify(r.result.figures)}`);
+          else if (r.result)
+            console.log(`✓ ${r.result.snapshots.map((s) => `${s.name} is the default for ${s.size} ${s.profileKey}`).join('\n✓ ')}`);
         },
       ),
     );
@@ -80,7 +121,11 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--expect-version <n>', 'apply only if the default is still at this version (CONFLICT otherwise)', (v) => Number(v))
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; reason?: string; expectVersion?: number; json?: boolean }) =>
-      run(o.json, (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason, expectedVersion: o.expectVersion }), (d) => console.log(`✓ ${name} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+      run(
+        o.json,
+        (client) => client.golden.setDefault({ workspace: o.workspace, name, reason: o.reason, expectedVersion: o.expectVersion }),
+        (d) => console.log(`✓ ${name} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`),
+      ),
     );
 
   golden
@@ -91,7 +136,12 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .requiredOption('--runtime <runtime>', 'codex | pi')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; size: string; runtime: Runtime; json?: boolean }) =>
-      run(o.json, (client) => client.golden.rollback(o), (d) => console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.scope} ${d.size} ${d.profileKey} (version ${d.version})`)),
+      run(
+        o.json,
+        (client) => client.golden.rollback(o),
+        (d) =>
+          console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`),
+      ),
     );
 
   golden
@@ -102,11 +152,18 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
-        async (client) => ({ schedule: await client.golden.scheduleState(o.workspace), builds: await client.golden.recentBuilds(o.workspace) }),
+        async (client) => ({
+          schedule: await client.golden.scheduleState(o.workspace),
+          builds: await client.golden.recentBuilds(o.workspace),
+        }),
         ({ schedule, builds }) => {
           if (!schedule) console.log(`no schedule for ${o.workspace}`);
-          else console.log(`${schedule.scheduleId} ${schedule.paused ? 'paused' : 'active'} (${schedule.timeZone})\n  next: ${schedule.nextRuns.map((d) => d.toISOString()).join(', ') || '—'}`);
-          for (const b of builds) console.log(`  ${b.startedAt.toISOString()} ${b.trigger.padEnd(9)} ${b.status.padEnd(9)} ${b.reason ?? ''} ${b.message ?? ''}`);
+          else
+            console.log(
+              `${schedule.scheduleId} ${schedule.paused ? 'paused' : 'active'} (${schedule.timeZone})\n  next: ${schedule.nextRuns.map((d) => d.toISOString()).join(', ') || '—'}`,
+            );
+          for (const b of builds)
+            console.log(`  ${b.startedAt.toISOString()} ${b.trigger.padEnd(9)} ${b.status.padEnd(9)} ${b.reason ?? ''} ${b.message ?? ''}`);
         },
       ),
     );

@@ -5,7 +5,12 @@ import type { SnapflowClient } from './index';
 const METADATA_QUERY = '__temporal_workflow_metadata';
 
 /** Prints each new step of a run (`**preload** 2 repo(s)` → `preload 2 repo(s)`) until `done` settles, and returns it. */
-export async function followSteps<T>(client: SnapflowClient, workflowId: string, done: Promise<T>, print: (step: string) => void): Promise<T> {
+export async function followSteps<T>(
+  client: SnapflowClient,
+  workflowId: string,
+  done: Promise<T>,
+  print: (step: string) => void,
+): Promise<T> {
   let finished = false;
   const settled = done.finally(() => (finished = true));
   const follow = async (): Promise<void> => {

@@ -4,10 +4,20 @@ import type { RestoreDecision } from '../lib/restoreOrder';
 import { jobExitCode } from './exitCodes';
 import type { SnapflowClient } from './index';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void, exitCode?: (result: T) => number) => Promise<void>;
+type Run = <T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+) => Promise<void>;
 
 function explain(d: RestoreDecision): string {
-  const chosen = d.source === 'running' ? `reuse the running container on ${d.hostId}` : d.source === 'base' ? `fresh base image ${d.imageRef}` : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
+  const chosen =
+    d.source === 'running'
+      ? `reuse the running container on ${d.hostId}`
+      : d.source === 'base'
+        ? `fresh base image ${d.imageRef}`
+        : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
   return [`starts from: ${chosen}`, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
 }
 
@@ -24,12 +34,16 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .option('--keep-alive', 'keep the container running between jobs')
     .option('--issue <key>', 'issue the sandbox works on (its pinned golden snapshot comes first)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; class: string; size: string; runtime: string; keepAlive?: boolean; issue?: string; json?: boolean }) =>
-      run(
-        o.json,
-        (client) => client.sandboxes.create(o),
-        (r) => console.log(`✓ sandbox ${r.sandboxId} ${r.status.state} on ${r.status.hostId}\n${r.status.lastStart ? explain(r.status.lastStart) : ''}`),
-      ),
+    .action(
+      async (o: { workspace: string; class: string; size: string; runtime: string; keepAlive?: boolean; issue?: string; json?: boolean }) =>
+        run(
+          o.json,
+          (client) => client.sandboxes.create(o),
+          (r) =>
+            console.log(
+              `✓ sandbox ${r.sandboxId} ${r.status.state} on ${r.status.hostId}\n${r.status.lastStart ? explain(r.status.lastStart) : ''}`,
+            ),
+        ),
     );
 
   sandbox
@@ -47,7 +61,9 @@ export function registerSandboxCommands(program: Command, run: Run): void {
 
   sandbox
     .command('run <id> <command...>')
-    .description("run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code")
+    .description(
+      "run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
+    )
     .option('--workdir <dir>', 'working directory inside the sandbox')
     .option('--json', 'machine-readable output')
     .action(async (id: string, command: string[], o: { workdir?: string; json?: boolean }) =>
@@ -57,7 +73,9 @@ export function registerSandboxCommands(program: Command, run: Run): void {
         (r) => {
           process.stdout.write(r.stdout);
           process.stderr.write(r.stderr);
-          console.log(`${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`);
+          console.log(
+            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
+          );
         },
         (r) => jobExitCode(r.exitCode),
       ),
@@ -70,14 +88,25 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .option('--set-default', 'make it the default for its size/profile')
     .option('--json', 'machine-readable output')
     .action(async (id: string, o: { name: string; setDefault?: boolean; json?: boolean }) =>
-      run(o.json, (client) => client.sandboxes.promote(id, { name: o.name, setDefault: o.setDefault }), (r) => console.log(`✓ promoted to ${r.name} (${r.snapshotId})${r.default ? `, default v${r.default.version}` : ''}\n  ${r.storedRef}`)),
+      run(
+        o.json,
+        (client) => client.sandboxes.promote(id, { name: o.name, setDefault: o.setDefault }),
+        (r) =>
+          console.log(`✓ promoted to ${r.name} (${r.snapshotId})${r.default ? `, default v${r.default.version}` : ''}\n  ${r.storedRef}`),
+      ),
     );
 
   sandbox
     .command('status <id>')
     .description('state, host, jobs and latest session snapshot of a sandbox')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { json?: boolean }) => run(o.json, (client) => client.sandboxes.status(id), (s) => console.log(JSON.stringify(s, null, 2))));
+    .action(async (id: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.status(id),
+        (s) => console.log(JSON.stringify(s, null, 2)),
+      ),
+    );
 
   sandbox
     .command('list')
@@ -85,14 +114,27 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.sandboxes.list(o.workspace), (rows) => rows.forEach((r) => console.log(`${r.id} ${r.state.padEnd(12)} ${r.class.padEnd(9)} ${r.size.padEnd(7)} ${r.runtime.padEnd(6)} ${r.hostId ?? ''}`))),
+      run(
+        o.json,
+        (client) => client.sandboxes.list(o.workspace),
+        (rows) =>
+          rows.forEach((r) =>
+            console.log(`${r.id} ${r.state.padEnd(12)} ${r.class.padEnd(9)} ${r.size.padEnd(7)} ${r.runtime.padEnd(6)} ${r.hostId ?? ''}`),
+          ),
+      ),
     );
 
   sandbox
     .command('destroy <id>')
     .description('remove the container and end the sandbox workflow (its snapshots stay)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { json?: boolean }) => run(o.json, (client) => client.sandboxes.destroy(id), (s) => console.log(`✓ sandbox ${s.sandboxId} destroyed`)));
+    .action(async (id: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.destroy(id),
+        (s) => console.log(`✓ sandbox ${s.sandboxId} destroyed`),
+      ),
+    );
 
   const issue = program.command('issue').description('issues: pin the golden snapshot their sandboxes start from');
   issue
@@ -101,12 +143,22 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (key: string, snapshot: string, o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.sandboxes.pin({ workspace: o.workspace, issue: key, snapshot }), () => console.log(`✓ ${key} pinned to ${snapshot}`)),
+      run(
+        o.json,
+        (client) => client.sandboxes.pin({ workspace: o.workspace, issue: key, snapshot }),
+        () => console.log(`✓ ${key} pinned to ${snapshot}`),
+      ),
     );
   issue
     .command('unpin <issue>')
-    .description('let the issue\'s sandboxes start by the usual restore order again')
+    .description("let the issue's sandboxes start by the usual restore order again")
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
-    .action(async (key: string, o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.sandboxes.unpin({ workspace: o.workspace, issue: key }), () => console.log(`✓ ${key} unpinned`)));
+    .action(async (key: string, o: { workspace: string; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.unpin({ workspace: o.workspace, issue: key }),
+        () => console.log(`✓ ${key} unpinned`),
+      ),
+    );
 }

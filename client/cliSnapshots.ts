@@ -57,22 +57,51 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
       run(
         o.json,
         async (client) => {
-          const rolloutFlags = o.canary !== undefined || o.batch !== undefined || o.healthTimeout !== undefined || o.autoHealth !== undefined;
-          const rollout = o.rollout || rolloutFlags ? { canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.autoHealth } : undefined;
+          const rolloutFlags =
+            o.canary !== undefined || o.batch !== undefined || o.healthTimeout !== undefined || o.autoHealth !== undefined;
+          const rollout =
+            o.rollout || rolloutFlags
+              ? { canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.autoHealth }
+              : undefined;
           const { validationError } = await import('../lib/validation');
-          if (rolloutFlags && !o.rollout) throw validationError('rollout', '--canary, --batch, --health-timeout and --auto-health go with --rollout', 'add --rollout (and --replace)');
-          const created = await client.snapshots.create({ workspace: o.workspace, name: o.name, image: o.image, entrypoint: o.entrypoint, runtime: o.runtime, size: o.size, allowFloatingTag: o.allowFloatingTag, replace: o.replace, rollout });
+          if (rolloutFlags && !o.rollout)
+            throw validationError(
+              'rollout',
+              '--canary, --batch, --health-timeout and --auto-health go with --rollout',
+              'add --rollout (and --replace)',
+            );
+          const created = await client.snapshots.create({
+            workspace: o.workspace,
+            name: o.name,
+            image: o.image,
+            entrypoint: o.entrypoint,
+            runtime: o.runtime,
+            size: o.size,
+            allowFloatingTag: o.allowFloatingTag,
+            replace: o.replace,
+            rollout,
+          });
           const link = created.workflowId ? client.uiLink(created.workflowId) : undefined;
           if (!o.wait) return { ...created, uiLink: link };
           if (!o.json) console.log(`${created.reused ? 'reusing' : 'creating'} ${created.name} (${created.snapshotId}) — ${link}`);
-          const result = await client.snapshots.wait(created, o.json ? undefined : (step, message) => console.log(`  … ${step}: ${message}`));
+          const result = await client.snapshots.wait(
+            created,
+            o.json ? undefined : (step, message) => console.log(`  … ${step}: ${message}`),
+          );
           return { ...created, ...result, uiLink: link };
         },
         (r) => {
-          const moves = o.rollout ? 'defaults and pins move when it is active, agents by a rollout' : 'defaults, pins and agents move when it is active';
+          const moves = o.rollout
+            ? 'defaults and pins move when it is active, agents by a rollout'
+            : 'defaults, pins and agents move when it is active';
           const replaced = r.replaces ? ` (replaces ${r.replaces}; ${moves})` : '';
-          const rollout = 'rollout' in r && r.rollout ? `\n  rollout of ${r.rollout.agents.join(', ')}: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${r.name}` : '';
-          console.log(`${r.status === 'active' ? '✓' : '…'} ${r.name} ${r.status}${r.reused ? ' (existing snapshot with the same spec)' : ''}${replaced}\n  id ${r.snapshotId}\n  ${r.uiLink ?? ''}${rollout}`);
+          const rollout =
+            'rollout' in r && r.rollout
+              ? `\n  rollout of ${r.rollout.agents.join(', ')}: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${r.name}`
+              : '';
+          console.log(
+            `${r.status === 'active' ? '✓' : '…'} ${r.name} ${r.status}${r.reused ? ' (existing snapshot with the same spec)' : ''}${replaced}\n  id ${r.snapshotId}\n  ${r.uiLink ?? ''}${rollout}`,
+          );
         },
       ),
     );
@@ -87,11 +116,15 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option('--kind <kind>', 'image | session | golden')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string; json?: boolean }) =>
-      run(o.json, (client) => client.snapshots.list(o), (rows) => {
-        if (rows.length === 0) return console.log(`no snapshots in ${o.workspace}`);
-        console.log(`${'NAME'.padEnd(28)} ${'STATUS'.padEnd(8)} ${'KIND'.padEnd(7)} ${'RUNTIME'.padEnd(6)} ${'SIZE'.padEnd(7)} IMAGE`);
-        for (const s of rows) console.log(row(s));
-      }),
+      run(
+        o.json,
+        (client) => client.snapshots.list(o),
+        (rows) => {
+          if (rows.length === 0) return console.log(`no snapshots in ${o.workspace}`);
+          console.log(`${'NAME'.padEnd(28)} ${'STATUS'.padEnd(8)} ${'KIND'.padEnd(7)} ${'RUNTIME'.padEnd(6)} ${'SIZE'.padEnd(7)} IMAGE`);
+          for (const s of rows) console.log(row(s));
+        },
+      ),
     );
 
   snapshot
@@ -100,13 +133,17 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.snapshots.get({ workspace: o.workspace, name }), ({ snapshot: s, events, uiLink }) => {
-        console.log(row(s));
-        console.log(`  id ${s.id}  profile ${s.profileKey}  entrypoint ${s.entrypoint}`);
-        if (s.resolvedDigest) console.log(`  digest ${s.resolvedDigest}\n  stored ${s.storedRef}`);
-        if (uiLink) console.log(`  run ${uiLink}`);
-        for (const e of events) console.log(`  ${e.createdAt.toISOString()}  ${e.type.padEnd(14)} ${e.message ?? ''}`);
-      }),
+      run(
+        o.json,
+        (client) => client.snapshots.get({ workspace: o.workspace, name }),
+        ({ snapshot: s, events, uiLink }) => {
+          console.log(row(s));
+          console.log(`  id ${s.id}  profile ${s.profileKey}  entrypoint ${s.entrypoint}`);
+          if (s.resolvedDigest) console.log(`  digest ${s.resolvedDigest}\n  stored ${s.storedRef}`);
+          if (uiLink) console.log(`  run ${uiLink}`);
+          for (const e of events) console.log(`  ${e.createdAt.toISOString()}  ${e.type.padEnd(14)} ${e.message ?? ''}`);
+        },
+      ),
     );
 
   snapshot
@@ -115,7 +152,11 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.snapshots.delete({ workspace: o.workspace, name }), (r) => console.log(`✓ deleted ${name} (${r.snapshotId})`)),
+      run(
+        o.json,
+        (client) => client.snapshots.delete({ workspace: o.workspace, name }),
+        (r) => console.log(`✓ deleted ${name} (${r.snapshotId})`),
+      ),
     );
 
   snapshot
@@ -126,30 +167,52 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option('--yes', 'really delete them (default: dry run)')
     .option('--json', 'machine-readable output')
     .action(async (o: { unusedFor: number; workspace: string; yes?: boolean; json?: boolean }) =>
-      run(o.json, (client) => client.snapshots.prune({ workspace: o.workspace, unusedForDays: o.unusedFor, yes: o.yes }), (r) => {
-        if (r.candidates.length === 0) return console.log(`nothing in ${o.workspace} unused for ${o.unusedFor}d`);
-        for (const c of r.candidates) console.log(`${r.dryRun ? 'would delete' : 'deleted'} ${c.name} (${c.status}, unchanged since ${c.updatedAt.toISOString().slice(0, 10)})`);
-        if (r.dryRun) console.log('dry run: pass --yes to delete them');
-      }),
+      run(
+        o.json,
+        (client) => client.snapshots.prune({ workspace: o.workspace, unusedForDays: o.unusedFor, yes: o.yes }),
+        (r) => {
+          if (r.candidates.length === 0) return console.log(`nothing in ${o.workspace} unused for ${o.unusedFor}d`);
+          for (const c of r.candidates)
+            console.log(
+              `${r.dryRun ? 'would delete' : 'deleted'} ${c.name} (${c.status}, unchanged since ${c.updatedAt.toISOString().slice(0, 10)})`,
+            );
+          if (r.dryRun) console.log('dry run: pass --yes to delete them');
+        },
+      ),
     );
 
   const github = program.command('github').description('GitHub connection of a workspace (for private GHCR images)');
-  const connection = (c: { scope: string; installationId: number; account: string | null; status: string; validatedAt: string | null }): void =>
-    console.log(`${c.status === 'connected' ? '✓' : '✗'} ${c.scope}: installation ${c.installationId}${c.account ? ` (${c.account})` : ''} ${c.status}, validated ${c.validatedAt ?? 'never'}`);
+  const connection = (c: {
+    workspace: string;
+    installationId: number;
+    account: string | null;
+    status: string;
+    validatedAt: string | null;
+  }): void =>
+    console.log(
+      `${c.status === 'connected' ? '✓' : '✗'} ${c.workspace}: installation ${c.installationId}${c.account ? ` (${c.account})` : ''} ${c.status}, validated ${c.validatedAt ?? 'never'}`,
+    );
   github
     .command('connect')
     .description('connect the workspace to a GitHub App installation (validated before it is stored)')
     .requiredOption('--installation-id <n>', 'GitHub App installation id', wholeNumber)
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
-    .action(async (o: { installationId: number; workspace: string; json?: boolean }) => run(o.json, (client) => client.validateGithub({ workspace: o.workspace, installationId: o.installationId }), connection));
-  for (const [name, description] of [['validate', 'check the stored installation with GitHub now'], ['reconnect', 're-validate an expired connection']] as const) {
+    .action(async (o: { installationId: number; workspace: string; json?: boolean }) =>
+      run(o.json, (client) => client.validateGithub({ workspace: o.workspace, installationId: o.installationId }), connection),
+    );
+  for (const [name, description] of [
+    ['validate', 'check the stored installation with GitHub now'],
+    ['reconnect', 're-validate an expired connection'],
+  ] as const) {
     github
       .command(name)
       .description(description)
       .option(...workspaceOption)
       .option('--json', 'machine-readable output')
-      .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (client) => client.validateGithub({ workspace: o.workspace }), connection));
+      .action(async (o: { workspace: string; json?: boolean }) =>
+        run(o.json, (client) => client.validateGithub({ workspace: o.workspace }), connection),
+      );
   }
   github
     .command('status')
@@ -157,6 +220,15 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
-      run(o.json, (client) => client.githubStatus({ workspace: o.workspace }), (c) => (c ? connection(c) : console.log(`✗ ${o.workspace}: not connected — run snapflow github connect --installation-id <id> --workspace ${o.workspace}`))),
+      run(
+        o.json,
+        (client) => client.githubStatus({ workspace: o.workspace }),
+        (c) =>
+          c
+            ? connection(c)
+            : console.log(
+                `✗ ${o.workspace}: not connected — run snapflow github connect --installation-id <id> --workspace ${o.workspace}`,
+              ),
+      ),
     );
 }

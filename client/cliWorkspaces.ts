@@ -12,24 +12,51 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     .requiredOption('--admin <user>', 'first admin of the workspace')
     .option('--plan <plan>', 'free | paid (custom golden snapshots need paid)', 'free')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, o: { admin: string; plan: string; json?: boolean }) => run(o.json, (c) => c.workspaces.create({ id, plan: o.plan, admin: o.admin }), (w) => console.log(`✓ workspace ${w.id} (${w.plan}), admin ${o.admin}`)));
+    .action(async (id: string, o: { admin: string; plan: string; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.create({ id, plan: o.plan, admin: o.admin }),
+        (w) => console.log(`✓ workspace ${w.id} (${w.plan}), admin ${o.admin}`),
+      ),
+    );
   workspace
     .command('plan <id> <plan>')
     .description('switch a workspace between free and paid (operators)')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, plan: string, o: { json?: boolean }) => run(o.json, (c) => c.workspaces.setPlan({ id, plan }), (w) => console.log(`✓ workspace ${w.id} is on the ${w.plan} plan`)));
+    .action(async (id: string, plan: string, o: { json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.setPlan({ id, plan }),
+        (w) => console.log(`✓ workspace ${w.id} is on the ${w.plan} plan`),
+      ),
+    );
   workspace
     .command('list')
     .description('every workspace and its plan')
     .option('--json', 'machine-readable output')
-    .action(async (o: { json?: boolean }) => run(o.json, (c) => c.workspaces.list(), (rows) => rows.forEach((w) => console.log(`${w.id.padEnd(30)} ${w.plan}`))));
+    .action(async (o: { json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.list(),
+        (rows) => rows.forEach((w) => console.log(`${w.id.padEnd(30)} ${w.plan}`)),
+      ),
+    );
   workspace
     .command('audit <id>')
     .description('who did what, newest first (admins)')
     .option('--limit <n>', 'entries', (v) => Number(v), 50)
     .option('--json', 'machine-readable output')
     .action(async (id: string, o: { limit: number; json?: boolean }) =>
-      run(o.json, (c) => c.workspaces.audit(id, o.limit), (rows) => rows.forEach((e) => console.log(`${e.createdAt.toISOString()} ${e.decision.padEnd(7)} ${e.actor} ${e.action} ${e.target ?? ''}${e.decision === 'denied' ? ` — ${e.reason}` : ''}`))),
+      run(
+        o.json,
+        (c) => c.workspaces.audit(id, o.limit),
+        (rows) =>
+          rows.forEach((e) =>
+            console.log(
+              `${e.createdAt.toISOString()} ${e.decision.padEnd(7)} ${e.actor} ${e.action} ${e.target ?? ''}${e.decision === 'denied' ? ` — ${e.reason}` : ''}`,
+            ),
+          ),
+      ),
     );
 
   const member = program.command('member').description("a workspace's members and their role (admins manage them)");
@@ -39,17 +66,35 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--role <role>', 'admin | member', 'member')
     .option('--json', 'machine-readable output')
-    .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) => run(o.json, (c) => c.workspaces.addMember({ workspace: o.workspace, user, role: o.role }), (m) => console.log(`✓ ${m.userId} is ${m.role} of ${m.workspaceId}`)));
+    .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.addMember({ workspace: o.workspace, user, role: o.role }),
+        (m) => console.log(`✓ ${m.userId} is ${m.role} of ${m.workspace}`),
+      ),
+    );
   member
     .command('remove <user>')
     .description('remove a member from the workspace')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
-    .action(async (user: string, o: { workspace: string; json?: boolean }) => run(o.json, (c) => c.workspaces.removeMember({ workspace: o.workspace, user }), () => console.log(`✓ ${user} removed from ${o.workspace}`)));
+    .action(async (user: string, o: { workspace: string; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.removeMember({ workspace: o.workspace, user }),
+        () => console.log(`✓ ${user} removed from ${o.workspace}`),
+      ),
+    );
   member
     .command('list')
     .description('members of a workspace and their role')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; json?: boolean }) => run(o.json, (c) => c.workspaces.members(o.workspace), (rows) => rows.forEach((m) => console.log(`${m.userId.padEnd(30)} ${m.role}`))));
+    .action(async (o: { workspace: string; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.members(o.workspace),
+        (rows) => rows.forEach((m) => console.log(`${m.userId.padEnd(30)} ${m.role}`)),
+      ),
+    );
 }

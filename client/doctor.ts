@@ -31,7 +31,8 @@ async function checkPostgres(config: Config): Promise<Check> {
   try {
     await sql`select 1`;
     const pending = await pendingMigrations(config.databaseUrl);
-    if (pending > 0) return { name: 'postgres', status: 'fail', detail: `${where}: ${pending} migration(s) not applied`, fix: 'run `npm run db:migrate`' };
+    if (pending > 0)
+      return { name: 'postgres', status: 'fail', detail: `${where}: ${pending} migration(s) not applied`, fix: 'run `npm run db:migrate`' };
     return { name: 'postgres', status: 'ok', detail: `${where}, migrations up to date` };
   } catch (err) {
     const failure = describeFailure(toDatabaseError(err, config.databaseUrl));
@@ -64,19 +65,30 @@ async function checkTemporalAndWorkers(config: Config): Promise<Check[]> {
     const missing = SEARCH_ATTRIBUTES.filter((name) => !(customAttributes ?? {})[name]);
     checks.push(
       missing.length === 0
-        ? { name: 'temporal', status: 'ok', detail: `${address} namespace ${namespace}, search attributes registered, UI ${config.temporal.uiUrl}` }
+        ? {
+            name: 'temporal',
+            status: 'ok',
+            detail: `${address} namespace ${namespace}, search attributes registered, UI ${config.temporal.uiUrl}`,
+          }
         : {
             name: 'temporal',
             status: 'fail',
             detail: `${address}: search attributes missing: ${missing.join(', ')}`,
-            fix: missing.map((n) => `temporal operator search-attribute create --namespace ${namespace} --name ${n} --type Keyword`).join(' && '),
+            fix: missing
+              .map((n) => `temporal operator search-attribute create --namespace ${namespace} --name ${n} --type Keyword`)
+              .join(' && '),
           },
     );
     const controlLive = await hasLivePoller(client, namespace, taskQueues.control, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW);
     checks.push(
       controlLive
         ? { name: 'control worker', status: 'ok', detail: `polling ${taskQueues.control}` }
-        : { name: 'control worker', status: 'fail', detail: `nothing polls ${taskQueues.control}`, fix: 'start it: `npm run worker:control`' },
+        : {
+            name: 'control worker',
+            status: 'fail',
+            detail: `nothing polls ${taskQueues.control}`,
+            fix: 'start it: `npm run worker:control`',
+          },
     );
     if (controlLive) checks.push(...(await checkHosts(config, client)));
   } catch (err) {
@@ -99,7 +111,14 @@ async function checkHosts(config: Config, client: SnapflowClient): Promise<Check
     await sql.end({ timeout: 2 });
   }
   if (hostIds.length === 0) {
-    return [{ name: 'docker hosts', status: 'fail', detail: 'no host worker has registered', fix: 'start one: `npm run worker:host` (DOCKER_HOST, SNAPFLOW_HOST_ID)' }];
+    return [
+      {
+        name: 'docker hosts',
+        status: 'fail',
+        detail: 'no host worker has registered',
+        fix: 'start one: `npm run worker:host` (DOCKER_HOST, SNAPFLOW_HOST_ID)',
+      },
+    ];
   }
   return Promise.all(
     hostIds.map(async (hostId): Promise<Check> => {
@@ -115,7 +134,12 @@ async function checkHosts(config: Config, client: SnapflowClient): Promise<Check
         };
       } catch (err) {
         const failure = describeFailure(err);
-        const fix = failure.code === 'TIMED_OUT' ? `start its worker: SNAPFLOW_HOST_ID=${hostId} npm run worker:host` : failure.code === 'DOCKER_UNAVAILABLE' ? 'start dockerd on that host, or fix its DOCKER_HOST' : failure.hint;
+        const fix =
+          failure.code === 'TIMED_OUT'
+            ? `start its worker: SNAPFLOW_HOST_ID=${hostId} npm run worker:host`
+            : failure.code === 'DOCKER_UNAVAILABLE'
+              ? 'start dockerd on that host, or fix its DOCKER_HOST'
+              : failure.hint;
         return { name, status: 'fail', detail: `${failure.code}: ${failure.message}`, fix };
       }
     }),
@@ -125,30 +149,65 @@ async function checkHosts(config: Config, client: SnapflowClient): Promise<Check
 async function checkStorage(config: Config): Promise<Check> {
   const storage = config.storage;
   if (!storage) {
-    return { name: 'storage', status: 'warn', detail: 'not configured: golden snapshot features are disabled', fix: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME, SNAPFLOW_STORAGE_PASSWORD' };
+    return {
+      name: 'storage',
+      status: 'warn',
+      detail: 'not configured: golden snapshot features are disabled',
+      fix: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME, SNAPFLOW_STORAGE_PASSWORD',
+    };
   }
   try {
     const auth = Buffer.from(`${storage.username}:${storage.password}`).toString('base64');
     const response = await fetch(`${storage.url}/v2/`, { headers: { authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(3000) });
     if (response.status === 200) return { name: 'storage', status: 'ok', detail: `${storage.url} (OCI registry, credentials accepted)` };
-    if (response.status === 401) return { name: 'storage', status: 'fail', detail: `${storage.url} rejected the credentials`, fix: 'check SNAPFLOW_STORAGE_USERNAME / SNAPFLOW_STORAGE_PASSWORD' };
-    return { name: 'storage', status: 'fail', detail: `${storage.url}/v2/ answered HTTP ${response.status}; not an OCI registry?`, fix: 'point SNAPFLOW_STORAGE_URL at the registry root' };
+    if (response.status === 401)
+      return {
+        name: 'storage',
+        status: 'fail',
+        detail: `${storage.url} rejected the credentials`,
+        fix: 'check SNAPFLOW_STORAGE_USERNAME / SNAPFLOW_STORAGE_PASSWORD',
+      };
+    return {
+      name: 'storage',
+      status: 'fail',
+      detail: `${storage.url}/v2/ answered HTTP ${response.status}; not an OCI registry?`,
+      fix: 'point SNAPFLOW_STORAGE_URL at the registry root',
+    };
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    return { name: 'storage', status: 'fail', detail: `${storage.url} not reachable (${cause})`, fix: 'start the registry (npm start does), or fix SNAPFLOW_STORAGE_URL' };
+    return {
+      name: 'storage',
+      status: 'fail',
+      detail: `${storage.url} not reachable (${cause})`,
+      fix: 'start the registry (npm start does), or fix SNAPFLOW_STORAGE_URL',
+    };
   }
 }
 
 async function checkGithub(config: Config): Promise<Check> {
   if (!config.githubApp) {
-    return { name: 'github app', status: 'warn', detail: 'not configured: private GHCR images cannot be used', fix: 'set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY' };
+    return {
+      name: 'github app',
+      status: 'warn',
+      detail: 'not configured: private GHCR images cannot be used',
+      fix: 'set GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY',
+    };
   }
   try {
     const app = createGithubApp(config.githubApp);
     const { data } = await app.octokit.request('GET /app', { request: { signal: AbortSignal.timeout(5000) } });
-    return { name: 'github app', status: 'ok', detail: `app ${data?.slug ?? config.githubApp.appId} authenticated at ${config.githubApp.apiUrl}` };
+    return {
+      name: 'github app',
+      status: 'ok',
+      detail: `app ${data?.slug ?? config.githubApp.appId} authenticated at ${config.githubApp.apiUrl}`,
+    };
   } catch (err) {
-    return { name: 'github app', status: 'fail', detail: `app ${config.githubApp.appId} at ${config.githubApp.apiUrl}: ${(err as Error).message}`, fix: 'check GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_API_URL' };
+    return {
+      name: 'github app',
+      status: 'fail',
+      detail: `app ${config.githubApp.appId} at ${config.githubApp.apiUrl}: ${(err as Error).message}`,
+      fix: 'check GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_API_URL',
+    };
   }
 }
 
@@ -160,6 +219,11 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
     const failure = describeFailure(err);
     return [{ name: 'config', status: 'fail', detail: failure.message, fix: failure.hint }];
   }
-  const [pg, temporalChecks, storage, github] = await Promise.all([checkPostgres(config), checkTemporalAndWorkers(config), checkStorage(config), checkGithub(config)]);
+  const [pg, temporalChecks, storage, github] = await Promise.all([
+    checkPostgres(config),
+    checkTemporalAndWorkers(config),
+    checkStorage(config),
+    checkGithub(config),
+  ]);
   return [{ name: 'config', status: 'ok', detail: 'environment valid' }, pg, ...temporalChecks, storage, github];
 }

@@ -1,6 +1,15 @@
 // Golden snapshots for services and the CLI: config (with its Temporal Schedule), build now, defaults.
 import { randomUUID } from 'node:crypto';
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type ScheduleOptionsAction, type ScheduleSpec } from '@temporalio/client';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  type Client,
+  type ScheduleOptionsAction,
+  type ScheduleSpec,
+} from '@temporalio/client';
 import { TypedSearchAttributes, type Duration } from '@temporalio/common';
 import { and, desc, eq, ne } from 'drizzle-orm';
 import type { Db } from '../db/client';
@@ -46,19 +55,29 @@ export class GoldenClient {
     const v = validateGoldenConfig(input);
     const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
-    const config = await audited(this.db, this.config, v.scope, 'golden.config', 'golden config', async (tx) => {
-      const [written] = await tx.insert(goldenBuildConfigs).values(row).onConflictDoUpdate({ target: goldenBuildConfigs.scope, set: row }).returning();
+    const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
+      const [written] = await tx
+        .insert(goldenBuildConfigs)
+        .values(row)
+        .onConflictDoUpdate({ target: goldenBuildConfigs.workspace, set: row })
+        .returning();
       await this.syncSchedule(written!);
       return written;
     });
-    return { config: config!, schedule: (await this.scheduleState(v.scope)) ?? undefined };
+    return { config: config!, schedule: (await this.scheduleState(v.workspace)) ?? undefined };
   }
 
   async getConfig(workspace: string): Promise<GoldenBuildConfig> {
-    const scope = validateField('workspace', workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.scope, scope));
-    if (!config) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no golden build config for ${scope}`, hint: `snapflow golden config set --workspace ${scope} --target small:codex` });
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    const [config] = await this.db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.workspace, workspace));
+    if (!config)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'workspace',
+        message: `no golden build config for ${workspace}`,
+        hint: `snapflow golden config set --workspace ${workspace} --target small:codex`,
+      });
     return config;
   }
 
@@ -74,7 +93,7 @@ export class GoldenClient {
       workflowId,
       workflowIdConflictPolicy: 'USE_EXISTING',
       workflowExecutionTimeout: '2 hours',
-      args: [{ scope: input.workspace, trigger: 'build-now', actor: this.config.actor, buildId }],
+      args: [{ workspace: input.workspace, trigger: 'build-now', actor: this.config.actor, buildId }],
       staticSummary: `Golden build for **${input.workspace}** (build now)`,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.SnapshotKind, value: 'golden' },
@@ -86,7 +105,12 @@ export class GoldenClient {
   }
 
   async waitForBuild(workflowId: string): Promise<GoldenBuildResult> {
-    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', workflowId, 'the workflow id `golden build` printed', 300));
+    await requireRunAccess(
+      this.temporal,
+      this.db,
+      this.config,
+      screenText('workflowId', workflowId, 'the workflow id `golden build` printed', 300),
+    );
     try {
       return (await this.temporal.workflow.getHandle(workflowId).result()) as GoldenBuildResult;
     } catch (err) {
@@ -104,14 +128,43 @@ export class GoldenClient {
     validateField('workspace', input.workspace);
     validateField('name', input.name);
     if (input.reason !== undefined) screenText('reason', input.reason, 'one line of text, e.g. --reason "roll out v3"', 500);
-    if (input.expectedVersion !== undefined && !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)) {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'expectedVersion', message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`, hint: 'pass the version the last set-default printed, e.g. --expect-version 3' });
+    if (
+      input.expectedVersion !== undefined &&
+      !(Number.isSafeInteger(input.expectedVersion) && input.expectedVersion >= 0 && input.expectedVersion <= MAX_VERSION)
+    ) {
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'expectedVersion',
+        message: `expected version ${String(input.expectedVersion).slice(0, 20)} is not a whole number ≥ 0`,
+        hint: 'pass the version the last set-default printed, e.g. --expect-version 3',
+      });
     }
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
-    const [snapshot] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
-    const [pointer] = await this.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, input.workspace), eq(defaultPointers.size, snapshot.size), eq(defaultPointers.profileKey, snapshot.profileKey)));
-    return this.compareAndSet({ scope: input.workspace, size: snapshot.size, profileKey: snapshot.profileKey, snapshotId: snapshot.id, expectedVersion: input.expectedVersion ?? pointer?.version ?? 0, actor: this.config.actor, reason: input.reason ?? 'set-default' });
+    const [snapshot] = await this.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, input.workspace), eq(snapshots.name, input.name), ne(snapshots.status, 'deleted')));
+    if (!snapshot)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    const [pointer] = await this.db
+      .select()
+      .from(defaultPointers)
+      .where(
+        and(
+          eq(defaultPointers.workspace, input.workspace),
+          eq(defaultPointers.size, snapshot.size),
+          eq(defaultPointers.profileKey, snapshot.profileKey),
+        ),
+      );
+    return this.compareAndSet({
+      workspace: input.workspace,
+      size: snapshot.size,
+      profileKey: snapshot.profileKey,
+      snapshotId: snapshot.id,
+      expectedVersion: input.expectedVersion ?? pointer?.version ?? 0,
+      actor: this.config.actor,
+      reason: input.reason ?? 'set-default',
+    });
   }
 
   /** Back to the snapshot the current default replaced. */
@@ -120,21 +173,32 @@ export class GoldenClient {
     validateField('workspace', input.workspace);
     const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
-    const previous = await previousDefault(this.db, { scope: input.workspace, size: input.size, profileKey: key });
-    return this.compareAndSet({ scope: input.workspace, size: input.size, profileKey: key, snapshotId: previous.snapshotId, expectedVersion: previous.version, actor: this.config.actor, reason: 'rollback' });
+    const previous = await previousDefault(this.db, { workspace: input.workspace, size: input.size, profileKey: key });
+    return this.compareAndSet({
+      workspace: input.workspace,
+      size: input.size,
+      profileKey: key,
+      snapshotId: previous.snapshotId,
+      expectedVersion: previous.version,
+      actor: this.config.actor,
+      reason: 'rollback',
+    });
   }
 
   async scheduleState(workspace: string): Promise<ScheduleState | null> {
-    const scope = validateField('workspace', workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
     try {
-      const d = await this.temporal.schedule.getHandle(scheduleIds.golden(scope)).describe();
+      const d = await this.temporal.schedule.getHandle(scheduleIds.golden(workspace)).describe();
       return {
         scheduleId: d.scheduleId,
         paused: d.state.paused,
         timeZone: d.spec.timezone ?? 'UTC',
         nextRuns: d.info.nextActionTimes.slice(0, 5),
-        recentRuns: d.info.recentActions.map((a) => ({ scheduledAt: a.scheduledAt, workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined })),
+        recentRuns: d.info.recentActions.map((a) => ({
+          scheduledAt: a.scheduledAt,
+          workflowId: a.action.type === 'startWorkflow' ? a.action.workflow.workflowId : undefined,
+        })),
       };
     } catch (err) {
       if (err instanceof ScheduleNotFoundError) return null;
@@ -143,23 +207,32 @@ export class GoldenClient {
   }
 
   async recentBuilds(workspace: string, limit = 10) {
-    const scope = validateField('workspace', workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(goldenBuilds).where(eq(goldenBuilds.scope, scope)).orderBy(desc(goldenBuilds.startedAt)).limit(limit);
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return this.db
+      .select()
+      .from(goldenBuilds)
+      .where(eq(goldenBuilds.workspace, workspace))
+      .orderBy(desc(goldenBuilds.startedAt))
+      .limit(limit);
   }
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
     try {
       return await this.temporal.workflow.execute<typeof setDefaultSnapshot>('setDefaultSnapshot', {
         taskQueue: taskQueues.control,
-        workflowId: workflowIds.setDefault(req.scope, req.size, req.profileKey, req.expectedVersion + 1),
+        workflowId: workflowIds.setDefault(req.workspace, req.size, req.profileKey, req.expectedVersion + 1),
         workflowIdConflictPolicy: 'FAIL',
         workflowExecutionTimeout: '1 minute',
         args: [req],
       });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw new SnapflowError({ code: 'CONFLICT', message: `another set-default for ${req.scope} ${req.size} ${req.profileKey} is in progress`, hint: 'look at the new default, then try again' });
+        throw new SnapflowError({
+          code: 'CONFLICT',
+          message: `another set-default for ${req.workspace} ${req.size} ${req.profileKey} is in progress`,
+          hint: 'look at the new default, then try again',
+        });
       }
       if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
       throw err;
@@ -167,13 +240,18 @@ export class GoldenClient {
   }
 
   private async isOwnRun(workflowId: string, buildId: string): Promise<boolean> {
-    const [row] = await this.db.select({ id: goldenBuilds.id }).from(goldenBuilds).where(eq(goldenBuilds.workflowId, workflowId)).orderBy(desc(goldenBuilds.startedAt)).limit(1);
+    const [row] = await this.db
+      .select({ id: goldenBuilds.id })
+      .from(goldenBuilds)
+      .where(eq(goldenBuilds.workflowId, workflowId))
+      .orderBy(desc(goldenBuilds.startedAt))
+      .limit(1);
     return !row || row.id === buildId;
   }
 
   /** The config's schedule in Temporal: created, updated, paused (disabled) or deleted (no schedule). */
   private async syncSchedule(config: GoldenBuildConfig): Promise<void> {
-    const scheduleId = scheduleIds.golden(config.scope);
+    const scheduleId = scheduleIds.golden(config.workspace);
     const handle = this.temporal.schedule.getHandle(scheduleId);
     if (!config.scheduleCron) {
       await handle.delete().catch((err: unknown) => {
@@ -186,22 +264,28 @@ export class GoldenClient {
       type: 'startWorkflow',
       workflowType: 'buildGoldenSnapshot',
       taskQueue: taskQueues.control,
-      workflowId: workflowIds.goldenScheduledBuild(config.scope),
+      workflowId: workflowIds.goldenScheduledBuild(config.workspace),
       // Runs as whoever set the config: a build is refused if they are no longer an admin of a paid workspace.
-      args: [{ scope: config.scope, trigger: 'schedule', actor: this.config.actor }],
+      args: [{ workspace: config.workspace, trigger: 'schedule', actor: this.config.actor }],
       workflowExecutionTimeout: '2 hours',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.SnapshotKind, value: 'golden' },
-        { key: searchAttributes.WorkspaceId, value: config.scope },
+        { key: searchAttributes.WorkspaceId, value: config.workspace },
       ]),
     };
     const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' as Duration };
-    const note = `daily golden build for ${config.scope}`;
+    const note = `daily golden build for ${config.workspace}`;
     try {
       await this.temporal.schedule.create({ scheduleId, spec, action, policies, state: { paused: !config.enabled, note } });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await handle.update((previous) => ({ ...previous, spec, action, policies, state: { ...previous.state, paused: !config.enabled, note } }));
+      await handle.update((previous) => ({
+        ...previous,
+        spec,
+        action,
+        policies,
+        state: { ...previous.state, paused: !config.enabled, note },
+      }));
     }
   }
 }

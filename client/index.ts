@@ -33,7 +33,11 @@ function checkHostId(hostId: unknown): string {
 function checkInstallationId(id: unknown): number | undefined {
   if (id === undefined) return undefined;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
-    throw validationError('installationId', `installation id ${typeof id === 'number' ? String(id) : `of type ${typeof id}`} is not a positive whole number`, 'use the number at the end of the App installation URL, e.g. --installation-id 12345678');
+    throw validationError(
+      'installationId',
+      `installation id ${typeof id === 'number' ? String(id) : `of type ${typeof id}`} is not a positive whole number`,
+      'use the number at the end of the App installation URL, e.g. --installation-id 12345678',
+    );
   }
   return id;
 }
@@ -128,18 +132,31 @@ export class SnapflowClient {
 
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */
   async validateGithub(input: { workspace: string; installationId?: number }): Promise<ConnectionState> {
-    const scope = validateField('workspace', input.workspace);
+    const workspace = validateField('workspace', input.workspace);
     const installationId = checkInstallationId(input.installationId);
-    await requireAccess(this.db(), this.config, scope, 'github.connect');
-    return this.run<typeof validateGithubConnection>('validateGithubConnection', workflowIds.githubConnection(scope), { scope, installationId, actor: this.config.actor }, '2 minutes');
+    await requireAccess(this.db(), this.config, workspace, 'github.connect');
+    return this.run<typeof validateGithubConnection>(
+      'validateGithubConnection',
+      workflowIds.githubConnection(workspace),
+      { workspace, installationId, actor: this.config.actor },
+      '2 minutes',
+    );
   }
 
   /** The stored connection, as the catalog has it (no call to GitHub). */
   async githubStatus(input: { workspace: string }): Promise<ConnectionState | null> {
-    const scope = validateField('workspace', input.workspace);
-    await requireAccess(this.db(), this.config, scope, 'snapshot.read');
-    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.scope, scope));
-    return row ? { scope: row.scope, installationId: row.installationId, account: row.account, status: row.status, validatedAt: row.validatedAt?.toISOString() ?? null } : null;
+    const workspace = validateField('workspace', input.workspace);
+    await requireAccess(this.db(), this.config, workspace, 'snapshot.read');
+    const [row] = await this.db().select().from(githubConnections).where(eq(githubConnections.workspace, workspace));
+    return row
+      ? {
+          workspace: row.workspace,
+          installationId: row.installationId,
+          account: row.account,
+          status: row.status,
+          validatedAt: row.validatedAt?.toISOString() ?? null,
+        }
+      : null;
   }
 
   /**
@@ -157,10 +174,16 @@ export class SnapflowClient {
   }
 
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
-    // Operators only (the system scope).
+    // Operators only (the system workspace).
     await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async (tx) => {
       const updated = await tx.update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
-      if (updated.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'hostId', message: `no host ${hostId} in the catalog`, hint: 'hosts appear once their worker has started; `snapflow doctor` lists them' });
+      if (updated.length === 0)
+        throw new SnapflowError({
+          code: 'NOT_FOUND',
+          field: 'hostId',
+          message: `no host ${hostId} in the catalog`,
+          hint: 'hosts appear once their worker has started; `snapflow doctor` lists them',
+        });
     });
   }
 
@@ -182,7 +205,12 @@ export class SnapflowClient {
   }
 
   /** Starts (or joins, for the same id) a workflow and turns its failure into our typed error. */
-  private async run<W extends (arg: never) => Promise<unknown>>(type: string, workflowId: string, arg: Parameters<W>[0], timeout: Duration): Promise<Awaited<ReturnType<W>>> {
+  private async run<W extends (arg: never) => Promise<unknown>>(
+    type: string,
+    workflowId: string,
+    arg: Parameters<W>[0],
+    timeout: Duration,
+  ): Promise<Awaited<ReturnType<W>>> {
     try {
       return (await this.temporal.workflow.execute(type, {
         taskQueue: taskQueues.control,

@@ -15,7 +15,16 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
-import { checkFlag, checkIssueKey, checkJob, checkPinnedSnapshot, checkPromotedName, checkSandboxId, checkSandboxSpec, checkSandboxWorkspace } from '../lib/validation';
+import {
+  checkFlag,
+  checkIssueKey,
+  checkJob,
+  checkPinnedSnapshot,
+  checkPromotedName,
+  checkSandboxId,
+  checkSandboxSpec,
+  checkSandboxWorkspace,
+} from '../lib/validation';
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
 import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
@@ -36,8 +45,15 @@ async function typed<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) throw new SnapflowError(describeFailure(err));
-    if ((err as Error).name === 'WorkflowNotFoundError') throw new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: (err as Error).message, hint: 'list sandboxes with `snapflow sandbox list`' });
+    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+      throw new SnapflowError(describeFailure(err));
+    if ((err as Error).name === 'WorkflowNotFoundError')
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'sandbox',
+        message: (err as Error).message,
+        hint: 'list sandboxes with `snapflow sandbox list`',
+      });
     throw err;
   }
 }
@@ -51,13 +67,17 @@ export class SandboxClient {
 
   /** Validates, then starts the sandbox's entity workflow; it starts by the restore order (see explain). */
   async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkSandboxSpec(input);
-    await requireAccess(this.db, this.config, scope, 'sandbox.create');
+    await requireAccess(this.db, this.config, workspace, 'sandbox.create');
     const runtime = input.runtime as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
-      const [issue] = await this.db.insert(issues).values({ scope, externalKey: input.issue }).onConflictDoUpdate({ target: [issues.scope, issues.externalKey], set: { updatedAt: new Date() } }).returning();
+      const [issue] = await this.db
+        .insert(issues)
+        .values({ workspace, externalKey: input.issue })
+        .onConflictDoUpdate({ target: [issues.workspace, issues.externalKey], set: { updatedAt: new Date() } })
+        .returning();
       issueId = issue!.id;
     }
     const sandboxId = randomUUID();
@@ -65,10 +85,22 @@ export class SandboxClient {
     const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
       taskQueue: taskQueues.control,
       workflowId,
-      args: [{ sandboxId, scope, class: input.class as 'vm' | 'container', size: input.size, runtime, profileKey: profileKey({ runtime, size: input.size }), keepAlive: input.keepAlive ?? false, issueId, actor: this.config.actor }],
-      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${scope}`,
+      args: [
+        {
+          sandboxId,
+          workspace,
+          class: input.class as 'vm' | 'container',
+          size: input.size,
+          runtime,
+          profileKey: profileKey({ runtime, size: input.size }),
+          keepAlive: input.keepAlive ?? false,
+          issueId,
+          actor: this.config.actor,
+        },
+      ],
+      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${workspace}`,
       typedSearchAttributes: new TypedSearchAttributes([
-        { key: searchAttributes.WorkspaceId, value: scope },
+        { key: searchAttributes.WorkspaceId, value: workspace },
         { key: searchAttributes.SandboxSize, value: input.size },
         { key: searchAttributes.Runtime, value: runtime },
       ]),
@@ -89,14 +121,22 @@ export class SandboxClient {
       if (run.name !== 'RUNNING') await typed(() => handle.result());
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new SnapflowError({ code: 'TIMED_OUT', message: `sandbox workflow ${workflowId} did not start within 60s`, hint: 'is a host worker running? `snapflow doctor`' });
+    throw new SnapflowError({
+      code: 'TIMED_OUT',
+      message: `sandbox workflow ${workflowId} did not start within 60s`,
+      hint: 'is a host worker running? `snapflow doctor`',
+    });
   }
 
   async runJob(sandboxId: string, job: JobRequest): Promise<JobResult> {
     const id = checkSandboxId(sandboxId);
     checkJob(job);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow
+        .getHandle(workflowIds.sandbox(id))
+        .executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }),
+    );
   }
 
   async promote(sandboxId: string, input: { name: string; setDefault?: boolean }): Promise<PromoteResult> {
@@ -105,19 +145,27 @@ export class SandboxClient {
     checkPromotedName(input.name);
     checkFlag('setDefault', input.setDefault);
     await this.canOn(id, 'sandbox.promote');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow
+        .getHandle(workflowIds.sandbox(id))
+        .executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }),
+    );
   }
 
   async resume(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }),
+    );
   }
 
   async destroy(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.job');
-    return typed(() => this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }));
+    return typed(() =>
+      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }),
+    );
   }
 
   async status(sandboxId: string): Promise<SandboxStatus> {
@@ -138,31 +186,39 @@ export class SandboxClient {
   }
 
   async list(workspace: string): Promise<Sandbox[]> {
-    const scope = checkSandboxWorkspace(workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(sandboxes).where(eq(sandboxes.scope, scope));
+    workspace = checkSandboxWorkspace(workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return this.db.select().from(sandboxes).where(eq(sandboxes.workspace, workspace));
   }
 
   /** Access on a sandbox is access on its workspace; an unknown id is NOT_FOUND (nothing about others leaks). */
   private async canOn(sandboxId: string, action: Action): Promise<void> {
-    const [row] = await this.db.select({ scope: sandboxes.scope }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
+    const [row] = await this.db.select({ workspace: sandboxes.workspace }).from(sandboxes).where(eq(sandboxes.id, sandboxId));
     // A sandbox whose workflow has not registered its row yet is still being created: the workflow decides.
-    if (row) await requireAccess(this.db, this.config, row.scope, action);
+    if (row) await requireAccess(this.db, this.config, row.workspace, action);
   }
 
   async pin(input: { workspace: string; issue: string; snapshot: string }): Promise<{ issueId: string; snapshotId: string }> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
-    return audited(this.db, this.config, scope, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) => pinSnapshot(tx, { scope, issue: input.issue, snapshotName: input.snapshot }));
+    return audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) =>
+      pinSnapshot(tx, { workspace, issue: input.issue, snapshotName: input.snapshot }),
+    );
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
-    const scope = checkSandboxWorkspace(input.workspace);
+    const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
-    await requireAccess(this.db, this.config, scope, 'issue.pin', { target: `${input.issue} unpinned` });
-    const [row] = await this.db.select().from(issues).where(and(eq(issues.scope, scope), eq(issues.externalKey, input.issue)));
-    if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${scope}` });
-    await audited(this.db, this.config, scope, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinSnapshot(tx, { scope, issue: input.issue }));
+    await requireAccess(this.db, this.config, workspace, 'issue.pin', { target: `${input.issue} unpinned` });
+    const [row] = await this.db
+      .select()
+      .from(issues)
+      .where(and(eq(issues.workspace, workspace), eq(issues.externalKey, input.issue)));
+    if (!row)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${workspace}` });
+    await audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} unpinned`, (tx) =>
+      unpinSnapshot(tx, { workspace, issue: input.issue }),
+    );
   }
 }

@@ -16,7 +16,16 @@ import { requireAccess, requireRunAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { quoteInput } from '../lib/imageRef';
-import { checkRolloutOptions, nextVersionedName, screenText, validateCreateImageSnapshot, validateField, validationError, type CreateImageSnapshotInput, type RolloutOptionsInput } from '../lib/validation';
+import {
+  checkRolloutOptions,
+  nextVersionedName,
+  screenText,
+  validateCreateImageSnapshot,
+  validateField,
+  validationError,
+  type CreateImageSnapshotInput,
+  type RolloutOptionsInput,
+} from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
 import { imageSnapshotRequestQuery } from '../workflows/contracts/imageSnapshot';
 
@@ -66,33 +75,63 @@ export class SnapshotClient {
 
   async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
     const v = validateCreateImageSnapshot(options);
-    if (options.rollout !== undefined && options.replace !== true) throw validationError('rollout', 'a rollout of agents goes with --replace', 'pass --replace too, or start one later: snapflow agent rollout');
+    if (options.rollout !== undefined && options.replace !== true)
+      throw validationError(
+        'rollout',
+        'a rollout of agents goes with --replace',
+        'pass --replace too, or start one later: snapflow agent rollout',
+      );
     const agentRollout = options.rollout === undefined ? undefined : checkRolloutOptions(options.rollout ?? {});
-    await this.can(v.scope, 'snapshot.create');
-    const live = await this.live(v.scope, v.name);
+    await this.can(v.workspace, 'snapshot.create');
+    const live = await this.live(v.workspace, v.name);
     const spec = { sourceImage: v.imageRef, runtime: v.runtime, entrypoint: v.entrypoint, size: v.size };
     let name = v.name;
     let replaces: string | undefined;
     if (live && live.status !== 'failed') {
-      if (sameSpec(live, spec)) return { snapshotId: live.id, name, workflowId: live.workflowId ?? '', status: live.status === 'active' ? 'active' : 'pending', reused: true };
-      const next = nextVersionedName(v.name, await this.namesIn(v.scope));
+      if (sameSpec(live, spec))
+        return {
+          snapshotId: live.id,
+          name,
+          workflowId: live.workflowId ?? '',
+          status: live.status === 'active' ? 'active' : 'pending',
+          reused: true,
+        };
+      const next = nextVersionedName(v.name, await this.namesIn(v.workspace));
       if (!options.replace) {
         throw conflict(
           `snapshot "${v.name}" already exists with a different ${differences(live, spec).join(', ')}; it is not changed in place`,
           `create "${next}" instead, or pass --replace to create "${next}" and move defaults and pins to it`,
         );
       }
-      if (live.kind !== 'image') throw conflict(`${live.name} is a ${live.kind} snapshot; an image snapshot does not replace it`, 'choose another name; golden defaults change with `snapflow golden set-default`');
-      await this.can(v.scope, 'snapshot.replace');
-      if (agentRollout) await this.can(v.scope, 'agent.rollout');
+      if (live.kind !== 'image')
+        throw conflict(
+          `${live.name} is a ${live.kind} snapshot; an image snapshot does not replace it`,
+          'choose another name; golden defaults change with `snapflow golden set-default`',
+        );
+      await this.can(v.workspace, 'snapshot.replace');
+      if (agentRollout) await this.can(v.workspace, 'agent.rollout');
       name = next;
       replaces = live.id;
     }
-    if (v.image.registry === this.config.ghcrHost) await this.requireGithub(v.scope);
+    if (v.image.registry === this.config.ghcrHost) await this.requireGithub(v.workspace);
 
     const snapshotId = randomUUID();
-    const workflowId = workflowIds.imageSnapshot(v.scope, name);
-    const request: ImageSnapshotRequest = { snapshotId, scope: v.scope, name, image: v.image, imageRef: v.imageRef, entrypoint: v.entrypoint, runtime: v.runtime, size: v.size, profileKey: v.profileKey, requiresGithub: v.image.registry === this.config.ghcrHost, replaces, agentRollout: replaces ? agentRollout : undefined, actor: this.config.actor };
+    const workflowId = workflowIds.imageSnapshot(v.workspace, name);
+    const request: ImageSnapshotRequest = {
+      snapshotId,
+      workspace: v.workspace,
+      name,
+      image: v.image,
+      imageRef: v.imageRef,
+      entrypoint: v.entrypoint,
+      runtime: v.runtime,
+      size: v.size,
+      profileKey: v.profileKey,
+      requiresGithub: v.image.registry === this.config.ghcrHost,
+      replaces,
+      agentRollout: replaces ? agentRollout : undefined,
+      actor: this.config.actor,
+    };
     try {
       await this.temporal.workflow.start<typeof createImageSnapshot>('createImageSnapshot', {
         taskQueue: taskQueues.control,
@@ -100,12 +139,12 @@ export class SnapshotClient {
         workflowIdConflictPolicy: 'FAIL',
         workflowExecutionTimeout: '1 hour', // safety net beyond the run's own 45-minute deadline
         args: [request],
-        staticSummary: `Image snapshot **${name}** (${v.scope}) from \`${v.imageRef}\``,
+        staticSummary: `Image snapshot **${name}** (${v.workspace}) from \`${v.imageRef}\``,
         staticDetails: `runtime ${v.runtime}, size ${v.size}, entrypoint \`${v.entrypoint}\`${replaces ? `, replaces ${replaces}` : ''}`,
         typedSearchAttributes: new TypedSearchAttributes([
           { key: searchAttributes.SnapshotName, value: name },
           { key: searchAttributes.SnapshotKind, value: 'image' },
-          { key: searchAttributes.WorkspaceId, value: v.scope },
+          { key: searchAttributes.WorkspaceId, value: v.workspace },
           { key: searchAttributes.SandboxSize, value: v.size },
           { key: searchAttributes.Runtime, value: v.runtime },
         ]),
@@ -113,11 +152,20 @@ export class SnapshotClient {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // A concurrent create of the same name is running: join it if it asks for the same thing.
-      const other = await this.temporal.workflow.getHandle(workflowId).query(imageSnapshotRequestQuery).catch(() => undefined);
-      if (other && sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)) {
+      const other = await this.temporal.workflow
+        .getHandle(workflowId)
+        .query(imageSnapshotRequestQuery)
+        .catch(() => undefined);
+      if (
+        other &&
+        sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)
+      ) {
         return { snapshotId: other.snapshotId, name, workflowId, status: 'pending', reused: true, replaces: other.replaces };
       }
-      throw conflict(`snapshot "${name}" is being created right now with a different spec`, 'wait for it to finish, or choose another name');
+      throw conflict(
+        `snapshot "${name}" is being created right now with a different spec`,
+        'wait for it to finish, or choose another name',
+      );
     }
     return { snapshotId, name, workflowId, status: 'pending', reused: false, replaces };
   }
@@ -125,10 +173,19 @@ export class SnapshotClient {
   /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
   async wait(created: CreatedSnapshot, onStep?: (step: string, message: string) => void): Promise<ImageSnapshotResult> {
     if (created.status === 'active') return { snapshotId: created.snapshotId, status: 'active', reused: created.reused };
-    await requireRunAccess(this.temporal, this.db, this.config, screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300));
+    await requireRunAccess(
+      this.temporal,
+      this.db,
+      this.config,
+      screenText('workflowId', created.workflowId, 'the workflow id `snapshot create` returned', 300),
+    );
     const seen = new Set<number>();
     const poll = async (): Promise<void> => {
-      const rows = await this.db.select().from(snapshotEvents).where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`)).orderBy(asc(snapshotEvents.id));
+      const rows = await this.db
+        .select()
+        .from(snapshotEvents)
+        .where(and(eq(snapshotEvents.snapshotId, created.snapshotId), sql`${snapshotEvents.type} like 'step:%'`))
+        .orderBy(asc(snapshotEvents.id));
       for (const r of rows) {
         if (seen.has(r.id)) continue;
         seen.add(r.id);
@@ -148,18 +205,28 @@ export class SnapshotClient {
   }
 
   async get(input: { workspace: string; name: string }): Promise<SnapshotDetails> {
-    const scope = validateField('workspace', input.workspace);
+    const workspace = validateField('workspace', input.workspace);
     const name = validateField('name', input.name);
-    await this.can(scope, 'snapshot.read');
-    const snapshot = await this.live(scope, name);
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}`, hint: `list them: snapflow snapshot list --workspace ${input.workspace}` });
-    const events = await this.db.select().from(snapshotEvents).where(eq(snapshotEvents.snapshotId, snapshot.id)).orderBy(asc(snapshotEvents.id));
+    await this.can(workspace, 'snapshot.read');
+    const snapshot = await this.live(workspace, name);
+    if (!snapshot)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'name',
+        message: `no snapshot "${input.name}" in ${input.workspace}`,
+        hint: `list them: snapflow snapshot list --workspace ${input.workspace}`,
+      });
+    const events = await this.db
+      .select()
+      .from(snapshotEvents)
+      .where(eq(snapshotEvents.snapshotId, snapshot.id))
+      .orderBy(asc(snapshotEvents.id));
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
   async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
-    const scope = validateField('workspace', input.workspace);
-    const filters: SQL[] = [eq(snapshots.scope, scope), ne(snapshots.status, 'deleted')];
+    const workspace = validateField('workspace', input.workspace);
+    const filters: SQL[] = [eq(snapshots.workspace, workspace), ne(snapshots.status, 'deleted')];
     const status = filter('status', input.status, SNAPSHOT_STATUSES);
     const runtime = input.runtime === undefined ? undefined : validateField('runtime', input.runtime);
     const size = input.size === undefined ? undefined : validateField('size', input.size);
@@ -168,40 +235,60 @@ export class SnapshotClient {
     if (runtime) filters.push(sql`${snapshots.runtime}::text = ${runtime}`);
     if (size) filters.push(eq(snapshots.size, size));
     if (kind) filters.push(sql`${snapshots.kind}::text = ${kind}`);
-    await this.can(scope, 'snapshot.read');
-    return this.db.select().from(snapshots).where(and(...filters)).orderBy(desc(snapshots.createdAt)).limit(1000);
+    await this.can(workspace, 'snapshot.read');
+    return this.db
+      .select()
+      .from(snapshots)
+      .where(and(...filters))
+      .orderBy(desc(snapshots.createdAt))
+      .limit(1000);
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */
   async delete(input: { workspace: string; name: string }): Promise<{ snapshotId: string; status: 'deleted' }> {
-    const scope = validateField('workspace', input.workspace);
+    const workspace = validateField('workspace', input.workspace);
     const name = validateField('name', input.name);
-    await this.can(scope, 'snapshot.delete');
-    const snapshot = await this.live(scope, name);
-    if (!snapshot) throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    await this.can(workspace, 'snapshot.delete');
+    const snapshot = await this.live(workspace, name);
+    if (!snapshot)
+      throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
-      throw new SnapflowError({ code: 'CONFLICT', field: 'name', message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`, hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first' });
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        field: 'name',
+        message: `snapshot ${input.name} is in use: ${describeUsage(usage)}`,
+        hint: 'set another default, unpin it, stop the sandbox, or roll its agents to another snapshot first',
+      });
     }
     return this.runDelete(snapshot.id);
   }
 
   /** Dry run unless `yes`: what is unused for `days` (no default, pin or sandbox; unchanged and not used on a host). */
-  async prune(input: { workspace: string; unusedForDays: number; yes?: boolean }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
-    const scope = validateField('workspace', input.workspace);
+  async prune(input: {
+    workspace: string;
+    unusedForDays: number;
+    yes?: boolean;
+  }): Promise<{ candidates: Array<{ id: string; name: string; status: string; updatedAt: Date }>; deleted: string[]; dryRun: boolean }> {
+    const workspace = validateField('workspace', input.workspace);
     if (!Number.isInteger(input.unusedForDays) || input.unusedForDays < 1 || input.unusedForDays > MAX_UNUSED_DAYS) {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'unused-for', message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`, hint: 'e.g. --unused-for 14d' });
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'unused-for',
+        message: `unused-for must be a whole number of days, from 1 to ${MAX_UNUSED_DAYS}`,
+        hint: 'e.g. --unused-for 14d',
+      });
     }
-    await this.can(scope, input.yes ? 'snapshot.prune' : 'snapshot.read');
-    const candidates = await unusedSnapshots(this.db, { scope, days: input.unusedForDays });
+    await this.can(workspace, input.yes ? 'snapshot.prune' : 'snapshot.read');
+    const candidates = await unusedSnapshots(this.db, { workspace, days: input.unusedForDays });
     const deleted: string[] = [];
     if (input.yes) for (const c of candidates) deleted.push((await this.runDelete(c.id)).snapshotId);
     return { candidates, deleted, dryRun: !input.yes };
   }
 
   /** The caller's access, checked before anything is read for them or sent (the workflows check again). */
-  private async can(scope: string, action: Action): Promise<void> {
-    await requireAccess(this.db, this.config, scope, action);
+  private async can(workspace: string, action: Action): Promise<void> {
+    await requireAccess(this.db, this.config, workspace, action);
   }
 
   private async runDelete(snapshotId: string): Promise<{ snapshotId: string; status: 'deleted' }> {
@@ -220,28 +307,49 @@ export class SnapshotClient {
     }
   }
 
-  private async live(scope: string, name: string): Promise<Snapshot | undefined> {
-    const [row] = await this.db.select().from(snapshots).where(and(eq(snapshots.scope, scope), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
+  private async live(workspace: string, name: string): Promise<Snapshot | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, workspace), eq(snapshots.name, name), ne(snapshots.status, 'deleted')));
     return row;
   }
 
-  private async namesIn(scope: string): Promise<string[]> {
-    return (await this.db.select({ name: snapshots.name }).from(snapshots).where(eq(snapshots.scope, scope))).map((r) => r.name);
+  private async namesIn(workspace: string): Promise<string[]> {
+    return (await this.db.select({ name: snapshots.name }).from(snapshots).where(eq(snapshots.workspace, workspace))).map((r) => r.name);
   }
 
   /** GHCR images are blocked up front, before anything is written, when the connection is missing or expired. */
-  private async requireGithub(scope: string): Promise<void> {
-    const [row] = await this.db.select().from(githubConnections).where(eq(githubConnections.scope, scope));
+  private async requireGithub(workspace: string): Promise<void> {
+    const [row] = await this.db.select().from(githubConnections).where(eq(githubConnections.workspace, workspace));
     if (!row || row.status === 'missing') {
-      throw new SnapflowError({ code: 'GITHUB_CONNECTION_MISSING', field: 'image', message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${scope} has none`, hint: `run \`snapflow github connect --installation-id <id> --workspace ${scope}\`` });
+      throw new SnapflowError({
+        code: 'GITHUB_CONNECTION_MISSING',
+        field: 'image',
+        message: `${this.config.ghcrHost} images need a GitHub connection and workspace ${workspace} has none`,
+        hint: `run \`snapflow github connect --installation-id <id> --workspace ${workspace}\``,
+      });
     }
     if (row.status === 'expired') {
-      throw new SnapflowError({ code: 'GITHUB_CONNECTION_EXPIRED', field: 'image', message: `the GitHub connection of workspace ${scope} has expired`, hint: `run \`snapflow github reconnect --workspace ${scope}\`` });
+      throw new SnapflowError({
+        code: 'GITHUB_CONNECTION_EXPIRED',
+        field: 'image',
+        message: `the GitHub connection of workspace ${workspace} has expired`,
+        hint: `run \`snapflow github reconnect --workspace ${workspace}\``,
+      });
     }
   }
 }
 
-function differences(a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>, b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>): string[] {
-  const names: Array<[keyof typeof a, string]> = [['sourceImage', 'image'], ['runtime', 'runtime'], ['entrypoint', 'entrypoint'], ['size', 'size']];
+function differences(
+  a: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+  b: Pick<Snapshot, 'sourceImage' | 'runtime' | 'entrypoint' | 'size'>,
+): string[] {
+  const names: Array<[keyof typeof a, string]> = [
+    ['sourceImage', 'image'],
+    ['runtime', 'runtime'],
+    ['entrypoint', 'entrypoint'],
+    ['size', 'size'],
+  ];
   return names.filter(([k]) => a[k] !== b[k]).map(([, label]) => label);
 }

@@ -13,24 +13,36 @@ import { audited, requireAccess } from './access';
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const user = (field: string, value: unknown): string => {
   const v = screenText(field, value, 'a user id: letters, digits, ".", "_", "@" or "-", e.g. alice@example.com', 128);
-  if (!USER.test(v)) throw validationError(field, `${field} is not a user id`, 'letters, digits, ".", "_", "@" or "-", e.g. alice@example.com');
+  if (!USER.test(v))
+    throw validationError(field, `${field} is not a user id`, 'letters, digits, ".", "_", "@" or "-", e.g. alice@example.com');
   return v;
 };
 const oneOf = <T extends string>(field: string, value: unknown, allowed: readonly T[]): T => {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw validationError(field, `${field} must be one of ${allowed.join(', ')}`, `e.g. --${field} ${allowed[0]}`);
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))
+    throw validationError(field, `${field} must be one of ${allowed.join(', ')}`, `e.g. --${field} ${allowed[0]}`);
   return value as T;
 };
-const workspaceId = (value: unknown): string => {
+const checkWorkspaceSlug = (value: unknown): string => {
   const id = validateField('workspace', value);
-  if (id === SYSTEM_SCOPE) throw validationError('workspace', `"${SYSTEM_SCOPE}" is the operators' scope, not a workspace`, 'choose another id, e.g. acme');
+  if (id === SYSTEM_SCOPE)
+    throw validationError('workspace', `"${SYSTEM_SCOPE}" is the operators' workspace, not a workspace`, 'choose another id, e.g. acme');
   return id;
 };
 
 /** A workspace always keeps one admin: the admins' rows are locked so two concurrent removals cannot both pass. */
-async function keepAnAdmin(tx: Pick<Db, 'select'>, scope: string, userId: string, verb: 'remove' | 'demote'): Promise<void> {
-  const admins = await tx.select({ userId: members.userId }).from(members).where(and(eq(members.workspaceId, scope), eq(members.role, 'admin'))).for('update');
+async function keepAnAdmin(tx: Pick<Db, 'select'>, workspace: string, userId: string, verb: 'remove' | 'demote'): Promise<void> {
+  const admins = await tx
+    .select({ userId: members.userId })
+    .from(members)
+    .where(and(eq(members.workspace, workspace), eq(members.role, 'admin')))
+    .for('update');
   if (admins.length === 1 && admins[0]!.userId === userId) {
-    throw new SnapflowError({ code: 'CONFLICT', field: 'user', message: `${userId} is the last admin of ${scope}; cannot ${verb} them`, hint: `make someone else admin first: snapflow member add <user> --role admin --workspace ${scope}` });
+    throw new SnapflowError({
+      code: 'CONFLICT',
+      field: 'user',
+      message: `${userId} is the last admin of ${workspace}; cannot ${verb} them`,
+      hint: `make someone else admin first: snapflow member add <user> --role admin --workspace ${workspace}`,
+    });
   }
 }
 
@@ -42,20 +54,26 @@ export class WorkspaceClient {
 
   /** Operators only: a workspace with its first admin. */
   async create(input: { id: string; plan?: string; admin: string }): Promise<Workspace> {
-    const id = workspaceId(input.id);
+    const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan === undefined ? 'free' : input.plan, PLANS);
     const admin = user('admin', input.admin);
     return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, async (tx) => {
       const [row] = await tx.insert(workspaces).values({ id, plan }).onConflictDoNothing().returning();
-      if (!row) throw new SnapflowError({ code: 'CONFLICT', field: 'workspace', message: `workspace ${id} already exists`, hint: 'choose another id, or add members to it' });
-      await tx.insert(members).values({ workspaceId: id, userId: admin, role: 'admin' });
+      if (!row)
+        throw new SnapflowError({
+          code: 'CONFLICT',
+          field: 'workspace',
+          message: `workspace ${id} already exists`,
+          hint: 'choose another id, or add members to it',
+        });
+      await tx.insert(members).values({ workspace: id, userId: admin, role: 'admin' });
       return row;
     });
   }
 
   /** Operators only: free ↔ paid. */
   async setPlan(input: { id: string; plan: string }): Promise<Workspace> {
-    const id = workspaceId(input.id);
+    const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan, PLANS);
     return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, async (tx) => {
       const [row] = await tx.update(workspaces).set({ plan }).where(eq(workspaces.id, id)).returning();
@@ -67,41 +85,56 @@ export class WorkspaceClient {
   /** Operators see every workspace; anyone else the ones they belong to. */
   async list(): Promise<Workspace[]> {
     if (this.config.operators.includes(this.config.actor)) return this.db.select().from(workspaces).orderBy(workspaces.id);
-    const mine = (await this.db.select({ id: members.workspaceId }).from(members).where(eq(members.userId, this.config.actor))).map((m) => m.id);
+    const mine = (await this.db.select({ id: members.workspace }).from(members).where(eq(members.userId, this.config.actor))).map(
+      (m) => m.id,
+    );
     return mine.length ? this.db.select().from(workspaces).where(inArray(workspaces.id, mine)).orderBy(workspaces.id) : [];
   }
 
   async addMember(input: { workspace: string; user: string; role?: string }): Promise<Member> {
-    const scope = workspaceId(input.workspace);
+    const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
     const role = oneOf<Role>('role', input.role === undefined ? 'member' : input.role, ROLES);
-    return audited(this.db, this.config, scope, 'workspace.manage', `${userId} as ${role}`, async (tx) => {
-      if (role !== 'admin') await keepAnAdmin(tx, scope, userId, 'demote');
-      const [row] = await tx.insert(members).values({ workspaceId: scope, userId, role }).onConflictDoUpdate({ target: [members.workspaceId, members.userId], set: { role } }).returning();
+    return audited(this.db, this.config, workspace, 'workspace.manage', `${userId} as ${role}`, async (tx) => {
+      if (role !== 'admin') await keepAnAdmin(tx, workspace, userId, 'demote');
+      const [row] = await tx
+        .insert(members)
+        .values({ workspace: workspace, userId, role })
+        .onConflictDoUpdate({ target: [members.workspace, members.userId], set: { role } })
+        .returning();
       return row!;
     });
   }
 
   async removeMember(input: { workspace: string; user: string }): Promise<void> {
-    const scope = workspaceId(input.workspace);
+    const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
-    await audited(this.db, this.config, scope, 'workspace.manage', `remove ${userId}`, async (tx) => {
-      await keepAnAdmin(tx, scope, userId, 'remove');
-      const gone = await tx.delete(members).where(and(eq(members.workspaceId, scope), eq(members.userId, userId))).returning();
-      if (gone.length === 0) throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${scope}` });
+    await audited(this.db, this.config, workspace, 'workspace.manage', `remove ${userId}`, async (tx) => {
+      await keepAnAdmin(tx, workspace, userId, 'remove');
+      const gone = await tx
+        .delete(members)
+        .where(and(eq(members.workspace, workspace), eq(members.userId, userId)))
+        .returning();
+      if (gone.length === 0)
+        throw new SnapflowError({ code: 'NOT_FOUND', field: 'user', message: `${userId} is not a member of ${workspace}` });
     });
   }
 
   async members(workspace: string): Promise<Member[]> {
-    const scope = workspaceId(workspace);
-    await requireAccess(this.db, this.config, scope, 'snapshot.read');
-    return this.db.select().from(members).where(eq(members.workspaceId, scope)).orderBy(members.userId);
+    workspace = checkWorkspaceSlug(workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return this.db.select().from(members).where(eq(members.workspace, workspace)).orderBy(members.userId);
   }
 
   /** Who did what in the workspace, newest first (admins). */
   async audit(workspace: string, limit = 50): Promise<AuditEvent[]> {
-    const scope = validateField('workspace', workspace);
-    await requireAccess(this.db, this.config, scope, 'workspace.manage');
-    return this.db.select().from(auditEvents).where(eq(auditEvents.scope, scope)).orderBy(desc(auditEvents.id)).limit(Math.min(Math.max(1, limit), 500));
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'workspace.manage');
+    return this.db
+      .select()
+      .from(auditEvents)
+      .where(eq(auditEvents.workspace, workspace))
+      .orderBy(desc(auditEvents.id))
+      .limit(Math.min(Math.max(1, limit), 500));
   }
 }

@@ -15,7 +15,7 @@ const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull(
 export const workspaces = pgTable(
   'workspaces',
   {
-    /** The same slug snapshots, sandboxes and configs use as their scope. */
+    /** The same slug snapshots, sandboxes and configs use as their workspace. */
     id: text('id').primaryKey(),
     plan: plan('plan').notNull().default('free'),
     createdAt: createdAt(),
@@ -26,14 +26,14 @@ export const workspaces = pgTable(
 export const members = pgTable(
   'members',
   {
-    workspaceId: text('workspace_id')
+    workspace: text('workspace')
       .notNull()
       .references(() => workspaces.id, { onDelete: 'cascade' }),
     userId: text('user_id').notNull(),
     role: role('role').notNull(),
     createdAt: createdAt(),
   },
-  (t) => [primaryKey({ name: 'members_pkey', columns: [t.workspaceId, t.userId] }), index('members_user_idx').on(t.userId)],
+  (t) => [primaryKey({ name: 'members_pkey', columns: [t.workspace, t.userId] }), index('members_user_idx').on(t.userId)],
 );
 
 /** An agent runs on one snapshot; a rollout moves agents, remembering where each came from. */
@@ -41,7 +41,7 @@ export const agents = pgTable(
   'agents',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    workspaceId: text('workspace_id')
+    workspace: text('workspace')
       .notNull()
       .references(() => workspaces.id, { onDelete: 'cascade' }),
     name: text('name').notNull(),
@@ -53,7 +53,7 @@ export const agents = pgTable(
     createdAt: createdAt(),
   },
   (t) => [
-    unique('agents_workspace_name_key').on(t.workspaceId, t.name),
+    unique('agents_workspace_name_key').on(t.workspace, t.name),
     check('agents_name_slug', sql`${t.name} ~ ${sql.raw(`'${NAME_PATTERN}'`)}`),
     index('agents_snapshot_idx').on(t.snapshotId),
   ],
@@ -64,7 +64,7 @@ export const auditEvents = pgTable(
   'audit_events',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     actor: text('actor').notNull(),
     action: text('action').notNull(),
     target: text('target'),
@@ -74,7 +74,7 @@ export const auditEvents = pgTable(
     runId: text('run_id'),
     createdAt: createdAt(),
   },
-  (t) => [index('audit_events_scope_idx').on(t.scope, t.id.desc())],
+  (t) => [index('audit_events_scope_idx').on(t.workspace, t.id.desc())],
 );
 
 export type Workspace = typeof workspaces.$inferSelect;

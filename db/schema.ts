@@ -73,7 +73,7 @@ export const snapshots = pgTable(
   {
     id: uuid('id').primaryKey().defaultRandom(),
     /** 'system' (lib/ids SYSTEM_SCOPE) or a workspace id. */
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     name: text('name').notNull(),
     kind: snapshotKind('kind').notNull(),
     sourceImage: text('source_image'),
@@ -99,25 +99,27 @@ export const snapshots = pgTable(
     deletedAt: timestamp('deleted_at', { withTimezone: true }),
   },
   (t) => [
-    // Name unique per scope among live rows; a tombstone frees the name for reuse.
-    uniqueIndex('snapshots_scope_name_live_idx').on(t.scope, t.name).where(sql`${t.status} <> 'deleted'`),
+    // Name unique per workspace among live rows; a tombstone frees the name for reuse.
+    uniqueIndex('snapshots_scope_name_live_idx')
+      .on(t.workspace, t.name)
+      .where(sql`${t.status} <> 'deleted'`),
     // Never "failed" without a typed reason.
     check('snapshots_failed_has_error_code', sql`${t.status} <> 'failed' OR ${t.errorCode} IS NOT NULL`),
     // A session snapshot always knows the sandbox it was saved from.
     check('snapshots_session_has_sandbox', sql`${t.kind} <> 'session' OR ${t.sandboxId} IS NOT NULL`),
     check('snapshots_name_format', sql`${t.name} ~ ${sql.raw(`'${SNAPSHOT_NAME_PATTERN}'`)}`),
     check('snapshots_entrypoint_absolute', sql`left(${t.entrypoint}, 1) = '/'`),
-    // Restore resolution and golden selection: newest compatible snapshot of a kind in a scope.
-    index('snapshots_lookup_idx').on(t.scope, t.kind, t.profileKey, t.status, t.createdAt.desc()),
+    // Restore resolution and golden selection: newest compatible snapshot of a kind in a workspace.
+    index('snapshots_lookup_idx').on(t.workspace, t.kind, t.profileKey, t.status, t.createdAt.desc()),
     index('snapshots_sandbox_idx').on(t.sandboxId),
   ],
 );
 
-/** Exactly one default per (scope, size, profile); `version` makes every change a compare-and-set. */
+/** Exactly one default per (workspace, size, profile); `version` makes every change a compare-and-set. */
 export const defaultPointers = pgTable(
   'default_pointers',
   {
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     size: text('size')
       .notNull()
       .references(() => sizePresets.key),
@@ -129,7 +131,7 @@ export const defaultPointers = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    primaryKey({ name: 'default_pointers_pkey', columns: [t.scope, t.size, t.profileKey] }),
+    primaryKey({ name: 'default_pointers_pkey', columns: [t.workspace, t.size, t.profileKey] }),
     check('default_pointers_version_positive', sql`${t.version} > 0`),
     index('default_pointers_snapshot_idx').on(t.snapshotId),
   ],
@@ -140,7 +142,7 @@ export const defaultHistory = pgTable(
   'default_history',
   {
     id: bigserial('id', { mode: 'number' }).primaryKey(),
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     size: text('size')
       .notNull()
       .references(() => sizePresets.key),
@@ -154,7 +156,7 @@ export const defaultHistory = pgTable(
     workflowId: text('workflow_id'),
     createdAt: createdAt(),
   },
-  (t) => [index('default_history_pointer_idx').on(t.scope, t.size, t.profileKey, t.id.desc())],
+  (t) => [index('default_history_pointer_idx').on(t.workspace, t.size, t.profileKey, t.id.desc())],
 );
 
 export const hosts = pgTable(
@@ -179,7 +181,7 @@ export const issues = pgTable(
   'issues',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     externalKey: text('external_key').notNull(),
     /** Golden snapshot pinned for this issue; first choice in restore resolution's golden step. */
     pinnedSnapshotId: uuid('pinned_snapshot_id').references(() => snapshots.id),
@@ -187,7 +189,7 @@ export const issues = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    unique('issues_scope_external_key_key').on(t.scope, t.externalKey),
+    unique('issues_scope_external_key_key').on(t.workspace, t.externalKey),
     // "Who uses this snapshot?" (delete, prune, host-cache eviction) looks pins up by snapshot.
     index('issues_pinned_snapshot_idx').on(t.pinnedSnapshotId),
   ],
@@ -197,7 +199,7 @@ export const sandboxes = pgTable(
   'sandboxes',
   {
     id: uuid('id').primaryKey().defaultRandom(),
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     class: sandboxClass('class').notNull(),
     size: text('size')
       .notNull()
@@ -218,7 +220,7 @@ export const sandboxes = pgTable(
     check('sandboxes_snapshot_only_vm', sql`${t.class} = 'vm' OR ${t.latestSessionSnapshotId} IS NULL`),
     index('sandboxes_host_idx').on(t.hostId),
     index('sandboxes_latest_session_idx').on(t.latestSessionSnapshotId),
-    index('sandboxes_scope_idx').on(t.scope),
+    index('sandboxes_scope_idx').on(t.workspace),
   ],
 );
 
@@ -226,7 +228,7 @@ export const sandboxes = pgTable(
 export const githubConnections = pgTable(
   'github_connections',
   {
-    scope: text('scope').primaryKey(),
+    workspace: text('workspace').primaryKey(),
     installationId: bigint('installation_id', { mode: 'number' }).notNull(),
     account: text('account'),
     status: githubConnectionStatus('status').notNull(),
@@ -245,7 +247,7 @@ export interface GoldenTarget {
 export const goldenBuildConfigs = pgTable(
   'golden_build_configs',
   {
-    scope: text('scope').primaryKey(),
+    workspace: text('workspace').primaryKey(),
     repos: jsonb('repos').$type<string[]>().notNull().default([]),
     embedSkills: boolean('embed_skills').notNull().default(false),
     /** Pre-build dependencies from the repo's tembo.nix. */
@@ -274,7 +276,7 @@ export const goldenBuilds = pgTable(
   'golden_builds',
   {
     id: uuid('id').primaryKey(),
-    scope: text('scope').notNull(),
+    workspace: text('workspace').notNull(),
     trigger: goldenBuildTrigger('trigger').notNull(),
     status: goldenBuildStatus('status').notNull().default('running'),
     /** Error code or skip reason, e.g. INSUFFICIENT_HOST_MEMORY. */
@@ -289,7 +291,7 @@ export const goldenBuilds = pgTable(
   },
   (t) => [
     check('golden_builds_reason_when_not_ok', sql`${t.status} in ('running', 'succeeded') OR ${t.reason} IS NOT NULL`),
-    index('golden_builds_scope_idx').on(t.scope, t.startedAt.desc()),
+    index('golden_builds_scope_idx').on(t.workspace, t.startedAt.desc()),
   ],
 );
 
@@ -306,10 +308,7 @@ export const hostCache = pgTable(
     cachedAt: timestamp('cached_at', { withTimezone: true }).notNull().defaultNow(),
     lastUsedAt: timestamp('last_used_at', { withTimezone: true }).notNull().defaultNow(),
   },
-  (t) => [
-    primaryKey({ name: 'host_cache_pkey', columns: [t.hostId, t.snapshotId] }),
-    index('host_cache_snapshot_idx').on(t.snapshotId),
-  ],
+  (t) => [primaryKey({ name: 'host_cache_pkey', columns: [t.hostId, t.snapshotId] }), index('host_cache_snapshot_idx').on(t.snapshotId)],
 );
 
 /** Append-only; written only when a snapshot's state really changes. */

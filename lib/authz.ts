@@ -1,6 +1,6 @@
 // Who may do what: one table, decided by a pure function the workflows' first activity and the client share.
 // Members work in their workspace; admins change what others rely on; custom golden snapshots need the paid
-// plan; operators (SNAPFLOW_OPERATORS) run the platform and the system scope.
+// plan; operators (SNAPFLOW_OPERATORS) run the platform and the system workspace.
 import { SYSTEM_SCOPE } from './ids';
 import type { Plan, Role } from './vocabulary';
 
@@ -27,35 +27,61 @@ export type Action = keyof typeof ACTIONS;
 
 export interface AccessFacts {
   actor: string;
-  scope: string;
+  workspace: string;
   action: Action;
   operators: readonly string[];
   /** Null when the workspace is not registered. */
-  workspace: { plan: Plan } | null;
+  registered: { plan: Plan } | null;
   /** The actor's role in that workspace; null when not a member. */
   role: Role | null;
 }
 
-export type AccessDecision = { allowed: true; as: 'operator' | Role } | { allowed: false; code: 'PERMISSION_DENIED' | 'PLAN_REQUIRED'; message: string; hint: string };
+export type AccessDecision =
+  { allowed: true; as: 'operator' | Role } | { allowed: false; code: 'PERMISSION_DENIED' | 'PLAN_REQUIRED'; message: string; hint: string };
 
 export function decideAccess(f: AccessFacts): AccessDecision {
   if (f.operators.includes(f.actor)) return { allowed: true, as: 'operator' };
   const need = ACTIONS[f.action];
   const paid = 'paid' in need && need.paid;
-  if (f.scope === SYSTEM_SCOPE) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.actor} may not ${f.action} in the system scope: it belongs to operators`, hint: 'ask an operator (SNAPFLOW_OPERATORS)' };
+  if (f.workspace === SYSTEM_SCOPE) {
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.actor} may not ${f.action} in the system workspace: it belongs to operators`,
+      hint: 'ask an operator (SNAPFLOW_OPERATORS)',
+    };
   }
-  if (!f.workspace) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `workspace ${f.scope} does not exist, so ${f.actor} may not ${f.action} there`, hint: `an operator creates it: snapflow workspace create ${f.scope} --admin <user>` };
+  if (!f.registered) {
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `workspace ${f.workspace} does not exist, so ${f.actor} may not ${f.action} there`,
+      hint: `an operator creates it: snapflow workspace create ${f.workspace} --admin <user>`,
+    };
   }
   if (!f.role) {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.actor} is not a member of workspace ${f.scope}`, hint: `a workspace admin adds them: snapflow member add ${f.actor} --workspace ${f.scope}` };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.actor} is not a member of workspace ${f.workspace}`,
+      hint: `a workspace admin adds them: snapflow member add ${f.actor} --workspace ${f.workspace}`,
+    };
   }
   if (need.role === 'admin' && f.role !== 'admin') {
-    return { allowed: false, code: 'PERMISSION_DENIED', message: `${f.action} in ${f.scope} needs the admin role; ${f.actor} is a member`, hint: `ask an admin of ${f.scope}, or to be made one: snapflow member add ${f.actor} --role admin --workspace ${f.scope}` };
+    return {
+      allowed: false,
+      code: 'PERMISSION_DENIED',
+      message: `${f.action} in ${f.workspace} needs the admin role; ${f.actor} is a member`,
+      hint: `ask an admin of ${f.workspace}, or to be made one: snapflow member add ${f.actor} --role admin --workspace ${f.workspace}`,
+    };
   }
-  if (paid && f.workspace.plan !== 'paid') {
-    return { allowed: false, code: 'PLAN_REQUIRED', message: `custom golden snapshots (${f.action}) are a paid-plan feature; workspace ${f.scope} is on the free plan and uses the system defaults`, hint: 'upgrade the workspace: snapflow workspace plan <id> paid (operators)' };
+  if (paid && f.registered.plan !== 'paid') {
+    return {
+      allowed: false,
+      code: 'PLAN_REQUIRED',
+      message: `custom golden snapshots (${f.action}) are a paid-plan feature; workspace ${f.workspace} is on the free plan and uses the system defaults`,
+      hint: 'upgrade the workspace: snapflow workspace plan <id> paid (operators)',
+    };
   }
   return { allowed: true, as: f.role };
 }

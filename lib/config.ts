@@ -71,7 +71,9 @@ const variables = {
     fallback: 'operator',
   },
   SNAPFLOW_OPERATORS: {
-    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}(,[A-Za-z0-9][A-Za-z0-9._@-]{0,127})*$/, 'must be a comma-separated list of user ids'),
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}(,[A-Za-z0-9][A-Za-z0-9._@-]{0,127})*$/, 'must be a comma-separated list of user ids'),
     example: 'operator,alice@example.com',
     fallback: 'operator',
   },
@@ -97,12 +99,20 @@ const variables = {
     fallback: undefined,
   },
   SNAPFLOW_PAYLOAD_OLD_KEYS: {
-    schema: z.string().regex(new RegExp(`^${keyId}:${key32}(,${keyId}:${key32})*$`), 'must be id:key pairs separated by commas, each key exactly 32 bytes, base64'),
+    schema: z
+      .string()
+      .regex(
+        new RegExp(`^${keyId}:${key32}(,${keyId}:${key32})*$`),
+        'must be id:key pairs separated by commas, each key exactly 32 bytes, base64',
+      ),
     example: 'k0:<the old key, base64>',
     fallback: undefined,
   },
   SNAPFLOW_CODEC_PORT: {
-    schema: z.string().regex(/^[1-9]\d{0,4}$/, 'must be a TCP port').refine((port) => Number(port) <= 65535, 'must be a TCP port (at most 65535)'),
+    schema: z
+      .string()
+      .regex(/^[1-9]\d{0,4}$/, 'must be a TCP port')
+      .refine((port) => Number(port) <= 65535, 'must be a TCP port (at most 65535)'),
     example: '8888',
     fallback: '8888',
   },
@@ -141,7 +151,7 @@ export interface Config {
   ghcrHost: string;
   /** Who the CLI (and a client without an explicit actor) acts as. */
   actor: string;
-  /** Platform operators: may act in every workspace and the system scope, whatever the plan. */
+  /** Platform operators: may act in every workspace and the system workspace, whatever the plan. */
   operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
   hostCacheKeep: number;
@@ -199,7 +209,12 @@ function payloadKeyring(env: Env): PayloadKeyring | undefined {
   });
   const ids = [currentId, ...oldKeys.map((k) => k.id)];
   const repeated = ids.find((candidate, i) => ids.indexOf(candidate) !== i);
-  if (repeated) throw new ConfigError('SNAPFLOW_PAYLOAD_OLD_KEYS', `repeats key id ${repeated} (each id names one key)`, variables.SNAPFLOW_PAYLOAD_OLD_KEYS.example);
+  if (repeated)
+    throw new ConfigError(
+      'SNAPFLOW_PAYLOAD_OLD_KEYS',
+      `repeats key id ${repeated} (each id names one key)`,
+      variables.SNAPFLOW_PAYLOAD_OLD_KEYS.example,
+    );
   return { id: currentId, key: Buffer.from(key, 'base64'), oldKeys };
 }
 

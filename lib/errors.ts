@@ -93,10 +93,15 @@ export function describeFailure(err: unknown): SnapflowErrorShape {
       return { code: current.type, message: current.message, field: detail.field, hint: detail.hint };
     }
     if (current instanceof TimeoutFailure) {
-      const kind = String(current.timeoutType ?? 'unknown').toLowerCase().replace(/_/g, '-');
+      const kind = String(current.timeoutType ?? 'unknown')
+        .toLowerCase()
+        .replace(/_/g, '-');
       return {
         code: 'TIMED_OUT',
-        message: kind === 'schedule-to-start' ? 'no worker picked up the task in time (is the worker for that queue running?)' : `a step timed out (${kind})`,
+        message:
+          kind === 'schedule-to-start'
+            ? 'no worker picked up the task in time (is the worker for that queue running?)'
+            : `a step timed out (${kind})`,
       };
     }
     if (current instanceof Error && current.message) innermost = current.message;

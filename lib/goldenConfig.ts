@@ -21,7 +21,7 @@ export interface GoldenConfigInput {
 }
 
 export interface GoldenConfig {
-  scope: string;
+  workspace: string;
   repos: string[];
   embedSkills: boolean;
   skillsPath: string | null;
@@ -46,7 +46,8 @@ function repo(value: unknown): string {
   const hint = 'use https://host/org/repo.git, git@host:org/repo.git or an absolute path to a repository';
   const text = clean('repos', value, 500, hint);
   if (text.startsWith('-')) refuse('repos', `repository ${quoteInput(text)} looks like a command-line option`, hint);
-  const ok = /^(https?|ssh|git|file):\/\/[\w.~@:%+/-]+$/.test(text) || /^[\w.-]+@[\w.-]+:[\w./-]+$/.test(text) || /^\/[\w./@+-]+$/.test(text);
+  const ok =
+    /^(https?|ssh|git|file):\/\/[\w.~@:%+/-]+$/.test(text) || /^[\w.-]+@[\w.-]+:[\w./-]+$/.test(text) || /^\/[\w./@+-]+$/.test(text);
   if (!ok) refuse('repos', `repository ${quoteInput(text)} is not a git URL or absolute path`, hint);
   if (climbs(text)) refuse('repos', `repository ${quoteInput(text)} has a '..' segment`, hint);
   return text;
@@ -64,7 +65,13 @@ export function toCron(value: unknown): string {
   }
   const fields = schedule.trim().split(/\s+/);
   // minute, hour, day of month, month, day of week: days and months count from 1.
-  const limits: Array<[number, number]> = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
+  const limits: Array<[number, number]> = [
+    [0, 59],
+    [0, 23],
+    [1, 31],
+    [1, 12],
+    [0, 7],
+  ];
   if (fields.length !== 5) refuse('schedule', `${quoteInput(schedule)} has ${fields.length} fields; cron needs 5`, hint);
   fields.forEach((field, i) => {
     const [min, max] = limits[i]!;
@@ -90,7 +97,8 @@ function timeZone(value: unknown): string {
     refuse('timeZone', `${quoteInput(zone)} is not a known time zone`, hint);
   }
   // Intl ignores case, the schedule's zone database does not: "europe/paris" would be stored, then refused.
-  if (known !== zone && known?.toLowerCase() === zone.toLowerCase()) refuse('timeZone', `${quoteInput(zone)} is spelled ${quoteInput(known)}`, `use ${known}`);
+  if (known !== zone && known?.toLowerCase() === zone.toLowerCase())
+    refuse('timeZone', `${quoteInput(zone)} is spelled ${quoteInput(known)}`, `use ${known}`);
   return zone;
 }
 
@@ -104,32 +112,47 @@ function list(field: string, value: unknown, hint: string): unknown[] {
 /** `size:runtime`, or `{ size, runtime }`. */
 function target(value: unknown): { size: string; runtime: Runtime } {
   const hint = 'use small, medium or large with codex or pi, e.g. --target small:codex';
-  const parts = typeof value === 'string' ? value.split(':') : typeof value === 'object' && value !== null ? [(value as { size?: unknown }).size, (value as { runtime?: unknown }).runtime] : [];
-  if (parts.length !== 2) refuse('targets', `target ${typeof value === 'string' ? quoteInput(value) : `of type ${typeof value}`} is not size:runtime`, hint);
+  const parts =
+    typeof value === 'string'
+      ? value.split(':')
+      : typeof value === 'object' && value !== null
+        ? [(value as { size?: unknown }).size, (value as { runtime?: unknown }).runtime]
+        : [];
+  if (parts.length !== 2)
+    refuse('targets', `target ${typeof value === 'string' ? quoteInput(value) : `of type ${typeof value}`} is not size:runtime`, hint);
   const [size, runtime] = parts;
-  if (typeof size !== 'string' || !findPreset(size)) refuse('targets', `target size ${quoteInput(String(size), 20)} is not a size preset`, hint);
-  if (typeof runtime !== 'string' || !(RUNTIMES as readonly string[]).includes(runtime)) refuse('targets', `target runtime ${quoteInput(String(runtime), 20)} is not one of ${RUNTIMES.join(', ')}`, hint);
+  if (typeof size !== 'string' || !findPreset(size))
+    refuse('targets', `target size ${quoteInput(String(size), 20)} is not a size preset`, hint);
+  if (typeof runtime !== 'string' || !(RUNTIMES as readonly string[]).includes(runtime))
+    refuse('targets', `target runtime ${quoteInput(String(runtime), 20)} is not one of ${RUNTIMES.join(', ')}`, hint);
   return { size: size as string, runtime: runtime as Runtime };
 }
 
 export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
-  const scope = input.workspace;
-  if (typeof scope !== 'string' || (scope !== SYSTEM_SCOPE && !SLUG_REGEX.test(scope))) {
+  const workspace = input.workspace;
+  if (typeof workspace !== 'string' || (workspace !== SYSTEM_SCOPE && !SLUG_REGEX.test(workspace))) {
     refuse('workspace', 'workspace must be a lowercase slug or "system"', 'e.g. --workspace acme');
   }
   const repos = list('repos', input.repos, 'repeat --repo once per repository').map(repo);
-  if (repos.length > 20) refuse('repos', `${repos.length} repositories; at most 20 are preloaded`, 'keep the golden image to the repositories most jobs need');
+  if (repos.length > 20)
+    refuse('repos', `${repos.length} repositories; at most 20 are preloaded`, 'keep the golden image to the repositories most jobs need');
   const targets = list('targets', input.targets, 'repeat --target once per size:runtime').map(target);
   if (targets.length === 0) refuse('targets', 'at least one target size/profile is needed', 'e.g. --target small:codex');
-  if (new Set(targets.map((t) => `${t.size}:${t.runtime}`)).size !== targets.length) refuse('targets', 'a target is listed twice', 'list each size:runtime once');
-  if (input.embedSkills && input.skillsPath === undefined) refuse('skillsPath', 'embedding skills needs the skills directory', 'pass --skills-path /abs/path/to/skills');
-  const skillsPath = input.skillsPath === undefined ? null : clean('skillsPath', input.skillsPath, 500, 'an absolute path, e.g. /srv/snapflow/skills');
+  if (new Set(targets.map((t) => `${t.size}:${t.runtime}`)).size !== targets.length)
+    refuse('targets', 'a target is listed twice', 'list each size:runtime once');
+  if (input.embedSkills && input.skillsPath === undefined)
+    refuse('skillsPath', 'embedding skills needs the skills directory', 'pass --skills-path /abs/path/to/skills');
+  const skillsPath =
+    input.skillsPath === undefined ? null : clean('skillsPath', input.skillsPath, 500, 'an absolute path, e.g. /srv/snapflow/skills');
   if (skillsPath !== null && (!/^\/[\w./@+-]*$/.test(skillsPath) || climbs(skillsPath))) {
     refuse('skillsPath', "skills path must be an absolute path without a '..' segment", 'e.g. /srv/snapflow/skills');
   }
-  const fallback = input.depsFallbackCommand === undefined ? null : clean('depsFallbackCommand', input.depsFallbackCommand, 1000, 'one shell command line, run in each repository directory');
+  const fallback =
+    input.depsFallbackCommand === undefined
+      ? null
+      : clean('depsFallbackCommand', input.depsFallbackCommand, 1000, 'one shell command line, run in each repository directory');
   return {
-    scope,
+    workspace,
     repos,
     embedSkills: Boolean(input.embedSkills),
     skillsPath,

@@ -8,23 +8,24 @@ export const taskQueues = {
 } as const;
 
 export const workflowIds = {
-  imageSnapshot: (scope: string, name: string): string => `image-snapshot/${scope}/${name}`,
+  imageSnapshot: (workspace: string, name: string): string => `image-snapshot/${workspace}/${name}`,
   /** One delete per snapshot id: a repeated delete joins the running one. */
   snapshotDelete: (snapshotId: string): string => `snapshot-delete/${snapshotId}`,
   /** One connect/validate at a time per workspace. */
-  githubConnection: (scope: string): string => `github-connection/${scope}`,
+  githubConnection: (workspace: string): string => `github-connection/${workspace}`,
   /** Build now joins a build already running for the workspace instead of starting a second one. */
-  goldenBuild: (scope: string): string => `golden-build/${scope}`,
+  goldenBuild: (workspace: string): string => `golden-build/${workspace}`,
   /** Schedules append the fire time to this. */
-  goldenScheduledBuild: (scope: string): string => `golden-build/${scope}/scheduled`,
+  goldenScheduledBuild: (workspace: string): string => `golden-build/${workspace}/scheduled`,
   /**
    * Keyed by the version being written: two concurrent set-defaults that saw the same version map to the
    * same id, so Temporal itself lets only one of them start.
    */
-  setDefault: (scope: string, size: string, profileKey: string, nextVersion: number): string => `set-default/${scope}/${size}/${profileKey}/v${nextVersion}`,
+  setDefault: (workspace: string, size: string, profileKey: string, nextVersion: number): string =>
+    `set-default/${workspace}/${size}/${profileKey}/v${nextVersion}`,
   sandbox: (sandboxId: string): string => `sandbox/${sandboxId}`,
   /** One rollout of a snapshot per workspace at a time: starting it again joins the running one. */
-  rollout: (scope: string, snapshotId: string): string => `rollout/${scope}/${snapshotId}`,
+  rollout: (workspace: string, snapshotId: string): string => `rollout/${workspace}/${snapshotId}`,
   /** One refresh per host at a time; a new one may start after the last closed. */
   hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
   /** A self-test is a one-off by nature: the caller supplies the unique part. */
@@ -34,7 +35,7 @@ export const workflowIds = {
 /** Temporal Schedules snapflow owns. */
 export const scheduleIds = {
   reconcile: 'snapflow-reconcile-snapshots',
-  golden: (scope: string): string => `snapflow-golden-${scope}`,
+  golden: (workspace: string): string => `snapflow-golden-${workspace}`,
 } as const;
 
 /** The Temporal search attributes snapflow sets; all Keyword, all non-secret. */
@@ -48,4 +49,3 @@ export const SYSTEM_SCOPE = 'system';
 export const CONTAINER_LABEL = 'io.snapflow.managed';
 /** The workflow a temporary sandbox belongs to: the sweep keeps it while that workflow runs. */
 export const WORKFLOW_LABEL = 'io.snapflow.workflow-id';
-

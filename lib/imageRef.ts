@@ -71,7 +71,11 @@ export function parseImageRef(input: string): ImageRef {
     const m = DIGEST.exec(digest);
     const expected = m ? DIGEST_HEX_LENGTH[m[1] as string] : undefined;
     if (!m || (expected !== undefined && (m[2] as string).length !== expected)) {
-      refuse(input, `has an invalid digest ${quoteInput(digest)}`, 'a digest is sha256: followed by 64 lowercase hex digits, e.g. ghcr.io/org/image@sha256:<64 hex>');
+      refuse(
+        input,
+        `has an invalid digest ${quoteInput(digest)}`,
+        'a digest is sha256: followed by 64 lowercase hex digits, e.g. ghcr.io/org/image@sha256:<64 hex>',
+      );
     }
   }
 
@@ -82,7 +86,11 @@ export function parseImageRef(input: string): ImageRef {
     rest = rest.slice(0, colon);
     if (tag === '') refuse(input, "has an empty tag after ':'", `name the tag, e.g. ${EXAMPLE}`);
     if (!TAG.test(tag)) {
-      refuse(input, `has an invalid tag ${quoteInput(tag)}`, `a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-', e.g. ${EXAMPLE}`);
+      refuse(
+        input,
+        `has an invalid tag ${quoteInput(tag)}`,
+        `a tag is up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-', e.g. ${EXAMPLE}`,
+      );
     }
   }
 
@@ -94,15 +102,30 @@ export function parseImageRef(input: string): ImageRef {
   let registry = DEFAULT_REGISTRY;
   if (parts.length > 1 && looksLikeRegistry(parts[0] as string)) {
     const host = parts.shift() as string;
-    if (!HOST.test(host)) refuse(input, `has an invalid registry host ${quoteInput(host)}`, `a registry is a host name or IP with an optional port, e.g. ghcr.io or 127.0.0.1:5000`);
+    if (!HOST.test(host))
+      refuse(
+        input,
+        `has an invalid registry host ${quoteInput(host)}`,
+        `a registry is a host name or IP with an optional port, e.g. ghcr.io or 127.0.0.1:5000`,
+      );
     // Host names are case-insensitive; one spelling keeps catalog comparisons and the GHCR check exact.
     registry = host.toLowerCase() === LEGACY_DEFAULT_REGISTRY ? DEFAULT_REGISTRY : host.toLowerCase();
   }
   for (const part of parts) {
-    if (part === '') refuse(input, "has an empty path component (a leading, trailing or doubled '/')", `separate path components with a single '/', e.g. ${EXAMPLE}`);
-    if (/[A-Z]/.test(part)) refuse(input, 'has uppercase letters in the repository; repositories must be lowercase', `use lowercase, e.g. ${EXAMPLE}`);
+    if (part === '')
+      refuse(
+        input,
+        "has an empty path component (a leading, trailing or doubled '/')",
+        `separate path components with a single '/', e.g. ${EXAMPLE}`,
+      );
+    if (/[A-Z]/.test(part))
+      refuse(input, 'has uppercase letters in the repository; repositories must be lowercase', `use lowercase, e.g. ${EXAMPLE}`);
     if (!PATH_COMPONENT.test(part)) {
-      refuse(input, `has an invalid path component ${quoteInput(part)}`, `path components are lowercase letters and digits, separated by '.', '_', '__' or '-', e.g. ${EXAMPLE}`);
+      refuse(
+        input,
+        `has an invalid path component ${quoteInput(part)}`,
+        `path components are lowercase letters and digits, separated by '.', '_', '__' or '-', e.g. ${EXAMPLE}`,
+      );
     }
   }
 

@@ -8,7 +8,7 @@ import { BASE_IMAGE_REF } from './presets';
 /** The sandbox row fields the order looks at, plus the status of the host it lives on. */
 export interface RestoreSandbox {
   id: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   /** The current runtime profile: resume and golden selection need a snapshot built for exactly this. */
@@ -24,7 +24,7 @@ export interface RestoreSandbox {
 /** A snapshot the order may start from. */
 export interface RestoreCandidate {
   id: string;
-  scope: string;
+  workspace: string;
   name: string;
   kind: SnapshotKind;
   status: SnapshotStatus;
@@ -49,7 +49,7 @@ export interface RestoreInput {
   session: RestoreCandidate | null;
   /** Pinned on the sandbox's issue. */
   pin: RestoreCandidate | null;
-  /** Default pointer for (sandbox scope, size, profile). */
+  /** Default pointer for (sandbox workspace, size, profile). */
   workspaceDefault: RestoreCandidate | null;
   /** Default pointer for (system, size, profile). */
   systemDefault: RestoreCandidate | null;
@@ -70,7 +70,7 @@ export const SKIP_REASONS = [
   'no-workspace-default',
   'no-system-default',
   'wrong-kind',
-  'wrong-scope',
+  'wrong-workspace',
   'not-active',
   'incompatible-profile',
   'pin-incompatible',
@@ -105,7 +105,8 @@ function runningVerdict(box: RestoreSandbox): { ok: true; hostId: string; contai
   if (!box.keepAlive) return skip('keep-alive-off', `sandbox ${box.id} does not have keep-alive on`);
   if (!LIVE_STATES.includes(box.state)) return skip('not-running', `sandbox ${box.id} is ${box.state}, not running`);
   if (!box.containerId || !box.hostId) return skip('no-container', `sandbox ${box.id} is ${box.state} but has no container on record`);
-  if (box.hostStatus !== 'online') return skip('host-offline', `sandbox ${box.id} runs on host ${box.hostId}, which is ${box.hostStatus ?? 'unknown'}`);
+  if (box.hostStatus !== 'online')
+    return skip('host-offline', `sandbox ${box.id} runs on host ${box.hostId}, which is ${box.hostStatus ?? 'unknown'}`);
   return { ok: true, hostId: box.hostId, containerId: box.containerId };
 }
 
@@ -116,15 +117,26 @@ interface HostChoice {
 }
 
 /** Checks shared by every snapshot step, in the order a person would look: what, whose, state, fit, where. */
-function candidateVerdict(c: RestoreCandidate, want: { kind: SnapshotKind; scopes: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason }): Verdict {
+function candidateVerdict(
+  c: RestoreCandidate,
+  want: { kind: SnapshotKind; workspaces: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason },
+): Verdict {
   const label = `${c.kind} snapshot ${c.name} (${c.id})`;
   if (c.kind !== want.kind) return skip('wrong-kind', `${label} is not a ${want.kind} snapshot`);
-  if (!want.scopes.includes(c.scope)) return skip('wrong-scope', `${label} belongs to ${c.scope}, not ${want.scopes.join(' or ')}`);
+  if (!want.workspaces.includes(c.workspace))
+    return skip('wrong-workspace', `${label} belongs to ${c.workspace}, not ${want.workspaces.join(' or ')}`);
   if (c.status !== 'active') return skip('not-active', `${label} is ${c.status}`);
-  if (c.profileKey !== want.profileKey) return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
+  if (c.profileKey !== want.profileKey)
+    return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
   const { fixed, preferred } = want.hosts;
   // A host that already holds a copy needs no pull: the fixed host, else the sandbox's own, else any.
-  const local = fixed ? (c.cachedOn.includes(fixed) ? fixed : undefined) : preferred && c.cachedOn.includes(preferred) ? preferred : c.cachedOn[0];
+  const local = fixed
+    ? c.cachedOn.includes(fixed)
+      ? fixed
+      : undefined
+    : preferred && c.cachedOn.includes(preferred)
+      ? preferred
+      : c.cachedOn[0];
   const ref = c.storedRef ?? (local ? c.sourceImage : null);
   if (ref) return { ok: true, imageRef: ref, hostId: fixed ?? local ?? preferred ?? undefined };
   const where = fixed ? `host ${fixed}` : 'any online host';
@@ -135,17 +147,55 @@ type SnapshotStep = Exclude<RestoreStep, 'running'>;
 const SNAPSHOT_STEPS: readonly SnapshotStep[] = ['session', 'golden-pin', 'golden-workspace', 'golden-system'];
 
 /** What each snapshot step takes from the input and how it words its skips. */
-function stepRules(input: RestoreInput, step: SnapshotStep): { candidate: RestoreCandidate | null; missing: SkipReason; missingDetail: string; kind: SnapshotKind; scopes: string[]; incompatible: SkipReason } {
+function stepRules(
+  input: RestoreInput,
+  step: SnapshotStep,
+): {
+  candidate: RestoreCandidate | null;
+  missing: SkipReason;
+  missingDetail: string;
+  kind: SnapshotKind;
+  workspaces: string[];
+  incompatible: SkipReason;
+} {
   const box = input.sandbox;
   switch (step) {
     case 'session':
-      return { candidate: input.session, missing: 'no-session-snapshot', missingDetail: `sandbox ${box.id} has no session snapshot yet`, kind: 'session', scopes: [box.scope], incompatible: 'incompatible-profile' };
+      return {
+        candidate: input.session,
+        missing: 'no-session-snapshot',
+        missingDetail: `sandbox ${box.id} has no session snapshot yet`,
+        kind: 'session',
+        workspaces: [box.workspace],
+        incompatible: 'incompatible-profile',
+      };
     case 'golden-pin':
-      return { candidate: input.pin, missing: 'no-pin', missingDetail: box.issueId ? `issue ${box.issueId} has no pinned snapshot` : `sandbox ${box.id} belongs to no issue`, kind: 'golden', scopes: [box.scope, SYSTEM_SCOPE], incompatible: 'pin-incompatible' };
+      return {
+        candidate: input.pin,
+        missing: 'no-pin',
+        missingDetail: box.issueId ? `issue ${box.issueId} has no pinned snapshot` : `sandbox ${box.id} belongs to no issue`,
+        kind: 'golden',
+        workspaces: [box.workspace, SYSTEM_SCOPE],
+        incompatible: 'pin-incompatible',
+      };
     case 'golden-workspace':
-      return { candidate: input.workspaceDefault, missing: 'no-workspace-default', missingDetail: `${box.scope} has no default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [box.scope], incompatible: 'incompatible-profile' };
+      return {
+        candidate: input.workspaceDefault,
+        missing: 'no-workspace-default',
+        missingDetail: `${box.workspace} has no default for ${box.size} ${box.profileKey}`,
+        kind: 'golden',
+        workspaces: [box.workspace],
+        incompatible: 'incompatible-profile',
+      };
     case 'golden-system':
-      return { candidate: input.systemDefault, missing: 'no-system-default', missingDetail: `there is no system default for ${box.size} ${box.profileKey}`, kind: 'golden', scopes: [SYSTEM_SCOPE], incompatible: 'incompatible-profile' };
+      return {
+        candidate: input.systemDefault,
+        missing: 'no-system-default',
+        missingDetail: `there is no system default for ${box.size} ${box.profileKey}`,
+        kind: 'golden',
+        workspaces: [SYSTEM_SCOPE],
+        incompatible: 'incompatible-profile',
+      };
   }
 }
 
@@ -154,7 +204,12 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
   const box = input.sandbox;
   const hosts: HostChoice = { fixed: input.hostId ?? null, preferred: box.hostId && box.hostStatus === 'online' ? box.hostId : null };
   const skipped: RestoreSkip[] = [];
-  const base = (): RestoreDecision => ({ source: 'base', imageRef: BASE_IMAGE_REF, hostId: hosts.fixed ?? hosts.preferred ?? undefined, skipped });
+  const base = (): RestoreDecision => ({
+    source: 'base',
+    imageRef: BASE_IMAGE_REF,
+    hostId: hosts.fixed ?? hosts.preferred ?? undefined,
+    skipped,
+  });
 
   const running = runningVerdict(box);
   if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped };

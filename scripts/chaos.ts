@@ -1,7 +1,22 @@
 // `npm run chaos`: the chaos cases on a stack this run owns (Temporal, PostgreSQL, dockerd, registries, both
 // workers as supervised child processes), then one table: case, runs, survived, orphans, duplicates.
 // `npm run chaos -- --quick` runs each case once (the concurrency cases at their full size).
-import { audit, createRace, killHostMidGolden, killHostMidImageSnapshot, killHostMidPromote, promoteVsJobRace, restartDockerdMidGolden, restartPostgresMidGolden, restartStorageMidPush, restartTemporalMidGolden, setDefaultRace, storageReadOnly, type CaseResult, type ChaosCase } from '../test/chaos/cases';
+import {
+  audit,
+  createRace,
+  killHostMidGolden,
+  killHostMidImageSnapshot,
+  killHostMidPromote,
+  promoteVsJobRace,
+  restartDockerdMidGolden,
+  restartPostgresMidGolden,
+  restartStorageMidPush,
+  restartTemporalMidGolden,
+  setDefaultRace,
+  storageReadOnly,
+  type CaseResult,
+  type ChaosCase,
+} from '../test/chaos/cases';
 import { startChaosEnv } from '../test/chaos/env';
 
 const quick = process.argv.includes('--quick');
@@ -41,10 +56,19 @@ async function main(): Promise<number> {
         rows.push(await run(env, runs));
       } catch (err) {
         const { orphans, duplicates } = await audit(env);
-        rows.push({ name: key, runs, survived: 0, orphans: orphans.length, duplicates: duplicates.length, notes: [`case crashed: ${(err as Error).message}`, ...orphans, ...duplicates] });
+        rows.push({
+          name: key,
+          runs,
+          survived: 0,
+          orphans: orphans.length,
+          duplicates: duplicates.length,
+          notes: [`case crashed: ${(err as Error).message}`, ...orphans, ...duplicates],
+        });
       }
       const r = rows[rows.length - 1]!;
-      console.log(`${r.survived === r.runs && !r.orphans && !r.duplicates ? '✓' : '✗'} ${r.name} (${((Date.now() - t0) / 1000).toFixed(0)} s)${r.notes.map((n) => `\n    ${n}`).join('')}`);
+      console.log(
+        `${r.survived === r.runs && !r.orphans && !r.duplicates ? '✓' : '✗'} ${r.name} (${((Date.now() - t0) / 1000).toFixed(0)} s)${r.notes.map((n) => `\n    ${n}`).join('')}`,
+      );
     }
     console.log(`\nworker restarts by the supervisor: control ${env.workers.control.restarts}, host ${env.workers.host.restarts}`);
   } finally {

@@ -120,7 +120,11 @@ async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
   if (!config.payloadKey) throw new ConfigError('SNAPFLOW_PAYLOAD_KEY', 'is required for the codec server', '"$(openssl rand -base64 32)"');
-  const server = await startCodecServer({ codec: new EncryptionCodec(config.payloadKey), port: config.codecPort, uiOrigin: config.temporal.uiUrl });
+  const server = await startCodecServer({
+    codec: new EncryptionCodec(config.payloadKey),
+    port: config.codecPort,
+    uiOrigin: config.temporal.uiUrl,
+  });
   const keys = [config.payloadKey.id, ...config.payloadKey.oldKeys.map((k) => k.id)].join(', ');
   console.log(`codec server at ${server.url} for the Temporal UI at ${config.temporal.uiUrl} (keys ${keys})`);
   console.log(`start the UI with --ui-codec-endpoint ${server.url}, or set it in the UI under the data encoder settings`);

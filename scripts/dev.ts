@@ -9,7 +9,16 @@ import { describeTarget } from '../db/client';
 import { dockerConnection, loadConfig, loadDotEnv, type Config } from '../lib/config';
 import { describeFailure } from '../lib/errors';
 import { bundleWorkflows } from './bundle-workflows';
-import { ensureBaseImage, portOpen, projectRoot, startDockerd, startRegistry, startTemporal, stopProcess, type ManagedProcess } from './stack';
+import {
+  ensureBaseImage,
+  portOpen,
+  projectRoot,
+  startDockerd,
+  startRegistry,
+  startTemporal,
+  stopProcess,
+  type ManagedProcess,
+} from './stack';
 
 const dataDir = join(projectRoot, '.data');
 const envFile = join(projectRoot, '.env');
@@ -49,7 +58,9 @@ async function stopLeftovers(): Promise<void> {
   if (!existsSync(pidFile)) return;
   const previous = JSON.parse(readFileSync(pidFile, 'utf8')) as { owner: number; processes: ManagedProcess[] };
   if (isAlive(previous.owner) && previous.owner !== process.pid) {
-    throw new Error(`a dev stack is already running (pid ${previous.owner}); stop it with Ctrl-C in its terminal or kill ${previous.owner}`);
+    throw new Error(
+      `a dev stack is already running (pid ${previous.owner}); stop it with Ctrl-C in its terminal or kill ${previous.owner}`,
+    );
   }
   for (const proc of previous.processes.reverse()) await stopProcess(proc);
   rmSync(pidFile, { force: true });
@@ -118,22 +129,38 @@ async function main(): Promise<void> {
     const track = <T extends ManagedProcess>(p: T): T => (started.push(p), record(), p);
     const [temporal, dockerd] = await Promise.all([
       // With payload encryption on, the UI decrypts through `npm run codec-server` (the keys stay in that process).
-      startTemporal({ dataDir: join(dataDir, 'temporal'), port: temporalPort, uiPort, namespace: config.temporal.namespace, uiCodecEndpoint: config.payloadKey ? `http://127.0.0.1:${config.codecPort}` : undefined }).then(track),
+      startTemporal({
+        dataDir: join(dataDir, 'temporal'),
+        port: temporalPort,
+        uiPort,
+        namespace: config.temporal.namespace,
+        uiCodecEndpoint: config.payloadKey ? `http://127.0.0.1:${config.codecPort}` : undefined,
+      }).then(track),
       startDockerd({ root: join(dataDir, 'docker') }).then(track),
       storage && registryPort
-        ? startRegistry({ dir: join(dataDir, 'registry'), port: registryPort, username: storage.username, password: storage.password }).then(track)
+        ? startRegistry({
+            dir: join(dataDir, 'registry'),
+            port: registryPort,
+            username: storage.username,
+            password: storage.password,
+          }).then(track)
         : undefined,
       ensureDatabase(config.databaseUrl).then(() => runMigrations(config.databaseUrl)),
       bundleWorkflows(),
     ]);
     if (dockerd.dockerHost !== config.host.dockerHost) {
-      console.warn(`note: DOCKER_HOST in .env (${config.host.dockerHost}) is not the dev dockerd (${dockerd.dockerHost}); the host worker uses DOCKER_HOST`);
+      console.warn(
+        `note: DOCKER_HOST in .env (${config.host.dockerHost}) is not the dev dockerd (${dockerd.dockerHost}); the host worker uses DOCKER_HOST`,
+      );
     }
     await ensureBaseImage(new Docker(dockerConnection(config.host.dockerHost)));
 
     const logDir = join(dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
-    for (const [name, script] of [['control', 'workers/control.ts'], ['host', 'workers/host.ts']] as const) {
+    for (const [name, script] of [
+      ['control', 'workers/control.ts'],
+      ['host', 'workers/host.ts'],
+    ] as const) {
       const child = startWorker(name, script, logDir);
       workers.push({ name, pid: child.pid });
       child.on('exit', (code) => {

@@ -36,7 +36,13 @@ export function portOpen(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, child: ChildProcess, logFile: string, timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}; see ${logFile}:\n${tail(logFile)}`);
@@ -94,7 +100,18 @@ export async function startTemporal(opts: TemporalOptions): Promise<ManagedProce
   if (!existsSync(temporalBinary)) throw new Error(`Temporal CLI missing at ${temporalBinary}: run bash scripts/provision.sh`);
   mkdirSync(opts.dataDir, { recursive: true });
   const logFile = join(opts.dataDir, 'temporal.log');
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--db-filename', join(opts.dataDir, 'temporal.db'), '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--db-filename',
+    join(opts.dataDir, 'temporal.db'),
+    '--log-level',
+    'warn',
+  ];
   args.push('--namespace', opts.namespace ?? 'default');
   // WAL with normal sync: survives a killed server (what the chaos cases do), and every history write stops
   // waiting on a full fsync, which is most of an activity round trip on the dev server.
@@ -121,9 +138,18 @@ export async function startDockerd(opts: { root: string }): Promise<ManagedProce
   const logFile = join(opts.root, 'dockerd.log');
   // Networking off: no bridge, no iptables; every container runs with network `none`.
   const args = [
-    '--bridge=none', '--iptables=false', '--ip-masq=false', '--ip-forward=false',
-    '--data-root', join(opts.root, 'data'), '--exec-root', join(opts.root, 'exec'),
-    '--pidfile', join(opts.root, 'dockerd.pid'), '--host', `unix://${socket}`,
+    '--bridge=none',
+    '--iptables=false',
+    '--ip-masq=false',
+    '--ip-forward=false',
+    '--data-root',
+    join(opts.root, 'data'),
+    '--exec-root',
+    join(opts.root, 'exec'),
+    '--pidfile',
+    join(opts.root, 'dockerd.pid'),
+    '--host',
+    `unix://${socket}`,
     // Containers keep running while the daemon restarts (upgrades, crashes): sandboxes and builds survive it.
     '--live-restore',
   ];

@@ -59,15 +59,27 @@ test('members create snapshots and run sandboxes; every admin-only action is ref
   for (const [action, attempt] of table) {
     await expect(attempt(bob)).rejects.toMatchObject(denied());
     // As admin the action is allowed; GitHub itself is not configured in this test, which is a different answer.
-    const outcome = await attempt(alice).then(() => 'ok', (err: { code?: string }) => err.code);
+    const outcome = await attempt(alice).then(
+      () => 'ok',
+      (err: { code?: string }) => err.code,
+    );
     expect([action, outcome]).toEqual([action, action === 'github connect' ? 'GITHUB_APP_NOT_CONFIGURED' : 'ok']);
   }
 });
 
 test('a free workspace gets PLAN_REQUIRED for custom golden snapshots, in plain words; the rest works', async () => {
   const carol = as('carol');
-  await expect(carol.golden.setConfig({ workspace: 'free-co', targets: ['small:codex'] })).rejects.toMatchObject({ code: 'PLAN_REQUIRED', message: expect.stringContaining('paid-plan feature') });
-  const { sandboxId } = await carol.sandboxes.create({ workspace: 'free-co', class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
+  await expect(carol.golden.setConfig({ workspace: 'free-co', targets: ['small:codex'] })).rejects.toMatchObject({
+    code: 'PLAN_REQUIRED',
+    message: expect.stringContaining('paid-plan feature'),
+  });
+  const { sandboxId } = await carol.sandboxes.create({
+    workspace: 'free-co',
+    class: 'vm',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
   await expect(carol.sandboxes.promote(sandboxId, { name: 'free-golden-v1' })).rejects.toMatchObject({ code: 'PLAN_REQUIRED' });
   expect((await carol.sandboxes.status(sandboxId)).state).toBe('idle');
   await carol.sandboxes.destroy(sandboxId);
@@ -93,7 +105,10 @@ test('no command reads or changes another workspace', async () => {
     ['members', () => dave.workspaces.members('acme')],
   ];
   for (const [what, attempt] of attempts) {
-    await expect(attempt().then(() => `${what}: allowed`)).rejects.toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('not a member of workspace acme') });
+    await expect(attempt().then(() => `${what}: allowed`)).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+      message: expect.stringContaining('not a member of workspace acme'),
+    });
   }
   expect(await t.db.db.select().from(snapshots).where(eq(snapshots.name, 'intruder-v1'))).toEqual([]);
   expect((await dave.workspaces.list()).map((w) => w.id)).toEqual(['other']);
@@ -104,7 +119,21 @@ test('a service that starts the workflows directly is held to the same rules, in
   const direct = t.client.temporal.workflow.execute<typeof createImageSnapshot>('createImageSnapshot', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.imageSnapshot('acme', 'bypass-v1'),
-    args: [{ snapshotId, scope: 'acme', name: 'bypass-v1', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, actor: 'mallory' }],
+    args: [
+      {
+        snapshotId,
+        workspace: 'acme',
+        name: 'bypass-v1',
+        image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' },
+        imageRef: image,
+        entrypoint: '/app/start.sh',
+        runtime: 'codex',
+        size: 'small',
+        profileKey: 'codex/small/base-1',
+        requiresGithub: false,
+        actor: 'mallory',
+      },
+    ],
   });
   await expect(direct).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
   expect(await t.db.db.select().from(snapshots).where(eq(snapshots.id, snapshotId))).toEqual([]);
@@ -112,32 +141,61 @@ test('a service that starts the workflows directly is held to the same rules, in
   const connect = t.client.temporal.workflow.execute<typeof validateGithubConnection>('validateGithubConnection', {
     taskQueue: taskQueues.control,
     workflowId: `github-connection/acme-bypass-${snapshotId}`,
-    args: [{ scope: 'acme', installationId: 7, actor: 'bob' }],
+    args: [{ workspace: 'acme', installationId: 7, actor: 'bob' }],
   });
   await expect(connect).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('admin') } });
 
   // An admin of another workspace cannot point --replace at acme's snapshot to take over its default and pins.
-  const [golden] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, 'acme'), eq(snapshots.name, 'acme-golden-v1')));
+  const [golden] = await t.db.db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.workspace, 'acme'), eq(snapshots.name, 'acme-golden-v1')));
   const takeover = t.client.temporal.workflow.execute<typeof createImageSnapshot>('createImageSnapshot', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.imageSnapshot('other', 'takeover-v2'),
-    args: [{ snapshotId: crypto.randomUUID(), scope: 'other', name: 'takeover-v2', image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' }, imageRef: image, entrypoint: '/app/start.sh', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', requiresGithub: false, replaces: golden!.id, actor: 'dave' }],
+    args: [
+      {
+        snapshotId: crypto.randomUUID(),
+        workspace: 'other',
+        name: 'takeover-v2',
+        image: { registry: image.split('/')[0]!, repository: 'tools/agent', tag: 'v1' },
+        imageRef: image,
+        entrypoint: '/app/start.sh',
+        runtime: 'codex',
+        size: 'small',
+        profileKey: 'codex/small/base-1',
+        requiresGithub: false,
+        replaces: golden!.id,
+        actor: 'dave',
+      },
+    ],
   });
-  await expect(takeover).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('belongs to acme') } });
+  await expect(takeover).rejects.toMatchObject({
+    cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('belongs to acme') },
+  });
   expect(await t.db.db.select().from(snapshots).where(eq(snapshots.name, 'takeover-v2'))).toEqual([]);
   // And an image snapshot never replaces a golden one, even for its admin.
-  await expect(as('alice').snapshots.create({ workspace: 'acme', name: 'acme-golden-v1', image, runtime: 'codex', size: 'small', replace: true })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('golden snapshot') });
+  await expect(
+    as('alice').snapshots.create({ workspace: 'acme', name: 'acme-golden-v1', image, runtime: 'codex', size: 'small', replace: true }),
+  ).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('golden snapshot') });
 });
 
 test('every decision is an audit event: who, what, on what, allowed or denied, from which run', async () => {
-  const events = await t.db.db.select().from(auditEvents).where(eq(auditEvents.scope, 'acme'));
-  const find = (actor: string, action: string, decision: 'allowed' | 'denied') => events.find((e) => e.actor === actor && e.action === action && e.decision === decision);
-  expect(find('alice', 'sandbox.promote', 'allowed')).toMatchObject({ workflowId: expect.stringMatching(/^sandbox\//), runId: expect.any(String) });
+  const events = await t.db.db.select().from(auditEvents).where(eq(auditEvents.workspace, 'acme'));
+  const find = (actor: string, action: string, decision: 'allowed' | 'denied') =>
+    events.find((e) => e.actor === actor && e.action === action && e.decision === decision);
+  expect(find('alice', 'sandbox.promote', 'allowed')).toMatchObject({
+    workflowId: expect.stringMatching(/^sandbox\//),
+    runId: expect.any(String),
+  });
   expect(find('alice', 'golden.config', 'allowed')).toBeDefined();
   expect(find('bob', 'snapshot.create', 'allowed')).toMatchObject({ target: 'agent-v1', workflowId: 'image-snapshot/acme/agent-v1' });
   expect(find('mallory', 'snapshot.create', 'denied')).toMatchObject({ reason: expect.stringContaining('not a member') });
   expect(find('bob', 'github.connect', 'denied')).toBeDefined();
-  const [memberAdd] = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'workspace.manage'), eq(auditEvents.actor, 'alice')));
+  const [memberAdd] = await t.db.db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.action, 'workspace.manage'), eq(auditEvents.actor, 'alice')));
   expect(memberAdd).toMatchObject({ decision: 'allowed', target: 'bob as member' });
 });
 
@@ -149,10 +207,22 @@ test('a scheduled golden build runs as whoever set the config: once they are no 
   await t.client.temporal.schedule.getHandle(scheduleIds.golden('acme')).trigger();
   let refusal: typeof auditEvents.$inferSelect | undefined;
   for (let i = 0; i < 120 && !refusal; i++) {
-    [refusal] = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.actor, 'frank'), eq(auditEvents.action, 'golden.build'), eq(auditEvents.decision, 'denied')));
+    [refusal] = await t.db.db
+      .select()
+      .from(auditEvents)
+      .where(and(eq(auditEvents.actor, 'frank'), eq(auditEvents.action, 'golden.build'), eq(auditEvents.decision, 'denied')));
     if (!refusal) await new Promise((r) => setTimeout(r, 500));
   }
-  expect(refusal).toMatchObject({ scope: 'acme', reason: expect.stringContaining('needs the admin role'), workflowId: expect.stringContaining(workflowIds.goldenScheduledBuild('acme')) });
-  expect(await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.scope, 'acme'), eq(goldenBuilds.trigger, 'schedule')))).toEqual([]);
+  expect(refusal).toMatchObject({
+    workspace: 'acme',
+    reason: expect.stringContaining('needs the admin role'),
+    workflowId: expect.stringContaining(workflowIds.goldenScheduledBuild('acme')),
+  });
+  expect(
+    await t.db.db
+      .select()
+      .from(goldenBuilds)
+      .where(and(eq(goldenBuilds.workspace, 'acme'), eq(goldenBuilds.trigger, 'schedule'))),
+  ).toEqual([]);
   await alice.golden.setConfig({ workspace: 'acme', targets: ['small:codex'] }); // no schedule any more
 });

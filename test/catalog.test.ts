@@ -13,7 +13,7 @@ const profile = profileKey({ runtime: 'codex', size: 'small' });
 /** A valid image snapshot row; tests change the one field they are about. */
 function snapshot(overrides: Partial<NewSnapshot> = {}): NewSnapshot {
   return {
-    scope: 'ws-1',
+    workspace: 'ws-1',
     name: 'api-base.v1',
     kind: 'image',
     sourceImage: 'ghcr.io/acme/api:1',
@@ -66,8 +66,7 @@ describe('migrations', () => {
   });
 
   test('running migrations again is a no-op', async () => {
-    const count = async () =>
-      (await handle.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`)[0]?.n;
+    const count = async () => (await handle.sql<{ n: number }[]>`select count(*)::int as n from drizzle.__drizzle_migrations`)[0]?.n;
     const before = await count();
     await runMigrations(testDb.url);
     expect(await count()).toBe(before);
@@ -77,17 +76,23 @@ describe('migrations', () => {
 });
 
 describe('snapshot names', () => {
-  test('unique per scope, free in another scope, and freed again by a tombstone', async () => {
+  test('unique per workspace, free in another workspace, and freed again by a tombstone', async () => {
     const { db } = handle;
-    const [first] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
+    const [first] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'dup' }))
+      .returning();
 
     const dup = await pgError(db.insert(snapshots).values(snapshot({ name: 'dup' })));
     expect(dup).toMatchObject({ code: '23505', constraint_name: 'snapshots_scope_name_live_idx' });
 
-    await db.insert(snapshots).values(snapshot({ name: 'dup', scope: SYSTEM_SCOPE }));
+    await db.insert(snapshots).values(snapshot({ name: 'dup', workspace: SYSTEM_SCOPE }));
 
     await db.update(snapshots).set({ status: 'deleted', deletedAt: new Date() }).where(eq(snapshots.id, first!.id));
-    const [reused] = await db.insert(snapshots).values(snapshot({ name: 'dup' })).returning();
+    const [reused] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'dup' }))
+      .returning();
     expect(reused?.id).not.toBe(first?.id);
   });
 
@@ -101,7 +106,10 @@ describe('snapshot names', () => {
       code: '23514',
       constraint_name: 'snapshots_entrypoint_absolute',
     });
-    const [ok] = await db.insert(snapshots).values(snapshot({ name: 'ep' })).returning();
+    const [ok] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'ep' }))
+      .returning();
     expect(ok?.entrypoint).toBe('/app/start.sh');
   });
 });
@@ -125,19 +133,23 @@ describe('snapshot rows', () => {
   });
 
   test('a value outside a state enum is rejected', async () => {
-    const rejected = await pgError(
-      handle.db.insert(snapshots).values(snapshot({ name: 'odd', status: 'ready' as unknown as 'active' })),
-    );
+    const rejected = await pgError(handle.db.insert(snapshots).values(snapshot({ name: 'odd', status: 'ready' as unknown as 'active' })));
     expect(rejected.code).toBe('22P02'); // invalid input value for enum snapshot_status
   });
 });
 
 describe('default pointers', () => {
-  test('at most one default per (scope, size, profile); another profile gets its own', async () => {
+  test('at most one default per (workspace, size, profile); another profile gets its own', async () => {
     const { db } = handle;
-    const [a] = await db.insert(snapshots).values(snapshot({ name: 'golden-a', kind: 'golden', status: 'active' })).returning();
-    const [b] = await db.insert(snapshots).values(snapshot({ name: 'golden-b', kind: 'golden', status: 'active' })).returning();
-    const pointer = { scope: 'ws-1', size: 'small', profileKey: profile };
+    const [a] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'golden-a', kind: 'golden', status: 'active' }))
+      .returning();
+    const [b] = await db
+      .insert(snapshots)
+      .values(snapshot({ name: 'golden-b', kind: 'golden', status: 'active' }))
+      .returning();
+    const pointer = { workspace: 'ws-1', size: 'small', profileKey: profile };
 
     await db.insert(defaultPointers).values({ ...pointer, snapshotId: a!.id });
     const second = await pgError(db.insert(defaultPointers).values({ ...pointer, snapshotId: b!.id }));
@@ -145,7 +157,7 @@ describe('default pointers', () => {
 
     const piProfile = profileKey({ runtime: 'pi', size: 'small' });
     await db.insert(defaultPointers).values({ ...pointer, profileKey: piProfile, snapshotId: b!.id });
-    const rows = await db.select().from(defaultPointers).where(eq(defaultPointers.scope, 'ws-1'));
+    const rows = await db.select().from(defaultPointers).where(eq(defaultPointers.workspace, 'ws-1'));
     expect(rows.map((r) => r.profileKey).sort()).toEqual([profile, piProfile].sort());
   });
 });
@@ -153,8 +165,11 @@ describe('default pointers', () => {
 describe('sandboxes', () => {
   test('only a vm sandbox can point at a session snapshot', async () => {
     const { db } = handle;
-    const base = { scope: 'ws-1', size: 'small', runtime: 'codex' as const, profileKey: profile };
-    const [vm] = await db.insert(sandboxes).values({ ...base, class: 'vm' }).returning();
+    const base = { workspace: 'ws-1', size: 'small', runtime: 'codex' as const, profileKey: profile };
+    const [vm] = await db
+      .insert(sandboxes)
+      .values({ ...base, class: 'vm' })
+      .returning();
     const [session] = await db
       .insert(snapshots)
       .values(snapshot({ name: 'session-1', kind: 'session', origin: 'job', sandboxId: vm!.id }))
@@ -162,16 +177,12 @@ describe('sandboxes', () => {
 
     await db.update(sandboxes).set({ latestSessionSnapshotId: session!.id }).where(eq(sandboxes.id, vm!.id));
 
-    const container = await pgError(
-      db.insert(sandboxes).values({ ...base, class: 'container', latestSessionSnapshotId: session!.id }),
-    );
+    const container = await pgError(db.insert(sandboxes).values({ ...base, class: 'container', latestSessionSnapshotId: session!.id }));
     expect(container).toMatchObject({ code: '23514', constraint_name: 'sandboxes_snapshot_only_vm' });
   });
 
   test('a session snapshot must name its sandbox', async () => {
-    const rejected = await pgError(
-      handle.db.insert(snapshots).values(snapshot({ name: 'orphan', kind: 'session', origin: 'job' })),
-    );
+    const rejected = await pgError(handle.db.insert(snapshots).values(snapshot({ name: 'orphan', kind: 'session', origin: 'job' })));
     expect(rejected).toMatchObject({ code: '23514', constraint_name: 'snapshots_session_has_sandbox' });
   });
 });

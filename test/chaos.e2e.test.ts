@@ -1,6 +1,16 @@
 // The essential chaos cases in the suite (all of them, with more runs: `npm run chaos`). Each runs on a stack
 // this file owns, so killing Temporal or the host worker never touches other test files.
-import { createRace, killHostMidImageSnapshot, killHostMidPromote, promoteVsJobRace, restartPostgresMidGolden, restartStorageMidPush, restartTemporalMidGolden, setDefaultRace, type ChaosCase } from './chaos/cases';
+import {
+  createRace,
+  killHostMidImageSnapshot,
+  killHostMidPromote,
+  promoteVsJobRace,
+  restartPostgresMidGolden,
+  restartStorageMidPush,
+  restartTemporalMidGolden,
+  setDefaultRace,
+  type ChaosCase,
+} from './chaos/cases';
 import { startChaosEnv, type ChaosEnv } from './chaos/env';
 
 let env: ChaosEnv;
@@ -20,7 +30,16 @@ const cases: Array<[string, ChaosCase, number]> = [
   ['20 concurrent creates of one name', createRace, 20],
 ];
 
-test.each(cases)('%s: every run survives, no orphan, no duplicate', async (_name, run, runs) => {
-  const result = await run(env, runs);
-  expect({ survived: result.survived, orphans: result.orphans, duplicates: result.duplicates, notes: result.notes }).toEqual({ survived: runs, orphans: 0, duplicates: 0, notes: [] });
-}, 240_000);
+test.each(cases)(
+  '%s: every run survives, no orphan, no duplicate',
+  async (_name, run, runs) => {
+    const result = await run(env, runs);
+    expect({ survived: result.survived, orphans: result.orphans, duplicates: result.duplicates, notes: result.notes }).toEqual({
+      survived: runs,
+      orphans: 0,
+      duplicates: 0,
+      notes: [],
+    });
+  },
+  240_000,
+);

@@ -66,7 +66,11 @@ test('a workflow and its activities run as usual, while Temporal stores only cip
   expect(paths.some((p) => p.includes('activityTaskCompletedEventAttributes.result'))).toBe(true);
   expect(paths.some((p) => p.includes('workflowExecutionCompletedEventAttributes.result'))).toBe(true);
   for (const { path, payload } of found) {
-    expect({ path, encoding: text(payload.metadata?.encoding), keyId: text(payload.metadata?.[KEY_ID_METADATA]) }).toEqual({ path, encoding: ENCRYPTED_ENCODING, keyId });
+    expect({ path, encoding: text(payload.metadata?.encoding), keyId: text(payload.metadata?.[KEY_ID_METADATA]) }).toEqual({
+      path,
+      encoding: ENCRYPTED_ENCODING,
+      keyId,
+    });
     expect(Buffer.from(payload.data ?? []).includes(hostId)).toBe(false);
   }
   encrypted = found.map((f) => f.payload);
@@ -92,7 +96,11 @@ describe('the codec server the Temporal UI calls', () => {
   afterAll(async () => server?.close());
 
   const post = (path: string, body: unknown, origin = uiOrigin): Promise<Response> =>
-    fetch(`${server.url}${path}`, { method: 'POST', headers: { origin, 'content-type': 'application/json', 'x-namespace': 'default' }, body: JSON.stringify(body) });
+    fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/json', 'x-namespace': 'default' },
+      body: JSON.stringify(body),
+    });
 
   test('answers the UI preflight with its origin, POST and the headers the UI sends', async () => {
     const preflight = await fetch(`${server.url}/decode`, {
@@ -114,7 +122,10 @@ describe('the codec server the Temporal UI calls', () => {
     expect(decoded).toHaveLength(encrypted.length);
     // Back to what the SDK's default converter wrote (json/plain, binary/null for a void result): readable values.
     const values = decoded.map((p) =>
-      defaultPayloadConverter.fromPayload({ metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(p.data, 'base64') }),
+      defaultPayloadConverter.fromPayload({
+        metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+        data: Buffer.from(p.data, 'base64'),
+      }),
     );
     expect(decoded.map((p) => Buffer.from(p.metadata.encoding!, 'base64').toString())).toContain('json/plain');
     expect(values).toContainEqual({ hostId });
@@ -127,7 +138,10 @@ describe('the codec server the Temporal UI calls', () => {
     const [payload] = ((await response.json()) as JsonPayloads).payloads;
     expect(Buffer.from(payload!.metadata.encoding!, 'base64').toString()).toBe(ENCRYPTED_ENCODING);
     const [decoded] = await new EncryptionCodec(t.config.payloadKey!).decode([
-      { metadata: Object.fromEntries(Object.entries(payload!.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(payload!.data, 'base64') },
+      {
+        metadata: Object.fromEntries(Object.entries(payload!.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+        data: Buffer.from(payload!.data, 'base64'),
+      },
     ]);
     expect(defaultPayloadConverter.fromPayload(decoded!)).toEqual({ hostId });
   });
@@ -140,7 +154,9 @@ describe('the codec server the Temporal UI calls', () => {
     expect((await post('/keys', {})).status).toBe(404);
     expect((await post('/decode', 'not payloads')).status).toBe(400);
 
-    const [otherKey] = await new EncryptionCodec({ id: 'k-elsewhere', key: randomBytes(32), oldKeys: [] }).encode([defaultPayloadConverter.toPayload({ hostId })]);
+    const [otherKey] = await new EncryptionCodec({ id: 'k-elsewhere', key: randomBytes(32), oldKeys: [] }).encode([
+      defaultPayloadConverter.toPayload({ hostId }),
+    ]);
     const unknown = await post('/decode', toJson([otherKey!]));
     expect(unknown.status).toBe(400);
     expect(((await unknown.json()) as { error: string }).error).toContain('k-elsewhere');

@@ -11,7 +11,10 @@ const keyring = (id: string, oldKeys: PayloadKeyring['oldKeys'] = []): PayloadKe
 const text = (bytes: Uint8Array | null | undefined): string => Buffer.from(bytes ?? []).toString('utf8');
 
 async function failureOf(promise: Promise<unknown>): Promise<SnapflowError> {
-  const error = await promise.then(() => undefined, (err: unknown) => err);
+  const error = await promise.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
   expect(error).toBeInstanceOf(SnapflowError);
   return error as SnapflowError;
 }
@@ -21,7 +24,11 @@ describe('the codec', () => {
   const codec = new EncryptionCodec(k1);
 
   test('round-trips every payload, metadata included, and labels it with the encoding and key id', async () => {
-    const originals = [defaultPayloadConverter.toPayload(secret), defaultPayloadConverter.toPayload(undefined), defaultPayloadConverter.toPayload(new Uint8Array([0, 1, 2]))];
+    const originals = [
+      defaultPayloadConverter.toPayload(secret),
+      defaultPayloadConverter.toPayload(undefined),
+      defaultPayloadConverter.toPayload(new Uint8Array([0, 1, 2])),
+    ];
     const encoded = await codec.encode(originals);
     expect(encoded).toHaveLength(3);
     for (const payload of encoded) {
@@ -113,7 +120,12 @@ describe('payload key configuration', () => {
   });
 
   test('a key, its id and old keys become the keyring', () => {
-    const config = loadConfig({ SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k2', SNAPFLOW_PAYLOAD_OLD_KEYS: `k1:${oldKey},k0:${key.replace(/^./, 'A')}`, SNAPFLOW_CODEC_PORT: '9999' });
+    const config = loadConfig({
+      SNAPFLOW_PAYLOAD_KEY: key,
+      SNAPFLOW_PAYLOAD_KEY_ID: 'k2',
+      SNAPFLOW_PAYLOAD_OLD_KEYS: `k1:${oldKey},k0:${key.replace(/^./, 'A')}`,
+      SNAPFLOW_CODEC_PORT: '9999',
+    });
     expect(config.payloadKey?.id).toBe('k2');
     expect(config.payloadKey?.key.equals(Buffer.from(key, 'base64'))).toBe(true);
     expect(config.payloadKey?.oldKeys.map((k) => k.id)).toEqual(['k1', 'k0']);
@@ -122,16 +134,36 @@ describe('payload key configuration', () => {
   });
 
   test.each([
-    [{ SNAPFLOW_PAYLOAD_KEY: randomBytes(16).toString('base64'), SNAPFLOW_PAYLOAD_KEY_ID: 'k1' }, 'SNAPFLOW_PAYLOAD_KEY', 'openssl rand -base64 32'],
-    [{ SNAPFLOW_PAYLOAD_KEY: randomBytes(33).toString('base64'), SNAPFLOW_PAYLOAD_KEY_ID: 'k1' }, 'SNAPFLOW_PAYLOAD_KEY', 'openssl rand -base64 32'],
-    [{ SNAPFLOW_PAYLOAD_KEY: 'not base64 at all, but forty-four chars!!!!!', SNAPFLOW_PAYLOAD_KEY_ID: 'k1' }, 'SNAPFLOW_PAYLOAD_KEY', 'openssl rand -base64 32'],
+    [
+      { SNAPFLOW_PAYLOAD_KEY: randomBytes(16).toString('base64'), SNAPFLOW_PAYLOAD_KEY_ID: 'k1' },
+      'SNAPFLOW_PAYLOAD_KEY',
+      'openssl rand -base64 32',
+    ],
+    [
+      { SNAPFLOW_PAYLOAD_KEY: randomBytes(33).toString('base64'), SNAPFLOW_PAYLOAD_KEY_ID: 'k1' },
+      'SNAPFLOW_PAYLOAD_KEY',
+      'openssl rand -base64 32',
+    ],
+    [
+      { SNAPFLOW_PAYLOAD_KEY: 'not base64 at all, but forty-four chars!!!!!', SNAPFLOW_PAYLOAD_KEY_ID: 'k1' },
+      'SNAPFLOW_PAYLOAD_KEY',
+      'openssl rand -base64 32',
+    ],
     [{ SNAPFLOW_PAYLOAD_KEY: key }, 'SNAPFLOW_PAYLOAD_KEY_ID', 'SNAPFLOW_PAYLOAD_KEY_ID=k1'],
     [{ SNAPFLOW_PAYLOAD_KEY_ID: 'k1' }, 'SNAPFLOW_PAYLOAD_KEY', 'openssl rand -base64 32'],
     [{ SNAPFLOW_PAYLOAD_OLD_KEYS: `k0:${oldKey}` }, 'SNAPFLOW_PAYLOAD_KEY', 'openssl rand -base64 32'],
     [{ SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'a key id with spaces' }, 'SNAPFLOW_PAYLOAD_KEY_ID', 'k1'],
     [{ SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k1', SNAPFLOW_PAYLOAD_OLD_KEYS: oldKey }, 'SNAPFLOW_PAYLOAD_OLD_KEYS', 'k0:'],
-    [{ SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k1', SNAPFLOW_PAYLOAD_OLD_KEYS: `k0:${randomBytes(16).toString('base64')}` }, 'SNAPFLOW_PAYLOAD_OLD_KEYS', 'k0:'],
-    [{ SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k1', SNAPFLOW_PAYLOAD_OLD_KEYS: `k1:${oldKey}` }, 'SNAPFLOW_PAYLOAD_OLD_KEYS', 'k0:'],
+    [
+      { SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k1', SNAPFLOW_PAYLOAD_OLD_KEYS: `k0:${randomBytes(16).toString('base64')}` },
+      'SNAPFLOW_PAYLOAD_OLD_KEYS',
+      'k0:',
+    ],
+    [
+      { SNAPFLOW_PAYLOAD_KEY: key, SNAPFLOW_PAYLOAD_KEY_ID: 'k1', SNAPFLOW_PAYLOAD_OLD_KEYS: `k1:${oldKey}` },
+      'SNAPFLOW_PAYLOAD_OLD_KEYS',
+      'k0:',
+    ],
     [{ SNAPFLOW_CODEC_PORT: '70000' }, 'SNAPFLOW_CODEC_PORT', '8888'],
   ])('%j is refused in one line naming %s, without echoing any key', (env, variable, example) => {
     const e = expectConfigError(env, variable, example);

@@ -13,7 +13,12 @@ test('an empty environment gives the local dev defaults, with storage and GitHub
 });
 
 test('storage settings resolve to the registry host used in image references', () => {
-  expect(loadConfig(storage).storage).toEqual({ url: 'http://127.0.0.1:5000', registryHost: '127.0.0.1:5000', username: 'u', password: 'p' });
+  expect(loadConfig(storage).storage).toEqual({
+    url: 'http://127.0.0.1:5000',
+    registryHost: '127.0.0.1:5000',
+    username: 'u',
+    password: 'p',
+  });
 });
 
 test.each([

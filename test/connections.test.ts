@@ -19,7 +19,7 @@ afterAll(async () => {
 
 test('connect without a GitHub App configured fails typed and records no connection', async () => {
   const activities = createConnectionActivities({ db: db.db, tokens: createGithubTokens(undefined) });
-  const failure = await activities.validateGithubConnection({ scope: 'ws-noapp', installationId: 42 }).catch((err: unknown) => err);
+  const failure = await activities.validateGithubConnection({ workspace: 'ws-noapp', installationId: 42 }).catch((err: unknown) => err);
   expect(failure).toBeInstanceOf(ApplicationFailure);
   expect(failure).toMatchObject({ type: 'GITHUB_APP_NOT_CONFIGURED', nonRetryable: true });
   expect(await db.db.select().from(githubConnections)).toEqual([]);

@@ -31,13 +31,19 @@ test('with the stack up every line is ✓, and the optional GitHub App is a warn
 test('a wrong DATABASE_URL is one readable line with the fix, not a crash', async () => {
   const port = await freePort();
   const checks = await runDoctor({ ...t.env, DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/snapflow` });
-  expect(byName(checks, 'postgres')).toMatchObject({ status: 'fail', detail: `Postgres is not reachable at 127.0.0.1:${port} (ECONNREFUSED)` });
+  expect(byName(checks, 'postgres')).toMatchObject({
+    status: 'fail',
+    detail: `Postgres is not reachable at 127.0.0.1:${port} (ECONNREFUSED)`,
+  });
   expect(byName(checks, 'postgres')?.fix).toContain('pg_ctlcluster');
 });
 
 test('unset storage says golden features are disabled; wrong credentials are named', async () => {
   const { SNAPFLOW_STORAGE_URL: _u, SNAPFLOW_STORAGE_USERNAME: _n, SNAPFLOW_STORAGE_PASSWORD: _p, ...noStorage } = t.env;
-  expect(byName(await runDoctor(noStorage), 'storage')).toMatchObject({ status: 'warn', detail: expect.stringContaining('golden snapshot features are disabled') });
+  expect(byName(await runDoctor(noStorage), 'storage')).toMatchObject({
+    status: 'warn',
+    detail: expect.stringContaining('golden snapshot features are disabled'),
+  });
   const wrong = await runDoctor({ ...t.env, SNAPFLOW_STORAGE_PASSWORD: 'not-the-password' });
   expect(byName(wrong, 'storage')).toMatchObject({ status: 'fail', detail: expect.stringContaining('rejected the credentials') });
 });
@@ -53,7 +59,10 @@ test('a host whose dockerd is down, and a host whose worker is gone, each get th
   ]);
 
   const checks = await runDoctor(t.env);
-  expect(byName(checks, `host ${deadDocker}`)).toMatchObject({ status: 'fail', detail: expect.stringMatching(/^DOCKER_UNAVAILABLE: Docker on host .* is not reachable/) });
+  expect(byName(checks, `host ${deadDocker}`)).toMatchObject({
+    status: 'fail',
+    detail: expect.stringMatching(/^DOCKER_UNAVAILABLE: Docker on host .* is not reachable/),
+  });
   expect(byName(checks, `host ${deadDocker}`)?.fix).toContain('start dockerd');
   expect(byName(checks, `host ${gone}`)).toMatchObject({ status: 'fail', detail: expect.stringContaining('TIMED_OUT') });
   expect(byName(checks, `host ${gone}`)?.fix).toContain(`SNAPFLOW_HOST_ID=${gone} npm run worker:host`);
@@ -69,7 +78,9 @@ test('the CLI prints --json and exits 1 on a bad variable, without a stack trace
   expect(cli.status).toBe(1);
   expect(JSON.parse(cli.stdout)).toEqual({
     ok: false,
-    checks: [{ name: 'config', status: 'fail', detail: 'TEMPORAL_ADDRESS must be host:port', fix: 'set it like TEMPORAL_ADDRESS=127.0.0.1:7233' }],
+    checks: [
+      { name: 'config', status: 'fail', detail: 'TEMPORAL_ADDRESS must be host:port', fix: 'set it like TEMPORAL_ADDRESS=127.0.0.1:7233' },
+    ],
   });
   expect(cli.stderr).not.toMatch(/\n\s+at /);
 });

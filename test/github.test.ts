@@ -43,7 +43,10 @@ async function getApp(authorization?: string): Promise<{ status: number; message
 
 /** The rejection, as a SnapflowError, so tests can check code, message and hint. */
 async function failure(promise: Promise<unknown>): Promise<SnapflowError> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(err instanceof SnapflowError)) throw new Error(`expected a SnapflowError, got ${String(err)}`);
   return err;
 }
@@ -66,8 +69,14 @@ test('the fake refuses the JWTs GitHub refuses', async () => {
   expect(await getApp()).toEqual({ status: 401, message: 'A JSON web token could not be decoded' });
   expect(await getApp('Bearer not.a.jwt')).toEqual({ status: 401, message: 'A JSON web token could not be decoded' });
   expect(await getApp(`Bearer ${jwt({ ...good, exp: t - 1 })}`)).toMatchObject({ status: 401, message: expect.stringContaining("'exp'") });
-  expect(await getApp(`Bearer ${jwt({ iat: t - 10, exp: t + 591, iss: fake.appId })}`)).toMatchObject({ status: 401, message: expect.stringContaining('too far in the future') });
-  expect(await getApp(`Bearer ${jwt({ ...good, iat: t + 120, exp: t + 500 })}`)).toMatchObject({ status: 401, message: expect.stringContaining("'iat'") });
+  expect(await getApp(`Bearer ${jwt({ iat: t - 10, exp: t + 591, iss: fake.appId })}`)).toMatchObject({
+    status: 401,
+    message: expect.stringContaining('too far in the future'),
+  });
+  expect(await getApp(`Bearer ${jwt({ ...good, iat: t + 120, exp: t + 500 })}`)).toMatchObject({
+    status: 401,
+    message: expect.stringContaining("'iat'"),
+  });
   expect(await getApp(`Bearer ${jwt({ ...good, iss: 9999 })}`)).toMatchObject({ status: 401, message: expect.stringContaining("'iss'") });
   expect(await getApp(`Bearer ${jwt(good, { alg: 'HS256' })}`)).toMatchObject({ status: 401 });
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
@@ -83,7 +92,11 @@ test("an app with the wrong private key or app id is GITHUB_APP_NOT_CONFIGURED, 
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const wrongKey = createGithubTokens(createGithubApp({ appId: String(fake.appId), privateKey: otherKey, apiUrl: fake.url }));
   const wrongId = createGithubTokens(createGithubApp({ appId: '777', privateKey: fake.privateKeyPem, apiUrl: fake.url }));
-  for (const err of [await failure(wrongKey.checkInstallation(42)), await failure(wrongKey.registryCredentials(42)), await failure(wrongId.registryCredentials(42))]) {
+  for (const err of [
+    await failure(wrongKey.checkInstallation(42)),
+    await failure(wrongKey.registryCredentials(42)),
+    await failure(wrongId.registryCredentials(42)),
+  ]) {
     expect(err.code).toBe('GITHUB_APP_NOT_CONFIGURED');
     expect(err.message).toContain("GitHub rejected the app's credentials");
   }
@@ -125,11 +138,16 @@ test('a suspended installation is GITHUB_CONNECTION_EXPIRED, also once it held a
 test('GitHub unreachable is a plain, retryable Error naming GitHub', async () => {
   const apiUrl = `http://127.0.0.1:${await freePort()}`;
   const down = createGithubTokens(createGithubApp({ appId: String(fake.appId), privateKey: fake.privateKeyPem, apiUrl }));
-  const err = await down.registryCredentials(42).then(() => undefined, (e: unknown) => e);
+  const err = await down.registryCredentials(42).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(Error);
   expect(err).not.toBeInstanceOf(SnapflowError);
   // Outside jest's sandbox Octokit passes on "connect ECONNREFUSED …"; inside it only "fetch failed".
-  expect((err as Error).message).toMatch(new RegExp(`^GitHub API at ${apiUrl} could not mint an installation token for installation 42: (fetch failed|connect ECONNREFUSED)`));
+  expect((err as Error).message).toMatch(
+    new RegExp(`^GitHub API at ${apiUrl} could not mint an installation token for installation 42: (fetch failed|connect ECONNREFUSED)`),
+  );
 });
 
 test('registryCredentials returns the installation token, which opens the GHCR stand-in and the API until it expires', async () => {
@@ -140,7 +158,8 @@ test('registryCredentials returns the installation token, which opens the GHCR s
   expect(ttl).toBeGreaterThan(3590_000);
   expect(ttl).toBeLessThanOrEqual(3600_000);
 
-  const repos = (authorization: string) => fetch(`${fake.url}/installation/repositories`, { headers: { authorization } }).then((r) => r.status);
+  const repos = (authorization: string) =>
+    fetch(`${fake.url}/installation/repositories`, { headers: { authorization } }).then((r) => r.status);
   expect(await repos(`token ${creds.password}`)).toBe(200);
   expect(await repos(`token ghs_${'x'.repeat(36)}`)).toBe(401);
   const brief = await tokens.registryCredentials(44);
@@ -149,7 +168,11 @@ test('registryCredentials returns the installation token, which opens the GHCR s
   expect(await repos(`token ${brief.password}`)).toBe(401);
 
   const port = await freePort();
-  const ghcr = await startRegistry({ dir: join(readTestStack().dir, `ghcr-github-test-${port}`), port, users: [{ username: 'x-access-token', password: fake.tokenFor(42) }] });
+  const ghcr = await startRegistry({
+    dir: join(readTestStack().dir, `ghcr-github-test-${port}`),
+    port,
+    users: [{ username: 'x-access-token', password: fake.tokenFor(42) }],
+  });
   registries.push(ghcr);
   const v2 = (headers: Record<string, string>) => fetch(`${ghcr.url}/v2/`, { headers }).then((r) => r.status);
   const basic = (user: string, password: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` });
@@ -164,10 +187,18 @@ test('no minted token ever appears in a thrown error', async () => {
   const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const wrongKey = createGithubTokens(createGithubApp({ appId: String(fake.appId), privateKey: otherKey, apiUrl: fake.url }));
   const thrown = await Promise.all(
-    [tokens.registryCredentials(45), tokens.registryCredentials(999), tokens.checkInstallation(43), wrongKey.registryCredentials(42)].map((p) => p.then(() => undefined, (e: unknown) => e)),
+    [tokens.registryCredentials(45), tokens.registryCredentials(999), tokens.checkInstallation(43), wrongKey.registryCredentials(42)].map(
+      (p) =>
+        p.then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+    ),
   );
   expect(thrown.every((e) => e instanceof SnapflowError)).toBe(true);
-  const text = thrown.map((e) => `${JSON.stringify(e)} ${(e as Error).message} ${(e as Error).stack} ${(e as SnapflowError).hint}`).join('\n');
+  const text = thrown
+    .map((e) => `${JSON.stringify(e)} ${(e as Error).message} ${(e as Error).stack} ${(e as SnapflowError).hint}`)
+    .join('\n');
   for (const secret of secrets) expect(text.includes(secret)).toBe(false);
   expect(text).not.toContain('PRIVATE KEY');
 });

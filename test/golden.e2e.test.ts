@@ -29,12 +29,23 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.teardown());
 
-const pointer = async (scope: string, size: string, runtime = 'codex') =>
-  (await t.db.db.select().from(defaultPointers).where(and(eq(defaultPointers.scope, scope), eq(defaultPointers.size, size), eq(defaultPointers.profileKey, `${runtime}/${size}/base-1`))))[0];
+const pointer = async (workspace: string, size: string, runtime = 'codex') =>
+  (
+    await t.db.db
+      .select()
+      .from(defaultPointers)
+      .where(
+        and(
+          eq(defaultPointers.workspace, workspace),
+          eq(defaultPointers.size, size),
+          eq(defaultPointers.profileKey, `${runtime}/${size}/base-1`),
+        ),
+      )
+  )[0];
 const tempContainers = async () => t.docker.listContainers({ all: true, filters: { label: [`${CONTAINER_LABEL}=temp`] } });
 
-async function build(scope = ws) {
-  const started = await t.client.golden.buildNow({ workspace: scope });
+async function build(workspace = ws) {
+  const started = await t.client.golden.buildNow({ workspace: workspace });
   return t.client.golden.waitForBuild(started.workflowId);
 }
 
@@ -56,14 +67,22 @@ test('without snapshot storage every golden command says golden features are dis
 });
 
 test('build now: repos, skills and deps are preloaded, verified, stored, registered and made the defaults', async () => {
-  await t.client.golden.setConfig({ workspace: ws, repos: [repo], embedSkills: true, skillsPath: skills, prebuildDeps: true, depsFallbackCommand: 'echo "deps for $(basename $PWD)" > .deps-built', targets: ['small:codex', 'medium:codex'] });
+  await t.client.golden.setConfig({
+    workspace: ws,
+    repos: [repo],
+    embedSkills: true,
+    skillsPath: skills,
+    prebuildDeps: true,
+    depsFallbackCommand: 'echo "deps for $(basename $PWD)" > .deps-built',
+    targets: ['small:codex', 'medium:codex'],
+  });
   const result = await build();
   expect(result.status).toBe('succeeded');
   expect(result.snapshots.map((s) => s.size)).toEqual(['small', 'medium']);
   for (const s of result.snapshots) {
     expect(await pointer(ws, s.size)).toMatchObject({ snapshotId: s.snapshotId, version: 1 });
     const [row] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, s.snapshotId));
-    expect(row).toMatchObject({ kind: 'golden', status: 'active', origin: 'build-now', scope: ws, storedRef: result.storedRef });
+    expect(row).toMatchObject({ kind: 'golden', status: 'active', origin: 'build-now', workspace: ws, storedRef: result.storedRef });
   }
   expect(await t.db.db.select().from(hostCache).where(eq(hostCache.snapshotId, result.snapshots[0]!.snapshotId))).toHaveLength(1);
   const [record] = await t.db.db.select().from(goldenBuilds).where(eq(goldenBuilds.id, result.buildId));
@@ -72,8 +91,15 @@ test('build now: repos, skills and deps are preloaded, verified, stored, registe
 
   // A sandbox started from the stored golden image sees everything that was preloaded.
   const { username, password, registryHost } = t.stack.storage;
-  await followProgress(t.docker, await t.docker.pull(result.storedRef!, { authconfig: { username, password, serveraddress: registryHost } }));
-  const box = await t.docker.createContainer({ Image: result.storedRef!, Cmd: ['sh', '-c', 'cat /workspace/agent-tools/README.md /opt/snapflow/skills/review.md /workspace/agent-tools/.deps-built'], HostConfig: { NetworkMode: 'none' } });
+  await followProgress(
+    t.docker,
+    await t.docker.pull(result.storedRef!, { authconfig: { username, password, serveraddress: registryHost } }),
+  );
+  const box = await t.docker.createContainer({
+    Image: result.storedRef!,
+    Cmd: ['sh', '-c', 'cat /workspace/agent-tools/README.md /opt/snapflow/skills/review.md /workspace/agent-tools/.deps-built'],
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     await box.start();
     await box.wait();
@@ -96,10 +122,19 @@ test('tembo.nix without Nix and without a fallback fails as NIX_UNAVAILABLE; the
 
 test('an image that fails its boot check is never stored or made default', async () => {
   const before = await pointer(ws, 'small');
-  await t.client.golden.setConfig({ workspace: ws, repos: [repo], prebuildDeps: true, depsFallbackCommand: 'chmod -x /app/start.sh', targets: ['small:codex'] });
+  await t.client.golden.setConfig({
+    workspace: ws,
+    repos: [repo],
+    prebuildDeps: true,
+    depsFallbackCommand: 'chmod -x /app/start.sh',
+    targets: ['small:codex'],
+  });
   await expect(build()).rejects.toMatchObject({ code: 'VERIFY_FAILED' });
   expect(await pointer(ws, 'small')).toEqual(before);
-  const [failed] = await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.scope, ws), eq(goldenBuilds.status, 'failed'), eq(goldenBuilds.reason, 'VERIFY_FAILED')));
+  const [failed] = await t.db.db
+    .select()
+    .from(goldenBuilds)
+    .where(and(eq(goldenBuilds.workspace, ws), eq(goldenBuilds.status, 'failed'), eq(goldenBuilds.reason, 'VERIFY_FAILED')));
   expect(failed).toBeDefined();
   expect(await tempContainers()).toEqual([]);
 });
@@ -117,7 +152,11 @@ test('concurrent set-defaults: exactly one wins, the history stays consistent; r
   await t.client.golden.setConfig({ workspace: ws, targets: ['small:codex'] });
   const second = await build();
   const latest = second.snapshots[0]!;
-  const first = await t.db.db.select().from(defaultHistory).where(and(eq(defaultHistory.scope, ws), eq(defaultHistory.size, 'small'))).orderBy(asc(defaultHistory.id));
+  const first = await t.db.db
+    .select()
+    .from(defaultHistory)
+    .where(and(eq(defaultHistory.workspace, ws), eq(defaultHistory.size, 'small')))
+    .orderBy(asc(defaultHistory.id));
   const firstSnapshot = first[0]!.snapshotId;
   const [firstRow] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, firstSnapshot));
   const before = await pointer(ws, 'small');
@@ -125,13 +164,22 @@ test('concurrent set-defaults: exactly one wins, the history stays consistent; r
 
   const names = [firstRow!.name, latest.name];
   // Ten operators who all saw the same version race to change it: compare-and-set lets exactly one through.
-  const attempts = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => t.client.golden.setDefault({ workspace: ws, name: names[i % 2]!, reason: `race ${i}`, expectedVersion: before!.version })));
+  const attempts = await Promise.allSettled(
+    Array.from({ length: 10 }, (_, i) =>
+      t.client.golden.setDefault({ workspace: ws, name: names[i % 2]!, reason: `race ${i}`, expectedVersion: before!.version }),
+    ),
+  );
   const won = attempts.filter((a) => a.status === 'fulfilled');
   expect(won).toHaveLength(1);
-  for (const lost of attempts.filter((a) => a.status === 'rejected')) expect((lost as PromiseRejectedResult).reason).toMatchObject({ code: 'CONFLICT' });
+  for (const lost of attempts.filter((a) => a.status === 'rejected'))
+    expect((lost as PromiseRejectedResult).reason).toMatchObject({ code: 'CONFLICT' });
   const after = await pointer(ws, 'small');
   expect(after!.version).toBe(before!.version + 1);
-  const history = await t.db.db.select().from(defaultHistory).where(and(eq(defaultHistory.scope, ws), eq(defaultHistory.size, 'small'))).orderBy(asc(defaultHistory.id));
+  const history = await t.db.db
+    .select()
+    .from(defaultHistory)
+    .where(and(eq(defaultHistory.workspace, ws), eq(defaultHistory.size, 'small')))
+    .orderBy(asc(defaultHistory.id));
   expect(history).toHaveLength(first.length + 1); // ten racers, one history row
   expect(history[history.length - 1]).toMatchObject({ snapshotId: after!.snapshotId, previousSnapshotId: before!.snapshotId });
 
@@ -140,31 +188,45 @@ test('concurrent set-defaults: exactly one wins, the history stays consistent; r
 });
 
 test('the daily schedule is a Temporal Schedule in the configured time zone; a trigger builds a new default', async () => {
-  const scope = 'ws-daily';
-  const { schedule } = await t.client.golden.setConfig({ workspace: scope, targets: ['small:pi'], schedule: '03:00', timeZone: 'Europe/Paris' });
+  const workspace = 'ws-daily';
+  const { schedule } = await t.client.golden.setConfig({
+    workspace: workspace,
+    targets: ['small:pi'],
+    schedule: '03:00',
+    timeZone: 'Europe/Paris',
+  });
   expect(schedule).toMatchObject({ paused: true, timeZone: 'Europe/Paris' });
   // Every next run is at 03:00:00 on the Paris wall clock, one day apart (23 or 25 hours across a clock change):
   // that is 01:00 or 02:00 UTC, never the 03:00 UTC a schedule that ignored the zone would give.
   const runs = schedule!.nextRuns;
   expect(runs.length).toBeGreaterThanOrEqual(2);
-  const parisClock = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  const parisClock = new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Europe/Paris',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    hourCycle: 'h23',
+  });
   expect(runs.map((run) => parisClock.format(run))).toEqual(runs.map(() => '03:00:00'));
   for (const run of runs) expect([1, 2]).toContain(run.getUTCHours());
   for (let i = 1; i < runs.length; i++) expect([23, 24, 25]).toContain((runs[i]!.getTime() - runs[i - 1]!.getTime()) / 3_600_000);
 
-  await t.client.temporal.schedule.getHandle(scheduleIds.golden(scope)).trigger();
+  await t.client.temporal.schedule.getHandle(scheduleIds.golden(workspace)).trigger();
   const deadline = Date.now() + 90_000;
   let record;
   while (Date.now() < deadline && record?.status !== 'succeeded') {
-    [record] = await t.db.db.select().from(goldenBuilds).where(and(eq(goldenBuilds.scope, scope), eq(goldenBuilds.trigger, 'schedule')));
+    [record] = await t.db.db
+      .select()
+      .from(goldenBuilds)
+      .where(and(eq(goldenBuilds.workspace, workspace), eq(goldenBuilds.trigger, 'schedule')));
     if (record?.status === 'failed') throw new Error(`scheduled build failed: ${record.reason} ${record.message}`);
     await new Promise((r) => setTimeout(r, 500));
   }
   expect(record).toMatchObject({ status: 'succeeded' });
-  expect(await pointer(scope, 'small', 'pi')).toMatchObject({ snapshotId: record!.snapshotId });
+  expect(await pointer(workspace, 'small', 'pi')).toMatchObject({ snapshotId: record!.snapshotId });
 
-  await t.client.golden.setConfig({ workspace: scope, targets: ['small:pi'] }); // no schedule any more
-  expect(await t.client.golden.scheduleState(scope)).toBeNull();
+  await t.client.golden.setConfig({ workspace: workspace, targets: ['small:pi'] }); // no schedule any more
+  expect(await t.client.golden.scheduleState(workspace)).toBeNull();
 });
 
 test('system and workspace scopes keep separate defaults', async () => {

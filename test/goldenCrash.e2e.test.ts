@@ -47,7 +47,13 @@ beforeAll(async () => {
   await t.client.refreshHost(small);
   const dir = mkdtempSync(join(t.stack.dir, 'crash-'));
   const repo = makeBareRepo(dir, 'slow-deps', { 'tembo.nix': '{ }\n' });
-  await t.client.golden.setConfig({ workspace: ws, repos: [repo], prebuildDeps: true, depsFallbackCommand: 'sleep 6 && echo done > .deps-built', targets: ['medium:codex'] });
+  await t.client.golden.setConfig({
+    workspace: ws,
+    repos: [repo],
+    prebuildDeps: true,
+    depsFallbackCommand: 'sleep 6 && echo done > .deps-built',
+    targets: ['medium:codex'],
+  });
 });
 
 afterAll(async () => {
@@ -72,7 +78,12 @@ test('kill -9 of the host worker mid-build: the build completes after restart, l
   // while the running build's sandbox must survive the sweep.
   const leftovers = await Promise.all(
     ['golden-build/ws-gone/finished-long-ago', ''].map((workflowId) =>
-      t.docker.createContainer({ Image: BASE_IMAGE_REF, Cmd: ['sleep', '600'], Labels: { [CONTAINER_LABEL]: 'temp', [WORKFLOW_LABEL]: workflowId }, HostConfig: { NetworkMode: 'none' } }),
+      t.docker.createContainer({
+        Image: BASE_IMAGE_REF,
+        Cmd: ['sleep', '600'],
+        Labels: { [CONTAINER_LABEL]: 'temp', [WORKFLOW_LABEL]: workflowId },
+        HostConfig: { NetworkMode: 'none' },
+      }),
     ),
   );
 

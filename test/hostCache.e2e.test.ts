@@ -33,8 +33,15 @@ afterAll(async () => {
   if (second) await stopProcess(second);
 });
 
-const cachedOn = async (hostId: string) => (await t.db.db.select().from(hostCache).where(eq(hostCache.hostId, hostId))).map((r) => r.snapshotId).sort();
-const hasImage = async (docker: Docker, ref: string) => Boolean(await docker.getImage(ref).inspect().catch(() => undefined));
+const cachedOn = async (hostId: string) =>
+  (await t.db.db.select().from(hostCache).where(eq(hostCache.hostId, hostId))).map((r) => r.snapshotId).sort();
+const hasImage = async (docker: Docker, ref: string) =>
+  Boolean(
+    await docker
+      .getImage(ref)
+      .inspect()
+      .catch(() => undefined),
+  );
 
 async function build() {
   const started = await t.client.golden.buildNow({ workspace: ws });
@@ -56,10 +63,20 @@ test('eviction after the next build drops the old image on every host and keeps 
 
   const next = await build();
   expect(next.status).toBe('succeeded');
-  expect(next.cache!.evicted).toEqual(expect.arrayContaining([{ hostId: big, storedRef: first!.storedRef }, { hostId: small, storedRef: first!.storedRef }]));
+  expect(next.cache!.evicted).toEqual(
+    expect.arrayContaining([
+      { hostId: big, storedRef: first!.storedRef },
+      { hostId: small, storedRef: first!.storedRef },
+    ]),
+  );
   expect(await hasImage(dockerB, first!.storedRef!)).toBe(false);
   expect(await hasImage(t.docker, first!.storedRef!)).toBe(false);
-  expect(await t.db.db.select().from(hostCache).where(and(eq(hostCache.hostId, small), eq(hostCache.snapshotId, first!.id)))).toEqual([]);
+  expect(
+    await t.db.db
+      .select()
+      .from(hostCache)
+      .where(and(eq(hostCache.hostId, small), eq(hostCache.snapshotId, first!.id))),
+  ).toEqual([]);
 
   // The defaults that are now current stay cached, in the catalog and in the engines.
   expect(await cachedOn(small)).toEqual([next.snapshots[0]!.snapshotId]);

@@ -41,7 +41,10 @@ test('self-test creates, execs, commits and pushes; the stored image holds the e
   const manifestUrl = `${url}/v2/snapflow/self-test/manifests/latest`;
   const accept = { accept: 'application/vnd.docker.distribution.manifest.v2+json' };
   expect((await fetch(manifestUrl, { headers: accept })).status).toBe(401);
-  const authed = await fetch(manifestUrl, { method: 'HEAD', headers: { ...accept, authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` } });
+  const authed = await fetch(manifestUrl, {
+    method: 'HEAD',
+    headers: { ...accept, authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` },
+  });
   expect(authed.status).toBe(200);
   expect(authed.headers.get('docker-content-digest')).toBe(result.stored?.digest);
 
@@ -52,7 +55,11 @@ test('self-test creates, execs, commits and pushes; the stored image holds the e
   // Pull it back from storage and run it (network none): the file written by the exec is there.
   const ref = `${registryHost}/snapflow/self-test:latest`;
   await followProgress(t.docker, await t.docker.pull(ref, { authconfig: { username, password, serveraddress: registryHost } }));
-  const container = await t.docker.createContainer({ Image: ref, Cmd: ['cat', '/workspace/self-test.txt'], HostConfig: { NetworkMode: 'none' } });
+  const container = await t.docker.createContainer({
+    Image: ref,
+    Cmd: ['cat', '/workspace/self-test.txt'],
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     await container.start();
     await container.wait();

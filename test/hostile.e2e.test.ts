@@ -36,7 +36,18 @@ const ALL = Object.keys(HOSTILE) as Kind[];
 /** Free text (a shell command, a reason): shell characters are its point, but not controls, size or type. */
 const TEXT: Kind[] = ['10 kB', 'NUL byte', 'newline', 'escape sequence', 'bidi override', 'number', 'object', 'array', 'null'];
 /** Where a count goes. */
-const NUMBERS: Record<string, unknown> = { negative: -1, zero: 0, fraction: 1.5, NaN: NaN, Infinity: Infinity, huge: 1e12, 'unsafe integer': 2 ** 53 + 2, 'numeric string': '14', object: {}, null: null };
+const NUMBERS: Record<string, unknown> = {
+  negative: -1,
+  zero: 0,
+  fraction: 1.5,
+  NaN: NaN,
+  Infinity: Infinity,
+  huge: 1e12,
+  'unsafe integer': 2 ** 53 + 2,
+  'numeric string': '14',
+  object: {},
+  null: null,
+};
 
 interface Row {
   method: string;
@@ -47,25 +58,40 @@ interface Row {
 }
 const rows: Row[] = [];
 /** Each value in place of one field; `never` lets a wrongly typed value go where the type says string. */
-function refused(method: string, field: string, values: Record<string, unknown>, call: (value: never) => Promise<unknown>, code: ErrorCode = 'VALIDATION_FAILED'): void {
+function refused(
+  method: string,
+  field: string,
+  values: Record<string, unknown>,
+  call: (value: never) => Promise<unknown>,
+  code: ErrorCode = 'VALIDATION_FAILED',
+): void {
   for (const [kind, value] of Object.entries(values)) rows.push({ method, field, kind, code, call: () => call(value as never) });
 }
-const hostile = (kinds: Kind[] = ALL, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ ...Object.fromEntries(kinds.map((k) => [k, HOSTILE[k]])), ...extra });
+const hostile = (kinds: Kind[] = ALL, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  ...Object.fromEntries(kinds.map((k) => [k, HOSTILE[k]])),
+  ...extra,
+});
 /** A list field: each hostile value as the list's one item, then the list itself replaced. */
-const listOf = (kinds: Kind[] = ALL, extra: Record<string, unknown> = {}): Record<string, unknown> => ({ ...Object.fromEntries(kinds.map((k) => [`[${k}]`, [HOSTILE[k]]])), ...extra });
+const listOf = (kinds: Kind[] = ALL, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+  ...Object.fromEntries(kinds.map((k) => [`[${k}]`, [HOSTILE[k]]])),
+  ...extra,
+});
 
 const c = () => t.client;
 // ---- image snapshots ----
 const image = { workspace: ws, name: 'agent-v1', image: '127.0.0.1:1/tools/agent:v1', runtime: 'codex', size: 'small' };
 for (const field of ['workspace', 'name', 'image', 'entrypoint', 'runtime', 'size'] as const) {
-  refused('snapshots.create', field, hostile(ALL, field === 'entrypoint' ? { 'absolute traversal': '/app/../../etc/passwd' } : {}), (v) => c().snapshots.create({ ...image, [field]: v }));
+  refused('snapshots.create', field, hostile(ALL, field === 'entrypoint' ? { 'absolute traversal': '/app/../../etc/passwd' } : {}), (v) =>
+    c().snapshots.create({ ...image, [field]: v }),
+  );
 }
 for (const method of ['get', 'delete'] as const) {
   refused(`snapshots.${method}`, 'workspace', hostile(), (v) => c().snapshots[method]({ workspace: v, name: 'agent-v1' }));
   refused(`snapshots.${method}`, 'name', hostile(), (v) => c().snapshots[method]({ workspace: ws, name: v }));
   refused(`snapshots.${method}`, 'name', { unknown: 'no-such-v1' }, (v) => c().snapshots[method]({ workspace: ws, name: v }), 'NOT_FOUND');
 }
-for (const field of ['workspace', 'status', 'runtime', 'size', 'kind'] as const) refused('snapshots.list', field, hostile(), (v) => c().snapshots.list({ workspace: ws, [field]: v }));
+for (const field of ['workspace', 'status', 'runtime', 'size', 'kind'] as const)
+  refused('snapshots.list', field, hostile(), (v) => c().snapshots.list({ workspace: ws, [field]: v }));
 refused('snapshots.prune', 'workspace', hostile(), (v) => c().snapshots.prune({ workspace: v, unusedForDays: 14 }));
 refused('snapshots.prune', 'unused-for', NUMBERS, (v) => c().snapshots.prune({ workspace: ws, unusedForDays: v }));
 
@@ -94,16 +120,37 @@ refused(
   }),
   (v) => c().golden.setConfig({ ...config, repos: v }),
 );
-refused('golden.setConfig', 'skillsPath', hostile(ALL, { 'absolute traversal': '/srv/../../etc/passwd' }), (v) => c().golden.setConfig({ ...config, embedSkills: true, skillsPath: v }));
+refused('golden.setConfig', 'skillsPath', hostile(ALL, { 'absolute traversal': '/srv/../../etc/passwd' }), (v) =>
+  c().golden.setConfig({ ...config, embedSkills: true, skillsPath: v }),
+);
 refused('golden.setConfig', 'depsFallbackCommand', hostile(TEXT), (v) => c().golden.setConfig({ ...config, depsFallbackCommand: v }));
 refused(
   'golden.setConfig',
   'targets',
-  listOf(ALL, { 'not a list': 'small:codex', none: [], twice: ['small:codex', 'small:codex'], 'a third part': ['small:codex:$(rm -rf /)'], 'hostile object': [{ size: '$(rm -rf /)', runtime: 'codex' }] }),
+  listOf(ALL, {
+    'not a list': 'small:codex',
+    none: [],
+    twice: ['small:codex', 'small:codex'],
+    'a third part': ['small:codex:$(rm -rf /)'],
+    'hostile object': [{ size: '$(rm -rf /)', runtime: 'codex' }],
+  }),
   (v) => c().golden.setConfig({ ...config, targets: v }),
 );
-refused('golden.setConfig', 'schedule', hostile(ALL, { 'day 0': '0 3 0 * *', 'month 0': '0 3 * 0 *', '24:00': '24:00', 'six fields': '0 0 3 * * *', 'reversed range': '0 5-1 * * *' }), (v) => c().golden.setConfig({ ...config, schedule: v }));
-refused('golden.setConfig', 'timeZone', hostile(ALL, { 'wrong case': 'europe/paris', offset: '+05:00' }), (v) => c().golden.setConfig({ ...config, schedule: '03:00', timeZone: v }));
+refused(
+  'golden.setConfig',
+  'schedule',
+  hostile(ALL, {
+    'day 0': '0 3 0 * *',
+    'month 0': '0 3 * 0 *',
+    '24:00': '24:00',
+    'six fields': '0 0 3 * * *',
+    'reversed range': '0 5-1 * * *',
+  }),
+  (v) => c().golden.setConfig({ ...config, schedule: v }),
+);
+refused('golden.setConfig', 'timeZone', hostile(ALL, { 'wrong case': 'europe/paris', offset: '+05:00' }), (v) =>
+  c().golden.setConfig({ ...config, schedule: '03:00', timeZone: v }),
+);
 for (const method of ['getConfig', 'buildNow'] as const) {
   const call = (v: never) => (method === 'getConfig' ? c().golden.getConfig(v) : c().golden.buildNow({ workspace: v }));
   refused(`golden.${method}`, 'workspace', hostile(), call);
@@ -114,14 +161,18 @@ refused('golden.setDefault', 'name', hostile(), (v) => c().golden.setDefault({ w
 refused('golden.setDefault', 'name', { unknown: 'no-such-v1' }, (v) => c().golden.setDefault({ workspace: ws, name: v }), 'NOT_FOUND');
 refused('golden.setDefault', 'reason', hostile(TEXT), (v) => c().golden.setDefault({ workspace: ws, name: 'golden-v1', reason: v }));
 const { zero: _valid, ...versions } = NUMBERS; // 0 is the version before any default
-refused('golden.setDefault', 'expectedVersion', versions, (v) => c().golden.setDefault({ workspace: ws, name: 'golden-v1', expectedVersion: v }));
-for (const field of ['workspace', 'size', 'runtime'] as const) refused('golden.rollback', field, hostile(), (v) => c().golden.rollback({ workspace: ws, size: 'small', runtime: 'codex', [field]: v }));
+refused('golden.setDefault', 'expectedVersion', versions, (v) =>
+  c().golden.setDefault({ workspace: ws, name: 'golden-v1', expectedVersion: v }),
+);
+for (const field of ['workspace', 'size', 'runtime'] as const)
+  refused('golden.rollback', field, hostile(), (v) => c().golden.rollback({ workspace: ws, size: 'small', runtime: 'codex', [field]: v }));
 refused('golden.scheduleState', 'workspace', hostile(), (v) => c().golden.scheduleState(v));
 refused('golden.recentBuilds', 'workspace', hostile(), (v) => c().golden.recentBuilds(v));
 
 // ---- sandboxes and issues ----
 const box = { workspace: ws, class: 'vm', size: 'small', runtime: 'codex' };
-for (const field of ['workspace', 'class', 'size', 'runtime', 'issue'] as const) refused('sandboxes.create', field, hostile(), (v) => c().sandboxes.create({ ...box, [field]: v }));
+for (const field of ['workspace', 'class', 'size', 'runtime', 'issue'] as const)
+  refused('sandboxes.create', field, hostile(), (v) => c().sandboxes.create({ ...box, [field]: v }));
 refused('sandboxes.create', 'keepAlive', { string: 'yes', number: 1, object: {} }, (v) => c().sandboxes.create({ ...box, keepAlive: v }));
 const job = { command: ['sh', '-c', 'echo hi > /tmp/hi'] };
 refused('sandboxes.runJob', 'sandbox', hostile(), (v) => c().sandboxes.runJob(v, job));
@@ -129,56 +180,111 @@ refused('sandboxes.runJob', 'sandbox', { unknown: UNKNOWN_ID }, (v) => c().sandb
 refused(
   'sandboxes.runJob',
   'command',
-  { 'not a list': 'sh -c true', none: [], number: [42], object: [{}], nested: [['sh']], 'NUL byte': ['sh', '-c', 'echo a\u0000b'], null: null, '1 MB': ['echo', 'a'.repeat(1024 * 1024)] },
+  {
+    'not a list': 'sh -c true',
+    none: [],
+    number: [42],
+    object: [{}],
+    nested: [['sh']],
+    'NUL byte': ['sh', '-c', 'echo a\u0000b'],
+    null: null,
+    '1 MB': ['echo', 'a'.repeat(1024 * 1024)],
+  },
   (v) => c().sandboxes.runJob(sandboxId, { command: v }),
 );
-refused('sandboxes.runJob', 'workdir', hostile(ALL, { 'absolute traversal': '/workspace/../../etc' }), (v) => c().sandboxes.runJob(sandboxId, { ...job, workdir: v }));
-refused('sandboxes.runJob', 'env', { 'not an object': 'A=1', list: ['A=1'], 'key with =': { 'A=B': '1' }, 'empty key': { '': '1' }, 'NUL in a value': { A: 'a\u0000b' }, 'number value': { A: 1 }, null: null }, (v) =>
-  c().sandboxes.runJob(sandboxId, { ...job, env: v }),
+refused('sandboxes.runJob', 'workdir', hostile(ALL, { 'absolute traversal': '/workspace/../../etc' }), (v) =>
+  c().sandboxes.runJob(sandboxId, { ...job, workdir: v }),
+);
+refused(
+  'sandboxes.runJob',
+  'env',
+  {
+    'not an object': 'A=1',
+    list: ['A=1'],
+    'key with =': { 'A=B': '1' },
+    'empty key': { '': '1' },
+    'NUL in a value': { A: 'a\u0000b' },
+    'number value': { A: 1 },
+    null: null,
+  },
+  (v) => c().sandboxes.runJob(sandboxId, { ...job, env: v }),
 );
 refused('sandboxes.promote', 'sandbox', hostile(), (v) => c().sandboxes.promote(v, { name: 'promoted-v1' }));
 refused('sandboxes.promote', 'sandbox', { unknown: UNKNOWN_ID }, (v) => c().sandboxes.promote(v, { name: 'promoted-v1' }), 'NOT_FOUND');
 refused('sandboxes.promote', 'name', hostile(), (v) => c().sandboxes.promote(sandboxId, { name: v }));
-refused('sandboxes.promote', 'setDefault', { string: 'yes', number: 1 }, (v) => c().sandboxes.promote(sandboxId, { name: 'promoted-v1', setDefault: v }));
+refused('sandboxes.promote', 'setDefault', { string: 'yes', number: 1 }, (v) =>
+  c().sandboxes.promote(sandboxId, { name: 'promoted-v1', setDefault: v }),
+);
 for (const method of ['resume', 'destroy', 'status', 'explain'] as const) {
   refused(`sandboxes.${method}`, 'sandbox', hostile(), (v) => c().sandboxes[method](v));
   refused(`sandboxes.${method}`, 'sandbox', { unknown: UNKNOWN_ID }, (v) => c().sandboxes[method](v), 'NOT_FOUND');
 }
 refused('sandboxes.list', 'workspace', hostile(), (v) => c().sandboxes.list(v));
 const pin = { workspace: ws, issue: 'ENG-1', snapshot: 'golden-v1' };
-for (const field of ['workspace', 'issue', 'snapshot'] as const) refused('sandboxes.pin', field, hostile(), (v) => c().sandboxes.pin({ ...pin, [field]: v }));
+for (const field of ['workspace', 'issue', 'snapshot'] as const)
+  refused('sandboxes.pin', field, hostile(), (v) => c().sandboxes.pin({ ...pin, [field]: v }));
 refused('sandboxes.pin', 'snapshot', { unknown: 'no-such-v1' }, (v) => c().sandboxes.pin({ ...pin, snapshot: v }), 'NOT_FOUND');
-for (const field of ['workspace', 'issue'] as const) refused('sandboxes.unpin', field, hostile(), (v) => c().sandboxes.unpin({ workspace: ws, issue: 'ENG-1', [field]: v }));
+for (const field of ['workspace', 'issue'] as const)
+  refused('sandboxes.unpin', field, hostile(), (v) => c().sandboxes.unpin({ workspace: ws, issue: 'ENG-1', [field]: v }));
 refused('sandboxes.unpin', 'issue', { unknown: 'ENG-404' }, (v) => c().sandboxes.unpin({ workspace: ws, issue: v }), 'NOT_FOUND');
 
 // ---- workspaces, members, agents, rollouts ----
 refused('workspaces.create', 'workspace', hostile(ALL, { system: 'system' }), (v) => c().workspaces.create({ id: v, admin: 'alice' }));
-refused('workspaces.create', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) => c().workspaces.create({ id: 'ws-new', plan: v, admin: 'alice' }));
+refused('workspaces.create', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) =>
+  c().workspaces.create({ id: 'ws-new', plan: v, admin: 'alice' }),
+);
 refused('workspaces.create', 'admin', hostile(), (v) => c().workspaces.create({ id: 'ws-new', admin: v }));
 refused('workspaces.setPlan', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) => c().workspaces.setPlan({ id: ws, plan: v }));
 refused('workspaces.setPlan', 'workspace', { unknown: 'ws-nobody' }, (v) => c().workspaces.setPlan({ id: v, plan: 'paid' }), 'NOT_FOUND');
-for (const field of ['workspace', 'user', 'role'] as const) refused('workspaces.addMember', field, hostile(), (v) => c().workspaces.addMember({ workspace: ws, user: 'bob', [field]: v }));
+for (const field of ['workspace', 'user', 'role'] as const)
+  refused('workspaces.addMember', field, hostile(), (v) => c().workspaces.addMember({ workspace: ws, user: 'bob', [field]: v }));
 refused('workspaces.removeMember', 'user', hostile(), (v) => c().workspaces.removeMember({ workspace: ws, user: v }));
 refused('workspaces.members', 'workspace', hostile(), (v) => c().workspaces.members(v));
 refused('workspaces.audit', 'workspace', hostile(), (v) => c().workspaces.audit(v));
-for (const field of ['workspace', 'name', 'snapshot'] as const) refused('agents.create', field, hostile(), (v) => c().agents.create({ workspace: ws, name: 'helper', snapshot: 'golden-v1', [field]: v }));
-refused('agents.create', 'workspace', { unknown: 'ws-nobody' }, (v) => c().agents.create({ workspace: v, name: 'helper', snapshot: 'golden-v1' }), 'NOT_FOUND');
+for (const field of ['workspace', 'name', 'snapshot'] as const)
+  refused('agents.create', field, hostile(), (v) =>
+    c().agents.create({ workspace: ws, name: 'helper', snapshot: 'golden-v1', [field]: v }),
+  );
+refused(
+  'agents.create',
+  'workspace',
+  { unknown: 'ws-nobody' },
+  (v) => c().agents.create({ workspace: v, name: 'helper', snapshot: 'golden-v1' }),
+  'NOT_FOUND',
+);
 refused('agents.list', 'workspace', hostile(), (v) => c().agents.list({ workspace: v }));
 const rollout = { workspace: ws, snapshot: 'golden-v1', agents: ['helper'] };
-for (const field of ['workspace', 'snapshot'] as const) refused('agents.rollout', field, hostile(), (v) => c().agents.rollout({ ...rollout, [field]: v }));
-refused('agents.rollout', 'agents', listOf(ALL, { none: [], twice: ['a', 'a'], 'not a list': 'helper' }), (v) => c().agents.rollout({ ...rollout, agents: v }));
+for (const field of ['workspace', 'snapshot'] as const)
+  refused('agents.rollout', field, hostile(), (v) => c().agents.rollout({ ...rollout, [field]: v }));
+refused('agents.rollout', 'agents', listOf(ALL, { none: [], twice: ['a', 'a'], 'not a list': 'helper' }), (v) =>
+  c().agents.rollout({ ...rollout, agents: v }),
+);
 refused('agents.rollout', 'canary', NUMBERS, (v) => c().agents.rollout({ ...rollout, canary: v }));
 refused('agents.rollout', 'batchSize', NUMBERS, (v) => c().agents.rollout({ ...rollout, batchSize: v }));
-refused('agents.rollout', 'healthTimeout', hostile(ALL, { 'zero seconds': '0s', 'a year': '365 days', negative: -5 }), (v) => c().agents.rollout({ ...rollout, healthTimeout: v }));
+refused('agents.rollout', 'healthTimeout', hostile(ALL, { 'zero seconds': '0s', 'a year': '365 days', negative: -5 }), (v) =>
+  c().agents.rollout({ ...rollout, healthTimeout: v }),
+);
 refused('agents.rollout', 'auto', { string: 'yes', number: 1 }, (v) => c().agents.rollout({ ...rollout, auto: v }));
 for (const method of ['status', 'pause', 'resume', 'abort'] as const) {
   refused(`agents.${method}`, 'snapshot', hostile(), (v) => c().agents[method]({ workspace: ws, snapshot: v }));
-  refused(`agents.${method}`, 'snapshot', { unknown: 'no-such-v1' }, (v) => c().agents[method]({ workspace: ws, snapshot: v }), 'NOT_FOUND');
+  refused(
+    `agents.${method}`,
+    'snapshot',
+    { unknown: 'no-such-v1' },
+    (v) => c().agents[method]({ workspace: ws, snapshot: v }),
+    'NOT_FOUND',
+  );
 }
 refused('agents.pause', 'reason', hostile(TEXT), (v) => c().agents.pause({ workspace: ws, snapshot: 'golden-v1', reason: v }));
-refused('agents.reportHealth', 'agent', hostile(), (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: v, ok: true }));
-refused('agents.reportHealth', 'ok', { string: 'yes', number: 1, null: null }, (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: v }));
-refused('agents.reportHealth', 'detail', hostile(TEXT), (v) => c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: true, detail: v }));
+refused('agents.reportHealth', 'agent', hostile(), (v) =>
+  c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: v, ok: true }),
+);
+refused('agents.reportHealth', 'ok', { string: 'yes', number: 1, null: null }, (v) =>
+  c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: v }),
+);
+refused('agents.reportHealth', 'detail', hostile(TEXT), (v) =>
+  c().agents.reportHealth({ workspace: ws, snapshot: 'golden-v1', agent: 'helper', ok: true, detail: v }),
+);
 refused('snapshots.create', 'rollout', { 'without --replace': { canary: 1 } }, (v) => c().snapshots.create({ ...image, rollout: v }));
 refused('snapshots.create', 'canary', NUMBERS, (v) => c().snapshots.create({ ...image, replace: true, rollout: { canary: v } }));
 
@@ -188,17 +294,30 @@ interface Footprint {
   workflows: string[];
   schedules: string[];
 }
-const CATALOG = ['snapshots', 'sandboxes', 'issues', 'golden_build_configs', 'github_connections', 'default_pointers', 'default_history', 'snapshot_events'];
+const CATALOG = [
+  'snapshots',
+  'sandboxes',
+  'issues',
+  'golden_build_configs',
+  'github_connections',
+  'default_pointers',
+  'default_history',
+  'snapshot_events',
+];
 let before: Footprint;
 
 /** Row counts of every table in the catalog, and every workflow run and schedule in the namespace. */
 async function footprint(): Promise<Footprint> {
   const rows: Record<string, number> = {};
-  const tables = await t.db.sql<Array<{ name: string }>>`select table_name as name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`;
-  for (const { name } of tables) rows[name] = (await t.db.sql<Array<{ n: number }>>`select count(*)::int as n from ${t.db.sql(name)}`)[0]!.n;
+  const tables = await t.db.sql<
+    Array<{ name: string }>
+  >`select table_name as name from information_schema.tables where table_schema = 'public' and table_type = 'BASE TABLE' order by 1`;
+  for (const { name } of tables)
+    rows[name] = (await t.db.sql<Array<{ n: number }>>`select count(*)::int as n from ${t.db.sql(name)}`)[0]!.n;
   const workflows: string[] = [];
   // The reconcile schedule fires on its own every 5 minutes; everything else must be ours.
-  for await (const w of t.client.temporal.workflow.list()) if (w.type !== 'reconcileSnapshots') workflows.push(`${w.workflowId} ${w.runId}`);
+  for await (const w of t.client.temporal.workflow.list())
+    if (w.type !== 'reconcileSnapshots') workflows.push(`${w.workflowId} ${w.runId}`);
   const schedules: string[] = [];
   for await (const s of t.client.temporal.schedule.list()) schedules.push(s.scheduleId);
   return { rows, workflows: workflows.sort(), schedules: schedules.sort() };
@@ -209,7 +328,13 @@ async function outcome(call: () => Promise<unknown>): Promise<unknown> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise((resolve) => (timer = setTimeout(() => resolve(new Error('no answer within 10s')), 10_000)));
   try {
-    return await Promise.race([call().then((value) => ({ accepted: value }), (err: unknown) => err), late]);
+    return await Promise.race([
+      call().then(
+        (value) => ({ accepted: value }),
+        (err: unknown) => err,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -259,8 +384,44 @@ test.each(rows.map((r) => [`${r.method} ${r.field}: ${r.kind}`, r] as const))('%
 function cliCases(): Array<[string[], ErrorCode, string]> {
   const golden = ['golden', 'config', 'set', '--workspace', ws, '--target', 'small:codex'];
   return [
-    [['snapshot', 'create', '--workspace', ws, '--name', "x'; drop table snapshots;--", '--image', 'ghcr.io/org/image:v1', '--runtime', 'codex', '--size', 'small'], 'VALIDATION_FAILED', 'name'],
-    [['snapshot', 'create', '--workspace', ws, '--name', 'agent-v1', '--image', 'ghcr.io/org/image:v1', '--entrypoint', '/app/$(rm -rf /)', '--runtime', 'codex', '--size', 'small'], 'VALIDATION_FAILED', 'entrypoint'],
+    [
+      [
+        'snapshot',
+        'create',
+        '--workspace',
+        ws,
+        '--name',
+        "x'; drop table snapshots;--",
+        '--image',
+        'ghcr.io/org/image:v1',
+        '--runtime',
+        'codex',
+        '--size',
+        'small',
+      ],
+      'VALIDATION_FAILED',
+      'name',
+    ],
+    [
+      [
+        'snapshot',
+        'create',
+        '--workspace',
+        ws,
+        '--name',
+        'agent-v1',
+        '--image',
+        'ghcr.io/org/image:v1',
+        '--entrypoint',
+        '/app/$(rm -rf /)',
+        '--runtime',
+        'codex',
+        '--size',
+        'small',
+      ],
+      'VALIDATION_FAILED',
+      'entrypoint',
+    ],
     [['snapshot', 'get', 'agent\nv1', '--workspace', ws], 'VALIDATION_FAILED', 'name'],
     [['snapshot', 'list', '--workspace', ws, '--status', "active' or '1'='1"], 'VALIDATION_FAILED', 'status'],
     [['snapshot', 'prune', '--workspace', ws, '--unused-for', '14d; rm -rf /'], 'VALIDATION_FAILED', 'unused-for'],
@@ -288,7 +449,12 @@ test('the CLI answers hostile arguments with its exit code for the kind (2 valid
   const results = await inBatches(cases, 4, ([args]) => cli(args));
   results.forEach((r, i) => {
     const [args, code, field] = cases[i]!;
-    expect({ args: args.join(' ').slice(0, 80), status: r.status, stdout: r.stdout, stack: /\n\s+at /.test(r.stderr) }).toEqual({ args: args.join(' ').slice(0, 80), status: exitCodeFor(code), stdout: '', stack: false });
+    expect({ args: args.join(' ').slice(0, 80), status: r.status, stdout: r.stdout, stack: /\n\s+at /.test(r.stderr) }).toEqual({
+      args: args.join(' ').slice(0, 80),
+      status: exitCodeFor(code),
+      stdout: '',
+      stack: false,
+    });
     const failure = JSON.parse(r.stderr) as Record<string, unknown>;
     expect(Object.keys(failure).sort()).toEqual(['code', 'field', 'hint', 'message']);
     expect(failure).toMatchObject({ code, field, message: expect.any(String) });
@@ -307,7 +473,10 @@ function cli(args: string[]): Promise<{ status: number | null; stdout: string; s
   const dash = args.indexOf('--');
   const argv = dash === -1 ? [...args, '--json'] : [...args.slice(0, dash), '--json', ...args.slice(dash)];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...argv], { env: { ...process.env, ...t.env }, cwd: t.stack.dir });
+    const child = spawn(process.execPath, [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...argv], {
+      env: { ...process.env, ...t.env },
+      cwd: t.stack.dir,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

@@ -32,16 +32,37 @@ beforeAll(async () => {
   hosts.ghcr = await registry('ghcr', [{ username: 'x-access-token', password: github.tokenFor(INSTALLATION) }]);
   hosts.locked = await registry('locked', [{ username: 'someone', password: 'not-ours' }]);
   const githubApp = { appId: String(github.appId), privateKey: github.privateKeyPem, apiUrl: github.url };
-  t = await createTestEnv({ env: { SNAPFLOW_GHCR_HOST: hosts.ghcr, GITHUB_APP_ID: githubApp.appId, GITHUB_APP_PRIVATE_KEY: githubApp.privateKey, GITHUB_API_URL: github.url } });
+  t = await createTestEnv({
+    env: {
+      SNAPFLOW_GHCR_HOST: hosts.ghcr,
+      GITHUB_APP_ID: githubApp.appId,
+      GITHUB_APP_PRIVATE_KEY: githubApp.privateKey,
+      GITHUB_API_URL: github.url,
+    },
+  });
   await t.startControlWorker({ githubApp });
   const hostId = uniqueHostId('img');
   await t.startHostWorker({ hostId, githubApp });
   await t.client.refreshHost(hostId);
 
   await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.public, repository: 'tools/agent', tag: 'v1' });
-  await pushImage(t.docker, await deriveImage(t.docker, 'chmod -x /app/start.sh', 'noexec'), { registryHost: hosts.public, repository: 'tools/agent', tag: 'noexec' });
-  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.ghcr, repository: 'acme/private-agent', tag: 'v1', credentials: { username: 'x-access-token', password: github.tokenFor(INSTALLATION) } });
-  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost: hosts.locked, repository: 'team/agent', tag: 'v1', credentials: { username: 'someone', password: 'not-ours' } });
+  await pushImage(t.docker, await deriveImage(t.docker, 'chmod -x /app/start.sh', 'noexec'), {
+    registryHost: hosts.public,
+    repository: 'tools/agent',
+    tag: 'noexec',
+  });
+  await pushImage(t.docker, BASE_IMAGE_REF, {
+    registryHost: hosts.ghcr,
+    repository: 'acme/private-agent',
+    tag: 'v1',
+    credentials: { username: 'x-access-token', password: github.tokenFor(INSTALLATION) },
+  });
+  await pushImage(t.docker, BASE_IMAGE_REF, {
+    registryHost: hosts.locked,
+    repository: 'team/agent',
+    tag: 'v1',
+    credentials: { username: 'someone', password: 'not-ours' },
+  });
 });
 
 afterAll(async () => {
@@ -51,7 +72,11 @@ afterAll(async () => {
 });
 
 const base = { workspace: ws, runtime: 'codex', size: 'small' };
-const rowsNamed = async (name: string) => t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, ws), eq(snapshots.name, name)));
+const rowsNamed = async (name: string) =>
+  t.db.db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.workspace, ws), eq(snapshots.name, name)));
 
 async function createAndWait(input: Parameters<TestEnv['client']['snapshots']['create']>[0]) {
   const created = await t.client.snapshots.create(input);
@@ -78,7 +103,14 @@ test('a public image becomes an active snapshot: pending at once, then resolve â
   expect(result).toMatchObject({ status: 'active', snapshotId: created.snapshotId });
 
   const { snapshot, events, uiLink } = await t.client.snapshots.get({ workspace: ws, name: 'agent-v1' });
-  expect(snapshot).toMatchObject({ status: 'active', kind: 'image', runtime: 'codex', size: 'small', entrypoint: '/app/start.sh', profileKey: 'codex/small/base-1' });
+  expect(snapshot).toMatchObject({
+    status: 'active',
+    kind: 'image',
+    runtime: 'codex',
+    size: 'small',
+    entrypoint: '/app/start.sh',
+    profileKey: 'codex/small/base-1',
+  });
   expect(snapshot.resolvedDigest).toMatch(/^sha256:/);
   expect(snapshot.storedRef).toBe(`${t.stack.storage.registryHost}/snapflow/${ws}/agent-v1@${result.digest}`);
   expect(events.map((e) => e.type)).toEqual(['created', 'step:resolve', 'step:pull', 'step:verify', 'step:store', 'activated']);
@@ -88,7 +120,9 @@ test('a public image becomes an active snapshot: pending at once, then resolve â
 test('the same name and spec returns the existing snapshot; a changed spec is refused with the next name', async () => {
   const again = await t.client.snapshots.create({ ...base, name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` });
   expect(again).toMatchObject({ reused: true, status: 'active' });
-  const changed = await t.client.snapshots.create({ ...base, runtime: 'pi', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` }).catch((e: unknown) => e);
+  const changed = await t.client.snapshots
+    .create({ ...base, runtime: 'pi', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` })
+    .catch((e: unknown) => e);
   expect(changed).toMatchObject({ code: 'CONFLICT', field: 'name' });
   expect((changed as SnapflowError).message).toContain('runtime');
   expect((changed as SnapflowError).hint).toContain('agent-v2');
@@ -101,25 +135,43 @@ test('--replace creates the next version and moves the agents on the old one to 
   await t.client.workspaces.create({ id: ws, plan: 'paid', admin: 'alice' });
   const agentNames = ['helper-1', 'helper-2'];
   for (const name of agentNames) await t.client.agents.create({ workspace: ws, name, snapshot: 'agent-v1' });
-  await expect(t.client.golden.setDefault({ workspace: ws, name: 'agent-v1' })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('only golden snapshots can be defaults') });
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-1', snapshot: 'agent-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('only golden snapshots can be pinned') });
+  await expect(t.client.golden.setDefault({ workspace: ws, name: 'agent-v1' })).rejects.toMatchObject({
+    code: 'CONFLICT',
+    message: expect.stringContaining('only golden snapshots can be defaults'),
+  });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-1', snapshot: 'agent-v1' })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    message: expect.stringContaining('only golden snapshots can be pinned'),
+  });
 
-  const { created, result } = await createAndWait({ ...base, entrypoint: '/bin/sh', name: 'agent-v1', image: `${hosts.public}/tools/agent:v1`, replace: true });
+  const { created, result } = await createAndWait({
+    ...base,
+    entrypoint: '/bin/sh',
+    name: 'agent-v1',
+    image: `${hosts.public}/tools/agent:v1`,
+    replace: true,
+  });
   expect(created).toMatchObject({ name: 'agent-v2', replaces: old!.id });
   expect(result.status).toBe('active');
   const moved = await t.client.agents.list({ workspace: ws });
-  expect(moved.map((a) => ({ name: a.name, on: a.snapshotId, was: a.previousSnapshotId }))).toEqual(agentNames.map((name) => ({ name, on: created.snapshotId, was: old!.id })));
+  expect(moved.map((a) => ({ name: a.name, on: a.snapshotId, was: a.previousSnapshotId }))).toEqual(
+    agentNames.map((name) => ({ name, on: created.snapshotId, was: old!.id })),
+  );
   const { snapshot, events } = await t.client.snapshots.get({ workspace: ws, name: 'agent-v1' });
   expect(snapshot.status).toBe('active');
-  expect(events.filter((e) => e.type === 'replaced').map((e) => e.message)).toEqual([`replaced by ${created.snapshotId}: 0 default(s), 0 pin(s), 2 agent(s) moved`]);
+  expect(events.filter((e) => e.type === 'replaced').map((e) => e.message)).toEqual([
+    `replaced by ${created.snapshotId}: 0 default(s), 0 pin(s), 2 agent(s) moved`,
+  ]);
   // Nothing of the workspace was a default, and replacing made nothing one.
-  expect(await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, ws))).toEqual([]);
-  expect(await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, ws))).toEqual([]);
+  expect(await t.db.db.select().from(defaultPointers).where(eq(defaultPointers.workspace, ws))).toEqual([]);
+  expect(await t.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, ws))).toEqual([]);
   expect((await rowsNamed('agent-v2'))[0]).toMatchObject({ parentSnapshotId: old!.id });
 });
 
 test('concurrent creates of one name give one snapshot and one workflow', async () => {
-  const all = await Promise.all(Array.from({ length: 6 }, () => t.client.snapshots.create({ ...base, name: 'race-v1', image: `${hosts.public}/tools/agent:v1` })));
+  const all = await Promise.all(
+    Array.from({ length: 6 }, () => t.client.snapshots.create({ ...base, name: 'race-v1', image: `${hosts.public}/tools/agent:v1` })),
+  );
   expect(new Set(all.map((c) => c.snapshotId)).size).toBe(1);
   await t.client.snapshots.wait(all[0]!);
   expect(await rowsNamed('race-v1')).toHaveLength(1);
@@ -130,13 +182,18 @@ test('concurrent creates of one name give one snapshot and one workflow', async 
 
 test('a private GHCR image needs the GitHub connection: missing â†’ blocked up front, connected â†’ active', async () => {
   const image = `${hosts.ghcr}/acme/private-agent:v1`;
-  await expect(t.client.snapshots.create({ ...base, name: 'private-v1', image })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING', hint: expect.stringContaining('snapflow github connect') });
+  await expect(t.client.snapshots.create({ ...base, name: 'private-v1', image })).rejects.toMatchObject({
+    code: 'GITHUB_CONNECTION_MISSING',
+    hint: expect.stringContaining('snapflow github connect'),
+  });
   expect(await rowsNamed('private-v1')).toHaveLength(0);
 
-  await expect(t.client.validateGithub({ workspace: ws, installationId: 999 })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING' });
+  await expect(t.client.validateGithub({ workspace: ws, installationId: 999 })).rejects.toMatchObject({
+    code: 'GITHUB_CONNECTION_MISSING',
+  });
   const connection = await t.client.validateGithub({ workspace: ws, installationId: INSTALLATION });
   expect(connection).toMatchObject({ status: 'connected', account: 'acme', installationId: INSTALLATION });
-  const [row] = await t.db.db.select().from(githubConnections).where(eq(githubConnections.scope, ws));
+  const [row] = await t.db.db.select().from(githubConnections).where(eq(githubConnections.workspace, ws));
   expect(Object.values(row!).map(String)).not.toContain(github.tokenFor(INSTALLATION));
 
   const { result } = await createAndWait({ ...base, name: 'private-v1', image });
@@ -147,13 +204,17 @@ test('an installation suspended during a build fails it as GITHUB_CONNECTION_EXP
   github.suspend(INSTALLATION);
   await expectFailed('private-v2', `${hosts.ghcr}/acme/private-agent:v1`, 'GITHUB_CONNECTION_EXPIRED', { runtime: 'pi' });
   expect(await t.client.githubStatus({ workspace: ws })).toMatchObject({ status: 'expired' });
-  await expect(t.client.snapshots.create({ ...base, name: 'private-v3', image: `${hosts.ghcr}/acme/private-agent:v1` })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_EXPIRED', hint: expect.stringContaining('reconnect') });
+  await expect(
+    t.client.snapshots.create({ ...base, name: 'private-v3', image: `${hosts.ghcr}/acme/private-agent:v1` }),
+  ).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_EXPIRED', hint: expect.stringContaining('reconnect') });
   await expect(t.client.validateGithub({ workspace: ws })).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_EXPIRED' });
 });
 
 test('unknown image, missing or non-executable entrypoint and refused credentials each fail with their reason', async () => {
   await expectFailed('missing-tag-v1', `${hosts.public}/tools/agent:v404`, 'IMAGE_NOT_FOUND');
-  const noFile = await expectFailed('no-entry-v1', `${hosts.public}/tools/agent:v1`, 'ENTRYPOINT_NOT_FOUND', { entrypoint: '/app/missing.sh' });
+  const noFile = await expectFailed('no-entry-v1', `${hosts.public}/tools/agent:v1`, 'ENTRYPOINT_NOT_FOUND', {
+    entrypoint: '/app/missing.sh',
+  });
   expect(noFile.errorMessage).toContain('/app/missing.sh does not exist');
   const noExec = await expectFailed('noexec-v1', `${hosts.public}/tools/agent:noexec`, 'ENTRYPOINT_NOT_FOUND');
   expect(noExec.errorMessage).toContain('not executable');
@@ -178,7 +239,9 @@ test('hostile or invalid input is refused before anything is written', async () 
     [{ name: 'ok-v1', workspace: 'ws;rm' }, 'workspace'],
   ];
   for (const [override, field] of cases) {
-    const input = { ...base, name: 'ok-v1', image: `${hosts.public}/tools/agent:v1`, ...override } as Parameters<TestEnv['client']['snapshots']['create']>[0];
+    const input = { ...base, name: 'ok-v1', image: `${hosts.public}/tools/agent:v1`, ...override } as Parameters<
+      TestEnv['client']['snapshots']['create']
+    >[0];
     await expect(t.client.snapshots.create(input)).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field });
   }
   expect((await t.db.db.select().from(snapshots)).length).toBe(before);
@@ -187,9 +250,24 @@ test('hostile or invalid input is refused before anything is written', async () 
 test('a pending snapshot whose run has ended is failed by the reconciler, never left pending', async () => {
   const [ghost] = await t.db.db
     .insert(snapshots)
-    .values({ scope: ws, name: 'ghost-v1', kind: 'image', runtime: 'codex', size: 'small', profileKey: 'codex/small/base-1', origin: 'user', workflowId: 'image-snapshot/nowhere/ghost', status: 'pending', updatedAt: new Date(Date.now() - 10 * 60_000) })
+    .values({
+      workspace: ws,
+      name: 'ghost-v1',
+      kind: 'image',
+      runtime: 'codex',
+      size: 'small',
+      profileKey: 'codex/small/base-1',
+      origin: 'user',
+      workflowId: 'image-snapshot/nowhere/ghost',
+      status: 'pending',
+      updatedAt: new Date(Date.now() - 10 * 60_000),
+    })
     .returning();
-  const result = await t.client.temporal.workflow.execute('reconcileSnapshots', { taskQueue: taskQueues.control, workflowId: `reconcile-test-${ghost!.id}`, args: [] });
+  const result = await t.client.temporal.workflow.execute('reconcileSnapshots', {
+    taskQueue: taskQueues.control,
+    workflowId: `reconcile-test-${ghost!.id}`,
+    args: [],
+  });
   expect(result).toMatchObject({ failed: [ghost!.id] });
   expect((await rowsNamed('ghost-v1'))[0]).toMatchObject({ status: 'failed', errorCode: 'WORKFLOW_GONE' });
 });

@@ -31,9 +31,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const id of sandboxIds) {
-    await t.client.sandboxes.destroy(id).catch(() => t.client.temporal.workflow.getHandle(workflowIds.sandbox(id)).terminate('test cleanup').catch(() => undefined));
+    await t.client.sandboxes.destroy(id).catch(() =>
+      t.client.temporal.workflow
+        .getHandle(workflowIds.sandbox(id))
+        .terminate('test cleanup')
+        .catch(() => undefined),
+    );
     for (const docker of [t.docker, dockerB]) {
-      for (const c of await docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(id)}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+      for (const c of await docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(id)}`] } }))
+        await docker.getContainer(c.Id).remove({ force: true });
     }
   }
   await t?.teardown();
@@ -42,7 +48,14 @@ afterAll(async () => {
 
 test('builds are placed by free memory: while one build holds a host, the next goes to the other', async () => {
   const repo = makeBareRepo(mkdtempSync(join(process.env.SNAPFLOW_TEST_STATE!, '..', 'multi-')), 'slow', { 'tembo.nix': '{ }\n' });
-  for (const workspace of ['multi-1', 'multi-2']) await t.client.golden.setConfig({ workspace, repos: [repo], prebuildDeps: true, depsFallbackCommand: 'sleep 3', targets: ['small:codex'] });
+  for (const workspace of ['multi-1', 'multi-2'])
+    await t.client.golden.setConfig({
+      workspace,
+      repos: [repo],
+      prebuildDeps: true,
+      depsFallbackCommand: 'sleep 3',
+      targets: ['small:codex'],
+    });
   const first = await t.client.golden.buildNow({ workspace: 'multi-1' });
   // Wait until the first build's temporary sandbox (2 GiB) is running on its host.
   for (let i = 0; i < 300; i++) {

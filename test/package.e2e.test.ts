@@ -12,7 +12,11 @@ let dir: string;
 let app: string;
 let tarball: string;
 
-function sh(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number }): SpawnSyncReturns<string> {
+function sh(
+  command: string,
+  args: string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeout?: number },
+): SpawnSyncReturns<string> {
   return spawnSync(command, args, { encoding: 'utf8', timeout: 60_000, ...options, env: options.env ?? process.env });
 }
 
@@ -25,7 +29,10 @@ beforeAll(() => {
   app = join(dir, 'app');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'snapflow-consumer', private: true }));
-  const install = sh('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app, timeout: 600_000 });
+  const install = sh('npm', ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+    cwd: app,
+    timeout: 600_000,
+  });
   expect({ status: install.status, stderr: install.stderr }).toMatchObject({ status: 0 });
 }, 900_000);
 
@@ -35,13 +42,30 @@ afterAll(() => {
 
 test('the tarball holds the compiled code, the migrations, the bin and the README; no tests, no TypeScript sources', () => {
   const files = sh('tar', ['-tzf', tarball], { cwd: dir }).stdout.split('\n');
-  expect(files).toEqual(expect.arrayContaining(['package/dist/client/cli.js', 'package/dist/client/index.d.ts', 'package/dist/db/migrate.js', 'package/dist/db/migrations/meta/_journal.json', 'package/dist/db/migrations/0000_init.sql', 'package/client/bin/snapflow.js', 'package/README.md']));
-  expect(files.filter((f) => f.startsWith('package/test/') || f.startsWith('package/bench/') || /^package\/(?!dist\/).*\.ts$/.test(f))).toEqual([]);
+  expect(files).toEqual(
+    expect.arrayContaining([
+      'package/dist/client/cli.js',
+      'package/dist/client/index.d.ts',
+      'package/dist/db/migrate.js',
+      'package/dist/db/migrations/meta/_journal.json',
+      'package/dist/db/migrations/0000_init.sql',
+      'package/client/bin/snapflow.js',
+      'package/README.md',
+    ]),
+  );
+  expect(
+    files.filter((f) => f.startsWith('package/test/') || f.startsWith('package/bench/') || /^package\/(?!dist\/).*\.ts$/.test(f)),
+  ).toEqual([]);
 });
 
 test('npx snapflow doctor runs from the install: one line per check, ✗ for the missing stack, exit 1, no stack trace', async () => {
   // Nothing listens on these ports: the checks that need Temporal or Postgres fail, readably.
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`, DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/snapflow` };
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: `127.0.0.1:${await freePort()}`,
+    DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/snapflow`,
+  };
   const doctor = sh('npx', ['--no-install', 'snapflow', 'doctor'], { cwd: app, env });
   expect(doctor.status).toBe(1);
   expect(doctor.stdout).toMatch(/^✓ config/m);
@@ -57,7 +81,24 @@ test("require('snapflow') is the typed client", () => {
   const cjs = sh(process.execPath, ['-e', "process.stdout.write(typeof require('snapflow').SnapflowClient)"], { cwd: app });
   expect(cjs.stdout).toBe('function');
 
-  writeFileSync(join(app, 'check.ts'), "import { SnapflowClient } from 'snapflow';\nexport const connect: typeof SnapflowClient.connect = SnapflowClient.connect;\n");
-  const tsc = sh(process.execPath, [require.resolve('typescript/bin/tsc'), '--noEmit', '--strict', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', 'check.ts'], { cwd: app });
+  writeFileSync(
+    join(app, 'check.ts'),
+    "import { SnapflowClient } from 'snapflow';\nexport const connect: typeof SnapflowClient.connect = SnapflowClient.connect;\n",
+  );
+  const tsc = sh(
+    process.execPath,
+    [
+      require.resolve('typescript/bin/tsc'),
+      '--noEmit',
+      '--strict',
+      '--skipLibCheck',
+      '--module',
+      'node16',
+      '--moduleResolution',
+      'node16',
+      'check.ts',
+    ],
+    { cwd: app },
+  );
   expect({ status: tsc.status, out: tsc.stdout }).toEqual({ status: 0, out: '' });
 });

@@ -29,16 +29,30 @@ beforeAll(async () => {
   await t.client.as('alice').workspaces.addMember({ workspace: ws, user: 'bob' });
 }, 120_000);
 afterAll(async () => {
-  for (const id of started) await t?.client.temporal.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
+  for (const id of started)
+    await t?.client.temporal.workflow
+      .getHandle(id)
+      .terminate('test cleanup')
+      .catch(() => undefined);
   for (const box of t ? await t.db.db.select().from(sandboxes) : []) await t.client.sandboxes.destroy(box.id).catch(() => undefined);
   await t?.teardown();
 });
 
 /** An active golden snapshot row, as a build or a promotion leaves it (no image needed to move agents). */
-async function snapshot(name: string, extra: Partial<typeof snapshots.$inferInsert> = {}, scope = ws): Promise<string> {
+async function snapshot(name: string, extra: Partial<typeof snapshots.$inferInsert> = {}, workspace = ws): Promise<string> {
   const [row] = await t.db.db
     .insert(snapshots)
-    .values({ scope, name, kind: 'golden', runtime: 'codex', size: 'small', profileKey: profileKey({ runtime: 'codex', size: 'small' }), status: 'active', origin: 'promote', ...extra })
+    .values({
+      workspace,
+      name,
+      kind: 'golden',
+      runtime: 'codex',
+      size: 'small',
+      profileKey: profileKey({ runtime: 'codex', size: 'small' }),
+      status: 'active',
+      origin: 'promote',
+      ...extra,
+    })
     .returning({ id: snapshots.id });
   return row!.id;
 }
@@ -52,8 +66,11 @@ async function fleet(prefix: string, n: number, v2: Partial<typeof snapshots.$in
   return { v1Id, v2Id, names, snapshot: `${prefix}-v2` };
 }
 
-async function where(names: string[], scope = ws): Promise<Record<string, { on: string; was: string | null }>> {
-  const rows = await t.db.db.select().from(agents).where(and(eq(agents.workspaceId, scope), inArray(agents.name, names)));
+async function where(names: string[], workspace = ws): Promise<Record<string, { on: string; was: string | null }>> {
+  const rows = await t.db.db
+    .select()
+    .from(agents)
+    .where(and(eq(agents.workspace, workspace), inArray(agents.name, names)));
   return Object.fromEntries(rows.map((r) => [r.name, { on: r.snapshotId, was: r.previousSnapshotId }]));
 }
 
@@ -85,13 +102,33 @@ async function moveCalls(workflowId: string): Promise<number> {
 test('agents are created on an active snapshot of their workspace, and listed', async () => {
   await snapshot('base-v1');
   await snapshot('broken-v1', { status: 'failed', errorCode: 'VERIFY_FAILED' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).resolves.toMatchObject({ name: 'helper', workspaceId: ws, previousSnapshotId: null });
-  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).rejects.toMatchObject({ code: 'CONFLICT', field: 'name' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'other', snapshot: 'broken-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'snapshot' });
-  await expect(t.client.agents.create({ workspace: 'ws-elsewhere', name: 'other', snapshot: 'base-v1' })).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'snapshot' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'Bad Name', snapshot: 'base-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'name' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'by-bob', snapshot: 'base-v1', actor: 'bob' })).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
-  await expect(t.client.agents.create({ workspace: ws, name: 'by-alice', snapshot: 'base-v1', actor: 'alice' })).resolves.toMatchObject({ name: 'by-alice' });
+  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).resolves.toMatchObject({
+    name: 'helper',
+    workspace: ws,
+    previousSnapshotId: null,
+  });
+  await expect(t.client.agents.create({ workspace: ws, name: 'helper', snapshot: 'base-v1' })).rejects.toMatchObject({
+    code: 'CONFLICT',
+    field: 'name',
+  });
+  await expect(t.client.agents.create({ workspace: ws, name: 'other', snapshot: 'broken-v1' })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'snapshot',
+  });
+  await expect(t.client.agents.create({ workspace: 'ws-elsewhere', name: 'other', snapshot: 'base-v1' })).rejects.toMatchObject({
+    code: 'NOT_FOUND',
+    field: 'snapshot',
+  });
+  await expect(t.client.agents.create({ workspace: ws, name: 'Bad Name', snapshot: 'base-v1' })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'name',
+  });
+  await expect(t.client.agents.create({ workspace: ws, name: 'by-bob', snapshot: 'base-v1', actor: 'bob' })).rejects.toMatchObject({
+    code: 'PERMISSION_DENIED',
+  });
+  await expect(t.client.agents.create({ workspace: ws, name: 'by-alice', snapshot: 'base-v1', actor: 'alice' })).resolves.toMatchObject({
+    name: 'by-alice',
+  });
   expect((await t.client.agents.list({ workspace: ws })).map((a) => a.name)).toEqual(expect.arrayContaining(['by-alice', 'helper']));
 });
 
@@ -105,7 +142,10 @@ test('a rollout request is checked before anything starts', async () => {
   await expect(bad({ healthTimeout: 'soon' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'healthTimeout' });
   await expect(bad({ auto: true })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'auto' }); // not in storage
   await expect(bad({ snapshot: 'no-such-v9' })).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'snapshot' });
-  await expect(t.client.agents.rollout({ workspace: 'system', snapshot: snap, agents: names })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'workspace' });
+  await expect(t.client.agents.rollout({ workspace: 'system', snapshot: snap, agents: names })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'workspace',
+  });
   await expect(bad({ actor: 'bob' })).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
   expect(started).toHaveLength(0);
 });
@@ -118,9 +158,16 @@ test('canary healthy → the rest move in batches (pause holds them, resume lets
 
   const waiting = await until(snap, (s) => s.phase === 'health');
   expect(waiting).toMatchObject({ canary: ['ok-1'], moved: ['ok-1'], pending: ['ok-2', 'ok-3', 'ok-4', 'ok-5'], paused: false });
-  expect(await where(names)).toMatchObject({ 'ok-1': { on: v2Id, was: v1Id }, 'ok-2': { on: v1Id, was: null }, 'ok-5': { on: v1Id, was: null } });
+  expect(await where(names)).toMatchObject({
+    'ok-1': { on: v2Id, was: v1Id },
+    'ok-2': { on: v1Id, was: null },
+    'ok-5': { on: v1Id, was: null },
+  });
 
-  await expect(t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'ok-3', ok: true })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'agent' });
+  await expect(t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'ok-3', ok: true })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'agent',
+  });
   await t.client.agents.pause({ workspace: ws, snapshot: snap, reason: 'watching the canary a little longer' });
   await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'ok-1', ok: true, detail: 'answers in 80 ms' });
   const held = await until(snap, (s) => s.phase === 'rolling' && s.paused);
@@ -130,7 +177,12 @@ test('canary healthy → the rest move in batches (pause holds them, resume lets
 
   await t.client.agents.resume({ workspace: ws, snapshot: snap });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-  expect(result).toMatchObject({ status: 'completed', moved: names, movedBack: [], health: [{ agent: 'ok-1', ok: true, detail: 'answers in 80 ms', actor: 'operator' }] });
+  expect(result).toMatchObject({
+    status: 'completed',
+    moved: names,
+    movedBack: [],
+    health: [{ agent: 'ok-1', ok: true, detail: 'answers in 80 ms', actor: 'operator' }],
+  });
   expect(Object.values(await where(names))).toEqual(names.map(() => ({ on: v2Id, was: v1Id })));
   expect(await moveCalls(workflowId)).toBe(3); // the canary, then [ok-2, ok-3], then [ok-4, ok-5]
   const trail = await t.db.db.select().from(auditEvents).where(eq(auditEvents.workflowId, workflowId)).orderBy(auditEvents.id);
@@ -152,15 +204,33 @@ test('canary reported unhealthy → the canary goes back, the others never moved
   await until(snap, (s) => s.phase === 'health');
   // Sent straight to the workflow, past the client: it decides who may report or abort, and refuses an anonymous call.
   const handle = t.client.temporal.workflow.getHandle(workflowId);
-  await expect(handle.executeUpdate(reportHealthUpdate, { args: [{ agent: 'bad-1', ok: true, actor: 'bob' }] })).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
-  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{ actor: 'bob' }] })).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
-  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{} as never] })).rejects.toMatchObject({ cause: { type: 'VALIDATION_FAILED' } });
+  await expect(handle.executeUpdate(reportHealthUpdate, { args: [{ agent: 'bad-1', ok: true, actor: 'bob' }] })).rejects.toMatchObject({
+    cause: { type: 'PERMISSION_DENIED' },
+  });
+  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{ actor: 'bob' }] })).rejects.toMatchObject({
+    cause: { type: 'PERMISSION_DENIED' },
+  });
+  await expect(handle.executeUpdate(abortRolloutUpdate, { args: [{} as never] })).rejects.toMatchObject({
+    cause: { type: 'VALIDATION_FAILED' },
+  });
   expect(await t.client.agents.status({ workspace: ws, snapshot: snap })).toMatchObject({ phase: 'health', health: [] });
   await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'bad-1', ok: false, detail: 'crash loop on start' });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-  expect(result).toMatchObject({ status: 'rolled-back', moved: [], movedBack: ['bad-1'], reason: 'canary bad-1 reported unhealthy: crash loop on start' });
-  expect(await where(names)).toEqual({ 'bad-1': { on: v1Id, was: v2Id }, 'bad-2': { on: v1Id, was: null }, 'bad-3': { on: v1Id, was: null } });
-  expect(await t.client.agents.status({ workspace: ws, snapshot: snap })).toMatchObject({ phase: 'rolled-back', pending: ['bad-2', 'bad-3'] });
+  expect(result).toMatchObject({
+    status: 'rolled-back',
+    moved: [],
+    movedBack: ['bad-1'],
+    reason: 'canary bad-1 reported unhealthy: crash loop on start',
+  });
+  expect(await where(names)).toEqual({
+    'bad-1': { on: v1Id, was: v2Id },
+    'bad-2': { on: v1Id, was: null },
+    'bad-3': { on: v1Id, was: null },
+  });
+  expect(await t.client.agents.status({ workspace: ws, snapshot: snap })).toMatchObject({
+    phase: 'rolled-back',
+    pending: ['bad-2', 'bad-3'],
+  });
 });
 
 test('an agent moved elsewhere meanwhile is skipped, not pulled back; an origin deleted meanwhile strands its agent, said plainly', async () => {
@@ -172,10 +242,17 @@ test('an agent moved elsewhere meanwhile is skipped, not pulled back; an origin 
   await start({ snapshot: 'side-other-v1', agents: ['side-3'] });
   await until('side-other-v1', (s) => s.phase === 'health');
   await t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'side-1', ok: true });
-  expect(await t.client.agents.wait({ workspace: ws, snapshot: snap })).toMatchObject({ status: 'completed', moved: ['side-1', 'side-2'], skipped: ['side-3'] });
+  expect(await t.client.agents.wait({ workspace: ws, snapshot: snap })).toMatchObject({
+    status: 'completed',
+    moved: ['side-1', 'side-2'],
+    skipped: ['side-3'],
+  });
   expect(await where(names)).toMatchObject({ 'side-1': { on: v2Id }, 'side-2': { on: v2Id }, 'side-3': { on: otherId } });
   await t.client.agents.reportHealth({ workspace: ws, snapshot: 'side-other-v1', agent: 'side-3', ok: true });
-  expect(await t.client.agents.wait({ workspace: ws, snapshot: 'side-other-v1' })).toMatchObject({ status: 'completed', moved: ['side-3'] });
+  expect(await t.client.agents.wait({ workspace: ws, snapshot: 'side-other-v1' })).toMatchObject({
+    status: 'completed',
+    moved: ['side-3'],
+  });
 
   const lone = await fleet('lone', 1);
   await start({ snapshot: lone.snapshot, agents: lone.names });
@@ -183,7 +260,12 @@ test('an agent moved elsewhere meanwhile is skipped, not pulled back; an origin 
   await t.client.snapshots.delete({ workspace: ws, name: 'lone-v1' }); // nobody runs on it any more
   await t.client.agents.reportHealth({ workspace: ws, snapshot: lone.snapshot, agent: 'lone-1', ok: false });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: lone.snapshot });
-  expect(result).toMatchObject({ status: 'rolled-back', movedBack: [], moved: ['lone-1'], reason: expect.stringContaining('lone-1 stayed on the new snapshot: the one they came from is no longer active') });
+  expect(result).toMatchObject({
+    status: 'rolled-back',
+    movedBack: [],
+    moved: ['lone-1'],
+    reason: expect.stringContaining('lone-1 stayed on the new snapshot: the one they came from is no longer active'),
+  });
   expect(await where(lone.names)).toEqual({ 'lone-1': { on: lone.v2Id, was: lone.v1Id } });
 });
 
@@ -191,9 +273,16 @@ test('no health report within the timeout → rolled back', async () => {
   const { v1Id, names, snapshot: snap } = await fleet('quiet', 2);
   await start({ snapshot: snap, agents: names, healthTimeout: '2 seconds' });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-  expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['quiet-1'], reason: 'no health report from canary quiet-1 within 2 seconds' });
+  expect(result).toMatchObject({
+    status: 'rolled-back',
+    movedBack: ['quiet-1'],
+    reason: 'no health report from canary quiet-1 within 2 seconds',
+  });
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
-  await expect(t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'quiet-1', ok: true })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('already ended') });
+  await expect(t.client.agents.reportHealth({ workspace: ws, snapshot: snap, agent: 'quiet-1', ok: true })).rejects.toMatchObject({
+    code: 'CONFLICT',
+    message: expect.stringContaining('already ended'),
+  });
 });
 
 test('abort mid-rollout (paused after the canary) moves every moved agent back', async () => {
@@ -207,23 +296,41 @@ test('abort mid-rollout (paused after the canary) moves every moved agent back',
 
   await t.client.agents.abort({ workspace: ws, snapshot: snap, reason: 'error rate up in another region' });
   const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-  expect(result).toMatchObject({ status: 'aborted', moved: [], movedBack: ['stop-1', 'stop-2'], reason: 'aborted by operator: error rate up in another region' });
+  expect(result).toMatchObject({
+    status: 'aborted',
+    moved: [],
+    movedBack: ['stop-1', 'stop-2'],
+    reason: 'aborted by operator: error rate up in another region',
+  });
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id, v1Id, v1Id]);
 });
 
 test('unknown agents: NOT_FOUND naming them, nothing moved; a member may not start the workflow itself', async () => {
   const { v1Id, v2Id, names, snapshot: snap } = await fleet('unk', 2);
   await start({ snapshot: snap, agents: ['unk-1', 'ghost-7', 'ghost-8'] });
-  await expect(t.client.agents.wait({ workspace: ws, snapshot: snap })).rejects.toMatchObject({ code: 'NOT_FOUND', field: 'agents', message: expect.stringContaining('ghost-7, ghost-8') });
+  await expect(t.client.agents.wait({ workspace: ws, snapshot: snap })).rejects.toMatchObject({
+    code: 'NOT_FOUND',
+    field: 'agents',
+    message: expect.stringContaining('ghost-7, ghost-8'),
+  });
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
 
   // Past the client's own check: the workflow's first step decides and records the refusal.
-  const handle = await t.client.temporal.workflow.start('rolloutSnapshot', { taskQueue: 'snapflow-control-v1', workflowId: `rollout-denied-${randomUUID()}`, args: [{ scope: ws, snapshotId: v2Id, agents: names, actor: 'bob' }] });
+  const handle = await t.client.temporal.workflow.start('rolloutSnapshot', {
+    taskQueue: 'snapflow-control-v1',
+    workflowId: `rollout-denied-${randomUUID()}`,
+    args: [{ workspace: ws, snapshotId: v2Id, agents: names, actor: 'bob' }],
+  });
   started.push(handle.workflowId);
   await expect(handle.result()).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
   expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
-  const audit = await t.db.db.select().from(auditEvents).where(and(eq(auditEvents.scope, ws), eq(auditEvents.actor, 'bob'), eq(auditEvents.action, 'agent.rollout')));
-  expect(audit.filter((a) => a.workflowId === handle.workflowId)).toEqual([expect.objectContaining({ decision: 'denied', target: v2Id, runId: expect.any(String) })]);
+  const audit = await t.db.db
+    .select()
+    .from(auditEvents)
+    .where(and(eq(auditEvents.workspace, ws), eq(auditEvents.actor, 'bob'), eq(auditEvents.action, 'agent.rollout')));
+  expect(audit.filter((a) => a.workflowId === handle.workflowId)).toEqual([
+    expect.objectContaining({ decision: 'denied', target: v2Id, runId: expect.any(String) }),
+  ]);
 });
 
 describe('--auto: the workflow checks the canary itself by booting the stored snapshot on a host', () => {
@@ -242,8 +349,16 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
     await start({ workspace: autoWs, snapshot: 'auto-v2', agents: 'all', auto: true, batchSize: 5 });
     const result = await t.client.agents.wait({ workspace: autoWs, snapshot: 'auto-v2' });
     // `all`: every agent of the workspace, by name; the first is the canary, the rest one batch.
-    expect(result).toMatchObject({ status: 'completed', moved: names, movedBack: [], health: [{ agent: 'auto-1', ok: true, actor: 'auto', detail: expect.stringContaining(`booted on ${hostId}`) }] });
-    const [v2] = await t.db.db.select().from(snapshots).where(and(eq(snapshots.scope, autoWs), eq(snapshots.name, 'auto-v2')));
+    expect(result).toMatchObject({
+      status: 'completed',
+      moved: names,
+      movedBack: [],
+      health: [{ agent: 'auto-1', ok: true, actor: 'auto', detail: expect.stringContaining(`booted on ${hostId}`) }],
+    });
+    const [v2] = await t.db.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, autoWs), eq(snapshots.name, 'auto-v2')));
     expect(Object.values(await where(names, autoWs))).toEqual(names.map(() => ({ on: v2!.id, was: v1Id })));
   }, 120_000);
 
@@ -275,8 +390,19 @@ describe('--replace: the replaced snapshot’s agents move with it, or through a
 
   test('plain --replace moves every agent at once, remembering the old snapshot; the old one cannot be deleted while agents run on it', async () => {
     const { oldId, names } = await agentsOnImageSnapshot('plain-v1', 2);
-    await expect(t.client.snapshots.delete({ workspace: ws, name: 'plain-v1' })).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`agent ${names[0]}`) });
-    const created = await t.client.snapshots.create({ workspace: ws, name: 'plain-v1', image, runtime: 'codex', size: 'small', entrypoint: '/bin/sh', replace: true });
+    await expect(t.client.snapshots.delete({ workspace: ws, name: 'plain-v1' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: expect.stringContaining(`agent ${names[0]}`),
+    });
+    const created = await t.client.snapshots.create({
+      workspace: ws,
+      name: 'plain-v1',
+      image,
+      runtime: 'codex',
+      size: 'small',
+      entrypoint: '/bin/sh',
+      replace: true,
+    });
     expect(created).toMatchObject({ name: 'plain-v2', replaces: oldId });
     const done = await t.client.snapshots.wait(created);
     expect(done.status).toBe('active');
@@ -287,11 +413,43 @@ describe('--replace: the replaced snapshot’s agents move with it, or through a
 
   test('--replace --rollout hands them to a canary rollout of the new version instead', async () => {
     const { oldId, names } = await agentsOnImageSnapshot('canary-v1', 3);
-    await expect(t.client.snapshots.create({ workspace: ws, name: 'canary-v1', image, runtime: 'codex', size: 'small', rollout: { canary: 1 } })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'rollout' });
-    await expect(t.client.snapshots.create({ workspace: ws, name: 'canary-v1', image, runtime: 'codex', size: 'small', entrypoint: '/bin/sh', replace: true, rollout: { batchSize: 0 } })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'batchSize' });
-    await expect(t.client.as('bob').snapshots.create({ workspace: ws, name: 'canary-v1', image, runtime: 'codex', size: 'small', entrypoint: '/bin/sh', replace: true })).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    await expect(
+      t.client.snapshots.create({ workspace: ws, name: 'canary-v1', image, runtime: 'codex', size: 'small', rollout: { canary: 1 } }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'rollout' });
+    await expect(
+      t.client.snapshots.create({
+        workspace: ws,
+        name: 'canary-v1',
+        image,
+        runtime: 'codex',
+        size: 'small',
+        entrypoint: '/bin/sh',
+        replace: true,
+        rollout: { batchSize: 0 },
+      }),
+    ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'batchSize' });
+    await expect(
+      t.client.as('bob').snapshots.create({
+        workspace: ws,
+        name: 'canary-v1',
+        image,
+        runtime: 'codex',
+        size: 'small',
+        entrypoint: '/bin/sh',
+        replace: true,
+      }),
+    ).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
 
-    const created = await t.client.as('alice').snapshots.create({ workspace: ws, name: 'canary-v1', image, runtime: 'codex', size: 'small', entrypoint: '/bin/sh', replace: true, rollout: { canary: 1, batchSize: 5 } });
+    const created = await t.client.as('alice').snapshots.create({
+      workspace: ws,
+      name: 'canary-v1',
+      image,
+      runtime: 'codex',
+      size: 'small',
+      entrypoint: '/bin/sh',
+      replace: true,
+      rollout: { canary: 1, batchSize: 5 },
+    });
     const done = await t.client.snapshots.wait(created);
     expect(done.rollout).toEqual({ workflowId: workflowIds.rollout(ws, created.snapshotId), agents: names });
     started.push(done.rollout!.workflowId);

@@ -26,7 +26,10 @@ afterAll(async () => {
   for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
     const handle = t.client.temporal.workflow.getHandle(workflowIds.sandbox(box.id));
     await t.client.sandboxes.destroy(box.id).catch(() => handle.terminate('test cleanup').catch(() => undefined));
-    for (const c of await t.docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(box.id)}`] } })) {
+    for (const c of await t.docker.listContainers({
+      all: true,
+      filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(box.id)}`] },
+    })) {
       await t.docker.getContainer(c.Id).remove({ force: true });
     }
   }
@@ -36,13 +39,23 @@ afterAll(async () => {
 const sh = (script: string) => ({ command: ['sh', '-c', script] });
 const create = (extra: Partial<Parameters<TestEnv['client']['sandboxes']['create']>[0]> = {}) =>
   t.client.sandboxes.create({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex', ...extra });
-const sessionRows = async (sandboxId: string) => t.db.db.select().from(snapshots).where(and(eq(snapshots.sandboxId, sandboxId), eq(snapshots.kind, 'session')));
+const sessionRows = async (sandboxId: string) =>
+  t.db.db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.sandboxId, sandboxId), eq(snapshots.kind, 'session')));
 const reasons = (d: { skipped: Array<{ step: string; reason: string }> }) => d.skipped.map((s) => `${s.step}:${s.reason}`);
 
 test('a fresh vm sandbox starts from the base image and says why each earlier step was skipped', async () => {
   const { sandboxId, status } = await create({ workspace: 'ws-fresh' });
   expect(status).toMatchObject({ state: 'idle', hostId, lastStart: { source: 'base' } });
-  expect(reasons(status.lastStart!)).toEqual(['running:keep-alive-off', 'session:no-session-snapshot', 'golden-pin:no-pin', 'golden-workspace:no-workspace-default', 'golden-system:no-system-default']);
+  expect(reasons(status.lastStart!)).toEqual([
+    'running:keep-alive-off',
+    'session:no-session-snapshot',
+    'golden-pin:no-pin',
+    'golden-workspace:no-workspace-default',
+    'golden-system:no-system-default',
+  ]);
   const [row] = await t.db.db.select().from(sandboxes).where(eq(sandboxes.id, sandboxId));
   expect(row).toMatchObject({ state: 'idle', hostId, containerId: status.containerId });
   await t.client.sandboxes.destroy(sandboxId);
@@ -50,13 +63,24 @@ test('a fresh vm sandbox starts from the base image and says why each earlier st
 
 test('a successful job saves a session snapshot and stops the sandbox; resume restores that session', async () => {
   const { sandboxId } = await create();
-  const job = await t.client.sandboxes.runJob(sandboxId, sh('mkdir -p /workspace && echo "work of job 1" > /workspace/notes.txt && echo done'));
+  const job = await t.client.sandboxes.runJob(
+    sandboxId,
+    sh('mkdir -p /workspace && echo "work of job 1" > /workspace/notes.txt && echo done'),
+  );
   expect(job).toMatchObject({ sequence: 1, exitCode: 0, stdout: 'done\n', stopped: true, sessionSnapshotId: expect.any(String) });
   const [session] = await sessionRows(sandboxId);
-  expect(session).toMatchObject({ id: job.sessionSnapshotId, status: 'active', origin: 'job', storedRef: expect.stringContaining('@sha256:') });
+  expect(session).toMatchObject({
+    id: job.sessionSnapshotId,
+    status: 'active',
+    origin: 'job',
+    storedRef: expect.stringContaining('@sha256:'),
+  });
   expect(await t.db.db.select().from(hostCache).where(eq(hostCache.snapshotId, session!.id))).toHaveLength(1);
 
-  await expect(t.client.sandboxes.runJob(sandboxId, sh('true'))).rejects.toMatchObject({ code: 'SANDBOX_STOPPED', hint: expect.stringContaining('sandbox start') });
+  await expect(t.client.sandboxes.runJob(sandboxId, sh('true'))).rejects.toMatchObject({
+    code: 'SANDBOX_STOPPED',
+    hint: expect.stringContaining('sandbox start'),
+  });
   const resumed = await t.client.sandboxes.resume(sandboxId);
   expect(resumed.lastStart).toMatchObject({ source: 'session', snapshotId: session!.id });
   expect(reasons(resumed.lastStart!)).toEqual(['running:keep-alive-off']);
@@ -95,7 +119,7 @@ test('golden selection: pin on the issue → workspace default → system defaul
   const maker = await create({ keepAlive: true });
   await t.client.sandboxes.runJob(maker.sandboxId, sh('echo workspace-golden > /etc/golden'));
   const wsGolden = await t.client.sandboxes.promote(maker.sandboxId, { name: 'ws-golden-v1', setDefault: true });
-  expect(wsGolden.default).toMatchObject({ scope: ws, size: 'small', version: 1 });
+  expect(wsGolden.default).toMatchObject({ workspace: ws, size: 'small', version: 1 });
   await t.client.sandboxes.runJob(maker.sandboxId, sh('echo pinned-golden > /etc/golden'));
   const pinned = await t.client.sandboxes.promote(maker.sandboxId, { name: 'pinned-v1' });
   await t.client.sandboxes.destroy(maker.sandboxId);
@@ -117,26 +141,45 @@ test('golden selection: pin on the issue → workspace default → system defaul
   expect(fromPin).toMatchObject({ decision: { source: 'golden-pin', snapshotId: pinned.snapshotId }, out: 'pinned-golden' });
 
   const fromWorkspace = await golden({});
-  expect(fromWorkspace).toMatchObject({ decision: { source: 'golden-workspace', snapshotId: wsGolden.snapshotId }, out: 'workspace-golden' });
+  expect(fromWorkspace).toMatchObject({
+    decision: { source: 'golden-workspace', snapshotId: wsGolden.snapshotId },
+    out: 'workspace-golden',
+  });
   expect(reasons(fromWorkspace.decision)).toContain('golden-pin:no-pin');
 
   // A pi sandbox on the codex pin: the pin is incompatible, there is no pi workspace default, the system one fits.
   const fromSystem = await golden({ runtime: 'pi', issue: 'ENG-1' });
   expect(fromSystem).toMatchObject({ decision: { source: 'golden-system' }, out: 'system-golden' });
-  expect(reasons(fromSystem.decision)).toEqual(expect.arrayContaining(['golden-pin:pin-incompatible', 'golden-workspace:no-workspace-default']));
+  expect(reasons(fromSystem.decision)).toEqual(
+    expect.arrayContaining(['golden-pin:pin-incompatible', 'golden-workspace:no-workspace-default']),
+  );
 });
 
 test('pins refuse what restore could never use', async () => {
   const { sandboxId } = await create();
   const job = await t.client.sandboxes.runJob(sandboxId, sh('true'));
   const [session] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, job.sessionSnapshotId!));
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-2', snapshot: session!.name })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'snapshot', message: expect.stringContaining('only golden') });
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-2', snapshot: 'no-such-v1' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: "x'; drop table issues;--", snapshot: 'pinned-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'issue' });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-2', snapshot: session!.name })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'snapshot',
+    message: expect.stringContaining('only golden'),
+  });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-2', snapshot: 'no-such-v1' })).rejects.toMatchObject({
+    code: 'NOT_FOUND',
+  });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: "x'; drop table issues;--", snapshot: 'pinned-v1' })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'issue',
+  });
   // A codex sandbox already works on ENG-3: the (system) pi golden does not fit it.
   await create({ issue: 'ENG-3' });
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-3', snapshot: 'system-pi-v1' })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringContaining('pi/small/base-1') });
-  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-3', snapshot: 'ws-golden-v1' })).resolves.toMatchObject({ snapshotId: expect.any(String) });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-3', snapshot: 'system-pi-v1' })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    message: expect.stringContaining('pi/small/base-1'),
+  });
+  await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-3', snapshot: 'ws-golden-v1' })).resolves.toMatchObject({
+    snapshotId: expect.any(String),
+  });
 });
 
 test('a session missing from storage and from every host cache is skipped as not available', async () => {
@@ -171,7 +214,10 @@ test('promote and runJob fired together, many times: exactly one wins each round
     }
     expect((await t.client.sandboxes.status(sandboxId)).state).toBe('idle');
   }
-  const promoted = await t.db.db.select().from(snapshots).where(and(eq(snapshots.sandboxId, sandboxId), eq(snapshots.kind, 'golden')));
+  const promoted = await t.db.db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.sandboxId, sandboxId), eq(snapshots.kind, 'golden')));
   expect(promoted).toHaveLength(promotions);
   expect(await sessionRows(sandboxId)).toHaveLength(jobs);
   expect((await t.client.sandboxes.status(sandboxId)).jobs).toBe(jobs);
@@ -195,9 +241,22 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   const handle = await t.client.temporal.workflow.start<typeof sandbox>('sandbox', {
     taskQueue: taskQueues.control,
     workflowId,
-    args: [{ sandboxId, scope: ws, class: 'vm', size: 'small', runtime: 'codex', profileKey: 'codex/small/base-1', keepAlive: true, actor: 'operator', updatesPerRun: 2 }],
+    args: [
+      {
+        sandboxId,
+        workspace: ws,
+        class: 'vm',
+        size: 'small',
+        runtime: 'codex',
+        profileKey: 'codex/small/base-1',
+        keepAlive: true,
+        actor: 'operator',
+        updatesPerRun: 2,
+      },
+    ],
   });
-  while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle') await new Promise((r) => setTimeout(r, 100));
+  while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle')
+    await new Promise((r) => setTimeout(r, 100));
   for (let i = 1; i <= 3; i++) await t.client.sandboxes.runJob(sandboxId, sh(`echo ${i} >> /tmp/log`));
   const status = await t.client.sandboxes.status(sandboxId);
   expect(status).toMatchObject({ jobs: 3, state: 'idle' });
@@ -208,7 +267,8 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   // Replay the first run's history against the current workflow code: a non-deterministic change fails here.
   const history = await t.client.temporal.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
   await Worker.runReplayHistory({ workflowBundle: { codePath: t.stack.bundlePath } }, history);
-  if (process.env.SNAPFLOW_RECORD_HISTORY) writeFileSync(join(__dirname, 'fixtures', 'sandbox-history.pb'), temporal.api.history.v1.History.encode(history).finish());
+  if (process.env.SNAPFLOW_RECORD_HISTORY)
+    writeFileSync(join(__dirname, 'fixtures', 'sandbox-history.pb'), temporal.api.history.v1.History.encode(history).finish());
   await t.client.sandboxes.destroy(sandboxId);
 });
 
@@ -221,7 +281,9 @@ test('bad input is refused before anything starts', async () => {
   await expect(t.client.sandboxes.runJob('not-an-id', sh('true'))).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'sandbox' });
   const { sandboxId } = await create({ keepAlive: true });
   await expect(t.client.sandboxes.runJob(sandboxId, { command: [] })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
-  await expect(t.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo \u0000'] })).rejects.toMatchObject({ code: 'VALIDATION_FAILED' });
+  await expect(t.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo \u0000'] })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+  });
   await t.client.sandboxes.destroy(sandboxId);
   expect((await t.db.db.select().from(sandboxes)).length).toBe(before + 1);
 });

@@ -18,5 +18,7 @@ test('the replayer does fail on a history from other code', async () => {
   // The history says the first scheduled activity was another one than the code schedules: non-determinism.
   const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes)!.activityTaskScheduledEventAttributes!;
   scheduled.activityType = { name: 'somethingElse' };
-  await expect(Worker.runReplayHistory({ workflowBundle: { codePath: readTestStack().bundlePath } }, history, 'sandbox-broken')).rejects.toThrow(/[Nn]ondeterminism|does not match/);
+  await expect(
+    Worker.runReplayHistory({ workflowBundle: { codePath: readTestStack().bundlePath } }, history, 'sandbox-broken'),
+  ).rejects.toThrow(/[Nn]ondeterminism|does not match/);
 });

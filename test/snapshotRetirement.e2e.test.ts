@@ -42,7 +42,10 @@ async function storedManifestStatus(storedRef: string): Promise<number> {
   const [repository, digest] = path!.split('@');
   const res = await fetch(`${url}/v2/${repository}/manifests/${digest}`, {
     method: 'HEAD',
-    headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`, accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+      accept: 'application/vnd.docker.distribution.manifest.v2+json',
+    },
   });
   return res.status;
 }
@@ -53,7 +56,7 @@ test('delete is refused while a default or a pin uses the snapshot, and says whi
   const promoted = await t.client.sandboxes.promote(sandboxId, { name: 'busy-v1', setDefault: true });
   await t.client.sandboxes.destroy(sandboxId);
   const s = (await t.client.snapshots.get({ workspace: ws, name: 'busy-v1' })).snapshot;
-  expect(promoted.default).toMatchObject({ scope: ws, size: 'small', profileKey: s.profileKey, snapshotId: s.id });
+  expect(promoted.default).toMatchObject({ workspace: ws, size: 'small', profileKey: s.profileKey, snapshotId: s.id });
   await t.client.sandboxes.pin({ workspace: ws, issue: 'ISSUE-7', snapshot: 'busy-v1' });
   const refused = await t.client.snapshots.delete({ workspace: ws, name: 'busy-v1' }).catch((e: unknown) => e);
   expect(refused).toMatchObject({ code: 'CONFLICT' });
@@ -92,8 +95,14 @@ test('prune lists what is unused for the period, deletes only with --yes, and ne
 
   const real = await t.client.snapshots.prune({ workspace: ws, unusedForDays: 14, yes: true });
   expect(real.deleted).toEqual([old.id]);
-  const live = await t.db.db.select({ name: snapshots.name }).from(snapshots).where(and(eq(snapshots.scope, ws), eq(snapshots.status, 'active')));
+  const live = await t.db.db
+    .select({ name: snapshots.name })
+    .from(snapshots)
+    .where(and(eq(snapshots.workspace, ws), eq(snapshots.status, 'active')));
   expect(live.map((r) => r.name).sort()).toEqual(['busy-v1', 'fresh-v1', 'gone-v1'].sort());
   expect(fresh.status).toBe('active');
-  await expect(t.client.snapshots.prune({ workspace: ws, unusedForDays: 0 })).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'unused-for' });
+  await expect(t.client.snapshots.prune({ workspace: ws, unusedForDays: 0 })).rejects.toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'unused-for',
+  });
 });

@@ -6,7 +6,13 @@ import { formatImageRef, isFloatingTag, parseImageRef, type ImageRef } from '../
 import { SNAPSHOT_NAME_REGEX, nextVersionedName, validateCreateImageSnapshot, type CreateImageSnapshotInput } from '../lib/validation';
 
 const DIGEST = `sha256:${'0123456789abcdef'.repeat(4)}`;
-const good: CreateImageSnapshotInput = { workspace: 'acme', name: 'agent-base-v3', image: 'ghcr.io/org/image:v1', runtime: 'codex', size: 'small' };
+const good: CreateImageSnapshotInput = {
+  workspace: 'acme',
+  name: 'agent-base-v3',
+  image: 'ghcr.io/org/image:v1',
+  runtime: 'codex',
+  size: 'small',
+};
 
 function refusal(run: () => unknown): SnapflowError {
   try {
@@ -32,8 +38,16 @@ describe('parseImageRef', () => {
     ['localhost/x:1', { registry: 'localhost', repository: 'x', tag: '1' }, 'localhost/x:1'],
     ['localhost:5000/x', { registry: 'localhost:5000', repository: 'x' }, 'localhost:5000/x'],
     ['[::1]:5000/x:v1', { registry: '[::1]:5000', repository: 'x', tag: 'v1' }, '[::1]:5000/x:v1'],
-    ['ghcr.io/org/my_app.v2__x-y:V1_rc.1', { registry: 'ghcr.io', repository: 'org/my_app.v2__x-y', tag: 'V1_rc.1' }, 'ghcr.io/org/my_app.v2__x-y:V1_rc.1'],
-    [`ghcr.io/org/image:v1@${DIGEST}`, { registry: 'ghcr.io', repository: 'org/image', tag: 'v1', digest: DIGEST }, `ghcr.io/org/image:v1@${DIGEST}`],
+    [
+      'ghcr.io/org/my_app.v2__x-y:V1_rc.1',
+      { registry: 'ghcr.io', repository: 'org/my_app.v2__x-y', tag: 'V1_rc.1' },
+      'ghcr.io/org/my_app.v2__x-y:V1_rc.1',
+    ],
+    [
+      `ghcr.io/org/image:v1@${DIGEST}`,
+      { registry: 'ghcr.io', repository: 'org/image', tag: 'v1', digest: DIGEST },
+      `ghcr.io/org/image:v1@${DIGEST}`,
+    ],
     [`ghcr.io/org/image@${DIGEST}`, { registry: 'ghcr.io', repository: 'org/image', digest: DIGEST }, `ghcr.io/org/image@${DIGEST}`],
     [`alpine@${DIGEST}`, { registry: 'docker.io', repository: 'library/alpine', digest: DIGEST }, `docker.io/library/alpine@${DIGEST}`],
   ])('%s parses to its parts', (input, expected, canonical) => {
@@ -79,7 +93,8 @@ describe('parseImageRef', () => {
 
   test('a hostile repository name fails fast (no regex backtracking blow-up)', () => {
     const started = performance.now();
-    for (const input of [`${'a'.repeat(250)}!`, `${'a-'.repeat(120)}_!`, `x.io/${'a_'.repeat(120)}.`]) expect(refusal(() => parseImageRef(input)).field).toBe('image');
+    for (const input of [`${'a'.repeat(250)}!`, `${'a-'.repeat(120)}_!`, `x.io/${'a_'.repeat(120)}.`])
+      expect(refusal(() => parseImageRef(input)).field).toBe('image');
     expect(performance.now() - started).toBeLessThan(100);
   });
 
@@ -95,7 +110,7 @@ describe('parseImageRef', () => {
 describe('validateCreateImageSnapshot', () => {
   test('a good request comes back canonical, with the default entrypoint and its profile key', () => {
     expect(validateCreateImageSnapshot(good)).toEqual({
-      scope: 'acme',
+      workspace: 'acme',
       name: 'agent-base-v3',
       image: { registry: 'ghcr.io', repository: 'org/image', tag: 'v1' },
       imageRef: 'ghcr.io/org/image:v1',
@@ -104,8 +119,22 @@ describe('validateCreateImageSnapshot', () => {
       size: 'small',
       profileKey: 'codex/small/base-1',
     });
-    const other = validateCreateImageSnapshot({ ...good, workspace: 'system', image: '127.0.0.1:5000/team/app:1.2', entrypoint: '/usr/local/bin/agent_start-2.sh', runtime: 'pi', size: 'large' });
-    expect(other).toMatchObject({ scope: 'system', imageRef: '127.0.0.1:5000/team/app:1.2', entrypoint: '/usr/local/bin/agent_start-2.sh', runtime: 'pi', size: 'large', profileKey: 'pi/large/base-1' });
+    const other = validateCreateImageSnapshot({
+      ...good,
+      workspace: 'system',
+      image: '127.0.0.1:5000/team/app:1.2',
+      entrypoint: '/usr/local/bin/agent_start-2.sh',
+      runtime: 'pi',
+      size: 'large',
+    });
+    expect(other).toMatchObject({
+      workspace: 'system',
+      imageRef: '127.0.0.1:5000/team/app:1.2',
+      entrypoint: '/usr/local/bin/agent_start-2.sh',
+      runtime: 'pi',
+      size: 'large',
+      profileKey: 'pi/large/base-1',
+    });
   });
 
   test('the name rule is the catalog check constraint', () => {
@@ -158,23 +187,32 @@ describe('validateCreateImageSnapshot', () => {
     ['bidi override', 'agent\u202ebase'],
   ];
   const fields = ['workspace', 'name', 'image', 'entrypoint', 'runtime', 'size'] as const;
-  test.each(fields.flatMap((field) => hostile.map(([kind, value]) => [field, kind, value] as const)))('%s: %s is refused, briefly', (field, _kind, value) => {
-    // An entrypoint must look absolute to reach its own rules; other fields take the value as it is.
-    const input = { ...good, [field]: field === 'entrypoint' ? `/app/${value}` : value };
-    const err = refusal(() => validateCreateImageSnapshot(input));
-    expect(err.code).toBe('VALIDATION_FAILED');
-    expect(err.field).toBe(field);
-    expect(err.hint).toBeTruthy();
-    expect(err.message.length).toBeLessThan(300);
-    // eslint-disable-next-line no-control-regex -- checking that no control character reaches the message raw
-    expect(err.message).not.toMatch(/[\0\n\u001b\u202e]/);
-    expect(err.message).not.toContain('a'.repeat(100)); // a long value is cut, not echoed back
-  });
+  test.each(fields.flatMap((field) => hostile.map(([kind, value]) => [field, kind, value] as const)))(
+    '%s: %s is refused, briefly',
+    (field, _kind, value) => {
+      // An entrypoint must look absolute to reach its own rules; other fields take the value as it is.
+      const input = { ...good, [field]: field === 'entrypoint' ? `/app/${value}` : value };
+      const err = refusal(() => validateCreateImageSnapshot(input));
+      expect(err.code).toBe('VALIDATION_FAILED');
+      expect(err.field).toBe(field);
+      expect(err.hint).toBeTruthy();
+      expect(err.message.length).toBeLessThan(300);
+      // eslint-disable-next-line no-control-regex -- checking that no control character reaches the message raw
+      expect(err.message).not.toMatch(/[\0\n\u001b\u202e]/);
+      expect(err.message).not.toContain('a'.repeat(100)); // a long value is cut, not echoed back
+    },
+  );
 
   test('the 10 kB and NUL refusals say what is wrong before any field rule runs', () => {
-    expect(refusal(() => validateCreateImageSnapshot({ ...good, name: 'a'.repeat(10 * 1024) })).message).toBe('name is 10240 characters long; at most 1024 are accepted');
-    expect(refusal(() => validateCreateImageSnapshot({ ...good, runtime: 'codex\0' })).message).toBe('runtime "codex\\u0000" contains a NUL byte');
-    expect(refusal(() => validateCreateImageSnapshot({ ...good, image: 'ubuntu:v1\n' })).message).toBe('image "ubuntu:v1\\n" contains a control character (such as a newline or tab)');
+    expect(refusal(() => validateCreateImageSnapshot({ ...good, name: 'a'.repeat(10 * 1024) })).message).toBe(
+      'name is 10240 characters long; at most 1024 are accepted',
+    );
+    expect(refusal(() => validateCreateImageSnapshot({ ...good, runtime: 'codex\0' })).message).toBe(
+      'runtime "codex\\u0000" contains a NUL byte',
+    );
+    expect(refusal(() => validateCreateImageSnapshot({ ...good, image: 'ubuntu:v1\n' })).message).toBe(
+      'image "ubuntu:v1\\n" contains a control character (such as a newline or tab)',
+    );
   });
 
   test('a floating tag is refused, then accepted with allowFloatingTag; a digest is never floating', () => {

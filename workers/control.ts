@@ -77,8 +77,20 @@ async function main(): Promise<void> {
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     await ensureReconcileSchedule(client);
-    const worker = await createControlWorker({ connection, namespace: config.temporal.namespace, db: database.db, client, githubApp: config.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, operators: config.operators, dataConverter });
-    console.log(`control worker polling ${taskQueues.control} on ${config.temporal.address}${config.payloadKey ? ` (payloads encrypted, key ${config.payloadKey.id})` : ''}`);
+    const worker = await createControlWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      db: database.db,
+      client,
+      githubApp: config.githubApp,
+      storage: config.storage,
+      hostCacheKeep: config.hostCacheKeep,
+      operators: config.operators,
+      dataConverter,
+    });
+    console.log(
+      `control worker polling ${taskQueues.control} on ${config.temporal.address}${config.payloadKey ? ` (payloads encrypted, key ${config.payloadKey.id})` : ''}`,
+    );
     await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
     await clientConnection.close();

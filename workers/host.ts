@@ -49,7 +49,13 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     taskQueue: taskQueues.host(deps.hostId),
     dataConverter: deps.dataConverter,
     activities: {
-      ...createDockerActivities({ docker, hostId: deps.hostId, dockerHost: deps.dockerHost, storage: deps.storage, memoryLimitMiB: deps.memoryLimitMiB }),
+      ...createDockerActivities({
+        docker,
+        hostId: deps.hostId,
+        dockerHost: deps.dockerHost,
+        storage: deps.storage,
+        memoryLimitMiB: deps.memoryLimitMiB,
+      }),
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
       ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
       ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
@@ -90,7 +96,11 @@ async function main(): Promise<void> {
     // Every host can start a sandbox from the base image without any registry pull.
     const docker = new Docker(dockerConnection(config.host.dockerHost));
     await ensureBaseImage(docker).catch((err: Error) => {
-      throw new SnapflowError({ code: 'DOCKER_UNAVAILABLE', message: `Docker at ${config.host.dockerHost} is not usable: ${err.message}`, hint: 'start dockerd, or fix DOCKER_HOST' });
+      throw new SnapflowError({
+        code: 'DOCKER_UNAVAILABLE',
+        message: `Docker at ${config.host.dockerHost} is not usable: ${err.message}`,
+        hint: 'start dockerd, or fix DOCKER_HOST',
+      });
     });
     const swept = await sweepLeftovers(docker, (workflowId) => workflowIsRunning(client, workflowId));
     if (swept.removed.length) console.log(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);

@@ -9,7 +9,9 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 export const defaultBundlePath = resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
 
 /** A prebuilt bundle when there is one (fast start, same code everywhere), else bundle at start. */
-export function workflowSource(bundlePath = process.env.SNAPFLOW_WORKFLOW_BUNDLE ?? defaultBundlePath): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+export function workflowSource(
+  bundlePath = process.env.SNAPFLOW_WORKFLOW_BUNDLE ?? defaultBundlePath,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   return existsSync(bundlePath) ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../workflows') };
 }
 

@@ -8,7 +8,13 @@ export async function ensureReconcileSchedule(client: Client): Promise<void> {
     await client.schedule.create({
       scheduleId: scheduleIds.reconcile,
       spec: { intervals: [{ every: '5 minutes' }] },
-      action: { type: 'startWorkflow', workflowType: 'reconcileSnapshots', taskQueue: taskQueues.control, args: [], workflowExecutionTimeout: '5 minutes' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'reconcileSnapshots',
+        taskQueue: taskQueues.control,
+        args: [],
+        workflowExecutionTimeout: '5 minutes',
+      },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '10 minutes' },
       state: { note: 'fails pending snapshots whose run has ended (snapflow control worker)' },
     });

@@ -1,5 +1,11 @@
 // Typed activity proxies, grouped by where they run and named timeout profiles — no inline numbers.
-import { proxyActivities, proxyLocalActivities, type ActivityInterfaceFor, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
+import {
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { DockerActivities } from '../activities/docker';
 import type { CatalogActivities } from '../activities/catalog';
 import type { ConnectionActivities } from '../activities/connections';
@@ -145,7 +151,7 @@ const local: LocalActivityOptions = {
 /** Golden build records, registration and host cache (control worker, local). */
 export const golden = proxyLocalActivities<GoldenCatalogActivities>(local);
 
-/** Compare-and-set of the one default per (scope, size, profile) (control worker, local). */
+/** Compare-and-set of the one default per (workspace, size, profile) (control worker, local). */
 export const defaults = proxyLocalActivities<DefaultActivities>(local);
 
 /** The sandbox row, session snapshots (control worker, local). */

@@ -7,7 +7,8 @@ export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<Delete
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   // Versioned (here and in every workflow that gained it): runs recorded before authorization replay without it.
-  if (patched('authz-v1')) await access.authorizeOnSnapshot({ actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
+  if (patched('authz-v1'))
+    await access.authorizeOnSnapshot({ actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
   const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
   if (!target.alreadyDeleted) {
     if (target.storedRef) await retirement.deleteStoredImage({ storedRef: target.storedRef });

@@ -6,6 +6,7 @@ import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from '.
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
 import { publishGolden } from './publishGolden';
+import { withWorkspace } from './compat';
 
 /**
  * The host with the most free memory, if it has enough; otherwise the figures that say why not. Hosts are asked
@@ -46,16 +47,21 @@ function goldenName(target: { runtime: string; size: string }, buildId: string):
  * removed on every path, cancellation included.
  */
 export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<GoldenBuildResult> {
+  req = withWorkspace(req);
   const buildId = req.buildId ?? uuid4();
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   // Scheduled runs act as whoever set the config (their access is checked at every run).
   if (patched('authz-v1')) {
-    if (!req.actor) reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, { field: 'actor', hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it' });
-    await access.authorize({ actor: req.actor, scope: req.scope, action: 'golden.build', target: buildId, run });
+    if (!req.actor)
+      reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, {
+        field: 'actor',
+        hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it',
+      });
+    await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'golden.build', target: buildId, run });
   }
-  const config: BuildConfig = await golden.loadBuildConfig({ scope: req.scope });
-  await golden.startBuild({ buildId, scope: req.scope, trigger: req.trigger, run });
+  const config: BuildConfig = await golden.loadBuildConfig({ workspace: req.workspace });
+  await golden.startBuild({ buildId, workspace: req.workspace, trigger: req.trigger, run });
   try {
     const needMiB = Math.max(...config.targets.map((t) => findPreset(t.size)?.memoryMiB ?? 0));
     const placement = await pickBuildHost(needMiB, buildId);
@@ -74,16 +80,25 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     const temp = await docker.createTempSandbox({ key: `golden-${buildId}`, image: BASE_IMAGE_REF, size: biggest.size, workflowId });
     let localRef: string | undefined;
     try {
-      setCurrentDetails(`**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`);
-      const { loaded } = config.repos.length ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos }) : { loaded: [] as string[] };
+      setCurrentDetails(
+        `**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`,
+      );
+      const { loaded } = config.repos.length
+        ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos })
+        : { loaded: [] as string[] };
       if (config.embedSkills && config.skillsPath) await build.embedSkills({ containerId: temp.containerId, path: config.skillsPath });
-      if (config.prebuildDeps) await build.buildDeps({ containerId: temp.containerId, repoDirs: loaded, fallbackCommand: config.depsFallbackCommand ?? undefined });
+      if (config.prebuildDeps)
+        await build.buildDeps({
+          containerId: temp.containerId,
+          repoDirs: loaded,
+          fallbackCommand: config.depsFallbackCommand ?? undefined,
+        });
 
       setCurrentDetails('**commit** and **verify**');
       const { storedRef, registered } = await publishGolden({
         hostId,
         containerId: temp.containerId,
-        scope: req.scope,
+        workspace: req.workspace,
         tag: `build-${buildId.slice(0, 8)}`,
         committed: (ref) => (localRef = ref),
         uploading: () => setCurrentDetails('**upload** to storage'),
@@ -93,8 +108,27 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
           for (const target of config.targets) {
             const key = profileKey({ runtime: target.runtime, size: target.size });
             const name = goldenName(target, buildId);
-            const { snapshotId } = await golden.registerGolden({ id: uuid4(), scope: req.scope, name, storedRef, digest, runtime: target.runtime, size: target.size, profileKey: key, origin: req.trigger, run });
-            await defaults.setDefault({ scope: req.scope, size: target.size, profileKey: key, snapshotId, actor: req.actor ?? req.trigger, reason: `golden build ${buildId}`, workflowId });
+            const { snapshotId } = await golden.registerGolden({
+              id: uuid4(),
+              workspace: req.workspace,
+              name,
+              storedRef,
+              digest,
+              runtime: target.runtime,
+              size: target.size,
+              profileKey: key,
+              origin: req.trigger,
+              run,
+            });
+            await defaults.setDefault({
+              workspace: req.workspace,
+              size: target.size,
+              profileKey: key,
+              snapshotId,
+              actor: req.actor ?? req.trigger,
+              reason: `golden build ${buildId}`,
+              workflowId,
+            });
             snapshots.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
           }
           return snapshots;
@@ -114,7 +148,9 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     }
   } catch (err) {
     const failure = failureOf(err);
-    await CancellationScope.nonCancellable(() => golden.finishBuild({ buildId, status: 'failed', reason: failure.code, message: failure.message }));
+    await CancellationScope.nonCancellable(() =>
+      golden.finishBuild({ buildId, status: 'failed', reason: failure.code, message: failure.message }),
+    );
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
   }

@@ -9,7 +9,11 @@ import type { CachedSnapshot, HostCacheOutcome } from './contracts/hostCache';
  * catalog no longer needs (never a default, pin or live session). Best effort: a host that fails here only
  * loses a cache hit, the build itself has succeeded.
  */
-export async function warmHostCaches(input: { builtOn: string; storedRef: string; snapshots: CachedSnapshot[] }): Promise<HostCacheOutcome> {
+export async function warmHostCaches(input: {
+  builtOn: string;
+  storedRef: string;
+  snapshots: CachedSnapshot[];
+}): Promise<HostCacheOutcome> {
   const memoryOf = (size: string): number => findPreset(size)?.memoryMiB ?? Number.MAX_SAFE_INTEGER;
   await golden.recordHostCache({ hostId: input.builtOn, snapshotIds: input.snapshots.map((s) => s.snapshotId) });
   const outcome: HostCacheOutcome = { cachedOn: [input.builtOn], warmFailed: [], evicted: [] };

@@ -1,28 +1,50 @@
-import { CancellationScope, ParentClosePolicy, patched, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  ParentClosePolicy,
+  patched,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { access, agentCatalog, catalog, connections, hostImageActivities } from './activities';
-import { imageSnapshotRequestQuery, type AgentRolloutOptions, type ImageSnapshotRequest, type ImageSnapshotResult } from './contracts/imageSnapshot';
+import {
+  imageSnapshotRequestQuery,
+  type AgentRolloutOptions,
+  type ImageSnapshotRequest,
+  type ImageSnapshotResult,
+} from './contracts/imageSnapshot';
 import { asFailure, failureOf, reject } from './failures';
 import type { rolloutSnapshot } from './rollout';
+import { withWorkspace } from './compat';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
 /** Resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
 export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<ImageSnapshotResult> {
+  req = withWorkspace(req);
   setHandler(imageSnapshotRequestQuery, () => req);
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   const id = req.snapshotId;
   // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
   if (patched('authz-v1')) {
-    await access.authorize({ actor: req.actor, scope: req.scope, action: req.replaces ? 'snapshot.replace' : 'snapshot.create', target: req.name, run });
+    await access.authorize({
+      actor: req.actor,
+      workspace: req.workspace,
+      action: req.replaces ? 'snapshot.replace' : 'snapshot.create',
+      target: req.name,
+      run,
+    });
     // Only an image snapshot of the same workspace: what points at it moves here once this one is active.
-    if (req.replaces) await catalog.checkReplaceable({ id: req.replaces, scope: req.scope }).catch(asFailure);
+    if (req.replaces) await catalog.checkReplaceable({ id: req.replaces, workspace: req.workspace }).catch(asFailure);
   }
   const created = await catalog.createPendingSnapshot({
     id,
-    scope: req.scope,
+    workspace: req.workspace,
     name: req.name,
     kind: 'image',
     sourceImage: req.imageRef,
@@ -52,7 +74,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   void deadline; // fires only if the work outlives it; harmless once the workflow has returned
   try {
     return await work.run(async () => {
-      if (req.requiresGithub) installationId = (await connections.requireGithubConnection({ scope: req.scope })).installationId;
+      if (req.requiresGithub) installationId = (await connections.requireGithubConnection({ workspace: req.workspace })).installationId;
       const { hostId } = await catalog.pickHost({ size: req.size });
       const images = hostImageActivities(hostId);
       const { registry, repository } = req.image;
@@ -69,21 +91,38 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint });
 
       await step('store', 'uploading to snapshot storage');
-      const stored = await images.storeImage({ source: pinned, repository: `snapflow/${req.scope}/${req.name}`, tag: `img-${digest.slice(7, 19)}` });
+      const stored = await images.storeImage({
+        source: pinned,
+        repository: `snapflow/${req.workspace}/${req.name}`,
+        tag: `img-${digest.slice(7, 19)}`,
+      });
 
       await catalog.markSnapshotActive({ id, resolvedDigest: digest, storedRef: stored.storedRef, run });
-      if (req.replaces) await catalog.transferReferences({ fromId: req.replaces, toId: id, actor: req.actor, run, agents: req.agentRollout ? 'keep' : 'move' });
+      if (req.replaces)
+        await catalog.transferReferences({
+          fromId: req.replaces,
+          toId: id,
+          actor: req.actor,
+          run,
+          agents: req.agentRollout ? 'keep' : 'move',
+        });
       const rollout = req.replaces && req.agentRollout ? await handAgentsToRollout(req, req.replaces, req.agentRollout) : undefined;
-      setCurrentDetails(`**active**: stored as ${stored.storedRef}${rollout ? `; rollout of ${rollout.agents.length} agent(s): ${rollout.workflowId}` : ''}`);
+      setCurrentDetails(
+        `**active**: stored as ${stored.storedRef}${rollout ? `; rollout of ${rollout.agents.length} agent(s): ${rollout.workflowId}` : ''}`,
+      );
       return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef, rollout };
     });
   } catch (err) {
     const failure: SnapflowErrorShape = timedOut
-      ? { code: 'TIMED_OUT', message: `not finished within ${String(req.deadline ?? '45 minutes')}; check the image reference, GitHub connection and entrypoint` }
+      ? {
+          code: 'TIMED_OUT',
+          message: `not finished within ${String(req.deadline ?? '45 minutes')}; check the image reference, GitHub connection and entrypoint`,
+        }
       : failureOf(err);
     await CancellationScope.nonCancellable(async () => {
       await catalog.markSnapshotFailed({ id, code: failure.code, message: failure.message, run });
-      if (failure.code === 'GITHUB_CONNECTION_EXPIRED') await connections.markGithubConnection({ scope: req.scope, status: 'expired' });
+      if (failure.code === 'GITHUB_CONNECTION_EXPIRED')
+        await connections.markGithubConnection({ workspace: req.workspace, status: 'expired' });
     });
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
@@ -94,15 +133,28 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
  * The agents still on the replaced snapshot go to a rollout of the new one, which outlives this run (it waits for
  * the canary's health). No agents: no rollout. Its first step checks that the actor may roll out.
  */
-async function handAgentsToRollout(req: ImageSnapshotRequest, fromId: string, options: AgentRolloutOptions): Promise<{ workflowId: string; agents: string[] } | undefined> {
-  const agents = await agentCatalog.agentsOnSnapshot({ scope: req.scope, snapshotId: fromId });
+async function handAgentsToRollout(
+  req: ImageSnapshotRequest,
+  fromId: string,
+  options: AgentRolloutOptions,
+): Promise<{ workflowId: string; agents: string[] } | undefined> {
+  const agents = await agentCatalog.agentsOnSnapshot({ workspace: req.workspace, snapshotId: fromId });
   if (agents.length === 0) return undefined;
-  const workflowId = workflowIds.rollout(req.scope, req.snapshotId);
+  const workflowId = workflowIds.rollout(req.workspace, req.snapshotId);
   await startChild<typeof rolloutSnapshot>('rolloutSnapshot', {
     workflowId,
     parentClosePolicy: ParentClosePolicy.ABANDON,
-    args: [{ scope: req.scope, snapshotId: req.snapshotId, agents, ...options, canary: Math.min(options.canary ?? 1, agents.length), actor: req.actor }],
-    staticSummary: `Rollout of **${req.name}** to the ${agents.length} agent(s) of the snapshot it replaces (${req.scope})`,
+    args: [
+      {
+        workspace: req.workspace,
+        snapshotId: req.snapshotId,
+        agents,
+        ...options,
+        canary: Math.min(options.canary ?? 1, agents.length),
+        actor: req.actor,
+      },
+    ],
+    staticSummary: `Rollout of **${req.name}** to the ${agents.length} agent(s) of the snapshot it replaces (${req.workspace})`,
   });
   return { workflowId, agents };
 }

@@ -4,7 +4,7 @@ export interface PublishGolden<T> {
   hostId: string;
   /** The sandbox whose filesystem becomes the golden image. */
   containerId: string;
-  scope: string;
+  workspace: string;
   tag: string;
   /** Called as soon as the image is committed: the local copy to remove if a later step fails. */
   committed: (localRef: string) => void;
@@ -20,7 +20,12 @@ export interface PublishGolden<T> {
  */
 export async function publishGolden<T>(input: PublishGolden<T>): Promise<{ storedRef: string; registered: T }> {
   const docker = hostActivities(input.hostId);
-  const image = await docker.commitSandbox({ containerId: input.containerId, repository: `snapflow/golden/${input.scope}`, tag: input.tag, changes: ['CMD ["/app/start.sh"]'] });
+  const image = await docker.commitSandbox({
+    containerId: input.containerId,
+    repository: `snapflow/golden/${input.workspace}`,
+    tag: input.tag,
+    changes: ['CMD ["/app/start.sh"]'],
+  });
   input.committed(image.ref);
   await hostGoldenActivities(input.hostId).verifyBoot({ image: image.ref, entrypoint: '/app/start.sh' });
   input.uploading?.();

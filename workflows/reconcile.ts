@@ -9,9 +9,15 @@ export async function reconcileSnapshots(): Promise<ReconcileResult> {
   const pending = await catalog.listPendingSnapshots({ olderThanSeconds: 60 });
   const failed: string[] = [];
   for (const row of pending) {
-    const { status } = row.workflowId ? await runs.describeRun({ workflowId: row.workflowId, runId: row.runId ?? undefined }) : { status: 'NOT_FOUND' as const };
+    const { status } = row.workflowId
+      ? await runs.describeRun({ workflowId: row.workflowId, runId: row.runId ?? undefined })
+      : { status: 'NOT_FOUND' as const };
     if (status === 'RUNNING') continue;
-    await catalog.markSnapshotFailed({ id: row.id, code: 'WORKFLOW_GONE', message: `its workflow run ended (${status.toLowerCase().replace(/_/g, ' ')}) before the snapshot was finished` });
+    await catalog.markSnapshotFailed({
+      id: row.id,
+      code: 'WORKFLOW_GONE',
+      message: `its workflow run ended (${status.toLowerCase().replace(/_/g, ' ')}) before the snapshot was finished`,
+    });
     failed.push(row.id);
   }
   return { checked: pending.length, failed };

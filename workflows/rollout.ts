@@ -1,4 +1,12 @@
-import { CancellationScope, allHandlersFinished, condition, isCancellation, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  isCancellation,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { RolloutSnapshot } from '../activities/agents';
 import { describeFailure } from '../lib/errors';
 import { access, agentCatalog, catalog, hostCacheActivities, hostGoldenActivities } from './activities';
@@ -16,6 +24,7 @@ import {
   type RolloutStatus,
 } from './contracts/rollout';
 import { asFailure, failureOf, reject } from './failures';
+import { withWorkspace } from './compat';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
@@ -26,19 +35,33 @@ const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted'
  * Only real errors fail the run, and then too every agent it moved goes back first.
  */
 export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResult> {
+  req = withWorkspace(req);
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   const canarySize = req.canary ?? 1;
   const batchSize = req.batchSize ?? 2;
   const healthTimeout = req.healthTimeout ?? '10 minutes';
-  const s: RolloutStatus = { snapshotId: req.snapshotId, phase: 'authorizing', canary: [], moved: [], pending: [], already: [], movedBack: [], skipped: [], paused: false, health: [] };
+  const s: RolloutStatus = {
+    snapshotId: req.snapshotId,
+    phase: 'authorizing',
+    canary: [],
+    moved: [],
+    pending: [],
+    already: [],
+    movedBack: [],
+    skipped: [],
+    paused: false,
+    health: [],
+  };
   let abort: RolloutControl | undefined;
   /** The snapshot each agent was on when the rollout began: moves and moves back go from and to exactly that. */
   const origin = new Map<string, string>();
 
   const show = (): void => {
     const total = s.moved.length + s.pending.length + s.movedBack.length;
-    setCurrentDetails(`**${s.phase}**${s.paused ? ' (paused)' : ''} · ${s.moved.length}/${total} moved${s.canary.length ? ` · canary ${s.canary.join(', ')}` : ''}${s.reason ? `\n\n${s.reason}` : ''}`);
+    setCurrentDetails(
+      `**${s.phase}**${s.paused ? ' (paused)' : ''} · ${s.moved.length}/${total} moved${s.canary.length ? ` · canary ${s.canary.join(', ')}` : ''}${s.reason ? `\n\n${s.reason}` : ''}`,
+    );
   };
   const enter = (phase: RolloutPhase): void => {
     s.phase = phase;
@@ -50,14 +73,19 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   /** Every control and report is decided against the workspace's roles here, so a direct Update is held to them too. */
   const authorized = async (actor: string, what: string): Promise<void> => {
     try {
-      await access.authorize({ actor, scope: req.scope, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
+      await access.authorize({ actor, workspace: req.workspace, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
     } catch (err) {
       asFailure(err);
     }
   };
   const requireActor = (call: { actor?: unknown } | undefined): void => {
-    if (typeof call?.actor !== 'string' || call.actor.length === 0) reject('VALIDATION_FAILED', 'the request names no actor', { field: 'actor', hint: 'send who asks: { actor: "alice@example.com" }' });
-    if (TERMINAL.includes(s.phase)) reject('CONFLICT', `the rollout already ended (${s.phase})`, { field: 'snapshot', hint: 'see how it ended: `snapflow agent rollout-status`' });
+    if (typeof call?.actor !== 'string' || call.actor.length === 0)
+      reject('VALIDATION_FAILED', 'the request names no actor', { field: 'actor', hint: 'send who asks: { actor: "alice@example.com" }' });
+    if (TERMINAL.includes(s.phase))
+      reject('CONFLICT', `the rollout already ended (${s.phase})`, {
+        field: 'snapshot',
+        hint: 'see how it ended: `snapflow agent rollout-status`',
+      });
   };
   const control = (verb: 'pause' | 'resume' | 'abort', apply: (c: RolloutControl) => void) => ({
     handler: async (c: RolloutControl): Promise<RolloutStatus> => {
@@ -84,10 +112,23 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     {
       validator: (report: HealthReport) => {
         requireActor(report);
-        if (req.auto) reject('CONFLICT', 'this rollout checks the canary itself (--auto); it takes no health reports', { field: 'agent', hint: 'start the rollout without --auto to report health by hand' });
-        if (s.phase !== 'canary' && s.phase !== 'health') reject('CONFLICT', `the rollout is not waiting for health reports (phase ${s.phase})`, { field: 'agent', hint: 'health is reported for the canary, while `agent rollout-status` says canary or health' });
-        if (!s.canary.includes(report?.agent)) reject('VALIDATION_FAILED', `agent ${String(report?.agent)} is not a canary of this rollout (canary: ${s.canary.join(', ')})`, { field: 'agent', hint: 'report the health of a canary agent' });
-        if (typeof report?.ok !== 'boolean') reject('VALIDATION_FAILED', 'ok must be true or false', { field: 'ok', hint: 'pass --ok or --failed' });
+        if (req.auto)
+          reject('CONFLICT', 'this rollout checks the canary itself (--auto); it takes no health reports', {
+            field: 'agent',
+            hint: 'start the rollout without --auto to report health by hand',
+          });
+        if (s.phase !== 'canary' && s.phase !== 'health')
+          reject('CONFLICT', `the rollout is not waiting for health reports (phase ${s.phase})`, {
+            field: 'agent',
+            hint: 'health is reported for the canary, while `agent rollout-status` says canary or health',
+          });
+        if (!s.canary.includes(report?.agent))
+          reject('VALIDATION_FAILED', `agent ${String(report?.agent)} is not a canary of this rollout (canary: ${s.canary.join(', ')})`, {
+            field: 'agent',
+            hint: 'report the health of a canary agent',
+          });
+        if (typeof report?.ok !== 'boolean')
+          reject('VALIDATION_FAILED', 'ok must be true or false', { field: 'ok', hint: 'pass --ok or --failed' });
       },
     },
   );
@@ -97,7 +138,13 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     // Counted as moved before the call: if it fails after committing, the compensation still moves them back.
     s.moved.push(...names);
     s.pending = s.pending.filter((n) => !names.includes(n));
-    const { elsewhere } = await agentCatalog.moveAgents({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run });
+    const { elsewhere } = await agentCatalog.moveAgents({
+      workspace: req.workspace,
+      agents: from(names),
+      snapshotId: req.snapshotId,
+      actor: req.actor,
+      run,
+    });
     s.moved = s.moved.filter((n) => !elsewhere.includes(n));
     s.skipped.push(...elsewhere);
     show();
@@ -106,10 +153,13 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   const moveBack = async (): Promise<void> => {
     if (s.moved.length === 0) return;
     const names = [...s.moved];
-    const back = await CancellationScope.nonCancellable(() => agentCatalog.moveAgentsBack({ scope: req.scope, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run }));
+    const back = await CancellationScope.nonCancellable(() =>
+      agentCatalog.moveAgentsBack({ workspace: req.workspace, agents: from(names), snapshotId: req.snapshotId, actor: req.actor, run }),
+    );
     s.movedBack.push(...back.movedBack);
     s.moved = back.stranded;
-    if (back.stranded.length) s.reason = `${s.reason ? `${s.reason}; ` : ''}${back.stranded.join(', ')} stayed on the new snapshot: the one they came from is no longer active`;
+    if (back.stranded.length)
+      s.reason = `${s.reason ? `${s.reason}; ` : ''}${back.stranded.join(', ')} stayed on the new snapshot: the one they came from is no longer active`;
   };
   const finish = async (status: RolloutResult['status'], reason?: string): Promise<RolloutResult> => {
     if (status !== 'completed') {
@@ -119,7 +169,16 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     s.reason = [reason, s.reason].filter(Boolean).join('; ') || undefined;
     enter(status);
     await condition(allHandlersFinished);
-    return { status, snapshotId: req.snapshotId, moved: s.moved, movedBack: s.movedBack, already: s.already, skipped: s.skipped, health: s.health, reason: s.reason };
+    return {
+      status,
+      snapshotId: req.snapshotId,
+      moved: s.moved,
+      movedBack: s.movedBack,
+      already: s.already,
+      skipped: s.skipped,
+      health: s.health,
+      reason: s.reason,
+    };
   };
   const aborted = (): string => `aborted${abort?.actor ? ` by ${abort.actor}` : ''}${abort?.reason ? `: ${abort.reason}` : ''}`;
 
@@ -129,7 +188,14 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
       const { hostId } = await catalog.pickHost({ size: snapshot.size });
       await hostCacheActivities(hostId).cacheSnapshot({ storedRef: snapshot.storedRef! }); // no-op when cached
       const { output } = await hostGoldenActivities(hostId).verifyBoot({ image: snapshot.storedRef!, entrypoint: snapshot.entrypoint });
-      s.health.push(...s.canary.map((agent) => ({ agent, ok: true, detail: `${snapshot.entrypoint} booted on ${hostId}${output ? `: ${output.slice(-200)}` : ''}`, actor: 'auto' })));
+      s.health.push(
+        ...s.canary.map((agent) => ({
+          agent,
+          ok: true,
+          detail: `${snapshot.entrypoint} booted on ${hostId}${output ? `: ${output.slice(-200)}` : ''}`,
+          actor: 'auto',
+        })),
+      );
       return undefined;
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -156,20 +222,29 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
 
   try {
     show();
-    for (const [field, value] of [['canary', canarySize], ['batchSize', batchSize]] as const) {
-      if (!Number.isSafeInteger(value) || value < 1) reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
+    for (const [field, value] of [
+      ['canary', canarySize],
+      ['batchSize', batchSize],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 1)
+        reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
     }
-    await access.authorize({ actor: req.actor, scope: req.scope, action: 'agent.rollout', target: req.snapshotId, run });
+    await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'agent.rollout', target: req.snapshotId, run });
 
     enter('resolving');
-    const snapshot = await agentCatalog.loadRolloutSnapshot({ scope: req.scope, snapshotId: req.snapshotId });
-    if (req.auto && !snapshot.storedRef) reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, { field: 'auto', hint: 'report the canary health by hand instead' });
-    const agents = await agentCatalog.listRolloutAgents({ scope: req.scope, agents: req.agents });
+    const snapshot = await agentCatalog.loadRolloutSnapshot({ workspace: req.workspace, snapshotId: req.snapshotId });
+    if (req.auto && !snapshot.storedRef)
+      reject('VALIDATION_FAILED', `snapshot ${snapshot.name} is not in snapshot storage, so --auto cannot boot it`, {
+        field: 'auto',
+        hint: 'report the canary health by hand instead',
+      });
+    const agents = await agentCatalog.listRolloutAgents({ workspace: req.workspace, agents: req.agents });
     for (const a of agents) origin.set(a.name, a.snapshotId);
     s.already = agents.filter((a) => a.snapshotId === req.snapshotId).map((a) => a.name);
     s.pending = agents.filter((a) => a.snapshotId !== req.snapshotId).map((a) => a.name);
     s.canary = s.pending.slice(0, canarySize);
-    if (s.pending.length === 0) return await finish('completed', agents.length ? 'every agent already runs on this snapshot' : 'no agents to move');
+    if (s.pending.length === 0)
+      return await finish('completed', agents.length ? 'every agent already runs on this snapshot' : 'no agents to move');
 
     if (abort) return await finish('aborted', aborted());
     enter('canary');

@@ -13,7 +13,17 @@ import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
 import { chooseRestore } from '../lib/restoreOrder';
 import type { SandboxClass, SandboxState } from '../lib/vocabulary';
-import { access, catalog, defaults, golden, hostActivities, hostCacheActivities, hostJobActivities, restore, sandboxCatalog } from './activities';
+import {
+  access,
+  catalog,
+  defaults,
+  golden,
+  hostActivities,
+  hostCacheActivities,
+  hostJobActivities,
+  restore,
+  sandboxCatalog,
+} from './activities';
 import {
   destroyUpdate,
   promoteUpdate,
@@ -31,6 +41,7 @@ import {
 } from './contracts/sandbox';
 import { reject } from './failures';
 import { publishGolden } from './publishGolden';
+import { withWorkspace } from './compat';
 
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
@@ -74,14 +85,25 @@ class SandboxEntity {
 
   show(): void {
     const s = this.s;
-    setCurrentDetails(`**${s.state}**${s.hostId ? ` on ${s.hostId}` : ''} · ${s.jobs} job(s)${s.latestSessionSnapshotId ? ` · session ${s.latestSessionSnapshotId}` : ''}`);
+    setCurrentDetails(
+      `**${s.state}**${s.hostId ? ` on ${s.hostId}` : ''} · ${s.jobs} job(s)${s.latestSessionSnapshotId ? ` · session ${s.latestSessionSnapshotId}` : ''}`,
+    );
   }
 
   /** First run only: nothing is registered or started for a refused request. */
   async create(): Promise<void> {
     const { req, s } = this;
     await this.authorizeAs(req.actor, 'sandbox.create');
-    await sandboxCatalog.registerSandbox({ id: req.sandboxId, scope: req.scope, class: req.class, size: req.size, runtime: req.runtime, profileKey: req.profileKey, keepAlive: req.keepAlive, issueId: req.issueId });
+    await sandboxCatalog.registerSandbox({
+      id: req.sandboxId,
+      workspace: req.workspace,
+      class: req.class,
+      size: req.size,
+      runtime: req.runtime,
+      profileKey: req.profileKey,
+      keepAlive: req.keepAlive,
+      issueId: req.issueId,
+    });
     try {
       await this.start();
     } catch (err) {
@@ -94,8 +116,14 @@ class SandboxEntity {
   }
 
   validateJob(job: JobRequest): void {
-    if (!Array.isArray(job?.command) || job.command.length === 0 || job.command.some((a: unknown) => typeof a !== 'string' || a.includes('\u0000'))) {
-      reject('VALIDATION_FAILED', 'a job needs a command: a non-empty list of strings without NUL bytes', { hint: 'e.g. ["sh", "-c", "npm test"]' });
+    if (
+      !Array.isArray(job?.command) ||
+      job.command.length === 0 ||
+      job.command.some((a: unknown) => typeof a !== 'string' || a.includes('\u0000'))
+    ) {
+      reject('VALIDATION_FAILED', 'a job needs a command: a non-empty list of strings without NUL bytes', {
+        hint: 'e.g. ["sh", "-c", "npm test"]',
+      });
     }
     this.requireIdle('run a job');
   }
@@ -118,7 +146,12 @@ class SandboxEntity {
     }
     try {
       await this.sync();
-      const result = await hostJobActivities(s.hostId!).execInSandbox({ containerId: s.containerId!, command: job.command, env: job.env, workdir: job.workdir });
+      const result = await hostJobActivities(s.hostId!).execInSandbox({
+        containerId: s.containerId!,
+        command: job.command,
+        env: job.env,
+        workdir: job.workdir,
+      });
       let sessionSnapshotId: string | undefined;
       let sessionError: string | undefined;
       if (result.exitCode === 0 && req.class === SNAPSHOT_CLASS) {
@@ -138,7 +171,9 @@ class SandboxEntity {
       // The exec itself could not run (host gone, container gone): the sandbox is stopped, resume restarts it.
       await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
       const f = describeFailure(err);
-      return reject('EXEC_FAILED', `job ${sequence} could not run: ${f.code}: ${f.message}`, { hint: 'resume the sandbox and run the job again' });
+      return reject('EXEC_FAILED', `job ${sequence} could not run: ${f.code}: ${f.message}`, {
+        hint: 'resume the sandbox and run the job again',
+      });
     } finally {
       this.currentJob = undefined;
       await CancellationScope.nonCancellable(() => this.sync());
@@ -148,7 +183,10 @@ class SandboxEntity {
 
   validatePromote(_input: PromoteRequest): void {
     const { req } = this;
-    if (req.class !== SNAPSHOT_CLASS) reject('SANDBOX_CLASS_UNSUPPORTED', `sandbox ${req.sandboxId} is a container sandbox; snapshots exist only for vm sandboxes`, { hint: 'create the sandbox with --class vm' });
+    if (req.class !== SNAPSHOT_CLASS)
+      reject('SANDBOX_CLASS_UNSUPPORTED', `sandbox ${req.sandboxId} is a container sandbox; snapshots exist only for vm sandboxes`, {
+        hint: 'create the sandbox with --class vm',
+      });
     this.requireIdle('promote it');
   }
 
@@ -164,24 +202,50 @@ class SandboxEntity {
       const { storedRef, registered: snapshotId } = await publishGolden({
         hostId: s.hostId!,
         containerId: s.containerId!,
-        scope: req.scope,
+        workspace: req.workspace,
         tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`,
         committed: (ref) => (localRef = ref),
         register: async ({ storedRef, digest }) => {
-          const registered = await golden.registerGolden({ id: uuid4(), scope: req.scope, name: input.name, storedRef, digest, runtime: req.runtime, size: req.size, profileKey: req.profileKey, origin: 'promote', sandboxId: req.sandboxId, parentSnapshotId: s.latestSessionSnapshotId, run: this.run });
+          const registered = await golden.registerGolden({
+            id: uuid4(),
+            workspace: req.workspace,
+            name: input.name,
+            storedRef,
+            digest,
+            runtime: req.runtime,
+            size: req.size,
+            profileKey: req.profileKey,
+            origin: 'promote',
+            sandboxId: req.sandboxId,
+            parentSnapshotId: s.latestSessionSnapshotId,
+            run: this.run,
+          });
           return registered.snapshotId;
         },
       });
       await golden.recordHostCache({ hostId: s.hostId!, snapshotIds: [snapshotId] });
       localRef = undefined; // the promoted image stays cached on this host
-      const made = input.setDefault ? await defaults.setDefault({ scope: req.scope, size: req.size, profileKey: req.profileKey, snapshotId, actor: input.actor ?? req.actor, reason: `promoted from sandbox ${req.sandboxId}`, workflowId: this.run.workflowId }) : undefined;
+      const made = input.setDefault
+        ? await defaults.setDefault({
+            workspace: req.workspace,
+            size: req.size,
+            profileKey: req.profileKey,
+            snapshotId,
+            actor: input.actor ?? req.actor,
+            reason: `promoted from sandbox ${req.sandboxId}`,
+            workflowId: this.run.workflowId,
+          })
+        : undefined;
       return { snapshotId, name: input.name, storedRef, default: made };
     } catch (err) {
       const f = describeFailure(err);
       return reject(f.code, `promotion of sandbox ${req.sandboxId} failed: ${f.message}`, { hint: f.hint });
     } finally {
       await CancellationScope.nonCancellable(async () => {
-        if (localRef) await this.docker().removeLocalImage({ ref: localRef }).catch(() => undefined);
+        if (localRef)
+          await this.docker()
+            .removeLocalImage({ ref: localRef })
+            .catch(() => undefined);
         s.state = 'idle'; // also when promotion failed: the sandbox itself is untouched
         await this.sync();
       });
@@ -191,7 +255,10 @@ class SandboxEntity {
 
   validateResume(_call?: SandboxCall): void {
     const { req, s } = this;
-    if (s.state !== 'stopped') reject(s.state === 'idle' ? 'CONFLICT' : 'SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, not stopped`, { hint: s.state === 'idle' ? 'it is already running: run a job' : 'wait for it to finish' });
+    if (s.state !== 'stopped')
+      reject(s.state === 'idle' ? 'CONFLICT' : 'SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, not stopped`, {
+        hint: s.state === 'idle' ? 'it is already running: run a job' : 'wait for it to finish',
+      });
   }
 
   async resume(call?: SandboxCall): Promise<SandboxStatus> {
@@ -214,7 +281,8 @@ class SandboxEntity {
 
   validateDestroy(_call?: SandboxCall): void {
     const { req, s } = this;
-    if (WORKING.includes(s.state)) reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}`, { hint: 'wait for it to finish, then destroy it' });
+    if (WORKING.includes(s.state))
+      reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}`, { hint: 'wait for it to finish, then destroy it' });
   }
 
   async destroy(call?: SandboxCall): Promise<SandboxStatus> {
@@ -234,8 +302,13 @@ class SandboxEntity {
   private requireIdle(what: string): void {
     const { req, s } = this;
     if (s.state === 'idle') return;
-    if (s.state === 'stopped' || s.state === 'failed') reject('SANDBOX_STOPPED', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what}`, { hint: `resume it first: snapflow sandbox start ${req.sandboxId}` });
-    reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what} now`, { hint: 'wait for the running task to finish' });
+    if (s.state === 'stopped' || s.state === 'failed')
+      reject('SANDBOX_STOPPED', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what}`, {
+        hint: `resume it first: snapflow sandbox start ${req.sandboxId}`,
+      });
+    reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what} now`, {
+      hint: 'wait for the running task to finish',
+    });
   }
 
   private docker() {
@@ -244,15 +317,21 @@ class SandboxEntity {
 
   private sync() {
     const { req, s } = this;
-    return sandboxCatalog.updateSandbox({ id: req.sandboxId, state: s.state, hostId: s.hostId ?? null, containerId: s.containerId ?? null });
+    return sandboxCatalog.updateSandbox({
+      id: req.sandboxId,
+      state: s.state,
+      hostId: s.hostId ?? null,
+      containerId: s.containerId ?? null,
+    });
   }
 
   /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
   private async authorizeAs(actor: string | undefined, action: Action): Promise<void> {
     if (!patched('authz-v1')) return;
     // Never the creator's identity for someone else's call: a request that names nobody is refused.
-    if (!actor) reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
-    await access.authorize({ actor: actor!, scope: this.req.scope, action, target: this.req.sandboxId, run: this.run });
+    if (!actor)
+      reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
+    await access.authorize({ actor: actor!, workspace: this.req.workspace, action, target: this.req.sandboxId, run: this.run });
   }
 
   /** Start (or resume) by the restore order; the decision and every skip reason land in history and status. */
@@ -268,7 +347,13 @@ class SandboxEntity {
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
     if (decision.source !== 'base') await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef }); // no-op when cached
     s.generation += 1;
-    const box = await hostActivities(hostId).createTempSandbox({ key: `sandbox-${req.sandboxId}-${s.generation}`, image: decision.imageRef, size: req.size, workflowId: this.run.workflowId, role: 'sandbox' });
+    const box = await hostActivities(hostId).createTempSandbox({
+      key: `sandbox-${req.sandboxId}-${s.generation}`,
+      image: decision.imageRef,
+      size: req.size,
+      workflowId: this.run.workflowId,
+      role: 'sandbox',
+    });
     Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
   }
 
@@ -281,13 +366,17 @@ class SandboxEntity {
 
   private async saveSession(sequence: number): Promise<string> {
     const { req, s } = this;
-    const image = await this.docker().commitSandbox({ containerId: s.containerId!, repository: `snapflow/sessions/${req.scope}/${req.sandboxId}`, tag: `s${sequence}` });
+    const image = await this.docker().commitSandbox({
+      containerId: s.containerId!,
+      repository: `snapflow/sessions/${req.workspace}/${req.sandboxId}`,
+      tag: `s${sequence}`,
+    });
     // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
     const stored = image.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: image.ref });
     const saved = await sandboxCatalog.saveSessionSnapshot({
       id: uuid4(),
       sandboxId: req.sandboxId,
-      scope: req.scope,
+      workspace: req.workspace,
       runtime: req.runtime,
       size: req.size,
       profileKey: req.profileKey,
@@ -308,6 +397,7 @@ class SandboxEntity {
  * After a successful job a `vm` sandbox saves a session snapshot.
  */
 export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
+  req = withWorkspace(req);
   const entity = new SandboxEntity(req);
   setHandler(sandboxStatusQuery, () => entity.status());
   setHandler(runJobUpdate, (job) => entity.runJob(job), { validator: (job) => entity.validateJob(job) });

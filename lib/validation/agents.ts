@@ -31,11 +31,16 @@ export interface RolloutOptions {
   auto?: boolean;
 }
 
-/** Agents live in a workspace: a slug, never the system scope. */
+/** Agents live in a workspace: a slug, never the system workspace. */
 export function checkAgentWorkspace(value: unknown): string {
-  const scope = validateField('workspace', value);
-  check('workspace', scope !== SYSTEM_SCOPE, `agents belong to a workspace, not the ${SYSTEM_SCOPE} scope`, 'use the workspace slug, e.g. "acme"');
-  return scope;
+  const workspace = validateField('workspace', value);
+  check(
+    'workspace',
+    workspace !== SYSTEM_SCOPE,
+    `agents belong to a workspace, not the ${SYSTEM_SCOPE} workspace`,
+    'use the workspace slug, e.g. "acme"',
+  );
+  return workspace;
 }
 
 export function checkAgentName(field: string, value: unknown): string {
@@ -47,13 +52,23 @@ export function checkAgentName(field: string, value: unknown): string {
 /** The snapshot an agent runs on or a rollout rolls out (field `snapshot`). */
 export function checkAgentSnapshotName(value: unknown): string {
   const name = screenText('snapshot', value, 'use the name shown by `snapflow snapshot list`', 63);
-  check('snapshot', SNAPSHOT_NAME_REGEX.test(name), `snapshot ${quoteInput(name)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
+  check(
+    'snapshot',
+    SNAPSHOT_NAME_REGEX.test(name),
+    `snapshot ${quoteInput(name)} is not a snapshot name`,
+    'use the name shown by `snapflow snapshot list`',
+  );
   return name;
 }
 
 function checkCount(field: string, value: unknown, max: number, hint: string): number | undefined {
   if (value === undefined) return undefined;
-  check(field, typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max, `${field} must be a whole number from 1 to ${max}, not ${quoteInput(String(value))}`, hint);
+  check(
+    field,
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= 1 && value <= max,
+    `${field} must be a whole number from 1 to ${max}, not ${quoteInput(String(value))}`,
+    hint,
+  );
   return value as number;
 }
 
@@ -66,16 +81,31 @@ function checkDuration(field: string, value: unknown): Duration | undefined {
   } catch (err) {
     if (err instanceof SnapflowError) throw err;
   }
-  check(field, Number.isFinite(ms) && ms >= HEALTH_TIMEOUT_MS.min && ms <= HEALTH_TIMEOUT_MS.max, `${field} ${quoteInput(String(value))} is not a duration from 1 second to 7 days`, 'e.g. "10 minutes", "90s" or "2h"');
+  check(
+    field,
+    Number.isFinite(ms) && ms >= HEALTH_TIMEOUT_MS.min && ms <= HEALTH_TIMEOUT_MS.max,
+    `${field} ${quoteInput(String(value))} is not a duration from 1 second to 7 days`,
+    'e.g. "10 minutes", "90s" or "2h"',
+  );
   return value as Duration;
 }
 
 /** Agent names in rollout order, each once, or `'all'`. */
 export function checkRolloutAgents(value: unknown): string[] | 'all' {
   if (value === 'all') return 'all';
-  check('agents', Array.isArray(value) && value.length > 0, 'agents must be a non-empty list of agent names, or "all"', 'e.g. --agents support-bot,triage-bot, or --all');
+  check(
+    'agents',
+    Array.isArray(value) && value.length > 0,
+    'agents must be a non-empty list of agent names, or "all"',
+    'e.g. --agents support-bot,triage-bot, or --all',
+  );
   const names = (value as unknown[]).map((n) => checkAgentName('agents', n));
-  check('agents', names.length <= MAX_AGENTS, `${names.length} agents in one rollout; at most ${MAX_AGENTS}`, 'roll out in several waves, or use --all');
+  check(
+    'agents',
+    names.length <= MAX_AGENTS,
+    `${names.length} agents in one rollout; at most ${MAX_AGENTS}`,
+    'roll out in several waves, or use --all',
+  );
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   check('agents', twice === undefined, `agent ${twice} is named twice`, 'name each agent once');
   return names;
@@ -86,9 +116,15 @@ export function checkRolloutOptions(input: RolloutOptionsInput): RolloutOptions 
   const canary = checkCount('canary', input.canary, MAX_AGENTS, 'how many agents move first, e.g. --canary 1');
   const batchSize = checkCount('batchSize', input.batchSize, MAX_BATCH, 'agents moved per batch after the canary, e.g. --batch 2');
   const healthTimeout = checkDuration('healthTimeout', input.healthTimeout);
-  check('auto', input.auto === undefined || typeof input.auto === 'boolean', `auto must be true or false, not ${typeof input.auto}`, 'leave auto out, or pass true or false');
+  check(
+    'auto',
+    input.auto === undefined || typeof input.auto === 'boolean',
+    `auto must be true or false, not ${typeof input.auto}`,
+    'leave auto out, or pass true or false',
+  );
   return { canary, batchSize, healthTimeout, auto: input.auto };
 }
 
 /** Who asks: a claim, screened like any other text (absent means the configured actor). */
-export const checkActor = (value: unknown): string | undefined => (value === undefined ? undefined : screenText('actor', value, 'a user id, e.g. alice@example.com', 128));
+export const checkActor = (value: unknown): string | undefined =>
+  value === undefined ? undefined : screenText('actor', value, 'a user id, e.g. alice@example.com', 128);

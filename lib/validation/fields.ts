@@ -70,7 +70,8 @@ function slugProblem(value: string, extra: string, max: number): string {
 
 /** The rule of each field that reads and other commands name too; create applies the same ones. */
 export const RULES = {
-  workspace: (v: string) => (v === SYSTEM_SCOPE || SLUG_REGEX.test(v) ? undefined : `workspace ${quoteInput(v)} ${slugProblem(v, '-', 63)}`),
+  workspace: (v: string) =>
+    v === SYSTEM_SCOPE || SLUG_REGEX.test(v) ? undefined : `workspace ${quoteInput(v)} ${slugProblem(v, '-', 63)}`,
   name: (v: string) => (SNAPSHOT_NAME_REGEX.test(v) ? undefined : `name ${quoteInput(v)} ${slugProblem(v, '._-', NAME_MAX)}`),
   runtime: (v: string) => ((RUNTIMES as readonly string[]).includes(v) ? undefined : `runtime ${quoteInput(v)} is not supported`),
   size: (v: string) => (findPreset(v) ? undefined : `size ${quoteInput(v)} is not a size preset`),

@@ -15,7 +15,7 @@ export interface CreateImageSnapshotInput {
 }
 
 export interface ValidatedImageSnapshot {
-  scope: string;
+  workspace: string;
   name: string;
   image: ImageRef;
   /** Canonical form of `image`, as stored in the catalog and compared for reuse. */
@@ -55,7 +55,11 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
   const image = parseImageRef(imageText);
   if (isFloatingTag(image) && input.allowFloatingTag !== true) {
     const why = image.tag === undefined ? 'has no tag' : "uses the floating tag 'latest'";
-    refuse('image', `image ${quoteInput(imageText)} ${why}, so the snapshot could change under the same name`, 'pin a stable tag like ghcr.io/org/image:v1 (or a @sha256: digest), or pass --allow-floating-tag');
+    refuse(
+      'image',
+      `image ${quoteInput(imageText)} ${why}, so the snapshot could change under the same name`,
+      'pin a stable tag like ghcr.io/org/image:v1 (or a @sha256: digest), or pass --allow-floating-tag',
+    );
   }
 
   const entrypointIssue = entrypointProblem(entrypoint);
@@ -66,7 +70,16 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
   if (sizeIssue) refuse('size', sizeIssue);
 
   const validRuntime = runtime as Runtime;
-  return { scope: workspace, name, image, imageRef: formatImageRef(image), entrypoint, runtime: validRuntime, size, profileKey: profileKey({ runtime: validRuntime, size }) };
+  return {
+    workspace: workspace,
+    name,
+    image,
+    imageRef: formatImageRef(image),
+    entrypoint,
+    runtime: validRuntime,
+    size,
+    profileKey: profileKey({ runtime: validRuntime, size }),
+  };
 }
 
 /**

@@ -17,7 +17,13 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const quote = (v: unknown): string => quoteInput(text(v)); // escaped: no newline or bidi override reaches a terminal raw
 
 /** An optional flag: absent, true or false. */
-export const checkFlag = (field: string, v: unknown): void => check(field, v === undefined || typeof v === 'boolean', `${field} must be true or false, not ${typeof v}`, `leave ${field} out, or pass true or false`);
+export const checkFlag = (field: string, v: unknown): void =>
+  check(
+    field,
+    v === undefined || typeof v === 'boolean',
+    `${field} must be true or false, not ${typeof v}`,
+    `leave ${field} out, or pass true or false`,
+  );
 
 /** A job as the caller sends it; the workflow's JobRequest is one of these. */
 export interface JobInput {
@@ -33,31 +39,66 @@ export interface JobInput {
 export function checkJob(job: JobInput): void {
   const command: unknown = job?.command;
   const args = Array.isArray(command) ? (command as unknown[]) : [];
-  check('command', args.length > 0 && args.every((a) => typeof a === 'string' && !a.includes('\0')), 'a job needs a command: a non-empty list of strings without NUL bytes', 'e.g. ["sh", "-c", "npm test"]');
-  check('command', (args as string[]).reduce((n, a) => n + a.length, 0) <= COMMAND_MAX, `the command is over ${COMMAND_MAX / 1024} kB`, 'put a long script in a file in the sandbox and run that');
+  check(
+    'command',
+    args.length > 0 && args.every((a) => typeof a === 'string' && !a.includes('\0')),
+    'a job needs a command: a non-empty list of strings without NUL bytes',
+    'e.g. ["sh", "-c", "npm test"]',
+  );
+  check(
+    'command',
+    (args as string[]).reduce((n, a) => n + a.length, 0) <= COMMAND_MAX,
+    `the command is over ${COMMAND_MAX / 1024} kB`,
+    'put a long script in a file in the sandbox and run that',
+  );
   if (job.workdir !== undefined) {
     const workdir = screenText('workdir', job.workdir, 'an absolute path inside the sandbox, e.g. /workspace');
-    check('workdir', workdir.startsWith('/') && !workdir.split('/').includes('..'), `workdir ${quote(workdir)} is not an absolute path without '..'`, 'e.g. --workdir /workspace/app');
+    check(
+      'workdir',
+      workdir.startsWith('/') && !workdir.split('/').includes('..'),
+      `workdir ${quote(workdir)} is not an absolute path without '..'`,
+      'e.g. --workdir /workspace/app',
+    );
   }
   if (job.env !== undefined) {
     const env: unknown = job.env;
     const entries = typeof env === 'object' && env !== null && !Array.isArray(env) ? Object.entries(env) : undefined;
     check('env', entries !== undefined, 'env must be an object of names to values', 'e.g. { "CI": "1" }');
     for (const [name, value] of entries!) {
-      check('env', ENV_NAME.test(name), `env name ${quote(name)} is not a variable name`, 'letters, digits and "_", not starting with a digit');
-      check('env', typeof value === 'string' && !value.includes('\0'), `env ${name} must be a string without NUL bytes`, 'e.g. { "CI": "1" }');
+      check(
+        'env',
+        ENV_NAME.test(name),
+        `env name ${quote(name)} is not a variable name`,
+        'letters, digits and "_", not starting with a digit',
+      );
+      check(
+        'env',
+        typeof value === 'string' && !value.includes('\0'),
+        `env ${name} must be a string without NUL bytes`,
+        'e.g. { "CI": "1" }',
+      );
     }
   }
 }
 
-/** A sandbox's workspace: a workspace slug, or the system scope. */
+/** A sandbox's workspace: a workspace slug, or the system workspace. */
 export function checkSandboxWorkspace(workspace: unknown): string {
-  check('workspace', text(workspace) === SYSTEM_SCOPE || SLUG_REGEX.test(text(workspace)), `workspace ${quote(workspace)} is not a workspace slug`, 'lowercase letters, digits and "-", e.g. "acme"');
+  check(
+    'workspace',
+    text(workspace) === SYSTEM_SCOPE || SLUG_REGEX.test(text(workspace)),
+    `workspace ${quote(workspace)} is not a workspace slug`,
+    'lowercase letters, digits and "-", e.g. "acme"',
+  );
   return text(workspace);
 }
 
 export function checkSandboxId(id: unknown): string {
-  check('sandbox', UUID.test(text(id)), `sandbox id ${quote(id)} is not a sandbox id`, 'use the id `snapflow sandbox create` printed (a UUID)');
+  check(
+    'sandbox',
+    UUID.test(text(id)),
+    `sandbox id ${quote(id)} is not a sandbox id`,
+    'use the id `snapflow sandbox create` printed (a UUID)',
+  );
   return text(id);
 }
 
@@ -66,9 +107,19 @@ export function checkSandboxId(id: unknown): string {
  * size preset, a runtime, an optional issue key and keepAlive flag.
  */
 export function checkSandboxSpec(input: { class: unknown; size: unknown; runtime: unknown; issue?: unknown; keepAlive?: unknown }): void {
-  check('class', (SANDBOX_CLASSES as readonly string[]).includes(text(input.class)), `class ${quote(input.class)} is not a sandbox class`, `use one of: ${SANDBOX_CLASSES.join(', ')}`);
+  check(
+    'class',
+    (SANDBOX_CLASSES as readonly string[]).includes(text(input.class)),
+    `class ${quote(input.class)} is not a sandbox class`,
+    `use one of: ${SANDBOX_CLASSES.join(', ')}`,
+  );
   check('size', Boolean(findPreset(text(input.size))), `size ${quote(input.size)} is not a size preset`, 'use small, medium or large');
-  check('runtime', (RUNTIMES as readonly string[]).includes(text(input.runtime)), `runtime ${quote(input.runtime)} is not supported`, `use one of: ${RUNTIMES.join(', ')}`);
+  check(
+    'runtime',
+    (RUNTIMES as readonly string[]).includes(text(input.runtime)),
+    `runtime ${quote(input.runtime)} is not supported`,
+    `use one of: ${RUNTIMES.join(', ')}`,
+  );
   if (input.issue !== undefined) checkIssueKey(input.issue);
   checkFlag('keepAlive', input.keepAlive);
 }
@@ -81,12 +132,22 @@ export function checkIssueKey(issue: unknown): string {
 
 /** The name a sandbox is promoted to (field `name`). */
 export function checkPromotedName(name: unknown): string {
-  check('name', SNAPSHOT_NAME_REGEX.test(text(name)), `name ${quote(name)} is not a snapshot name`, 'lowercase letters, digits, ".", "_" or "-", e.g. "agent-golden-v2"');
+  check(
+    'name',
+    SNAPSHOT_NAME_REGEX.test(text(name)),
+    `name ${quote(name)} is not a snapshot name`,
+    'lowercase letters, digits, ".", "_" or "-", e.g. "agent-golden-v2"',
+  );
   return text(name);
 }
 
 /** The snapshot an issue is pinned to (field `snapshot`). */
 export function checkPinnedSnapshot(snapshot: unknown): string {
-  check('snapshot', SNAPSHOT_NAME_REGEX.test(text(snapshot)), `snapshot ${quote(snapshot)} is not a snapshot name`, 'use the name shown by `snapflow snapshot list`');
+  check(
+    'snapshot',
+    SNAPSHOT_NAME_REGEX.test(text(snapshot)),
+    `snapshot ${quote(snapshot)} is not a snapshot name`,
+    'use the name shown by `snapflow snapshot list`',
+  );
   return text(snapshot);
 }

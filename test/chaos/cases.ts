@@ -71,17 +71,20 @@ export async function audit(env: ChaosEnv): Promise<{ orphans: string[]; duplica
   for (const b of await env.db.db.select().from(goldenBuilds).where(eq(goldenBuilds.status, 'running'))) {
     if (!(await isRunning(env, b.workflowId))) orphans.push(`golden build ${b.id} still 'running' without a live run`);
   }
-  const live = await env.db.db.select({ scope: snapshots.scope, name: snapshots.name }).from(snapshots).where(ne(snapshots.status, 'deleted'));
+  const live = await env.db.db
+    .select({ workspace: snapshots.workspace, name: snapshots.name })
+    .from(snapshots)
+    .where(ne(snapshots.status, 'deleted'));
   const seen = new Set<string>();
   for (const r of live) {
-    const key = `${r.scope}/${r.name}`;
+    const key = `${r.workspace}/${r.name}`;
     if (seen.has(key)) duplicates.push(`snapshot name ${key} twice`);
     seen.add(key);
   }
   const history = await env.db.db.select().from(defaultHistory).orderBy(asc(defaultHistory.id));
   const last = new Map<string, string>();
   for (const h of history) {
-    const key = `${h.scope}/${h.size}/${h.profileKey}`;
+    const key = `${h.workspace}/${h.size}/${h.profileKey}`;
     if ((last.get(key) ?? null) !== h.previousSnapshotId) duplicates.push(`default history of ${key} broken at entry ${h.id}`);
     last.set(key, h.snapshotId);
   }
@@ -98,21 +101,33 @@ async function result(env: ChaosEnv, name: string, runs: number, survived: numbe
 
 let repoCount = 0;
 /** A golden config whose dependency step takes `seconds` (and writes `mib` MiB, so commit and push carry weight). */
-async function slowGolden(env: ChaosEnv, scope: string, seconds: number, mib = 8): Promise<void> {
+async function slowGolden(env: ChaosEnv, workspace: string, seconds: number, mib = 8): Promise<void> {
   const dir = join(env.dir, `repos-${++repoCount}`);
   mkdirSync(dir, { recursive: true });
   const repo = makeBareRepo(dir, 'app', { 'tembo.nix': '{ }\n' });
-  await env.client.golden.setConfig({ workspace: scope, repos: [repo], prebuildDeps: true, depsFallbackCommand: `sleep ${seconds} && dd if=/dev/urandom of=deps.bin bs=1M count=${mib} 2>/dev/null && echo ok > .deps-built`, targets: ['small:codex'] });
+  await env.client.golden.setConfig({
+    workspace: workspace,
+    repos: [repo],
+    prebuildDeps: true,
+    depsFallbackCommand: `sleep ${seconds} && dd if=/dev/urandom of=deps.bin bs=1M count=${mib} 2>/dev/null && echo ok > .deps-built`,
+    targets: ['small:codex'],
+  });
 }
 
 /** Breaks something while a golden build is at `during`, then expects the build to finish. */
-function goldenUnder(name: string, scope: string, during: string, breakIt: (env: ChaosEnv) => Promise<void>, opts: { seconds?: number; mib?: number } = {}): ChaosCase {
+function goldenUnder(
+  name: string,
+  workspace: string,
+  during: string,
+  breakIt: (env: ChaosEnv) => Promise<void>,
+  opts: { seconds?: number; mib?: number } = {},
+): ChaosCase {
   return async (env, runs) => {
-    await slowGolden(env, scope, opts.seconds ?? 4, opts.mib);
+    await slowGolden(env, workspace, opts.seconds ?? 4, opts.mib);
     let survived = 0;
     const notes: string[] = [];
     for (let i = 0; i < runs; i++) {
-      const started = await env.client.golden.buildNow({ workspace: scope });
+      const started = await env.client.golden.buildNow({ workspace: workspace });
       await pendingActivity(env, started.workflowId, during);
       await sleep(1000);
       await breakIt(env);
@@ -133,13 +148,36 @@ export const killHostMidGolden = goldenUnder('kill -9 host worker mid golden bui
   await env.startHostWorker();
 });
 
-export const restartTemporalMidGolden = goldenUnder('restart Temporal (same SQLite) mid golden build', 'chaos-temporal', 'buildDeps', (env) => env.restartTemporal());
+export const restartTemporalMidGolden = goldenUnder(
+  'restart Temporal (same SQLite) mid golden build',
+  'chaos-temporal',
+  'buildDeps',
+  (env) => env.restartTemporal(),
+);
 
-export const restartPostgresMidGolden = goldenUnder('restart PostgreSQL mid golden build', 'chaos-postgres', 'buildDeps', (env) => env.restartPostgres(), { seconds: 6 });
+export const restartPostgresMidGolden = goldenUnder(
+  'restart PostgreSQL mid golden build',
+  'chaos-postgres',
+  'buildDeps',
+  (env) => env.restartPostgres(),
+  { seconds: 6 },
+);
 
-export const restartDockerdMidGolden = goldenUnder('restart dockerd (live-restore) mid golden build', 'chaos-dockerd', 'buildDeps', (env) => env.restartDockerd(), { seconds: 6 });
+export const restartDockerdMidGolden = goldenUnder(
+  'restart dockerd (live-restore) mid golden build',
+  'chaos-dockerd',
+  'buildDeps',
+  (env) => env.restartDockerd(),
+  { seconds: 6 },
+);
 
-export const restartStorageMidPush = goldenUnder('registry down 3 s during the upload', 'chaos-storage', 'pushImage', (env) => env.restartStorage({ downForMs: 3000 }), { seconds: 1, mib: 96 });
+export const restartStorageMidPush = goldenUnder(
+  'registry down 3 s during the upload',
+  'chaos-storage',
+  'pushImage',
+  (env) => env.restartStorage({ downForMs: 3000 }),
+  { seconds: 1, mib: 96 },
+);
 
 export const killHostMidImageSnapshot: ChaosCase = async (env, runs) => {
   // A heavy image, so the kill lands while bytes move.
@@ -150,7 +188,13 @@ export const killHostMidImageSnapshot: ChaosCase = async (env, runs) => {
   const notes: string[] = [];
   for (let i = 0; i < runs; i++) {
     const name = `heavy-${i}-v1`;
-    const created = await env.client.snapshots.create({ workspace: 'chaos-images', name, image: `${env.publicRegistry}/chaos/heavy:v1`, runtime: 'codex', size: 'small' });
+    const created = await env.client.snapshots.create({
+      workspace: 'chaos-images',
+      name,
+      image: `${env.publicRegistry}/chaos/heavy:v1`,
+      runtime: 'codex',
+      size: 'small',
+    });
     const waiting = env.client.snapshots.wait(created).then(
       (done) => ({ done }),
       (err: unknown) => ({ err }),
@@ -168,16 +212,30 @@ export const killHostMidImageSnapshot: ChaosCase = async (env, runs) => {
     await env.startHostWorker();
     const outcome = await waiting;
     if ('done' in outcome && outcome.done.status === 'active') survived++;
-    else if ('err' in outcome) notes.push(`${name}: ${typedFailure(outcome.err) ? `failed typed ${typedFailure(outcome.err)}` : `UNTYPED ${(outcome.err as Error).message}`}`);
-    const rows = await env.db.db.select().from(snapshots).where(and(eq(snapshots.scope, 'chaos-images'), eq(snapshots.name, name)));
+    else if ('err' in outcome)
+      notes.push(
+        `${name}: ${typedFailure(outcome.err) ? `failed typed ${typedFailure(outcome.err)}` : `UNTYPED ${(outcome.err as Error).message}`}`,
+      );
+    const rows = await env.db.db
+      .select()
+      .from(snapshots)
+      .where(and(eq(snapshots.workspace, 'chaos-images'), eq(snapshots.name, name)));
     if (rows.length !== 1) notes.push(`${name}: ${rows.length} catalog rows`);
   }
   return result(env, 'kill -9 host worker mid image snapshot', runs, survived, notes);
 };
 
 export const killHostMidPromote: ChaosCase = async (env, runs) => {
-  const { sandboxId } = await env.client.sandboxes.create({ workspace: 'chaos-promote', class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
-  await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'mkdir -p /opt && dd if=/dev/urandom of=/opt/state bs=1M count=128 2>/dev/null'] });
+  const { sandboxId } = await env.client.sandboxes.create({
+    workspace: 'chaos-promote',
+    class: 'vm',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
+  await env.client.sandboxes.runJob(sandboxId, {
+    command: ['sh', '-c', 'mkdir -p /opt && dd if=/dev/urandom of=/opt/state bs=1M count=128 2>/dev/null'],
+  });
   let survived = 0;
   const notes: string[] = [];
   // Commit, boot check and upload together take a second or two; a round whose promote beat the poll did
@@ -208,7 +266,9 @@ export const killHostMidPromote: ChaosCase = async (env, runs) => {
         if (outcome.ok || typedFailure(outcome.err)) survived++;
         else notes.push(`promote ${i}: UNTYPED ${(outcome.err as Error).message}`);
       }
-      const state = await until('the sandbox back to idle', async () => ((await env.client.sandboxes.status(sandboxId)).state === 'idle' ? 'idle' : undefined));
+      const state = await until('the sandbox back to idle', async () =>
+        (await env.client.sandboxes.status(sandboxId)).state === 'idle' ? 'idle' : undefined,
+      );
       if (state !== 'idle') notes.push(`promote ${i}: sandbox left ${state}`);
     }
     if (!landed) notes.push(`promote ${i}: finished before the kill could land, four times`);
@@ -223,20 +283,20 @@ export const killHostMidPromote: ChaosCase = async (env, runs) => {
 };
 
 export const storageReadOnly: ChaosCase = async (env, runs) => {
-  const scope = 'chaos-readonly';
-  await slowGolden(env, scope, 0, 4);
+  const workspace = 'chaos-readonly';
+  await slowGolden(env, workspace, 0, 4);
   await env.restartStorage({ readOnly: true });
   let survived = 0;
   const notes: string[] = [];
   try {
     for (let i = 0; i < runs; i++) {
-      const started = await env.client.golden.buildNow({ workspace: scope });
+      const started = await env.client.golden.buildNow({ workspace: workspace });
       try {
         await env.client.golden.waitForBuild(started.workflowId);
         notes.push(`run ${i}: a read-only registry accepted the upload?`);
       } catch (err) {
         const code = typedFailure(err);
-        const registered = await env.db.db.select().from(snapshots).where(eq(snapshots.scope, scope));
+        const registered = await env.db.db.select().from(snapshots).where(eq(snapshots.workspace, workspace));
         if (code === 'STORAGE_UNAVAILABLE' && registered.length === 0) survived++;
         else notes.push(`run ${i}: ${code ?? (err as Error).message}, ${registered.length} snapshot(s) registered`);
       }
@@ -248,20 +308,29 @@ export const storageReadOnly: ChaosCase = async (env, runs) => {
 };
 
 export const setDefaultRace: ChaosCase = async (env, runs) => {
-  const scope = 'chaos-defaults';
-  await slowGolden(env, scope, 0, 1);
-  for (let i = 0; i < 2; i++) await env.client.golden.waitForBuild((await env.client.golden.buildNow({ workspace: scope })).workflowId);
-  const names = (await env.db.db.select().from(snapshots).where(eq(snapshots.scope, scope))).map((s) => s.name);
+  const workspace = 'chaos-defaults';
+  await slowGolden(env, workspace, 0, 1);
+  for (let i = 0; i < 2; i++) await env.client.golden.waitForBuild((await env.client.golden.buildNow({ workspace: workspace })).workflowId);
+  const names = (await env.db.db.select().from(snapshots).where(eq(snapshots.workspace, workspace))).map((s) => s.name);
   let survived = 0;
   const notes: string[] = [];
   const rounds = Math.max(1, Math.floor(runs / 20));
   for (let round = 0; round < rounds; round++) {
-    const before = (await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, scope))).length;
-    const [pointer] = await env.db.db.select().from(defaultPointers).where(eq(defaultPointers.scope, scope));
+    const before = (await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, workspace))).length;
+    const [pointer] = await env.db.db.select().from(defaultPointers).where(eq(defaultPointers.workspace, workspace));
     // Twenty callers who all saw the same version: compare-and-set lets exactly one through.
-    const attempts = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => env.client.golden.setDefault({ workspace: scope, name: names[i % 2]!, reason: `chaos ${round}/${i}`, expectedVersion: pointer!.version })));
+    const attempts = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) =>
+        env.client.golden.setDefault({
+          workspace: workspace,
+          name: names[i % 2]!,
+          reason: `chaos ${round}/${i}`,
+          expectedVersion: pointer!.version,
+        }),
+      ),
+    );
     const won = attempts.filter((a) => a.status === 'fulfilled').length;
-    const after = (await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.scope, scope))).length;
+    const after = (await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, workspace))).length;
     if (won === 1 && after === before + 1) survived += 20;
     else notes.push(`round ${round}: ${won} winners, ${after - before} history rows`);
   }
@@ -269,11 +338,20 @@ export const setDefaultRace: ChaosCase = async (env, runs) => {
 };
 
 export const promoteVsJobRace: ChaosCase = async (env, runs) => {
-  const { sandboxId } = await env.client.sandboxes.create({ workspace: 'chaos-race', class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
+  const { sandboxId } = await env.client.sandboxes.create({
+    workspace: 'chaos-race',
+    class: 'vm',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
   let survived = 0;
   const notes: string[] = [];
   for (let i = 0; i < runs; i++) {
-    const both = [env.client.sandboxes.promote(sandboxId, { name: `race-${i}` }), env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', `echo ${i} >> /tmp/rounds`] })];
+    const both = [
+      env.client.sandboxes.promote(sandboxId, { name: `race-${i}` }),
+      env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', `echo ${i} >> /tmp/rounds`] }),
+    ];
     const settled = await Promise.allSettled(i % 2 ? both.reverse() : both);
     const won = settled.filter((s) => s.status === 'fulfilled').length;
     const busy = settled.filter((s) => s.status === 'rejected' && (s.reason as SnapflowError).code === 'SANDBOX_BUSY').length;
@@ -286,11 +364,24 @@ export const promoteVsJobRace: ChaosCase = async (env, runs) => {
 
 export const createRace: ChaosCase = async (env, runs) => {
   await pushImage(env.docker, BASE_IMAGE_REF, { registryHost: env.publicRegistry, repository: 'chaos/base', tag: 'v1' });
-  const attempts = await Promise.allSettled(Array.from({ length: runs }, () => env.client.snapshots.create({ workspace: 'chaos-create', name: 'same-name-v1', image: `${env.publicRegistry}/chaos/base:v1`, runtime: 'codex', size: 'small' })));
-  const ids = new Set(attempts.filter((a) => a.status === 'fulfilled').map((a) => (a as PromiseFulfilledResult<{ snapshotId: string }>).value.snapshotId));
-  const first = attempts.find((a) => a.status === 'fulfilled') as PromiseFulfilledResult<Parameters<ChaosEnv['client']['snapshots']['wait']>[0]> | undefined;
+  const attempts = await Promise.allSettled(
+    Array.from({ length: runs }, () =>
+      env.client.snapshots.create({
+        workspace: 'chaos-create',
+        name: 'same-name-v1',
+        image: `${env.publicRegistry}/chaos/base:v1`,
+        runtime: 'codex',
+        size: 'small',
+      }),
+    ),
+  );
+  const ids = new Set(
+    attempts.filter((a) => a.status === 'fulfilled').map((a) => (a as PromiseFulfilledResult<{ snapshotId: string }>).value.snapshotId),
+  );
+  const first = attempts.find((a) => a.status === 'fulfilled') as
+    PromiseFulfilledResult<Parameters<ChaosEnv['client']['snapshots']['wait']>[0]> | undefined;
   if (first) await env.client.snapshots.wait(first.value);
-  const rows = await env.db.db.select().from(snapshots).where(eq(snapshots.scope, 'chaos-create'));
+  const rows = await env.db.db.select().from(snapshots).where(eq(snapshots.workspace, 'chaos-create'));
   const notes = ids.size === 1 && rows.length === 1 ? [] : [`${ids.size} snapshot ids answered, ${rows.length} rows`];
   return result(env, `${runs} concurrent creates of one name`, runs, ids.size === 1 && rows.length === 1 ? runs : 0, notes);
 };

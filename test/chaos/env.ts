@@ -13,7 +13,17 @@ import { createDb, type DbHandle } from '../../db/client';
 import { ensureDatabase, runMigrations } from '../../db/migrate';
 import { loadConfig } from '../../lib/config';
 import { bundleWorkflows } from '../../scripts/bundle-workflows';
-import { ensureBaseImage, freePort, portOpen, projectRoot, startDockerd, startRegistry, startTemporal, stopProcess, type ManagedProcess } from '../../scripts/stack';
+import {
+  ensureBaseImage,
+  freePort,
+  portOpen,
+  projectRoot,
+  startDockerd,
+  startRegistry,
+  startTemporal,
+  stopProcess,
+  type ManagedProcess,
+} from '../../scripts/stack';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -46,7 +56,20 @@ export interface ChaosEnv {
 /** Starts PostgreSQL 15 as the postgres user in our own data dir (setpriv execs, so the pid is postgres's). */
 function startPostgres(dir: string, port: number): ChildProcess {
   const asPostgres = process.getuid?.() === 0 ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
-  const [cmd, ...args] = [...asPostgres, join(PG_BIN, 'postgres'), '-D', join(dir, 'data'), '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'];
+  const [cmd, ...args] = [
+    ...asPostgres,
+    join(PG_BIN, 'postgres'),
+    '-D',
+    join(dir, 'data'),
+    '-p',
+    String(port),
+    '-k',
+    dir,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'fsync=off',
+  ];
   return spawn(cmd!, args, { stdio: 'ignore', detached: true });
 }
 
@@ -70,7 +93,21 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
   mkdirSync(pgDir);
   if (process.getuid?.() === 0) spawnSync('chown', ['postgres:postgres', pgDir]);
   const asPostgres = process.getuid?.() === 0 ? ['setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', '--'] : [];
-  const init = spawnSync(asPostgres[0] ?? join(PG_BIN, 'initdb'), [...asPostgres.slice(1), ...(asPostgres.length ? [join(PG_BIN, 'initdb')] : []), '-D', join(pgDir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync'], { encoding: 'utf8' });
+  const init = spawnSync(
+    asPostgres[0] ?? join(PG_BIN, 'initdb'),
+    [
+      ...asPostgres.slice(1),
+      ...(asPostgres.length ? [join(PG_BIN, 'initdb')] : []),
+      '-D',
+      join(pgDir, 'data'),
+      '-A',
+      'trust',
+      '-U',
+      'postgres',
+      '--no-sync',
+    ],
+    { encoding: 'utf8' },
+  );
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   let pg = startPostgres(pgDir, ports.pg);
   await waitPort(ports.pg, 'postgres');
@@ -118,7 +155,12 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     return Object.assign(s, {
       spawn() {
         const out = join(logs, `${name}.log`);
-        const child = spawn(process.execPath, ['--import', pathToFileURL(require.resolve('tsx')).href, join(projectRoot, script)], { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+        const child = spawn(process.execPath, ['--import', pathToFileURL(require.resolve('tsx')).href, join(projectRoot, script)], {
+          cwd: dir,
+          env: { ...process.env, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          detached: true,
+        });
         child.stdout?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
         child.stderr?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
         child.on('exit', () => {
@@ -201,12 +243,19 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
       await stopChild(host.child, 'SIGTERM');
       await stopChild(control.child, 'SIGTERM');
       const leftovers = await docker.listContainers({ all: true }).catch(() => []);
-      for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+      for (const c of leftovers)
+        await docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined);
       for (const p of [storageRegistry, ...processes, dockerd, temporal]) await stopProcess(p, 10_000).catch(() => undefined);
       pg.kill('SIGTERM');
       await new Promise((r) => setTimeout(r, 1000));
       // A restarted dockerd can leave its data root bind-mounted onto itself: unmount what is ours, deepest first.
-      const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(`${dir}/`));
+      const mounts = readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' ')[1] ?? '')
+        .filter((m) => m.startsWith(`${dir}/`));
       for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
       rmSync(dir, { recursive: true, force: true });
     },

@@ -82,7 +82,8 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
   };
-  const error = (res: ServerResponse, status: number, message: string): void => send(res, status, { message, documentation_url: 'https://docs.github.com/rest' });
+  const error = (res: ServerResponse, status: number, message: string): void =>
+    send(res, status, { message, documentation_url: 'https://docs.github.com/rest' });
 
   function route(req: IncomingMessage, res: ServerResponse): void {
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
@@ -104,12 +105,20 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
       const installation = m ? installations.get(Number(m[1])) : undefined;
       if (m && !installation) return error(res, 404, 'Not Found');
       if (installation && !m?.[2] && method === 'GET') {
-        return send(res, 200, { id: installation.id, account: { login: installation.account }, suspended_at: installation.suspended ? new Date().toISOString() : null });
+        return send(res, 200, {
+          id: installation.id,
+          account: { login: installation.account },
+          suspended_at: installation.suspended ? new Date().toISOString() : null,
+        });
       }
       if (installation && m?.[2] && method === 'POST') {
         if (installation.suspended) return error(res, 403, 'This installation has been suspended');
         installation.tokenExpiresAt = Date.now() + installation.tokenTtlSeconds * 1000;
-        return send(res, 201, { token: installation.token, expires_at: new Date(installation.tokenExpiresAt).toISOString(), permissions: { packages: 'read' } });
+        return send(res, 201, {
+          token: installation.token,
+          expires_at: new Date(installation.tokenExpiresAt).toISOString(),
+          permissions: { packages: 'read' },
+        });
       }
     }
     error(res, 404, 'Not Found');
@@ -138,7 +147,13 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
     installations,
     requests,
     addInstallation(input) {
-      const installation = { id: input.id, account: input.account, suspended: input.suspended ?? false, tokenTtlSeconds: input.tokenTtlSeconds ?? 3600, token: installationToken() };
+      const installation = {
+        id: input.id,
+        account: input.account,
+        suspended: input.suspended ?? false,
+        tokenTtlSeconds: input.tokenTtlSeconds ?? 3600,
+        token: installationToken(),
+      };
       installations.set(input.id, installation);
       return installation;
     },

@@ -9,7 +9,11 @@ export interface Credentials {
 }
 
 /** Tags an image into `registryHost/repository:tag` and pushes it; returns the pushed digest. */
-export async function pushImage(docker: Docker, source: string, target: { registryHost: string; repository: string; tag: string; credentials?: Credentials }): Promise<string> {
+export async function pushImage(
+  docker: Docker,
+  source: string,
+  target: { registryHost: string; repository: string; tag: string; credentials?: Credentials },
+): Promise<string> {
   const repo = `${target.registryHost}/${target.repository}`;
   await docker.getImage(source).tag({ repo, tag: target.tag });
   const auth = target.credentials ? { authconfig: { ...target.credentials, serveraddress: target.registryHost } } : {};
@@ -22,7 +26,11 @@ export async function pushImage(docker: Docker, source: string, target: { regist
 
 /** The base image with a shell command applied (e.g. `chmod -x /app/start.sh`), committed locally. */
 export async function deriveImage(docker: Docker, command: string, tag: string): Promise<string> {
-  const container = await docker.createContainer({ Image: BASE_IMAGE_REF, Cmd: ['sh', '-c', command], HostConfig: { NetworkMode: 'none' } });
+  const container = await docker.createContainer({
+    Image: BASE_IMAGE_REF,
+    Cmd: ['sh', '-c', command],
+    HostConfig: { NetworkMode: 'none' },
+  });
   try {
     await container.start();
     await container.wait();

@@ -16,9 +16,14 @@ let runtimeQuiet = false;
 function quietRuntime(): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
-  const line = (level: string) => (message: string): void => void process.stderr.write(`[temporal ${level}] ${message}\n`);
+  const line =
+    (level: string) =>
+    (message: string): void =>
+      void process.stderr.write(`[temporal ${level}] ${message}\n`);
   const ignore = (): void => undefined;
-  Runtime.install({ logger: { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: line('warn'), error: line('error') } as never });
+  Runtime.install({
+    logger: { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: line('warn'), error: line('error') } as never,
+  });
 }
 
 export interface RunningWorker {
@@ -36,7 +41,13 @@ export interface TestEnv {
   docker: Docker;
   connection: NativeConnection;
   startControlWorker(opts?: { githubApp?: GithubAppConfig }): Promise<RunningWorker>;
-  startHostWorker(opts: { hostId: string; dockerHost?: string; storage?: StorageConfig | null; githubApp?: GithubAppConfig; memoryLimitMiB?: number }): Promise<RunningWorker>;
+  startHostWorker(opts: {
+    hostId: string;
+    dockerHost?: string;
+    storage?: StorageConfig | null;
+    githubApp?: GithubAppConfig;
+    memoryLimitMiB?: number;
+  }): Promise<RunningWorker>;
   teardown(): Promise<void>;
 }
 
@@ -89,7 +100,22 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     connection,
     docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }),
     async startControlWorker(opts = {}) {
-      return track(await run(await createControlWorker({ connection, namespace: 'default', db: db.db, client: client.temporal, bundlePath: stack.bundlePath, githubApp: opts.githubApp, storage: config.storage, hostCacheKeep: config.hostCacheKeep, operators: config.operators, dataConverter })));
+      return track(
+        await run(
+          await createControlWorker({
+            connection,
+            namespace: 'default',
+            db: db.db,
+            client: client.temporal,
+            bundlePath: stack.bundlePath,
+            githubApp: opts.githubApp,
+            storage: config.storage,
+            hostCacheKeep: config.hostCacheKeep,
+            operators: config.operators,
+            dataConverter,
+          }),
+        ),
+      );
     },
     async startHostWorker(opts) {
       const worker = await createHostWorker({

@@ -2,7 +2,7 @@
 export type { ConnectionState } from '../../activities/connections';
 
 export interface GithubConnectionRequest {
-  scope: string;
+  workspace: string;
   /** Given on connect; omitted to re-validate (reconnect/validate) the stored installation. */
   installationId?: number;
   actor: string;

@@ -2,7 +2,7 @@
 import type { HostCacheOutcome } from './hostCache';
 
 export interface GoldenBuildRequest {
-  scope: string;
+  workspace: string;
   trigger: 'build-now' | 'schedule';
   actor?: string;
   /** Given by build-now callers; scheduled runs draw one (deterministically) in the workflow. */

@@ -3,7 +3,7 @@ import type { Duration } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export interface RolloutRequest {
-  scope: string;
+  workspace: string;
   snapshotId: string;
   /** Agent names in rollout order (the first `canary` of them are the canary), or every agent of the workspace. */
   agents: string[] | 'all';
@@ -32,7 +32,8 @@ export interface RolloutControl {
   reason?: string;
 }
 
-export type RolloutPhase = 'authorizing' | 'resolving' | 'canary' | 'health' | 'rolling' | 'rolling-back' | 'completed' | 'rolled-back' | 'aborted' | 'failed';
+export type RolloutPhase =
+  'authorizing' | 'resolving' | 'canary' | 'health' | 'rolling' | 'rolling-back' | 'completed' | 'rolled-back' | 'aborted' | 'failed';
 
 export interface RolloutStatus {
   snapshotId: string;

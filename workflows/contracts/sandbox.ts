@@ -7,7 +7,7 @@ import type { SandboxClass, SandboxState } from '../../lib/vocabulary';
 
 export interface SandboxRequest {
   sandboxId: string;
-  scope: string;
+  workspace: string;
   class: SandboxClass;
   size: string;
   runtime: Runtime;

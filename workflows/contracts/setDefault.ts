@@ -2,7 +2,7 @@
 export type { DefaultState } from '../../activities/defaults';
 
 export interface SetDefaultRequest {
-  scope: string;
+  workspace: string;
   size: string;
   profileKey: string;
   snapshotId: string;
