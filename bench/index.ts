@@ -3,6 +3,7 @@
 import globalSetup from '../test/globalSetup';
 import globalTeardown from '../test/globalTeardown';
 import { createTestEnv, uniqueHostId } from '../test/support/stack';
+import { benchCli } from './cli.bench';
 import { benchGolden } from './golden.bench';
 import { benchMultiHost } from './multihost.bench';
 
@@ -11,6 +12,8 @@ async function main(): Promise<void> {
   const hostsArg = process.argv.find((a, i) => process.argv[i - 1] === '--hosts' || a.startsWith('--hosts='));
   // `--hosts 1,2,4` alone runs the multi-host benchmark only; no arguments run everything.
   const wants = (name: string): boolean => (only.length === 0 ? !hostsArg || name === 'multihost' : only.includes(name));
+  if (wants('cli')) await benchCli(); // no stack needed
+  if (only.length > 0 && only.every((name) => name === 'cli')) return;
   await globalSetup();
   try {
     if (wants('golden')) {

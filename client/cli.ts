@@ -1,17 +1,24 @@
 // The snapflow CLI: thin, it calls the client. Every command takes --json.
+// Start-up stays light (`snapflow --help` answers at once): the SDK, the database driver, the client and the
+// doctor load only when a command runs.
 import { randomUUID } from 'node:crypto';
-import { Command } from 'commander';
-import { loadConfig, loadDotEnv } from '../lib/config';
-import { describeFailure } from '../lib/errors';
-import { runDoctor, type Check } from './doctor';
-import { SnapflowClient } from './index';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import type { Check } from './doctor';
+import type { SnapflowClient } from './index';
 import { registerAgentCommands } from './cliAgents';
+import { registerCompletionCommand } from './cliCompletion';
 import { registerGoldenCommands } from './cliGolden';
 import { registerSandboxCommands } from './cliSandboxes';
 import { registerWorkspaceCommands } from './cliWorkspaces';
 import { registerSnapshotCommands } from './cliSnapshots';
+import { EXIT, exitCodeFor } from './exitCodes';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
+
+/** With --json (before any `--`), stdout carries only the result and stderr only the failure, both as JSON. */
+const jsonMode = (argv: string[]): boolean => argv.slice(0, argv.includes('--') ? argv.indexOf('--') : undefined).includes('--json');
 
 function printChecks(checks: Check[], json: boolean): void {
   if (json) return console.log(JSON.stringify({ ok: checks.every((c) => c.status !== 'fail'), checks }, null, 2));
@@ -21,16 +28,33 @@ function printChecks(checks: Check[], json: boolean): void {
   }
 }
 
-/** Failures print `code: message` and the hint; with --json the same object. Exit code 1. */
-function printError(err: unknown, json: boolean): void {
+/** Failures print `code: message` and the hint; with --json the same object on stderr. Exit code by kind (exitCodes.ts). */
+async function printError(err: unknown, json: boolean): Promise<void> {
+  const { describeFailure } = await import('../lib/errors');
   const failure = describeFailure(err);
-  if (json) console.log(JSON.stringify({ ok: false, error: failure }, null, 2));
+  if (json)
+    console.error(
+      JSON.stringify({ code: failure.code, message: failure.message, field: failure.field ?? null, hint: failure.hint ?? null }, null, 2),
+    );
   else console.error(`${failure.code}: ${failure.message}${failure.hint ? `\n  hint: ${failure.hint}` : ''}`);
   if (process.env.SNAPFLOW_DEBUG) console.error(err);
-  process.exitCode = 1;
+  process.exitCode = exitCodeFor(failure.code);
+}
+
+/** A usage error commander found (missing or unknown option or argument): exit 2, with --json as a typed failure. */
+function printUsageError(err: CommanderError, json: boolean): void {
+  process.exitCode = EXIT.usage;
+  if (!json) return; // commander has printed it, with the help
+  const message = err.code === 'commander.help' ? 'a subcommand is required' : err.message.replace(/^error: /, '');
+  const name = /(?:option|argument) '(?:--)?([a-z][\w-]*)/i.exec(message)?.[1];
+  const field = name?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  console.error(
+    JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint: 'see `snapflow <command> --help`' }, null, 2),
+  );
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
+  const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
   // `--as <user>` (anywhere on the line) overrides SNAPFLOW_ACTOR for this command.
   const at = process.argv.indexOf('--as');
   const env = at > 0 && process.argv[at + 1] ? { ...process.env, SNAPFLOW_ACTOR: process.argv[at + 1] } : process.env;
@@ -42,20 +66,53 @@ async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Prom
   }
 }
 
-export function buildCli(): Command {
+/** Runs a command: the result itself on stdout with --json, else `print`; `exitCode` for results that are failures. */
+async function run<T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+): Promise<void> {
+  try {
+    const result = await withClient(work);
+    if (json) console.log(JSON.stringify(result, null, 2));
+    else print(result);
+    if (exitCode) process.exitCode = exitCode(result);
+  } catch (err) {
+    await printError(err, Boolean(json));
+  }
+}
+
+/** The package version, from the package.json above this file (client/ in the repository, dist/client/ when built). */
+function packageVersion(): string {
+  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return '0.0.0';
+}
+
+export function buildCli(argv: string[] = process.argv): Command {
+  const json = jsonMode(argv);
   const program = new Command('snapflow')
     .description('Sandbox snapshots on Temporal')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError()
+    .exitOverride()
+    .configureOutput(json ? { writeErr: () => undefined, outputError: () => undefined } : {})
     .option('--as <user>', 'act as this user (default SNAPFLOW_ACTOR)');
+  // .env is read once a command runs, not for --help.
+  program.hook('preAction', async () => (await import('../lib/config')).loadDotEnv());
 
   program
     .command('doctor')
     .description('check Temporal, Postgres, each Docker host, snapshot storage and the GitHub App')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
+      const { runDoctor } = await import('./doctor');
       const checks = await runDoctor();
       printChecks(checks, Boolean(opts.json));
-      if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
+      if (checks.some((c) => c.status === 'fail')) process.exitCode = EXIT.failed;
     });
 
   const host = program.command('host').description('Docker hosts');
@@ -64,30 +121,14 @@ export function buildCli(): Command {
     .description('create, exec in, commit and remove a sandbox on a host, then upload it to storage')
     .option('--no-push', 'skip the upload to snapshot storage')
     .option('--json', 'machine-readable output')
-    .action(async (hostId: string, opts: { push: boolean; json?: boolean }) => {
-      try {
-        const result = await withClient((client) => client.hostSelfTest({ hostId, push: opts.push, nonce: randomUUID() }));
-        if (opts.json) console.log(JSON.stringify({ ok: true, result }, null, 2));
-        else
-          console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`);
-      } catch (err) {
-        printError(err, Boolean(opts.json));
-      }
-    });
-
-  const run = async <T>(
-    json: boolean | undefined,
-    work: (client: SnapflowClient) => Promise<T>,
-    print: (result: T) => void,
-  ): Promise<void> => {
-    try {
-      const result = await withClient(work);
-      if (json) console.log(JSON.stringify({ ok: true, result }, null, 2));
-      else print(result);
-    } catch (err) {
-      printError(err, Boolean(json));
-    }
-  };
+    .action(async (hostId: string, opts: { push: boolean; json?: boolean }) =>
+      run(
+        opts.json,
+        (client) => client.hostSelfTest({ hostId, push: opts.push, nonce: randomUUID() }),
+        (result) =>
+          console.log(`✓ host ${hostId}: ${result.output}${result.stored ? `; stored ${result.stored.ref}@${result.stored.digest}` : ''}`),
+      ),
+    );
   host
     .command('drain <hostId>')
     .description('place no new work on a host; its sandboxes restart elsewhere from storage')
@@ -116,15 +157,24 @@ export function buildCli(): Command {
   registerSandboxCommands(program, run);
   registerWorkspaceCommands(program, run);
   registerAgentCommands(program, run);
+  registerCompletionCommand(program);
 
   return program;
 }
 
-export function main(): void {
-  loadDotEnv();
-  buildCli()
-    .parseAsync(process.argv)
-    .catch((err) => printError(err, process.argv.includes('--json')));
+export function main(argv: string[] = process.argv): void {
+  const json = jsonMode(argv);
+  buildCli(argv)
+    .parseAsync(argv)
+    .catch(async (err: unknown) => {
+      if (err instanceof CommanderError) {
+        // --help and --version end here with 0; `snapflow host` alone prints its help and is a usage error.
+        if (err.exitCode === 0) process.exitCode = EXIT.ok;
+        else printUsageError(err, json);
+        return;
+      }
+      await printError(err, json);
+    });
 }
 
 if (require.main === module) main();

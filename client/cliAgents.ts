@@ -1,10 +1,16 @@
 // `snapflow agent …`: agents and the rollout of a snapshot to them. Thin wrappers over the client.
 import type { Command } from 'commander';
-import { validationError, wholeNumber } from '../lib/validation';
+import { wholeNumber } from '../lib/validation/numbers';
 import type { RolloutResult, RolloutStatus } from '../workflows';
+import { EXIT } from './exitCodes';
 import type { SnapflowClient } from './index';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+type Run = <T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+) => Promise<void>;
 type Ref = { workspace: string; snapshot: string; json?: boolean };
 
 function describe(s: RolloutStatus): string {
@@ -46,6 +52,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
 
   agent
     .command('list')
+    .description('agents of a workspace and the snapshot each runs on')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
@@ -88,6 +95,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
         run(
           o.json,
           async (client) => {
+            const { validationError } = await import('../lib/validation');
             if (Boolean(o.all) === (o.agents !== undefined))
               throw validationError(
                 'agents',
@@ -115,13 +123,14 @@ export function registerAgentCommands(program: Command, run: Run): void {
           (r) => {
             if (r.result) console.log(outcome(r.result));
             else console.log(`  follow it: snapflow agent rollout-status --workspace ${o.workspace} --snapshot ${o.snapshot}`);
-            if (r.result && r.result.status !== 'completed') process.exitCode = 1;
           },
+          (r) => (r.result && r.result.status !== 'completed' ? EXIT.failed : EXIT.ok),
         ),
     );
 
   agent
     .command('rollout-status')
+    .description('phase, canary, moved and pending agents of a rollout')
     .requiredOption('--workspace <id>', 'workspace id')
     .requiredOption('--snapshot <name>', 'snapshot being rolled out')
     .option('--json', 'machine-readable output')
@@ -167,7 +176,8 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .action(async (o: Ref & { agent: string; ok?: boolean; failed?: boolean; detail?: string }) =>
       run(
         o.json,
-        (client) => {
+        async (client) => {
+          const { validationError } = await import('../lib/validation');
           if (Boolean(o.ok) === Boolean(o.failed))
             throw validationError(
               'ok',

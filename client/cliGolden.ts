@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import type { Runtime } from '../lib/presets';
+import { followSteps } from './cliProgress';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
@@ -70,6 +71,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
 
   config
     .command('get')
+    .description('the stored config of a workspace')
     .option(...workspaceOption)
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
@@ -84,21 +86,25 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .command('build')
     .description('build now (joins a build already running for the workspace)')
     .option(...workspaceOption)
-    .option('--wait', 'wait for the result')
+    .option('--wait', 'follow each step (sandbox → preload → commit and verify → upload → cache) until the result')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; wait?: boolean; json?: boolean }) =>
       run(
         o.json,
         async (client) => {
           const started = await client.golden.buildNow({ workspace: o.workspace });
-          return {
-            ...started,
-            uiLink: client.uiLink(started.workflowId),
-            result: o.wait ? await client.golden.waitForBuild(started.workflowId) : undefined,
-          };
+          const uiLink = client.uiLink(started.workflowId);
+          if (!o.wait) return { ...started, uiLink, result: undefined };
+          // The link first, then each step as the workflow reaches it (nothing but the result with --json).
+          if (!o.json) console.log(`${started.joined ? 'joined the running build' : 'started build'} ${started.workflowId}\n  ${uiLink}`);
+          const waiting = client.golden.waitForBuild(started.workflowId);
+          const result = o.json
+            ? await waiting
+            : await followSteps(client, started.workflowId, waiting, (step) => console.log(`  … ${step}`));
+          return { ...started, uiLink, result };
         },
         (r) => {
-          console.log(`${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}`);
+          if (!o.wait) console.log(`${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}`);
           if (r.result?.status === 'skipped')
             console.log(`! skipped: ${r.result.reason}: ${r.result.message} ${JSON.stringify(r.result.figures)}`);
           else if (r.result)

@@ -1,9 +1,15 @@
 // `snapflow sandbox …` and `snapflow issue pin|unpin`: thin wrappers over the client.
 import type { Command } from 'commander';
 import type { RestoreDecision } from '../lib/restoreOrder';
+import { jobExitCode } from './exitCodes';
 import type { SnapflowClient } from './index';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+type Run = <T>(
+  json: boolean | undefined,
+  work: (client: SnapflowClient) => Promise<T>,
+  print: (result: T) => void,
+  exitCode?: (result: T) => number,
+) => Promise<void>;
 
 function explain(d: RestoreDecision): string {
   const chosen =
@@ -55,7 +61,9 @@ export function registerSandboxCommands(program: Command, run: Run): void {
 
   sandbox
     .command('run <id> <command...>')
-    .description('run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds')
+    .description(
+      "run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
+    )
     .option('--workdir <dir>', 'working directory inside the sandbox')
     .option('--json', 'machine-readable output')
     .action(async (id: string, command: string[], o: { workdir?: string; json?: boolean }) =>
@@ -69,6 +77,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
             `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
           );
         },
+        (r) => jobExitCode(r.exitCode),
       ),
     );
 
@@ -89,6 +98,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
 
   sandbox
     .command('status <id>')
+    .description('state, host, jobs and latest session snapshot of a sandbox')
     .option('--json', 'machine-readable output')
     .action(async (id: string, o: { json?: boolean }) =>
       run(
@@ -100,6 +110,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
 
   sandbox
     .command('list')
+    .description('sandboxes in a workspace')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
@@ -128,6 +139,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
   const issue = program.command('issue').description('issues: pin the golden snapshot their sandboxes start from');
   issue
     .command('pin <issue> <snapshot>')
+    .description("start the issue's sandboxes from this golden snapshot")
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (key: string, snapshot: string, o: { workspace: string; json?: boolean }) =>
@@ -139,6 +151,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     );
   issue
     .command('unpin <issue>')
+    .description("let the issue's sandboxes start by the usual restore order again")
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (key: string, o: { workspace: string; json?: boolean }) =>

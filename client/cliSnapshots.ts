@@ -1,8 +1,8 @@
 // `snapflow snapshot …` and `snapflow github …`: thin wrappers over the client. Every command takes --json.
 import type { Command } from 'commander';
-import type { Snapshot } from '../catalog/snapshots';
+import { wholeNumber } from '../lib/validation/numbers';
+import type { Snapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { validationError, wholeNumber } from '../lib/validation';
 import type { SnapflowClient } from './index';
 
 type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
@@ -63,6 +63,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
             o.rollout || rolloutFlags
               ? { canary: o.canary, batchSize: o.batch, healthTimeout: o.healthTimeout, auto: o.autoHealth }
               : undefined;
+          const { validationError } = await import('../lib/validation');
           if (rolloutFlags && !o.rollout)
             throw validationError(
               'rollout',

@@ -8,6 +8,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   const workspace = program.command('workspace').description('workspaces and their plan (operators create them)');
   workspace
     .command('create <id>')
+    .description('create a workspace with its first admin (operators)')
     .requiredOption('--admin <user>', 'first admin of the workspace')
     .option('--plan <plan>', 'free | paid (custom golden snapshots need paid)', 'free')
     .option('--json', 'machine-readable output')
@@ -31,6 +32,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     );
   workspace
     .command('list')
+    .description('every workspace and its plan')
     .option('--json', 'machine-readable output')
     .action(async (o: { json?: boolean }) =>
       run(
@@ -60,6 +62,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   const member = program.command('member').description("a workspace's members and their role (admins manage them)");
   member
     .command('add <user>')
+    .description('add a member, or change their role')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--role <role>', 'admin | member', 'member')
     .option('--json', 'machine-readable output')
@@ -72,6 +75,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     );
   member
     .command('remove <user>')
+    .description('remove a member from the workspace')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (user: string, o: { workspace: string; json?: boolean }) =>
@@ -83,6 +87,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
     );
   member
     .command('list')
+    .description('members of a workspace and their role')
     .requiredOption('--workspace <id>', 'workspace id')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what snapflow needs on a fresh Debian machine. Idempotent, and quiet when already done.
-#   - Debian packages: docker.io (dockerd + client), docker-registry, apache2-utils (htpasswd), busybox-static
+#   - Debian packages: docker.io (dockerd + client), docker-registry, apache2-utils (htpasswd), busybox-static,
+#     docker-compose (CI checks docker-compose.yml with it)
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
 #   - the local PostgreSQL started when it is installed but stopped
 set -euo pipefail
@@ -19,6 +20,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v git >/dev/null 2>&1 || missing+=(git)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

@@ -4,6 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/provision.sh || exit 1
+# Tests run the snapflow bin, which runs the compiled CLI: compile what changed (incremental).
+npm run --silent build || exit 1
 mkdir -p .data
 # If jest is killed before its teardown, stop what its globalSetup started (by pid, from the state file).
 export SNAPFLOW_TEST_POINTER="$PWD/.data/test-stack-$$"

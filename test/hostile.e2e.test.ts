@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { SnapflowError, type ErrorCode } from '../lib/errors';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { exitCodeFor } from '../client/exitCodes';
 
 let t: TestEnv;
 let sandboxId = '';
@@ -442,20 +443,23 @@ function cliCases(): Array<[string[], ErrorCode, string]> {
   ];
 }
 
-/** The real CLI, a subset of the table: exit 1 and `{ ok: false, error: { code, field } }` with --json. */
-test('the CLI answers hostile arguments with exit code 1 and the typed error as JSON, no stack trace', async () => {
+/** The real CLI, a subset of the table: with --json, nothing on stdout, `{ code, message, field, hint }` on stderr, exit code by kind. */
+test('the CLI answers hostile arguments with its exit code for the kind (2 validation, 4 not found) and the typed error as JSON on stderr, no stack trace', async () => {
   const cases = cliCases();
   const results = await inBatches(cases, 4, ([args]) => cli(args));
   results.forEach((r, i) => {
     const [args, code, field] = cases[i]!;
-    expect({ args: args.join(' ').slice(0, 80), status: r.status, stack: /\n\s+at /.test(r.stderr) }).toEqual({
+    expect({ args: args.join(' ').slice(0, 80), status: r.status, stdout: r.stdout, stack: /\n\s+at /.test(r.stderr) }).toEqual({
       args: args.join(' ').slice(0, 80),
-      status: 1,
+      status: exitCodeFor(code),
+      stdout: '',
       stack: false,
     });
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code, field, message: expect.any(String) } });
+    const failure = JSON.parse(r.stderr) as Record<string, unknown>;
+    expect(Object.keys(failure).sort()).toEqual(['code', 'field', 'hint', 'message']);
+    expect(failure).toMatchObject({ code, field, message: expect.any(String) });
   });
-}, 120_000); // 20 cold CLI starts (tsx): a minute was not enough on a loaded 2-core machine
+}, 120_000); // 20 cold CLI starts: a minute was not enough on a loaded 2-core machine
 
 test('after the whole table: no catalog row written, no workflow started, no schedule created', async () => {
   await new Promise((r) => setTimeout(r, 1000)); // visibility catches up with a start within a second

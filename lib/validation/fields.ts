@@ -88,5 +88,4 @@ export function validateField(field: keyof typeof RULES, value: unknown): string
   return text;
 }
 
-/** A CLI number argument: digits only, or NaN for the client to refuse (parseInt would read "14d; rm -rf /" as 14). */
-export const wholeNumber = (v: string): number => (/^\d{1,15}$/.test(v) ? Number(v) : Number.NaN);
+export { wholeNumber } from './numbers';
