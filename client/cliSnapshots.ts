@@ -1,7 +1,7 @@
 // `snapflow snapshot …` and `snapflow github …`: thin wrappers over the client. Every command takes --json.
 import type { Command } from 'commander';
 import { wholeNumber } from '../lib/validation/numbers';
-import type { Snapshot } from '../db/schema';
+import type { Snapshot } from '../catalog/snapshots';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import type { SnapflowClient } from './index';
 
