@@ -6,13 +6,13 @@ import {
   recordBuildStart,
   storageNotConfigured,
   type BuildConfig,
+  type BuildEnd,
   type GoldenRegistration,
 } from '../catalog/golden';
 import { evictableImages, hostsWithMemory, markCached, onlineHosts, unmarkCached, type EvictionCandidate } from '../catalog/hosts';
 import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { StorageConfig } from '../lib/config';
-import type { GoldenBuildStatus } from '../lib/vocabulary';
 import { boundary } from './boundary';
 
 export type { BuildConfig } from '../catalog/golden';
@@ -44,14 +44,7 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
       return boundary(() => recordBuildStart(db, input));
     },
 
-    async finishBuild(input: {
-      buildId: string;
-      status: Exclude<GoldenBuildStatus, 'running'>;
-      reason?: string;
-      message?: string;
-      figures?: Record<string, number | string>;
-      snapshotId?: string;
-    }): Promise<void> {
+    async finishBuild(input: BuildEnd): Promise<void> {
       return boundary(() => recordBuildEnd(db, input));
     },
 

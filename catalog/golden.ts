@@ -73,17 +73,17 @@ export async function recordBuildStart(
     .onConflictDoNothing();
 }
 
-export async function recordBuildEnd(
-  db: Db,
-  input: {
-    buildId: string;
-    status: Exclude<GoldenBuildStatus, 'running'>;
-    reason?: string;
-    message?: string;
-    figures?: Record<string, number | string>;
-    snapshotId?: string;
-  },
-): Promise<void> {
+/** How a golden build ended: built, skipped (with the reason and figures) or failed. */
+export interface BuildEnd {
+  buildId: string;
+  status: Exclude<GoldenBuildStatus, 'running'>;
+  reason?: string;
+  message?: string;
+  figures?: Record<string, number | string>;
+  snapshotId?: string;
+}
+
+export async function recordBuildEnd(db: Db, input: BuildEnd): Promise<void> {
   await db
     .update(goldenBuilds)
     .set({

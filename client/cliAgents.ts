@@ -3,14 +3,8 @@ import type { Command } from 'commander';
 import { wholeNumber } from '../lib/validation/numbers';
 import type { RolloutResult, RolloutStatus } from '../workflows';
 import { EXIT } from './exitCodes';
-import type { SnapflowClient } from './index';
+import type { Run } from './cliRun';
 
-type Run = <T>(
-  json: boolean | undefined,
-  work: (client: SnapflowClient) => Promise<T>,
-  print: (result: T) => void,
-  exitCode?: (result: T) => number,
-) => Promise<void>;
 type Ref = { workspace: string; snapshot: string; json?: boolean };
 
 function describe(s: RolloutStatus): string {

@@ -3,9 +3,8 @@ import type { Command } from 'commander';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import type { Runtime } from '../lib/presets';
 import { followSteps } from './cliProgress';
-import type { SnapflowClient } from './index';
+import type { Run } from './cliRun';
 
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
 const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 

@@ -2,14 +2,7 @@
 import type { Command } from 'commander';
 import type { RestoreDecision } from '../lib/restoreOrder';
 import { jobExitCode } from './exitCodes';
-import type { SnapflowClient } from './index';
-
-type Run = <T>(
-  json: boolean | undefined,
-  work: (client: SnapflowClient) => Promise<T>,
-  print: (result: T) => void,
-  exitCode?: (result: T) => number,
-) => Promise<void>;
+import type { Run } from './cliRun';
 
 function explain(d: RestoreDecision): string {
   const chosen =

@@ -3,9 +3,7 @@ import type { Command } from 'commander';
 import { wholeNumber } from '../lib/validation/numbers';
 import type { Snapshot } from '../catalog/snapshots';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import type { SnapflowClient } from './index';
-
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+import type { Run } from './cliRun';
 
 const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
 

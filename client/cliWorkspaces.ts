@@ -1,8 +1,6 @@
 // `snapflow workspace …` and `snapflow member …`: who may do what. Thin over the client.
 import type { Command } from 'commander';
-import type { SnapflowClient } from './index';
-
-type Run = <T>(json: boolean | undefined, work: (client: SnapflowClient) => Promise<T>, print: (result: T) => void) => Promise<void>;
+import type { Run } from './cliRun';
 
 export function registerWorkspaceCommands(program: Command, run: Run): void {
   const workspace = program.command('workspace').description('workspaces and their plan (operators create them)');
