@@ -97,6 +97,8 @@ func main() {
 	}
 }
 
+var stdio *os.File
+
 func mountKernelFilesystems() {
 	mounts := []struct{ source, target, fstype string }{
 		{"proc", "/proc", "proc"},
@@ -110,6 +112,13 @@ func mountKernelFilesystems() {
 		syscall.Mount(m.source, m.target, m.fstype, 0, "")
 	}
 	syscall.Sethostname([]byte("sandbox"))
+	// The root may lack /dev/console (an image exported without privileges): stdio comes from devtmpfs.
+	if console, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
+		for fd := 0; fd <= 2; fd++ {
+			syscall.Dup3(int(console.Fd()), fd, 0)
+		}
+		stdio = console // kept referenced: it may itself be fd 0
+	}
 }
 
 func halt() {
