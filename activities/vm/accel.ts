@@ -55,7 +55,11 @@ async function runProbe(opts: ProbeOptions): Promise<AccelProbe> {
     return { ...base, accel: 'kvm', detail: `KVM probe boot answered in ${Date.now() - started} ms` };
   } catch (err) {
     const lastLine = (err as Error).message.split('\n').filter(Boolean).pop() ?? '';
-    return { ...base, accel: 'tcg', detail: `KVM probe boot failed within ${deadlineMs} ms, using TCG (console: ${lastLine.trim()})` };
+    return {
+      ...base,
+      accel: 'tcg',
+      detail: `KVM probe boot failed after ${Date.now() - started} ms (deadline ${deadlineMs} ms), using TCG: ${lastLine.trim()}`,
+    };
   } finally {
     if (pid) await stopQemu(pid, dir, 500);
     rmSync(dir, { recursive: true, force: true });
