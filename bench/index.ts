@@ -38,6 +38,10 @@ async function main(): Promise<void> {
         await t.teardown();
       }
     }
+    if (wants('vm')) {
+      const { benchVm } = await import('./vm.bench');
+      await benchVm();
+    }
     if (wants('restore')) {
       const { benchRestore } = await import('./restore.bench');
       await benchRestore();

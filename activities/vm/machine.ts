@@ -1,0 +1,202 @@
+// One QEMU process: where its tools are, its command line, starting it, waiting for its guest agent, stopping it.
+// Everything a VM leaves (sockets, pidfile, console log, handle) is inside its own directory.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { SnapflowError } from '../../lib/errors';
+import { GuestAgentClient } from './guestAgent';
+import { QmpClient } from './qmp';
+import type { Accel } from './types';
+
+const QEMU = 'qemu-system-x86_64';
+/** Where the agent lives inside the guest's root; it runs as the guest's first process. */
+export const GUEST_AGENT_PATH = '/.snapflow/agent';
+const KERNEL_ARGS = `console=ttyS0 panic=-1 reboot=t rdinit=${GUEST_AGENT_PATH} quiet`;
+/** sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+export interface VmTools {
+  kernel: string;
+  kernelVersion: string;
+  agent: string;
+}
+
+/** The kernel and agent provisioning put in `.tools/vm` (scripts/provision.sh). */
+export function vmTools(toolsDir = resolve(__dirname, '..', '..', '.tools', 'vm')): VmTools {
+  const kernel = join(toolsDir, 'vmlinuz');
+  const agent = join(toolsDir, 'snapflow-agent');
+  const versionFile = join(toolsDir, 'kernel-version');
+  if (!existsSync(kernel) || !existsSync(agent) || !existsSync(versionFile) || spawnSync(QEMU, ['--version']).status !== 0) {
+    throw new SnapflowError({
+      code: 'VM_UNAVAILABLE',
+      message: `QEMU, the guest kernel or the guest agent is missing (looked in ${toolsDir})`,
+      hint: 'run bash scripts/provision.sh',
+    });
+  }
+  return { kernel: realpathSync(kernel), agent: realpathSync(agent), kernelVersion: readFileSync(versionFile, 'utf8').trim() };
+}
+
+export function cacheDir(): string {
+  return process.env.SNAPFLOW_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'snapflow');
+}
+
+/** Short on purpose: the VM's unix sockets live under it. */
+export function defaultRunRoot(): string {
+  return process.env.SNAPFLOW_VM_RUN_DIR ?? join(tmpdir(), 'sfvm');
+}
+
+export interface QemuFacts {
+  version: string;
+  /** The concrete machine type `pc` stands for (e.g. pc-i440fx-7.2): a saved machine needs exactly that one. */
+  machine: string;
+}
+
+let facts: QemuFacts | undefined;
+export function qemuFacts(): QemuFacts {
+  if (facts) return facts;
+  const version = /version (\d+\.\d+\.\d+)/.exec(spawnSync(QEMU, ['--version'], { encoding: 'utf8' }).stdout)?.[1];
+  const machine = /^pc\s.*\(alias of (\S+)\)/m.exec(spawnSync(QEMU, ['-machine', 'help'], { encoding: 'utf8' }).stdout)?.[1];
+  if (!version || !machine)
+    throw new SnapflowError({ code: 'VM_UNAVAILABLE', message: `cannot read ${QEMU}'s version or pc machine type` });
+  return (facts = { version, machine });
+}
+
+/** The machine profile a saved VM needs to restore: QEMU version, machine type, accel, RAM, vCPUs, kernel. */
+export function machineProfile(input: { accel: Accel; memoryMiB: number; vcpus: number; kernelVersion: string; qemu?: QemuFacts }): string {
+  const { version, machine } = input.qemu ?? qemuFacts();
+  return `qemu${version}-${machine}-${input.accel}-${input.memoryMiB}m-${input.vcpus}cpu-k${input.kernelVersion}`;
+}
+
+export interface MachineSpec {
+  dir: string;
+  accel: Accel;
+  machine: string;
+  memoryMiB: number;
+  vcpus: number;
+  kernel: string;
+  /** The guest's root filesystem; absent when restoring (the root is in the saved memory). */
+  initrd?: string;
+  /** A zstd state file to load instead of booting. */
+  incoming?: string;
+}
+
+export const machineFiles = (dir: string) => ({
+  agentSocket: join(dir, 'agent.sock'),
+  qmpSocket: join(dir, 'qmp.sock'),
+  pidFile: join(dir, 'qemu.pid'),
+  console: join(dir, 'console.log'),
+  handle: join(dir, 'vm.json'),
+});
+
+/** QEMU's migration `exec:` runs through /bin/sh: paths are single-quoted, and may not contain a quote. */
+export function shellPath(path: string): string {
+  if (path.includes("'")) throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `path may not contain a quote: ${path}` });
+  return `'${path}'`;
+}
+
+export function qemuArgs(spec: MachineSpec): string[] {
+  const files = machineFiles(spec.dir);
+  for (const socket of [files.agentSocket, files.qmpSocket]) {
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        message: `socket path too long for a unix socket: ${socket}`,
+        hint: 'set SNAPFLOW_VM_RUN_DIR to a short directory',
+      });
+    }
+  }
+  // No -netdev/-nic and -nodefaults: the guest has no network device at all.
+  const args = [
+    ['-machine', `${spec.machine},accel=${spec.accel}`],
+    ['-cpu', 'max', '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
+    ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
+    ['-kernel', spec.kernel, '-append', KERNEL_ARGS],
+    spec.initrd ? ['-initrd', spec.initrd] : [],
+    ['-serial', `file:${files.console}`, '-serial', `unix:${files.agentSocket},server=on,wait=off`],
+    ['-qmp', `unix:${files.qmpSocket},server=on,wait=off`],
+    ['-pidfile', files.pidFile, '-daemonize'],
+    spec.incoming ? ['-incoming', `exec:zstd -dc ${shellPath(spec.incoming)}`] : [],
+  ];
+  return args.flat();
+}
+
+/** Starts QEMU daemonized (it outlives the worker process) and returns its pid. */
+export async function startQemu(spec: MachineSpec): Promise<number> {
+  const child = spawn(QEMU, qemuArgs(spec), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((done, fail) => (child.once('error', fail), child.once('exit', done)));
+  if (code !== 0) throw new SnapflowError({ code: 'VM_BOOT_FAILED', message: `QEMU did not start (exit ${code}): ${stderr.trim()}` });
+  return Number(readFileSync(machineFiles(spec.dir).pidFile, 'utf8').trim());
+}
+
+/** Alive and still our QEMU (its command line names this VM's directory): a recycled pid is not. */
+export function isQemuAlive(pid: number, dir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(machineFiles(dir).agentSocket);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Connects to the guest agent and pings until it answers, QEMU exits, or the deadline passes. Pings sent before
+ * the agent is up are dropped by the guest; a late answer to an old ping counts too.
+ */
+export async function waitForAgent(pid: number, dir: string, deadlineMs: number): Promise<GuestAgentClient> {
+  const deadline = Date.now() + deadlineMs;
+  const socket = machineFiles(dir).agentSocket;
+  let agent: GuestAgentClient | undefined;
+  let lastError = 'no answer';
+  while (Date.now() < deadline) {
+    if (!isQemuAlive(pid, dir)) throw bootFailure(dir, 'QEMU exited');
+    try {
+      if (!agent || agent.isClosed) agent = await GuestAgentClient.connect(socket, 1_000);
+      await agent.ping(Math.max(1, Math.min(500, deadline - Date.now())));
+      return agent;
+    } catch (err) {
+      lastError = (err as Error).message;
+      if (agent?.isClosed) agent = undefined;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  agent?.close();
+  throw bootFailure(dir, `the guest agent did not answer within ${deadlineMs} ms (${lastError})`);
+}
+
+function bootFailure(dir: string, reason: string): SnapflowError {
+  return new SnapflowError({ code: 'VM_BOOT_FAILED', message: `${reason}; console:\n${consoleTail(dir)}` });
+}
+
+export function consoleTail(dir: string, lines = 12): string {
+  try {
+    return readFileSync(machineFiles(dir).console, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') || '(empty)';
+  } catch {
+    return '(no console log)';
+  }
+}
+
+/** QMP `quit`, then SIGKILL after the grace period; returns once the process is gone. */
+export async function stopQemu(pid: number, dir: string, graceMs = 3_000): Promise<void> {
+  if (!isQemuAlive(pid, dir)) return;
+  const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket, 1_000).catch(() => undefined);
+  if (qmp) {
+    await qmp.execute('quit', undefined, 1_000).catch(() => undefined);
+    qmp.close();
+  }
+  const deadline = Date.now() + graceMs;
+  while (isQemuAlive(pid, dir) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  killQemu(pid, dir);
+  const killDeadline = Date.now() + 5_000;
+  while (isQemuAlive(pid, dir) && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 25));
+}
+
+export function killQemu(pid: number, dir: string): void {
+  if (!isQemuAlive(pid, dir)) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,77 @@
+// Saving and loading a whole machine through QEMU's migration stream, compressed with zstd on the way.
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { SnapflowError } from '../../lib/errors';
+import { machineFiles, shellPath } from './machine';
+import { QmpClient } from './qmp';
+
+interface MigrationStatus {
+  status?: string;
+  'error-desc'?: string;
+}
+
+const SAVE_TIMEOUT_MS = 120_000;
+
+/**
+ * Pauses the VM and writes its memory and device state to `file`, then resumes it (`resume`) or leaves it paused
+ * for the caller to remove. QEMU signals the `exec:` command once the stream ends and kills it if it is still
+ * running, so the compressor runs in a background subshell that renames its output when it is complete: the
+ * file exists only when whole.
+ */
+export async function saveMachine(dir: string, file: string, opts: { resume: boolean }): Promise<void> {
+  const partial = `${file}.partial-${randomBytes(4).toString('hex')}`;
+  const command = `exec 3<&0; (zstd -q -1 -o ${shellPath(partial)} <&3 && mv ${shellPath(partial)} ${shellPath(file)}) &`;
+  rmSync(file, { force: true });
+  const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket);
+  let saved = false;
+  try {
+    await qmp.execute('stop');
+    // The default bandwidth cap (32 MiB/s) is for live migration over a network; a paused VM to a pipe needs none.
+    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER });
+    await qmp.execute('migrate', { uri: `exec:${command}` });
+    await waitForMigration(qmp, SAVE_TIMEOUT_MS, 'save');
+    await waitForFile(file, SAVE_TIMEOUT_MS);
+    saved = true;
+  } catch (err) {
+    await qmp.execute('migrate_cancel').catch(() => undefined);
+    throw new SnapflowError({ code: 'VM_SNAPSHOT_FAILED', message: `saving the vm state failed: ${(err as Error).message}` });
+  } finally {
+    if (opts.resume || !saved) await qmp.execute('cont').catch(() => undefined);
+    qmp.close();
+    if (!saved) setTimeout(() => rmSync(partial, { force: true }), 2_000).unref();
+  }
+}
+
+/** Waits for an `-incoming` load to complete, then starts the CPUs (a VM saved while paused stays paused). */
+export async function loadMachine(dir: string, timeoutMs: number): Promise<void> {
+  const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket);
+  try {
+    await waitForMigration(qmp, timeoutMs, 'restore');
+    const status = await qmp.execute<{ running: boolean }>('query-status');
+    if (!status.running) await qmp.execute('cont');
+  } catch (err) {
+    throw new SnapflowError({ code: 'VM_BOOT_FAILED', message: `loading the vm state failed: ${(err as Error).message}` });
+  } finally {
+    qmp.close();
+  }
+}
+
+async function waitForMigration(qmp: QmpClient, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const state = await qmp.execute<MigrationStatus>('query-migrate');
+    if (state.status === 'completed') return;
+    if (state.status === 'failed' || state.status === 'cancelled')
+      throw new Error(`${what} ${state.status}: ${state['error-desc'] ?? 'no detail'}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`${what} did not complete within ${timeoutMs} ms`);
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`the compressor did not finish ${file} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,0 +1,219 @@
+// The vm sandbox runtime: a QEMU virtual machine per sandbox, its root filesystem in RAM (see guestImage.ts), jobs
+// through the guest agent, and snapshots that save the whole machine (memory and devices) to one zstd file.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type Docker from 'dockerode';
+import { SnapflowError } from '../../lib/errors';
+import { probeAccel, type AccelProbe } from './accel';
+import type { GuestAgentClient } from './guestAgent';
+import { guestImage } from './guestImage';
+import {
+  cacheDir as defaultCacheDir,
+  defaultRunRoot,
+  isQemuAlive,
+  killQemu,
+  machineFiles,
+  machineProfile,
+  qemuFacts,
+  startQemu,
+  stopQemu,
+  vmTools,
+  waitForAgent,
+} from './machine';
+import { saveMachine, loadMachine } from './migration';
+import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SandboxRuntime, SnapshotVm, VmHandle, VmSnapshot } from './types';
+
+export interface VmRuntimeDeps {
+  /** The host's engine: guest roots are exported from its images. */
+  docker: Docker;
+  /** Parent of every VM's directory (short: unix socket paths are capped at 108 bytes). */
+  runRoot?: string;
+  /** Initramfs cache (default ~/.cache/snapflow or SNAPFLOW_CACHE_DIR). */
+  cacheDir?: string;
+  toolsDir?: string;
+  /** From QEMU start to the guest agent's first answer. */
+  bootTimeoutMs?: number;
+}
+
+export interface VmRuntime extends SandboxRuntime<VmHandle, CreateVm, VmSnapshot, SnapshotVm, RestoreVm> {
+  probeAccel(): Promise<AccelProbe>;
+  /** The handle of a VM this host runs, from its directory (after a worker restart), or undefined. */
+  find(id: string): VmHandle | undefined;
+}
+
+/** Output kept per stream in the result; the listener still sees all of it. */
+const MAX_OUTPUT_BYTES = 64 * 1024;
+const DEFAULT_JOB_TIMEOUT_MS = 10 * 60_000;
+/** Beyond the job's own timeout (enforced in the guest), how long the host waits before calling the guest lost. */
+const HOST_GRACE_MS = 30_000;
+
+export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
+  const runRoot = deps.runRoot ?? defaultRunRoot();
+  const cacheDir = deps.cacheDir ?? defaultCacheDir();
+  const bootTimeoutMs = deps.bootTimeoutMs ?? 60_000;
+  const agents = new Map<string, GuestAgentClient>(); // by VM directory
+
+  const dirOf = (id: string): string => {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(id))
+      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'id', message: `not a sandbox id: ${id}` });
+    return join(runRoot, id);
+  };
+
+  function find(id: string): VmHandle | undefined {
+    const file = machineFiles(dirOf(id)).handle;
+    if (!existsSync(file)) return undefined;
+    const handle = JSON.parse(readFileSync(file, 'utf8')) as VmHandle;
+    return isQemuAlive(handle.pid, handle.dir) ? handle : undefined;
+  }
+
+  /** Starts QEMU for `handle` and waits for its agent; on any failure nothing of it is left. */
+  async function start(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
+    rmSync(handle.dir, { recursive: true, force: true });
+    mkdirSync(handle.dir, { recursive: true });
+    let pid = 0;
+    try {
+      pid = await startQemu({ ...handle, kernel: handle.kernel.path, ...how });
+      const running: VmHandle = { ...handle, pid };
+      writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running));
+      if (how.incoming) await loadMachine(handle.dir, bootTimeoutMs);
+      agents.set(handle.dir, await waitForAgent(pid, handle.dir, how.incoming ? 10_000 : bootTimeoutMs));
+      return running;
+    } catch (err) {
+      if (pid) await stopQemu(pid, handle.dir, 0);
+      rmSync(handle.dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** A guest that does not answer is stopped, and the caller told so. */
+  function unresponsive(handle: VmHandle, reason: string): never {
+    agents.get(handle.dir)?.close();
+    agents.delete(handle.dir);
+    killQemu(handle.pid, handle.dir);
+    throw new SnapflowError({
+      code: 'VM_UNRESPONSIVE',
+      message: `vm ${handle.id} stopped answering (${reason}); it has been stopped`,
+      hint: 'remove the sandbox and restore it from its last snapshot',
+    });
+  }
+
+  async function agentFor(handle: VmHandle): Promise<GuestAgentClient> {
+    const open = agents.get(handle.dir);
+    if (open && !open.isClosed) return open;
+    if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
+    try {
+      const agent = await waitForAgent(handle.pid, handle.dir, 5_000);
+      agents.set(handle.dir, agent);
+      return agent;
+    } catch (err) {
+      return unresponsive(handle, (err as Error).message.split('\n')[0]!);
+    }
+  }
+
+  async function currentAccel(): Promise<AccelProbe> {
+    return probeAccel({ runRoot, cacheDir });
+  }
+
+  return {
+    kind: 'vm',
+    find,
+    probeAccel: currentAccel,
+
+    async create(input: CreateVm): Promise<VmHandle> {
+      const dir = dirOf(input.id);
+      const existing = find(input.id);
+      if (existing) return existing; // a retried create finds the VM it started
+      const tools = vmTools(deps.toolsDir);
+      const { accel } = await currentAccel();
+      const { initrd, image } = await guestImage(deps.docker, input.image, { cacheDir, agent: tools.agent });
+      const { memoryMiB, vcpus } = input;
+      const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
+      const kernel = { path: tools.kernel, version: tools.kernelVersion };
+      return start({ id: input.id, dir, accel, machine: qemuFacts().machine, memoryMiB, vcpus, kernel, profile, image }, { initrd });
+    },
+
+    async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome> {
+      const agent = await agentFor(handle);
+      const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+      const size = { stdout: 0, stderr: 0 };
+      const listener: OutputListener = (stream, chunk) => {
+        if (size[stream] < MAX_OUTPUT_BYTES) kept[stream].push(chunk.subarray(0, MAX_OUTPUT_BYTES - size[stream]));
+        size[stream] += chunk.length;
+        onOutput?.(stream, chunk);
+      };
+      const timeoutMs = job.timeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
+      const env = { ...handle.image.env, ...job.env };
+      let timer: NodeJS.Timeout | undefined;
+      const lost = new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error('job outlived its timeout')), timeoutMs + HOST_GRACE_MS)),
+      );
+      try {
+        const result = await Promise.race([
+          agent.exec({ argv: job.argv, env, workdir: job.workdir ?? handle.image.workdir, timeoutMs }, listener),
+          lost,
+        ]);
+        return { ...result, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() };
+      } catch (err) {
+        return unresponsive(handle, (err as Error).message);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+
+    async snapshot(handle: VmHandle, input: SnapshotVm): Promise<VmSnapshot> {
+      if (agents.get(handle.dir)?.busy) throw new SnapflowError({ code: 'SANDBOX_BUSY', message: `vm ${handle.id} is running a job` });
+      if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
+      mkdirSync(dirname(input.file), { recursive: true });
+      const started = Date.now();
+      await saveMachine(handle.dir, input.file, { resume: input.keepAlive });
+      const manifest: VmSnapshot = {
+        file: input.file,
+        profile: handle.profile,
+        image: handle.image,
+        memoryMiB: handle.memoryMiB,
+        vcpus: handle.vcpus,
+        bytes: statSync(input.file).size,
+        savedMs: Date.now() - started,
+        createdAt: new Date().toISOString(),
+      };
+      writeFileSync(`${input.file}.json.tmp`, JSON.stringify(manifest, null, 2));
+      renameSync(`${input.file}.json.tmp`, `${input.file}.json`);
+      if (!input.keepAlive) await this.remove(handle);
+      return manifest;
+    },
+
+    async restore(input: RestoreVm): Promise<VmHandle> {
+      const dir = dirOf(input.id);
+      const manifestFile = `${input.file}.json`;
+      if (!existsSync(input.file) || !existsSync(manifestFile)) {
+        throw new SnapflowError({ code: 'NOT_FOUND', message: `no vm state at ${input.file} (with its manifest ${manifestFile})` });
+      }
+      const saved = JSON.parse(readFileSync(manifestFile, 'utf8')) as VmSnapshot;
+      const tools = vmTools(deps.toolsDir);
+      const { accel } = await currentAccel();
+      const { memoryMiB, vcpus } = saved;
+      const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
+      if (saved.profile !== profile) {
+        throw new SnapflowError({
+          code: 'VM_PROFILE_MISMATCH',
+          message: `vm state ${input.file} was saved on ${saved.profile}; this host runs ${profile}`,
+          hint: 'a saved machine restores only onto the same QEMU version, machine type, accel, RAM, vCPUs and kernel',
+        });
+      }
+      const existing = find(input.id);
+      if (existing) await this.remove(existing);
+      const kernel = { path: tools.kernel, version: tools.kernelVersion };
+      return start(
+        { id: input.id, dir, accel, machine: qemuFacts().machine, memoryMiB, vcpus, kernel, profile, image: saved.image },
+        { incoming: input.file },
+      );
+    },
+
+    async remove(handle: VmHandle): Promise<void> {
+      agents.get(handle.dir)?.close();
+      agents.delete(handle.dir);
+      await stopQemu(handle.pid, handle.dir);
+      rmSync(handle.dir, { recursive: true, force: true });
+    },
+  };
+}

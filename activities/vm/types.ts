@@ -1,0 +1,83 @@
+// The shape every sandbox runtime offers, so the host worker can run a sandbox as a container or as a VM
+// behind the same activities. Only the VM runtime implements it so far.
+export type SandboxClass = 'container' | 'vm';
+
+export interface ExecJob {
+  argv: string[];
+  env?: Record<string, string>;
+  workdir?: string;
+  /** The guest kills the job's process group after this long; the result says `timedOut`. */
+  timeoutMs?: number;
+}
+
+export interface ExecOutcome {
+  exitCode: number;
+  timedOut: boolean;
+  /** Kept up to a cap per stream; the listener sees every byte as it arrives. */
+  stdout: string;
+  stderr: string;
+}
+
+export type OutputListener = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+
+export interface SandboxRuntime<Handle, CreateInput, Snapshot, SnapshotInput, RestoreInput> {
+  readonly kind: SandboxClass;
+  create(input: CreateInput): Promise<Handle>;
+  exec(handle: Handle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome>;
+  snapshot(handle: Handle, input: SnapshotInput): Promise<Snapshot>;
+  restore(input: RestoreInput): Promise<Handle>;
+  /** Idempotent: removing what is already gone succeeds. */
+  remove(handle: Handle): Promise<void>;
+}
+
+export type Accel = 'kvm' | 'tcg';
+
+/** Everything needed to act on a running VM from any process; also written to `<dir>/vm.json`. */
+export interface VmHandle {
+  id: string;
+  /** The one directory holding the VM's sockets, pidfile, console log and handle. */
+  dir: string;
+  pid: number;
+  accel: Accel;
+  machine: string;
+  memoryMiB: number;
+  vcpus: number;
+  kernel: { path: string; version: string };
+  /** The machine profile a snapshot of this VM restores onto. */
+  profile: string;
+  image: { ref: string; digest: string; env: Record<string, string>; workdir: string };
+}
+
+/** The manifest written beside each state file (`<file>.json`). */
+export interface VmSnapshot {
+  file: string;
+  profile: string;
+  image: VmHandle['image'];
+  memoryMiB: number;
+  vcpus: number;
+  /** Compressed size of the state file. */
+  bytes: number;
+  savedMs: number;
+  createdAt: string;
+}
+
+export interface CreateVm {
+  /** Names the run directory; a sandbox id. */
+  id: string;
+  /** A Docker image on the host's engine (its filesystem becomes the guest's in-RAM root). */
+  image: string;
+  memoryMiB: number;
+  vcpus: number;
+}
+
+export interface SnapshotVm {
+  /** Where the compressed state goes (zstd); the manifest is written to `<file>.json`. */
+  file: string;
+  /** Resume the VM after saving (true) or quit it (false, its directory is removed). */
+  keepAlive: boolean;
+}
+
+export interface RestoreVm {
+  id: string;
+  file: string;
+}

@@ -1,0 +1,3 @@
+module snapflow.local/guest/agent
+
+go 1.22

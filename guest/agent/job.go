@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+const (
+	defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	// Output still buffered in a pipe when a job's process exits is read for this long; a background process
+	// that inherited the pipe must not hold the job open.
+	drainGrace = 200 * time.Millisecond
+	cbaud      = 0x100f // the baud-rate bits of c_cflag (not exported by package syscall)
+	tcflsh     = 0x540b // ioctl: discard queued input
+)
+
+type output struct {
+	ID     string `json:"id"`
+	Stream string `json:"stream"`
+	Data   []byte `json:"data"` // base64 on the wire
+}
+
+type exit struct {
+	ID       string `json:"id"`
+	ExitCode int    `json:"exitCode"`
+	TimedOut bool   `json:"timedOut"`
+	Error    string `json:"error,omitempty"`
+}
+
+// reaper is PID 1's duty: it waits for every child, including orphans re-parented to it, and hands each
+// job its own child's status. Jobs therefore start processes with ForkExec, never os/exec (whose Wait
+// would race this loop).
+type reaper struct {
+	mu      sync.Mutex
+	waiting map[int]chan syscall.WaitStatus
+}
+
+func newReaper() *reaper { return &reaper{waiting: map[int]chan syscall.WaitStatus{}} }
+
+func (r *reaper) start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
+	r.mu.Lock() // held until the pid is registered, so run() cannot miss an early exit
+	defer r.mu.Unlock()
+	pid, err := syscall.ForkExec(path, argv, attr)
+	if err != nil {
+		return 0, nil, err
+	}
+	done := make(chan syscall.WaitStatus, 1)
+	r.waiting[pid] = done
+	return pid, done, nil
+}
+
+func (r *reaper) run() {
+	children := make(chan os.Signal, 16)
+	signal.Notify(children, syscall.SIGCHLD)
+	for {
+		for {
+			var status syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+			r.mu.Lock()
+			if done, ok := r.waiting[pid]; ok {
+				done <- status
+				delete(r.waiting, pid)
+			}
+			r.mu.Unlock()
+		}
+		select {
+		case <-children:
+		case <-time.After(time.Second): // a missed signal costs at most a second
+		}
+	}
+}
+
+func runJob(ch *channel, r *reaper, req request) {
+	if len(req.Argv) == 0 {
+		ch.send(exit{ID: req.ID, ExitCode: 127, Error: "empty argv"})
+		return
+	}
+	env := jobEnv(req.Env)
+	workdir := req.Workdir
+	if workdir == "" {
+		workdir = "/"
+	}
+	path, err := lookPath(req.Argv[0], env)
+	if err != nil {
+		fail(ch, req.ID, 127, err)
+		return
+	}
+	devnull, _ := os.Open("/dev/null")
+	outR, outW, _ := os.Pipe()
+	errR, errW, _ := os.Pipe()
+	attr := &syscall.ProcAttr{
+		Dir:   workdir,
+		Env:   env,
+		Files: []uintptr{devnull.Fd(), outW.Fd(), errW.Fd()},
+		Sys:   &syscall.SysProcAttr{Setpgid: true}, // the job's group: what a timeout kills
+	}
+	pid, done, err := r.start(path, req.Argv, attr)
+	devnull.Close()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		code := 126
+		if errors.Is(err, syscall.ENOENT) {
+			code = 127
+		}
+		fail(ch, req.ID, code, fmt.Errorf("%s: %w", req.Argv[0], err))
+		return
+	}
+
+	var streams sync.WaitGroup
+	for _, s := range []struct {
+		name string
+		file *os.File
+	}{{"stdout", outR}, {"stderr", errR}} {
+		streams.Add(1)
+		go func(name string, file *os.File) {
+			defer streams.Done()
+			buf := make([]byte, 16*1024)
+			for {
+				n, err := file.Read(buf)
+				if n > 0 {
+					ch.send(output{ID: req.ID, Stream: name, Data: append([]byte(nil), buf[:n]...)})
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(s.name, s.file)
+	}
+
+	timedOut := false
+	var status syscall.WaitStatus
+	if req.TimeoutMs > 0 {
+		select {
+		case status = <-done:
+		case <-time.After(time.Duration(req.TimeoutMs) * time.Millisecond):
+			timedOut = true
+			syscall.Kill(-pid, syscall.SIGKILL)
+			status = <-done
+		}
+	} else {
+		status = <-done
+	}
+	deadline := time.Now().Add(drainGrace)
+	outR.SetReadDeadline(deadline)
+	errR.SetReadDeadline(deadline)
+	streams.Wait()
+	outR.Close()
+	errR.Close()
+
+	code := status.ExitStatus()
+	if status.Signaled() {
+		code = 128 + int(status.Signal())
+	}
+	ch.send(exit{ID: req.ID, ExitCode: code, TimedOut: timedOut})
+}
+
+func fail(ch *channel, id string, code int, err error) {
+	ch.send(output{ID: id, Stream: "stderr", Data: []byte(err.Error() + "\n")})
+	ch.send(exit{ID: id, ExitCode: code, Error: err.Error()})
+}
+
+// jobEnv is a fixed base (the image's own variables come from the host) plus the job's variables, sorted.
+func jobEnv(extra map[string]string) []string {
+	vars := map[string]string{"PATH": defaultPath, "HOME": "/root", "TERM": "dumb"}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	return env
+}
+
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := defaultPath
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "PATH=") {
+			path = kv[len("PATH="):]
+		}
+	}
+	for _, dir := range strings.Split(path, ":") {
+		candidate := dir + "/" + name
+		if info, err := os.Stat(candidate); err == nil && info.Mode().IsRegular() && info.Mode()&0o111 != 0 {
+			return candidate, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, os.ErrNotExist)
+}
+
+// makeRaw turns the port into a byte pipe: no echo, no line editing, no CR/LF translation.
+func makeRaw(f *os.File) error {
+	fd := f.Fd()
+	var t syscall.Termios
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCGETS, uintptr(unsafe.Pointer(&t))); errno != 0 {
+		return errno
+	}
+	t.Iflag &^= syscall.IGNBRK | syscall.BRKINT | syscall.PARMRK | syscall.ISTRIP | syscall.INLCR | syscall.IGNCR | syscall.ICRNL | syscall.IXON
+	t.Oflag &^= syscall.OPOST
+	t.Lflag &^= syscall.ECHO | syscall.ECHONL | syscall.ICANON | syscall.ISIG | syscall.IEXTEN
+	t.Cflag &^= syscall.CSIZE | syscall.PARENB | cbaud
+	t.Cflag |= syscall.CS8 | syscall.CLOCAL | syscall.CREAD | syscall.B115200
+	t.Ispeed, t.Ospeed = syscall.B115200, syscall.B115200
+	t.Cc[syscall.VMIN], t.Cc[syscall.VTIME] = 1, 0
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCSETS, uintptr(unsafe.Pointer(&t))); errno != 0 {
+		return errno
+	}
+	// Whatever arrived before the port was raw (an early ping, echoed noise) is dropped.
+	syscall.Syscall(syscall.SYS_IOCTL, fd, tcflsh, 0 /* TCIFLUSH */)
+	return nil
+}

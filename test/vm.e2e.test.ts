@@ -1,0 +1,151 @@
+// vm sandboxes on the real thing: QEMU boots the Debian cloud kernel with the base image's files as its in-RAM
+// root, jobs run through the guest agent, and a snapshot saves the whole machine, so a restored VM in a new QEMU
+// process still runs the processes it had. Runs under whichever accel the probe finds (TCG here).
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import Docker from 'dockerode';
+import { vmTools } from '../activities/vm/machine';
+import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
+import type { VmHandle, VmSnapshot } from '../activities/vm/types';
+import { BASE_IMAGE_REF } from '../lib/presets';
+import { readTestStack } from './support/stackState';
+
+const MEMORY_MIB = 512;
+let vm: VmRuntime;
+let scratch: string;
+let runRoot: string;
+let stateDir: string;
+const started: VmHandle[] = [];
+
+/** Every QEMU process whose command line points into this file's run directory. */
+function qemuProcesses(): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(runRoot);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+async function boot(id: string): Promise<VmHandle> {
+  const handle = await vm.create({ id, image: BASE_IMAGE_REF, memoryMiB: MEMORY_MIB, vcpus: 1 });
+  started.push(handle);
+  return handle;
+}
+
+beforeAll(async () => {
+  const stack = readTestStack();
+  scratch = mkdtempSync('/tmp/sfvm-test-'); // short: the VMs' unix sockets live under it
+  runRoot = join(scratch, 'run');
+  stateDir = join(scratch, 'state');
+  vm = createVmRuntime({ docker: new Docker({ socketPath: stack.dockerHost.replace('unix://', '') }), runRoot });
+  const probe = await vm.probeAccel();
+  process.stdout.write(`vm accel: ${probe.accel} (${probe.detail}); QEMU ${probe.qemuVersion}, kernel ${probe.kernel}\n`);
+});
+
+afterEach(async () => {
+  for (const handle of started.splice(0)) await vm.remove(handle);
+  rmSync(stateDir, { recursive: true, force: true });
+  // Nothing left behind: no QEMU process, no VM directory (sockets, pidfile, console log), no state file.
+  expect(qemuProcesses()).toEqual([]);
+  expect(existsSync(runRoot) ? readdirSync(runRoot) : []).toEqual([]);
+  expect(existsSync(stateDir)).toBe(false);
+});
+
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+test('a VM boots from the base image and runs jobs by argv: guest kernel, exit codes, stderr, env, workdir', async () => {
+  const handle = await boot('jobs');
+  expect(handle.profile).toBe(
+    `qemu${handle.profile.split('-')[0]!.slice(4)}-${handle.machine}-${handle.accel}-${MEMORY_MIB}m-1cpu-k${vmTools().kernelVersion}`,
+  );
+
+  const uname = await vm.exec(handle, { argv: ['uname', '-r'] });
+  expect(uname).toMatchObject({ exitCode: 0, timedOut: false });
+  expect(uname.stdout.trim()).toBe(vmTools().kernelVersion);
+  expect(uname.stdout.trim()).not.toBe(release());
+
+  // argv reaches the program verbatim: no shell splits or expands it.
+  const args = await vm.exec(handle, { argv: ['printf', '[%s]', 'a b', ' c ', '$HOME', '*'] });
+  expect(args.stdout).toBe('[a b][ c ][$HOME][*]');
+
+  const failing = await vm.exec(handle, { argv: ['sh', '-c', 'echo out; echo oops >&2; exit 7'] });
+  expect(failing).toMatchObject({ exitCode: 7, stdout: 'out\n', stderr: 'oops\n', timedOut: false });
+
+  const env = await vm.exec(handle, { argv: ['sh', '-c', 'echo "$GREETING"; pwd'], env: { GREETING: 'hello vm' }, workdir: '/tmp' });
+  expect(env.stdout).toBe('hello vm\n/tmp\n');
+  expect((await vm.exec(handle, { argv: ['pwd'] })).stdout).toBe('/workspace\n'); // the image's WORKDIR
+
+  const missing = await vm.exec(handle, { argv: ['no-such-program'] });
+  expect(missing.exitCode).toBe(127);
+  expect(missing.stderr).toContain('no-such-program');
+});
+
+test('a job past its timeout is killed with its process group; output streams before the job ends', async () => {
+  const handle = await boot('timeout');
+  const begin = Date.now();
+  const slow = await vm.exec(handle, { argv: ['sh', '-c', 'sleep 60 & sleep 60'], timeoutMs: 1_000 });
+  expect(slow.timedOut).toBe(true);
+  expect(Date.now() - begin).toBeLessThan(15_000);
+  expect((await vm.exec(handle, { argv: ['sh', '-c', 'pgrep sleep | wc -l'] })).stdout.trim()).toBe('0');
+
+  const chunks: Array<{ at: number; text: string }> = [];
+  const streamed = await vm.exec(handle, { argv: ['sh', '-c', 'echo first; sleep 2; echo second'] }, (stream, chunk) =>
+    chunks.push({ at: Date.now(), text: `${stream}:${chunk.toString()}` }),
+  );
+  const ended = Date.now();
+  expect(streamed.stdout).toBe('first\nsecond\n');
+  expect(chunks[0]!.text).toBe('stdout:first\n');
+  expect(ended - chunks[0]!.at).toBeGreaterThan(1_500);
+});
+
+test('a snapshot holds the whole machine: a background process survives restore into a new QEMU, uptime continues', async () => {
+  const handle = await boot('session');
+  const job = await vm.exec(handle, { argv: ['sh', '-c', 'sleep 1000 & echo $! > /root/pid; echo note > /root/file'] });
+  expect(job.exitCode).toBe(0);
+  const uptimeBefore = parseFloat((await vm.exec(handle, { argv: ['cat', '/proc/uptime'] })).stdout);
+
+  // Keep-alive: saved, and the same VM goes on answering.
+  const kept = await vm.snapshot(handle, { file: join(stateDir, 'kept.zst'), keepAlive: true });
+  expect(kept.bytes).toBeGreaterThan(0);
+  expect((await vm.exec(handle, { argv: ['cat', '/root/file'] })).stdout).toBe('note\n');
+
+  // Stop: saved, and the QEMU process and its directory are gone.
+  const saved: VmSnapshot = await vm.snapshot(handle, { file: join(stateDir, 'session.zst'), keepAlive: false });
+  started.splice(started.indexOf(handle), 1);
+  expect(saved).toMatchObject({ profile: handle.profile, memoryMiB: MEMORY_MIB, vcpus: 1 });
+  expect(JSON.parse(readFileSync(`${saved.file}.json`, 'utf8'))).toMatchObject({ profile: handle.profile });
+  expect(qemuProcesses()).toEqual([]);
+  expect(existsSync(handle.dir)).toBe(false);
+
+  const restored = await vm.restore({ id: 'session-2', file: saved.file });
+  started.push(restored);
+  expect(restored.pid).not.toBe(handle.pid);
+  const alive = await vm.exec(restored, { argv: ['sh', '-c', 'kill -0 "$(cat /root/pid)" && cat /root/file'] });
+  expect(alive).toMatchObject({ exitCode: 0, stdout: 'note\n' });
+  const uptimeAfter = parseFloat((await vm.exec(restored, { argv: ['cat', '/proc/uptime'] })).stdout);
+  expect(uptimeAfter).toBeGreaterThanOrEqual(uptimeBefore);
+  expect(uptimeAfter - uptimeBefore).toBeLessThan(60); // continued, not rebooted (a boot starts near 0)
+
+  // A state file from another machine profile is refused before any QEMU starts.
+  symlinkSync(saved.file, join(stateDir, 'other.zst'));
+  writeFileSync(join(stateDir, 'other.zst.json'), JSON.stringify({ ...saved, profile: saved.profile.replace(`${MEMORY_MIB}m`, '4096m') }));
+  await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst') })).rejects.toMatchObject({ code: 'VM_PROFILE_MISMATCH' });
+});
+
+test('a guest whose QEMU was killed is reported VM_UNRESPONSIVE on the next job, never waited on', async () => {
+  const handle = await boot('killed');
+  expect((await vm.exec(handle, { argv: ['true'] })).exitCode).toBe(0);
+  process.kill(handle.pid, 'SIGKILL');
+  const begin = Date.now();
+  await expect(vm.exec(handle, { argv: ['true'] })).rejects.toMatchObject({ code: 'VM_UNRESPONSIVE' });
+  expect(Date.now() - begin).toBeLessThan(10_000);
+  await expect(vm.snapshot(handle, { file: join(stateDir, 'never.zst'), keepAlive: true })).rejects.toMatchObject({
+    code: 'VM_UNRESPONSIVE',
+  });
+});
