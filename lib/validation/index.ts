@@ -24,6 +24,7 @@ export {
   checkJob,
   checkPinnedSnapshot,
   checkPromotedName,
+  checkSandboxBase,
   checkSandboxId,
   checkSandboxSpec,
   checkSandboxWorkspace,

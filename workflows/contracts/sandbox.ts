@@ -14,6 +14,10 @@ export interface SandboxRequest {
   profileKey: string;
   keepAlive: boolean;
   issueId?: string;
+  /** The image snapshot it starts from (`--snapshot`, or the agent's snapshot at creation); absent: the built-in base. */
+  baseSnapshotId?: string;
+  /** The agent it was created for: every start uses that agent's snapshot as it is then. */
+  agentId?: string;
   actor: string;
   /** Updates handled per run before continuing as new (default 200; tests use a small one). */
   updatesPerRun?: number;
@@ -29,6 +33,8 @@ export interface SandboxCarried {
   jobs: number;
   generation: number;
   lastStart?: RestoreDecision;
+  /** The profile it runs since its last start, when that differs from the request's (its agent moved to a new image). */
+  profileKey?: string;
 }
 
 /** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
