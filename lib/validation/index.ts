@@ -13,6 +13,7 @@ export {
   checkAgentName,
   checkAgentSnapshotName,
   checkAgentWorkspace,
+  checkHealthCommand,
   checkRolloutAgents,
   checkRolloutOptions,
   type RolloutOptions,
