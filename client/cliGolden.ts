@@ -23,6 +23,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--prebuild-deps', "pre-build dependencies from each repo's tembo.nix")
     .option('--deps-fallback <command>', 'run this instead of tembo.nix when the image has no Nix')
     .requiredOption('--target <size:runtime>', 'sandbox size/profile to build for (repeatable), e.g. small:codex', collect)
+    .option('--base <snapshot>', 'image snapshot the build starts from (default: the built-in base)')
     .option('--schedule <cron|HH:MM>', 'daily rebuild: "03:00" or a cron like "0 3 * * *"')
     .option('--time-zone <tz>', 'IANA time zone of the schedule', 'UTC')
     .option('--enabled', 'run the schedule (otherwise it is created paused)')
@@ -36,6 +37,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
         prebuildDeps?: boolean;
         depsFallback?: string;
         target: string[];
+        base?: string;
         schedule?: string;
         timeZone: string;
         enabled?: boolean;
@@ -52,13 +54,14 @@ export function registerGoldenCommands(program: Command, run: Run): void {
               prebuildDeps: o.prebuildDeps,
               depsFallbackCommand: o.depsFallback,
               targets: o.target,
+              base: o.base,
               schedule: o.schedule,
               timeZone: o.timeZone,
               enabled: o.enabled,
             }),
           ({ config: c, schedule }) => {
             console.log(
-              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`,
+              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}${t.base ? ` on ${t.base}` : ''}`).join(', ')}; ${c.repos.length} repo(s)`,
             );
             console.log(
               schedule

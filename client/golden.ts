@@ -16,7 +16,7 @@ import type { Db } from '../db/client';
 import { defaultPointers, goldenBuildConfigs, goldenBuilds, snapshots, type GoldenBuildConfig } from '../db/schema';
 import type { DefaultState } from '../catalog/defaults';
 import { previousDefault } from '../catalog/defaults';
-import { storageNotConfigured } from '../catalog/golden';
+import { findBuildBase, storageNotConfigured } from '../catalog/golden';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { audited, requireAccess, requireRunAccess } from './access';
@@ -56,6 +56,8 @@ export class GoldenClient {
     const row = { ...v, updatedAt: new Date() };
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
     const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
+      const baseName = v.targets.find((t) => t.base)?.base;
+      if (baseName) await findBuildBase(tx, { workspace: v.workspace, name: baseName }); // NOT_FOUND / not stored: refused now
       const [written] = await tx
         .insert(goldenBuildConfigs)
         .values(row)

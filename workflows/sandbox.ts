@@ -210,6 +210,7 @@ class SandboxEntity {
         workspace: req.workspace,
         tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`,
         committed: (ref) => (localRef = ref),
+        boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
         register: async ({ storedRef, digest }) => {
           const registered = await golden.registerGolden({
             id: uuid4(),
