@@ -137,13 +137,16 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option(...workspaceOption)
     .requiredOption('--size <size>', 'small | medium | large')
     .requiredOption('--runtime <runtime>', 'codex | pi')
+    .option('--base <snapshot>', 'the image snapshot the defaults were built on (default: the built-in base)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; size: string; runtime: Runtime; json?: boolean }) =>
+    .action(async (o: { workspace: string; size: string; runtime: Runtime; base?: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.golden.rollback(o),
         (d) =>
-          console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`),
+          console.log(
+            `✓ rolled back: ${d.name ? `${d.name} (${d.snapshotId})` : d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`,
+          ),
       ),
     );
 

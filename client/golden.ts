@@ -170,11 +170,14 @@ export class GoldenClient {
   }
 
   /** Back to the snapshot the current default replaced. */
-  async rollback(input: { workspace: string; size: string; runtime: Runtime }): Promise<DefaultState> {
+  /** `base`: the image snapshot the defaults were built on (their profile names its digest); default the built-in base. */
+  async rollback(input: { workspace: string; size: string; runtime: Runtime; base?: string }): Promise<DefaultState> {
     this.assertStorage();
     validateField('workspace', input.workspace);
-    const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
+    const [runtime, size] = [validateField('runtime', input.runtime) as Runtime, validateField('size', input.size)];
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
+    const base = input.base === undefined ? undefined : await findBuildBase(this.db, { workspace: input.workspace, name: input.base });
+    const key = profileKey({ runtime, size, baseDigest: base?.storedRef });
     const previous = await previousDefault(this.db, { workspace: input.workspace, size: input.size, profileKey: key });
     return this.compareAndSet({
       workspace: input.workspace,

@@ -1,7 +1,7 @@
 // Sandboxes for services: create (one entity workflow per sandbox), jobs, promote, resume, destroy, explain.
 // Jobs and promotions are Temporal Updates: the workflow's validators decide, and refusals come back typed.
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { and, eq } from 'drizzle-orm';
 import { storageNotConfigured } from '../catalog/golden';
@@ -63,7 +63,12 @@ async function typed<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+    // A sandbox that could not start ends its workflow: its failure is the typed one the start raised.
+    if (
+      err instanceof WorkflowUpdateFailedError ||
+      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      err instanceof WorkflowFailedError
+    )
       throw new SnapflowError(describeFailure(err));
     if ((err as Error).name === 'WorkflowNotFoundError')
       throw new SnapflowError({
