@@ -31,6 +31,18 @@ export interface CreateTempSandbox {
   workflowId?: string;
   /** `temp` for build scratch space, `sandbox` for a user's sandbox; both are swept once their workflow ends. */
   role?: 'temp' | 'sandbox';
+  /**
+   * Run this as the container's main process (an image snapshot's long-lived agent process); jobs run beside it as
+   * execs, and the container stops when it exits. Without it the container idles (`sleep`).
+   */
+  entrypoint?: string;
+}
+
+export interface AwaitEntrypoint {
+  containerId: string;
+  entrypoint: string;
+  /** Ready = still running this long after the start. */
+  settleSeconds: number;
 }
 
 export interface SandboxHandle {
@@ -129,6 +141,16 @@ export async function runExec(docker: Docker, input: ExecInSandbox): Promise<Exe
   };
 }
 
+// Docker's multiplexed log frames start with control bytes; strip them so output reads as text.
+// eslint-disable-next-line no-control-regex
+const LOG_FRAME_BYTES = /[\x00-\x08]/g;
+
+/** The last lines a container printed (stdout and stderr), as text. */
+async function outputTail(container: Docker.Container, lines = 20): Promise<string> {
+  const logs = await container.logs({ stdout: true, stderr: true, tail: lines }).catch(() => Buffer.from(''));
+  return logs.toString('utf8').replace(LOG_FRAME_BYTES, '').trim().slice(-2000);
+}
+
 export function createDockerActivities(deps: DockerDeps) {
   const { docker } = deps;
 
@@ -192,7 +214,7 @@ export function createDockerActivities(deps: DockerDeps) {
           container = await docker.createContainer({
             name,
             Image: input.image,
-            Cmd: ['sleep', '2147483647'],
+            ...(input.entrypoint ? { Entrypoint: [input.entrypoint], Cmd: [] } : { Cmd: ['sleep', '2147483647'] }),
             Labels: { [CONTAINER_LABEL]: input.role ?? 'temp', [WORKFLOW_LABEL]: input.workflowId ?? '' },
             HostConfig: {
               NetworkMode: 'none', // snapshot images never run with network
@@ -207,9 +229,40 @@ export function createDockerActivities(deps: DockerDeps) {
           if (statusOf(err) !== 409) throw err; // 409: a retried attempt already created it
         }
         const state = (await container.inspect()).State;
-        if (!state.Running) await container.start();
+        if (!state.Running) {
+          try {
+            await container.start();
+          } catch (err) {
+            if (!input.entrypoint || statusOf(err) === undefined) throw err;
+            // The engine could not run the entrypoint at all (not executable, no interpreter): nothing is left behind.
+            await container.remove({ force: true, v: true }).catch(() => undefined);
+            fail('ENTRYPOINT_EXITED', `entrypoint ${input.entrypoint} could not start in ${input.image}: ${(err as Error).message}`);
+          }
+        }
         return { containerId: (await container.inspect()).Id, name };
       });
+    },
+
+    /**
+     * Ready when the entrypoint is still running after the settle window. When it exited (or never started), the
+     * container is removed and the start fails ENTRYPOINT_EXITED with the last lines of its output.
+     */
+    async awaitEntrypoint(input: AwaitEntrypoint): Promise<{ output: string }> {
+      return guard('entrypoint check', () =>
+        withHeartbeat('entrypoint', async () => {
+          const container = docker.getContainer(input.containerId);
+          await new Promise((r) => setTimeout(r, input.settleSeconds * 1000));
+          const state = (await container.inspect()).State;
+          const output = await outputTail(container);
+          if (state.Running) return { output };
+          await container.remove({ force: true, v: true }).catch(() => undefined);
+          return fail(
+            'ENTRYPOINT_EXITED',
+            `entrypoint ${input.entrypoint} exited ${state.ExitCode} within ${input.settleSeconds}s${output ? `; its last output:\n${output}` : ' without output'}`,
+            'an entrypoint must keep running (it is the sandbox agent process); fix it in the image and create a new snapshot',
+          );
+        }),
+      );
     },
 
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {

@@ -121,8 +121,16 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       });
     },
 
-    /** Boots the image as a sandbox would (network none) and requires its entrypoint to exit 0 in time. */
-    async verifyBoot(input: { image: string; entrypoint: string; timeoutSeconds?: number }): Promise<{ output: string }> {
+    /**
+     * Boots the image as a sandbox would (network none) and requires its entrypoint to exit 0 in time; with
+     * `settleSeconds` (a long-lived agent entrypoint) it must instead still be running then, or have exited 0.
+     */
+    async verifyBoot(input: {
+      image: string;
+      entrypoint: string;
+      timeoutSeconds?: number;
+      settleSeconds?: number;
+    }): Promise<{ output: string }> {
       const container = await docker.createContainer({
         Image: input.image,
         Entrypoint: [input.entrypoint],
@@ -132,7 +140,7 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       });
       try {
         await container.start();
-        const limit = (input.timeoutSeconds ?? 60) * 1000;
+        const limit = (input.settleSeconds ?? input.timeoutSeconds ?? 60) * 1000;
         const exit = await Promise.race([
           container.wait() as Promise<{ StatusCode: number }>,
           new Promise<undefined>((r) => setTimeout(() => r(undefined), limit).unref()),
@@ -141,6 +149,7 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
           .toString('utf8')
           .replace(LOG_FRAME_BYTES, '')
           .trim();
+        if (!exit && input.settleSeconds !== undefined) return { output: output.slice(-500) }; // still up: booted
         if (!exit) fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
         if (exit.StatusCode !== 0)
           fail(

@@ -1,8 +1,14 @@
 // Catalog side of sandboxes for the entity workflow: the row it keeps in step with its state, and session snapshots
 // saved after successful jobs. Every write is idempotent, so a retried activity changes nothing twice.
-import { insertSandbox, insertSessionSnapshot, setSandboxState, type SandboxRow, type SessionSnapshot } from '../catalog/sandboxes';
+import {
+  insertSandbox,
+  insertSessionSnapshot,
+  setSandboxState,
+  type SandboxRow,
+  type SandboxStateUpdate,
+  type SessionSnapshot,
+} from '../catalog/sandboxes';
 import type { Db } from '../db/client';
-import type { SandboxState } from '../lib/vocabulary';
 import { boundary } from './boundary';
 
 export type { SandboxRow, SessionSnapshot } from '../catalog/sandboxes';
@@ -15,7 +21,7 @@ export function createSandboxActivities(deps: { db: Db }) {
     },
 
     /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
-    async updateSandbox(input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null }): Promise<void> {
+    async updateSandbox(input: SandboxStateUpdate): Promise<void> {
       return boundary(() => setSandboxState(db, input));
     },
 

@@ -1,6 +1,6 @@
 // Agents and the catalog side of a rollout: which agents a rollout covers, moving them onto a snapshot and back.
 // Every move is idempotent, so a retried activity (or a replayed compensation) never moves an agent twice.
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client';
 import { agents, type Agent } from '../db/access';
 import { snapshots, type Snapshot } from '../db/schema';
@@ -12,11 +12,15 @@ import { findUsableSnapshot, type RunRef } from './snapshots';
 
 export type { Agent } from '../db/access';
 
-/** An agent as a rollout sees it: its name and the snapshot it runs on now. */
+/** An agent as a rollout sees it: its name, the snapshot it runs on now, and what its canary runs to prove it healthy. */
 export interface RolloutAgent {
   name: string;
   snapshotId: string;
+  healthCommand?: string[] | null;
 }
+
+/** An agent as a person reads it: the snapshots by name beside their ids. */
+export type AgentView = Agent & { snapshotName: string; previousSnapshotName: string | null };
 
 /** What a rollout needs to know about the snapshot it rolls out (and what `--auto` boots to check health). */
 export interface RolloutSnapshot {
@@ -70,12 +74,15 @@ export async function findAgentSnapshot(
 }
 
 /** A new agent on an active snapshot of its workspace (or a system one). CONFLICT when the name is taken. */
-export async function createAgent(db: Queryable, input: { workspace: string; name: string; snapshotName: string }): Promise<Agent> {
+export async function createAgent(
+  db: Queryable,
+  input: { workspace: string; name: string; snapshotName: string; healthCommand?: string[] },
+): Promise<Agent> {
   await requireWorkspace(db, input.workspace);
   const snap = await findAgentSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
   const [row] = await db
     .insert(agents)
-    .values({ workspace: input.workspace, name: input.name, snapshotId: snap.id })
+    .values({ workspace: input.workspace, name: input.name, snapshotId: snap.id, healthCommand: input.healthCommand ?? null })
     .onConflictDoNothing()
     .returning();
   if (!row)
@@ -88,8 +95,31 @@ export async function createAgent(db: Queryable, input: { workspace: string; nam
   return row;
 }
 
-export async function listAgents(db: Db, workspace: string): Promise<Agent[]> {
-  return db.select().from(agents).where(eq(agents.workspace, workspace)).orderBy(asc(agents.name));
+/** One agent of a workspace by name; NOT_FOUND names the field `agent`. */
+export async function findAgent(db: Pick<Queryable, 'select'>, input: { workspace: string; name: string }): Promise<Agent> {
+  const [agent] = await db
+    .select()
+    .from(agents)
+    .where(and(eq(agents.workspace, input.workspace), eq(agents.name, input.name)));
+  if (!agent)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'agent',
+      message: `no agent ${input.name} in ${input.workspace}`,
+      hint: 'list them with `snapflow agent list`',
+    });
+  return agent;
+}
+
+export async function listAgents(db: Db, workspace: string): Promise<AgentView[]> {
+  const nameOf = (id: typeof agents.snapshotId | typeof agents.previousSnapshotId) =>
+    sql<string | null>`(select s.name from snapshots s where s.id = ${id})`;
+  const rows = await db
+    .select({ agent: agents, snapshotName: nameOf(agents.snapshotId), previousSnapshotName: nameOf(agents.previousSnapshotId) })
+    .from(agents)
+    .where(eq(agents.workspace, workspace))
+    .orderBy(asc(agents.name));
+  return rows.map((r) => ({ ...r.agent, snapshotName: r.snapshotName ?? '', previousSnapshotName: r.previousSnapshotName }));
 }
 
 /** One canary or batch of a rollout: who moves which agents onto (or back from) which snapshot, from which run. */
@@ -154,7 +184,11 @@ export async function rolloutAgents(db: Db, input: { workspace: string; agents: 
     names === 'all'
       ? eq(agents.workspace, input.workspace)
       : and(eq(agents.workspace, input.workspace), inArray(agents.name, names.length ? names : ['']));
-  const rows = await db.select({ name: agents.name, snapshotId: agents.snapshotId }).from(agents).where(where).orderBy(asc(agents.name));
+  const rows = await db
+    .select({ name: agents.name, snapshotId: agents.snapshotId, healthCommand: agents.healthCommand })
+    .from(agents)
+    .where(where)
+    .orderBy(asc(agents.name));
   if (names === 'all') return rows;
   const unknown = names.filter((n) => !rows.some((r) => r.name === n));
   if (unknown.length) {

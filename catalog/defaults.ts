@@ -21,6 +21,8 @@ export interface DefaultState {
   size: string;
   profileKey: string;
   snapshotId: string;
+  /** The snapshot's name, shown beside its id. */
+  name?: string;
   version: number;
 }
 
@@ -78,7 +80,14 @@ export async function compareAndSetDefault(db: Db, input: SetDefault): Promise<D
       reason: input.reason,
       workflowId: input.workflowId,
     });
-    return { workspace: row!.workspace, size: row!.size, profileKey: row!.profileKey, snapshotId: row!.snapshotId, version: row!.version };
+    return {
+      workspace: row!.workspace,
+      size: row!.size,
+      profileKey: row!.profileKey,
+      snapshotId: row!.snapshotId,
+      name: snapshot.name,
+      version: row!.version,
+    };
   });
 }
 

@@ -6,13 +6,36 @@ import type { GoldenConfig } from '../lib/goldenConfig';
 import { SnapflowError } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import type { GoldenBuildStatus, GoldenBuildTrigger } from '../lib/vocabulary';
+import { findAgentSnapshot } from './agents';
 import type { RunRef } from './snapshots';
 
 export type { GoldenBuildConfig } from '../db/schema';
 export type GoldenBuild = typeof goldenBuilds.$inferSelect;
 
-/** What a build needs of the stored config: all of it but the schedule. */
-export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone' | 'enabled'>;
+/** The image snapshot a build starts from, resolved from the targets' `base` name when the build starts. */
+export interface BuildBase {
+  snapshotId: string;
+  name: string;
+  /** registry/repo@sha256:… in snapshot storage: the build host pulls it, and its digest is in the profile key. */
+  storedRef: string;
+  entrypoint: string;
+}
+
+/** What a build needs of the stored config: all of it but the schedule; `base` absent: the built-in base. */
+export type BuildConfig = Omit<GoldenConfig, 'scheduleCron' | 'scheduleTimeZone' | 'enabled'> & { base?: BuildBase };
+
+/** A golden base: an active snapshot of the workspace or the system workspace, in snapshot storage. */
+export async function findBuildBase(db: Pick<Db, 'select'>, input: { workspace: string; name: string }): Promise<BuildBase> {
+  const snap = await findAgentSnapshot(db, input);
+  if (!snap.storedRef)
+    throw new SnapflowError({
+      code: 'VALIDATION_FAILED',
+      field: 'base',
+      message: `snapshot ${snap.name} is not in snapshot storage, so a build cannot start from it`,
+      hint: 'name an image snapshot (`snapflow snapshot create`)',
+    });
+  return { snapshotId: snap.id, name: snap.name, storedRef: snap.storedRef, entrypoint: snap.entrypoint };
+}
 
 export const storageNotConfigured = (): SnapflowError =>
   new SnapflowError({
@@ -53,7 +76,18 @@ export async function readBuildConfig(db: Db, input: { workspace: string }): Pro
       hint: 'add --target small:codex',
     });
   const { repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets } = row;
-  return { workspace: input.workspace, repos, embedSkills, skillsPath, prebuildDeps, depsFallbackCommand, targets };
+  const baseName = targets.find((t) => t.base)?.base;
+  const base = baseName ? await findBuildBase(db, { workspace: input.workspace, name: baseName }) : undefined;
+  return {
+    workspace: input.workspace,
+    repos,
+    embedSkills,
+    skillsPath,
+    prebuildDeps,
+    depsFallbackCommand,
+    targets,
+    ...(base ? { base } : {}),
+  };
 }
 
 /** Idempotent by build id, so a retried activity never records a build twice. */

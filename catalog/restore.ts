@@ -6,7 +6,7 @@ import type { Db } from '../db/client';
 import { hosts, issues, sandboxes } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import type { RestoreCandidate, RestoreInput, RestoreSandbox } from '../lib/restoreOrder';
+import type { RestoreBase, RestoreCandidate, RestoreInput, RestoreSandbox } from '../lib/restoreOrder';
 
 export interface LoadRestoreInput {
   sandboxId: string;
@@ -34,21 +34,38 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
   )`;
 }
 
-/** The default pointer's snapshot for the sandbox's size and profile in `workspace`. */
+/** The sandbox's base snapshot: its agent's snapshot as it is now, else the one it was created from (null: built-in base). */
+const baseId = sql`coalesce((select a.snapshot_id from agents a where a.id = ${sandboxes.agentId}), ${sandboxes.baseSnapshotId})`;
+
+/** The base as a RestoreBase (json); null for the built-in base, or a base that is not in snapshot storage. */
+const base = sql<RestoreBase | null>`(
+  select json_build_object('snapshotId', b.id, 'name', b.name, 'storedRef', b.stored_ref, 'entrypoint', b.entrypoint,
+    'agent', (select a.name from agents a where a.id = ${sandboxes.agentId}))
+  from snapshots b where b.id = ${baseId} and b.stored_ref is not null
+)`;
+
+/** The profile the sandbox runs now: on an image base it names that base's digest (lib/presets.ts profileKey). */
+const currentProfile = sql<string>`coalesce((
+  select ${sandboxes.runtime}::text || '/' || ${sandboxes.size} || '/base-' || substr(split_part(b.stored_ref, '@sha256:', 2), 1, 12)
+  from snapshots b where b.id = ${baseId} and b.stored_ref is not null
+), ${sandboxes.profileKey})`;
+
+/** The default pointer's snapshot for the sandbox's size and current profile in `workspace`. */
 const pointer = (workspace: SQL): SQL =>
-  sql`(select dp.snapshot_id from default_pointers dp where dp.workspace = ${workspace} and dp.size = ${sandboxes.size} and dp.profile_key = ${sandboxes.profileKey})`;
+  sql`(select dp.snapshot_id from default_pointers dp where dp.workspace = ${workspace} and dp.size = ${sandboxes.size} and dp.profile_key = ${currentProfile})`;
 
 function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param }) {
   return db
     .select({
       sandbox: sql<RestoreSandbox>`json_build_object(
         'id', ${sandboxes.id}, 'workspace', ${sandboxes.workspace}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
-        'profileKey', ${sandboxes.profileKey}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
+        'profileKey', ${currentProfile}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
         'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId})`,
       session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
       pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
       workspaceDefault: candidate(pointer(sql`${sandboxes.workspace}`), params.hostId),
       systemDefault: candidate(pointer(sql`${SYSTEM_SCOPE}`), params.hostId),
+      base,
     })
     .from(sandboxes)
     .leftJoin(hosts, eq(hosts.id, sandboxes.hostId))

@@ -20,6 +20,10 @@ export interface SandboxRow {
   profileKey: string;
   keepAlive: boolean;
   issueId?: string;
+  /** The image snapshot it was created from; absent: the built-in base. */
+  baseSnapshotId?: string;
+  /** The agent it follows: each start uses that agent's snapshot as it is then. */
+  agentId?: string;
 }
 
 export interface SessionSnapshot {
@@ -39,6 +43,15 @@ export interface SessionSnapshot {
   run: RunRef;
 }
 
+export interface SandboxStateUpdate {
+  id: string;
+  state: SandboxState;
+  hostId?: string | null;
+  containerId?: string | null;
+  /** The profile it runs since its last start (changes when its agent moved to another image). */
+  profileKey?: string;
+}
+
 export async function insertSandbox(db: Db, input: SandboxRow): Promise<void> {
   await db
     .insert(sandboxes)
@@ -47,14 +60,12 @@ export async function insertSandbox(db: Db, input: SandboxRow): Promise<void> {
 }
 
 /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
-export async function setSandboxState(
-  db: Db,
-  input: { id: string; state: SandboxState; hostId?: string | null; containerId?: string | null },
-): Promise<void> {
+export async function setSandboxState(db: Db, input: SandboxStateUpdate): Promise<void> {
   await db
     .update(sandboxes)
     .set({
       state: input.state,
+      ...(input.profileKey !== undefined ? { profileKey: input.profileKey } : {}),
       ...(input.hostId !== undefined ? { hostId: input.hostId } : {}),
       ...(input.containerId !== undefined ? { containerId: input.containerId } : {}),
       updatedAt: new Date(),

@@ -10,7 +10,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
-import { createAgent, findAgentSnapshot, findLiveAgentSnapshot, listAgents, type Agent } from '../catalog/agents';
+import { createAgent, findAgentSnapshot, findLiveAgentSnapshot, listAgents, type Agent, type AgentView } from '../catalog/agents';
 import type { Db } from '../db/client';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
@@ -22,6 +22,7 @@ import {
   checkAgentName,
   checkAgentSnapshotName,
   checkAgentWorkspace,
+  checkHealthCommand,
   checkRolloutAgents,
   checkRolloutOptions,
   screenText,
@@ -98,17 +99,20 @@ export class AgentClient {
   ) {}
 
   /** A new agent on an active snapshot of its workspace (or a system one). Needs `agent.manage`; audited. */
-  async create(input: { workspace: string; name: string; snapshot: string; actor?: string }): Promise<Agent> {
+  /** `healthCommand`: what a canary of this agent runs as a job (argv); default: the entrypoint stays up and `true` succeeds. */
+  async create(input: { workspace: string; name: string; snapshot: string; healthCommand?: string[]; actor?: string }): Promise<Agent> {
     const workspace = checkAgentWorkspace(input.workspace);
     const name = checkAgentName('name', input.name);
     const snapshotName = checkAgentSnapshotName(input.snapshot);
+    const healthCommand = checkHealthCommand(input.healthCommand);
     const actor = this.actor(input.actor);
     return audited(this.db, { ...this.config, actor }, workspace, 'agent.manage', `${name} → ${snapshotName}`, (tx) =>
-      createAgent(tx, { workspace, name, snapshotName }),
+      createAgent(tx, { workspace, name, snapshotName, healthCommand }),
     );
   }
 
-  async list(input: { workspace: string; actor?: string }): Promise<Agent[]> {
+  /** Each agent with the snapshot it runs on (and the one before a rollout), by name and id. */
+  async list(input: { workspace: string; actor?: string }): Promise<AgentView[]> {
     const workspace = checkAgentWorkspace(input.workspace);
     await this.can(workspace, 'snapshot.read', input.actor);
     return listAgents(this.db, workspace);

@@ -35,11 +35,16 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .requiredOption('--workspace <id>', 'workspace id')
     .requiredOption('--name <name>', 'agent name, e.g. support-bot')
     .requiredOption('--snapshot <name>', 'snapshot it runs on')
+    .option(
+      '--health-command <command>',
+      'what a canary of this agent runs to prove it healthy (in sh -c); default: the entrypoint stays up',
+    )
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; name: string; snapshot: string; json?: boolean }) =>
+    .action(async (o: { workspace: string; name: string; snapshot: string; healthCommand?: string; json?: boolean }) =>
       run(
         o.json,
-        (client) => client.agents.create(o),
+        (client) =>
+          client.agents.create({ ...o, healthCommand: o.healthCommand === undefined ? undefined : ['sh', '-c', o.healthCommand] }),
         (a) => console.log(`✓ agent ${a.name} in ${a.workspace} runs on ${o.snapshot} (${a.snapshotId})`),
       ),
     );
@@ -55,7 +60,9 @@ export function registerAgentCommands(program: Command, run: Run): void {
         (client) => client.agents.list({ workspace: o.workspace }),
         (rows) =>
           rows.forEach((a) =>
-            console.log(`${a.name.padEnd(24)} ${a.snapshotId}${a.previousSnapshotId ? `  (was ${a.previousSnapshotId})` : ''}`),
+            console.log(
+              `${a.name.padEnd(24)} ${a.snapshotName} (${a.snapshotId})${a.previousSnapshotId ? `  (was ${a.previousSnapshotName ?? ''} (${a.previousSnapshotId}))` : ''}`,
+            ),
           ),
       ),
     );
@@ -70,7 +77,10 @@ export function registerAgentCommands(program: Command, run: Run): void {
     .option('--canary <n>', 'agents moved and checked first', wholeNumber)
     .option('--batch <n>', 'agents moved per batch after a healthy canary', wholeNumber)
     .option('--health-timeout <duration>', 'how long to wait for the canary health, e.g. 10m (silence rolls back)')
-    .option('--auto', 'check the canary by booting the snapshot on a host instead of waiting for `agent health`')
+    .option(
+      '--auto',
+      'check the canary itself: a sandbox of the snapshot keeps its entrypoint up and runs the health command of each canary agent',
+    )
     .option('--wait', 'follow the rollout and print its result')
     .option('--json', 'machine-readable output')
     .action(

@@ -22,6 +22,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--prebuild-deps', "pre-build dependencies from each repo's tembo.nix")
     .option('--deps-fallback <command>', 'run this instead of tembo.nix when the image has no Nix')
     .requiredOption('--target <size:runtime>', 'sandbox size/profile to build for (repeatable), e.g. small:codex', collect)
+    .option('--base <snapshot>', 'image snapshot the build starts from (default: the built-in base)')
     .option('--schedule <cron|HH:MM>', 'daily rebuild: "03:00" or a cron like "0 3 * * *"')
     .option('--time-zone <tz>', 'IANA time zone of the schedule', 'UTC')
     .option('--enabled', 'run the schedule (otherwise it is created paused)')
@@ -35,6 +36,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
         prebuildDeps?: boolean;
         depsFallback?: string;
         target: string[];
+        base?: string;
         schedule?: string;
         timeZone: string;
         enabled?: boolean;
@@ -51,13 +53,14 @@ export function registerGoldenCommands(program: Command, run: Run): void {
               prebuildDeps: o.prebuildDeps,
               depsFallbackCommand: o.depsFallback,
               targets: o.target,
+              base: o.base,
               schedule: o.schedule,
               timeZone: o.timeZone,
               enabled: o.enabled,
             }),
           ({ config: c, schedule }) => {
             console.log(
-              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}`).join(', ')}; ${c.repos.length} repo(s)`,
+              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}${t.base ? ` on ${t.base}` : ''}`).join(', ')}; ${c.repos.length} repo(s)`,
             );
             console.log(
               schedule
@@ -133,13 +136,16 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option(...workspaceOption)
     .requiredOption('--size <size>', 'small | medium | large')
     .requiredOption('--runtime <runtime>', 'codex | pi')
+    .option('--base <snapshot>', 'the image snapshot the defaults were built on (default: the built-in base)')
     .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; size: string; runtime: Runtime; json?: boolean }) =>
+    .action(async (o: { workspace: string; size: string; runtime: Runtime; base?: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.golden.rollback(o),
         (d) =>
-          console.log(`✓ rolled back: ${d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`),
+          console.log(
+            `✓ rolled back: ${d.name ? `${d.name} (${d.snapshotId})` : d.snapshotId} is the default for ${d.workspace} ${d.size} ${d.profileKey} (version ${d.version})`,
+          ),
       ),
     );
 

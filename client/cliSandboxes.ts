@@ -1,17 +1,26 @@
 // `snapflow sandbox …` and `snapflow issue pin|unpin`: thin wrappers over the client.
 import type { Command } from 'commander';
 import type { RestoreDecision } from '../lib/restoreOrder';
+import type { CreateSandboxInput } from './sandboxes';
 import { jobExitCode } from './exitCodes';
 import type { Run } from './cliRun';
 
 function explain(d: RestoreDecision): string {
+  const named = (id: string, name?: string): string => (name ? `${name} (${id})` : id);
   const chosen =
     d.source === 'running'
       ? `reuse the running container on ${d.hostId}`
       : d.source === 'base'
-        ? `fresh base image ${d.imageRef}`
-        : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
-  return [`starts from: ${chosen}`, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
+        ? d.snapshotId
+          ? `fresh base image snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`
+          : `fresh base image ${d.imageRef}`
+        : `${d.source} snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`;
+  const base = d.base
+    ? [
+        `  base: ${d.base.agent ? `agent ${d.base.agent} on ` : ''}image snapshot ${named(d.base.snapshotId, d.base.name)}, entrypoint ${d.base.entrypoint}, profile ${d.profileKey ?? ''}`,
+      ]
+    : [];
+  return [`starts from: ${chosen}`, ...base, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
 }
 
 export function registerSandboxCommands(program: Command, run: Run): void {
@@ -21,17 +30,29 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .command('create')
     .description('create a sandbox; it starts by the restore order (pinned golden → workspace default → system default → base)')
     .requiredOption('--workspace <id>', 'workspace id')
+    .option('--agent <name>', "start from this agent's image snapshot and run its entrypoint (follows the agent's rollouts)")
+    .option('--snapshot <name>', 'start from this image snapshot and run its entrypoint')
     .option('--class <class>', 'vm | container (snapshots exist only for vm)', 'vm')
-    .requiredOption('--size <size>', 'small | medium | large')
-    .requiredOption('--runtime <runtime>', 'codex | pi')
+    .option('--size <size>', "small | medium | large (default with --agent/--snapshot: the snapshot's)")
+    .option('--runtime <runtime>', "codex | pi (default with --agent/--snapshot: the snapshot's)")
     .option('--keep-alive', 'keep the container running between jobs')
     .option('--issue <key>', 'issue the sandbox works on (its pinned golden snapshot comes first)')
     .option('--json', 'machine-readable output')
     .action(
-      async (o: { workspace: string; class: string; size: string; runtime: string; keepAlive?: boolean; issue?: string; json?: boolean }) =>
+      async (o: {
+        workspace: string;
+        agent?: string;
+        snapshot?: string;
+        class: string;
+        size?: string;
+        runtime?: string;
+        keepAlive?: boolean;
+        issue?: string;
+        json?: boolean;
+      }) =>
         run(
           o.json,
-          (client) => client.sandboxes.create(o),
+          (client) => client.sandboxes.create(o as CreateSandboxInput),
           (r) =>
             console.log(
               `✓ sandbox ${r.sandboxId} ${r.status.state} on ${r.status.hostId}\n${r.status.lastStart ? explain(r.status.lastStart) : ''}`,

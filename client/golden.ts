@@ -18,6 +18,7 @@ import {
   latestBuildId,
   listBuilds,
   saveBuildConfig,
+  findBuildBase,
   storageNotConfigured,
   type GoldenBuild,
   type GoldenBuildConfig,
@@ -61,6 +62,8 @@ export class GoldenClient {
     const v = validateGoldenConfig(input);
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
     const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
+      const baseName = v.targets.find((t) => t.base)?.base;
+      if (baseName) await findBuildBase(tx, { workspace: v.workspace, name: baseName }); // NOT_FOUND / not stored: refused now
       const written = await saveBuildConfig(tx, v);
       await this.syncSchedule(written);
       return written;
@@ -157,11 +160,14 @@ export class GoldenClient {
   }
 
   /** Back to the snapshot the current default replaced. */
-  async rollback(input: { workspace: string; size: string; runtime: Runtime }): Promise<DefaultState> {
+  /** `base`: the image snapshot the defaults were built on (their profile names its digest); default the built-in base. */
+  async rollback(input: { workspace: string; size: string; runtime: Runtime; base?: string }): Promise<DefaultState> {
     this.assertStorage();
     validateField('workspace', input.workspace);
-    const key = profileKey({ runtime: validateField('runtime', input.runtime) as Runtime, size: validateField('size', input.size) });
+    const [runtime, size] = [validateField('runtime', input.runtime) as Runtime, validateField('size', input.size)];
     await requireAccess(this.db, this.config, input.workspace, 'golden.set-default');
+    const base = input.base === undefined ? undefined : await findBuildBase(this.db, { workspace: input.workspace, name: input.base });
+    const key = profileKey({ runtime, size, baseDigest: base?.storedRef });
     const previous = await previousDefault(this.db, { workspace: input.workspace, size: input.size, profileKey: key });
     return this.compareAndSet({
       workspace: input.workspace,

@@ -1,12 +1,14 @@
 // Sandboxes for services: create (one entity workflow per sandbox), jobs, promote, resume, destroy, explain.
 // Jobs and promotions are Temporal Updates: the workflow's validators decide, and refusals come back typed.
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { storageNotConfigured } from '../catalog/golden';
 import { readRestoreInput } from '../catalog/restore';
 import { findIssue, listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
+import { findAgent, findAgentSnapshot } from '../catalog/agents';
+import type { Snapshot } from '../catalog/snapshots';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
@@ -19,6 +21,7 @@ import {
   checkJob,
   checkPinnedSnapshot,
   checkPromotedName,
+  checkSandboxBase,
   checkSandboxId,
   checkSandboxSpec,
   checkSandboxWorkspace,
@@ -28,14 +31,29 @@ import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatus
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 
-export interface CreateSandboxInput {
+interface CreateSandboxCommon {
   workspace: string;
   class: string;
-  size: string;
-  runtime: string;
+  /** Required on the built-in base; defaults to the snapshot's size when starting from an agent or snapshot. */
+  size?: string;
+  /** Required on the built-in base; defaults to the snapshot's runtime when starting from an agent or snapshot. */
+  runtime?: string;
   keepAlive?: boolean;
   /** External issue key (e.g. "ENG-42"): its pinned golden snapshot comes first in the restore order. */
   issue?: string;
+}
+
+/**
+ * `agent`: start from that agent's image snapshot (and follow it: after a rollout the next start uses the new one);
+ * `snapshot`: start from that image snapshot (the workspace's own or a system one); neither: the built-in base.
+ */
+export type CreateSandboxInput = CreateSandboxCommon &
+  ({ agent?: string; snapshot?: undefined } | { snapshot?: string; agent?: undefined });
+
+/** The image snapshot a new sandbox starts from, with the agent it follows. */
+interface ChosenBase {
+  snapshot: Snapshot;
+  agentId?: string;
 }
 
 /** Turns an Update's refusal or failure into the SnapflowError the workflow typed. */
@@ -43,7 +61,12 @@ async function typed<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError || err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)
+    // A sandbox that could not start ends its workflow: its failure is the typed one the start raised.
+    if (
+      err instanceof WorkflowUpdateFailedError ||
+      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+      err instanceof WorkflowFailedError
+    )
       throw new SnapflowError(describeFailure(err));
     if ((err as Error).name === 'WorkflowNotFoundError')
       throw new SnapflowError({
@@ -66,9 +89,12 @@ export class SandboxClient {
   /** Validates, then starts the sandbox's entity workflow; it starts by the restore order (see explain). */
   async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
     const workspace = checkSandboxWorkspace(input.workspace);
-    checkSandboxSpec(input);
+    checkSandboxBase(input);
     await requireAccess(this.db, this.config, workspace, 'sandbox.create');
-    const runtime = input.runtime as Runtime;
+    const base = await this.chooseBase(workspace, input);
+    const size = input.size ?? base?.snapshot.size;
+    checkSandboxSpec({ ...input, size, runtime: input.runtime ?? base?.snapshot.runtime });
+    const runtime = (input.runtime ?? base?.snapshot.runtime) as Runtime;
     let issueId: string | undefined;
     if (input.issue) {
       issueId = (await saveIssue(this.db, { workspace, issue: input.issue })).id;
@@ -83,22 +109,46 @@ export class SandboxClient {
           sandboxId,
           workspace,
           class: input.class as 'vm' | 'container',
-          size: input.size,
+          size: size!,
           runtime,
-          profileKey: profileKey({ runtime, size: input.size }),
+          profileKey: profileKey({ runtime, size: size!, baseDigest: base?.snapshot.storedRef ?? undefined }),
           keepAlive: input.keepAlive ?? false,
           issueId,
+          baseSnapshotId: base?.snapshot.id,
+          agentId: base?.agentId,
           actor: this.config.actor,
         },
       ],
-      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${input.size}, ${runtime}) in ${workspace}`,
+      staticSummary: `Sandbox **${sandboxId}** (${input.class}, ${size}, ${runtime}) in ${workspace}${base ? ` from ${input.agent ? `agent ${input.agent}, ` : ''}snapshot ${base.snapshot.name}` : ''}`,
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.WorkspaceId, value: workspace },
-        { key: searchAttributes.SandboxSize, value: input.size },
+        { key: searchAttributes.SandboxSize, value: size! },
         { key: searchAttributes.Runtime, value: runtime },
       ]),
     });
     return { sandboxId, workflowId, status: await this.waitUntilStarted(handle.workflowId) };
+  }
+
+  /** The agent's snapshot or the named one: active and in snapshot storage (hosts pull it from there); undefined: built-in base. */
+  private async chooseBase(workspace: string, input: CreateSandboxInput): Promise<ChosenBase | undefined> {
+    if (input.agent === undefined && input.snapshot === undefined) return undefined;
+    let agentId: string | undefined;
+    let snapshot: Snapshot;
+    if (input.agent !== undefined) {
+      const agent = await findAgent(this.db, { workspace, name: input.agent });
+      agentId = agent.id;
+      snapshot = await findAgentSnapshot(this.db, { workspace, snapshotId: agent.snapshotId });
+    } else {
+      snapshot = await findAgentSnapshot(this.db, { workspace, name: input.snapshot! });
+    }
+    if (!snapshot.storedRef)
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: input.agent !== undefined ? 'agent' : 'snapshot',
+        message: `snapshot ${snapshot.name} is not in snapshot storage, so no host can start a sandbox from it`,
+        hint: 'start from an image snapshot (`snapflow snapshot create`), which is stored when it becomes active',
+      });
+    return { snapshot, agentId };
   }
 
   /** A fresh sandbox is `provisioning` until the restore order has placed it; wait (bounded) for that. */

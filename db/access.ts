@@ -1,7 +1,7 @@
 // Who may do what: workspaces with a plan, their members with a role, agents pointing at a snapshot,
 // and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
 import { sql } from 'drizzle-orm';
-import { bigserial, check, index, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { bigserial, check, index, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 import { DECISIONS, PLANS, ROLES } from '../lib/vocabulary';
 import { snapshots } from './schema';
@@ -49,12 +49,15 @@ export const agents = pgTable(
       .notNull()
       .references(() => snapshots.id),
     previousSnapshotId: uuid('previous_snapshot_id').references(() => snapshots.id),
+    /** What a canary of this agent runs to prove it healthy (argv); null: only the entrypoint staying up and `true`. */
+    healthCommand: jsonb('health_command').$type<string[]>(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
     createdAt: createdAt(),
   },
   (t) => [
     unique('agents_workspace_name_key').on(t.workspace, t.name),
     check('agents_name_slug', sql`${t.name} ~ ${sql.raw(`'${NAME_PATTERN}'`)}`),
+    check('agents_health_command_array', sql`${t.healthCommand} IS NULL OR jsonb_typeof(${t.healthCommand}) = 'array'`),
     index('agents_snapshot_idx').on(t.snapshotId),
   ],
 );

@@ -210,6 +210,10 @@ export const sandboxes = pgTable(
     containerId: text('container_id'),
     latestSessionSnapshotId: uuid('latest_session_snapshot_id').references((): AnyPgColumn => snapshots.id),
     issueId: uuid('issue_id').references(() => issues.id),
+    /** The image snapshot the sandbox was created from (`--snapshot`, or its agent's snapshot then); null: the built-in base. */
+    baseSnapshotId: uuid('base_snapshot_id').references((): AnyPgColumn => snapshots.id),
+    /** The agent it was created for (agents live in db/access.ts): it starts from that agent's snapshot as it is now. */
+    agentId: uuid('agent_id'),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -240,6 +244,8 @@ export const githubConnections = pgTable(
 export interface GoldenTarget {
   size: string;
   runtime: (typeof RUNTIMES)[number];
+  /** The image snapshot (by name) the build starts from; absent: the built-in base. */
+  base?: string;
 }
 
 export const goldenBuildConfigs = pgTable(

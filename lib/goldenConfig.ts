@@ -3,7 +3,7 @@ import { SnapflowError } from './errors';
 import { SYSTEM_SCOPE } from './ids';
 import { quoteInput } from './imageRef';
 import { RUNTIMES, findPreset, type Runtime } from './presets';
-import { SLUG_REGEX, screenText } from './validation';
+import { SLUG_REGEX, SNAPSHOT_NAME_REGEX, screenText } from './validation';
 
 export interface GoldenConfigInput {
   workspace: string;
@@ -13,7 +13,9 @@ export interface GoldenConfigInput {
   prebuildDeps?: boolean;
   depsFallbackCommand?: string;
   /** `size:runtime` strings (e.g. `small:codex`) or objects. */
-  targets: Array<string | { size: string; runtime: string }>;
+  targets: Array<string | { size: string; runtime: string; base?: string }>;
+  /** The image snapshot (by name) every target's build starts from; default the built-in base. */
+  base?: string;
   /** Five-field cron (`0 3 * * *`) or a time of day (`03:00`). */
   schedule?: string;
   timeZone?: string;
@@ -27,7 +29,7 @@ export interface GoldenConfig {
   skillsPath: string | null;
   prebuildDeps: boolean;
   depsFallbackCommand: string | null;
-  targets: Array<{ size: string; runtime: Runtime }>;
+  targets: Array<{ size: string; runtime: Runtime; base?: string }>;
   scheduleCron: string | null;
   scheduleTimeZone: string;
   enabled: boolean;
@@ -109,8 +111,16 @@ function list(field: string, value: unknown, hint: string): unknown[] {
   return value as unknown[];
 }
 
-/** `size:runtime`, or `{ size, runtime }`. */
-function target(value: unknown): { size: string; runtime: Runtime } {
+/** The image snapshot a build starts from, by name (lowercase, registry-tag friendly). */
+function baseName(value: unknown): string {
+  const hint = 'name an active image snapshot, e.g. --base agent-v2 (see `snapflow snapshot list`)';
+  const name = clean('base', value, 63, hint);
+  if (!SNAPSHOT_NAME_REGEX.test(name)) refuse('base', `base ${quoteInput(name)} is not a snapshot name`, hint);
+  return name;
+}
+
+/** `size:runtime`, or `{ size, runtime, base? }`. */
+function target(value: unknown): { size: string; runtime: Runtime; base?: string } {
   const hint = 'use small, medium or large with codex or pi, e.g. --target small:codex';
   const parts =
     typeof value === 'string'
@@ -125,7 +135,8 @@ function target(value: unknown): { size: string; runtime: Runtime } {
     refuse('targets', `target size ${quoteInput(String(size), 20)} is not a size preset`, hint);
   if (typeof runtime !== 'string' || !(RUNTIMES as readonly string[]).includes(runtime))
     refuse('targets', `target runtime ${quoteInput(String(runtime), 20)} is not one of ${RUNTIMES.join(', ')}`, hint);
-  return { size: size as string, runtime: runtime as Runtime };
+  const base = typeof value === 'object' && value !== null ? (value as { base?: unknown }).base : undefined;
+  return { size: size as string, runtime: runtime as Runtime, ...(base === undefined ? {} : { base: baseName(base) }) };
 }
 
 export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
@@ -136,7 +147,13 @@ export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
   const repos = list('repos', input.repos, 'repeat --repo once per repository').map(repo);
   if (repos.length > 20)
     refuse('repos', `${repos.length} repositories; at most 20 are preloaded`, 'keep the golden image to the repositories most jobs need');
-  const targets = list('targets', input.targets, 'repeat --target once per size:runtime').map(target);
+  const common = input.base === undefined ? undefined : baseName(input.base);
+  const targets = list('targets', input.targets, 'repeat --target once per size:runtime')
+    .map(target)
+    .map((t) => (common && !t.base ? { ...t, base: common } : t));
+  // One temporary sandbox per build: its targets share the image it starts from.
+  if (new Set(targets.map((t) => t.base ?? '')).size > 1)
+    refuse('base', 'the targets of one golden config name different bases', 'give every target the same --base (or none)');
   if (targets.length === 0) refuse('targets', 'at least one target size/profile is needed', 'e.g. --target small:codex');
   if (new Set(targets.map((t) => `${t.size}:${t.runtime}`)).size !== targets.length)
     refuse('targets', 'a target is listed twice', 'list each size:runtime once');

@@ -22,7 +22,23 @@ export function findPreset(key: string): SizePreset | undefined {
 export const BASE_IMAGE = { repository: 'snapflow/base', tag: '1' } as const;
 export const BASE_IMAGE_REF = `${BASE_IMAGE.repository}:${BASE_IMAGE.tag}`;
 
-/** Runtime + size + base version decides compatibility for resume and golden selection. */
-export function profileKey(input: { runtime: Runtime; size: string; baseVersion?: string }): string {
-  return `${input.runtime}/${input.size}/base-${input.baseVersion ?? BASE_IMAGE.tag}`;
+/** The first 12 hex digits of an image digest (`sha256:…`) or of a stored ref's digest (`registry/repo@sha256:…`). */
+export function digest12(digestOrRef: string): string {
+  return (digestOrRef.split('@sha256:')[1] ?? digestOrRef.replace(/^sha256:/, '')).slice(0, 12);
+}
+
+/**
+ * Runtime + size + base decides compatibility for resume and golden selection. The built-in base is named by its
+ * version (`codex/small/base-1`); an image snapshot base by its stored digest (`codex/small/base-3f2a9c0d1e4b`), so a
+ * new image means a new profile.
+ */
+export function profileKey(input: { runtime: Runtime; size: string; baseVersion?: string; baseDigest?: string }): string {
+  const base = input.baseDigest ? digest12(input.baseDigest) : (input.baseVersion ?? BASE_IMAGE.tag);
+  return `${input.runtime}/${input.size}/base-${base}`;
+}
+
+/** `codex/small/base-1` → `{ prefix: 'codex/small', base: '1' }`: two keys that differ only in `base` differ by their base. */
+export function splitProfileKey(key: string): { prefix: string; base: string } {
+  const at = key.lastIndexOf('/base-');
+  return at < 0 ? { prefix: key, base: '' } : { prefix: key.slice(0, at), base: key.slice(at + '/base-'.length) };
 }

@@ -3,7 +3,7 @@
 // catalog/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
 import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from './vocabulary';
 import { SYSTEM_SCOPE } from './ids';
-import { BASE_IMAGE_REF } from './presets';
+import { BASE_IMAGE_REF, splitProfileKey } from './presets';
 
 /** The sandbox row fields the order looks at, plus the status of the host it lives on. */
 export interface RestoreSandbox {
@@ -11,7 +11,10 @@ export interface RestoreSandbox {
   workspace: string;
   class: SandboxClass;
   size: string;
-  /** The current runtime profile: resume and golden selection need a snapshot built for exactly this. */
+  /**
+   * The current runtime profile: resume and golden selection need a snapshot built for exactly this. For a sandbox
+   * started from an image snapshot or an agent it is computed from that base's digest as it is now.
+   */
   profileKey: string;
   keepAlive: boolean;
   state: SandboxState;
@@ -37,8 +40,24 @@ export interface RestoreCandidate {
   cachedOn: string[];
 }
 
+/**
+ * The image snapshot a sandbox starts from instead of the built-in base: the one it was created from, or its agent's
+ * snapshot as it is now. `storedRef` (registry/repo@sha256:…, in snapshot storage) is what a host pulls and starts.
+ */
+export interface RestoreBase {
+  snapshotId: string;
+  name: string;
+  storedRef: string;
+  /** Run as the sandbox's long-lived agent process, whatever step of the order it starts from. */
+  entrypoint: string;
+  /** The agent the sandbox follows, when it was created for one. */
+  agent: string | null;
+}
+
 export interface RestoreInput {
   sandbox: RestoreSandbox;
+  /** Null: the built-in base. */
+  base?: RestoreBase | null;
   /**
    * The host the run must use, when the caller has fixed one: only a copy cached there counts. Without it the
    * decision prefers the sandbox's own host (when online), then any online host holding a copy.
@@ -73,6 +92,7 @@ export const SKIP_REASONS = [
   'wrong-workspace',
   'not-active',
   'incompatible-profile',
+  'base-changed',
   'pin-incompatible',
   'not-available',
 ] as const;
@@ -85,14 +105,30 @@ export interface RestoreSkip {
   detail: string;
 }
 
+/** What a decision says about the base besides its image: absent for the built-in base. */
+export interface DecisionBase {
+  /** The profile the sandbox runs once started (the base's digest is in it). */
+  profileKey?: string;
+  base?: RestoreBase;
+}
+
 /**
  * Where the run starts. A running sandbox is reused as it is (no image); every other source names the image
- * to start and, for snapshots, which one.
+ * to start and, for snapshots, which one (by id and name).
  */
-export type RestoreDecision =
-  | { source: 'running'; hostId: string; containerId: string; skipped: RestoreSkip[] }
-  | { source: Exclude<RestoreStep, 'running'>; snapshotId: string; imageRef: string; hostId?: string; skipped: RestoreSkip[] }
-  | { source: 'base'; imageRef: string; hostId?: string; skipped: RestoreSkip[] };
+export type RestoreDecision = DecisionBase &
+  (
+    | { source: 'running'; hostId: string; containerId: string; skipped: RestoreSkip[] }
+    | {
+        source: Exclude<RestoreStep, 'running'>;
+        snapshotId: string;
+        name?: string;
+        imageRef: string;
+        hostId?: string;
+        skipped: RestoreSkip[];
+      }
+    | { source: 'base'; imageRef: string; snapshotId?: string; name?: string; hostId?: string; skipped: RestoreSkip[] }
+  );
 
 /** States in which a sandbox's container is up and can take the next job (the entity workflow queues it). */
 const LIVE_STATES: readonly SandboxState[] = ['idle', 'busy', 'snapshotting', 'promoting'];
@@ -126,8 +162,13 @@ function candidateVerdict(
   if (!want.workspaces.includes(c.workspace))
     return skip('wrong-workspace', `${label} belongs to ${c.workspace}, not ${want.workspaces.join(' or ')}`);
   if (c.status !== 'active') return skip('not-active', `${label} is ${c.status}`);
-  if (c.profileKey !== want.profileKey)
+  if (c.profileKey !== want.profileKey) {
+    // Same runtime and size on another base image: the image changed under the sandbox (a new snapshot, an agent moved).
+    const [have, need] = [splitProfileKey(c.profileKey), splitProfileKey(want.profileKey)];
+    if (have.prefix === need.prefix && have.base !== need.base)
+      return skip('base-changed', `${label} was made on base-${have.base}; the sandbox now starts from base-${need.base}`);
     return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
+  }
   const { fixed, preferred } = want.hosts;
   // A host that already holds a copy needs no pull: the fixed host, else the sandbox's own, else any.
   const local = fixed
@@ -204,15 +245,19 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
   const box = input.sandbox;
   const hosts: HostChoice = { fixed: input.hostId ?? null, preferred: box.hostId && box.hostStatus === 'online' ? box.hostId : null };
   const skipped: RestoreSkip[] = [];
+  const imageBase = input.base ?? undefined;
+  const about: DecisionBase = imageBase ? { profileKey: box.profileKey, base: imageBase } : {};
   const base = (): RestoreDecision => ({
     source: 'base',
-    imageRef: BASE_IMAGE_REF,
+    imageRef: imageBase?.storedRef ?? BASE_IMAGE_REF,
+    ...(imageBase ? { snapshotId: imageBase.snapshotId, name: imageBase.name } : {}),
     hostId: hosts.fixed ?? hosts.preferred ?? undefined,
     skipped,
+    ...about,
   });
 
   const running = runningVerdict(box);
-  if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped };
+  if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped, ...about };
   skipped.push({ step: 'running', reason: running.reason, detail: running.detail });
 
   // Snapshot acceleration applies to full-VM sandboxes, not to container sandboxes.
@@ -229,7 +274,16 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
       continue;
     }
     const verdict = candidateVerdict(rules.candidate, { ...rules, profileKey: box.profileKey, hosts });
-    if (verdict.ok) return { source: step, snapshotId: rules.candidate.id, imageRef: verdict.imageRef, hostId: verdict.hostId, skipped };
+    if (verdict.ok)
+      return {
+        source: step,
+        snapshotId: rules.candidate.id,
+        name: rules.candidate.name,
+        imageRef: verdict.imageRef,
+        hostId: verdict.hostId,
+        skipped,
+        ...about,
+      };
     skipped.push({ step, reason: verdict.reason, detail: verdict.detail });
   }
   return base();

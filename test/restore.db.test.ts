@@ -140,6 +140,7 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
       cachedOn: ['host-on'],
     }),
     systemDefault: expect.objectContaining({ id: sysId, workspace: SYSTEM_SCOPE }),
+    base: null,
   });
 
   const restore = createRestoreActivities({ db: handle.db });

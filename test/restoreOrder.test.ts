@@ -169,6 +169,29 @@ const rows: Row[] = [
     skipped: [...nothingBeforeSession, 'session:incompatible-profile'],
   },
   {
+    name: 'session made on another base image (its agent moved to a new snapshot) is base-changed',
+    input: input({
+      sandbox: sandbox({ profileKey: profileKey({ runtime: 'codex', size: 'small', baseDigest: `sha256:${'b'.repeat(64)}` }) }),
+      session: session({ profileKey: profileKey({ runtime: 'codex', size: 'small', baseDigest: `sha256:${'a'.repeat(64)}` }) }),
+      base: {
+        snapshotId: 'agent-v2',
+        name: 'agent-v2',
+        storedRef: `r/agent@sha256:${'b'.repeat(64)}`,
+        entrypoint: '/app/start.sh',
+        agent: 'bot',
+      },
+    }),
+    source: 'base',
+    imageRef: `r/agent@sha256:${'b'.repeat(64)}`,
+    skipped: [
+      ...nothingBeforeSession,
+      'session:base-changed',
+      'golden-pin:no-pin',
+      'golden-workspace:no-workspace-default',
+      'golden-system:no-system-default',
+    ],
+  },
+  {
     name: 'failed session snapshot',
     input: input({ session: session({ status: 'failed' }), pin: pin() }),
     source: 'golden-pin',

@@ -1,5 +1,5 @@
 // Rollouts on the real stack: a snapshot rolled out to a workspace's agents — the canary moves first, its health
-// decides (a report, silence, or `--auto` booting the stored image on a host), the rest follow in batches that
+// decides (a report, silence, or `--auto` running it in a sandbox of the stored image on a host), the rest follow in batches that
 // pause, resume and abort between them; whatever goes wrong, every agent moved goes back where it came from.
 import { randomUUID } from 'node:crypto';
 import { and, eq, inArray } from 'drizzle-orm';
@@ -333,16 +333,22 @@ test('unknown agents: NOT_FOUND naming them, nothing moved; a member may not sta
   ]);
 });
 
-describe('--auto: the workflow checks the canary itself by booting the stored snapshot on a host', () => {
+describe('--auto: the workflow runs the canary itself in a sandbox of the stored snapshot on a host', () => {
   let storedRef: string;
   beforeAll(async () => {
     const box = await t.client.sandboxes.create({ workspace: autoWs, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
-    await t.client.sandboxes.runJob(box.sandboxId, { command: ['sh', '-c', 'echo agent-v2 > /etc/agent-version'] });
+    const agent = `printf '#!/bin/sh\\necho agent up\\nexec sleep 600\\n' > /app/agent.sh && chmod +x /app/agent.sh`;
+    await t.client.sandboxes.runJob(box.sandboxId, { command: ['sh', '-c', `echo agent-v2 > /etc/agent-version && ${agent}`] });
     storedRef = (await t.client.sandboxes.promote(box.sandboxId, { name: 'auto-v2' })).storedRef;
     await t.client.sandboxes.destroy(box.sandboxId);
+    // The agent process: long-lived, as the canary sandbox needs it.
+    await t.db.db
+      .update(snapshots)
+      .set({ entrypoint: '/app/agent.sh' })
+      .where(and(eq(snapshots.workspace, autoWs), eq(snapshots.name, 'auto-v2')));
   }, 300_000);
 
-  test('the snapshot boots → completed, the boot recorded as the canary health', async () => {
+  test('the entrypoint stays up and `true` succeeds → completed, the run recorded as the canary health', async () => {
     const v1Id = await snapshot('auto-v1', {}, autoWs);
     const names = ['auto-1', 'auto-2', 'auto-3'];
     for (const name of names) await t.client.agents.create({ workspace: autoWs, name, snapshot: 'auto-v1' });
@@ -353,7 +359,9 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
       status: 'completed',
       moved: names,
       movedBack: [],
-      health: [{ agent: 'auto-1', ok: true, actor: 'auto', detail: expect.stringContaining(`booted on ${hostId}`) }],
+      health: [
+        { agent: 'auto-1', ok: true, actor: 'auto', detail: expect.stringContaining(`true exited 0 in a sandbox of auto-v2 on ${hostId}`) },
+      ],
     });
     const [v2] = await t.db.db
       .select()
@@ -362,11 +370,11 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
     expect(Object.values(await where(names, autoWs))).toEqual(names.map(() => ({ on: v2!.id, was: v1Id })));
   }, 120_000);
 
-  test('an entrypoint that fails to boot → VERIFY_FAILED, the canary goes back', async () => {
+  test('an entrypoint that exits → ENTRYPOINT_EXITED, the canary goes back', async () => {
     const { v1Id, names, snapshot: snap } = await fleet('boot', 2, { storedRef, entrypoint: '/bin/false' });
     await start({ snapshot: snap, agents: names, auto: true });
     const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('VERIFY_FAILED') });
+    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('ENTRYPOINT_EXITED') });
     expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
   }, 120_000);
 });

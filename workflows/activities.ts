@@ -53,6 +53,7 @@ type Profile = keyof typeof profiles;
 const hostProfiles: Record<keyof DockerActivities, Profile> = {
   describeHost: 'quick',
   createTempSandbox: 'quick',
+  awaitEntrypoint: 'quick',
   execInSandbox: 'build',
   commitSandbox: 'build',
   pushImage: 'transfer',

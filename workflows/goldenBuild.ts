@@ -1,7 +1,7 @@
 import { CancellationScope, patched, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import { access, defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
+import { access, defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostProbe } from './activities';
 import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
@@ -35,6 +35,9 @@ async function pickBuildHost(needMiB: number, buildId: string): Promise<{ hostId
   }
   return best && best.freeMiB >= needMiB ? { hostId: best.hostId, figures } : { figures };
 }
+
+/** A golden built on an image snapshot base boots when that base's entrypoint is still running this long after start. */
+const BASE_SETTLE_SECONDS = 5;
 
 function goldenName(target: { runtime: string; size: string }, buildId: string): string {
   const stamp = new Date().toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-'); // workflow time: deterministic
@@ -76,8 +79,16 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     const build = hostGoldenActivities(hostId);
     const biggest = config.targets.reduce((a, b) => ((findPreset(a.size)?.memoryMiB ?? 0) >= (findPreset(b.size)?.memoryMiB ?? 0) ? a : b));
 
-    setCurrentDetails(`**sandbox** on ${hostId}`);
-    const temp = await docker.createTempSandbox({ key: `golden-${buildId}`, image: BASE_IMAGE_REF, size: biggest.size, workflowId });
+    // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
+    const base = config.base;
+    setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
+    if (base && patched('golden-base-v1')) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef });
+    const temp = await docker.createTempSandbox({
+      key: `golden-${buildId}`,
+      image: base?.storedRef ?? BASE_IMAGE_REF,
+      size: biggest.size,
+      workflowId,
+    });
     let localRef: string | undefined;
     try {
       setCurrentDetails(
@@ -101,12 +112,13 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         workspace: req.workspace,
         tag: `build-${buildId.slice(0, 8)}`,
         committed: (ref) => (localRef = ref),
+        boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,
         uploading: () => setCurrentDetails('**upload** to storage'),
         // Each target gets its snapshot and becomes the default at once.
         register: async ({ storedRef, digest }) => {
           const snapshots: GoldenSnapshotRef[] = [];
           for (const target of config.targets) {
-            const key = profileKey({ runtime: target.runtime, size: target.size });
+            const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: base?.storedRef });
             const name = goldenName(target, buildId);
             const { snapshotId } = await golden.registerGolden({
               id: uuid4(),

@@ -10,6 +10,11 @@ export interface PublishGolden<T> {
   committed: (localRef: string) => void;
   /** Called after the boot check, before the upload. */
   uploading?: () => void;
+  /**
+   * A long-lived entrypoint (an image snapshot base's agent process): booted = still running after `settleSeconds`.
+   * Absent: the built-in base's /app/start.sh, which must exit 0.
+   */
+  boot?: { entrypoint: string; settleSeconds: number };
   /** Registers the stored image in the catalog (one or more snapshots); runs only after a good boot and a push. */
   register: (stored: { storedRef: string; digest: string }) => Promise<T>;
 }
@@ -20,14 +25,15 @@ export interface PublishGolden<T> {
  */
 export async function publishGolden<T>(input: PublishGolden<T>): Promise<{ storedRef: string; registered: T }> {
   const docker = hostActivities(input.hostId);
+  const entrypoint = input.boot?.entrypoint ?? '/app/start.sh';
   const image = await docker.commitSandbox({
     containerId: input.containerId,
     repository: `snapflow/golden/${input.workspace}`,
     tag: input.tag,
-    changes: ['CMD ["/app/start.sh"]'],
+    changes: [`CMD ${JSON.stringify([entrypoint])}`],
   });
   input.committed(image.ref);
-  await hostGoldenActivities(input.hostId).verifyBoot({ image: image.ref, entrypoint: '/app/start.sh' });
+  await hostGoldenActivities(input.hostId).verifyBoot({ image: image.ref, entrypoint, settleSeconds: input.boot?.settleSeconds });
   input.uploading?.();
   const stored = await docker.pushImage({ ref: image.ref }); // GOLDEN_STORAGE_NOT_CONFIGURED without storage
   const storedRef = `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}`;

@@ -3,13 +3,14 @@ import {
   allHandlersFinished,
   condition,
   isCancellation,
+  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RolloutSnapshot } from '../activities/agents';
 import { describeFailure } from '../lib/errors';
-import { access, agentCatalog, catalog, hostCacheActivities, hostGoldenActivities } from './activities';
+import { access, agentCatalog, catalog, hostActivities, hostCacheActivities, hostGoldenActivities, hostJobActivities } from './activities';
 import {
   abortRolloutUpdate,
   pauseRolloutUpdate,
@@ -28,9 +29,14 @@ import { withWorkspace } from './compat';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
+/** `auto`: a canary's entrypoint must still be running this long after its sandbox started. */
+const CANARY_SETTLE_SECONDS = 10;
+/** What a canary runs when its agent names no health command. */
+const DEFAULT_HEALTH_COMMAND = ['true'];
+
 /**
- * Authorize → resolve the agents → move the canary → wait for its health (a report, or `auto`: boot the
- * stored image) → move the rest in batches, honouring pause / resume / abort between them. An unhealthy or silent
+ * Authorize → resolve the agents → move the canary → wait for its health (a report, or `auto`: run the canary in
+ * a sandbox of the new snapshot) → move the rest in batches, honouring pause / resume / abort between them. An unhealthy or silent
  * canary is moved back and the result says `rolled-back` with the reason; an abort moves every moved agent back.
  * Only real errors fail the run, and then too every agent it moved goes back first.
  */
@@ -56,6 +62,8 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   let abort: RolloutControl | undefined;
   /** The snapshot each agent was on when the rollout began: moves and moves back go from and to exactly that. */
   const origin = new Map<string, string>();
+  /** Each agent's health command, for `auto`. */
+  const healthCommands = new Map<string, string[]>();
 
   const show = (): void => {
     const total = s.moved.length + s.pending.length + s.movedBack.length;
@@ -182,7 +190,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   };
   const aborted = (): string => `aborted${abort?.actor ? ` by ${abort.actor}` : ''}${abort?.reason ? `: ${abort.reason}` : ''}`;
 
-  /** `auto`: the canary is healthy when the snapshot's stored image boots and its entrypoint exits 0 on a host. */
+  /** `auto` as runs recorded before the canary ran for real check it: the stored image boots and its entrypoint exits 0. */
   async function bootCheck(snapshot: RolloutSnapshot): Promise<string | undefined> {
     try {
       const { hostId } = await catalog.pickHost({ size: snapshot.size });
@@ -202,6 +210,50 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
       const f = describeFailure(err);
       s.health.push(...s.canary.map((agent) => ({ agent, ok: false, detail: `${f.code}: ${f.message}`, actor: 'auto' })));
       return `boot check of ${snapshot.name} failed: ${f.code}: ${f.message}`;
+    }
+  }
+
+  /**
+   * `auto`: the canary runs for real. A sandbox starts from the new snapshot on a host with its entrypoint as the agent
+   * process; once that is still up after the settle window, each canary agent's health command runs in it as a job.
+   * The sandbox is removed on every path. The reason for a failure carries the job's output or the entrypoint's.
+   */
+  async function canaryRun(snapshot: RolloutSnapshot): Promise<string | undefined> {
+    const { hostId } = await catalog.pickHost({ size: snapshot.size });
+    const docker = hostActivities(hostId);
+    const storedRef = snapshot.storedRef!;
+    let containerId: string | undefined;
+    try {
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef }); // no-op when cached
+      const box = await docker.createTempSandbox({
+        key: `canary-${workflowId}-${runId}`,
+        image: storedRef,
+        size: snapshot.size,
+        workflowId,
+        role: 'temp',
+        entrypoint: snapshot.entrypoint,
+      });
+      containerId = box.containerId;
+      await docker.awaitEntrypoint({ containerId, entrypoint: snapshot.entrypoint, settleSeconds: CANARY_SETTLE_SECONDS });
+      let unhealthy: string | undefined;
+      for (const agent of s.canary) {
+        const command = healthCommands.get(agent) ?? DEFAULT_HEALTH_COMMAND;
+        const job = await hostJobActivities(hostId).execInSandbox({ containerId, command });
+        const output = `${job.stdout}${job.stderr}`.trim().slice(-500);
+        const ok = job.exitCode === 0;
+        const detail = `${command.join(' ')} exited ${job.exitCode} in a sandbox of ${snapshot.name} on ${hostId}${output ? `: ${output}` : ''}`;
+        s.health.push({ agent, ok, detail, actor: 'auto' });
+        unhealthy ??= ok ? undefined : `canary ${agent} is unhealthy: ${detail}`;
+      }
+      return unhealthy;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const f = describeFailure(err);
+      s.health.push(...s.canary.map((agent) => ({ agent, ok: false, detail: `${f.code}: ${f.message}`, actor: 'auto' })));
+      return `canary sandbox of ${snapshot.name} failed: ${f.code}: ${f.message}`;
+    } finally {
+      const started = containerId;
+      if (started) await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: started }));
     }
   }
 
@@ -239,7 +291,10 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
         hint: 'report the canary health by hand instead',
       });
     const agents = await agentCatalog.listRolloutAgents({ workspace: req.workspace, agents: req.agents });
-    for (const a of agents) origin.set(a.name, a.snapshotId);
+    for (const a of agents) {
+      origin.set(a.name, a.snapshotId);
+      if (a.healthCommand) healthCommands.set(a.name, a.healthCommand);
+    }
     s.already = agents.filter((a) => a.snapshotId === req.snapshotId).map((a) => a.name);
     s.pending = agents.filter((a) => a.snapshotId !== req.snapshotId).map((a) => a.name);
     s.canary = s.pending.slice(0, canarySize);
@@ -251,7 +306,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     await move(s.canary);
 
     enter('health');
-    const unhealthy = req.auto ? await bootCheck(snapshot) : await awaitReports();
+    const unhealthy = req.auto ? await (patched('canary-run-v1') ? canaryRun(snapshot) : bootCheck(snapshot)) : await awaitReports();
     if (abort) return await finish('aborted', aborted());
     if (unhealthy) return await finish('rolled-back', unhealthy);
 

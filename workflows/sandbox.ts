@@ -49,6 +49,9 @@ const UPDATES_PER_RUN = 200;
 /** The only class with snapshots: a session after each successful job, and promotion. */
 const SNAPSHOT_CLASS: SandboxClass = 'vm';
 
+/** An image snapshot's entrypoint counts as up when it is still running this long after the container started. */
+const ENTRYPOINT_SETTLE_SECONDS = 2;
+
 /** States in which something is running on the sandbox: destroy waits for it. */
 const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', 'provisioning'];
 
@@ -103,6 +106,8 @@ class SandboxEntity {
       profileKey: req.profileKey,
       keepAlive: req.keepAlive,
       issueId: req.issueId,
+      baseSnapshotId: req.baseSnapshotId,
+      agentId: req.agentId,
     });
     try {
       await this.start();
@@ -205,6 +210,7 @@ class SandboxEntity {
         workspace: req.workspace,
         tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`,
         committed: (ref) => (localRef = ref),
+        boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
         register: async ({ storedRef, digest }) => {
           const registered = await golden.registerGolden({
             id: uuid4(),
@@ -214,7 +220,7 @@ class SandboxEntity {
             digest,
             runtime: req.runtime,
             size: req.size,
-            profileKey: req.profileKey,
+            profileKey: this.profile(),
             origin: 'promote',
             sandboxId: req.sandboxId,
             parentSnapshotId: s.latestSessionSnapshotId,
@@ -229,7 +235,7 @@ class SandboxEntity {
         ? await defaults.setDefault({
             workspace: req.workspace,
             size: req.size,
-            profileKey: req.profileKey,
+            profileKey: this.profile(),
             snapshotId,
             actor: input.actor ?? req.actor,
             reason: `promoted from sandbox ${req.sandboxId}`,
@@ -315,6 +321,11 @@ class SandboxEntity {
     return hostActivities(this.s.hostId!);
   }
 
+  /** The profile sessions and promotions are registered under: the base's as of the last start. */
+  private profile(): string {
+    return this.s.profileKey ?? this.req.profileKey;
+  }
+
   private sync() {
     const { req, s } = this;
     return sandboxCatalog.updateSandbox({
@@ -322,6 +333,7 @@ class SandboxEntity {
       state: s.state,
       hostId: s.hostId ?? null,
       containerId: s.containerId ?? null,
+      profileKey: s.profileKey,
     });
   }
 
@@ -340,20 +352,37 @@ class SandboxEntity {
     s.state = 'provisioning';
     const decision = chooseRestore(await restore.loadRestoreInput({ sandboxId: req.sandboxId }));
     s.lastStart = decision;
+    if (decision.profileKey) s.profileKey = decision.profileKey;
     if (decision.source === 'running') {
       s.state = 'idle';
       return;
     }
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
-    if (decision.source !== 'base') await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef }); // no-op when cached
+    // An image snapshot base comes from snapshot storage like any snapshot; only the built-in base is on every host.
+    const base = decision.base;
+    if (decision.source !== 'base' || base) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef }); // no-op when cached
     s.generation += 1;
-    const box = await hostActivities(hostId).createTempSandbox({
+    const docker = hostActivities(hostId);
+    const box = await docker.createTempSandbox({
       key: `sandbox-${req.sandboxId}-${s.generation}`,
       image: decision.imageRef,
       size: req.size,
       workflowId: this.run.workflowId,
       role: 'sandbox',
+      entrypoint: base?.entrypoint,
     });
+    if (base && patched('entrypoint-v1')) {
+      try {
+        await docker.awaitEntrypoint({
+          containerId: box.containerId,
+          entrypoint: base.entrypoint,
+          settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
+        });
+      } catch (err) {
+        await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: box.containerId }));
+        throw err;
+      }
+    }
     Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
   }
 
@@ -379,7 +408,7 @@ class SandboxEntity {
       workspace: req.workspace,
       runtime: req.runtime,
       size: req.size,
-      profileKey: req.profileKey,
+      profileKey: this.profile(),
       localRef: image.ref,
       storedRef: stored ? `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}` : null,
       digest: stored?.digest ?? null,

@@ -19,7 +19,7 @@ export interface RolloutOptionsInput {
   batchSize?: number;
   /** e.g. '10 minutes' (default), '30s', or milliseconds; checked (VALIDATION_FAILED healthTimeout). */
   healthTimeout?: Duration | string;
-  /** Check the canary by booting the snapshot's stored image on a host instead of waiting for a health report. */
+  /** Check the canary itself (a sandbox of the snapshot runs its entrypoint and the health command) instead of waiting for a report. */
   auto?: boolean;
 }
 
@@ -47,6 +47,21 @@ export function checkAgentName(field: string, value: unknown): string {
   const name = screenText(field, value, AGENT_HINT, 63);
   check(field, NAME_REGEX.test(name), `agent name ${quoteInput(name)} is not an agent name`, AGENT_HINT);
   return name;
+}
+
+/** What a canary of the agent runs as a job to prove it healthy: argv, non-empty, strings without NUL, at most 4 kB. */
+export function checkHealthCommand(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const args = Array.isArray(value) ? (value as unknown[]) : [];
+  const hint = 'e.g. ["sh", "-c", "pidof agent"] (the CLI wraps --health-command in sh -c)';
+  check(
+    'healthCommand',
+    args.length > 0 && args.every((a) => typeof a === 'string' && !a.includes('\0')),
+    'a health command is a non-empty list of strings without NUL bytes',
+    hint,
+  );
+  check('healthCommand', (args as string[]).join(' ').length <= 4096, 'the health command is over 4 kB', hint);
+  return args as string[];
 }
 
 /** The snapshot an agent runs on or a rollout rolls out (field `snapshot`). */

@@ -124,6 +124,34 @@ export function checkSandboxSpec(input: { class: unknown; size: unknown; runtime
   checkFlag('keepAlive', input.keepAlive);
 }
 
+/**
+ * What a new sandbox starts from: an agent (its snapshot as it is at each start), an image snapshot by name, or
+ * neither (the built-in base); never both. Without a base, size and runtime are required; with one they default
+ * to the snapshot's.
+ */
+export function checkSandboxBase(input: { agent?: unknown; snapshot?: unknown; size?: unknown; runtime?: unknown }): void {
+  check(
+    'snapshot',
+    input.agent === undefined || input.snapshot === undefined,
+    'a sandbox starts from an agent or from a snapshot, not both',
+    'pass --agent <name> or --snapshot <name>',
+  );
+  const hint = 'use the name shown by `snapflow agent list` or `snapflow snapshot list`';
+  for (const field of ['agent', 'snapshot'] as const) {
+    const value = input[field];
+    if (value !== undefined) check(field, SNAPSHOT_NAME_REGEX.test(text(value)), `${field} ${quote(value)} is not a ${field} name`, hint);
+  }
+  if (input.agent === undefined && input.snapshot === undefined) {
+    check('size', input.size !== undefined, 'a sandbox on the built-in base needs a size', 'pass --size small, medium or large');
+    check(
+      'runtime',
+      input.runtime !== undefined,
+      'a sandbox on the built-in base needs a runtime',
+      `pass --runtime ${RUNTIMES.join(' or ')}`,
+    );
+  }
+}
+
 /** An external issue key, e.g. "ENG-42". */
 export function checkIssueKey(issue: unknown): string {
   check('issue', ISSUE.test(text(issue)), `issue ${quote(issue)} is not an issue key`, 'e.g. ENG-42');

@@ -13,7 +13,10 @@ export interface RolloutRequest {
   batchSize?: number;
   /** How long to wait for the canary's health (default 10 minutes); silence counts as unhealthy. */
   healthTimeout?: Duration;
-  /** Check the canary's health by booting the snapshot's stored image on a host, instead of waiting for a report. */
+  /**
+   * Check the canary's health itself instead of waiting for a report: a sandbox of the snapshot runs its entrypoint,
+   * which must stay up, and each canary agent's health command as a job; then the sandbox is removed.
+   */
   auto?: boolean;
   actor: string;
 }

@@ -23,6 +23,8 @@ export interface SandboxCarried {
   jobs: number;
   generation: number;
   lastStart?: RestoreDecision;
+  /** The profile it runs since its last start, when that differs from the request's (its agent moved to a new image). */
+  profileKey?: string;
 }
 
 /** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
