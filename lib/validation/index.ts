@@ -25,6 +25,7 @@ export {
   checkPinnedSnapshot,
   checkPromotedName,
   checkSandboxId,
+  checkSandboxDuration,
   checkSandboxSpec,
   checkSandboxWorkspace,
   type JobInput,
