@@ -11,13 +11,16 @@ type Run = <T>(
   exitCode?: (result: T) => number,
 ) => Promise<void>;
 
+function startedFrom(d: RestoreDecision): string {
+  return d.source === 'running'
+    ? `the running container on ${d.hostId}`
+    : d.source === 'base'
+      ? `fresh base image ${d.imageRef}`
+      : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
+}
+
 function explain(d: RestoreDecision): string {
-  const chosen =
-    d.source === 'running'
-      ? `reuse the running container on ${d.hostId}`
-      : d.source === 'base'
-        ? `fresh base image ${d.imageRef}`
-        : `${d.source} snapshot ${d.snapshotId} (${d.imageRef})`;
+  const chosen = d.source === 'running' ? `reuse the running container on ${d.hostId}` : startedFrom(d);
   return [`starts from: ${chosen}`, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
 }
 
@@ -33,9 +36,21 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .requiredOption('--runtime <runtime>', 'codex | pi')
     .option('--keep-alive', 'keep the container running between jobs')
     .option('--issue <key>', 'issue the sandbox works on (its pinned golden snapshot comes first)')
+    .option('--idle-timeout <duration>', "stop after this long without a job, e.g. 15m (default: the workspace's, else 15m)")
+    .option('--max-lifetime <duration>', "stop once running this long, keep-alive or not, e.g. 8h (default: the workspace's, else 24h)")
     .option('--json', 'machine-readable output')
     .action(
-      async (o: { workspace: string; class: string; size: string; runtime: string; keepAlive?: boolean; issue?: string; json?: boolean }) =>
+      async (o: {
+        workspace: string;
+        class: string;
+        size: string;
+        runtime: string;
+        keepAlive?: boolean;
+        issue?: string;
+        idleTimeout?: string;
+        maxLifetime?: string;
+        json?: boolean;
+      }) =>
         run(
           o.json,
           (client) => client.sandboxes.create(o),
@@ -62,19 +77,28 @@ export function registerSandboxCommands(program: Command, run: Run): void {
   sandbox
     .command('run <id> <command...>')
     .description(
-      "run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
+      "run a job (a command) in a sandbox, streaming its output; a stopped sandbox starts again first; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
     )
     .option('--workdir <dir>', 'working directory inside the sandbox')
+    .option('--timeout <duration>', "kill the job's processes past this long, e.g. 10m (default 30m)")
     .option('--json', 'machine-readable output')
-    .action(async (id: string, command: string[], o: { workdir?: string; json?: boolean }) =>
+    .action(async (id: string, command: string[], o: { workdir?: string; timeout?: string; json?: boolean }) =>
       run(
         o.json,
-        (client) => client.sandboxes.runJob(id, { command, workdir: o.workdir }),
+        (client) =>
+          client.sandboxes.runJob(
+            id,
+            { command, workdir: o.workdir, timeout: o.timeout },
+            o.json
+              ? {}
+              : {
+                  onResumed: (d) => console.error(`resumed from ${startedFrom(d)}`),
+                  onOutput: (c) => (c.stream === 'stdout' ? process.stdout : process.stderr).write(c.data),
+                },
+          ),
         (r) => {
-          process.stdout.write(r.stdout);
-          process.stderr.write(r.stderr);
           console.log(
-            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
+            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionPending ? '; saving its session' : ''}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
           );
         },
         (r) => jobExitCode(r.exitCode),

@@ -7,7 +7,7 @@ import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { screenText, validateField, validationError } from '../lib/validation';
+import { checkSandboxDuration, screenText, validateField, validationError } from '../lib/validation';
 import { audited, requireAccess } from './access';
 
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -67,6 +67,25 @@ export class WorkspaceClient {
           hint: 'choose another id, or add members to it',
         });
       await tx.insert(members).values({ workspace: id, userId: admin, role: 'admin' });
+      return row;
+    });
+  }
+
+  /**
+   * A workspace's sandbox defaults (its admins): how long a sandbox may sit idle and live. `null` goes back to the
+   * built-in default (15 minutes, 24 hours); a sandbox's own --idle-timeout / --max-lifetime still wins.
+   */
+  async setDefaults(input: { id: string; idleTimeout?: string | number | null; maxLifetime?: string | number | null }): Promise<Workspace> {
+    const id = checkWorkspaceSlug(input.id);
+    const seconds = (field: 'idleTimeout' | 'maxLifetime', v: string | number | null | undefined) =>
+      v === null ? null : v === undefined ? undefined : Math.max(1, Math.round(checkSandboxDuration(field, v)! / 1000));
+    const set = {
+      sandboxIdleTimeoutSeconds: seconds('idleTimeout', input.idleTimeout),
+      sandboxMaxLifetimeSeconds: seconds('maxLifetime', input.maxLifetime),
+    };
+    return audited(this.db, this.config, id, 'workspace.manage', `${id} sandbox defaults`, async (tx) => {
+      const [row] = await tx.update(workspaces).set(set).where(eq(workspaces.id, id)).returning();
+      if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${id}` });
       return row;
     });
   }

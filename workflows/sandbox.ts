@@ -271,7 +271,13 @@ class SandboxEntity {
         hint: 'the sandbox is still usable; give the job more time with --timeout, e.g. --timeout 1h',
         output: { stdout: output.stdout, stderr: output.stderr },
       });
-    return { sequence, ...output, stopped: !req.keepAlive, ...(saves ? { sessionPending: true } : {}), ...(resumedFrom ? { resumedFrom } : {}) };
+    return {
+      sequence,
+      ...output,
+      stopped: !req.keepAlive,
+      ...(saves ? { sessionPending: true } : {}),
+      ...(resumedFrom ? { resumedFrom } : {}),
+    };
   }
 
   /** Main loop, after a job's answer: save its session, then keep the sandbox running or stop it. */
@@ -300,7 +306,7 @@ class SandboxEntity {
   /** Which comes first for a quiet sandbox, the idle timeout or its maximum lifetime, and in how long. */
   nextExpiry(): { reason: Expiry; inMs: number } {
     const { req, s } = this;
-    const now = Date.now(); // workflow time: deterministic
+    const now = workflowNow();
     s.startedAt ??= now;
     const idle = req.idleTimeoutMs ?? SANDBOX_DEFAULTS.idleTimeoutMs;
     const left = s.startedAt + (req.maxLifetimeMs ?? SANDBOX_DEFAULTS.maxLifetimeMs) - now;
@@ -325,7 +331,12 @@ class SandboxEntity {
     const docker = this.docker();
     const containerId = s.containerId;
     // Stopped before the container is removed: a job accepted meanwhile starts a new one, never this one.
-    Object.assign(s, { state: 'stopped', containerId: undefined, startedAt: undefined, lastStop: { reason, at: Date.now(), sessionSnapshotId } });
+    Object.assign(s, {
+      state: 'stopped',
+      containerId: undefined,
+      startedAt: undefined,
+      lastStop: { reason, at: workflowNow(), sessionSnapshotId },
+    });
     await this.sync();
     this.show();
     if (containerId) await docker.removeSandbox({ containerId }).catch(() => undefined);
@@ -495,7 +506,7 @@ class SandboxEntity {
     s.lastStart = decision;
     if (decision.source === 'running') {
       s.state = 'idle';
-      if (this.lifecycle) s.startedAt ??= Date.now();
+      if (this.lifecycle) s.startedAt ??= workflowNow();
       return;
     }
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
@@ -509,7 +520,7 @@ class SandboxEntity {
       role: 'sandbox',
     });
     Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
-    if (this.lifecycle) s.startedAt = Date.now();
+    if (this.lifecycle) s.startedAt = workflowNow();
   }
 
   private async stopContainer(): Promise<void> {
@@ -552,6 +563,11 @@ class SandboxEntity {
     s.latestSessionSnapshotId = saved.snapshotId;
     return saved.snapshotId;
   }
+}
+
+/** Milliseconds of workflow time: the time of the current workflow task, the same on every replay. */
+function workflowNow(): number {
+  return new Date().getTime();
 }
 
 function formatMs(ms: number): string {
