@@ -1,5 +1,6 @@
 // Docker work on one host, through that host's dockerd. Runs on the host worker's own task queue.
 import { PassThrough } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
@@ -7,6 +8,7 @@ import type { StorageConfig } from '../lib/config';
 import type { ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
 import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
+import { OutputTail, type JobOutputProgress, type OutputStream } from '../lib/jobOutput';
 import { BASE_IMAGE_REF, findPreset } from '../lib/presets';
 import { fail } from './boundary';
 import { followProgress } from './progress';
@@ -55,12 +57,23 @@ export interface ExecInSandbox {
   command: string[];
   env?: Record<string, string>;
   workdir?: string;
+  /** A user's job: its process group is killed past this long, and its output is heartbeated as it comes. */
+  timeoutMs?: number;
 }
 
 export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** The job ran past its timeout and was killed; the output is what it wrote until then. */
+  timedOut?: boolean;
+}
+
+/** How a caller watches a running exec: its output as it comes, and a deadline with a way to kill it. */
+export interface ExecWatch {
+  onOutput?: (stream: OutputStream, text: string) => void;
+  timeoutMs?: number;
+  kill?: () => Promise<void>;
 }
 
 export interface CommitSandbox {
@@ -87,6 +100,27 @@ export const LOCAL_REGISTRY = 'snapflow.local';
 
 /** Output kept per stream, so a chatty command cannot blow up workflow history. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
+
+/** How often a running job's output is heartbeated (the host worker's heartbeat throttle matches it). */
+export const OUTPUT_HEARTBEAT_MS = 250;
+
+/** After the kill, how long the job's output stream may take to close before it is cut. */
+const KILL_GRACE_MS = 5_000;
+
+/** Where a job records its pid: on the container's tmpfs, so a session snapshot never carries it. */
+const JOB_PID_FILE = '/dev/shm/.snapflow-job.pid';
+
+/** A job runs as `sh -c` that records its pid and then becomes the command (same pid, same process group). */
+const jobCommand = (command: string[]): string[] => ['sh', '-c', 'echo $$ > "$0"; exec "$@"', JOB_PID_FILE, ...command];
+
+/** Kills the job's process group, and its process tree when it is not a group leader. */
+const KILL_JOB = [
+  'p=$(cat "$0" 2>/dev/null) || exit 0',
+  'kill -KILL -"$p" 2>/dev/null',
+  'tree() { for c in $(awk -v p="$1" \'$4 == p { print $1 }\' /proc/[0-9]*/stat 2>/dev/null); do tree "$c"; done; kill -KILL "$1" 2>/dev/null; }',
+  'tree "$p"',
+  'rm -f "$0"',
+].join('\n');
 
 /** Connection-level problems are worth retrying; everything typed above is not. */
 function retryable(code: ErrorCode, message: string): ApplicationFailure {
@@ -118,7 +152,7 @@ function truncate(text: string): string {
 }
 
 /** Runs a command in a running container and collects its demultiplexed output and exit code. */
-export async function runExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecWatch = {}): Promise<ExecResult> {
   const exec = await docker.getContainer(input.containerId).exec({
     Cmd: input.command,
     Env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
@@ -129,15 +163,34 @@ export async function runExec(docker: Docker, input: ExecInSandbox): Promise<Exe
   const stream = await exec.start({ hijack: true, stdin: false });
   const out: Buffer[] = [];
   const errOut: Buffer[] = [];
-  const stdout = new PassThrough().on('data', (c: Buffer) => out.push(c));
-  const stderr = new PassThrough().on('data', (c: Buffer) => errOut.push(c));
+  const collect = (into: Buffer[], name: OutputStream) => {
+    const decoder = new StringDecoder('utf8');
+    return (c: Buffer) => {
+      into.push(c);
+      if (watch.onOutput) watch.onOutput(name, decoder.write(c));
+    };
+  };
+  const stdout = new PassThrough().on('data', collect(out, 'stdout'));
+  const stderr = new PassThrough().on('data', collect(errOut, 'stderr'));
   docker.modem.demuxStream(stream, stdout, stderr);
-  await new Promise<void>((done, failed) => stream.on('end', done).on('close', done).on('error', failed));
+  let timedOut = false;
+  let deadline: NodeJS.Timeout | undefined;
+  await new Promise<void>((done, failed) => {
+    stream.on('end', done).on('close', done).on('error', failed);
+    if (watch.timeoutMs === undefined) return;
+    deadline = setTimeout(() => {
+      timedOut = true;
+      void (watch.kill ?? (async () => undefined))()
+        .catch(() => undefined)
+        .then(() => setTimeout(() => (stream.destroy(), done()), KILL_GRACE_MS).unref());
+    }, watch.timeoutMs);
+  }).finally(() => clearTimeout(deadline));
   const { ExitCode } = await exec.inspect();
   return {
     exitCode: ExitCode ?? -1,
     stdout: truncate(Buffer.concat(out).toString('utf8')),
     stderr: truncate(Buffer.concat(errOut).toString('utf8')),
+    ...(timedOut ? { timedOut } : {}),
   };
 }
 
@@ -149,6 +202,42 @@ const LOG_FRAME_BYTES = /[\x00-\x08]/g;
 async function outputTail(container: Docker.Container, lines = 20): Promise<string> {
   const logs = await container.logs({ stdout: true, stderr: true, tail: lines }).catch(() => Buffer.from(''));
   return logs.toString('utf8').replace(LOG_FRAME_BYTES, '').trim().slice(-2000);
+}
+
+/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated as it comes. */
+async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+  const ctx = Context.current();
+  const tails = { stdout: new OutputTail(), stderr: new OutputTail() };
+  const step = `exec ${input.command[0] ?? ''}`;
+  let changed = true;
+  let lastBeat = 0;
+  const beat = (force = false) => {
+    if (!changed && !force) return;
+    changed = false;
+    lastBeat = Date.now();
+    ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
+  };
+  beat(true);
+  const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
+  try {
+    return await runExec(
+      docker,
+      { ...input, command: jobCommand(input.command) },
+      {
+        onOutput: (stream, text) => {
+          tails[stream].push(text);
+          changed = true;
+        },
+        timeoutMs: input.timeoutMs,
+        kill: async () => {
+          await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] });
+        },
+      },
+    );
+  } finally {
+    clearInterval(timer);
+    beat();
+  }
 }
 
 export function createDockerActivities(deps: DockerDeps) {
@@ -266,6 +355,7 @@ export function createDockerActivities(deps: DockerDeps) {
     },
 
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
+      if (input.timeoutMs !== undefined) return guard('exec', () => runJobExec(docker, input));
       return guard('exec', () => withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input)));
     },
 

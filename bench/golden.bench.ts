@@ -15,7 +15,7 @@ import { median, report, time } from './measure';
 
 // The preload does real work, standing in for a dependency install: 48 MiB of dependency bytes written and
 // hashed, then a few seconds of CPU in the sandbox's shell. Real installs (npm, nix) take far longer.
-const DEPS =
+export const DEPS =
   'dd if=/dev/urandom of=deps.bin bs=1M count=48 2>/dev/null && sha256sum deps.bin > .deps-built && i=0 && while [ $i -lt 2000000 ]; do i=$((i+1)); done';
 const RUNS = 3;
 

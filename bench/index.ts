@@ -28,6 +28,19 @@ async function main(): Promise<void> {
         await t.teardown();
       }
     }
+    if (wants('sandbox')) {
+      const t = await createTestEnv();
+      try {
+        await t.startControlWorker();
+        const hostId = uniqueHostId('bench');
+        await t.startHostWorker({ hostId });
+        await t.client.refreshHost(hostId);
+        const { benchSandboxEndToEnd } = await import('./sandbox.bench');
+        await benchSandboxEndToEnd(t);
+      } finally {
+        await t.teardown();
+      }
+    }
     if (wants('multihost')) {
       const counts = (hostsArg?.replace('--hosts=', '') ?? '1,2,4').split(',').map(Number);
       const t = await createTestEnv();

@@ -83,3 +83,26 @@ export async function deleteMember(tx: Queryable, input: { workspace: string; us
 export async function listMembers(db: Db, workspace: string): Promise<Member[]> {
   return db.select().from(members).where(eq(members.workspace, workspace)).orderBy(members.userId);
 }
+
+/** A workspace's sandbox defaults, in seconds; `null` goes back to the built-in default. NOT_FOUND when it does not exist. */
+export async function setSandboxDefaults(
+  tx: Queryable,
+  input: { id: string; sandboxIdleTimeoutSeconds?: number | null; sandboxMaxLifetimeSeconds?: number | null },
+): Promise<Workspace> {
+  const { id, ...set } = input;
+  const [row] = await tx.update(workspaces).set(set).where(eq(workspaces.id, id)).returning();
+  if (!row) throw new SnapflowError({ code: 'NOT_FOUND', field: 'workspace', message: `no workspace ${id}` });
+  return row;
+}
+
+/** How long a workspace's sandboxes may sit idle and live (seconds), when its admins said so; the system workspace has none. */
+export async function sandboxDefaults(
+  db: Pick<Queryable, 'select'>,
+  workspace: string,
+): Promise<{ idleTimeoutSeconds: number | null; maxLifetimeSeconds: number | null }> {
+  const [row] = await db
+    .select({ idleTimeoutSeconds: workspaces.sandboxIdleTimeoutSeconds, maxLifetimeSeconds: workspaces.sandboxMaxLifetimeSeconds })
+    .from(workspaces)
+    .where(eq(workspaces.id, workspace));
+  return row ?? { idleTimeoutSeconds: null, maxLifetimeSeconds: null };
+}

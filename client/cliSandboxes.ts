@@ -5,16 +5,17 @@ import type { CreateSandboxInput } from './sandboxes';
 import { jobExitCode } from './exitCodes';
 import type { Run } from './cliRun';
 
+const named = (id: string, name?: string): string => (name ? `${name} (${id})` : id);
+
+/** Where a start came from, with the snapshot's name beside its id. */
+function startedFrom(d: RestoreDecision): string {
+  if (d.source === 'running') return `the running container on ${d.hostId}`;
+  if (d.source !== 'base') return `${d.source} snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`;
+  return d.snapshotId ? `fresh base image snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})` : `fresh base image ${d.imageRef}`;
+}
+
 function explain(d: RestoreDecision): string {
-  const named = (id: string, name?: string): string => (name ? `${name} (${id})` : id);
-  const chosen =
-    d.source === 'running'
-      ? `reuse the running container on ${d.hostId}`
-      : d.source === 'base'
-        ? d.snapshotId
-          ? `fresh base image snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`
-          : `fresh base image ${d.imageRef}`
-        : `${d.source} snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`;
+  const chosen = d.source === 'running' ? `reuse the running container on ${d.hostId}` : startedFrom(d);
   const base = d.base
     ? [
         `  base: ${d.base.agent ? `agent ${d.base.agent} on ` : ''}image snapshot ${named(d.base.snapshotId, d.base.name)}, entrypoint ${d.base.entrypoint}, profile ${d.profileKey ?? ''}`,
@@ -37,6 +38,8 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .option('--runtime <runtime>', "codex | pi (default with --agent/--snapshot: the snapshot's)")
     .option('--keep-alive', 'keep the container running between jobs')
     .option('--issue <key>', 'issue the sandbox works on (its pinned golden snapshot comes first)')
+    .option('--idle-timeout <duration>', "stop after this long without a job, e.g. 15m (default: the workspace's, else 15m)")
+    .option('--max-lifetime <duration>', "stop once running this long, keep-alive or not, e.g. 8h (default: the workspace's, else 24h)")
     .option('--json', 'machine-readable output')
     .action(
       async (o: {
@@ -48,6 +51,8 @@ export function registerSandboxCommands(program: Command, run: Run): void {
         runtime?: string;
         keepAlive?: boolean;
         issue?: string;
+        idleTimeout?: string;
+        maxLifetime?: string;
         json?: boolean;
       }) =>
         run(
@@ -76,19 +81,28 @@ export function registerSandboxCommands(program: Command, run: Run): void {
   sandbox
     .command('run <id> <command...>')
     .description(
-      "run a job (a command) in an idle sandbox; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
+      "run a job (a command) in a sandbox, streaming its output; a stopped sandbox starts again first; a vm sandbox saves a session snapshot when it succeeds; exits with the job's exit code",
     )
     .option('--workdir <dir>', 'working directory inside the sandbox')
+    .option('--timeout <duration>', "kill the job's processes past this long, e.g. 10m (default 30m)")
     .option('--json', 'machine-readable output')
-    .action(async (id: string, command: string[], o: { workdir?: string; json?: boolean }) =>
+    .action(async (id: string, command: string[], o: { workdir?: string; timeout?: string; json?: boolean }) =>
       run(
         o.json,
-        (client) => client.sandboxes.runJob(id, { command, workdir: o.workdir }),
+        (client) =>
+          client.sandboxes.runJob(
+            id,
+            { command, workdir: o.workdir, timeout: o.timeout },
+            o.json
+              ? {}
+              : {
+                  onResumed: (d) => console.error(`resumed from ${startedFrom(d)}`),
+                  onOutput: (c) => (c.stream === 'stdout' ? process.stdout : process.stderr).write(c.data),
+                },
+          ),
         (r) => {
-          process.stdout.write(r.stdout);
-          process.stderr.write(r.stderr);
           console.log(
-            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
+            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionPending ? '; saving its session' : ''}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
           );
         },
         (r) => jobExitCode(r.exitCode),

@@ -29,6 +29,22 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
       ),
     );
   workspace
+    .command('set-defaults <id>')
+    .description("a workspace's sandbox defaults (admins): idle timeout and maximum lifetime")
+    .option('--idle-timeout <duration>', 'stop a sandbox after this long without a job, e.g. 15m (default 15m)')
+    .option('--max-lifetime <duration>', 'stop a sandbox once it has run this long, keep-alive or not, e.g. 24h (default 24h)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { idleTimeout?: string; maxLifetime?: string; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => c.workspaces.setDefaults({ id, idleTimeout: o.idleTimeout, maxLifetime: o.maxLifetime }),
+        (w) =>
+          console.log(
+            `✓ workspace ${w.id}: sandboxes stop after ${w.sandboxIdleTimeoutSeconds ?? 900}s idle, ${w.sandboxMaxLifetimeSeconds ?? 86400}s of life`,
+          ),
+      ),
+    );
+  workspace
     .command('list')
     .description('every workspace and its plan')
     .option('--json', 'machine-readable output')

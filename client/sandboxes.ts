@@ -3,16 +3,19 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { storageNotConfigured } from '../catalog/golden';
 import { readRestoreInput } from '../catalog/restore';
 import { findIssue, listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
+import { sandboxDefaults } from '../catalog/workspaces';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
+import { OutputReader, type JobOutputProgress, type OutputChunk } from '../lib/jobOutput';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
 import {
@@ -22,12 +25,20 @@ import {
   checkPinnedSnapshot,
   checkPromotedName,
   checkSandboxBase,
+  checkSandboxDuration,
   checkSandboxId,
   checkSandboxSpec,
   checkSandboxWorkspace,
 } from '../lib/validation';
 import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
-import { destroyUpdate, promoteUpdate, resumeUpdate, runJobUpdate, sandboxStatusQuery } from '../workflows/contracts/sandbox';
+import {
+  SANDBOX_DEFAULTS,
+  destroyUpdate,
+  promoteUpdate,
+  resumeUpdate,
+  runJobUpdate,
+  sandboxStatusQuery,
+} from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 
@@ -41,6 +52,10 @@ interface CreateSandboxCommon {
   keepAlive?: boolean;
   /** External issue key (e.g. "ENG-42"): its pinned golden snapshot comes first in the restore order. */
   issue?: string;
+  /** Stop after this long without a job, e.g. "15m" (default: the workspace's, else 15 minutes). */
+  idleTimeout?: string | number;
+  /** Stop once running this long, keep-alive or not, e.g. "8h" (default: the workspace's, else 24 hours). */
+  maxLifetime?: string | number;
 }
 
 /**
@@ -55,6 +70,22 @@ interface ChosenBase {
   snapshot: Snapshot;
   agentId?: string;
 }
+
+/** A job as a caller sends it: the command, and how long it may run (e.g. "10m"; default 30 minutes). */
+export type JobInput = Omit<JobRequest, 'actor' | 'timeoutMs'> & { timeout?: string | number };
+
+export interface RunJobOptions {
+  /** Output as the job writes it (polled about every 200 ms), then whatever the result holds beyond it. */
+  onOutput?: (chunk: OutputChunk) => void;
+  /** The sandbox was stopped and starts again for this job: where it starts from, before any of the job's output. */
+  onResumed?: (from: RestoreDecision) => void;
+  /** Also wait for the session snapshot saved after the job, and fill in its id (or why it was not saved). */
+  waitForSession?: boolean;
+}
+
+/** How often a running job's output is polled, and how long a job waits for the previous job's session save. */
+const OUTPUT_POLL_MS = 200;
+const SESSION_WAIT_MS = 10 * 60_000;
 
 /** Turns an Update's refusal or failure into the SnapflowError the workflow typed. */
 async function typed<T>(work: () => Promise<T>): Promise<T> {
@@ -90,11 +121,14 @@ export class SandboxClient {
   async create(input: CreateSandboxInput): Promise<{ sandboxId: string; workflowId: string; status: SandboxStatus }> {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkSandboxBase(input);
+    const idleTimeout = checkSandboxDuration('idleTimeout', input.idleTimeout);
+    const maxLifetime = checkSandboxDuration('maxLifetime', input.maxLifetime);
     await requireAccess(this.db, this.config, workspace, 'sandbox.create');
     const base = await this.chooseBase(workspace, input);
     const size = input.size ?? base?.snapshot.size;
     checkSandboxSpec({ ...input, size, runtime: input.runtime ?? base?.snapshot.runtime });
     const runtime = (input.runtime ?? base?.snapshot.runtime) as Runtime;
+    const lifecycle = await this.lifecycleFor(workspace, { idleTimeout, maxLifetime });
     let issueId: string | undefined;
     if (input.issue) {
       issueId = (await saveIssue(this.db, { workspace, issue: input.issue })).id;
@@ -116,6 +150,7 @@ export class SandboxClient {
           issueId,
           baseSnapshotId: base?.snapshot.id,
           agentId: base?.agentId,
+          ...lifecycle,
           actor: this.config.actor,
         },
       ],
@@ -151,6 +186,19 @@ export class SandboxClient {
     return { snapshot, agentId };
   }
 
+  /** The sandbox's own timeouts, else its workspace's defaults, else the built-in ones. */
+  private async lifecycleFor(
+    workspace: string,
+    own: { idleTimeout?: number; maxLifetime?: number },
+  ): Promise<{ idleTimeoutMs: number; maxLifetimeMs: number }> {
+    const stored = await sandboxDefaults(this.db, workspace);
+    const seconds = (v: number | null | undefined) => (v ? v * 1000 : undefined);
+    return {
+      idleTimeoutMs: own.idleTimeout ?? seconds(stored.idleTimeoutSeconds) ?? SANDBOX_DEFAULTS.idleTimeoutMs,
+      maxLifetimeMs: own.maxLifetime ?? seconds(stored.maxLifetimeSeconds) ?? SANDBOX_DEFAULTS.maxLifetimeMs,
+    };
+  }
+
   /** A fresh sandbox is `provisioning` until the restore order has placed it; wait (bounded) for that. */
   private async waitUntilStarted(workflowId: string): Promise<SandboxStatus> {
     const handle = this.temporal.workflow.getHandle(workflowId);
@@ -171,15 +219,100 @@ export class SandboxClient {
     });
   }
 
-  async runJob(sandboxId: string, job: JobRequest): Promise<JobResult> {
+  /**
+   * Runs a job; a stopped sandbox starts again first (the result says from where). The answer comes as soon as the
+   * job ends; a `vm` sandbox saves its session after, and the next job waits for that save (bounded) instead of failing.
+   */
+  async runJob(sandboxId: string, job: JobInput, options: RunJobOptions = {}): Promise<JobResult> {
     const id = checkSandboxId(sandboxId);
     checkJob(job);
+    const timeoutMs = checkSandboxDuration('timeout', job.timeout);
     await this.canOn(id, 'sandbox.job');
-    return typed(() =>
-      this.temporal.workflow
-        .getHandle(workflowIds.sandbox(id))
-        .executeUpdate(runJobUpdate, { args: [{ ...job, actor: this.config.actor }] }),
-    );
+    const handle = this.temporal.workflow.getHandle(workflowIds.sandbox(id));
+    const request: JobRequest = {
+      command: job.command,
+      env: job.env,
+      workdir: job.workdir,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      actor: this.config.actor,
+    };
+    const reader = new OutputReader();
+    let resumedSaid = false;
+    const sayResumed = (from?: RestoreDecision) => {
+      if (!from || resumedSaid) return;
+      resumedSaid = true;
+      options.onResumed?.(from);
+    };
+    const emit = (chunks: OutputChunk[]) => chunks.forEach((c) => options.onOutput?.(c));
+    const wasStopped = Boolean(options.onResumed) && (await handle.query(sandboxStatusQuery).catch(() => undefined))?.state === 'stopped';
+    const result = await this.afterSessionSave(id, () =>
+      typed(async () => {
+        const update = handle.executeUpdate(runJobUpdate, { args: [request] });
+        if (!options.onOutput) return update;
+        return this.streamOutput(handle, update, async (p) => {
+          if (wasStopped && !resumedSaid) sayResumed((await handle.query(sandboxStatusQuery).catch(() => undefined))?.lastStart);
+          emit(reader.fromProgress(p));
+        });
+      }),
+    ).catch((err: unknown) => {
+      // A job that timed out carries its output: hand over what was not streamed yet, then the failure.
+      if (err instanceof SnapflowError && err.output) emit(reader.fromResult(err.output));
+      throw err;
+    });
+    sayResumed(result.resumedFrom);
+    emit(reader.fromResult(result));
+    if (!options.waitForSession || !result.sessionPending) return result;
+    const { lastSession } = await this.waitWhileSnapshotting(id);
+    if (lastSession?.sequence !== result.sequence) return result;
+    return { ...result, sessionPending: false, sessionSnapshotId: lastSession.sessionSnapshotId, sessionError: lastSession.sessionError };
+  }
+
+  /** Polls the running exec activity's heartbeats (decoded like any payload) until the job's answer is in. */
+  private async streamOutput<T>(
+    handle: ReturnType<Client['workflow']['getHandle']>,
+    update: Promise<T>,
+    onProgress: (p: JobOutputProgress) => Promise<void>,
+  ): Promise<T> {
+    let done = false;
+    const finished = update.finally(() => (done = true));
+    finished.catch(() => undefined);
+    while (!done) {
+      const described = await handle.describe().catch(() => undefined);
+      for (const activity of described?.raw.pendingActivities ?? []) {
+        if (activity.activityType?.name !== 'execInSandbox' || !activity.heartbeatDetails?.payloads?.length) continue;
+        const [progress] = await decodeArrayFromPayloads(this.temporal.options.loadedDataConverter, activity.heartbeatDetails.payloads);
+        if ((progress as JobOutputProgress | undefined)?.stdout) await onProgress(progress as JobOutputProgress);
+      }
+      await Promise.race([finished.catch(() => undefined), new Promise((r) => setTimeout(r, OUTPUT_POLL_MS))]);
+    }
+    return finished;
+  }
+
+  /**
+   * Sent again when it was refused only because the sandbox was saving a session (`snapshotting`), up to
+   * SESSION_WAIT_MS: back-to-back calls wait for the save. A refusal for a running job or promotion stays one.
+   */
+  private async afterSessionSave<T>(sandboxId: string, send: () => Promise<T>): Promise<T> {
+    const until = Date.now() + SESSION_WAIT_MS;
+    for (;;) {
+      try {
+        return await send();
+      } catch (err) {
+        const saving = err instanceof SnapflowError && err.code === 'SANDBOX_BUSY' && err.message.includes(' is snapshotting');
+        if (!saving || Date.now() > until) throw err;
+        await this.waitWhileSnapshotting(sandboxId, until);
+      }
+    }
+  }
+
+  /** Until the sandbox leaves `snapshotting` (its session is saved), bounded; returns its status then. */
+  async waitWhileSnapshotting(sandboxId: string, until = Date.now() + SESSION_WAIT_MS): Promise<SandboxStatus> {
+    const handle = this.temporal.workflow.getHandle(workflowIds.sandbox(checkSandboxId(sandboxId)));
+    for (;;) {
+      const status = await typed(() => handle.query(sandboxStatusQuery));
+      if (status.state !== 'snapshotting' || Date.now() > until) return status;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   async promote(sandboxId: string, input: { name: string; setDefault?: boolean }): Promise<PromoteResult> {
@@ -188,26 +321,32 @@ export class SandboxClient {
     checkPromotedName(input.name);
     checkFlag('setDefault', input.setDefault);
     await this.canOn(id, 'sandbox.promote');
-    return typed(() =>
-      this.temporal.workflow
-        .getHandle(workflowIds.sandbox(id))
-        .executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }),
+    return this.afterSessionSave(id, () =>
+      typed(() =>
+        this.temporal.workflow
+          .getHandle(workflowIds.sandbox(id))
+          .executeUpdate(promoteUpdate, { args: [{ name: input.name, setDefault: input.setDefault, actor: this.config.actor }] }),
+      ),
     );
   }
 
   async resume(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.resume');
-    return typed(() =>
-      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }),
+    return this.afterSessionSave(id, () =>
+      typed(() =>
+        this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(resumeUpdate, { args: [{ actor: this.config.actor }] }),
+      ),
     );
   }
 
   async destroy(sandboxId: string): Promise<SandboxStatus> {
     const id = checkSandboxId(sandboxId);
     await this.canOn(id, 'sandbox.destroy');
-    return typed(() =>
-      this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }),
+    return this.afterSessionSave(id, () =>
+      typed(() =>
+        this.temporal.workflow.getHandle(workflowIds.sandbox(id)).executeUpdate(destroyUpdate, { args: [{ actor: this.config.actor }] }),
+      ),
     );
   }
 

@@ -7,6 +7,7 @@ import {
   insertWorkspace,
   listMembers,
   saveMember,
+  setSandboxDefaults,
   setWorkspacePlan,
   workspacesOf,
   type Member,
@@ -16,7 +17,7 @@ import type { Db } from '../db/client';
 import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { screenText, validateField, validationError } from '../lib/validation';
+import { checkSandboxDuration, screenText, validateField, validationError } from '../lib/validation';
 import { audited, requireAccess } from './access';
 
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
@@ -52,6 +53,21 @@ export class WorkspaceClient {
     return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, (tx) =>
       insertWorkspace(tx, { id, plan, admin }),
     );
+  }
+
+  /**
+   * A workspace's sandbox defaults (its admins): how long a sandbox may sit idle and live. `null` goes back to the
+   * built-in default (15 minutes, 24 hours); a sandbox's own --idle-timeout / --max-lifetime still wins.
+   */
+  async setDefaults(input: { id: string; idleTimeout?: string | number | null; maxLifetime?: string | number | null }): Promise<Workspace> {
+    const id = checkWorkspaceSlug(input.id);
+    const seconds = (field: 'idleTimeout' | 'maxLifetime', v: string | number | null | undefined) =>
+      v === null ? null : v === undefined ? undefined : Math.max(1, Math.round(checkSandboxDuration(field, v)! / 1000));
+    const set = {
+      sandboxIdleTimeoutSeconds: seconds('idleTimeout', input.idleTimeout),
+      sandboxMaxLifetimeSeconds: seconds('maxLifetime', input.maxLifetime),
+    };
+    return audited(this.db, this.config, id, 'workspace.manage', `${id} sandbox defaults`, (tx) => setSandboxDefaults(tx, { id, ...set }));
   }
 
   /** Operators only: free ↔ paid. */

@@ -1,7 +1,7 @@
 // Who may do what: workspaces with a plan, their members with a role, agents pointing at a snapshot,
 // and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
 import { sql } from 'drizzle-orm';
-import { bigserial, check, index, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { bigserial, check, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 import { DECISIONS, PLANS, ROLES } from '../lib/vocabulary';
 import { snapshots } from './schema';
@@ -18,9 +18,16 @@ export const workspaces = pgTable(
     /** The same slug snapshots, sandboxes and configs use as their workspace. */
     id: text('id').primaryKey(),
     plan: plan('plan').notNull().default('free'),
+    /** Sandbox defaults; null: the built-in ones (15 minutes idle, 24 hours of life). */
+    sandboxIdleTimeoutSeconds: integer('sandbox_idle_timeout_seconds'),
+    sandboxMaxLifetimeSeconds: integer('sandbox_max_lifetime_seconds'),
     createdAt: createdAt(),
   },
-  (t) => [check('workspaces_id_slug', sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)} AND ${t.id} <> 'system'`)],
+  (t) => [
+    check('workspaces_id_slug', sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)} AND ${t.id} <> 'system'`),
+    check('workspaces_sandbox_idle_timeout_positive', sql`${t.sandboxIdleTimeoutSeconds} > 0`),
+    check('workspaces_sandbox_max_lifetime_positive', sql`${t.sandboxMaxLifetimeSeconds} > 0`),
+  ],
 );
 
 export const members = pgTable(

@@ -36,6 +36,7 @@ export const ERROR_CODES = [
   'VM_UNRESPONSIVE',
   'VM_SNAPSHOT_FAILED',
   'VM_PROFILE_MISMATCH',
+  'JOB_TIMED_OUT',
   'TIMED_OUT',
   'CANCELLED',
   'WORKFLOW_GONE',
@@ -48,12 +49,15 @@ export interface SnapflowErrorShape {
   message: string;
   field?: string;
   hint?: string;
+  /** A job that failed after it ran (JOB_TIMED_OUT): what it wrote until then. */
+  output?: { stdout: string; stderr: string };
 }
 
 export class SnapflowError extends Error implements SnapflowErrorShape {
   readonly code: ErrorCode;
   readonly field?: string;
   readonly hint?: string;
+  readonly output?: { stdout: string; stderr: string };
 
   constructor(shape: SnapflowErrorShape) {
     super(shape.message);
@@ -61,10 +65,11 @@ export class SnapflowError extends Error implements SnapflowErrorShape {
     this.code = shape.code;
     this.field = shape.field;
     this.hint = shape.hint;
+    if (shape.output) this.output = shape.output;
   }
 
   toJSON(): SnapflowErrorShape {
-    return { code: this.code, message: this.message, field: this.field, hint: this.hint };
+    return { code: this.code, message: this.message, field: this.field, hint: this.hint, ...(this.output ? { output: this.output } : {}) };
   }
 }
 
@@ -95,8 +100,14 @@ export function describeFailure(err: unknown): SnapflowErrorShape {
   for (let depth = 0; current && depth < 8; depth++) {
     if (current instanceof SnapflowError) return current.toJSON();
     if (current instanceof ApplicationFailure && isErrorCode(current.type)) {
-      const detail = (current.details?.[0] ?? {}) as { field?: string; hint?: string };
-      return { code: current.type, message: current.message, field: detail.field, hint: detail.hint };
+      const detail = (current.details?.[0] ?? {}) as Pick<SnapflowErrorShape, 'field' | 'hint' | 'output'>;
+      return {
+        code: current.type,
+        message: current.message,
+        field: detail.field,
+        hint: detail.hint,
+        ...(detail.output ? { output: detail.output } : {}),
+      };
     }
     if (current instanceof TimeoutFailure) {
       const kind = String(current.timeoutType ?? 'unknown')

@@ -77,7 +77,11 @@ test('a drained host takes no new sandbox; a sandbox from it resumes on another 
   const { sandboxId, status } = await t.client.sandboxes.create({ workspace: 'multi-ws', class: 'vm', size: 'small', runtime: 'codex' });
   sandboxIds.push(sandboxId);
   expect(status.hostId).toBe(hostB);
-  const job = await t.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo "made on B" > /root/origin'] });
+  const job = await t.client.sandboxes.runJob(
+    sandboxId,
+    { command: ['sh', '-c', 'echo "made on B" > /root/origin'] },
+    { waitForSession: true },
+  );
   expect(job.sessionSnapshotId).toBeDefined();
 
   // B goes away for new work (its worker announcing itself again does not undo that); A comes back.

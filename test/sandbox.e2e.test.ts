@@ -66,6 +66,7 @@ test('a successful job saves a session snapshot and stops the sandbox; resume re
   const job = await t.client.sandboxes.runJob(
     sandboxId,
     sh('mkdir -p /workspace && echo "work of job 1" > /workspace/notes.txt && echo done'),
+    { waitForSession: true },
   );
   expect(job).toMatchObject({ sequence: 1, exitCode: 0, stdout: 'done\n', stopped: true, sessionSnapshotId: expect.any(String) });
   const [session] = await sessionRows(sandboxId);
@@ -77,14 +78,11 @@ test('a successful job saves a session snapshot and stops the sandbox; resume re
   });
   expect(await t.db.db.select().from(hostCache).where(eq(hostCache.snapshotId, session!.id))).toHaveLength(1);
 
-  await expect(t.client.sandboxes.runJob(sandboxId, sh('true'))).rejects.toMatchObject({
-    code: 'SANDBOX_STOPPED',
-    hint: expect.stringContaining('sandbox start'),
-  });
+  // The explicit start stays; a job on the stopped sandbox would start it the same way (sandboxLifecycle.e2e).
   const resumed = await t.client.sandboxes.resume(sandboxId);
   expect(resumed.lastStart).toMatchObject({ source: 'session', snapshotId: session!.id });
   expect(reasons(resumed.lastStart!)).toEqual(['running:keep-alive-off']);
-  const read = await t.client.sandboxes.runJob(sandboxId, sh('cat /workspace/notes.txt'));
+  const read = await t.client.sandboxes.runJob(sandboxId, sh('cat /workspace/notes.txt'), { waitForSession: true });
   expect(read.stdout).toBe('work of job 1\n');
   // The second session supersedes the first.
   expect((await t.client.sandboxes.status(sandboxId)).latestSessionSnapshotId).toBe(read.sessionSnapshotId);
@@ -93,7 +91,7 @@ test('a successful job saves a session snapshot and stops the sandbox; resume re
 
 test('a failed job saves nothing; the previous session stays the latest', async () => {
   const { sandboxId } = await create({ keepAlive: true });
-  const ok = await t.client.sandboxes.runJob(sandboxId, sh('echo 1 > /tmp/state'));
+  const ok = await t.client.sandboxes.runJob(sandboxId, sh('echo 1 > /tmp/state'), { waitForSession: true });
   const failed = await t.client.sandboxes.runJob(sandboxId, sh('echo 2 > /tmp/state; echo broken >&2; exit 3'));
   expect(failed).toMatchObject({ exitCode: 3, stderr: 'broken\n', stopped: false });
   expect(failed.sessionSnapshotId).toBeUndefined();
@@ -157,7 +155,7 @@ test('golden selection: pin on the issue → workspace default → system defaul
 
 test('pins refuse what restore could never use', async () => {
   const { sandboxId } = await create();
-  const job = await t.client.sandboxes.runJob(sandboxId, sh('true'));
+  const job = await t.client.sandboxes.runJob(sandboxId, sh('true'), { waitForSession: true });
   const [session] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, job.sessionSnapshotId!));
   await expect(t.client.sandboxes.pin({ workspace: ws, issue: 'ENG-2', snapshot: session!.name })).rejects.toMatchObject({
     code: 'VALIDATION_FAILED',
@@ -184,7 +182,7 @@ test('pins refuse what restore could never use', async () => {
 
 test('a session missing from storage and from every host cache is skipped as not available', async () => {
   const { sandboxId } = await create();
-  const job = await t.client.sandboxes.runJob(sandboxId, sh('true'));
+  const job = await t.client.sandboxes.runJob(sandboxId, sh('true'), { waitForSession: true });
   // As if storage lost the image and the host evicted it: the catalog no longer knows a copy anywhere.
   await t.db.db.update(snapshots).set({ storedRef: null }).where(eq(snapshots.id, job.sessionSnapshotId!));
   await t.db.db.delete(hostCache).where(eq(hostCache.snapshotId, job.sessionSnapshotId!));
@@ -212,7 +210,8 @@ test('promote and runJob fired together, many times: exactly one wins each round
       expect(winner).toMatchObject({ name: `race-${round}`, snapshotId: expect.any(String) });
       promotions++;
     }
-    expect((await t.client.sandboxes.status(sandboxId)).state).toBe('idle');
+    // A job's session is saved after its answer: the sandbox is idle again once that is done.
+    expect((await t.client.sandboxes.waitWhileSnapshotting(sandboxId)).state).toBe('idle');
   }
   const promoted = await t.db.db
     .select()
@@ -258,7 +257,7 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle')
     await new Promise((r) => setTimeout(r, 100));
   for (let i = 1; i <= 3; i++) await t.client.sandboxes.runJob(sandboxId, sh(`echo ${i} >> /tmp/log`));
-  const status = await t.client.sandboxes.status(sandboxId);
+  const status = await t.client.sandboxes.waitWhileSnapshotting(sandboxId);
   expect(status).toMatchObject({ jobs: 3, state: 'idle' });
   const { runId } = await t.client.temporal.workflow.getHandle(workflowId).describe();
   expect(runId).not.toBe(handle.firstExecutionRunId); // continued as new after two updates, state kept

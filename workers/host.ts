@@ -4,7 +4,7 @@ import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
-import { createDockerActivities } from '../activities/docker';
+import { OUTPUT_HEARTBEAT_MS, createDockerActivities } from '../activities/docker';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
 import { sweepLeftovers } from '../activities/leftovers';
@@ -62,6 +62,9 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
+    // A running job's output reaches its caller through heartbeats: send them as often as the job writes them.
+    maxHeartbeatThrottleInterval: OUTPUT_HEARTBEAT_MS,
+    defaultHeartbeatThrottleInterval: OUTPUT_HEARTBEAT_MS,
   });
 }
 

@@ -84,9 +84,19 @@ export function hostActivities(hostId: string): HostProxy {
  * A user's job runs at most once: if the host worker dies mid-command, the job fails (EXEC_FAILED) instead of
  * silently running the command a second time. The caller decides whether running it again is safe.
  */
-export function hostJobActivities(hostId: string): Pick<HostProxy, 'execInSandbox'> {
-  return proxyActivities<DockerActivities>({ ...profiles.build, retry: { maximumAttempts: 1 }, taskQueue: taskQueues.host(hostId) });
+export function hostJobActivities(hostId: string, jobTimeoutMs?: number): Pick<HostProxy, 'execInSandbox'> {
+  // A job with a timeout is killed inside the sandbox at its deadline; the activity gets room to report that.
+  const startToCloseTimeout = jobTimeoutMs === undefined ? profiles.build.startToCloseTimeout : jobTimeoutMs + JOB_KILL_MARGIN_MS;
+  return proxyActivities<DockerActivities>({
+    ...profiles.build,
+    startToCloseTimeout,
+    retry: { maximumAttempts: 1 },
+    taskQueue: taskQueues.host(hostId),
+  });
 }
+
+/** Time past a job's own timeout for the kill, the end of its output and the answer. */
+const JOB_KILL_MARGIN_MS = 2 * 60_000;
 
 /** The same host activities with the probe profile: answers fast or says the host is not there. */
 export function hostProbe(hostId: string): Pick<HostProxy, 'describeHost'> {

@@ -3,8 +3,9 @@ import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import { describeFailure, type ErrorCode, type SnapflowErrorShape } from '../lib/errors';
 
 /** Fails the run, or refuses the Update, with a typed reason: retrying cannot help. */
-export function reject(code: ErrorCode, message: string, more: { field?: string; hint?: string } = {}): never {
-  throw ApplicationFailure.create({ type: code, message, nonRetryable: true, details: [{ field: more.field, hint: more.hint }] });
+export function reject(code: ErrorCode, message: string, more: Omit<SnapflowErrorShape, 'code' | 'message'> = {}): never {
+  const detail = { field: more.field, hint: more.hint, ...(more.output ? { output: more.output } : {}) };
+  throw ApplicationFailure.create({ type: code, message, nonRetryable: true, details: [detail] });
 }
 
 /** Rethrows a failed step with its own typed reason (not "activity task failed"). */

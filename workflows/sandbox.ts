@@ -25,6 +25,7 @@ import {
   sandboxCatalog,
 } from './activities';
 import {
+  SANDBOX_DEFAULTS,
   destroyUpdate,
   promoteUpdate,
   resumeUpdate,
@@ -32,6 +33,7 @@ import {
   sandboxStatusQuery,
   type JobRequest,
   type JobResult,
+  type SandboxCarried as Carried,
   type PromoteRequest,
   type PromoteResult,
   type SandboxCall,
@@ -51,6 +53,8 @@ const SNAPSHOT_CLASS: SandboxClass = 'vm';
 
 /** An image snapshot's entrypoint counts as up when it is still running this long after the container started. */
 const ENTRYPOINT_SETTLE_SECONDS = 2;
+/** Why a running sandbox stops on its own. */
+type Expiry = NonNullable<Carried['lastStop']>['reason'];
 
 /** States in which something is running on the sandbox: destroy waits for it. */
 const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', 'provisioning'];
@@ -63,6 +67,13 @@ class SandboxEntity {
   /** Updates accepted by this run; past `updatesPerRun` the run continues as new. */
   handled = 0;
   destroyed = false;
+  /**
+   * Runs started with the lifecycle (idle timeout, max lifetime, a run that resumes a stopped sandbox, a job
+   * timeout, the session saved after the job's answer); recorded runs without it replay as they were.
+   */
+  readonly lifecycle: boolean;
+  /** A successful job whose session the main loop saves after the job's answer went out. */
+  afterJob?: { sequence: number };
   private readonly s: SandboxCarried;
   private readonly run: { workflowId: string; runId: string };
   private currentJob: SandboxStatus['currentJob'];
@@ -71,6 +82,7 @@ class SandboxEntity {
     this.s = req.carried ?? { state: 'provisioning', jobs: 0, generation: 0 };
     const { workflowId, runId } = workflowInfo();
     this.run = { workflowId, runId };
+    this.lifecycle = patched('lifecycle-v1');
   }
 
   status(): SandboxStatus {
@@ -130,10 +142,17 @@ class SandboxEntity {
         hint: 'e.g. ["sh", "-c", "npm test"]',
       });
     }
+    if (this.lifecycle) {
+      const t: unknown = job.timeoutMs;
+      if (t !== undefined && !(typeof t === 'number' && Number.isFinite(t) && t >= 1_000 && t <= 24 * 3_600_000))
+        reject('VALIDATION_FAILED', 'a job timeout is a number of milliseconds from 1 second to 24 hours', { hint: 'e.g. --timeout 10m' });
+      if (this.s.state === 'stopped') return; // the job starts it again first
+    }
     this.requireIdle('run a job');
   }
 
   async runJob(job: JobRequest): Promise<JobResult> {
+    if (this.lifecycle) return this.runJobResuming(job);
     const { req, s } = this;
     this.handled++;
     s.state = 'busy'; // before the first await: the validators of everything else now refuse
@@ -184,6 +203,147 @@ class SandboxEntity {
       await CancellationScope.nonCancellable(() => this.sync());
       this.show();
     }
+  }
+
+  /**
+   * A job on a stopped sandbox starts it first (by the restore order, said in the result). The answer goes out as
+   * soon as the job ends: a `vm` sandbox stays `snapshotting` while the main loop saves its session after.
+   */
+  private async runJobResuming(job: JobRequest): Promise<JobResult> {
+    const { req, s } = this;
+    this.handled++;
+    const resuming = s.state === 'stopped';
+    s.state = resuming ? 'provisioning' : 'busy'; // before the first await: the validators of everything else now refuse
+    const sequence = ++s.jobs;
+    this.currentJob = { sequence, command: job.command };
+    this.show();
+    const undo = () => {
+      Object.assign(s, { state: resuming ? 'stopped' : 'idle', jobs: s.jobs - 1 });
+      this.currentJob = undefined;
+      this.show();
+    };
+    let resumedFrom: JobResult['resumedFrom'];
+    try {
+      await this.authorizeAs(job.actor, 'sandbox.job');
+      if (resuming) {
+        await this.start();
+        resumedFrom = s.lastStart;
+        s.state = 'busy';
+      }
+    } catch (err) {
+      undo();
+      await CancellationScope.nonCancellable(() => this.sync());
+      const f = describeFailure(err);
+      return reject(f.code, resuming ? `sandbox ${req.sandboxId} could not start for job ${sequence}: ${f.message}` : f.message, {
+        hint: f.hint,
+      });
+    }
+    const timeoutMs = job.timeoutMs ?? SANDBOX_DEFAULTS.jobTimeoutMs;
+    let result: Awaited<ReturnType<ReturnType<typeof hostJobActivities>['execInSandbox']>>;
+    try {
+      await this.sync();
+      result = await hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
+        containerId: s.containerId!,
+        command: job.command,
+        env: job.env,
+        workdir: job.workdir,
+        timeoutMs,
+      });
+    } catch (err) {
+      // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.
+      await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
+      this.currentJob = undefined;
+      await CancellationScope.nonCancellable(() => this.sync());
+      this.show();
+      const f = describeFailure(err);
+      return reject('EXEC_FAILED', `job ${sequence} could not run: ${f.code}: ${f.message}`, {
+        hint: 'run the job again: the sandbox starts again by the restore order',
+      });
+    }
+    this.currentJob = undefined;
+    const { timedOut, ...output } = result;
+    const saves = !timedOut && output.exitCode === 0 && req.class === SNAPSHOT_CLASS;
+    if (saves) {
+      s.state = 'snapshotting';
+      this.afterJob = { sequence };
+    } else if (req.keepAlive) s.state = 'idle';
+    else await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => this.forgetContainer()));
+    await CancellationScope.nonCancellable(() => this.sync());
+    this.show();
+    if (timedOut)
+      return reject('JOB_TIMED_OUT', `job ${sequence} ran past its ${formatMs(timeoutMs)} timeout; its processes were killed`, {
+        hint: 'the sandbox is still usable; give the job more time with --timeout, e.g. --timeout 1h',
+        output: { stdout: output.stdout, stderr: output.stderr },
+      });
+    return {
+      sequence,
+      ...output,
+      stopped: !req.keepAlive,
+      ...(saves ? { sessionPending: true } : {}),
+      ...(resumedFrom ? { resumedFrom } : {}),
+    };
+  }
+
+  /** Main loop, after a job's answer: save its session, then keep the sandbox running or stop it. */
+  async finishJob(): Promise<void> {
+    const { req, s } = this;
+    const { sequence } = this.afterJob!;
+    try {
+      const sessionSnapshotId = await this.saveSession(sequence);
+      Object.assign(s, { unsavedSequence: undefined, lastSession: { sequence, sessionSnapshotId } });
+    } catch (err) {
+      const f = describeFailure(err);
+      Object.assign(s, { unsavedSequence: sequence, lastSession: { sequence, sessionError: `${f.code}: ${f.message}` } });
+    }
+    this.afterJob = undefined;
+    if (req.keepAlive) s.state = 'idle';
+    else await this.stopContainer().catch(() => this.forgetContainer());
+    await this.sync();
+    this.show();
+  }
+
+  /** Running, and nothing in flight: the idle timer runs. */
+  quiet(): boolean {
+    return this.s.state === 'idle' && this.afterJob === undefined && allHandlersFinished();
+  }
+
+  /** Which comes first for a quiet sandbox, the idle timeout or its maximum lifetime, and in how long. */
+  nextExpiry(): { reason: Expiry; inMs: number } {
+    const { req, s } = this;
+    const now = workflowNow();
+    s.startedAt ??= now;
+    const idle = req.idleTimeoutMs ?? SANDBOX_DEFAULTS.idleTimeoutMs;
+    const left = s.startedAt + (req.maxLifetimeMs ?? SANDBOX_DEFAULTS.maxLifetimeMs) - now;
+    return left <= idle ? { reason: 'max-lifetime', inMs: left } : { reason: 'idle-timeout', inMs: idle };
+  }
+
+  /** Idle too long, or past its lifetime: a `vm` saves a session not saved yet, then the container goes. */
+  async expire(reason: Expiry): Promise<void> {
+    const { req, s } = this;
+    let sessionSnapshotId: string | undefined;
+    const unsaved = s.unsavedSequence;
+    if (req.class === SNAPSHOT_CLASS && unsaved !== undefined) {
+      s.state = 'snapshotting'; // validators refuse a job or a promotion meanwhile
+      await this.sync();
+      try {
+        sessionSnapshotId = await this.saveSession(unsaved);
+        Object.assign(s, { unsavedSequence: undefined, lastSession: { sequence: unsaved, sessionSnapshotId } });
+      } catch {
+        // the previous session stays the latest; the container goes anyway
+      }
+    }
+    const docker = this.docker();
+    const containerId = s.containerId;
+    // Stopped before the container is removed: a job accepted meanwhile starts a new one, never this one.
+    Object.assign(s, {
+      state: 'stopped',
+      containerId: undefined,
+      startedAt: undefined,
+      lastStop: { reason, at: workflowNow(), sessionSnapshotId },
+    });
+    await this.sync();
+    this.show();
+    if (containerId) await docker.removeSandbox({ containerId }).catch(() => undefined);
   }
 
   validatePromote(_input: PromoteRequest): void {
@@ -313,7 +473,10 @@ class SandboxEntity {
         hint: `resume it first: snapflow sandbox start ${req.sandboxId}`,
       });
     reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what} now`, {
-      hint: 'wait for the running task to finish',
+      hint:
+        s.state === 'snapshotting'
+          ? 'its session snapshot is being saved, which takes a moment: try again (the client and CLI wait for it)'
+          : 'wait for the running task to finish',
     });
   }
 
@@ -355,6 +518,7 @@ class SandboxEntity {
     if (decision.profileKey) s.profileKey = decision.profileKey;
     if (decision.source === 'running') {
       s.state = 'idle';
+      if (this.lifecycle) s.startedAt ??= workflowNow();
       return;
     }
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
@@ -384,13 +548,21 @@ class SandboxEntity {
       }
     }
     Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
+    if (this.lifecycle) s.startedAt = workflowNow();
   }
 
   private async stopContainer(): Promise<void> {
     const s = this.s;
     if (s.containerId) await this.docker().removeSandbox({ containerId: s.containerId });
+    this.forgetContainer();
+  }
+
+  /** Stopped, with nothing running (also when removing the container failed: a sweep of leftovers takes it). */
+  private forgetContainer(): void {
+    const s = this.s;
     s.containerId = undefined;
     s.state = 'stopped';
+    if (this.lifecycle) s.startedAt = undefined;
   }
 
   private async saveSession(sequence: number): Promise<string> {
@@ -421,6 +593,17 @@ class SandboxEntity {
   }
 }
 
+/** Milliseconds of workflow time: the time of the current workflow task, the same on every replay. */
+function workflowNow(): number {
+  return new Date().getTime();
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
 /**
  * A sandbox as one entity workflow: jobs, promotion, resume and destroy are Updates handled by SandboxEntity.
  * After a successful job a `vm` sandbox saves a session snapshot.
@@ -439,7 +622,22 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
 
   // Runs until destroyed, or until this run has handled its share of Updates (or Temporal suggests a fresh
   // history) while no handler is in the middle of one: the state is handed over between Updates, never inside.
-  await condition(() => entity.destroyed || (entity.shouldContinueAsNew() && allHandlersFinished()));
+  const handOver = () => entity.shouldContinueAsNew() && allHandlersFinished() && entity.afterJob === undefined;
+  if (!entity.lifecycle) await condition(() => entity.destroyed || (entity.shouldContinueAsNew() && allHandlersFinished()));
+  else
+    for (;;) {
+      await condition(() => entity.destroyed || entity.afterJob !== undefined || handOver() || entity.quiet());
+      if (entity.afterJob && !entity.destroyed) {
+        await entity.finishJob();
+        continue;
+      }
+      if (entity.destroyed || handOver()) break;
+      // Idle and running: a timer raced with the next accepted Update, started afresh after each one.
+      const seen = entity.handled;
+      const expiry = entity.nextExpiry();
+      const woken = expiry.inMs > 0 && (await condition(() => entity.destroyed || entity.handled !== seen || handOver(), expiry.inMs));
+      if (!woken) await entity.expire(expiry.reason);
+    }
   // Every accepted Update gets its answer before the run ends: the destroy that ended it is still returning,
   // and an Update accepted in the same activation may have started.
   await condition(allHandlersFinished);

@@ -27,6 +27,7 @@ export {
   checkPromotedName,
   checkSandboxBase,
   checkSandboxId,
+  checkSandboxDuration,
   checkSandboxSpec,
   checkSandboxWorkspace,
   type JobInput,

@@ -1,5 +1,7 @@
 // Sandboxes: ids, what a new sandbox asks for, a job's command, workdir and env, the names a promotion or pin
 // uses, and issue keys. Checked before an Update is sent or a row is written. Pure: no Node builtins.
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { Duration } from '@temporalio/common';
 import { SYSTEM_SCOPE } from '../ids';
 import { quoteInput } from '../imageRef';
 import { RUNTIMES, findPreset } from '../presets';
@@ -150,6 +152,33 @@ export function checkSandboxBase(input: { agent?: unknown; snapshot?: unknown; s
       `pass --runtime ${RUNTIMES.join(' or ')}`,
     );
   }
+}
+
+/** How long a sandbox may sit idle, live, or run one job: bounds in milliseconds, each with its example. */
+export const SANDBOX_DURATIONS = {
+  idleTimeout: { min: 1_000, max: 7 * 24 * 3_600_000, example: '15m' },
+  maxLifetime: { min: 1_000, max: 30 * 24 * 3_600_000, example: '24h' },
+  timeout: { min: 1_000, max: 24 * 3_600_000, example: '10m' },
+} as const;
+
+/** A duration such as "15m", "90s", "8h" or a number of milliseconds; absent stays absent. */
+export function checkSandboxDuration(field: keyof typeof SANDBOX_DURATIONS, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const { min, max, example } = SANDBOX_DURATIONS[field];
+  let ms = NaN;
+  if (typeof value === 'string') screenText(field, value, `e.g. ${example}`, 64);
+  try {
+    if (typeof value === 'string' || typeof value === 'number') ms = msToNumber(value as Duration);
+  } catch {
+    ms = NaN;
+  }
+  check(
+    field,
+    Number.isFinite(ms) && ms >= min && ms <= max,
+    `${field} ${quote(String(value))} is not a duration from ${min / 1000}s to ${max / 3_600_000}h`,
+    `e.g. ${example}, 90s or 2h`,
+  );
+  return Math.round(ms);
 }
 
 /** An external issue key, e.g. "ENG-42". */

@@ -5,10 +5,21 @@ import type { SandboxRow } from '../../catalog/sandboxes';
 import type { RestoreDecision } from '../../lib/restoreOrder';
 import type { SandboxState } from '../../lib/vocabulary';
 
+/** What a sandbox gets when neither it nor its workspace says otherwise. */
+export const SANDBOX_DEFAULTS = {
+  idleTimeoutMs: 15 * 60_000,
+  maxLifetimeMs: 24 * 3_600_000,
+  jobTimeoutMs: 30 * 60_000,
+} as const;
+
 /** The sandbox's catalog row (catalog/sandboxes.ts), its id named `sandboxId`, and who asks for it. */
 export interface SandboxRequest extends Omit<SandboxRow, 'id'> {
   sandboxId: string;
   actor: string;
+  /** An idle running sandbox stops after this long without an Update (a `vm` saves its session first). */
+  idleTimeoutMs?: number;
+  /** A running sandbox, keep-alive or not, stops once its container has been up this long. */
+  maxLifetimeMs?: number;
   /** Updates handled per run before continuing as new (default 200; tests use a small one). */
   updatesPerRun?: number;
   /** State carried over continue-as-new; absent on the first run. */
@@ -25,6 +36,14 @@ export interface SandboxCarried {
   lastStart?: RestoreDecision;
   /** The profile it runs since its last start, when that differs from the request's (its agent moved to a new image). */
   profileKey?: string;
+  /** Workflow time (ms) the running container started; absent while stopped. */
+  startedAt?: number;
+  /** A successful job whose session is not saved yet (the save failed): an idle stop saves it. */
+  unsavedSequence?: number;
+  /** Why the sandbox last stopped on its own, and when (workflow time, ms). */
+  lastStop?: { reason: 'idle-timeout' | 'max-lifetime'; at: number; sessionSnapshotId?: string };
+  /** The last session save, once it is done: its snapshot, or why it failed. */
+  lastSession?: { sequence: number; sessionSnapshotId?: string; sessionError?: string };
 }
 
 /** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
@@ -36,6 +55,8 @@ export interface JobRequest extends SandboxCall {
   command: string[];
   env?: Record<string, string>;
   workdir?: string;
+  /** The job is killed (its process group) past this long; default 30 minutes. */
+  timeoutMs?: number;
 }
 
 export interface JobResult {
@@ -49,6 +70,10 @@ export interface JobResult {
   sessionError?: string;
   /** No keep-alive: the container was stopped after the job. */
   stopped: boolean;
+  /** The session snapshot is being saved after this result was returned: the sandbox is `snapshotting` until then. */
+  sessionPending?: boolean;
+  /** The sandbox was stopped and started again for this job, from here. */
+  resumedFrom?: RestoreDecision;
 }
 
 export interface PromoteRequest {
@@ -69,7 +94,7 @@ export interface SandboxStatus extends SandboxCarried {
   currentJob?: { sequence: number; command: string[] };
 }
 
-/** Runs a command inside the sandbox; rejected unless the sandbox is idle. */
+/** Runs a command inside the sandbox (starting it again first when it is stopped); rejected while it is busy. */
 export const runJobUpdate = defineUpdate<JobResult, [JobRequest]>('runJob');
 /** Commits the idle sandbox as a workspace golden snapshot; rejected while a job runs or for `container` class. */
 export const promoteUpdate = defineUpdate<PromoteResult, [PromoteRequest]>('promote');
