@@ -83,7 +83,7 @@ test('sandbox create --agent starts from the agent’s image snapshot: its entry
     base: { name: 'agent-v1', agent: 'support-bot', entrypoint: '/app/start.sh' },
   });
 
-  const job = await t.client.sandboxes.runJob(created.sandboxId, { command: probe });
+  const job = await t.client.sandboxes.runJob(created.sandboxId, { command: probe }, { waitForSession: true });
   expect(job).toMatchObject({ exitCode: 0, stopped: true, sessionSnapshotId: expect.any(String) });
   expect(job.stdout).toContain('support-agent-v1');
   expect(job.stdout).toContain('entrypoint-running');
@@ -139,7 +139,7 @@ test('after the agent moved to a new image, the old sandbox’s session is skipp
   );
   const resumed = await t.client.sandboxes.resume(firstSandbox);
   expect(resumed.lastStart).toMatchObject({ source: 'base', name: 'agent-v2' });
-  const job = await t.client.sandboxes.runJob(firstSandbox, { command: probe });
+  const job = await t.client.sandboxes.runJob(firstSandbox, { command: probe }, { waitForSession: true });
   expect(job.stdout).toContain('support-agent-v2');
   expect(job.stdout).toContain('entrypoint-running');
   const [row] = await t.db.db.select().from(sandboxes).where(eq(sandboxes.id, firstSandbox));
