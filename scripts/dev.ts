@@ -1,5 +1,5 @@
-// `npm start`: the whole local stack and snapflow's workers, in one terminal. Ctrl-C stops all of it, by pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+// `npm start`: the whole local stack and snapflow's workers (supervised: restarted on a crash), in one terminal.
+// Ctrl-C stops all of it, by pid.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
   stopProcess,
   type ManagedProcess,
 } from './stack';
+import { superviseWorker, type SupervisedWorker } from './supervisor';
 
 const dataDir = join(projectRoot, '.data');
 const envFile = join(projectRoot, '.env');
@@ -72,24 +73,6 @@ function assertPortFree(port: number, what: string): Promise<void> {
   });
 }
 
-/** Workers run as child processes with prefixed output, so one terminal shows everything. */
-function startWorker(name: string, script: string, logDir: string): ChildProcess & { pid: number } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, script)], {
-    cwd: projectRoot,
-    env: process.env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log = join(logDir, `${name}.log`);
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.on('data', (chunk: Buffer) => {
-      writeFileSync(log, chunk, { flag: 'a' });
-      for (const line of chunk.toString('utf8').trimEnd().split('\n')) console.log(`[${name}] ${line}`);
-    });
-  }
-  return child as ChildProcess & { pid: number };
-}
-
 async function main(): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
   writeDefaultEnv();
@@ -108,15 +91,18 @@ async function main(): Promise<void> {
   ]);
 
   const started: ManagedProcess[] = [];
-  const workers: Array<{ name: string; pid: number }> = [];
-  const record = (): void => writeFileSync(pidFile, JSON.stringify({ owner: process.pid, processes: [...started, ...workers] }));
+  const workers: SupervisedWorker[] = [];
+  const workerPids = (): ManagedProcess[] =>
+    workers.flatMap((w) => (w.child?.pid ? [{ name: w.name, pid: w.child.pid, logFile: w.logFile }] : []));
+  const record = (): void => writeFileSync(pidFile, JSON.stringify({ owner: process.pid, processes: [...started, ...workerPids()] }));
   let stopping = false;
   const stopAll = async (code: number): Promise<never> => {
     if (!stopping) {
       stopping = true;
       console.log('\nstopping: workers, registry, dockerd, Temporal …');
       // Workers first (they drain in-flight tasks against the stack), then the stack in reverse start order.
-      for (const proc of [...workers, ...[...started].reverse()]) await stopProcess(proc, 30_000);
+      await Promise.all(workers.map((w) => w.stop({ graceMs: 30_000 })));
+      for (const proc of [...started].reverse()) await stopProcess(proc, 30_000);
       rmSync(pidFile, { force: true });
       console.log('stopped everything this stack started.');
     }
@@ -157,17 +143,26 @@ async function main(): Promise<void> {
 
     const logDir = join(dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
+    // Supervised: a worker that crashes is started again with backoff; only Ctrl-C stops the stack.
     for (const [name, script] of [
       ['control', 'workers/control.ts'],
       ['host', 'workers/host.ts'],
     ] as const) {
-      const child = startWorker(name, script, logDir);
-      workers.push({ name, pid: child.pid });
-      child.on('exit', (code) => {
-        if (stopping) return;
-        console.error(`✗ the ${name} worker exited (code ${code}); see ${join(logDir, `${name}.log`)}. Stopping the stack.`);
-        void stopAll(1);
+      const worker = superviseWorker({
+        name,
+        script,
+        cwd: projectRoot,
+        env: process.env,
+        logFile: join(logDir, `${name}.log`),
+        onLine: (line) => console.log(`[${name}] ${line}`),
+        onStart: () => record(),
+        onRestart: ({ code, signal, delayMs, restarts }) =>
+          console.error(
+            `✗ the ${name} worker exited (${signal ?? `code ${code}`}); restarting it in ${delayMs / 1000} s (restart ${restarts}; log ${join(logDir, `${name}.log`)})`,
+          ),
       });
+      workers.push(worker);
+      worker.start();
     }
     record();
 
@@ -181,7 +176,7 @@ async function main(): Promise<void> {
         `  Postgres       ${db.host}:${db.port}/${db.database}  (migrations applied)`,
         `  Docker host    ${config.host.id} → ${config.host.dockerHost}`,
         `  Storage        ${storage ? `${storage.url}  (user ${storage.username}, password in .env)` : 'not configured: golden features disabled'}`,
-        `  Workers        control (pid ${workers[0]?.pid}), host ${config.host.id} (pid ${workers[1]?.pid}); logs in ${logDir}`,
+        `  Workers        control (pid ${workers[0]?.child?.pid}), host ${config.host.id} (pid ${workers[1]?.child?.pid}), restarted on a crash; logs in ${logDir}`,
         '',
         'Next, in another shell:',
         '  npx snapflow doctor',
