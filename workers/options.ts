@@ -1,12 +1,20 @@
 // What both workers share: how they connect and where the prebuilt workflow bundle is.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 
+/** The directory holding package.json, whether this file runs from source (workers/) or compiled (dist/workers/). */
+export function packageRoot(from = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return from;
+  }
+}
+
 /** Written by `npm run build:workflows` (and by the dev stack and test harness before workers start). */
-export const defaultBundlePath = resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
+export const defaultBundlePath = join(packageRoot(), 'dist', 'workflow-bundle.js');
 
 /** A prebuilt bundle when there is one (fast start, same code everywhere), else bundle at start. */
 export function workflowSource(
