@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
+import { workerLogger } from './log';
 
 /** The directory holding package.json, whether this file runs from source (workers/) or compiled (dist/workers/). */
 export function packageRoot(from = __dirname): string {
@@ -36,9 +37,14 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
   }
 }
 
-/** Entry points print one readable line and exit 1 instead of a stack trace. */
+/** Entry points print one readable line (a JSON line once logging is set up) and exit 1 instead of a stack trace. */
 export function exitWithError(context: string, err: unknown): never {
   const failure = describeFailure(err);
+  const log = workerLogger();
+  if (log) {
+    log.error(`${context}: ${failure.message}`, { code: failure.code, hint: failure.hint });
+    process.exit(1);
+  }
   console.error(`✗ ${context}: ${failure.code}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}`);
   if (process.env.SNAPFLOW_DEBUG) console.error(err);
   process.exit(1);
