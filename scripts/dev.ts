@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureDatabase, runMigrations } from '../db/migrate';
+import { DEV_METRICS_ADDRESSES } from '../client/doctor';
 import { describeTarget } from '../db/client';
 import { dockerConnection, loadConfig, loadDotEnv, type Config } from '../lib/config';
 import { describeFailure } from '../lib/errors';
@@ -84,7 +85,12 @@ async function main(): Promise<void> {
   const uiPort = Number(new URL(config.temporal.uiUrl).port || 8233);
   const storage = config.storage;
   const registryPort = storage ? Number(new URL(storage.url).port || 80) : undefined;
+  // Each worker serves Prometheus metrics on its own loopback port (what `snapflow doctor` looks for).
+  const [controlMetrics = '', hostMetrics = ''] = DEV_METRICS_ADDRESSES;
+  const metricsAddresses = { control: controlMetrics, host: hostMetrics };
   await Promise.all([
+    assertPortFree(Number(controlMetrics.split(':').pop()), 'control worker metrics'),
+    assertPortFree(Number(hostMetrics.split(':').pop()), 'host worker metrics'),
     assertPortFree(temporalPort, 'Temporal'),
     assertPortFree(uiPort, 'Temporal UI'),
     registryPort ? assertPortFree(registryPort, 'snapshot storage') : undefined,
@@ -144,15 +150,15 @@ async function main(): Promise<void> {
     const logDir = join(dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
     // Supervised: a worker that crashes is started again with backoff; only Ctrl-C stops the stack.
-    for (const [name, script] of [
-      ['control', 'workers/control.ts'],
-      ['host', 'workers/host.ts'],
+    for (const [name, script, metrics] of [
+      ['control', 'workers/control.ts', metricsAddresses.control],
+      ['host', 'workers/host.ts', metricsAddresses.host],
     ] as const) {
       const worker = superviseWorker({
         name,
         script,
         cwd: projectRoot,
-        env: process.env,
+        env: { ...process.env, SNAPFLOW_METRICS_ADDRESS: metrics },
         logFile: join(logDir, `${name}.log`),
         onLine: (line) => console.log(`[${name}] ${line}`),
         onStart: () => record(),
@@ -176,6 +182,7 @@ async function main(): Promise<void> {
         `  Postgres       ${db.host}:${db.port}/${db.database}  (migrations applied)`,
         `  Docker host    ${config.host.id} → ${config.host.dockerHost}`,
         `  Storage        ${storage ? `${storage.url}  (user ${storage.username}, password in .env)` : 'not configured: golden features disabled'}`,
+        `  Metrics        http://${metricsAddresses.control}/metrics (control), http://${metricsAddresses.host}/metrics (host)`,
         `  Workers        control (pid ${workers[0]?.child?.pid}), host ${config.host.id} (pid ${workers[1]?.child?.pid}), restarted on a crash; logs in ${logDir}`,
         '',
         'Next, in another shell:',

@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
+import { runDoctor } from '../client/doctor';
 import { hosts } from '../db/schema';
 import { freePort, projectRoot } from '../scripts/stack';
 import { superviseWorker, type SupervisedWorker } from '../scripts/supervisor';
@@ -104,6 +105,13 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
   });
   expect(host).toMatch(/temporal_activity_execution_latency_bucket/);
   expect(host).toMatch(/snapflow_host_cache_hits_total/);
+
+  // `snapflow doctor` names the endpoints it reaches.
+  const doctor = await runDoctor({ ...t.env, SNAPFLOW_METRICS_ADDRESS: String(ports.control) });
+  expect(doctor.find((c) => c.name === 'metrics')).toMatchObject({
+    status: 'ok',
+    detail: expect.stringContaining(`http://127.0.0.1:${ports.control}/metrics`),
+  });
 
   // The dashboard queries nothing the workers do not export.
   const exported = new Set([...metricNamesOf(control), ...metricNamesOf(host)]);

@@ -9,6 +9,7 @@ import { CONTAINER_LABEL } from '../lib/ids';
 import { superviseWorker, restartDelay, type SupervisedWorker } from '../scripts/supervisor';
 import { makeBareRepo } from './support/repos';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { workerLogFile } from './support/workerLogs';
 
 let t: TestEnv;
 let host: SupervisedWorker;
@@ -123,4 +124,7 @@ test('SIGTERM mid-step: the host worker finishes the step, exits, and the step r
   expect(await buildDepsAttempts(started.workflowId)).toEqual({ started: [1], completed: 1 });
   expect(restarts.length).toBe(before + 1);
   expect(readFileSync(host.logFile, 'utf8')).toContain(hostId);
+  // The in-process control worker's lines (the Runtime logger) land in this file's worker log, as JSON.
+  const inProcess = readFileSync(workerLogFile('in-process-workerSupervision.e2e.test.ts'), 'utf8').trim().split('\n');
+  expect(inProcess.map((line) => JSON.parse(line) as { workflowId?: string }).some((l) => l.workflowId === started.workflowId)).toBe(true);
 }, 240_000);
