@@ -17,6 +17,7 @@ import {
   startDockerd,
   startRegistry,
   startTemporal,
+  stopDockerd,
   stopProcess,
   type ManagedProcess,
 } from './stack';
@@ -64,8 +65,18 @@ async function stopLeftovers(): Promise<void> {
       `a dev stack is already running (pid ${previous.owner}); stop it with Ctrl-C in its terminal or kill ${previous.owner}`,
     );
   }
-  for (const proc of previous.processes.reverse()) await stopProcess(proc);
+  for (const proc of previous.processes.reverse()) await stopStackProcess(proc);
   rmSync(pidFile, { force: true });
+}
+
+const dockerRoot = join(dataDir, 'docker');
+
+/** dockerd with its sandbox containers, shims and mounts (nothing of it outlives the stack); the rest by pid. */
+async function stopStackProcess(proc: ManagedProcess): Promise<void> {
+  if (proc.name !== 'dockerd') return stopProcess(proc, 30_000);
+  const { containers } = await stopDockerd(proc, dockerRoot);
+  if (containers)
+    console.log(`stopped ${containers} container(s) of the dev dockerd; \`npx snapflow sandbox start <id>\` resumes a sandbox`);
 }
 
 function assertPortFree(port: number, what: string): Promise<void> {
@@ -108,7 +119,7 @@ async function main(): Promise<void> {
       console.log('\nstopping: workers, registry, dockerd, Temporal …');
       // Workers first (they drain in-flight tasks against the stack), then the stack in reverse start order.
       await Promise.all(workers.map((w) => w.stop({ graceMs: 30_000 })));
-      for (const proc of [...started].reverse()) await stopProcess(proc, 30_000);
+      for (const proc of [...started].reverse()) await stopStackProcess(proc);
       rmSync(pidFile, { force: true });
       console.log('stopped everything this stack started.');
     }
@@ -128,7 +139,7 @@ async function main(): Promise<void> {
         namespace: config.temporal.namespace,
         uiCodecEndpoint: config.payloadKey ? `http://127.0.0.1:${config.codecPort}` : undefined,
       }).then(track),
-      startDockerd({ root: join(dataDir, 'docker') }).then(track),
+      startDockerd({ root: dockerRoot }).then(track),
       storage && registryPort
         ? startRegistry({
             dir: join(dataDir, 'registry'),
@@ -191,7 +202,7 @@ async function main(): Promise<void> {
         '  npx snapflow sandbox create --workspace demo --size small --runtime codex --keep-alive',
         '  npx snapflow golden config set --workspace demo --target small:codex && npx snapflow golden build --workspace demo --wait',
         '',
-        'Ctrl-C stops everything started here.',
+        'Ctrl-C stops everything started here, sandbox containers included.',
       ].join('\n'),
     );
   } catch (err) {
