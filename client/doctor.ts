@@ -212,6 +212,23 @@ async function checkGithub(config: Config): Promise<Check> {
   }
 }
 
+/** Where `npm start` serves the control and host workers' metrics, besides SNAPFLOW_METRICS_ADDRESS. */
+export const DEV_METRICS_ADDRESSES = ['127.0.0.1:9464', '127.0.0.1:9465'];
+
+/** The worker metrics endpoints that answer here; no line at all when none does (metrics are optional). */
+async function checkMetrics(config: Config): Promise<Check[]> {
+  const addresses = [...new Set([...(config.metricsAddress ? [config.metricsAddress] : []), ...DEV_METRICS_ADDRESSES])];
+  const reachable = await Promise.all(
+    addresses.map(async (address) => {
+      const url = `http://${address}/metrics`;
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+      return response?.status === 200 && (await response.text()).includes('# TYPE') ? url : undefined;
+    }),
+  );
+  const urls = reachable.filter((url): url is string => Boolean(url));
+  return urls.length ? [{ name: 'metrics', status: 'ok', detail: urls.join(', ') }] : [];
+}
+
 export async function runDoctor(env: Record<string, string | undefined> = process.env): Promise<Check[]> {
   let config: Config;
   try {
@@ -220,11 +237,12 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
     const failure = describeFailure(err);
     return [{ name: 'config', status: 'fail', detail: failure.message, fix: failure.hint }];
   }
-  const [pg, temporalChecks, storage, github] = await Promise.all([
+  const [pg, temporalChecks, storage, github, metrics] = await Promise.all([
     checkPostgres(config),
     checkTemporalAndWorkers(config),
     checkStorage(config),
     checkGithub(config),
+    checkMetrics(config),
   ]);
-  return [{ name: 'config', status: 'ok', detail: 'environment valid' }, pg, ...temporalChecks, storage, github];
+  return [{ name: 'config', status: 'ok', detail: 'environment valid' }, pg, ...temporalChecks, storage, github, ...metrics];
 }

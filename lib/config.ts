@@ -116,6 +116,16 @@ const variables = {
     example: '8888',
     fallback: '8888',
   },
+  SNAPFLOW_LOG_LEVEL: {
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error'], 'must be one of trace, debug, info, warn, error'),
+    example: 'info',
+    fallback: 'info',
+  },
+  SNAPFLOW_METRICS_ADDRESS: {
+    schema: z.string().regex(/^([A-Za-z0-9.\-[\]:]+:)?\d{1,5}$/, 'must be host:port, or a port on 127.0.0.1'),
+    example: '127.0.0.1:9464',
+    fallback: undefined,
+  },
 } as const;
 
 type VariableName = keyof typeof variables;
@@ -161,6 +171,10 @@ export interface Config {
   payloadKey?: PayloadKeyring;
   /** Port of the codec server the Temporal UI decrypts through (`npm run codec-server`), on 127.0.0.1. */
   codecPort: number;
+  /** Workers log JSON lines at this level and above. */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** host:port a worker serves Prometheus metrics on (/metrics); undefined means no metrics endpoint. */
+  metricsAddress?: string;
 }
 
 export class ConfigError extends SnapflowError {
@@ -257,7 +271,14 @@ export function loadConfig(env: Env = process.env): Config {
       : undefined,
     payloadKey: payloadKeyring(env),
     codecPort: Number(required(env, 'SNAPFLOW_CODEC_PORT', '')),
+    logLevel: required(env, 'SNAPFLOW_LOG_LEVEL', '') as Config['logLevel'],
+    metricsAddress: metricsAddress(read(env, 'SNAPFLOW_METRICS_ADDRESS')),
   };
+}
+
+/** A bare port means loopback: metrics are not published beyond the machine unless an address says so. */
+function metricsAddress(value: string | undefined): string | undefined {
+  return value === undefined || value.includes(':') ? value : `127.0.0.1:${value}`;
 }
 
 /** Dockerode connection options from a DOCKER_HOST value. */

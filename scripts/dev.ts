@@ -1,10 +1,11 @@
-// `npm start`: the whole local stack and snapflow's workers, in one terminal. Ctrl-C stops all of it, by pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+// `npm start`: the whole local stack and snapflow's workers (supervised: restarted on a crash), in one terminal.
+// Ctrl-C stops all of it, by pid.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureDatabase, runMigrations } from '../db/migrate';
+import { DEV_METRICS_ADDRESSES } from '../client/doctor';
 import { describeTarget } from '../db/client';
 import { dockerConnection, loadConfig, loadDotEnv, type Config } from '../lib/config';
 import { describeFailure } from '../lib/errors';
@@ -16,9 +17,11 @@ import {
   startDockerd,
   startRegistry,
   startTemporal,
+  stopDockerd,
   stopProcess,
   type ManagedProcess,
 } from './stack';
+import { superviseWorker, type SupervisedWorker } from './supervisor';
 
 const dataDir = join(projectRoot, '.data');
 const envFile = join(projectRoot, '.env');
@@ -62,32 +65,24 @@ async function stopLeftovers(): Promise<void> {
       `a dev stack is already running (pid ${previous.owner}); stop it with Ctrl-C in its terminal or kill ${previous.owner}`,
     );
   }
-  for (const proc of previous.processes.reverse()) await stopProcess(proc);
+  for (const proc of previous.processes.reverse()) await stopStackProcess(proc);
   rmSync(pidFile, { force: true });
+}
+
+const dockerRoot = join(dataDir, 'docker');
+
+/** dockerd with its sandbox containers, shims and mounts (nothing of it outlives the stack); the rest by pid. */
+async function stopStackProcess(proc: ManagedProcess): Promise<void> {
+  if (proc.name !== 'dockerd') return stopProcess(proc, 30_000);
+  const { containers } = await stopDockerd(proc, dockerRoot);
+  if (containers)
+    console.log(`stopped ${containers} container(s) of the dev dockerd; \`npx snapflow sandbox start <id>\` resumes a sandbox`);
 }
 
 function assertPortFree(port: number, what: string): Promise<void> {
   return portOpen(port).then((open) => {
     if (open) throw new Error(`port ${port} (${what}) is already in use by another program; free it or change it in .env`);
   });
-}
-
-/** Workers run as child processes with prefixed output, so one terminal shows everything. */
-function startWorker(name: string, script: string, logDir: string): ChildProcess & { pid: number } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot, script)], {
-    cwd: projectRoot,
-    env: process.env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log = join(logDir, `${name}.log`);
-  for (const stream of [child.stdout, child.stderr]) {
-    stream?.on('data', (chunk: Buffer) => {
-      writeFileSync(log, chunk, { flag: 'a' });
-      for (const line of chunk.toString('utf8').trimEnd().split('\n')) console.log(`[${name}] ${line}`);
-    });
-  }
-  return child as ChildProcess & { pid: number };
 }
 
 async function main(): Promise<void> {
@@ -101,22 +96,30 @@ async function main(): Promise<void> {
   const uiPort = Number(new URL(config.temporal.uiUrl).port || 8233);
   const storage = config.storage;
   const registryPort = storage ? Number(new URL(storage.url).port || 80) : undefined;
+  // Each worker serves Prometheus metrics on its own loopback port (what `snapflow doctor` looks for).
+  const [controlMetrics = '', hostMetrics = ''] = DEV_METRICS_ADDRESSES;
+  const metricsAddresses = { control: controlMetrics, host: hostMetrics };
   await Promise.all([
+    assertPortFree(Number(controlMetrics.split(':').pop()), 'control worker metrics'),
+    assertPortFree(Number(hostMetrics.split(':').pop()), 'host worker metrics'),
     assertPortFree(temporalPort, 'Temporal'),
     assertPortFree(uiPort, 'Temporal UI'),
     registryPort ? assertPortFree(registryPort, 'snapshot storage') : undefined,
   ]);
 
   const started: ManagedProcess[] = [];
-  const workers: Array<{ name: string; pid: number }> = [];
-  const record = (): void => writeFileSync(pidFile, JSON.stringify({ owner: process.pid, processes: [...started, ...workers] }));
+  const workers: SupervisedWorker[] = [];
+  const workerPids = (): ManagedProcess[] =>
+    workers.flatMap((w) => (w.child?.pid ? [{ name: w.name, pid: w.child.pid, logFile: w.logFile }] : []));
+  const record = (): void => writeFileSync(pidFile, JSON.stringify({ owner: process.pid, processes: [...started, ...workerPids()] }));
   let stopping = false;
   const stopAll = async (code: number): Promise<never> => {
     if (!stopping) {
       stopping = true;
       console.log('\nstopping: workers, registry, dockerd, Temporal …');
       // Workers first (they drain in-flight tasks against the stack), then the stack in reverse start order.
-      for (const proc of [...workers, ...[...started].reverse()]) await stopProcess(proc, 30_000);
+      await Promise.all(workers.map((w) => w.stop({ graceMs: 30_000 })));
+      for (const proc of [...started].reverse()) await stopStackProcess(proc);
       rmSync(pidFile, { force: true });
       console.log('stopped everything this stack started.');
     }
@@ -136,7 +139,7 @@ async function main(): Promise<void> {
         namespace: config.temporal.namespace,
         uiCodecEndpoint: config.payloadKey ? `http://127.0.0.1:${config.codecPort}` : undefined,
       }).then(track),
-      startDockerd({ root: join(dataDir, 'docker') }).then(track),
+      startDockerd({ root: dockerRoot }).then(track),
       storage && registryPort
         ? startRegistry({
             dir: join(dataDir, 'registry'),
@@ -157,17 +160,26 @@ async function main(): Promise<void> {
 
     const logDir = join(dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
-    for (const [name, script] of [
-      ['control', 'workers/control.ts'],
-      ['host', 'workers/host.ts'],
+    // Supervised: a worker that crashes is started again with backoff; only Ctrl-C stops the stack.
+    for (const [name, script, metrics] of [
+      ['control', 'workers/control.ts', metricsAddresses.control],
+      ['host', 'workers/host.ts', metricsAddresses.host],
     ] as const) {
-      const child = startWorker(name, script, logDir);
-      workers.push({ name, pid: child.pid });
-      child.on('exit', (code) => {
-        if (stopping) return;
-        console.error(`✗ the ${name} worker exited (code ${code}); see ${join(logDir, `${name}.log`)}. Stopping the stack.`);
-        void stopAll(1);
+      const worker = superviseWorker({
+        name,
+        script,
+        cwd: projectRoot,
+        env: { ...process.env, SNAPFLOW_METRICS_ADDRESS: metrics },
+        logFile: join(logDir, `${name}.log`),
+        onLine: (line) => console.log(`[${name}] ${line}`),
+        onStart: () => record(),
+        onRestart: ({ code, signal, delayMs, restarts }) =>
+          console.error(
+            `✗ the ${name} worker exited (${signal ?? `code ${code}`}); restarting it in ${delayMs / 1000} s (restart ${restarts}; log ${join(logDir, `${name}.log`)})`,
+          ),
       });
+      workers.push(worker);
+      worker.start();
     }
     record();
 
@@ -181,7 +193,8 @@ async function main(): Promise<void> {
         `  Postgres       ${db.host}:${db.port}/${db.database}  (migrations applied)`,
         `  Docker host    ${config.host.id} → ${config.host.dockerHost}`,
         `  Storage        ${storage ? `${storage.url}  (user ${storage.username}, password in .env)` : 'not configured: golden features disabled'}`,
-        `  Workers        control (pid ${workers[0]?.pid}), host ${config.host.id} (pid ${workers[1]?.pid}); logs in ${logDir}`,
+        `  Metrics        http://${metricsAddresses.control}/metrics (control), http://${metricsAddresses.host}/metrics (host)`,
+        `  Workers        control (pid ${workers[0]?.child?.pid}), host ${config.host.id} (pid ${workers[1]?.child?.pid}), restarted on a crash; logs in ${logDir}`,
         '',
         'Next, in another shell:',
         '  npx snapflow doctor',
@@ -189,7 +202,7 @@ async function main(): Promise<void> {
         '  npx snapflow sandbox create --workspace demo --size small --runtime codex --keep-alive',
         '  npx snapflow golden config set --workspace demo --target small:codex && npx snapflow golden build --workspace demo --wait',
         '',
-        'Ctrl-C stops everything started here.',
+        'Ctrl-C stops everything started here, sandbox containers included.',
       ].join('\n'),
     );
   } catch (err) {

@@ -1,7 +1,7 @@
 // The real local stack, started and stopped by pid: Temporal dev server, dockerd, an htpasswd registry,
 // Shared by `npm start` (scripts/dev.ts) and the jest harness (test/globalSetup.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import Docker from 'dockerode';
@@ -203,3 +203,63 @@ export async function startRegistry(opts: RegistryOptions): Promise<ManagedProce
 }
 
 export { ensureBaseImage } from '../activities/baseImage';
+
+/** Our processes still running whose command line names `dir` (a dockerd's containerd and containerd-shims). */
+export function processesUnder(dir: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(`${dir}/`)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Mount points under `dir` (overlay layers, netns, shm), deepest first. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((mount) => mount.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Stops a dockerd we started so that nothing of it outlives the stop: its containers are stopped first (with
+ * --live-restore they would keep running without the daemon), then the daemon; what is left under its root
+ * (containerd, shims, mounts) is ended and unmounted, so the directory can be removed. Containers are stopped,
+ * not removed: the next start of the same root still has them.
+ */
+export async function stopDockerd(proc: Pick<ManagedProcess, 'pid' | 'name'>, root: string): Promise<{ containers: number }> {
+  const docker = new Docker({ socketPath: join(root, 'docker.sock') });
+  const running = await docker.listContainers().catch(() => []);
+  await Promise.all(
+    running.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .stop({ t: 10 })
+        .catch(() => undefined),
+    ),
+  );
+  await stopProcess(proc, 30_000);
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    const left = processesUnder(root);
+    if (!left.length) break;
+    for (const pid of left) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  for (const mount of mountsUnder(root)) {
+    if (spawnSync('umount', [mount]).status !== 0) spawnSync('umount', ['-l', mount]);
+  }
+  return { containers: running.length };
+}

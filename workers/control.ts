@@ -20,6 +20,8 @@ import { createGithubApp } from '../lib/githubApp';
 import { loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
 import { taskQueues } from '../lib/ids';
 import { connectWorker, exitWithError, workflowSource } from './options';
+import { installRuntime } from './log';
+import { recordCatalogMetrics } from './metrics';
 import { ensureReconcileSchedule } from './schedules';
 
 export interface ControlWorkerDeps {
@@ -69,6 +71,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
+  const log = installRuntime(config, { worker: 'control' });
   await assertMigrationsApplied(config.databaseUrl); // refuse a stale schema up front
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
@@ -88,10 +91,13 @@ async function main(): Promise<void> {
       operators: config.operators,
       dataConverter,
     });
-    console.log(
-      `control worker polling ${taskQueues.control} on ${config.temporal.address}${config.payloadKey ? ` (payloads encrypted, key ${config.payloadKey.id})` : ''}`,
-    );
-    await worker.run(); // returns after SIGINT/SIGTERM once in-flight tasks are done
+    log.info(`control worker polling ${taskQueues.control} on ${config.temporal.address}`, {
+      taskQueue: taskQueues.control,
+      payloadKey: config.payloadKey?.id ?? null,
+      metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : null,
+    });
+    const stopMetrics = recordCatalogMetrics(database.db, log);
+    await worker.run().finally(stopMetrics); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
     await clientConnection.close();
     await database.close();

@@ -17,6 +17,8 @@ import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type St
 import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
+import { installRuntime } from './log';
+import { hostCacheMetrics, initHostCacheMetrics, recordHostMetrics } from './metrics';
 import { connectWorker, exitWithError } from './options';
 
 export interface HostWorkerDeps {
@@ -60,6 +62,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
       ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
       ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
     },
+    interceptors: { activity: [hostCacheMetrics] },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
     // A running job's output reaches its caller through heartbeats: send them as often as the job writes them.
@@ -91,6 +94,7 @@ export async function workflowIsRunning(client: Client, workflowId: string): Pro
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
+  const log = installRuntime(config, { worker: 'host', host: config.host.id });
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect({ address: config.temporal.address });
@@ -106,7 +110,7 @@ async function main(): Promise<void> {
       });
     });
     const swept = await sweepLeftovers(docker, (workflowId) => workflowIsRunning(client, workflowId));
-    if (swept.removed.length) console.log(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);
+    if (swept.removed.length) log.info(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);
     const worker = await createHostWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -117,11 +121,22 @@ async function main(): Promise<void> {
       memoryLimitMiB: config.host.memoryLimitMiB,
       dataConverter,
     });
-    console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);
-    const running = worker.run(); // returns after SIGINT/SIGTERM once in-flight activities are done
+    log.info(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`, {
+      taskQueue: taskQueues.host(config.host.id),
+      metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : null,
+    });
+    initHostCacheMetrics();
+    const facts = createDockerActivities({
+      docker,
+      hostId: config.host.id,
+      dockerHost: config.host.dockerHost,
+      memoryLimitMiB: config.host.memoryLimitMiB,
+    });
+    const stopMetrics = recordHostMetrics(() => facts.describeHost(), log);
+    const running = worker.run().finally(stopMetrics); // returns after SIGINT/SIGTERM once in-flight activities are done
     await announceHost(client, config.host.id).then(
-      () => console.log(`host ${config.host.id} registered with the control plane`),
-      (err: Error) => console.error(`host ${config.host.id} could not register yet (is the control worker running?): ${err.message}`),
+      () => log.info(`host ${config.host.id} registered with the control plane`),
+      (err: Error) => log.warn(`host ${config.host.id} could not register yet (is the control worker running?): ${err.message}`),
     );
     await running;
   } finally {

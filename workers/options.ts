@@ -1,12 +1,21 @@
 // What both workers share: how they connect and where the prebuilt workflow bundle is.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
+import { workerLogger } from './log';
+
+/** The directory holding package.json, whether this file runs from source (workers/) or compiled (dist/workers/). */
+export function packageRoot(from = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return from;
+  }
+}
 
 /** Written by `npm run build:workflows` (and by the dev stack and test harness before workers start). */
-export const defaultBundlePath = resolve(__dirname, '..', 'dist', 'workflow-bundle.js');
+export const defaultBundlePath = join(packageRoot(), 'dist', 'workflow-bundle.js');
 
 /** A prebuilt bundle when there is one (fast start, same code everywhere), else bundle at start. */
 export function workflowSource(
@@ -28,9 +37,14 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
   }
 }
 
-/** Entry points print one readable line and exit 1 instead of a stack trace. */
+/** Entry points print one readable line (a JSON line once logging is set up) and exit 1 instead of a stack trace. */
 export function exitWithError(context: string, err: unknown): never {
   const failure = describeFailure(err);
+  const log = workerLogger();
+  if (log) {
+    log.error(`${context}: ${failure.message}`, { code: failure.code, hint: failure.hint });
+    process.exit(1);
+  }
   console.error(`✗ ${context}: ${failure.code}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}`);
   if (process.env.SNAPFLOW_DEBUG) console.error(err);
   process.exit(1);

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import Docker from 'dockerode';
 import { SnapflowClient } from '../../client';
 import { createDb, type DbHandle } from '../../db/client';
@@ -17,22 +16,18 @@ import {
   ensureBaseImage,
   freePort,
   portOpen,
-  projectRoot,
   startDockerd,
   startRegistry,
   startTemporal,
   stopProcess,
   type ManagedProcess,
 } from '../../scripts/stack';
+import { superviseWorker, type SupervisedWorker } from '../../scripts/supervisor';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
-export interface Supervised {
-  name: string;
-  child?: ChildProcess;
-  /** Unexpected exits the supervisor restarted (a worker that lost Temporal or Postgres for too long). */
-  restarts: number;
-}
+/** A worker under the shared supervisor; `restarts` counts unexpected exits (a worker that lost Temporal or Postgres for too long). */
+export type Supervised = SupervisedWorker;
 
 export interface ChaosEnv {
   dir: string;
@@ -149,34 +144,12 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
 
   const logs = join(dir, 'logs');
   mkdirSync(logs);
-  let closing = false;
-  const supervise = (name: string, script: string): Supervised => {
-    const s: Supervised = { name, restarts: 0 };
-    return Object.assign(s, {
-      spawn() {
-        const out = join(logs, `${name}.log`);
-        const child = spawn(process.execPath, ['--import', pathToFileURL(require.resolve('tsx')).href, join(projectRoot, script)], {
-          cwd: dir,
-          env: { ...process.env, ...env },
-          stdio: ['ignore', 'pipe', 'pipe'],
-          detached: true,
-        });
-        child.stdout?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
-        child.stderr?.on('data', (c: Buffer) => writeFileSync(out, c, { flag: 'a' }));
-        child.on('exit', () => {
-          if (s.child !== child || closing) return;
-          s.child = undefined;
-          s.restarts++;
-          setTimeout(() => !closing && !s.child && (s as Supervised & { spawn(): void }).spawn(), 1000).unref();
-        });
-        s.child = child;
-      },
-    });
-  };
-  const control = supervise('control', 'workers/control.ts') as Supervised & { spawn(): void };
-  const host = supervise('host', 'workers/host.ts') as Supervised & { spawn(): void };
-  control.spawn();
-  host.spawn();
+  const supervise = (name: string, script: string): SupervisedWorker =>
+    superviseWorker({ name, script, cwd: dir, env: { ...process.env, ...env }, logFile: join(logs, `${name}.log`) });
+  const control = supervise('control', 'workers/control.ts');
+  const host = supervise('host', 'workers/host.ts');
+  control.start();
+  host.start();
 
   const client = await SnapflowClient.connect(loadConfig(env));
   const db = createDb(databaseUrl);
@@ -191,13 +164,6 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     }
   }
 
-  const stopChild = async (child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> => {
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill(signal);
-    await exited;
-  };
-
   return {
     dir,
     env,
@@ -209,12 +175,10 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     storage: { url: storageRegistry.url, ...storage },
     workers: { control, host },
     async killHostWorker() {
-      const child = host.child;
-      host.child = undefined; // not an unexpected exit: the case restarts it when it wants
-      await stopChild(child, 'SIGKILL');
+      await host.stop({ signal: 'SIGKILL' }); // not an unexpected exit: the case restarts it when it wants
     },
     async startHostWorker() {
-      host.spawn();
+      host.start();
     },
     async restartTemporal() {
       process.kill(temporal.pid, 'SIGKILL'); // a crash, not a shutdown; same SQLite file afterwards
@@ -237,11 +201,10 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
       dockerd = await startDockerd({ root: join(dir, 'docker') });
     },
     async close() {
-      closing = true;
       await client.close().catch(() => undefined);
       await db.close().catch(() => undefined);
-      await stopChild(host.child, 'SIGTERM');
-      await stopChild(control.child, 'SIGTERM');
+      await host.stop();
+      await control.stop();
       const leftovers = await docker.listContainers({ all: true }).catch(() => []);
       for (const c of leftovers)
         await docker

@@ -1,5 +1,8 @@
 // Per test file: a fresh catalog database, in-process workers against the shared real stack, a client.
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { LogLevel, LogMetadata } from '@temporalio/common';
 import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
@@ -8,21 +11,44 @@ import { payloadDataConverter } from '../../lib/codec';
 import { loadConfig, type Config, type GithubAppConfig, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
+import { JsonLogger } from '../../workers/log';
 import { createTestDatabase, type TestDatabase } from './db';
 import { readTestStack, type TestStackState } from './stackState';
+import { workerLogFile } from './workerLogs';
 
 let runtimeQuiet = false;
-/** The SDK's native runtime logs every worker state change; tests only want warnings. */
+/**
+ * The SDK's native runtime logs every worker state change; tests only want warnings on stderr. Every line (debug
+ * and up, the JSON lines a worker process writes, redacted alike) also goes to this test file's worker log
+ * (test/support/workerLogs.ts), so a test can scan what the suite's workers logged.
+ */
 function quietRuntime(): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
+  const stack = readTestStack();
+  const file = workerLogFile(`in-process-${basename(expect.getState().testPath ?? String(process.pid))}`);
+  const sink = new JsonLogger({
+    level: 'debug',
+    fields: { worker: 'in-process' },
+    secrets: [stack.storage.password],
+    write: (line) => appendFileSync(file, line),
+  });
   const line =
-    (level: string) =>
-    (message: string): void =>
-      void process.stderr.write(`[temporal ${level}] ${message}\n`);
-  const ignore = (): void => undefined;
+    (level: 'WARN' | 'ERROR') =>
+    (message: string, meta?: LogMetadata): void => {
+      sink.log(level, message, meta);
+      process.stderr.write(`[temporal ${level.toLowerCase()}] ${message}\n`);
+    };
   Runtime.install({
-    logger: { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: line('warn'), error: line('error') } as never,
+    logger: {
+      log: (level: LogLevel, message: string, meta?: LogMetadata) =>
+        level === 'WARN' || level === 'ERROR' ? line(level)(message, meta) : sink.log(level, message, meta),
+      trace: (m: string, meta?: LogMetadata) => sink.trace(m, meta),
+      debug: (m: string, meta?: LogMetadata) => sink.debug(m, meta),
+      info: (m: string, meta?: LogMetadata) => sink.info(m, meta),
+      warn: line('WARN'),
+      error: line('ERROR'),
+    },
   });
 }
 
