@@ -13,7 +13,7 @@ import { createImageActivities, type CredentialsFor } from '../activities/images
 import { boundary } from '../activities/boundary';
 import { payloadDataConverter } from '../lib/codec';
 import { createGithubApp } from '../lib/githubApp';
-import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
+import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
@@ -28,6 +28,10 @@ export interface HostWorkerDeps {
   /** Lets this host mint GHCR installation tokens itself, so no token ever travels through Temporal. */
   githubApp?: GithubAppConfig;
   memoryLimitMiB?: number;
+  /** Where golden builds may read skills and repositories on this host; omitted → neither. */
+  preload?: PreloadLimits;
+  /** The registry host a GitHub installation token is minted for (SNAPFLOW_GHCR_HOST); omitted → ghcr.io. */
+  ghcrHost?: string;
   /** Payload encryption (lib/codec.ts); must match the clients' and the control worker's. Omitted → plain payloads. */
   dataConverter?: DataConverter;
 }
@@ -57,7 +61,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
         memoryLimitMiB: deps.memoryLimitMiB,
       }),
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
-      ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
+      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
       ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
     },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
@@ -112,6 +116,8 @@ async function main(): Promise<void> {
       storage: config.storage,
       githubApp: config.githubApp,
       memoryLimitMiB: config.host.memoryLimitMiB,
+      preload: config.preload,
+      ghcrHost: config.ghcrHost,
       dataConverter,
     });
     console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);

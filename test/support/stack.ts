@@ -5,7 +5,7 @@ import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
 import { SnapflowClient } from '../../client';
 import { payloadDataConverter } from '../../lib/codec';
-import { loadConfig, type Config, type GithubAppConfig, type StorageConfig } from '../../lib/config';
+import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
 import { createTestDatabase, type TestDatabase } from './db';
@@ -47,6 +47,8 @@ export interface TestEnv {
     storage?: StorageConfig | null;
     githubApp?: GithubAppConfig;
     memoryLimitMiB?: number;
+    /** Defaults to the test env's: skills and local repositories under the stack's directory. */
+    preload?: PreloadLimits;
   }): Promise<RunningWorker>;
   teardown(): Promise<void>;
 }
@@ -79,6 +81,9 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     SNAPFLOW_STORAGE_URL: stack.storage.url,
     SNAPFLOW_STORAGE_USERNAME: stack.storage.username,
     SNAPFLOW_STORAGE_PASSWORD: stack.storage.password,
+    // Test repositories and skills are made under the stack's directory (test/support/repos.ts).
+    SNAPFLOW_SKILLS_ROOT: stack.dir,
+    SNAPFLOW_REPOS_ROOT: stack.dir,
     ...options.env,
   };
   const config = loadConfig(env);
@@ -126,6 +131,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         storage: opts.storage === null ? undefined : (opts.storage ?? stack.storage),
         githubApp: opts.githubApp,
         memoryLimitMiB: opts.memoryLimitMiB,
+        preload: opts.preload ?? config.preload,
+        ghcrHost: config.ghcrHost,
         dataConverter,
       });
       return track(await run(worker));
