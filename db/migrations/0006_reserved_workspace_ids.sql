@@ -1,0 +1,2 @@
+ALTER TABLE "workspaces" DROP CONSTRAINT "workspaces_id_slug";--> statement-breakpoint
+ALTER TABLE "workspaces" ADD CONSTRAINT "workspaces_id_slug" CHECK ("workspaces"."id" ~ '^[a-z0-9][a-z0-9-]{0,62}$' AND "workspaces"."id" NOT IN ('system', 'golden', 'sessions', 'self-test', 'snapflow'));
