@@ -6,10 +6,10 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { agents, auditEvents } from '../db/access';
 import { sandboxes, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
-import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
+import { profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
 import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/contracts/rollout';
-import { pushImage } from './support/images';
+import { sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -373,11 +373,13 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
 
 describe('--replace: the replaced snapshot’s agents move with it, or through a rollout', () => {
   let image = '';
+  let source: { stop: () => Promise<void> } | undefined;
   beforeAll(async () => {
-    const { registryHost, username, password } = t.stack.storage;
-    await pushImage(t.docker, BASE_IMAGE_REF, { registryHost, repository: 'tools/fleet', tag: 'v1', credentials: { username, password } });
-    image = `${registryHost}/tools/fleet:v1`;
+    const started = await sourceRegistry(t.docker, 'fleet');
+    source = started;
+    image = started.image;
   }, 120_000);
+  afterAll(async () => source?.stop());
 
   /** `<name>` built from the image, with `n` agents on it; then the changed spec that --replace turns into `<name>`'s next version. */
   async function agentsOnImageSnapshot(name: string, n: number) {

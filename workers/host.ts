@@ -39,13 +39,13 @@ export interface HostWorkerDeps {
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
   const docker = new Docker(dockerConnection(deps.dockerHost));
   const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));
+  const ghcrHost = deps.ghcrHost ?? 'ghcr.io';
+  // Decided here, from the image's own registry: an installation token only ever goes to SNAPFLOW_GHCR_HOST, and
+  // storage's credentials never go with a source image (every workspace's snapshots are in storage).
   const credentialsFor: CredentialsFor = async ({ registry, installationId }) => {
-    if (deps.storage && registry === deps.storage.registryHost) return { username: deps.storage.username, password: deps.storage.password };
+    if (registry !== ghcrHost || installationId === undefined) return undefined; // public registries
     // A typed GitHub answer (suspended, uninstalled, app misconfigured) will not change on retry: fail fast.
-    if (installationId !== undefined) {
-      return boundary(() => tokens.registryCredentials(installationId));
-    }
-    return undefined; // public registries
+    return boundary(() => tokens.registryCredentials(installationId));
   };
   return Worker.create({
     connection: deps.connection,

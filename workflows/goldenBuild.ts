@@ -135,7 +135,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         },
       });
       setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
-      const cache = await warmHostCaches({ builtOn: hostId, storedRef, snapshots: registered });
+      const cache = await warmHostCaches({ builtOn: hostId, workspace: req.workspace, storedRef, snapshots: registered });
       await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
       setCurrentDetails(`**succeeded**: ${registered.map((r) => r.name).join(', ')}`);
       localRef = undefined; // the built image stays cached on the host

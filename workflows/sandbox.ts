@@ -345,7 +345,8 @@ class SandboxEntity {
       return;
     }
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
-    if (decision.source !== 'base') await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef }); // no-op when cached
+    if (decision.source !== 'base')
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
     s.generation += 1;
     const box = await hostActivities(hostId).createTempSandbox({
       key: `sandbox-${req.sandboxId}-${s.generation}`,
