@@ -90,14 +90,19 @@ export class SnapflowClient {
   /** Asks the host's worker to describe its engine and records it in the catalog; fails fast if nobody polls. */
   async refreshHost(hostId: string): Promise<HostFacts> {
     const id = checkHostId(hostId);
-    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(id), { hostId: id }, '30 seconds');
+    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(id), { hostId: id, actor: this.config.actor }, '30 seconds');
   }
 
   /** End-to-end check of one host: temp sandbox, exec, commit, optional push, cleanup. */
   async hostSelfTest(input: { hostId: string; push: boolean; nonce: string }): Promise<HostSelfTestResult> {
     const { nonce, ...request } = input;
     const hostId = checkHostId(input.hostId);
-    return this.run<typeof hostSelfTest>('hostSelfTest', workflowIds.hostSelfTest(hostId, nonce), { ...request, hostId }, '10 minutes');
+    return this.run<typeof hostSelfTest>(
+      'hostSelfTest',
+      workflowIds.hostSelfTest(hostId, nonce),
+      { ...request, hostId, actor: this.config.actor },
+      '10 minutes',
+    );
   }
 
   /** Image snapshots: create (validated, reuse vs replace), wait, get, list. Reads use the catalog directly. */

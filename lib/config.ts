@@ -91,6 +91,11 @@ const variables = {
     example: 'alice@example.com',
     fallback: 'operator',
   },
+  SNAPFLOW_HOST_ACTOR: {
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'must be a user id (letters, digits, . _ @ -)'),
+    example: 'host-worker',
+    fallback: 'host-worker',
+  },
   SNAPFLOW_OPERATORS: {
     schema: z
       .string()
@@ -183,6 +188,8 @@ export interface Config {
   preload: PreloadLimits;
   /** Who the CLI (and a client without an explicit actor) acts as. */
   actor: string;
+  /** The service actor host workers announce themselves as; it may refresh a host's facts and nothing else. */
+  hostActor: string;
   /** Platform operators: may act in every workspace and the system workspace, whatever the plan. */
   operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
@@ -289,6 +296,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     actor: required(env, 'SNAPFLOW_ACTOR', ''),
     operators: required(env, 'SNAPFLOW_OPERATORS', '').split(','),
+    hostActor: required(env, 'SNAPFLOW_HOST_ACTOR', ''),
     hostCacheKeep: Number(required(env, 'SNAPFLOW_HOST_CACHE_KEEP', '')),
     githubApp: appId
       ? {

@@ -5,10 +5,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { eq } from 'drizzle-orm';
 import { createHostCacheActivities } from '../activities/hostCache';
 import type { SnapflowClient } from '../client';
-import { workspaces } from '../db/access';
-import { snapshots } from '../db/schema';
-import { taskQueues, workflowIds } from '../lib/ids';
-import type { createImageSnapshot } from '../workflows';
+import { auditEvents, workspaces } from '../db/access';
+import { hosts, snapshots } from '../db/schema';
+import { CONTAINER_LABEL, taskQueues, workflowIds } from '../lib/ids';
+import type { createImageSnapshot, hostSelfTest, refreshHost } from '../workflows';
 import { sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
@@ -139,4 +139,39 @@ test('an image reference with a port over 65535 is refused before anything start
     as('alice').snapshots.create({ workspace: 'acme', name: 'port-v1', image: 'localhost:99999/o/i:v1', runtime: 'codex', size: 'small' }),
   ).rejects.toMatchObject({ code: 'VALIDATION_FAILED', field: 'image', message: expect.stringContaining('99999') });
   expect((await acmeRows()).map((r) => r.name)).not.toContain('port-v1');
+});
+
+test('refreshHost and hostSelfTest are decided inside the workflow: operators, and host workers only to announce', async () => {
+  const hostId = (await t.db.db.select().from(hosts))[0]!.id;
+  await expect(as('alice').refreshHost(hostId)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+  const direct = (actor: string | undefined, nonce: string) =>
+    t.client.temporal.workflow.execute<typeof hostSelfTest>('hostSelfTest', {
+      taskQueue: taskQueues.control,
+      workflowId: workflowIds.hostSelfTest(hostId, nonce),
+      args: [{ hostId, push: true, actor }],
+    });
+  await expect(direct('host-worker', 'as-host-worker')).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
+  await expect(direct(undefined, 'no-actor')).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
+  await expect(direct('alice', 'as-alice')).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED' } });
+  expect(await t.docker.listContainers({ all: true, filters: { label: [`${CONTAINER_LABEL}=temp`] } })).toEqual([]);
+  // The host workers' service actor announces a host; an operator may do both.
+  await expect(
+    t.client.temporal.workflow.execute<typeof refreshHost>('refreshHost', {
+      taskQueue: taskQueues.control,
+      workflowId: `${workflowIds.hostRefresh(hostId)}-as-host-worker`,
+      args: [{ hostId, actor: 'host-worker' }],
+    }),
+  ).resolves.toMatchObject({ hostId });
+  await expect(t.client.refreshHost(hostId)).resolves.toMatchObject({ hostId });
+  const decisions = await t.db.db
+    .select({ actor: auditEvents.actor, action: auditEvents.action, decision: auditEvents.decision })
+    .from(auditEvents)
+    .where(eq(auditEvents.workspace, 'system'));
+  expect(decisions).toEqual(
+    expect.arrayContaining([
+      { actor: 'alice', action: 'host.refresh', decision: 'denied' },
+      { actor: 'host-worker', action: 'host.self-test', decision: 'denied' },
+      { actor: 'host-worker', action: 'host.refresh', decision: 'allowed' },
+    ]),
+  );
 });

@@ -70,13 +70,13 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
 }
 
 /** Announces this host to the control plane (catalog row with its memory) once the worker polls. */
-export async function announceHost(client: Client, hostId: string): Promise<void> {
+export async function announceHost(client: Client, hostId: string, actor = 'host-worker'): Promise<void> {
   await client.workflow.execute<typeof refreshHost>('refreshHost', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.hostRefresh(hostId),
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowExecutionTimeout: '2 minutes',
-    args: [{ hostId }],
+    args: [{ hostId, actor }],
   });
 }
 
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     });
     console.log(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`);
     const running = worker.run(); // returns after SIGINT/SIGTERM once in-flight activities are done
-    await announceHost(client, config.host.id).then(
+    await announceHost(client, config.host.id, config.hostActor).then(
       () => console.log(`host ${config.host.id} registered with the control plane`),
       (err: Error) => console.error(`host ${config.host.id} could not register yet (is the control worker running?): ${err.message}`),
     );

@@ -117,6 +117,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
             storage: config.storage,
             hostCacheKeep: config.hostCacheKeep,
             operators: config.operators,
+            hostActor: config.hostActor,
             dataConverter,
           }),
         ),
