@@ -1,5 +1,6 @@
 // Per test file: a fresh catalog database, in-process workers against the shared real stack, a client.
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
@@ -9,20 +10,40 @@ import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
 import { createTestDatabase, type TestDatabase } from './db';
+import { recordPayloadKey, scanCatalog, scanFiles } from './secrets';
 import { readTestStack, type TestStackState } from './stackState';
 
 let runtimeQuiet = false;
-/** The SDK's native runtime logs every worker state change; tests only want warnings. */
-function quietRuntime(): void {
+/**
+ * The SDK's native runtime logs every worker state change; tests only want warnings on the terminal. Every line, at
+ * every level, also goes to the stack's worker log, which the secret scan reads at the end of the run.
+ */
+function quietRuntime(stack: TestStackState): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
+  const file = scanFiles(stack.dir).workerLog;
+  const keep = (level: string, message: string, meta?: unknown): void => {
+    try {
+      appendFileSync(file, `${level} ${message} ${meta === undefined ? '' : JSON.stringify(meta)}\n`);
+    } catch {
+      // the stack's directory is gone (teardown): nothing left to scan
+    }
+  };
   const line =
     (level: string) =>
-    (message: string): void =>
-      void process.stderr.write(`[temporal ${level}] ${message}\n`);
-  const ignore = (): void => undefined;
+    (message: string, meta?: unknown): void => {
+      keep(level, message, meta);
+      if (level === 'warn' || level === 'error') process.stderr.write(`[temporal ${level}] ${message}\n`);
+    };
   Runtime.install({
-    logger: { log: ignore, trace: ignore, debug: ignore, info: ignore, warn: line('warn'), error: line('error') } as never,
+    logger: {
+      log: (level: string, message: string, meta?: unknown) => keep(level, message, meta),
+      trace: line('trace'),
+      debug: line('debug'),
+      info: line('info'),
+      warn: line('warn'),
+      error: line('error'),
+    } as never,
   });
 }
 
@@ -70,8 +91,8 @@ async function run(worker: Worker): Promise<RunningWorker> {
 }
 
 export async function createTestEnv(options: { env?: Record<string, string> } = {}): Promise<TestEnv> {
-  quietRuntime();
   const stack = readTestStack();
+  quietRuntime(stack);
   const database = await createTestDatabase();
   const env: Record<string, string> = {
     DATABASE_URL: database.url,
@@ -87,6 +108,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     ...options.env,
   };
   const config = loadConfig(env);
+  if (config.payloadKey) recordPayloadKey(stack, config.payloadKey.id, config.payloadKey.key.toString('base64'));
   const db = createDb(database.url);
   const connection = await NativeConnection.connect({ address: stack.temporalAddress });
   const client = await SnapflowClient.connect(config);
@@ -142,6 +164,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
       for (const w of workers.reverse()) await w.stop().catch(() => undefined);
       await client.close();
       await connection.close();
+      await scanCatalog(stack, db, database.url).catch((err: Error) => console.error(`catalog secret scan failed: ${err.message}`));
       await db.close();
       await database.drop();
     },
