@@ -5,7 +5,7 @@ import type { HostFacts } from '../lib/hosts';
 import type { ConnectionState } from '../catalog/connections';
 import { eq } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
-import { githubConnections, hosts } from '../db/schema';
+import { githubConnections } from '../db/schema';
 import { AgentClient } from './agents';
 import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
@@ -14,11 +14,12 @@ import { WorkspaceClient } from './workspaces';
 import { payloadDataConverter } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
-import { audited, requireAccess } from './access';
+import { taskQueues, workflowIds } from '../lib/ids';
+import { requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
+import { setHostPlacement } from '../catalog/hosts';
 
 const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
 
@@ -179,17 +180,7 @@ export class SnapflowClient {
   }
 
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
-    // Operators only (the system workspace).
-    await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async (tx) => {
-      const updated = await tx.update(hosts).set({ status }).where(eq(hosts.id, hostId)).returning({ id: hosts.id });
-      if (updated.length === 0)
-        throw new SnapflowError({
-          code: 'NOT_FOUND',
-          field: 'hostId',
-          message: `no host ${hostId} in the catalog`,
-          hint: 'hosts appear once their worker has started; `snapflow doctor` lists them',
-        });
-    });
+    await setHostPlacement(this.db(), this.config, { hostId, status }); // operators only, decided in the catalog
   }
 
   private db(): DbHandle['db'] {

@@ -4,6 +4,7 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { eq } from 'drizzle-orm';
 import { createHostCacheActivities } from '../activities/hostCache';
+import { setHostPlacement } from '../catalog/hosts';
 import type { SnapflowClient } from '../client';
 import { auditEvents, workspaces } from '../db/access';
 import { hosts, snapshots } from '../db/schema';
@@ -174,4 +175,18 @@ test('refreshHost and hostSelfTest are decided inside the workflow: operators, a
       { actor: 'host-worker', action: 'host.refresh', decision: 'allowed' },
     ]),
   );
+});
+
+test('draining a host is decided in the catalog: a service calling it directly as a workspace admin is refused', async () => {
+  const [host] = await t.db.db.select().from(hosts);
+  await expect(
+    setHostPlacement(t.db.db, { actor: 'alice', operators: t.config.operators }, { hostId: host!.id, status: 'draining' }),
+  ).rejects.toMatchObject({
+    code: 'PERMISSION_DENIED',
+  });
+  expect((await t.db.db.select().from(hosts).where(eq(hosts.id, host!.id)))[0]!.status).toBe(host!.status);
+  await expect(as('alice').drainHost(host!.id)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+  await t.client.drainHost(host!.id);
+  expect((await t.db.db.select().from(hosts).where(eq(hosts.id, host!.id)))[0]!.status).toBe('draining');
+  await t.client.undrainHost(host!.id);
 });
