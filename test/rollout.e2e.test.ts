@@ -363,10 +363,22 @@ describe('--auto: the workflow checks the canary itself by booting the stored sn
   }, 120_000);
 
   test('an entrypoint that fails to boot → VERIFY_FAILED, the canary goes back', async () => {
-    const { v1Id, names, snapshot: snap } = await fleet('boot', 2, { storedRef, entrypoint: '/bin/false' });
+    // The stored image is autoWs's own: a host boots only its workspace's (or the system's) stored images.
+    const v1Id = await snapshot('boot-v1', {}, autoWs);
+    await snapshot('boot-v2', { storedRef, entrypoint: '/bin/false' }, autoWs);
+    const names = ['boot-1', 'boot-2'];
+    for (const name of names) await t.client.agents.create({ workspace: autoWs, name, snapshot: 'boot-v1' });
+    await start({ workspace: autoWs, snapshot: 'boot-v2', agents: names, auto: true });
+    const result = await t.client.agents.wait({ workspace: autoWs, snapshot: 'boot-v2' });
+    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('VERIFY_FAILED') });
+    expect(Object.values(await where(names, autoWs)).map((a) => a.on)).toEqual([v1Id, v1Id]);
+  }, 120_000);
+
+  test("another workspace's stored image is never booted for a rollout: the canary goes back, refused", async () => {
+    const { v1Id, names, snapshot: snap } = await fleet('theft', 2, { storedRef });
     await start({ snapshot: snap, agents: names, auto: true });
     const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('VERIFY_FAILED') });
+    expect(result).toMatchObject({ status: 'rolled-back', reason: expect.stringContaining('PERMISSION_DENIED') });
     expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
   }, 120_000);
 });
