@@ -8,6 +8,7 @@ import {
   failSnapshot,
   insertPendingSnapshot,
   moveReferences,
+  interruptedDeletes,
   unsettledSnapshots,
   type PendingSnapshot,
   type RunRef,
@@ -90,6 +91,11 @@ export function createCatalogActivities(deps: CatalogDeps) {
       olderThanSeconds: number;
     }): Promise<Array<{ id: string; workflowId: string | null; runId: string | null }>> {
       return boundary(() => unsettledSnapshots(db, input));
+    },
+
+    /** `deleting` rows the reconciler may have to finish, with who asked for each delete. */
+    async listInterruptedDeletes(input: { olderThanSeconds: number }): Promise<Array<{ id: string; actor: string }>> {
+      return boundary(() => interruptedDeletes(db, input));
     },
   };
 }

@@ -3,6 +3,7 @@
 import {
   connectHint,
   readConnection,
+  requireAllowedAccount,
   saveConnection,
   setConnectionStatus,
   usableConnection,
@@ -31,11 +32,13 @@ export function createConnectionActivities(deps: ConnectionDeps) {
     let problem: SnapflowError | undefined;
     try {
       account = (await deps.tokens.checkInstallation(installationId)).account;
+      // Another organisation's installation is refused before a token is minted or anything is recorded.
+      await requireAllowedAccount(db, { workspace, installationId, account });
       await deps.tokens.registryCredentials(installationId); // proves a token can be minted; it is discarded
     } catch (err) {
       if (!(err instanceof SnapflowError)) throw err; // GitHub unreachable: retry, record nothing
       // Our App is missing or misconfigured: that says nothing about the installation, so record nothing.
-      if (err.code === 'GITHUB_APP_NOT_CONFIGURED') throw err;
+      if (err.code === 'GITHUB_APP_NOT_CONFIGURED' || err.code === 'GITHUB_ACCOUNT_MISMATCH') throw err;
       problem = err;
       status = err.code === 'GITHUB_CONNECTION_MISSING' ? 'missing' : 'expired';
     }
@@ -51,7 +54,17 @@ export function createConnectionActivities(deps: ConnectionDeps) {
 
     /** Up-front gate for GHCR images: missing or expired blocks the run with the command to fix it. */
     async requireGithubConnection(input: { workspace: string }): Promise<{ installationId: number }> {
-      return boundary(() => usableConnection(db, input.workspace));
+      return boundary(async () => {
+        const usable = await usableConnection(db, input.workspace);
+        // An account an operator no longer allows stops opening images at once, not at the next validate.
+        const stored = await readConnection(db, input.workspace);
+        await requireAllowedAccount(db, {
+          workspace: input.workspace,
+          installationId: usable.installationId,
+          account: stored?.account ?? null,
+        });
+        return usable;
+      });
     },
 
     async markGithubConnection(input: { workspace: string; status: GithubConnectionStatus }): Promise<void> {

@@ -95,8 +95,10 @@ export function createGithubTokens(app: App | undefined): GithubTokens {
     async registryCredentials(installationId) {
       if (!app) throw notConfigured();
       try {
+        // The narrowest token that pulls a package: nothing else the installation may do is handed to a registry.
         const { data } = await app.octokit.request('POST /app/installations/{installation_id}/access_tokens', {
           installation_id: installationId,
+          permissions: { packages: 'read' },
         });
         return { username: 'x-access-token', password: data.token, expiresAt: data.expires_at };
       } catch (err) {

@@ -1,17 +1,21 @@
 // Golden build steps on a host: preload repositories, skills and dependencies into a temporary sandbox,
 // and boot-verify the committed image before it may count.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type Docker from 'dockerode';
+import type { PreloadLimits } from '../lib/config';
 import { CONTAINER_LABEL } from '../lib/ids';
-import { fail } from './boundary';
+import { boundary, fail } from './boundary';
 import { runExec, withHeartbeat, type ExecResult } from './docker';
+import { isolatedGit, resolveRepo, resolveSkillsDir } from './preloadPaths';
 
 export interface GoldenHostDeps {
   docker: Docker;
   hostId: string;
+  /** This host's SNAPFLOW_SKILLS_ROOT, SNAPFLOW_REPOS_ROOT and SNAPFLOW_REPO_HOSTS: nothing else is read. */
+  preload: PreloadLimits;
 }
 
 export const WORKSPACE_DIR = '/workspace';
@@ -26,10 +30,10 @@ export function repoDirName(repo: string): string {
   return basename(repo.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo';
 }
 
-function run(command: string, args: string[], cwd?: string): Promise<{ code: number; stderr: string }> {
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stderr: string }> {
   return new Promise((done, failed) => {
     // No shell: arguments are passed as they are, so nothing in a repo URL is interpreted.
-    const child = spawn(command, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GIT_TERMINAL_PROMPT: '0' } });
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env });
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-4000)));
     child.on('error', failed);
@@ -53,13 +57,17 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
   return {
     /** Clones each repository on the host (the sandbox has no network) and copies it into /workspace/<name>. */
     async preloadRepos(input: { containerId: string; repos: string[] }): Promise<{ loaded: string[] }> {
+      // Every source is checked before the first clone: a refused one means nothing is copied at all.
+      const sources = await boundary(async () => input.repos.map((repo) => ({ repo, ...resolveRepo(repo, deps.preload) })));
       return withHeartbeat('preload repos', async () => {
         const loaded: string[] = [];
-        for (const repo of input.repos) {
+        for (const { repo, source, cloneFrom } of sources) {
           const scratch = mkdtempSync(join(tmpdir(), 'snapflow-repo-'));
+          const git = isolatedGit(source);
           try {
             const name = repoDirName(repo);
-            const cloned = await run('git', ['clone', '--depth', '1', '--', repo, join(scratch, name)]);
+            const from = source.kind === 'local' ? `file://${cloneFrom}` : cloneFrom;
+            const cloned = await run('git', [...git.config, 'clone', '--depth', '1', '--', from, join(scratch, name)], git.env);
             if (cloned.code !== 0)
               fail(
                 'PRELOAD_FAILED',
@@ -70,21 +78,17 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
             loaded.push(name);
           } finally {
             rmSync(scratch, { recursive: true, force: true });
+            rmSync(git.home, { recursive: true, force: true });
           }
         }
         return { loaded };
       });
     },
 
+    /** Copies the skills directory by its real path, which must be under SNAPFLOW_SKILLS_ROOT (links inside stay links). */
     async embedSkills(input: { containerId: string; path: string }): Promise<void> {
-      if (!existsSync(input.path) || !statSync(input.path).isDirectory()) {
-        fail(
-          'PRELOAD_FAILED',
-          `skills directory ${input.path} does not exist on host ${deps.hostId}`,
-          'set the golden config skills path to a directory present on every host worker',
-        );
-      }
-      await withHeartbeat('embed skills', () => copyIn(docker, input.containerId, input.path, SKILLS_DIR));
+      const real = await boundary(async () => resolveSkillsDir(input.path, deps.preload, deps.hostId));
+      await withHeartbeat('embed skills', () => copyIn(docker, input.containerId, real, SKILLS_DIR));
     },
 
     /**

@@ -2,6 +2,7 @@
 // and evict one that the catalog no longer wants here. The catalog side is in goldenCatalog.ts.
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
+import { SYSTEM_SCOPE, storageOwner } from '../lib/ids';
 import { fail } from './boundary';
 import { withHeartbeat } from './docker';
 import { followProgress } from './progress';
@@ -15,8 +16,20 @@ export interface HostCacheDeps {
 export function createHostCacheActivities(deps: HostCacheDeps) {
   const { docker } = deps;
   return {
-    /** Pulls `storedRef` (registry/repo@sha256:…) from snapshot storage unless this engine already has it. */
-    async cacheSnapshot(input: { storedRef: string }): Promise<{ imageId: string; pulled: boolean }> {
+    /**
+     * Pulls `storedRef` (registry/repo@sha256:…) from snapshot storage unless this engine already has it. Only a
+     * repository of `workspace` or of the system is read, for whoever asks, and storage's password goes nowhere else.
+     */
+    async cacheSnapshot(input: { storedRef: string; workspace: string }): Promise<{ imageId: string; pulled: boolean }> {
+      const owner = storageOwner(input.storedRef);
+      if (!input.workspace || (owner !== input.workspace && owner !== SYSTEM_SCOPE))
+        fail(
+          'PERMISSION_DENIED',
+          `${input.storedRef.slice(0, 200)} does not belong to workspace ${String(input.workspace).slice(0, 64)}`,
+          "a sandbox or check starts only from its own workspace's snapshots or the system's",
+        );
+      if (deps.storage && !input.storedRef.startsWith(`${deps.storage.registryHost}/`))
+        fail('PERMISSION_DENIED', `${input.storedRef.slice(0, 200)} is not in snapshot storage`, 'only stored snapshots are cached');
       const present = await docker
         .getImage(input.storedRef)
         .inspect()

@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { CONTAINER_LABEL } from '../lib/ids';
+import { parseImageRef } from '../lib/imageRef';
 import { boundary, fail } from './boundary';
 import { followProgress } from './progress';
 import { resolveDigest } from './registryClient';
@@ -15,7 +16,10 @@ export interface RegistryCredentials {
   password: string;
 }
 
-/** Credentials for a registry host: storage's, a GitHub installation token for GHCR, or none. */
+/**
+ * Credentials for a source registry: a GitHub installation token for the configured GHCR host only (the host worker
+ * decides from the image's own registry), or none. Storage's credentials are never offered for a source.
+ */
 export type CredentialsFor = (input: { registry: string; installationId?: number }) => Promise<RegistryCredentials | undefined>;
 
 export interface ImageDeps {
@@ -44,13 +48,24 @@ export interface StoreImage {
   tag: string;
 }
 
+/**
+ * A registry that refuses a freshly minted installation token says this installation cannot read that image, not
+ * that the connection is gone (GitHub itself refusing to mint is what marks it expired): the snapshot fails, typed.
+ */
+function refusedToken(registry: string, what: string): never {
+  fail(
+    'REGISTRY_AUTH_FAILED',
+    `${registry} refused the GitHub installation token for ${what}`,
+    "check that the image exists and that the GitHub App's installation may read this package",
+  );
+}
+
 /** Maps what the engine says about a pull or push to our codes; unknown problems stay retryable. */
 function classifyRegistryError(message: string, what: string, registry: string, ghcr: boolean): never {
   if (/manifest unknown|not found|does not exist|name unknown/i.test(message))
     fail('IMAGE_NOT_FOUND', `${what}: not found in ${registry}`, 'check the image reference and tag');
   if (/unauthorized|denied|authentication required|no basic auth|forbidden/i.test(message)) {
-    if (ghcr)
-      fail('GITHUB_CONNECTION_EXPIRED', `${registry} refused the GitHub installation token for ${what}`, 'run `snapflow github reconnect`');
+    if (ghcr) refusedToken(registry, what);
     fail('REGISTRY_AUTH_FAILED', `${registry} refused the credentials for ${what}`, 'check the registry credentials');
   }
   throw ApplicationFailure.create({
@@ -77,6 +92,15 @@ const S_IFDIR = 0x80000000; // Go's os.ModeDir, as Docker encodes it
 
 export function createImageActivities(deps: ImageDeps) {
   const { docker } = deps;
+  /** Snapshot storage holds every workspace's images: it is never a source, whoever asks. */
+  const refuseStorageSource = (registry: string): void => {
+    if (deps.storage && registry === deps.storage.registryHost)
+      fail(
+        'VALIDATION_FAILED',
+        `${registry} is snapshot storage, which cannot be the source of an image snapshot`,
+        'name the image in the registry it was published to',
+      );
+  };
 
   return {
     /** Tag → digest with the registry's own API, so the rest of the run works on exactly one image. */
@@ -86,6 +110,7 @@ export function createImageActivities(deps: ImageDeps) {
       reference: string;
       installationId?: number;
     }): Promise<{ digest: string }> {
+      refuseStorageSource(input.registry);
       const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
       return boundary(async () => {
         try {
@@ -98,29 +123,26 @@ export function createImageActivities(deps: ImageDeps) {
           return { digest };
         } catch (err) {
           // Connection problems are not SnapflowErrors: retried by the activity policy.
-          // A GHCR refusal means the installation token no longer opens the image: the connection has expired.
-          if (err instanceof SnapflowError && err.code === 'REGISTRY_AUTH_FAILED' && input.installationId !== undefined) {
-            fail(
-              'GITHUB_CONNECTION_EXPIRED',
-              `${input.registry} refused the GitHub installation token for ${input.repository}`,
-              'run `snapflow github reconnect`',
-            );
-          }
+          if (err instanceof SnapflowError && err.code === 'REGISTRY_AUTH_FAILED' && credentials?.username === 'x-access-token')
+            refusedToken(input.registry, input.repository);
           throw err;
         }
       });
     },
 
     async pullImage(input: PullImage): Promise<{ imageId: string }> {
-      const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
+      // The registry the engine will contact is the reference's own, whatever `registry` says.
+      const registry = await boundary(async () => parseImageRef(input.ref).registry);
+      refuseStorageSource(registry);
+      const credentials = await deps.credentialsFor({ registry, installationId: input.installationId });
       const ctx = Context.current();
       let layers = 0;
       try {
-        const stream = await docker.pull(input.ref, credentials ? { authconfig: { ...credentials, serveraddress: input.registry } } : {});
+        const stream = await docker.pull(input.ref, credentials ? { authconfig: { ...credentials, serveraddress: registry } } : {});
         stream.on('data', () => ctx.heartbeat({ step: 'pull', layers: ++layers }));
         await followProgress(docker, stream);
       } catch (err) {
-        classifyRegistryError((err as Error).message, `pull of ${input.ref}`, input.registry, input.installationId !== undefined);
+        classifyRegistryError((err as Error).message, `pull of ${input.ref}`, registry, credentials?.username === 'x-access-token');
       }
       const image = await docker.getImage(input.ref).inspect();
       return { imageId: image.Id };

@@ -125,7 +125,7 @@ async function breakdown(t: TestEnv, workflowId: string): Promise<void> {
 }
 
 export async function benchGolden(t: TestEnv): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-golden-'));
+  const dir = mkdtempSync(join(t.stack.dir, 'bench-golden-'));
   try {
     const repo = makeBareRepo(dir, 'app', { 'README.md': 'bench app\n', 'tembo.nix': '{ }\n' });
     await t.client.golden.setConfig({

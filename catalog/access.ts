@@ -5,6 +5,7 @@ import type { Db, Queryable } from '../db/client';
 import { members, workspaces } from '../db/access';
 import { decideAccess, type AccessDecision, type Action } from '../lib/authz';
 import { SnapflowError } from '../lib/errors';
+import { SYSTEM_SCOPE } from '../lib/ids';
 import { recordAudit } from './audit';
 import type { RunRef } from './snapshots';
 
@@ -115,6 +116,42 @@ export async function audited<T>(
     });
     return result;
   });
+}
+
+export type HostAction = 'host.refresh' | 'host.self-test';
+
+/**
+ * Host actions belong to the system scope: operators may do both; the host workers' service actor may only refresh
+ * (announce) a host, never run work on one. Decided and audited like every other request.
+ */
+export async function authorizeHostAction(
+  db: Db,
+  who: { operators: readonly string[]; hostActor: string },
+  input: { actor: string; hostId: string; action: HostAction; run?: RunRef },
+): Promise<{ as: string }> {
+  const as = who.operators.includes(input.actor)
+    ? 'operator'
+    : input.action === 'host.refresh' && input.actor === who.hostActor
+      ? 'host worker'
+      : undefined;
+  await recordAudit(db, {
+    workspace: SYSTEM_SCOPE,
+    actor: input.actor.slice(0, 200),
+    action: input.action,
+    target: input.hostId.slice(0, 300),
+    decision: as ? 'allowed' : 'denied',
+    reason: as ? `as ${as}` : `${input.action} is for operators${input.action === 'host.refresh' ? ' and host workers' : ''}`,
+    workflowId: input.run?.workflowId,
+    runId: input.run?.runId,
+  });
+  if (!as)
+    throw new SnapflowError({
+      code: 'PERMISSION_DENIED',
+      field: 'actor',
+      message: `${input.actor.slice(0, 64)} may not ${input.action} host ${input.hostId.slice(0, 64)}: hosts belong to operators`,
+      hint: 'ask an operator (SNAPFLOW_OPERATORS); host workers announce themselves as SNAPFLOW_HOST_ACTOR',
+    });
+  return { as };
 }
 
 /** NOT_FOUND (field `workspace`) unless the workspace is registered. */

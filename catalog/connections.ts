@@ -1,6 +1,7 @@
 // GitHub connections per workspace. The catalog keeps the installation and its status, never a token.
-import { eq } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import { asc, eq } from 'drizzle-orm';
+import type { Db, Queryable } from '../db/client';
+import { workspaceGithubAccounts } from '../db/access';
 import { githubConnections } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
@@ -60,4 +61,38 @@ export async function saveConnection(
 
 export async function setConnectionStatus(db: Db, input: { workspace: string; status: GithubConnectionStatus }): Promise<void> {
   await db.update(githubConnections).set({ status: input.status }).where(eq(githubConnections.workspace, input.workspace));
+}
+
+/** The GitHub accounts a workspace may connect installations of (lowercase logins), as operators set them. */
+export async function allowedGithubAccounts(db: Pick<Queryable, 'select'>, workspace: string): Promise<string[]> {
+  const rows = await db
+    .select({ account: workspaceGithubAccounts.account })
+    .from(workspaceGithubAccounts)
+    .where(eq(workspaceGithubAccounts.workspace, workspace))
+    .orderBy(asc(workspaceGithubAccounts.account));
+  return rows.map((r) => r.account);
+}
+
+/** Replaces the workspace's allowed accounts (inside the caller's audited transaction). */
+export async function replaceAllowedGithubAccounts(tx: Queryable, workspace: string, accounts: string[]): Promise<string[]> {
+  await tx.delete(workspaceGithubAccounts).where(eq(workspaceGithubAccounts.workspace, workspace));
+  if (accounts.length) await tx.insert(workspaceGithubAccounts).values(accounts.map((account) => ({ workspace, account })));
+  return allowedGithubAccounts(tx, workspace);
+}
+
+/** GITHUB_ACCOUNT_MISMATCH unless the installation's account is one the workspace may use. */
+export async function requireAllowedAccount(
+  db: Db,
+  input: { workspace: string; installationId: number; account: string | null },
+): Promise<void> {
+  const allowed = await allowedGithubAccounts(db, input.workspace);
+  if (input.account && allowed.includes(input.account.toLowerCase())) return;
+  throw new SnapflowError({
+    code: 'GITHUB_ACCOUNT_MISMATCH',
+    field: 'installationId',
+    message: `GitHub installation ${input.installationId} belongs to ${input.account ?? 'an unknown account'}, which workspace ${input.workspace} may not use`,
+    hint: allowed.length
+      ? `connect an installation of ${allowed.join(', ')}, or ask an operator to run \`snapflow workspace github-accounts ${input.workspace} --allow <account>\``
+      : `an operator allows an account first: \`snapflow workspace github-accounts ${input.workspace} --allow <account>\``,
+  });
 }

@@ -5,7 +5,9 @@ import type { Db, Queryable } from '../db/client';
 import { hostCache, hosts } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
+import { SYSTEM_SCOPE } from '../lib/ids';
 import { findPreset } from '../lib/presets';
+import { audited, type Caller } from './access';
 
 export interface EvictionCandidate {
   storedRef: string;
@@ -131,4 +133,21 @@ export async function evictableImages(db: Db, input: { hostId: string; keep: num
 export async function unmarkCached(db: Db, input: { hostId: string; snapshotIds: string[] }): Promise<void> {
   if (input.snapshotIds.length === 0) return;
   await db.delete(hostCache).where(and(eq(hostCache.hostId, input.hostId), inArray(hostCache.snapshotId, input.snapshotIds)));
+}
+
+/**
+ * Drain or undrain a host: operators only (the system scope), decided and audited here in the same transaction as the
+ * change, so every caller — the client, a service, a script — goes through the same check.
+ */
+export async function setHostPlacement(db: Db, caller: Caller, input: { hostId: string; status: 'online' | 'draining' }): Promise<void> {
+  await audited(db, caller, SYSTEM_SCOPE, 'workspace.manage', `host ${input.hostId} ${input.status}`, async (tx) => {
+    const updated = await tx.update(hosts).set({ status: input.status }).where(eq(hosts.id, input.hostId)).returning({ id: hosts.id });
+    if (updated.length === 0)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'hostId',
+        message: `no host ${input.hostId} in the catalog`,
+        hint: 'hosts appear once their worker has started; `snapflow doctor` lists them',
+      });
+  });
 }

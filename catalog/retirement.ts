@@ -1,5 +1,5 @@
 // Retiring snapshots: who still uses one, the guarded move to `deleting`, the tombstone.
-import { and, eq, inArray, ne, notExists, or, sql } from 'drizzle-orm';
+import { and, eq, inArray, ne, notExists, notInArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents } from '../db/access';
 import { defaultPointers, hostCache, issues, sandboxes, snapshotEvents, snapshots } from '../db/schema';
@@ -32,10 +32,8 @@ export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promi
       .from(defaultPointers)
       .where(eq(defaultPointers.snapshotId, snapshotId)),
     db.select({ key: issues.externalKey }).from(issues).where(eq(issues.pinnedSnapshotId, snapshotId)),
-    db
-      .select({ id: sandboxes.id })
-      .from(sandboxes)
-      .where(and(eq(sandboxes.latestSessionSnapshotId, snapshotId), ne(sandboxes.state, 'stopped'))),
+    // A stopped (or failed) sandbox resumes from its latest session: that session is in use as much as a running one's.
+    db.select({ id: sandboxes.id }).from(sandboxes).where(eq(sandboxes.latestSessionSnapshotId, snapshotId)),
     db.select({ name: agents.name }).from(agents).where(eq(agents.snapshotId, snapshotId)),
   ]);
   return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id), agents: users.map((a) => a.name) };
@@ -70,7 +68,7 @@ export async function unusedSnapshots(
           db
             .select({ one: sql`1` })
             .from(sandboxes)
-            .where(or(eq(sandboxes.latestSessionSnapshotId, snapshots.id))),
+            .where(eq(sandboxes.latestSessionSnapshotId, snapshots.id)),
         ),
         notExists(
           db
@@ -83,7 +81,12 @@ export async function unusedSnapshots(
     .orderBy(snapshots.updatedAt);
 }
 
-/** Refuses while a default, a pin or a sandbox uses the snapshot, naming them; else moves it to `deleting`. */
+/**
+ * Refuses while a default, a pin or a sandbox uses the snapshot, naming them; else moves it to `deleting`. The stored
+ * image is returned for removal only when no other snapshot still stands on it: a golden build registers one snapshot
+ * per target on one stored digest, and deleting one of them must not pull the image from under the others. A
+ * snapshot already `deleting` counts as gone (its delete always finishes, see the reconciler).
+ */
 export async function markDeleting(
   db: Db,
   input: { id: string; actor: string; run: RunRef },
@@ -119,7 +122,16 @@ export async function markDeleting(
         runId: input.run.runId,
       });
     }
-    return { storedRef: row.storedRef, alreadyDeleted: false };
+    const shared = row.storedRef
+      ? await tx
+          .select({ id: snapshots.id })
+          .from(snapshots)
+          .where(
+            and(eq(snapshots.storedRef, row.storedRef), ne(snapshots.id, input.id), notInArray(snapshots.status, ['deleting', 'deleted'])),
+          )
+          .limit(1)
+      : [];
+    return { storedRef: shared.length ? null : row.storedRef, alreadyDeleted: false };
   });
 }
 

@@ -300,6 +300,23 @@ export async function unsettledSnapshots(
     .limit(500);
 }
 
+/**
+ * `deleting` rows whose move to `deleting` is older than `olderThanSeconds`, with who asked for the delete: the
+ * reconciler starts their delete again when its run is gone.
+ */
+export async function interruptedDeletes(db: Db, input: { olderThanSeconds: number }): Promise<Array<{ id: string; actor: string }>> {
+  const rows = await db
+    .selectDistinctOn([snapshots.id], { id: snapshots.id, actor: snapshotEvents.actor })
+    .from(snapshots)
+    .innerJoin(snapshotEvents, and(eq(snapshotEvents.snapshotId, snapshots.id), eq(snapshotEvents.type, 'deleting')))
+    .where(
+      and(eq(snapshots.status, 'deleting'), sql`${snapshotEvents.createdAt} < now() - make_interval(secs => ${input.olderThanSeconds})`),
+    )
+    .orderBy(snapshots.id, desc(snapshotEvents.createdAt))
+    .limit(500);
+  return rows.map((r) => ({ id: r.id, actor: r.actor ?? 'system' }));
+}
+
 /** The workspace a snapshot belongs to, and its name; NOT_FOUND when there is no such snapshot. */
 export async function snapshotOwner(db: Db, snapshotId: string): Promise<{ workspace: string; name: string }> {
   const [snapshot] = await db

@@ -45,6 +45,29 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
       ),
     );
   workspace
+    .command('github-accounts <id>')
+    .description('the GitHub accounts whose App installations the workspace may connect (setting them: operators)')
+    .option(
+      '--allow <account>',
+      'a GitHub user or organisation login; repeat for several (replaces the list)',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .option('--none', 'allow no account (disconnects nothing, but refuses every connect)')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { allow: string[]; none?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        (c) => (o.allow.length || o.none ? c.workspaces.setGithubAccounts({ id, allow: o.allow }) : c.workspaces.githubAccounts(id)),
+        (r) =>
+          console.log(
+            r.accounts.length
+              ? `${r.workspace} may connect installations of ${r.accounts.join(', ')}`
+              : `${r.workspace} may connect no GitHub account`,
+          ),
+      ),
+    );
+  workspace
     .command('list')
     .description('every workspace and its plan')
     .option('--json', 'machine-readable output')

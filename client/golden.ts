@@ -59,7 +59,7 @@ export class GoldenClient {
 
   async setConfig(input: GoldenConfigInput): Promise<{ config: GoldenBuildConfig; schedule?: ScheduleState }> {
     this.assertStorage();
-    const v = validateGoldenConfig(input);
+    const v = validateGoldenConfig(input, this.config.preload);
     // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
     const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
       const baseName = v.targets.find((t) => t.base)?.base;

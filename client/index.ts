@@ -3,7 +3,6 @@ import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { HostFacts } from '../lib/hosts';
 import { readConnection, type ConnectionState } from '../catalog/connections';
-import { changeHostStatus } from '../catalog/hosts';
 import { createDb, type DbHandle } from '../db/client';
 import { AgentClient } from './agents';
 import { GoldenClient } from './golden';
@@ -13,11 +12,12 @@ import { WorkspaceClient } from './workspaces';
 import { payloadDataConverter } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
-import { audited, requireAccess } from './access';
+import { taskQueues, workflowIds } from '../lib/ids';
+import { requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
+import { setHostPlacement } from '../catalog/hosts';
 
 const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
 
@@ -89,14 +89,19 @@ export class SnapflowClient {
   /** Asks the host's worker to describe its engine and records it in the catalog; fails fast if nobody polls. */
   async refreshHost(hostId: string): Promise<HostFacts> {
     const id = checkHostId(hostId);
-    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(id), { hostId: id }, '30 seconds');
+    return this.run<typeof refreshHost>('refreshHost', workflowIds.hostRefresh(id), { hostId: id, actor: this.config.actor }, '30 seconds');
   }
 
   /** End-to-end check of one host: temp sandbox, exec, commit, optional push, cleanup. */
   async hostSelfTest(input: { hostId: string; push: boolean; nonce: string }): Promise<HostSelfTestResult> {
     const { nonce, ...request } = input;
     const hostId = checkHostId(input.hostId);
-    return this.run<typeof hostSelfTest>('hostSelfTest', workflowIds.hostSelfTest(hostId, nonce), { ...request, hostId }, '10 minutes');
+    return this.run<typeof hostSelfTest>(
+      'hostSelfTest',
+      workflowIds.hostSelfTest(hostId, nonce),
+      { ...request, hostId, actor: this.config.actor },
+      '10 minutes',
+    );
   }
 
   /** Image snapshots: create (validated, reuse vs replace), wait, get, list. Reads use the catalog directly. */
@@ -164,17 +169,7 @@ export class SnapflowClient {
   }
 
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
-    // Operators only (the system workspace).
-    await audited(this.db(), this.config, SYSTEM_SCOPE, 'workspace.manage', `host ${hostId} ${status}`, async (tx) => {
-      const { found } = await changeHostStatus(tx, { hostId, status });
-      if (!found)
-        throw new SnapflowError({
-          code: 'NOT_FOUND',
-          field: 'hostId',
-          message: `no host ${hostId} in the catalog`,
-          hint: 'hosts appear once their worker has started; `snapflow doctor` lists them',
-        });
-    });
+    await setHostPlacement(this.db(), this.config, { hostId, status }); // operators only, decided in the catalog
   }
 
   private db(): DbHandle['db'] {

@@ -82,7 +82,7 @@ export class SnapshotClient {
   ) {}
 
   async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
-    const v = validateCreateImageSnapshot(options);
+    const v = validateCreateImageSnapshot(options, { storageHost: this.config.storage?.registryHost });
     if (options.rollout !== undefined && options.replace !== true)
       throw validationError(
         'rollout',

@@ -19,6 +19,7 @@ import type { Config } from '../lib/config';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { checkSandboxDuration, screenText, validateField, validationError } from '../lib/validation';
 import { audited, requireAccess } from './access';
+import { allowedGithubAccounts, replaceAllowedGithubAccounts } from '../catalog/connections';
 
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const user = (field: string, value: unknown): string => {
@@ -37,6 +38,15 @@ const checkWorkspaceSlug = (value: unknown): string => {
   if (id === SYSTEM_SCOPE)
     throw validationError('workspace', `"${SYSTEM_SCOPE}" is the operators' workspace, not a workspace`, 'choose another id, e.g. acme');
   return id;
+};
+
+/** A GitHub user or organisation login (enterprise slugs follow the same rule); compared lowercase, as GitHub does. */
+const GITHUB_LOGIN = /^[a-z0-9](?:[a-z0-9-]{0,38})$/;
+const githubAccount = (value: unknown): string => {
+  const v = screenText('allow', value, 'a GitHub user or organisation login, e.g. acme-org', 39).toLowerCase();
+  if (!GITHUB_LOGIN.test(v))
+    throw validationError('allow', `${JSON.stringify(v.slice(0, 40))} is not a GitHub login`, 'letters, digits and "-", e.g. acme-org');
+  return v;
 };
 
 export class WorkspaceClient {
@@ -103,6 +113,35 @@ export class WorkspaceClient {
     workspace = checkWorkspaceSlug(workspace);
     await requireAccess(this.db, this.config, workspace, 'snapshot.read');
     return listMembers(this.db, workspace);
+  }
+
+  /**
+   * Operators only: the GitHub accounts whose App installations the workspace may connect (replaces the list; an
+   * empty list allows none). `snapflow github connect` of any other account's installation is GITHUB_ACCOUNT_MISMATCH.
+   */
+  async setGithubAccounts(input: { id: string; allow: string[] }): Promise<{ workspace: string; accounts: string[] }> {
+    const id = checkWorkspaceSlug(input.id);
+    if (!Array.isArray(input.allow))
+      throw validationError('allow', 'allow must be a list of GitHub logins', 'repeat --allow once per account, e.g. --allow acme-org');
+    if (input.allow.length > 20)
+      throw validationError('allow', `${input.allow.length} accounts; at most 20 are allowed`, 'list the accounts the workspace uses');
+    const accounts = [...new Set(input.allow.map(githubAccount))];
+    const stored = await audited(
+      this.db,
+      this.config,
+      SYSTEM_SCOPE,
+      'workspace.manage',
+      `${id} github accounts ${accounts.join(',') || '(none)'}`,
+      (tx) => replaceAllowedGithubAccounts(tx, id, accounts),
+    );
+    return { workspace: id, accounts: stored };
+  }
+
+  /** The GitHub accounts the workspace may connect (members may read them). */
+  async githubAccounts(workspace: string): Promise<{ workspace: string; accounts: string[] }> {
+    workspace = checkWorkspaceSlug(workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return { workspace, accounts: await allowedGithubAccounts(this.db, workspace) };
   }
 
   /** Who did what in the workspace, newest first (admins). */

@@ -2,6 +2,7 @@
 // and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
 import { sql } from 'drizzle-orm';
 import { bigserial, check, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import { RESERVED_WORKSPACE_IDS } from '../lib/ids';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 import { DECISIONS, PLANS, ROLES } from '../lib/vocabulary';
 import { snapshots } from './schema';
@@ -23,8 +24,12 @@ export const workspaces = pgTable(
     sandboxMaxLifetimeSeconds: integer('sandbox_max_lifetime_seconds'),
     createdAt: createdAt(),
   },
+  // Not `system`, nor a name snapshot storage uses for its own repositories (`snapflow/golden/…`, `snapflow/sessions/…`).
   (t) => [
-    check('workspaces_id_slug', sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)} AND ${t.id} <> 'system'`),
+    check(
+      'workspaces_id_slug',
+      sql`${t.id} ~ ${sql.raw(`'${SLUG_PATTERN}'`)} AND ${t.id} NOT IN (${sql.raw(RESERVED_WORKSPACE_IDS.map((id) => `'${id}'`).join(', '))})`,
+    ),
     check('workspaces_sandbox_idle_timeout_positive', sql`${t.sandboxIdleTimeoutSeconds} > 0`),
     check('workspaces_sandbox_max_lifetime_positive', sql`${t.sandboxMaxLifetimeSeconds} > 0`),
   ],
@@ -41,6 +46,23 @@ export const members = pgTable(
     createdAt: createdAt(),
   },
   (t) => [primaryKey({ name: 'members_pkey', columns: [t.workspace, t.userId] }), index('members_user_idx').on(t.userId)],
+);
+
+/**
+ * The GitHub accounts (user or organisation logins, lowercase) whose App installations a workspace may connect.
+ * Set by operators; a connect or validate of any other account's installation is refused.
+ */
+export const workspaceGithubAccounts = pgTable(
+  'workspace_github_accounts',
+  {
+    workspace: text('workspace').notNull(),
+    account: text('account').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'workspace_github_accounts_pkey', columns: [t.workspace, t.account] }),
+    check('workspace_github_accounts_lowercase', sql`${t.account} = lower(${t.account})`),
+  ],
 );
 
 /** An agent runs on one snapshot; a rollout moves agents, remembering where each came from. */
@@ -88,6 +110,7 @@ export const auditEvents = pgTable(
 );
 
 export type Workspace = typeof workspaces.$inferSelect;
+export type WorkspaceGithubAccount = typeof workspaceGithubAccounts.$inferSelect;
 export type Member = typeof members.$inferSelect;
 export type Agent = typeof agents.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;

@@ -65,10 +65,36 @@ const variables = {
     example: 'ghcr.io',
     fallback: 'ghcr.io',
   },
+  SNAPFLOW_SKILLS_ROOT: {
+    schema: z
+      .string()
+      .regex(/^(\/[\w.@+-]+)+\/?$/, 'must be an absolute directory path (not /)')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
+    example: '/srv/snapflow/skills',
+    fallback: undefined,
+  },
+  SNAPFLOW_REPOS_ROOT: {
+    schema: z
+      .string()
+      .regex(/^(\/[\w.@+-]+)+\/?$/, 'must be an absolute directory path (not /)')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ..'),
+    example: '/srv/snapflow/repos',
+    fallback: undefined,
+  },
+  SNAPFLOW_REPO_HOSTS: {
+    schema: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?(,[A-Za-z0-9.-]+(:\d{1,5})?)*$/, 'must be a comma-separated list of host[:port]'),
+    example: 'github.com,git.example.com',
+    fallback: undefined,
+  },
   SNAPFLOW_ACTOR: {
     schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'must be a user id (letters, digits, . _ @ -)'),
     example: 'alice@example.com',
     fallback: 'operator',
+  },
+  SNAPFLOW_HOST_ACTOR: {
+    schema: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/, 'must be a user id (letters, digits, . _ @ -)'),
+    example: 'host-worker',
+    fallback: 'host-worker',
   },
   SNAPFLOW_OPERATORS: {
     schema: z
@@ -138,6 +164,15 @@ export interface StorageConfig {
   password: string;
 }
 
+export interface PreloadLimits {
+  /** Skills directories must be under this host directory; unset → embedding skills is disabled. */
+  skillsRoot?: string;
+  /** Local repositories (paths, file:// URLs) must be under this host directory; unset → none are cloned. */
+  reposRoot?: string;
+  /** Hosts (host or host:port) remote repositories may be cloned from; empty → none. */
+  repoHosts: string[];
+}
+
 export interface GithubAppConfig {
   appId: string;
   privateKey: string;
@@ -159,8 +194,12 @@ export interface Config {
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
   ghcrHost: string;
+  /** Where golden builds may take repositories and skills from (checked at config time and again on the host). */
+  preload: PreloadLimits;
   /** Who the CLI (and a client without an explicit actor) acts as. */
   actor: string;
+  /** The service actor host workers announce themselves as; it may refresh a host's facts and nothing else. */
+  hostActor: string;
   /** Platform operators: may act in every workspace and the system workspace, whatever the plan. */
   operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
@@ -232,6 +271,8 @@ function payloadKeyring(env: Env): PayloadKeyring | undefined {
   return { id: currentId, key: Buffer.from(key, 'base64'), oldKeys };
 }
 
+const trimSlash = (path: string | undefined): string | undefined => path?.replace(/\/+$/, '');
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const storageUrl = read(env, 'SNAPFLOW_STORAGE_URL');
@@ -259,8 +300,17 @@ export function loadConfig(env: Env = process.env): Config {
         }
       : undefined,
     ghcrHost: required(env, 'SNAPFLOW_GHCR_HOST', ''),
+    preload: {
+      skillsRoot: trimSlash(read(env, 'SNAPFLOW_SKILLS_ROOT')),
+      reposRoot: trimSlash(read(env, 'SNAPFLOW_REPOS_ROOT')),
+      repoHosts: (read(env, 'SNAPFLOW_REPO_HOSTS') ?? '')
+        .split(',')
+        .filter(Boolean)
+        .map((h) => h.toLowerCase()),
+    },
     actor: required(env, 'SNAPFLOW_ACTOR', ''),
     operators: required(env, 'SNAPFLOW_OPERATORS', '').split(','),
+    hostActor: required(env, 'SNAPFLOW_HOST_ACTOR', ''),
     hostCacheKeep: Number(required(env, 'SNAPFLOW_HOST_CACHE_KEEP', '')),
     githubApp: appId
       ? {

@@ -1,7 +1,9 @@
 // Validation of a golden build config (per workspace, or `system`), before it is stored or scheduled.
 import { SnapflowError } from './errors';
 import { SYSTEM_SCOPE } from './ids';
+import type { PreloadLimits } from './config';
 import { quoteInput } from './imageRef';
+import { checkRepoAllowed, checkSkillsAllowed } from './preloadSources';
 import { RUNTIMES, findPreset, type Runtime } from './presets';
 import { SLUG_REGEX, SNAPSHOT_NAME_REGEX, screenText } from './validation';
 
@@ -139,7 +141,11 @@ function target(value: unknown): { size: string; runtime: Runtime; base?: string
   return { size: size as string, runtime: runtime as Runtime, ...(base === undefined ? {} : { base: baseName(base) }) };
 }
 
-export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
+/**
+ * With `limits` (the caller's SNAPFLOW_SKILLS_ROOT / _REPOS_ROOT / _REPO_HOSTS) a repository or skills path outside
+ * them is refused here too; the host worker checks again on the real path before it reads anything.
+ */
+export function validateGoldenConfig(input: GoldenConfigInput, limits?: PreloadLimits): GoldenConfig {
   const workspace = input.workspace;
   if (typeof workspace !== 'string' || (workspace !== SYSTEM_SCOPE && !SLUG_REGEX.test(workspace))) {
     refuse('workspace', 'workspace must be a lowercase slug or "system"', 'e.g. --workspace acme');
@@ -163,6 +169,10 @@ export function validateGoldenConfig(input: GoldenConfigInput): GoldenConfig {
     input.skillsPath === undefined ? null : clean('skillsPath', input.skillsPath, 500, 'an absolute path, e.g. /srv/snapflow/skills');
   if (skillsPath !== null && (!/^\/[\w./@+-]*$/.test(skillsPath) || climbs(skillsPath))) {
     refuse('skillsPath', "skills path must be an absolute path without a '..' segment", 'e.g. /srv/snapflow/skills');
+  }
+  if (limits) {
+    for (const r of repos) checkRepoAllowed(r, limits);
+    if (skillsPath !== null) checkSkillsAllowed(skillsPath, limits);
   }
   const fallback =
     input.depsFallbackCommand === undefined

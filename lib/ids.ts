@@ -45,6 +45,24 @@ export type SearchAttributeName = (typeof SEARCH_ATTRIBUTES)[number];
 /** Scope of catalog rows that belong to operators rather than one workspace. */
 export const SYSTEM_SCOPE = 'system';
 
+/**
+ * Snapshot storage repositories: `snapflow/<workspace>/<name>` (image snapshots), `snapflow/golden/<workspace>`,
+ * `snapflow/sessions/<workspace>/<sandbox>` and `snapflow/self-test` (host self-tests, the system's). A workspace
+ * named like one of those second segments would share its repositories, so those ids are reserved.
+ */
+export const STORAGE_NAMESPACE = 'snapflow';
+export const RESERVED_WORKSPACE_IDS = [SYSTEM_SCOPE, 'golden', 'sessions', 'self-test', STORAGE_NAMESPACE] as const;
+
+/** The workspace a stored reference (`registry/snapflow/…@sha256:…`) belongs to, or undefined if it is not one of ours. */
+export function storageOwner(storedRef: string): string | undefined {
+  const path = storedRef.split('@')[0]!.replace(/:[\w.-]+$/, '');
+  const [, namespace, first, second] = path.split('/');
+  if (namespace !== STORAGE_NAMESPACE || !first) return undefined;
+  if (first === 'self-test') return SYSTEM_SCOPE;
+  if (first === 'golden' || first === 'sessions') return second || undefined;
+  return first;
+}
+
 /** Label put on every container snapflow creates, so leftovers can be found and swept by id. */
 export const CONTAINER_LABEL = 'io.snapflow.managed';
 /** The workflow a temporary sandbox belongs to: the sweep keeps it while that workflow runs. */

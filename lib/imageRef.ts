@@ -108,6 +108,9 @@ export function parseImageRef(input: string): ImageRef {
         `has an invalid registry host ${quoteInput(host)}`,
         `a registry is a host name or IP with an optional port, e.g. ghcr.io or 127.0.0.1:5000`,
       );
+    const port = /:(\d+)$/.exec(host)?.[1];
+    if (port !== undefined && (Number(port) > 65535 || Number(port) === 0))
+      refuse(input, `has registry port ${port}; a port is 1 to 65535`, `e.g. 127.0.0.1:5000/org/image:v1`);
     // Host names are case-insensitive; one spelling keeps catalog comparisons and the GHCR check exact.
     registry = host.toLowerCase() === LEGACY_DEFAULT_REGISTRY ? DEFAULT_REGISTRY : host.toLowerCase();
   }

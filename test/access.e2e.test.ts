@@ -5,14 +5,14 @@ import { and, eq } from 'drizzle-orm';
 import { auditEvents } from '../db/access';
 import { goldenBuilds, snapshots } from '../db/schema';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
-import { BASE_IMAGE_REF } from '../lib/presets';
 import type { SnapflowClient } from '../client';
 import type { createImageSnapshot, validateGithubConnection } from '../workflows';
-import { pushImage } from './support/images';
+import { sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
 let image = '';
+let source: { stop: () => Promise<void> } | undefined;
 const as = (user: string): SnapflowClient => t.client.as(user);
 
 beforeAll(async () => {
@@ -21,9 +21,9 @@ beforeAll(async () => {
   const hostId = uniqueHostId('acl');
   await t.startHostWorker({ hostId });
   await t.client.refreshHost(hostId);
-  const { registryHost, username, password } = t.stack.storage;
-  await pushImage(t.docker, BASE_IMAGE_REF, { registryHost, repository: 'tools/agent', tag: 'v1', credentials: { username, password } });
-  image = `${registryHost}/tools/agent:v1`;
+  const started = await sourceRegistry(t.docker, 'agent');
+  source = started;
+  image = started.image;
   // The operator (SNAPFLOW_ACTOR's default) sets up two paid workspaces and a free one.
   await t.client.workspaces.create({ id: 'acme', plan: 'paid', admin: 'alice' });
   await as('alice').workspaces.addMember({ workspace: 'acme', user: 'bob' });
@@ -33,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const box of t ? await t.client.sandboxes.list('acme') : []) await t.client.sandboxes.destroy(box.id).catch(() => undefined);
   await t?.teardown();
+  await source?.stop();
 });
 
 const denied = (role = 'admin') => ({ code: 'PERMISSION_DENIED', field: 'actor', message: expect.stringContaining(role) });

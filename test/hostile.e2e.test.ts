@@ -93,6 +93,24 @@ for (const method of ['get', 'delete'] as const) {
 for (const field of ['workspace', 'status', 'runtime', 'size', 'kind'] as const)
   refused('snapshots.list', field, hostile(), (v) => c().snapshots.list({ workspace: ws, [field]: v }));
 refused('snapshots.prune', 'workspace', hostile(), (v) => c().snapshots.prune({ workspace: v, unusedForDays: 14 }));
+refused('snapshots.create', 'image', { 'port over 65535': 'localhost:99999/o/i:v1', 'port 0': '127.0.0.1:0/o/i:v1' }, (v) =>
+  c().snapshots.create({ ...image, image: v }),
+);
+refused('snapshots.create', 'workspace', { 'storage: golden': 'golden', 'storage: sessions': 'sessions' }, (v) =>
+  c().snapshots.create({ ...image, workspace: v }),
+);
+// Another workspace's stored image, named as a source (the storage host is known once the stack runs).
+for (const [kind, host] of [
+  ['storage as a source', () => t.stack.storage.registryHost],
+  ['storage through localhost', () => `localhost:${t.stack.storage.registryHost.split(':')[1]}`],
+] as const)
+  rows.push({
+    method: 'snapshots.create',
+    field: 'image',
+    kind,
+    code: 'VALIDATION_FAILED',
+    call: () => c().snapshots.create({ ...image, image: `${host()}/snapflow/other/agent-v1:img-0123456789ab` }),
+  });
 refused('snapshots.prune', 'unused-for', NUMBERS, (v) => c().snapshots.prune({ workspace: ws, unusedForDays: v }));
 
 // ---- GitHub connection, hosts ----
@@ -117,11 +135,26 @@ refused(
     'traversal in a path': ['/srv/repos/../../etc'],
     'an option': ['--upload-pack=touch /tmp/pwned'],
     'too many': Array.from({ length: 21 }, (_, i) => `https://example.com/org/repo${i}.git`),
+    'a host path outside the repos root': ['/etc'],
+    'a host repository outside the root': ['/root/.git'],
+    'file:// outside the root': ['file:///etc'],
+    'a host not allowed (https)': ['https://github.com/acme-org/private.git'],
+    'a host not allowed (ssh)': ['git@github.com:acme-org/private.git'],
+    'loopback not allowed': ['http://127.0.0.1:22/org/repo.git'],
   }),
   (v) => c().golden.setConfig({ ...config, repos: v }),
 );
-refused('golden.setConfig', 'skillsPath', hostile(ALL, { 'absolute traversal': '/srv/../../etc/passwd' }), (v) =>
-  c().golden.setConfig({ ...config, embedSkills: true, skillsPath: v }),
+refused(
+  'golden.setConfig',
+  'skillsPath',
+  hostile(ALL, {
+    'absolute traversal': '/srv/../../etc/passwd',
+    '/etc': '/etc',
+    '/': '/',
+    '/root': '/root',
+    'the project directory': process.cwd(),
+  }),
+  (v) => c().golden.setConfig({ ...config, embedSkills: true, skillsPath: v }),
 );
 refused('golden.setConfig', 'depsFallbackCommand', hostile(TEXT), (v) => c().golden.setConfig({ ...config, depsFallbackCommand: v }));
 refused(
@@ -229,7 +262,34 @@ for (const field of ['workspace', 'issue'] as const)
 refused('sandboxes.unpin', 'issue', { unknown: 'ENG-404' }, (v) => c().sandboxes.unpin({ workspace: ws, issue: v }), 'NOT_FOUND');
 
 // ---- workspaces, members, agents, rollouts ----
-refused('workspaces.create', 'workspace', hostile(ALL, { system: 'system' }), (v) => c().workspaces.create({ id: v, admin: 'alice' }));
+refused(
+  'workspaces.create',
+  'workspace',
+  hostile(ALL, {
+    system: 'system',
+    'storage: golden': 'golden',
+    'storage: sessions': 'sessions',
+    'storage: self-test': 'self-test',
+    'storage: snapflow': 'snapflow',
+  }),
+  (v) => c().workspaces.create({ id: v, admin: 'alice' }),
+);
+refused('workspaces.setGithubAccounts', 'workspace', hostile(ALL, { 'storage: golden': 'golden' }), (v) =>
+  c().workspaces.setGithubAccounts({ id: v, allow: ['acme-org'] }),
+);
+refused(
+  'workspaces.setGithubAccounts',
+  'allow',
+  listOf(ALL, {
+    'not a list': 'acme-org',
+    'a space': ['acme org'],
+    'a URL': ['https://github.com/acme-org'],
+    'too long': ['a'.repeat(40)],
+    'too many': Array.from({ length: 21 }, (_, i) => `org-${i}`),
+  }),
+  (v) => c().workspaces.setGithubAccounts({ id: ws, allow: v }),
+);
+refused('workspaces.githubAccounts', 'workspace', hostile(), (v) => c().workspaces.githubAccounts(v));
 refused('workspaces.create', 'plan', hostile(ALL, { unknown: 'enterprise' }), (v) =>
   c().workspaces.create({ id: 'ws-new', plan: v, admin: 'alice' }),
 );
@@ -365,9 +425,9 @@ function seen(result: unknown): Record<string, unknown> {
 }
 
 // The README's security paragraph states both figures: a value added here changes them, there too.
-test('the table sends exactly 1,326 hostile values to the client, and 20 go through the real CLI', () => {
-  expect(rows).toHaveLength(1326);
-  expect(cliCases()).toHaveLength(20);
+test('the table sends exactly 1,397 hostile values to the client, and 24 go through the real CLI', () => {
+  expect(rows).toHaveLength(1397);
+  expect(cliCases()).toHaveLength(24);
 });
 
 test.each(rows.map((r) => [`${r.method} ${r.field}: ${r.kind}`, r] as const))('%s', async (_name, row) => {
@@ -428,6 +488,10 @@ function cliCases(): Array<[string[], ErrorCode, string]> {
     [['github', 'connect', '--workspace', ws, '--installation-id', '42abc'], 'VALIDATION_FAILED', 'installationId'],
     [['host', 'self-test', '../../etc/passwd'], 'VALIDATION_FAILED', 'hostId'],
     [[...golden, '--skills-path', '/srv/../../etc/passwd'], 'VALIDATION_FAILED', 'skillsPath'],
+    [[...golden, '--embed-skills', '--skills-path', '/etc'], 'VALIDATION_FAILED', 'skillsPath'],
+    [[...golden, '--repo', 'file:///root/.git'], 'VALIDATION_FAILED', 'repos'],
+    [['workspace', 'github-accounts', ws, '--allow', 'acme;rm -rf /'], 'VALIDATION_FAILED', 'allow'],
+    [['workspace', 'create', 'golden', '--admin', 'mallory'], 'VALIDATION_FAILED', 'workspace'],
     [[...golden, '--schedule', '`rm -rf /`'], 'VALIDATION_FAILED', 'schedule'],
     [[...golden, '--time-zone', 'Europe/Paris\u202e'], 'VALIDATION_FAILED', 'timeZone'],
     [['golden', 'set-default', 'a'.repeat(10 * 1024), '--workspace', ws], 'VALIDATION_FAILED', 'name'],

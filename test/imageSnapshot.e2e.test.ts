@@ -40,6 +40,7 @@ beforeAll(async () => {
       GITHUB_API_URL: github.url,
     },
   });
+  await t.client.workspaces.setGithubAccounts({ id: ws, allow: ['acme'] });
   await t.startControlWorker({ githubApp });
   const hostId = uniqueHostId('img');
   await t.startHostWorker({ hostId, githubApp });

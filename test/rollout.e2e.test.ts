@@ -6,10 +6,10 @@ import { and, eq, inArray } from 'drizzle-orm';
 import { agents, auditEvents } from '../db/access';
 import { sandboxes, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
-import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
+import { profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
 import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/contracts/rollout';
-import { pushImage } from './support/images';
+import { sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -371,21 +371,35 @@ describe('--auto: the workflow runs the canary itself in a sandbox of the stored
   }, 120_000);
 
   test('an entrypoint that exits → ENTRYPOINT_EXITED, the canary goes back', async () => {
-    const { v1Id, names, snapshot: snap } = await fleet('boot', 2, { storedRef, entrypoint: '/bin/false' });
+    // The stored image is autoWs's own: a host boots only its workspace's (or the system's) stored images.
+    const v1Id = await snapshot('boot-v1', {}, autoWs);
+    await snapshot('boot-v2', { storedRef, entrypoint: '/bin/false' }, autoWs);
+    const names = ['boot-1', 'boot-2'];
+    for (const name of names) await t.client.agents.create({ workspace: autoWs, name, snapshot: 'boot-v1' });
+    await start({ workspace: autoWs, snapshot: 'boot-v2', agents: names, auto: true });
+    const result = await t.client.agents.wait({ workspace: autoWs, snapshot: 'boot-v2' });
+    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('ENTRYPOINT_EXITED') });
+    expect(Object.values(await where(names, autoWs)).map((a) => a.on)).toEqual([v1Id, v1Id]);
+  }, 120_000);
+
+  test("another workspace's stored image is never booted for a rollout: the canary goes back, refused", async () => {
+    const { v1Id, names, snapshot: snap } = await fleet('theft', 2, { storedRef });
     await start({ snapshot: snap, agents: names, auto: true });
     const result = await t.client.agents.wait({ workspace: ws, snapshot: snap });
-    expect(result).toMatchObject({ status: 'rolled-back', movedBack: ['boot-1'], reason: expect.stringContaining('ENTRYPOINT_EXITED') });
+    expect(result).toMatchObject({ status: 'rolled-back', reason: expect.stringContaining('PERMISSION_DENIED') });
     expect(Object.values(await where(names)).map((a) => a.on)).toEqual([v1Id, v1Id]);
   }, 120_000);
 });
 
 describe('--replace: the replaced snapshot’s agents move with it, or through a rollout', () => {
   let image = '';
+  let source: { stop: () => Promise<void> } | undefined;
   beforeAll(async () => {
-    const { registryHost, username, password } = t.stack.storage;
-    await pushImage(t.docker, BASE_IMAGE_REF, { registryHost, repository: 'tools/fleet', tag: 'v1', credentials: { username, password } });
-    image = `${registryHost}/tools/fleet:v1`;
+    const started = await sourceRegistry(t.docker, 'fleet');
+    source = started;
+    image = started.image;
   }, 120_000);
+  afterAll(async () => source?.stop());
 
   /** `<name>` built from the image, with `n` agents on it; then the changed spec that --replace turns into `<name>`'s next version. */
   async function agentsOnImageSnapshot(name: string, n: number) {

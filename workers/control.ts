@@ -40,6 +40,8 @@ export interface ControlWorkerDeps {
   dataConverter?: DataConverter;
   /** SNAPFLOW_OPERATORS: users allowed everywhere; authorization is decided here, not by the caller. */
   operators?: readonly string[];
+  /** SNAPFLOW_HOST_ACTOR: the service actor host workers announce themselves as. */
+  hostActor?: string;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -55,7 +57,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
-      ...createAuthzActivities({ db: deps.db, operators: deps.operators ?? ['operator'] }),
+      ...createAuthzActivities({ db: deps.db, operators: deps.operators ?? ['operator'], hostActor: deps.hostActor }),
       ...createSandboxActivities({ db: deps.db }),
       ...createAgentActivities({ db: deps.db }),
       ...createRestoreActivities({ db: deps.db }),
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
       storage: config.storage,
       hostCacheKeep: config.hostCacheKeep,
       operators: config.operators,
+      hostActor: config.hostActor,
       dataConverter,
     });
     log.info(`control worker polling ${taskQueues.control} on ${config.temporal.address}`, {

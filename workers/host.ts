@@ -13,7 +13,7 @@ import { createImageActivities, type CredentialsFor } from '../activities/images
 import { boundary } from '../activities/boundary';
 import { payloadDataConverter } from '../lib/codec';
 import { createGithubApp } from '../lib/githubApp';
-import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
+import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
@@ -30,6 +30,10 @@ export interface HostWorkerDeps {
   /** Lets this host mint GHCR installation tokens itself, so no token ever travels through Temporal. */
   githubApp?: GithubAppConfig;
   memoryLimitMiB?: number;
+  /** Where golden builds may read skills and repositories on this host; omitted → neither. */
+  preload?: PreloadLimits;
+  /** The registry host a GitHub installation token is minted for (SNAPFLOW_GHCR_HOST); omitted → ghcr.io. */
+  ghcrHost?: string;
   /** Payload encryption (lib/codec.ts); must match the clients' and the control worker's. Omitted → plain payloads. */
   dataConverter?: DataConverter;
 }
@@ -37,13 +41,13 @@ export interface HostWorkerDeps {
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
   const docker = new Docker(dockerConnection(deps.dockerHost));
   const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));
+  const ghcrHost = deps.ghcrHost ?? 'ghcr.io';
+  // Decided here, from the image's own registry: an installation token only ever goes to SNAPFLOW_GHCR_HOST, and
+  // storage's credentials never go with a source image (every workspace's snapshots are in storage).
   const credentialsFor: CredentialsFor = async ({ registry, installationId }) => {
-    if (deps.storage && registry === deps.storage.registryHost) return { username: deps.storage.username, password: deps.storage.password };
+    if (registry !== ghcrHost || installationId === undefined) return undefined; // public registries
     // A typed GitHub answer (suspended, uninstalled, app misconfigured) will not change on retry: fail fast.
-    if (installationId !== undefined) {
-      return boundary(() => tokens.registryCredentials(installationId));
-    }
-    return undefined; // public registries
+    return boundary(() => tokens.registryCredentials(installationId));
   };
   return Worker.create({
     connection: deps.connection,
@@ -59,7 +63,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
         memoryLimitMiB: deps.memoryLimitMiB,
       }),
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
-      ...createGoldenHostActivities({ docker, hostId: deps.hostId }),
+      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
       ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
     },
     interceptors: { activity: [hostCacheMetrics] },
@@ -72,13 +76,13 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
 }
 
 /** Announces this host to the control plane (catalog row with its memory) once the worker polls. */
-export async function announceHost(client: Client, hostId: string): Promise<void> {
+export async function announceHost(client: Client, hostId: string, actor = 'host-worker'): Promise<void> {
   await client.workflow.execute<typeof refreshHost>('refreshHost', {
     taskQueue: taskQueues.control,
     workflowId: workflowIds.hostRefresh(hostId),
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowExecutionTimeout: '2 minutes',
-    args: [{ hostId }],
+    args: [{ hostId, actor }],
   });
 }
 
@@ -119,6 +123,8 @@ async function main(): Promise<void> {
       storage: config.storage,
       githubApp: config.githubApp,
       memoryLimitMiB: config.host.memoryLimitMiB,
+      preload: config.preload,
+      ghcrHost: config.ghcrHost,
       dataConverter,
     });
     log.info(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`, {
@@ -134,7 +140,7 @@ async function main(): Promise<void> {
     });
     const stopMetrics = recordHostMetrics(() => facts.describeHost(), log);
     const running = worker.run().finally(stopMetrics); // returns after SIGINT/SIGTERM once in-flight activities are done
-    await announceHost(client, config.host.id).then(
+    await announceHost(client, config.host.id, config.hostActor).then(
       () => log.info(`host ${config.host.id} registered with the control plane`),
       (err: Error) => log.warn(`host ${config.host.id} could not register yet (is the control worker running?): ${err.message}`),
     );

@@ -82,7 +82,8 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
     const base = config.base;
     setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
-    if (base && patched('golden-base-v1')) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef });
+    if (base && patched('golden-base-v1'))
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef, workspace: req.workspace });
     const temp = await docker.createTempSandbox({
       key: `golden-${buildId}`,
       image: base?.storedRef ?? BASE_IMAGE_REF,
@@ -147,7 +148,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         },
       });
       setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
-      const cache = await warmHostCaches({ builtOn: hostId, storedRef, snapshots: registered });
+      const cache = await warmHostCaches({ builtOn: hostId, workspace: req.workspace, storedRef, snapshots: registered });
       await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
       setCurrentDetails(`**succeeded**: ${registered.map((r) => r.name).join(', ')}`);
       localRef = undefined; // the built image stays cached on the host

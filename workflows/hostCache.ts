@@ -11,6 +11,7 @@ import type { CachedSnapshot, HostCacheOutcome } from './contracts/hostCache';
  */
 export async function warmHostCaches(input: {
   builtOn: string;
+  workspace: string;
   storedRef: string;
   snapshots: CachedSnapshot[];
 }): Promise<HostCacheOutcome> {
@@ -23,7 +24,7 @@ export async function warmHostCaches(input: {
   await Promise.all(
     others.map(async ({ hostId, memoryTotalMiB }) => {
       try {
-        await hostCacheActivities(hostId).cacheSnapshot({ storedRef: input.storedRef });
+        await hostCacheActivities(hostId).cacheSnapshot({ storedRef: input.storedRef, workspace: input.workspace });
         const served = input.snapshots.filter((s) => memoryOf(s.size) <= memoryTotalMiB).map((s) => s.snapshotId);
         await golden.recordHostCache({ hostId, snapshotIds: served });
         outcome.cachedOn.push(hostId);

@@ -1,13 +1,17 @@
-import { CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import { BASE_IMAGE_REF } from '../lib/presets';
-import { hostActivities } from './activities';
+import { access, hostActivities } from './activities';
 import type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
 import { reject } from './failures';
 
 /** Proves one host end to end: temp sandbox → exec → commit → (push) → remove, on the real engine. */
 export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTestResult> {
   const docker = hostActivities(req.hostId);
-  const { workflowId } = workflowInfo();
+  const { workflowId, runId } = workflowInfo();
+  if (patched('authz-host-v1')) {
+    if (!req.actor) reject('PERMISSION_DENIED', 'this self-test names no actor', { field: 'actor', hint: 'pass the actor' });
+    await access.authorizeHost({ actor: req.actor, hostId: req.hostId, action: 'host.self-test', run: { workflowId, runId } });
+  }
   const sandbox = await docker.createTempSandbox({ key: workflowId, image: BASE_IMAGE_REF, size: 'small', workflowId });
   let localRef: string | undefined;
   try {

@@ -194,7 +194,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   async function bootCheck(snapshot: RolloutSnapshot): Promise<string | undefined> {
     try {
       const { hostId } = await catalog.pickHost({ size: snapshot.size });
-      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: snapshot.storedRef! }); // no-op when cached
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: snapshot.storedRef!, workspace: req.workspace }); // no-op when cached
       const { output } = await hostGoldenActivities(hostId).verifyBoot({ image: snapshot.storedRef!, entrypoint: snapshot.entrypoint });
       s.health.push(
         ...s.canary.map((agent) => ({
@@ -224,7 +224,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     const storedRef = snapshot.storedRef!;
     let containerId: string | undefined;
     try {
-      await hostCacheActivities(hostId).cacheSnapshot({ storedRef }); // no-op when cached
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef, workspace: req.workspace }); // no-op when cached
       const box = await docker.createTempSandbox({
         key: `canary-${workflowId}-${runId}`,
         image: storedRef,

@@ -524,7 +524,8 @@ class SandboxEntity {
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
     // An image snapshot base comes from snapshot storage like any snapshot; only the built-in base is on every host.
     const base = decision.base;
-    if (decision.source !== 'base' || base) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef }); // no-op when cached
+    if (decision.source !== 'base' || base)
+      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
     s.generation += 1;
     const docker = hostActivities(hostId);
     const box = await docker.createTempSandbox({

@@ -2,7 +2,7 @@
 // fix. Text is screened (missing, not text, too long, control characters) before any field rule looks at it.
 // Pure: no Node builtins.
 import { SnapflowError } from '../errors';
-import { SYSTEM_SCOPE } from '../ids';
+import { RESERVED_WORKSPACE_IDS, SYSTEM_SCOPE } from '../ids';
 import { quoteInput } from '../imageRef';
 import { RUNTIMES, SIZE_PRESETS, findPreset } from '../presets';
 import { SLUG_REGEX, SNAPSHOT_NAME_REGEX } from './slugs';
@@ -71,7 +71,11 @@ function slugProblem(value: string, extra: string, max: number): string {
 /** The rule of each field that reads and other commands name too; create applies the same ones. */
 export const RULES = {
   workspace: (v: string) =>
-    v === SYSTEM_SCOPE || SLUG_REGEX.test(v) ? undefined : `workspace ${quoteInput(v)} ${slugProblem(v, '-', 63)}`,
+    v !== SYSTEM_SCOPE && (RESERVED_WORKSPACE_IDS as readonly string[]).includes(v)
+      ? `workspace "${v}" is reserved: snapshot storage uses that name for its own repositories`
+      : v === SYSTEM_SCOPE || SLUG_REGEX.test(v)
+        ? undefined
+        : `workspace ${quoteInput(v)} ${slugProblem(v, '-', 63)}`,
   name: (v: string) => (SNAPSHOT_NAME_REGEX.test(v) ? undefined : `name ${quoteInput(v)} ${slugProblem(v, '._-', NAME_MAX)}`),
   runtime: (v: string) => ((RUNTIMES as readonly string[]).includes(v) ? undefined : `runtime ${quoteInput(v)} is not supported`),
   size: (v: string) => (findPreset(v) ? undefined : `size ${quoteInput(v)} is not a size preset`),

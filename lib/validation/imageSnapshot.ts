@@ -38,7 +38,17 @@ function entrypointProblem(value: string): string | undefined {
   return undefined;
 }
 
-export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): ValidatedImageSnapshot {
+/** One spelling per registry host: every loopback name of a port is the same registry. */
+const sameRegistry = (a: string, b: string): boolean => {
+  const loopback = (host: string): string => host.replace(/^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?=:|$)/, 'loopback');
+  return loopback(a.toLowerCase()) === loopback(b.toLowerCase());
+};
+
+/** `storageHost`: snapshot storage's registry host, never a source (it holds every workspace's images). */
+export function validateCreateImageSnapshot(
+  input: CreateImageSnapshotInput,
+  options: { storageHost?: string } = {},
+): ValidatedImageSnapshot {
   // Every string is screened before any field rule, so hostile input gets the same short answer everywhere.
   const workspace = screen('workspace', input.workspace);
   const name = screen('name', input.name);
@@ -61,6 +71,13 @@ export function validateCreateImageSnapshot(input: CreateImageSnapshotInput): Va
       'pin a stable tag like ghcr.io/org/image:v1 (or a @sha256: digest), or pass --allow-floating-tag',
     );
   }
+
+  if (options.storageHost && sameRegistry(image.registry, options.storageHost))
+    refuse(
+      'image',
+      `image ${quoteInput(imageText)} is in snapshot storage, which cannot be the source of an image snapshot`,
+      'name the image in the registry it was published to',
+    );
 
   const entrypointIssue = entrypointProblem(entrypoint);
   if (entrypointIssue) refuse('entrypoint', `entrypoint ${quoteInput(entrypoint)} ${entrypointIssue}`);

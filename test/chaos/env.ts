@@ -139,6 +139,8 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     SNAPFLOW_STORAGE_USERNAME: storage.username,
     SNAPFLOW_STORAGE_PASSWORD: storage.password,
     SNAPFLOW_WORKFLOW_BUNDLE: bundlePath,
+    SNAPFLOW_REPOS_ROOT: dir,
+    SNAPFLOW_SKILLS_ROOT: dir,
   };
   writeFileSync(join(dir, 'env.json'), JSON.stringify({ ...env, SNAPFLOW_STORAGE_PASSWORD: '…' }));
 

@@ -25,6 +25,8 @@ export interface FakeGithub {
   suspend(id: number): void;
   tokenFor(id: number): string;
   requests: Array<{ method: string; path: string }>;
+  /** Every token mint GitHub accepted, with the permissions asked for (undefined: all the installation has). */
+  mints: Array<{ installationId: number; permissions?: Record<string, string> }>;
   close(): Promise<void>;
 }
 
@@ -36,6 +38,24 @@ const MESSAGES = {
   expPast: "'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires",
   expTooFar: "'Expiration time' claim ('exp') is too far in the future",
 } as const;
+
+/** What the test App's installations are granted; a token may ask for these or less, as GitHub enforces. */
+const GRANTED: Record<string, 'read' | 'write'> = { packages: 'read', metadata: 'read' };
+const LEVELS = ['read', 'write'];
+
+/** GitHub's answer to a token request's `permissions`: undefined when acceptable, else its 422 message. */
+function permissionsProblem(permissions: unknown): string | undefined {
+  if (permissions === undefined) return undefined;
+  if (!permissions || typeof permissions !== 'object' || Array.isArray(permissions))
+    return "Invalid request.\n\nFor 'properties/permissions', it is not an object.";
+  for (const [name, level] of Object.entries(permissions)) {
+    if (typeof level !== 'string' || !LEVELS.includes(level))
+      return `Invalid request.\n\n${JSON.stringify(level)} is not a permission level.`;
+    const granted = GRANTED[name];
+    if (!granted || (level === 'write' && granted === 'read')) return 'The permissions requested are not granted to this installation.';
+  }
+  return undefined;
+}
 
 const TOKEN_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const now = (): number => Math.floor(Date.now() / 1000);
@@ -78,6 +98,7 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
   const verifyKey = createPublicKey(publicKey.export({ type: 'spki', format: 'pem' }));
   const installations = new Map<number, FakeInstallation>();
   const requests: FakeGithub['requests'] = [];
+  const mints: FakeGithub['mints'] = [];
 
   const send = (res: ServerResponse, status: number, body: unknown): void => {
     res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
@@ -85,7 +106,7 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
   const error = (res: ServerResponse, status: number, message: string): void =>
     send(res, status, { message, documentation_url: 'https://docs.github.com/rest' });
 
-  function route(req: IncomingMessage, res: ServerResponse): void {
+  function route(req: IncomingMessage, res: ServerResponse, body: string): void {
     const path = new URL(req.url ?? '/', 'http://fake').pathname;
     const method = req.method ?? 'GET';
     requests.push({ method, path });
@@ -113,11 +134,20 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
       }
       if (installation && m?.[2] && method === 'POST') {
         if (installation.suspended) return error(res, 403, 'This installation has been suspended');
+        let request: { permissions?: Record<string, string> } = {};
+        try {
+          request = body ? (JSON.parse(body) as typeof request) : {};
+        } catch {
+          return error(res, 400, 'Problems parsing JSON');
+        }
+        const problem = permissionsProblem(request.permissions);
+        if (problem) return error(res, 422, problem);
+        mints.push({ installationId: installation.id, permissions: request.permissions });
         installation.tokenExpiresAt = Date.now() + installation.tokenTtlSeconds * 1000;
         return send(res, 201, {
           token: installation.token,
           expires_at: new Date(installation.tokenExpiresAt).toISOString(),
-          permissions: { packages: 'read' },
+          permissions: request.permissions ?? GRANTED,
         });
       }
     }
@@ -125,8 +155,9 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
   }
 
   const server = createServer((req, res) => {
-    req.resume(); // bodies are never needed, but must be drained for keep-alive
-    req.on('end', () => route(req, res));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => route(req, res, Buffer.concat(chunks).toString('utf8')));
   });
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
@@ -146,6 +177,7 @@ export async function startFakeGithub(opts: { appId?: number } = {}): Promise<Fa
     privateKeyPem,
     installations,
     requests,
+    mints,
     addInstallation(input) {
       const installation = {
         id: input.id,

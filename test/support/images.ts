@@ -1,7 +1,10 @@
 // Test images, made offline from the base image and pushed to the test registries.
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { followProgress } from '../../activities/progress';
 import { BASE_IMAGE_REF } from '../../lib/presets';
+import { freePort, startRegistry, stopProcess } from '../../scripts/stack';
 
 export interface Credentials {
   username: string;
@@ -39,4 +42,16 @@ export async function deriveImage(docker: Docker, command: string, tag: string):
   } finally {
     await container.remove({ force: true });
   }
+}
+
+/**
+ * A public registry of its own for a test file's source images (snapshot storage is never a source), holding the
+ * base image as `tools/<name>:v1`. Returns the image reference and a stop function.
+ */
+export async function sourceRegistry(docker: Docker, name: string): Promise<{ host: string; image: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const registry = await startRegistry({ dir: mkdtempSync(join(process.env.SNAPFLOW_TEST_STATE!, '..', `source-${name}-`)), port });
+  const host = `127.0.0.1:${port}`;
+  await pushImage(docker, BASE_IMAGE_REF, { registryHost: host, repository: `tools/${name}`, tag: 'v1' });
+  return { host, image: `${host}/tools/${name}:v1`, stop: () => stopProcess(registry) };
 }

@@ -8,11 +8,12 @@ import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
 import { SnapflowClient } from '../../client';
 import { payloadDataConverter } from '../../lib/codec';
-import { loadConfig, type Config, type GithubAppConfig, type StorageConfig } from '../../lib/config';
+import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
 import { createHostWorker } from '../../workers/host';
 import { JsonLogger } from '../../workers/log';
 import { createTestDatabase, type TestDatabase } from './db';
+import { recordPayloadKey, scanCatalog, scanFiles } from './secrets';
 import { readTestStack, type TestStackState } from './stackState';
 import { workerLogFile } from './workerLogs';
 
@@ -22,16 +23,27 @@ let runtimeQuiet = false;
  * and up, the JSON lines a worker process writes, redacted alike) also goes to this test file's worker log
  * (test/support/workerLogs.ts), so a test can scan what the suite's workers logged.
  */
-function quietRuntime(): void {
+function quietRuntime(stack: TestStackState): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
-  const stack = readTestStack();
-  const file = workerLogFile(`in-process-${basename(expect.getState().testPath ?? String(process.pid))}`);
+  // This test file's worker log, and the stack-wide one the secret scan reads at the end of the run.
+  const files = [
+    workerLogFile(`in-process-${basename(expect.getState().testPath ?? String(process.pid))}`),
+    scanFiles(stack.dir).workerLog,
+  ];
   const sink = new JsonLogger({
     level: 'debug',
     fields: { worker: 'in-process' },
     secrets: [stack.storage.password],
-    write: (line) => appendFileSync(file, line),
+    write: (line) => {
+      for (const file of files) {
+        try {
+          appendFileSync(file, line);
+        } catch {
+          // the stack's directory is gone (teardown): nothing left to scan
+        }
+      }
+    },
   });
   const line =
     (level: 'WARN' | 'ERROR') =>
@@ -73,6 +85,8 @@ export interface TestEnv {
     storage?: StorageConfig | null;
     githubApp?: GithubAppConfig;
     memoryLimitMiB?: number;
+    /** Defaults to the test env's: skills and local repositories under the stack's directory. */
+    preload?: PreloadLimits;
   }): Promise<RunningWorker>;
   teardown(): Promise<void>;
 }
@@ -94,8 +108,8 @@ async function run(worker: Worker): Promise<RunningWorker> {
 }
 
 export async function createTestEnv(options: { env?: Record<string, string> } = {}): Promise<TestEnv> {
-  quietRuntime();
   const stack = readTestStack();
+  quietRuntime(stack);
   const database = await createTestDatabase();
   const env: Record<string, string> = {
     DATABASE_URL: database.url,
@@ -105,9 +119,13 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     SNAPFLOW_STORAGE_URL: stack.storage.url,
     SNAPFLOW_STORAGE_USERNAME: stack.storage.username,
     SNAPFLOW_STORAGE_PASSWORD: stack.storage.password,
+    // Test repositories and skills are made under the stack's directory (test/support/repos.ts).
+    SNAPFLOW_SKILLS_ROOT: stack.dir,
+    SNAPFLOW_REPOS_ROOT: stack.dir,
     ...options.env,
   };
   const config = loadConfig(env);
+  if (config.payloadKey) recordPayloadKey(stack, config.payloadKey.id, config.payloadKey.key.toString('base64'));
   const db = createDb(database.url);
   const connection = await NativeConnection.connect({ address: stack.temporalAddress });
   const client = await SnapflowClient.connect(config);
@@ -138,6 +156,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
             storage: config.storage,
             hostCacheKeep: config.hostCacheKeep,
             operators: config.operators,
+            hostActor: config.hostActor,
             dataConverter,
           }),
         ),
@@ -152,6 +171,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         storage: opts.storage === null ? undefined : (opts.storage ?? stack.storage),
         githubApp: opts.githubApp,
         memoryLimitMiB: opts.memoryLimitMiB,
+        preload: opts.preload ?? config.preload,
+        ghcrHost: config.ghcrHost,
         dataConverter,
       });
       return track(await run(worker));
@@ -160,6 +181,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
       for (const w of workers.reverse()) await w.stop().catch(() => undefined);
       await client.close();
       await connection.close();
+      await scanCatalog(stack, db, database.url).catch((err: Error) => console.error(`catalog secret scan failed: ${err.message}`));
       await db.close();
       await database.drop();
     },

@@ -4,6 +4,8 @@ export interface HostSelfTestRequest {
   hostId: string;
   /** Also upload the committed image to snapshot storage. */
   push: boolean;
+  /** Who asks: operators only. */
+  actor?: string;
 }
 
 export interface HostSelfTestResult {

@@ -3,4 +3,6 @@ export type { HostFacts } from '../../activities/docker';
 
 export interface RefreshHostRequest {
   hostId: string;
+  /** Who asks: an operator, or the host workers' service actor (SNAPFLOW_HOST_ACTOR). */
+  actor?: string;
 }

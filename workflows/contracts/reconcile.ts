@@ -3,4 +3,6 @@
 export interface ReconcileResult {
   checked: number;
   failed: string[];
+  /** `deleting` snapshots whose delete run was gone: their delete was started again (same workflow id). */
+  retriedDeletes?: string[];
 }
