@@ -31,6 +31,7 @@ import {
   resumeUpdate,
   runJobUpdate,
   sandboxStatusQuery,
+  startedUpdate,
   type JobRequest,
   type JobResult,
   type SandboxCarried as Carried,
@@ -612,6 +613,10 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   req = withWorkspace(req);
   const entity = new SandboxEntity(req);
   setHandler(sandboxStatusQuery, () => entity.status());
+  setHandler(startedUpdate, async () => {
+    await condition(() => entity.status().state !== 'provisioning');
+    return entity.status();
+  });
   setHandler(runJobUpdate, (job) => entity.runJob(job), { validator: (job) => entity.validateJob(job) });
   setHandler(promoteUpdate, (input) => entity.promote(input), { validator: (input) => entity.validatePromote(input) });
   setHandler(resumeUpdate, (call) => entity.resume(call), { validator: (call) => entity.validateResume(call) });
