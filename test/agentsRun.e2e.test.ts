@@ -83,7 +83,7 @@ test('sandbox create --agent starts from the agent’s image snapshot: its entry
     base: { name: 'agent-v1', agent: 'support-bot', entrypoint: '/app/start.sh' },
   });
 
-  const job = await t.client.sandboxes.runJob(created.sandboxId, { command: probe });
+  const job = await t.client.sandboxes.runJob(created.sandboxId, { command: probe }, { waitForSession: true });
   expect(job).toMatchObject({ exitCode: 0, stopped: true, sessionSnapshotId: expect.any(String) });
   expect(job.stdout).toContain('support-agent-v1');
   expect(job.stdout).toContain('entrypoint-running');
