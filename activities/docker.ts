@@ -299,6 +299,7 @@ export function createDockerActivities(deps: DockerDeps) {
       const preset = input.size ? findPreset(input.size) : undefined;
       return guard('create sandbox', async () => {
         let container = docker.getContainer(name);
+        let created = false;
         try {
           container = await docker.createContainer({
             name,
@@ -312,13 +313,14 @@ export function createDockerActivities(deps: DockerDeps) {
               NanoCpus: preset ? preset.vcpus * 1e9 : undefined,
             },
           });
+          created = true;
         } catch (err) {
           if (statusOf(err) === 404)
             fail('IMAGE_NOT_FOUND', `image ${input.image} is not present on host ${deps.hostId}`, 'pull or build it on that host first');
           if (statusOf(err) !== 409) throw err; // 409: a retried attempt already created it
         }
-        const state = (await container.inspect()).State;
-        if (!state.Running) {
+        // Only a container a retried attempt left behind may be running already.
+        if (created || !(await container.inspect()).State.Running) {
           try {
             await container.start();
           } catch (err) {
@@ -328,7 +330,7 @@ export function createDockerActivities(deps: DockerDeps) {
             fail('ENTRYPOINT_EXITED', `entrypoint ${input.entrypoint} could not start in ${input.image}: ${(err as Error).message}`);
           }
         }
-        return { containerId: (await container.inspect()).Id, name };
+        return { containerId: created ? container.id : (await container.inspect()).Id, name };
       });
     },
 

@@ -1,7 +1,13 @@
 // Sandboxes for services: create (one entity workflow per sandbox), jobs, promote, resume, destroy, explain.
 // Jobs and promotions are Temporal Updates: the workflow's validators decide, and refusals come back typed.
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+  type Client,
+} from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { storageNotConfigured } from '../catalog/golden';
@@ -38,6 +44,7 @@ import {
   resumeUpdate,
   runJobUpdate,
   sandboxStatusQuery,
+  startedUpdate,
 } from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
 import { searchAttributes } from './searchAttributes';
@@ -135,9 +142,10 @@ export class SandboxClient {
     }
     const sandboxId = randomUUID();
     const workflowId = workflowIds.sandbox(sandboxId);
-    const handle = await this.temporal.workflow.start<typeof sandbox>('sandbox', {
+    const start = new WithStartWorkflowOperation<typeof sandbox>('sandbox', {
       taskQueue: taskQueues.control,
       workflowId,
+      workflowIdConflictPolicy: 'FAIL',
       args: [
         {
           sandboxId,
@@ -161,7 +169,25 @@ export class SandboxClient {
         { key: searchAttributes.Runtime, value: runtime },
       ]),
     });
-    return { sandboxId, workflowId, status: await this.waitUntilStarted(handle.workflowId) };
+    return { sandboxId, workflowId, status: await this.startAndWait(start) };
+  }
+
+  /**
+   * Starts the workflow together with the `started` Update, which answers as soon as the sandbox has left
+   * `provisioning`. When that Update gets no answer (the run ended first, or its worker predates the Update), the
+   * status is polled as before, which also reports how the run ended.
+   */
+  private async startAndWait(start: WithStartWorkflowOperation<typeof sandbox>): Promise<SandboxStatus> {
+    let status: SandboxStatus | undefined;
+    try {
+      status = await this.temporal.workflow.executeUpdateWithStart(startedUpdate, { startWorkflowOperation: start });
+    } catch {
+      // the start's own failure, if any, is thrown here
+    }
+    const handle = await start.workflowHandle();
+    if (!status) return this.waitUntilStarted(handle.workflowId);
+    if (status.state === 'failed') await typed(() => handle.result());
+    return status;
   }
 
   /** The agent's snapshot or the named one: active and in snapshot storage (hosts pull it from there); undefined: built-in base. */

@@ -31,6 +31,7 @@ import {
   resumeUpdate,
   runJobUpdate,
   sandboxStatusQuery,
+  startedUpdate,
   type JobRequest,
   type JobResult,
   type SandboxCarried as Carried,
@@ -524,17 +525,26 @@ class SandboxEntity {
     const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
     // An image snapshot base comes from snapshot storage like any snapshot; only the built-in base is on every host.
     const base = decision.base;
-    if (decision.source !== 'base' || base)
-      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
+    const fromStorage = decision.source !== 'base' || Boolean(base);
+    // Recorded runs pulled first; now the container is created straight away and the image pulled only when it is missing.
+    const pullOnMiss = fromStorage && patched('pull-on-miss-v1');
+    const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
+    if (fromStorage && !pullOnMiss) await cache();
     s.generation += 1;
     const docker = hostActivities(hostId);
-    const box = await docker.createTempSandbox({
-      key: `sandbox-${req.sandboxId}-${s.generation}`,
-      image: decision.imageRef,
-      size: req.size,
-      workflowId: this.run.workflowId,
-      role: 'sandbox',
-      entrypoint: base?.entrypoint,
+    const create = () =>
+      docker.createTempSandbox({
+        key: `sandbox-${req.sandboxId}-${s.generation}`,
+        image: decision.imageRef,
+        size: req.size,
+        workflowId: this.run.workflowId,
+        role: 'sandbox',
+        entrypoint: base?.entrypoint,
+      });
+    const box = await create().catch(async (err: unknown) => {
+      if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
+      await cache();
+      return create();
     });
     if (base && patched('entrypoint-v1')) {
       try {
@@ -613,6 +623,10 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   req = withWorkspace(req);
   const entity = new SandboxEntity(req);
   setHandler(sandboxStatusQuery, () => entity.status());
+  setHandler(startedUpdate, async () => {
+    await condition(() => entity.status().state !== 'provisioning');
+    return entity.status();
+  });
   setHandler(runJobUpdate, (job) => entity.runJob(job), { validator: (job) => entity.validateJob(job) });
   setHandler(promoteUpdate, (input) => entity.promote(input), { validator: (input) => entity.validatePromote(input) });
   setHandler(resumeUpdate, (call) => entity.resume(call), { validator: (call) => entity.validateResume(call) });

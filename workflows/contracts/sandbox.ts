@@ -103,3 +103,5 @@ export const resumeUpdate = defineUpdate<SandboxStatus, [SandboxCall]>('resume')
 /** Removes the sandbox's container and ends its workflow; rejected while a job runs. */
 export const destroyUpdate = defineUpdate<SandboxStatus, [SandboxCall]>('destroy');
 export const sandboxStatusQuery = defineQuery<SandboxStatus>('status');
+/** Answers once the sandbox has left `provisioning` (running, or `failed`): sent with the start, no polling. */
+export const startedUpdate = defineUpdate<SandboxStatus, []>('started');
