@@ -1,20 +1,13 @@
 // Agents for services: create, list, and roll a snapshot out to them with a canary (one workflow per snapshot and
 // workspace). Health, pause, resume and abort are Updates the workflow validates and authorizes; a pause or an
 // abort takes effect between batches.
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-  type Client,
-  type WorkflowHandle,
-} from '@temporalio/client';
-import { TypedSearchAttributes, WorkflowNotFoundError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { createAgent, findAgentSnapshot, findLiveAgentSnapshot, listAgents, type Agent, type AgentView } from '../catalog/agents';
 import type { Db } from '../db/client';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
-import { SnapflowError, describeFailure } from '../lib/errors';
+import { SnapflowError } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import {
   check,
@@ -37,6 +30,7 @@ import {
   rolloutStatusQuery,
 } from '../workflows/contracts/rollout';
 import { audited, requireAccess } from './access';
+import { typedCall } from './runFailures';
 import { searchAttributes } from './searchAttributes';
 
 export interface RolloutInput extends RolloutOptionsInput {
@@ -56,26 +50,17 @@ export interface RolloutRef {
 }
 
 /** Turns a refused Update, an unknown or ended rollout, or a failed run into the typed error. */
-async function typed<T>(ref: { workspace: string; name: string }, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    if (
-      err instanceof WorkflowUpdateFailedError ||
-      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-      err instanceof WorkflowFailedError
-    )
-      throw new SnapflowError(describeFailure(err));
-    if (err instanceof WorkflowNotFoundError || (err as Error).name === 'WorkflowNotFoundError') {
-      throw new SnapflowError({
+function typed<T>(ref: { workspace: string; name: string }, work: () => Promise<T>): Promise<T> {
+  return typedCall(
+    work,
+    () =>
+      new SnapflowError({
         code: 'NOT_FOUND',
         field: 'snapshot',
         message: `no running rollout of ${ref.name} in ${ref.workspace}`,
         hint: 'start one with `snapflow agent rollout`; a finished one answers `agent rollout-status`',
-      });
-    }
-    throw err;
-  }
+      }),
+  );
 }
 
 /** An Update to an ended rollout is a CONFLICT that says how it ended, not Temporal's "not found". */

@@ -1,13 +1,7 @@
 // Sandboxes for services: create (one entity workflow per sandbox), jobs, promote, resume, destroy, explain.
 // Jobs and promotions are Temporal Updates: the workflow's validators decide, and refusals come back typed.
 import { randomUUID } from 'node:crypto';
-import {
-  WithStartWorkflowOperation,
-  WorkflowFailedError,
-  WorkflowUpdateFailedError,
-  WorkflowUpdateRPCTimeoutOrCancelledError,
-  type Client,
-} from '@temporalio/client';
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { storageNotConfigured } from '../catalog/golden';
@@ -47,6 +41,7 @@ import {
   startedUpdate,
 } from '../workflows/contracts/sandbox';
 import { audited, requireAccess } from './access';
+import { typedCall } from './runFailures';
 import { searchAttributes } from './searchAttributes';
 
 interface CreateSandboxCommon {
@@ -94,27 +89,14 @@ export interface RunJobOptions {
 const OUTPUT_POLL_MS = 200;
 const SESSION_WAIT_MS = 10 * 60_000;
 
-/** Turns an Update's refusal or failure into the SnapflowError the workflow typed. */
-async function typed<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    // A sandbox that could not start ends its workflow: its failure is the typed one the start raised.
-    if (
-      err instanceof WorkflowUpdateFailedError ||
-      err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-      err instanceof WorkflowFailedError
-    )
-      throw new SnapflowError(describeFailure(err));
-    if ((err as Error).name === 'WorkflowNotFoundError')
-      throw new SnapflowError({
-        code: 'NOT_FOUND',
-        field: 'sandbox',
-        message: (err as Error).message,
-        hint: 'list sandboxes with `snapflow sandbox list`',
-      });
-    throw err;
-  }
+/** Turns an Update's refusal or failure into the SnapflowError the workflow typed (a sandbox that could not start
+ * ends its workflow: its failure is the typed one the start raised). */
+function typed<T>(work: () => Promise<T>): Promise<T> {
+  return typedCall(
+    work,
+    (err) =>
+      new SnapflowError({ code: 'NOT_FOUND', field: 'sandbox', message: err.message, hint: 'list sandboxes with `snapflow sandbox list`' }),
+  );
 }
 
 export class SandboxClient {
