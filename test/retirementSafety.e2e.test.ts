@@ -57,7 +57,7 @@ test('deleting one golden target keeps the stored image while another target sti
 
 test("a stopped sandbox's latest session is in use: delete refuses it and prune leaves it", async () => {
   const { sandboxId } = await t.client.sandboxes.create({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex' });
-  const job = await t.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo state > /root/state'] });
+  const job = await t.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo state > /root/state'] }, { waitForSession: true });
   expect(job).toMatchObject({ stopped: true, sessionSnapshotId: expect.any(String) });
   const name = await nameOf(job.sessionSnapshotId!);
   await expect(t.client.snapshots.delete({ workspace: ws, name })).rejects.toMatchObject({
