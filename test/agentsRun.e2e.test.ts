@@ -1,11 +1,11 @@
-// Image snapshots become running sandboxes, on the real stack: a private-registry image → snapshot → agent → a sandbox
+// Image snapshots become running sandboxes, on the real stack: a registry image → snapshot → agent → a sandbox
 // whose entrypoint runs as its agent process and whose jobs see the image's files; a golden built on that base; the
 // agent moved to a new image, so its old sessions and goldens are skipped as base-changed; and canaries that run for real.
 import { and, eq } from 'drizzle-orm';
 import { sandboxes, snapshots } from '../db/schema';
 import { profileKey } from '../lib/presets';
 import { CONTAINER_LABEL } from '../lib/ids';
-import { deriveImage, pushImage } from './support/images';
+import { deriveImage, pushImage, sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -23,14 +23,12 @@ const agentImage = (version: string): string =>
 /** An entrypoint that says why and exits. */
 const crashingImage = `printf '#!/bin/sh\\necho "agent starting"\\necho "fatal: SUPPORT_API_KEY is not set" >&2\\nexit 3\\n' > /app/start.sh`;
 
+/** The registry the agents' images come from (snapshot storage is never a source; private GHCR images: imageSnapshot.e2e). */
+let source: Awaited<ReturnType<typeof sourceRegistry>>;
+
 async function imageSnapshot(name: string, derive: string): Promise<{ id: string; storedRef: string }> {
-  const { registryHost, username, password } = t.stack.storage; // an htpasswd registry: private, opened only with credentials
-  await pushImage(t.docker, await deriveImage(t.docker, derive, name), {
-    registryHost,
-    repository: `agents/${name}`,
-    tag: 'v1',
-    credentials: { username, password },
-  });
+  const registryHost = source.host;
+  await pushImage(t.docker, await deriveImage(t.docker, derive, name), { registryHost, repository: `agents/${name}`, tag: 'v1' });
   const created = await t.client.snapshots.create({
     workspace: ws,
     name,
@@ -54,10 +52,12 @@ beforeAll(async () => {
   await t.startHostWorker({ hostId });
   await t.client.refreshHost(hostId);
   await t.client.workspaces.create({ id: ws, plan: 'paid', admin: 'alice' });
+  source = await sourceRegistry(t.docker, 'agents-run');
 }, 180_000);
 
 afterAll(async () => {
   for (const id of sandboxIds) await t?.client.sandboxes.destroy(id).catch(() => undefined);
+  await source?.stop();
   await t?.teardown();
 });
 

@@ -5,7 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { and, asc, eq, ne } from 'drizzle-orm';
 import { defaultHistory, defaultPointers, goldenBuilds, snapshots } from '../../db/schema';
-import { SnapflowError } from '../../lib/errors';
+import { SnapflowError, describeFailure } from '../../lib/errors';
 import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../../lib/ids';
 import { BASE_IMAGE_REF } from '../../lib/presets';
 import { deriveImage, pushImage } from '../support/images';
@@ -332,7 +332,10 @@ export const setDefaultRace: ChaosCase = async (env, runs) => {
     const won = attempts.filter((a) => a.status === 'fulfilled').length;
     const after = (await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, workspace))).length;
     if (won === 1 && after === before + 1) survived += 20;
-    else notes.push(`round ${round}: ${won} winners, ${after - before} history rows`);
+    else {
+      const refusals = [...new Set(attempts.flatMap((a) => (a.status === 'rejected' ? [describeFailure(a.reason).code] : [])))];
+      notes.push(`round ${round}: ${won} winners, ${after - before} history rows (refused: ${refusals.join(', ')})`);
+    }
   }
   return result(env, '20 concurrent set-defaults on one size/profile', rounds * 20, survived, notes);
 };
