@@ -283,8 +283,15 @@ function temporalSettings(env: Env): Config['temporal'] {
     connection = temporalConnection(env, fallback);
   } catch (err) {
     const message = (err as Error).message.split('\n')[0] ?? '';
-    const name = env.TEMPORAL_PROFILE ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE';
-    throw new ConfigError(name, `cannot be used: ${message}`, name === 'TEMPORAL_PROFILE' ? 'prod' : '~/.config/temporalio/temporal.toml');
+    const path = (err as NodeJS.ErrnoException).path;
+    const pathVariable = Object.keys(env).find((k) => k.startsWith('TEMPORAL_TLS_') && path !== undefined && env[k] === path);
+    const name = pathVariable ?? (env.TEMPORAL_PROFILE ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE');
+    const example = pathVariable
+      ? '/etc/snapflow/temporal.pem'
+      : name === 'TEMPORAL_PROFILE'
+        ? 'prod'
+        : '~/.config/temporalio/temporal.toml';
+    throw new ConfigError(name, `cannot be used: ${message}`, example);
   }
   const address = read({ TEMPORAL_ADDRESS: connection.options.address }, 'TEMPORAL_ADDRESS') ?? fallback.address;
   const namespace = read({ TEMPORAL_NAMESPACE: connection.namespace }, 'TEMPORAL_NAMESPACE') ?? fallback.namespace;

@@ -136,13 +136,14 @@ test('a profile from TEMPORAL_CONFIG_FILE is used, and TEMPORAL_* variables win 
   expect(describeTemporal(overridden.connection.describe)).toBe('temporal.prod.internal:7233 namespace staging, API key, TLS turned off');
 });
 
-test('an unknown profile, a missing certificate file or a bad profile address is refused in one line', () => {
+test('an unknown profile, a missing certificate file, an unreadable profile file or a bad profile address is refused in one line', () => {
   expectConfigError({ ...base, TEMPORAL_PROFILE: 'nope' }, 'TEMPORAL_PROFILE', 'prod');
   expectConfigError(
     { ...base, TEMPORAL_TLS_CLIENT_CERT_PATH: join(dir, 'missing.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: keyPath },
-    'TEMPORAL_CONFIG_FILE',
-    'temporal.toml',
+    'TEMPORAL_TLS_CLIENT_CERT_PATH',
+    '/etc/snapflow/temporal.pem',
   );
+  expectConfigError({ TEMPORAL_CONFIG_FILE: dir }, 'TEMPORAL_CONFIG_FILE', 'temporal.toml');
   const file = join(dir, 'bad.toml');
   writeFileSync(file, '[profile.default]\naddress = "no-port"\n');
   expectConfigError({ TEMPORAL_CONFIG_FILE: file }, 'TEMPORAL_ADDRESS', '127.0.0.1:7233');
