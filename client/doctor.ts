@@ -8,6 +8,7 @@ import { pendingMigrations } from '../db/migrate';
 import { loadConfig, type Config } from '../lib/config';
 import { describeFailure } from '../lib/errors';
 import { SEARCH_ATTRIBUTES, taskQueues } from '../lib/ids';
+import { describeTemporal } from '../lib/temporalConnection';
 import { SnapflowClient } from './index';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -52,13 +53,21 @@ async function hasLivePoller(client: SnapflowClient, namespace: string, queue: s
 
 async function checkTemporalAndWorkers(config: Config): Promise<Check[]> {
   const { address, namespace } = config.temporal;
+  const transport = describeTemporal(config.temporal.connection.describe);
   let client: SnapflowClient;
   try {
     client = await SnapflowClient.connect(config, { connectTimeout: '3 seconds' });
     await client.temporal.workflowService.getSystemInfo({});
   } catch (err) {
     const failure = describeFailure(err);
-    return [{ name: 'temporal', status: 'fail', detail: failure.message, fix: failure.hint ?? 'start the stack with `npm start`' }];
+    return [
+      {
+        name: 'temporal',
+        status: 'fail',
+        detail: `${failure.message} (${transport})`,
+        fix: failure.hint ?? 'start the stack with `npm start`',
+      },
+    ];
   }
   const checks: Check[] = [];
   try {
@@ -69,7 +78,7 @@ async function checkTemporalAndWorkers(config: Config): Promise<Check[]> {
         ? {
             name: 'temporal',
             status: 'ok',
-            detail: `${address} namespace ${namespace}, search attributes registered, UI ${config.temporal.uiUrl}`,
+            detail: `${transport}, search attributes registered, UI ${config.temporal.uiUrl}`,
           }
         : {
             name: 'temporal',

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { SnapflowError } from './errors';
+import { temporalConnection, type TemporalConnection } from './temporalConnection';
 import { SLUG_REGEX } from './validation/slugs';
 
 type Env = Record<string, string | undefined>;
@@ -189,7 +190,8 @@ export interface PayloadKeyring {
 
 export interface Config {
   databaseUrl: string;
-  temporal: { address: string; namespace: string; uiUrl: string };
+  /** address and namespace as resolved with the profile file and TEMPORAL_* variables; `connection` is what every connect uses. */
+  temporal: { address: string; namespace: string; uiUrl: string; connection: TemporalConnection };
   host: { id: string; dockerHost: string; memoryLimitMiB?: number };
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
@@ -273,19 +275,39 @@ function payloadKeyring(env: Env): PayloadKeyring | undefined {
 
 const trimSlash = (path: string | undefined): string | undefined => path?.replace(/\/+$/, '');
 
+/** snapflow's defaults under the `temporal` CLI's profile and TEMPORAL_* variables; a profile value is validated like the variable. */
+function temporalSettings(env: Env): Config['temporal'] {
+  const fallback = { address: required(env, 'TEMPORAL_ADDRESS', ''), namespace: required(env, 'TEMPORAL_NAMESPACE', '') };
+  let connection: TemporalConnection;
+  try {
+    connection = temporalConnection(env, fallback);
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0] ?? '';
+    const path = (err as NodeJS.ErrnoException).path;
+    const pathVariable = Object.keys(env).find((k) => k.startsWith('TEMPORAL_TLS_') && path !== undefined && env[k] === path);
+    const name = pathVariable ?? (env.TEMPORAL_PROFILE ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE');
+    const example = pathVariable
+      ? '/etc/snapflow/temporal.pem'
+      : name === 'TEMPORAL_PROFILE'
+        ? 'prod'
+        : '~/.config/temporalio/temporal.toml';
+    throw new ConfigError(name, `cannot be used: ${message}`, example);
+  }
+  const address = read({ TEMPORAL_ADDRESS: connection.options.address }, 'TEMPORAL_ADDRESS') ?? fallback.address;
+  const namespace = read({ TEMPORAL_NAMESPACE: connection.namespace }, 'TEMPORAL_NAMESPACE') ?? fallback.namespace;
+  return { address, namespace, uiUrl: required(env, 'TEMPORAL_UI_URL', ''), connection };
+}
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const storageUrl = read(env, 'SNAPFLOW_STORAGE_URL');
   const appId = read(env, 'GITHUB_APP_ID');
   const privateKey = read(env, 'GITHUB_APP_PRIVATE_KEY');
   if (privateKey && !appId) required(env, 'GITHUB_APP_ID', 'when GITHUB_APP_PRIVATE_KEY is set');
+  const temporal = temporalSettings(env);
   return {
     databaseUrl: required(env, 'DATABASE_URL', ''),
-    temporal: {
-      address: required(env, 'TEMPORAL_ADDRESS', ''),
-      namespace: required(env, 'TEMPORAL_NAMESPACE', ''),
-      uiUrl: required(env, 'TEMPORAL_UI_URL', ''),
-    },
+    temporal,
     host: {
       id: required(env, 'SNAPFLOW_HOST_ID', ''),
       dockerHost: required(env, 'DOCKER_HOST', ''),

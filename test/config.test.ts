@@ -6,7 +6,9 @@ const storage = { SNAPFLOW_STORAGE_URL: 'http://127.0.0.1:5000', SNAPFLOW_STORAG
 test('an empty environment gives the local dev defaults, with storage and GitHub off', () => {
   const config = loadConfig({});
   expect(config.databaseUrl).toBe('postgres://postgres@127.0.0.1:5432/snapflow');
-  expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', uiUrl: 'http://127.0.0.1:8233' });
+  expect(config.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', uiUrl: 'http://127.0.0.1:8233' });
+  expect(config.temporal.connection.options).toEqual({ address: '127.0.0.1:7233' });
+  expect(config.temporal.connection.describe).toEqual({ transport: 'plain', address: '127.0.0.1:7233', namespace: 'default' });
   expect(config.storage).toBeUndefined();
   expect(config.githubApp).toBeUndefined();
   expect(config.ghcrHost).toBe('ghcr.io');

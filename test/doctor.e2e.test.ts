@@ -26,6 +26,7 @@ test('with the stack up every line is ✓, and the optional GitHub App is a warn
   expect(failing).toEqual(['github app']);
   expect(byName(checks, `host ${hostId}`)?.detail).toContain('base image present');
   expect(byName(checks, 'postgres')?.detail).toContain('migrations up to date');
+  expect(byName(checks, 'temporal')?.detail).toMatch(/^127\.0\.0\.1:\d+ namespace \S+, plain \(no TLS\), search attributes registered/);
 });
 
 test('a wrong DATABASE_URL is one readable line with the fix, not a crash', async () => {
@@ -90,4 +91,12 @@ test('Temporal down is one ✗ line; the checks that need it are not attempted',
   expect(byName(checks, 'temporal')).toMatchObject({ status: 'fail', fix: expect.stringContaining('npm start') });
   expect(byName(checks, 'control worker')).toBeUndefined();
   expect(byName(checks, 'postgres')?.status).toBe('ok');
+});
+
+test('a TLS connection the server cannot speak fails with the transport named and the API key nowhere', async () => {
+  const apiKey = 'doctor-test-api-key-0123456789';
+  const checks = await runDoctor({ ...t.env, TEMPORAL_API_KEY: apiKey });
+  const temporal = byName(checks, 'temporal');
+  expect(temporal).toMatchObject({ status: 'fail', detail: expect.stringContaining('TLS with an API key') });
+  expect(JSON.stringify(checks)).not.toContain(apiKey);
 });

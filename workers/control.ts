@@ -78,7 +78,7 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
   const dataConverter = payloadDataConverter(config.payloadKey);
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect(config.temporal.connection.options);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     await ensureReconcileSchedule(client);

@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   const log = installRuntime(config, { worker: 'host', host: config.host.id });
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
-  const clientConnection = await Connection.connect({ address: config.temporal.address });
+  const clientConnection = await Connection.connect(config.temporal.connection.options);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
   try {
     // Every host can start a sandbox from the base image without any registry pull.

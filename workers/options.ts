@@ -26,7 +26,7 @@ export function workflowSource(
 
 export async function connectWorker(config: Config): Promise<NativeConnection> {
   try {
-    return await NativeConnection.connect({ address: config.temporal.address });
+    return await NativeConnection.connect(config.temporal.connection.options);
   } catch {
     throw new SnapflowError({
       code: 'TEMPORAL_UNAVAILABLE',
