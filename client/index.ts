@@ -60,7 +60,10 @@ export class SnapflowClient {
   static async connect(config: Config, options: { connectTimeout?: Duration } = {}): Promise<SnapflowClient> {
     let connection: Connection;
     try {
-      connection = await Connection.connect({ ...config.temporal.connection.options, connectTimeout: options.connectTimeout ?? '5 seconds' });
+      connection = await Connection.connect({
+        ...config.temporal.connection.options,
+        connectTimeout: options.connectTimeout ?? '5 seconds',
+      });
     } catch (err) {
       throw new SnapflowError({
         code: 'TEMPORAL_UNAVAILABLE',
