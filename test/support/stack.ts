@@ -23,14 +23,14 @@ let runtimeQuiet = false;
  * and up, the JSON lines a worker process writes, redacted alike) also goes to this test file's worker log
  * (test/support/workerLogs.ts), so a test can scan what the suite's workers logged.
  */
+/** The running jest test file, or nothing when a benchmark or script uses this stack outside jest. */
+const testPath = (): string | undefined => (typeof expect === 'undefined' ? undefined : expect.getState().testPath);
+
 function quietRuntime(stack: TestStackState): void {
   if (runtimeQuiet) return;
   runtimeQuiet = true;
   // This test file's worker log, and the stack-wide one the secret scan reads at the end of the run.
-  const files = [
-    workerLogFile(`in-process-${basename(expect.getState().testPath ?? String(process.pid))}`),
-    scanFiles(stack.dir).workerLog,
-  ];
+  const files = [workerLogFile(`in-process-${basename(testPath() ?? String(process.pid))}`), scanFiles(stack.dir).workerLog];
   const sink = new JsonLogger({
     level: 'debug',
     fields: { worker: 'in-process' },
