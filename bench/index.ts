@@ -2,10 +2,24 @@
 // benchmark and prints its ratios. Nothing here is a pass/fail test; targets are printed beside the numbers.
 import globalSetup from '../test/globalSetup';
 import globalTeardown from '../test/globalTeardown';
-import { createTestEnv, uniqueHostId } from '../test/support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv } from '../test/support/stack';
 import { benchCli } from './cli.bench';
 import { benchGolden } from './golden.bench';
 import { benchMultiHost } from './multihost.bench';
+
+/** A control worker and one announced host worker on the shared stack, torn down after `work`. */
+async function withOneHost(work: (t: TestEnv) => Promise<void>): Promise<void> {
+  const t = await createTestEnv();
+  try {
+    await t.startControlWorker();
+    const hostId = uniqueHostId('bench');
+    await t.startHostWorker({ hostId });
+    await t.client.refreshHost(hostId);
+    await work(t);
+  } finally {
+    await t.teardown();
+  }
+}
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2).filter((a, i, all) => !a.startsWith('-') && all[i - 1] !== '--hosts');
@@ -16,30 +30,10 @@ async function main(): Promise<void> {
   if (only.length > 0 && only.every((name) => name === 'cli')) return;
   await globalSetup();
   try {
-    if (wants('golden')) {
-      const t = await createTestEnv();
-      try {
-        await t.startControlWorker();
-        const hostId = uniqueHostId('bench');
-        await t.startHostWorker({ hostId });
-        await t.client.refreshHost(hostId);
-        await benchGolden(t);
-      } finally {
-        await t.teardown();
-      }
-    }
+    if (wants('golden')) await withOneHost(benchGolden);
     if (wants('sandbox')) {
-      const t = await createTestEnv();
-      try {
-        await t.startControlWorker();
-        const hostId = uniqueHostId('bench');
-        await t.startHostWorker({ hostId });
-        await t.client.refreshHost(hostId);
-        const { benchSandboxEndToEnd } = await import('./sandbox.bench');
-        await benchSandboxEndToEnd(t);
-      } finally {
-        await t.teardown();
-      }
+      const { benchSandboxEndToEnd } = await import('./sandbox.bench');
+      await withOneHost(benchSandboxEndToEnd);
     }
     if (wants('multihost')) {
       const counts = (hostsArg?.replace('--hosts=', '') ?? '1,2,4').split(',').map(Number);
