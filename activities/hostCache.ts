@@ -11,6 +11,11 @@ export interface HostCacheDeps {
   docker: Docker;
   hostId: string;
   storage?: StorageConfig;
+  /** Saved machines (vm sandboxes' snapshots) are cached as files beside the engine's images. */
+  vmStates?: {
+    cache(input: { storedRef: string }): Promise<{ vmState: boolean; pulled: boolean }>;
+    evict(input: { storedRef: string }): Promise<{ evicted: boolean }>;
+  };
 }
 
 export function createHostCacheActivities(deps: HostCacheDeps) {
@@ -35,6 +40,8 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
         .inspect()
         .catch(() => undefined);
       if (present) return { imageId: present.Id, pulled: false };
+      const state = deps.storage && deps.vmStates ? await deps.vmStates.cache(input) : undefined;
+      if (state?.vmState) return { imageId: input.storedRef, pulled: state.pulled };
       const storage = deps.storage;
       if (!storage) {
         fail(
@@ -56,6 +63,7 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
      * stays (the next eviction tries again); one already gone counts as evicted.
      */
     async evictSnapshot(input: { storedRef: string }): Promise<{ evicted: boolean; reason?: string }> {
+      await deps.vmStates?.evict(input);
       const image = await docker
         .getImage(input.storedRef)
         .inspect()

@@ -52,7 +52,7 @@ async function errorCodes(res: Response): Promise<string[]> {
  * One conversation with a registry: Basic credentials up front (htpasswd registries take them directly),
  * and on a Bearer challenge the token flow against the realm, reusing that token for the rest of the call.
  */
-class Session {
+export class Session {
   private readonly base: string;
   private authorization?: string;
 
@@ -61,13 +61,15 @@ class Session {
     this.authorization = target.credentials && basic(target.credentials);
   }
 
-  async send(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
-    let res = await this.fetch(`${this.base}${path}`, method, headers);
+  /** `path` may be a full URL (an upload Location); a body is sent as is (a Blob streams from its file). */
+  async send(method: string, path: string, headers: Record<string, string> = {}, body?: Blob | Buffer): Promise<Response> {
+    const url = /^https?:\/\//.test(path) ? path : `${this.base}${path}`;
+    let res = await this.fetch(url, method, headers, body);
     const challenge = res.status === 401 ? parseChallenge(res.headers.get('www-authenticate')) : undefined;
     if (challenge) {
       await res.body?.cancel();
       this.authorization = `Bearer ${await this.bearerToken(challenge)}`;
-      res = await this.fetch(`${this.base}${path}`, method, headers);
+      res = await this.fetch(url, method, headers, body);
     }
     if (res.status >= 500) {
       await res.body?.cancel();
@@ -90,12 +92,13 @@ class Session {
     });
   }
 
-  private async fetch(url: string, method: string, headers: Record<string, string>): Promise<Response> {
+  private async fetch(url: string, method: string, headers: Record<string, string>, body?: Blob | Buffer): Promise<Response> {
     try {
       return await fetch(url, {
         method,
         headers: { ...headers, ...(this.authorization ? { authorization: this.authorization } : {}) },
         redirect: 'follow',
+        body,
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;

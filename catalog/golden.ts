@@ -161,6 +161,8 @@ export interface GoldenRegistration {
   runtime: Runtime;
   size: string;
   profileKey: string;
+  /** A promoted vm sandbox saves its machine: the profile it restores onto (absent: an image). */
+  machineProfile?: string;
   origin: 'build-now' | 'schedule' | 'promote';
   sandboxId?: string;
   parentSnapshotId?: string;
@@ -180,6 +182,7 @@ export async function insertGoldenSnapshot(db: Db, input: GoldenRegistration): P
         sourceImage: null,
         resolvedDigest: input.digest,
         storedRef: input.storedRef,
+        machineProfile: input.machineProfile ?? null,
         runtime: input.runtime,
         size: input.size,
         profileKey: input.profileKey,

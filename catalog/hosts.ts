@@ -22,6 +22,7 @@ export async function saveHost(db: Db, input: HostFacts & { taskQueue: string })
     taskQueue: input.taskQueue,
     dockerEndpoint: input.dockerHost,
     memoryTotalMib: input.memoryTotalMiB,
+    vmProfiles: input.vm?.profiles ?? null,
     status: 'online' as const,
     lastSeenAt: new Date(),
   };

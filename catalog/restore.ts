@@ -24,7 +24,7 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
   return sql<RestoreCandidate | null>`(
     select json_build_object(
       'id', c.id, 'workspace', c.workspace, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
-      'storedRef', c.stored_ref, 'sourceImage', c.source_image,
+      'storedRef', c.stored_ref, 'sourceImage', c.source_image, 'machineProfile', c.machine_profile,
       'cachedOn', coalesce((
         select json_agg(hc.host_id order by hc.host_id)
         from host_cache hc join hosts ch on ch.id = hc.host_id
@@ -33,6 +33,13 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
     from snapshots c where c.id = ${snapshotId}
   )`;
 }
+
+/** Host → the machine profile it restores a saved vm of the sandbox's size onto (online hosts, and the fixed one). */
+const machines = (hostId: Param): SQL =>
+  sql`coalesce((
+    select json_object_agg(mh.id, mh.vm_profiles ->> ${sandboxes.size})
+    from hosts mh where (mh.status = 'online' or mh.id = ${hostId}) and mh.vm_profiles ->> ${sandboxes.size} is not null
+  ), '{}'::json)`;
 
 /** The sandbox's base snapshot: its agent's snapshot as it is now, else the one it was created from (null: built-in base). */
 const baseId = sql`coalesce((select a.snapshot_id from agents a where a.id = ${sandboxes.agentId}), ${sandboxes.baseSnapshotId})`;
@@ -60,7 +67,8 @@ function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param })
       sandbox: sql<RestoreSandbox>`json_build_object(
         'id', ${sandboxes.id}, 'workspace', ${sandboxes.workspace}, 'class', ${sandboxes.class}, 'size', ${sandboxes.size},
         'profileKey', ${currentProfile}, 'keepAlive', ${sandboxes.keepAlive}, 'state', ${sandboxes.state},
-        'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId})`,
+        'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId},
+        'machines', ${machines(params.hostId)})`,
       session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
       pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
       workspaceDefault: candidate(pointer(sql`${sandboxes.workspace}`), params.hostId),

@@ -38,6 +38,8 @@ export interface SessionSnapshot {
   /** registry/repo@digest once uploaded; null when storage is not configured (host cache only). */
   storedRef: string | null;
   digest: string | null;
+  /** A vm sandbox's session is a saved machine: the profile it restores onto (null: a committed image). */
+  machineProfile?: string | null;
   hostId: string;
   sequence: number;
   run: RunRef;
@@ -90,6 +92,7 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
       sourceImage: input.localRef,
       resolvedDigest: input.digest,
       storedRef: input.storedRef,
+      machineProfile: input.machineProfile ?? null,
       runtime: input.runtime,
       size: input.size,
       profileKey: input.profileKey,

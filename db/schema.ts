@@ -79,6 +79,11 @@ export const snapshots = pgTable(
     sourceImage: text('source_image'),
     resolvedDigest: text('resolved_digest'),
     storedRef: text('stored_ref'),
+    /**
+     * Set when the snapshot is a saved machine (a vm sandbox's memory and devices, not an image): the QEMU version,
+     * machine type, accel, RAM, vCPUs and kernel it restores onto. Null for images.
+     */
+    machineProfile: text('machine_profile'),
     entrypoint: text('entrypoint').notNull().default('/app/start.sh'),
     runtime: runtime('runtime').notNull(),
     size: text('size')
@@ -165,6 +170,8 @@ export const hosts = pgTable(
     taskQueue: text('task_queue').notNull().unique(),
     dockerEndpoint: text('docker_endpoint').notNull(),
     memoryTotalMib: integer('memory_total_mib').notNull(),
+    /** The machine profile this host restores saved vm sandboxes onto, per size; null on a host without QEMU. */
+    vmProfiles: jsonb('vm_profiles').$type<Record<string, string>>(),
     status: hostStatus('status').notNull().default('online'),
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }).notNull().defaultNow(),
     createdAt: createdAt(),

@@ -44,6 +44,11 @@ const variables = {
     example: '16384',
     fallback: undefined,
   },
+  SNAPFLOW_VM_MEMORY_MIB: {
+    schema: z.string().regex(/^[1-9]\d{2,6}$/, 'must be a whole number of MiB (at least 128)'),
+    example: '512',
+    fallback: undefined,
+  },
   SNAPFLOW_HOST_CACHE_KEEP: {
     schema: z.string().regex(/^\d{1,4}$/, 'must be a whole number (0 keeps only defaults, pins and live sessions)'),
     example: '4',
@@ -192,7 +197,8 @@ export interface Config {
   databaseUrl: string;
   /** address and namespace as resolved with the profile file and TEMPORAL_* variables; `connection` is what every connect uses. */
   temporal: { address: string; namespace: string; uiUrl: string; connection: TemporalConnection };
-  host: { id: string; dockerHost: string; memoryLimitMiB?: number };
+  /** `vmMemoryMiB`: RAM of every vm sandbox on this host instead of its size's (small machines for tests and laptops). */
+  host: { id: string; dockerHost: string; memoryLimitMiB?: number; vmMemoryMiB?: number };
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
   ghcrHost: string;
@@ -312,6 +318,7 @@ export function loadConfig(env: Env = process.env): Config {
       id: required(env, 'SNAPFLOW_HOST_ID', ''),
       dockerHost: required(env, 'DOCKER_HOST', ''),
       memoryLimitMiB: read(env, 'SNAPFLOW_HOST_MEMORY_MIB') === undefined ? undefined : Number(read(env, 'SNAPFLOW_HOST_MEMORY_MIB')),
+      vmMemoryMiB: read(env, 'SNAPFLOW_VM_MEMORY_MIB') === undefined ? undefined : Number(read(env, 'SNAPFLOW_VM_MEMORY_MIB')),
     },
     storage: storageUrl
       ? {

@@ -10,4 +10,6 @@ export interface HostFacts {
   memoryReservedMiB: number;
   cpus: number;
   baseImagePresent: boolean;
+  /** vm sandboxes on this host: the accel the probe chose (and why), and the machine profile per size. */
+  vm?: { accel: string; detail: string; profiles: Record<string, string> } | { unavailable: string; profiles?: undefined };
 }

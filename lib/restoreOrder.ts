@@ -3,6 +3,7 @@
 // catalog/restore.ts loads in one query, so workflows may call this too. No I/O, no Node builtins, no clock.
 import type { HostStatus, SandboxClass, SandboxState, SnapshotKind, SnapshotStatus } from './vocabulary';
 import { SYSTEM_SCOPE } from './ids';
+import { machineDifference } from './machineProfile';
 import { BASE_IMAGE_REF, splitProfileKey } from './presets';
 
 /** The sandbox row fields the order looks at, plus the status of the host it lives on. */
@@ -22,6 +23,8 @@ export interface RestoreSandbox {
   hostStatus: HostStatus | null;
   containerId: string | null;
   issueId: string | null;
+  /** The machine profile each eligible host (online, or the fixed one) restores a saved vm of this size onto. */
+  machines?: Record<string, string>;
 }
 
 /** A snapshot the order may start from. */
@@ -38,6 +41,8 @@ export interface RestoreCandidate {
   sourceImage: string | null;
   /** Hosts holding a copy (online ones, plus the fixed host whatever its status), sorted. */
   cachedOn: string[];
+  /** Set for a saved machine (a vm sandbox's memory and devices): the machine profile it restores onto only. */
+  machineProfile?: string | null;
 }
 
 /**
@@ -93,6 +98,7 @@ export const SKIP_REASONS = [
   'not-active',
   'incompatible-profile',
   'base-changed',
+  'machine-changed',
   'pin-incompatible',
   'not-available',
 ] as const;
@@ -125,6 +131,8 @@ export type RestoreDecision = DecisionBase &
         name?: string;
         imageRef: string;
         hostId?: string;
+        /** The snapshot is a saved machine: the run restores it (on a host of this profile) instead of booting. */
+        machineProfile?: string;
         skipped: RestoreSkip[];
       }
     | { source: 'base'; imageRef: string; snapshotId?: string; name?: string; hostId?: string; skipped: RestoreSkip[] }
@@ -134,7 +142,7 @@ export type RestoreDecision = DecisionBase &
 const LIVE_STATES: readonly SandboxState[] = ['idle', 'busy', 'snapshotting', 'promoting'];
 
 type Skip = { ok: false; reason: SkipReason; detail: string };
-type Verdict = { ok: true; imageRef: string; hostId?: string } | Skip;
+type Verdict = { ok: true; imageRef: string; hostId?: string; machineProfile?: string } | Skip;
 const skip = (reason: SkipReason, detail: string): Skip => ({ ok: false, reason, detail });
 
 function runningVerdict(box: RestoreSandbox): { ok: true; hostId: string; containerId: string } | Skip {
@@ -155,7 +163,14 @@ interface HostChoice {
 /** Checks shared by every snapshot step, in the order a person would look: what, whose, state, fit, where. */
 function candidateVerdict(
   c: RestoreCandidate,
-  want: { kind: SnapshotKind; workspaces: string[]; profileKey: string; hosts: HostChoice; incompatible: SkipReason },
+  want: {
+    kind: SnapshotKind;
+    workspaces: string[];
+    profileKey: string;
+    hosts: HostChoice;
+    incompatible: SkipReason;
+    machines: Record<string, string>;
+  },
 ): Verdict {
   const label = `${c.kind} snapshot ${c.name} (${c.id})`;
   if (c.kind !== want.kind) return skip('wrong-kind', `${label} is not a ${want.kind} snapshot`);
@@ -170,6 +185,7 @@ function candidateVerdict(
     return skip(want.incompatible, `${label} was built for ${c.profileKey}; the sandbox runs ${want.profileKey}`);
   }
   const { fixed, preferred } = want.hosts;
+  if (c.machineProfile) return machineVerdict(c, label, want.hosts, want.machines);
   // A host that already holds a copy needs no pull: the fixed host, else the sandbox's own, else any.
   const local = fixed
     ? c.cachedOn.includes(fixed)
@@ -182,6 +198,31 @@ function candidateVerdict(
   if (ref) return { ok: true, imageRef: ref, hostId: fixed ?? local ?? preferred ?? undefined };
   const where = fixed ? `host ${fixed}` : 'any online host';
   return skip('not-available', `${label} is neither in snapshot storage nor cached on ${where}`);
+}
+
+/**
+ * A saved machine restores only on a host whose QEMU, machine type, accel, RAM, vCPUs and kernel are the ones it was
+ * saved on: among those, a host holding a copy first (the fixed one, else the sandbox's own, else any).
+ */
+function machineVerdict(c: RestoreCandidate, label: string, hosts: HostChoice, machines: Record<string, string>): Verdict {
+  const saved = c.machineProfile!;
+  const { fixed, preferred } = hosts;
+  const fits = Object.keys(machines)
+    .filter((h) => machines[h] === saved && (!fixed || h === fixed))
+    .sort();
+  if (!fits.length) {
+    const host = fixed ?? (preferred && machines[preferred] ? preferred : Object.keys(machines).sort()[0]);
+    const where = host ? ` than host ${host}` : '';
+    return skip(
+      'machine-changed',
+      `${label} is a saved machine of another machine profile${where}: ${machineDifference(saved, host ? machines[host] : undefined)}`,
+    );
+  }
+  const local = [preferred, ...c.cachedOn].find((h): h is string => Boolean(h) && fits.includes(h!) && c.cachedOn.includes(h!));
+  const ref = c.storedRef ?? (local ? c.sourceImage : null);
+  if (!ref) return skip('not-available', `${label} is neither in snapshot storage nor cached on a host of its machine profile`);
+  const hostId = local ?? (preferred && fits.includes(preferred) ? preferred : fits[0]);
+  return { ok: true, imageRef: ref, hostId, machineProfile: saved };
 }
 
 type SnapshotStep = Exclude<RestoreStep, 'running'>;
@@ -273,7 +314,7 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
       skipped.push({ step, reason: rules.missing, detail: rules.missingDetail });
       continue;
     }
-    const verdict = candidateVerdict(rules.candidate, { ...rules, profileKey: box.profileKey, hosts });
+    const verdict = candidateVerdict(rules.candidate, { ...rules, profileKey: box.profileKey, hosts, machines: box.machines ?? {} });
     if (verdict.ok)
       return {
         source: step,
@@ -281,6 +322,7 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
         name: rules.candidate.name,
         imageRef: verdict.imageRef,
         hostId: verdict.hostId,
+        ...(verdict.machineProfile ? { machineProfile: verdict.machineProfile } : {}),
         skipped,
         ...about,
       };

@@ -2,11 +2,14 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
+import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
 import { OUTPUT_HEARTBEAT_MS, createDockerActivities } from '../activities/docker';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
+import { cacheDir, defaultRunRoot } from '../activities/vm/machine';
+import { createVmSandboxActivities, sweepVmLeftovers } from '../activities/vmSandboxes';
 import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';
@@ -30,6 +33,8 @@ export interface HostWorkerDeps {
   /** Lets this host mint GHCR installation tokens itself, so no token ever travels through Temporal. */
   githubApp?: GithubAppConfig;
   memoryLimitMiB?: number;
+  /** RAM of every vm sandbox instead of its size's (SNAPFLOW_VM_MEMORY_MIB). */
+  vmMemoryMiB?: number;
   /** Where golden builds may read skills and repositories on this host; omitted → neither. */
   preload?: PreloadLimits;
   /** The registry host a GitHub installation token is minted for (SNAPFLOW_GHCR_HOST); omitted → ghcr.io. */
@@ -40,6 +45,22 @@ export interface HostWorkerDeps {
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
   const docker = new Docker(dockerConnection(deps.dockerHost));
+  const containers = createDockerActivities({
+    docker,
+    hostId: deps.hostId,
+    dockerHost: deps.dockerHost,
+    storage: deps.storage,
+    memoryLimitMiB: deps.memoryLimitMiB,
+  });
+  // Beside the containers, this host's vm sandboxes: exec, remove and describe dispatch between the two.
+  const vms = createVmSandboxActivities({
+    docker,
+    hostId: deps.hostId,
+    storage: deps.storage,
+    containers,
+    ...vmPlaces(deps.hostId),
+    memoryMiB: deps.vmMemoryMiB,
+  });
   const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));
   const ghcrHost = deps.ghcrHost ?? 'ghcr.io';
   // Decided here, from the image's own registry: an installation token only ever goes to SNAPFLOW_GHCR_HOST, and
@@ -55,16 +76,16 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     taskQueue: taskQueues.host(deps.hostId),
     dataConverter: deps.dataConverter,
     activities: {
-      ...createDockerActivities({
-        docker,
-        hostId: deps.hostId,
-        dockerHost: deps.dockerHost,
-        storage: deps.storage,
-        memoryLimitMiB: deps.memoryLimitMiB,
-      }),
+      ...containers,
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
       ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
-      ...createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage }),
+      ...createHostCacheActivities({
+        docker,
+        hostId: deps.hostId,
+        storage: deps.storage,
+        vmStates: { cache: (input) => vms.cacheVmState(input), evict: (input) => vms.evictVmState(input) },
+      }),
+      ...vms,
     },
     interceptors: { activity: [hostCacheMetrics] },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
@@ -73,6 +94,11 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     maxHeartbeatThrottleInterval: OUTPUT_HEARTBEAT_MS,
     defaultHeartbeatThrottleInterval: OUTPUT_HEARTBEAT_MS,
   });
+}
+
+/** This host's VM directories (one per host: several host workers may share a machine) and its cache. */
+export function vmPlaces(hostId: string): { runRoot: string; cacheDir: string } {
+  return { runRoot: join(defaultRunRoot(), hostId), cacheDir: cacheDir() };
 }
 
 /** Announces this host to the control plane (catalog row with its memory) once the worker polls. */
@@ -113,8 +139,11 @@ async function main(): Promise<void> {
         hint: 'start dockerd, or fix DOCKER_HOST',
       });
     });
-    const swept = await sweepLeftovers(docker, (workflowId) => workflowIsRunning(client, workflowId));
+    const isRunning = (workflowId: string) => workflowIsRunning(client, workflowId);
+    const swept = await sweepLeftovers(docker, isRunning);
     if (swept.removed.length) log.info(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);
+    const sweptVms = await sweepVmLeftovers({ docker, ...vmPlaces(config.host.id) }, isRunning);
+    if (sweptVms.removed.length) log.info(`removed ${sweptVms.removed.length} leftover vm(s) and state file(s) of finished runs`);
     const worker = await createHostWorker({
       connection,
       namespace: config.temporal.namespace,
@@ -123,6 +152,7 @@ async function main(): Promise<void> {
       storage: config.storage,
       githubApp: config.githubApp,
       memoryLimitMiB: config.host.memoryLimitMiB,
+      vmMemoryMiB: config.host.vmMemoryMiB,
       preload: config.preload,
       ghcrHost: config.ghcrHost,
       dataConverter,

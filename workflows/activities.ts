@@ -20,6 +20,7 @@ import type { AuthzActivities } from '../activities/authz';
 import type { AgentActivities } from '../activities/agents';
 import type { RestoreActivities } from '../activities/restore';
 import type { SandboxActivities } from '../activities/sandboxes';
+import type { VmSandboxActivities } from '../activities/vmSandboxes';
 import { taskQueues } from '../lib/ids';
 
 export const profiles = {
@@ -125,6 +126,18 @@ const goldenProfiles: Record<keyof GoldenHostActivities, Profile> = {
 /** Golden build steps inside the temporary sandbox on one host. */
 export function hostGoldenActivities(hostId: string): ActivityInterfaceFor<GoldenHostActivities> {
   return bindProfiles<GoldenHostActivities>(taskQueues.host(hostId), goldenProfiles);
+}
+
+type VmSteps = Pick<VmSandboxActivities, 'startVmSandbox' | 'restoreVmSandbox' | 'snapshotVmSandbox'>;
+const vmProfiles: Record<keyof VmSteps, Profile> = {
+  startVmSandbox: 'build',
+  restoreVmSandbox: 'transfer',
+  snapshotVmSandbox: 'transfer',
+};
+
+/** A vm sandbox's machine on one host: boot, restore a saved machine, save one (exec and remove are the host's own). */
+export function hostVmActivities(hostId: string): ActivityInterfaceFor<VmSteps> {
+  return bindProfiles<VmSteps>(taskQueues.host(hostId), vmProfiles);
 }
 
 const cacheProfiles: Record<keyof HostCacheActivities, Profile> = {

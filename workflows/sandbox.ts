@@ -11,7 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
-import { chooseRestore } from '../lib/restoreOrder';
+import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
 import type { SandboxClass, SandboxState } from '../lib/vocabulary';
 import {
   access,
@@ -21,6 +21,7 @@ import {
   hostActivities,
   hostCacheActivities,
   hostJobActivities,
+  hostVmActivities,
   restore,
   sandboxCatalog,
 } from './activities';
@@ -73,6 +74,11 @@ class SandboxEntity {
    * timeout, the session saved after the job's answer); recorded runs without it replay as they were.
    */
   readonly lifecycle: boolean;
+  /**
+   * A `vm` sandbox is a QEMU machine whose snapshots save memory and devices; runs recorded before that (and the
+   * runs they continued into) keep the container they had.
+   */
+  readonly machines: boolean;
   /** A successful job whose session the main loop saves after the job's answer went out. */
   afterJob?: { sequence: number };
   private readonly s: SandboxCarried;
@@ -84,6 +90,8 @@ class SandboxEntity {
     const { workflowId, runId } = workflowInfo();
     this.run = { workflowId, runId };
     this.lifecycle = patched('lifecycle-v1');
+    this.machines = req.class === SNAPSHOT_CLASS && (req.carried ? req.carried.machines === true : patched('vm-runtime-v1'));
+    this.s.machines = this.machines || undefined;
   }
 
   status(): SandboxStatus {
@@ -290,7 +298,7 @@ class SandboxEntity {
     const { req, s } = this;
     const { sequence } = this.afterJob!;
     try {
-      const sessionSnapshotId = await this.saveSession(sequence);
+      const sessionSnapshotId = await this.saveSession(sequence, req.keepAlive);
       Object.assign(s, { unsavedSequence: undefined, lastSession: { sequence, sessionSnapshotId } });
     } catch (err) {
       const f = describeFailure(err);
@@ -327,7 +335,7 @@ class SandboxEntity {
       s.state = 'snapshotting'; // validators refuse a job or a promotion meanwhile
       await this.sync();
       try {
-        sessionSnapshotId = await this.saveSession(unsaved);
+        sessionSnapshotId = await this.saveSession(unsaved, false);
         Object.assign(s, { unsavedSequence: undefined, lastSession: { sequence: unsaved, sessionSnapshotId } });
       } catch {
         // the previous session stays the latest; the container goes anyway
@@ -365,31 +373,34 @@ class SandboxEntity {
     try {
       await this.authorizeAs(input.actor, 'sandbox.promote');
       await this.sync();
-      const { storedRef, registered: snapshotId } = await publishGolden({
-        hostId: s.hostId!,
-        containerId: s.containerId!,
-        workspace: req.workspace,
-        tag: `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`,
-        committed: (ref) => (localRef = ref),
-        boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
-        register: async ({ storedRef, digest }) => {
-          const registered = await golden.registerGolden({
-            id: uuid4(),
+      const tag = `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`;
+      const register = async (stored: { storedRef: string; digest: string; machineProfile?: string }) => {
+        const registered = await golden.registerGolden({
+          id: uuid4(),
+          workspace: req.workspace,
+          name: input.name,
+          ...stored,
+          runtime: req.runtime,
+          size: req.size,
+          profileKey: this.profile(),
+          origin: 'promote',
+          sandboxId: req.sandboxId,
+          parentSnapshotId: s.latestSessionSnapshotId,
+          run: this.run,
+        });
+        return registered.snapshotId;
+      };
+      const { storedRef, registered: snapshotId } = this.machines
+        ? await this.publishMachine(tag, register)
+        : await publishGolden({
+            hostId: s.hostId!,
+            containerId: s.containerId!,
             workspace: req.workspace,
-            name: input.name,
-            storedRef,
-            digest,
-            runtime: req.runtime,
-            size: req.size,
-            profileKey: this.profile(),
-            origin: 'promote',
-            sandboxId: req.sandboxId,
-            parentSnapshotId: s.latestSessionSnapshotId,
-            run: this.run,
+            tag,
+            committed: (ref) => (localRef = ref),
+            boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
+            register,
           });
-          return registered.snapshotId;
-        },
-      });
       await golden.recordHostCache({ hostId: s.hostId!, snapshotIds: [snapshotId] });
       localRef = undefined; // the promoted image stays cached on this host
       const made = input.setDefault
@@ -418,6 +429,23 @@ class SandboxEntity {
       });
       this.show();
     }
+  }
+
+  /** Promotion of a machine: pause, save memory and devices into snapshot storage, resume; then register it. */
+  private async publishMachine(
+    tag: string,
+    register: (stored: { storedRef: string; digest: string; machineProfile: string }) => Promise<string>,
+  ): Promise<{ storedRef: string; registered: string }> {
+    const { req, s } = this;
+    const saved = await hostVmActivities(s.hostId!).snapshotVmSandbox({
+      containerId: s.containerId!,
+      repository: `snapflow/golden/${req.workspace}`,
+      tag,
+      keepAlive: true,
+      requireStorage: true,
+    });
+    const stored = { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
+    return { storedRef: stored.storedRef, registered: await register(stored) };
   }
 
   validateResume(_call?: SandboxCall): void {
@@ -531,6 +559,7 @@ class SandboxEntity {
     const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
     if (fromStorage && !pullOnMiss) await cache();
     s.generation += 1;
+    if (this.machines) return this.startMachine(decision, hostId, { fromStorage: pullOnMiss, cache });
     const docker = hostActivities(hostId);
     const create = () =>
       docker.createTempSandbox({
@@ -562,6 +591,33 @@ class SandboxEntity {
     if (this.lifecycle) s.startedAt = workflowNow();
   }
 
+  /** Restores a saved machine (files and processes as they were), or boots one from the decision's image. */
+  private async startMachine(
+    decision: RestoreDecision,
+    hostId: string,
+    pull: { fromStorage: boolean; cache: () => Promise<unknown> },
+  ): Promise<void> {
+    const { req, s } = this;
+    const vm = hostVmActivities(hostId);
+    const key = `${req.sandboxId}-${s.generation}`;
+    const { workflowId } = this.run;
+    let box: { containerId: string };
+    if (decision.source !== 'running' && decision.source !== 'base' && decision.machineProfile) {
+      box = await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workflowId });
+    } else {
+      const imageRef = decision.source === 'running' ? '' : decision.imageRef;
+      const entrypoint = decision.base?.entrypoint;
+      const boot = () =>
+        vm.startVmSandbox({ key, image: imageRef, size: req.size, workflowId, entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS });
+      box = await boot().catch(async (err: unknown) => {
+        if (!pull.fromStorage || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
+        await pull.cache();
+        return boot();
+      });
+    }
+    Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const, startedAt: workflowNow() });
+  }
+
   private async stopContainer(): Promise<void> {
     const s = this.s;
     if (s.containerId) await this.docker().removeSandbox({ containerId: s.containerId });
@@ -576,15 +632,22 @@ class SandboxEntity {
     if (this.lifecycle) s.startedAt = undefined;
   }
 
-  private async saveSession(sequence: number): Promise<string> {
+  /** A container's files as a committed image; a machine's memory, devices and files as a saved state. */
+  private async saveSession(sequence: number, keepRunning = true): Promise<string> {
     const { req, s } = this;
-    const image = await this.docker().commitSandbox({
-      containerId: s.containerId!,
-      repository: `snapflow/sessions/${req.workspace}/${req.sandboxId}`,
-      tag: `s${sequence}`,
-    });
-    // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
-    const stored = image.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: image.ref });
+    const repository = `snapflow/sessions/${req.workspace}/${req.sandboxId}`;
+    const tag = `s${sequence}`;
+    let image: { localRef: string; storedRef: string | null; digest: string | null; machineProfile?: string };
+    if (this.machines) {
+      // The machine quits with the save when it is not kept running: no resume only to stop it.
+      image = await hostVmActivities(s.hostId!).snapshotVmSandbox({ containerId: s.containerId!, repository, tag, keepAlive: keepRunning });
+    } else {
+      const committed = await this.docker().commitSandbox({ containerId: s.containerId!, repository, tag });
+      // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
+      const stored = committed.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: committed.ref });
+      const storedRef = stored ? `${committed.ref.slice(0, committed.ref.lastIndexOf(':'))}@${stored.digest}` : null;
+      image = { localRef: committed.ref, storedRef, digest: stored?.digest ?? null };
+    }
     const saved = await sandboxCatalog.saveSessionSnapshot({
       id: uuid4(),
       sandboxId: req.sandboxId,
@@ -592,9 +655,10 @@ class SandboxEntity {
       runtime: req.runtime,
       size: req.size,
       profileKey: this.profile(),
-      localRef: image.ref,
-      storedRef: stored ? `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}` : null,
-      digest: stored?.digest ?? null,
+      localRef: image.localRef,
+      storedRef: image.storedRef,
+      digest: image.digest,
+      machineProfile: image.machineProfile,
       hostId: s.hostId!,
       sequence,
       run: this.run,

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { SnapflowError } from '../../lib/errors';
+import { machineProfile as formatMachineProfile } from '../../lib/machineProfile';
 import { GuestAgentClient } from './guestAgent';
 import { QmpClient } from './qmp';
 import type { Accel } from './types';
@@ -65,7 +66,7 @@ export function qemuFacts(): QemuFacts {
 /** The machine profile a saved VM needs to restore: QEMU version, machine type, accel, RAM, vCPUs, kernel. */
 export function machineProfile(input: { accel: Accel; memoryMiB: number; vcpus: number; kernelVersion: string; qemu?: QemuFacts }): string {
   const { version, machine } = input.qemu ?? qemuFacts();
-  return `qemu${version}-${machine}-${input.accel}-${input.memoryMiB}m-${input.vcpus}cpu-k${input.kernelVersion}`;
+  return formatMachineProfile({ ...input, qemuVersion: version, machine });
 }
 
 export interface MachineSpec {

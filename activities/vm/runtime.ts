@@ -39,6 +39,9 @@ export interface VmRuntime extends SandboxRuntime<VmHandle, CreateVm, VmSnapshot
   probeAccel(): Promise<AccelProbe>;
   /** The handle of a VM this host runs, from its directory (after a worker restart), or undefined. */
   find(id: string): VmHandle | undefined;
+  /** Records the workflow a VM belongs to, so a sweep of leftovers keeps it while that workflow runs. */
+  setOwner(handle: VmHandle, workflowId: string): void;
+  owner(id: string): string | undefined;
 }
 
 /** Output kept per stream in the result; the listener still sees all of it. */
@@ -117,6 +120,14 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
   return {
     kind: 'vm',
     find,
+    setOwner: (handle, workflowId) => writeFileSync(join(handle.dir, 'owner'), workflowId),
+    owner(id) {
+      try {
+        return readFileSync(join(dirOf(id), 'owner'), 'utf8') || undefined;
+      } catch {
+        return undefined;
+      }
+    },
     probeAccel: currentAccel,
 
     async create(input: CreateVm): Promise<VmHandle> {

@@ -10,7 +10,8 @@ import { SnapflowClient } from '../../client';
 import { payloadDataConverter } from '../../lib/codec';
 import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
-import { createHostWorker } from '../../workers/host';
+import { sweepVmLeftovers } from '../../activities/vmSandboxes';
+import { createHostWorker, vmPlaces } from '../../workers/host';
 import { JsonLogger } from '../../workers/log';
 import { createTestDatabase, type TestDatabase } from './db';
 import { recordPayloadKey, scanCatalog, scanFiles } from './secrets';
@@ -85,6 +86,8 @@ export interface TestEnv {
     storage?: StorageConfig | null;
     githubApp?: GithubAppConfig;
     memoryLimitMiB?: number;
+    /** RAM of its vm sandboxes; 512 MiB unless given (the sizes' own RAM is more than tests need). */
+    vmMemoryMiB?: number;
     /** Defaults to the test env's: skills and local repositories under the stack's directory. */
     preload?: PreloadLimits;
   }): Promise<RunningWorker>;
@@ -132,6 +135,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
   // SNAPFLOW_PAYLOAD_KEY in `env` encrypts payloads in the client (via config) and in both workers alike.
   const dataConverter = payloadDataConverter(config.payloadKey);
   const workers: RunningWorker[] = [];
+  const vmHosts = new Set<string>();
   const track = (w: RunningWorker): RunningWorker => (workers.push(w), w);
 
   return {
@@ -171,14 +175,22 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         storage: opts.storage === null ? undefined : (opts.storage ?? stack.storage),
         githubApp: opts.githubApp,
         memoryLimitMiB: opts.memoryLimitMiB,
+        vmMemoryMiB: opts.vmMemoryMiB ?? 512,
         preload: opts.preload ?? config.preload,
         ghcrHost: config.ghcrHost,
         dataConverter,
       });
+      vmHosts.add(opts.hostId);
       return track(await run(worker));
     },
     async teardown() {
       for (const w of workers.reverse()) await w.stop().catch(() => undefined);
+      // No QEMU outlives its test: every VM of this env's hosts goes, whatever its sandbox's state.
+      const docker = new Docker({ socketPath: stack.dockerHost.replace('unix://', '') });
+      for (const hostId of vmHosts)
+        await sweepVmLeftovers({ docker, ...vmPlaces(hostId) }, async () => false).catch((err: Error) =>
+          console.error(`vm sweep: ${err.message}`),
+        );
       await client.close();
       await connection.close();
       await scanCatalog(stack, db, database.url).catch((err: Error) => console.error(`catalog secret scan failed: ${err.message}`));

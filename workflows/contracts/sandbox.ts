@@ -42,6 +42,8 @@ export interface SandboxCarried {
   unsavedSequence?: number;
   /** Why the sandbox last stopped on its own, and when (workflow time, ms). */
   lastStop?: { reason: 'idle-timeout' | 'max-lifetime'; at: number; sessionSnapshotId?: string };
+  /** A `vm` sandbox runs as a QEMU machine (snapshots hold memory and processes); absent: the recorded container runtime. */
+  machines?: boolean;
   /** The last session save, once it is done: its snapshot, or why it failed. */
   lastSession?: { sequence: number; sessionSnapshotId?: string; sessionError?: string };
 }

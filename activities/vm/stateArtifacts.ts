@@ -1,0 +1,169 @@
+// A saved machine in snapshot storage: one OCI artifact per state file (its own media types, so no engine mistakes
+// it for an image), and the host's cache of them. The manifest beside a state file travels as an annotation, so a
+// host that pulls a state knows what it restores onto without asking anyone.
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  openAsBlob,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SnapflowError } from '../../lib/errors';
+import { Session, type RegistryTarget } from '../registryClient';
+import type { VmSnapshot } from './types';
+
+export const VM_STATE_ARTIFACT = 'application/vnd.snapflow.vm.state.v1';
+export const VM_STATE_LAYER = 'application/vnd.snapflow.vm.state.v1+zstd';
+const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
+const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
+const MANIFEST_ANNOTATION = 'io.snapflow.vm.manifest';
+
+/** Where a host keeps the state behind `ref` (a stored ref `registry/repo@sha256:…`, or a local-only `snapflow.local/…:tag`). */
+export function cachedStateFile(cacheDir: string, ref: string): string {
+  return join(cacheDir, 'vm-states', `${createHash('sha256').update(ref).digest('hex').slice(0, 32)}.zst`);
+}
+
+export function hasCachedState(cacheDir: string, ref: string): boolean {
+  const file = cachedStateFile(cacheDir, ref);
+  return existsSync(file) && existsSync(`${file}.json`);
+}
+
+/** Moves a saved state and its manifest to where `ref`'s copy belongs (both renames within one directory tree). */
+export function adoptState(from: string, cacheDir: string, ref: string): string {
+  const file = cachedStateFile(cacheDir, ref);
+  mkdirSync(join(cacheDir, 'vm-states'), { recursive: true });
+  const manifest = JSON.parse(readFileSync(`${from}.json`, 'utf8')) as VmSnapshot;
+  writeFileSync(`${file}.json.tmp`, JSON.stringify({ ...manifest, file }));
+  renameSync(from, file);
+  renameSync(`${file}.json.tmp`, `${file}.json`);
+  rmSync(`${from}.json`, { force: true });
+  return file;
+}
+
+/** Removes `ref`'s cached state; a VM restored from it already holds its memory, so nothing running depends on it. */
+export function evictState(cacheDir: string, ref: string): boolean {
+  const file = cachedStateFile(cacheDir, ref);
+  if (!existsSync(file) && !existsSync(`${file}.json`)) return false;
+  rmSync(`${file}.json`, { force: true });
+  rmSync(file, { force: true });
+  return true;
+}
+
+const sha256File = async (file: string): Promise<string> => {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  return `sha256:${hash.digest('hex')}`;
+};
+
+async function uploadBlob(session: Session, target: RegistryTarget, digest: string, body: Blob | Buffer): Promise<void> {
+  const head = await session.send('HEAD', `/v2/${target.repository}/blobs/${digest}`);
+  await head.body?.cancel();
+  if (head.ok) return; // already there (the empty config, or a retried upload)
+  if (head.status === 401 || head.status === 403) throw await session.authFailed(head);
+  const start = await session.send('POST', `/v2/${target.repository}/blobs/uploads/`);
+  await start.body?.cancel();
+  if (start.status === 401 || start.status === 403) throw await session.authFailed(start);
+  const location = start.headers.get('location');
+  if (start.status !== 202 || !location) throw new Error(`registry ${target.registry} refused a blob upload (${start.status})`);
+  const url = new URL(location, `http://${target.registry}`);
+  url.searchParams.set('digest', digest);
+  const absolute = /^https?:\/\//.test(location) ? url.toString() : `${url.pathname}${url.search}`;
+  const put = await session.send('PUT', absolute, { 'content-type': 'application/octet-stream' }, body);
+  await put.body?.cancel();
+  if (put.status !== 201) throw new Error(`registry ${target.registry} answered ${put.status} to a blob upload of ${digest}`);
+}
+
+/**
+ * Uploads a state file (and its manifest) as an OCI artifact tagged `tag`; returns the manifest's digest, the
+ * stored ref's pin. A retried upload re-sends only what is missing.
+ */
+export async function pushState(target: RegistryTarget, file: string, tag: string): Promise<{ digest: string; bytes: number }> {
+  const session = new Session(target);
+  const layerDigest = await sha256File(file);
+  const bytes = statSync(file).size;
+  const configDigest = `sha256:${createHash('sha256').update(EMPTY_CONFIG.bytes).digest('hex')}`;
+  await uploadBlob(session, target, configDigest, EMPTY_CONFIG.bytes);
+  await uploadBlob(session, target, layerDigest, await openAsBlob(file));
+  const saved = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as VmSnapshot;
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MANIFEST_TYPE,
+      artifactType: VM_STATE_ARTIFACT,
+      config: { mediaType: EMPTY_CONFIG.mediaType, digest: configDigest, size: EMPTY_CONFIG.bytes.length },
+      layers: [{ mediaType: VM_STATE_LAYER, digest: layerDigest, size: bytes }],
+      annotations: { [MANIFEST_ANNOTATION]: JSON.stringify({ ...saved, file: undefined }) },
+    }),
+  );
+  const res = await session.send('PUT', `/v2/${target.repository}/manifests/${tag}`, { 'content-type': MANIFEST_TYPE }, manifest);
+  await res.body?.cancel();
+  if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
+  if (res.status !== 201)
+    throw new Error(`registry ${target.registry} answered ${res.status} to the vm state manifest ${target.repository}:${tag}`);
+  return { digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, bytes };
+}
+
+interface StateManifest {
+  artifactType?: string;
+  layers?: Array<{ mediaType?: string; digest?: string; size?: number }>;
+  annotations?: Record<string, string>;
+}
+
+/** The artifact's manifest when `digest` names a saved machine, undefined when it names anything else (an image). */
+export async function readStateManifest(target: RegistryTarget, digest: string): Promise<StateManifest | undefined> {
+  const session = new Session(target);
+  const res = await session.send('GET', `/v2/${target.repository}/manifests/${digest}`, { accept: MANIFEST_TYPE });
+  if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    throw new SnapflowError({ code: 'IMAGE_NOT_FOUND', message: `${target.repository}@${digest} is not in ${target.registry}` });
+  }
+  if (!res.ok) throw new Error(`registry ${target.registry} answered ${res.status} for ${target.repository}@${digest}`);
+  const manifest = (await res.json()) as StateManifest;
+  return manifest.artifactType === VM_STATE_ARTIFACT ? manifest : undefined;
+}
+
+/** Downloads a saved machine into the host cache, checking the bytes against the digest; whole or not at all. */
+export async function pullState(
+  target: RegistryTarget,
+  digest: string,
+  cacheDir: string,
+  ref: string,
+): Promise<{ file: string; bytes: number }> {
+  const manifest = await readStateManifest(target, digest);
+  const layer = manifest?.layers?.[0];
+  const saved = manifest?.annotations?.[MANIFEST_ANNOTATION];
+  if (!manifest || !layer?.digest || layer.mediaType !== VM_STATE_LAYER || !saved)
+    throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `${target.repository}@${digest} is not a saved vm state` });
+  const file = cachedStateFile(cacheDir, ref);
+  mkdirSync(join(cacheDir, 'vm-states'), { recursive: true });
+  const partial = `${file}.partial-${process.pid}`;
+  const session = new Session(target);
+  const res = await session.send('GET', `/v2/${target.repository}/blobs/${layer.digest}`);
+  if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
+  if (!res.ok || !res.body) throw new Error(`registry ${target.registry} answered ${res.status} for blob ${layer.digest}`);
+  try {
+    const hash = createHash('sha256');
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    body.on('data', (chunk: Buffer) => hash.update(chunk));
+    await pipeline(body, createWriteStream(partial));
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== layer.digest) throw new Error(`vm state ${target.repository}@${digest} arrived corrupted (${got} ≠ ${layer.digest})`);
+    writeFileSync(`${file}.json.tmp`, JSON.stringify({ ...(JSON.parse(saved) as VmSnapshot), file }));
+    renameSync(partial, file);
+    renameSync(`${file}.json.tmp`, `${file}.json`);
+  } finally {
+    rmSync(partial, { force: true });
+    rmSync(`${file}.json.tmp`, { force: true });
+  }
+  return { file, bytes: statSync(file).size };
+}

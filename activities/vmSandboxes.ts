@@ -1,0 +1,369 @@
+// The `vm` sandbox runtime on a host worker: a sandbox is a QEMU machine (activities/vm/runtime.ts) booted from
+// an image on this host's engine, or restored from a saved machine in the host cache or snapshot storage. Its
+// handle travels through the workflow as `vm:<id>` where a container id would, so exec and remove dispatch on it
+// and the workflows keep one shape for both classes.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type Docker from 'dockerode';
+import type { StorageConfig } from '../lib/config';
+import { SnapflowError, describeFailure } from '../lib/errors';
+import type { HostFacts } from '../lib/hosts';
+import { OutputTail, type JobOutputProgress } from '../lib/jobOutput';
+import { SIZE_PRESETS, findPreset } from '../lib/presets';
+import { boundary, fail } from './boundary';
+import { LOCAL_REGISTRY, OUTPUT_HEARTBEAT_MS, withHeartbeat, type DockerActivities, type ExecInSandbox, type ExecResult } from './docker';
+import type { AccelProbe } from './vm/accel';
+import { machineProfile, vmTools } from './vm/machine';
+import { createVmRuntime, type VmRuntime } from './vm/runtime';
+import { adoptState, cachedStateFile, evictState, hasCachedState, pullState, pushState, readStateManifest } from './vm/stateArtifacts';
+import type { VmHandle } from './vm/types';
+
+const VM_PREFIX = 'vm:';
+const isVm = (containerId: string): boolean => containerId.startsWith(VM_PREFIX);
+const vmId = (containerId: string): string => containerId.slice(VM_PREFIX.length);
+
+export interface VmSandboxDeps {
+  docker: Docker;
+  hostId: string;
+  storage?: StorageConfig;
+  /** The Docker activities this runtime stands beside: a container id goes to them. */
+  containers: DockerActivities;
+  /** Parent of this host's VM directories (default: SNAPFLOW_VM_RUN_DIR or /tmp/sfvm, then the host id). */
+  runRoot: string;
+  /** Host cache of images' guest roots and of saved machines. */
+  cacheDir: string;
+  /** RAM of every VM in MiB instead of its size's (SNAPFLOW_VM_MEMORY_MIB: small machines for tests). */
+  memoryMiB?: number;
+}
+
+export interface StartVmSandbox {
+  /** Stable per sandbox start (sandbox id + generation): a retried start finds the machine it booted. */
+  key: string;
+  image: string;
+  size: string;
+  workflowId: string;
+  /** An image snapshot's long-lived process, started in the guest after boot and checked after `settleSeconds`. */
+  entrypoint?: string;
+  settleSeconds?: number;
+}
+
+export interface RestoreVmSandbox {
+  key: string;
+  /** The saved machine: `registry/repo@sha256:…` in snapshot storage, or a host-cache-only `snapflow.local/…:tag`. */
+  stateRef: string;
+  workflowId: string;
+}
+
+export interface SnapshotVmSandbox {
+  containerId: string;
+  /** Repository path inside snapshot storage, e.g. `snapflow/sessions/ws/<sandbox>`. */
+  repository: string;
+  tag: string;
+  /** Resume the machine after saving (true) or quit it. */
+  keepAlive: boolean;
+  /** Refuse before saving anything when snapshot storage is not configured (a golden snapshot lives there). */
+  requireStorage?: boolean;
+}
+
+export interface SavedVm {
+  /** What a cached copy on this host is found by. */
+  localRef: string;
+  storedRef: string | null;
+  digest: string | null;
+  machineProfile: string;
+  bytes: number;
+  savedMs: number;
+}
+
+/** Where an entrypoint's output and pid go inside the guest. */
+const ENTRYPOINT_LOG = '/run/snapflow-entrypoint.log';
+const ENTRYPOINT_PID = '/run/snapflow-entrypoint.pid';
+
+/** Saved-state files a crashed save or pull left; older than this they belong to no running attempt. */
+const STALE_MS = 10 * 60_000;
+
+export function createVmSandboxActivities(deps: VmSandboxDeps) {
+  const { containers, cacheDir } = deps;
+  const vm: VmRuntime = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir });
+  mkdirSync(deps.runRoot, { recursive: true });
+
+  const machineOf = (size: string): { memoryMiB: number; vcpus: number } => {
+    const preset = findPreset(size);
+    if (!preset) return fail('VALIDATION_FAILED', `unknown size ${size}`);
+    return { memoryMiB: deps.memoryMiB ?? preset.memoryMiB, vcpus: preset.vcpus };
+  };
+
+  const handleOf = (containerId: string): VmHandle => {
+    const handle = vm.find(vmId(containerId));
+    if (!handle)
+      fail(
+        'VM_UNRESPONSIVE',
+        `vm ${vmId(containerId)} is not running on host ${deps.hostId}`,
+        'run the job again: the sandbox starts again by the restore order',
+      );
+    return handle;
+  };
+
+  const storageTarget = (ref: string) => {
+    const storage = deps.storage;
+    if (!storage || !ref.startsWith(`${storage.registryHost}/`)) return undefined;
+    const at = ref.indexOf('@');
+    const path = ref.slice(storage.registryHost.length + 1, at < 0 ? undefined : at);
+    const repository = at < 0 ? path.replace(/:[\w.-]+$/, '') : path; // a tagged ref names its repository before the tag
+    return {
+      target: { registry: storage.registryHost, repository, credentials: { username: storage.username, password: storage.password } },
+      digest: at < 0 ? undefined : ref.slice(at + 1),
+    };
+  };
+
+  /** The profile a saved machine of each size restores onto here, with the accel the probe chose. */
+  async function machineFacts(): Promise<NonNullable<HostFacts['vm']>> {
+    let probe: AccelProbe;
+    let kernelVersion: string;
+    try {
+      kernelVersion = vmTools().kernelVersion;
+      probe = await vm.probeAccel();
+    } catch (err) {
+      return { unavailable: describeFailure(err).message };
+    }
+    const profiles = Object.fromEntries(
+      SIZE_PRESETS.map((p) => [p.key, machineProfile({ accel: probe.accel, ...machineOf(p.key), kernelVersion })]),
+    );
+    return { accel: probe.accel, detail: probe.detail, profiles };
+  }
+
+  /** RAM of the VMs running on this host now. */
+  function vmMemoryMiB(): number {
+    const ids = existsSync(deps.runRoot) ? readdirSync(deps.runRoot) : [];
+    return ids.reduce((sum, id) => sum + (safeFind(vm, id)?.memoryMiB ?? 0), 0);
+  }
+
+  return {
+    async describeHost(): Promise<HostFacts> {
+      const facts = await containers.describeHost();
+      return { ...facts, memoryReservedMiB: facts.memoryReservedMiB + vmMemoryMiB(), vm: await machineFacts() };
+    },
+
+    /** Boots a VM whose root filesystem is `image`'s (on this host's engine); IMAGE_NOT_FOUND when it is not here. */
+    async startVmSandbox(input: StartVmSandbox): Promise<{ containerId: string; name: string; bootMs: number }> {
+      return boundary(() =>
+        withHeartbeat('boot vm', async () => {
+          const started = Date.now();
+          const handle = await vm.create({ id: input.key, image: input.image, ...machineOf(input.size) });
+          vm.setOwner(handle, input.workflowId);
+          const containerId = `${VM_PREFIX}${handle.id}`;
+          if (input.entrypoint) await startEntrypoint(handle, input.entrypoint, input.settleSeconds ?? 2);
+          return { containerId, name: handle.id, bootMs: Date.now() - started };
+        }),
+      );
+    },
+
+    /** Continues a saved machine: files and processes as they were. Fetched from snapshot storage when not cached here. */
+    async restoreVmSandbox(input: RestoreVmSandbox): Promise<{ containerId: string; name: string; pulled: boolean }> {
+      return boundary(() =>
+        withHeartbeat('restore vm', async () => {
+          let pulled = false;
+          if (!hasCachedState(cacheDir, input.stateRef)) {
+            const stored = storageTarget(input.stateRef);
+            if (!stored?.digest)
+              fail(
+                'NOT_FOUND',
+                `the saved machine ${input.stateRef.slice(0, 200)} is not cached on host ${deps.hostId} and not in snapshot storage`,
+              );
+            await pullState(stored.target, stored.digest, cacheDir, input.stateRef);
+            pulled = true;
+          }
+          const handle = await vm.restore({ id: input.key, file: cachedStateFile(cacheDir, input.stateRef) });
+          vm.setOwner(handle, input.workflowId);
+          return { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled };
+        }),
+      );
+    },
+
+    /**
+     * Saves the whole machine (memory and devices, zstd) into the host cache, and into snapshot storage as an OCI
+     * artifact when storage is configured. A retry after a crash re-sends a state already saved instead of saving again.
+     */
+    async snapshotVmSandbox(input: SnapshotVmSandbox): Promise<SavedVm> {
+      return boundary(() =>
+        withHeartbeat('save vm', async () => {
+          if (input.requireStorage && !deps.storage)
+            fail(
+              'GOLDEN_STORAGE_NOT_CONFIGURED',
+              `snapshot storage is not configured on host ${deps.hostId}, so a golden snapshot cannot be stored`,
+              'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
+            );
+          const localRef = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}:${input.tag}`;
+          const started = Date.now();
+          let profile: string;
+          if (hasCachedState(cacheDir, localRef)) {
+            profile = (JSON.parse(readFileSync(`${cachedStateFile(cacheDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
+            if (!input.keepAlive) await removeVm(input.containerId);
+          } else {
+            const handle = handleOf(input.containerId);
+            // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
+            const file = join(cacheDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+            try {
+              const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
+              profile = saved.profile;
+              adoptState(file, cacheDir, localRef);
+            } finally {
+              rmSync(file, { force: true });
+              rmSync(`${file}.json`, { force: true });
+            }
+          }
+          const savedMs = Date.now() - started;
+          const file = cachedStateFile(cacheDir, localRef);
+          const bytes = statSync(file).size;
+          if (!deps.storage) return { localRef, storedRef: null, digest: null, machineProfile: profile, bytes, savedMs };
+          const target = storageTarget(localRef)!.target;
+          const pushed = await pushState(target, file, input.tag).catch((err: unknown) => {
+            if (err instanceof SnapflowError) throw err;
+            // Retried by the transfer profile: the registry may be restarting.
+            throw ApplicationFailure.create({
+              type: 'STORAGE_UNAVAILABLE',
+              message: `upload of the vm state ${localRef} failed: ${(err as Error).message}`,
+            });
+          });
+          const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
+          adoptState(file, cacheDir, storedRef); // what restores ask for from now on
+          return { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
+        }),
+      );
+    },
+
+    /** A container's exec, or a job through the guest agent, with its output heartbeated as it comes. */
+    async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
+      if (!isVm(input.containerId)) return containers.execInSandbox(input);
+      return boundary(async () => {
+        const handle = handleOf(input.containerId);
+        const ctx = Context.current();
+        const tails = { stdout: new OutputTail(), stderr: new OutputTail() };
+        const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+        const step = `exec ${input.command[0] ?? ''}`;
+        let changed = true;
+        let lastBeat = 0;
+        const beat = (force = false) => {
+          if (!changed && !force) return;
+          changed = false;
+          lastBeat = Date.now();
+          ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
+        };
+        beat(true);
+        const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
+        try {
+          const result = await vm.exec(
+            handle,
+            { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
+            (stream, chunk) => {
+              tails[stream].push(decoders[stream].decode(chunk, { stream: true }));
+              changed = true;
+            },
+          );
+          return {
+            exitCode: result.exitCode,
+            stdout: result.stdout,
+            stderr: result.stderr,
+            ...(result.timedOut ? { timedOut: true } : {}),
+          };
+        } finally {
+          clearInterval(timer);
+          beat();
+        }
+      });
+    },
+
+    /** Idempotent, like a container's removal: a VM already gone counts as removed. */
+    async removeSandbox(input: { containerId: string }): Promise<void> {
+      if (!isVm(input.containerId)) return containers.removeSandbox(input);
+      await removeVm(input.containerId);
+    },
+
+    /** A cached saved machine goes like a cached image: the running VMs restored from it hold their own memory. */
+    async evictVmState(input: { storedRef: string }): Promise<{ evicted: boolean }> {
+      evictState(cacheDir, input.storedRef);
+      return { evicted: true };
+    },
+
+    /** True when `storedRef` names a saved machine in storage (a pre-warm fetches it into the host cache). */
+    async cacheVmState(input: { storedRef: string }): Promise<{ vmState: boolean; pulled: boolean }> {
+      if (hasCachedState(cacheDir, input.storedRef)) return { vmState: true, pulled: false };
+      const stored = storageTarget(input.storedRef);
+      if (!stored?.digest) return { vmState: false, pulled: false };
+      if (!(await readStateManifest(stored.target, stored.digest))) return { vmState: false, pulled: false };
+      await withHeartbeat('cache vm state', () => pullState(stored.target, stored.digest!, cacheDir, input.storedRef));
+      return { vmState: true, pulled: true };
+    },
+  };
+
+  async function removeVm(containerId: string): Promise<void> {
+    const id = vmId(containerId);
+    const handle = safeFind(vm, id);
+    if (handle) await vm.remove(handle);
+    else rmSync(join(deps.runRoot, id), { recursive: true, force: true });
+  }
+
+  /** Starts the entrypoint detached in the guest; ready when it still runs after the settle window. */
+  async function startEntrypoint(handle: VmHandle, entrypoint: string, settleSeconds: number): Promise<void> {
+    const started = await vm.exec(handle, {
+      argv: ['sh', '-c', `"$0" > ${ENTRYPOINT_LOG} 2>&1 < /dev/null & echo $! > ${ENTRYPOINT_PID}`, entrypoint],
+      timeoutMs: 10_000,
+    });
+    let alive = started.exitCode === 0;
+    if (alive) {
+      await new Promise((r) => setTimeout(r, settleSeconds * 1000));
+      alive = (await vm.exec(handle, { argv: ['sh', '-c', `kill -0 "$(cat ${ENTRYPOINT_PID})"`], timeoutMs: 10_000 })).exitCode === 0;
+    }
+    if (alive) return;
+    const log = await vm.exec(handle, { argv: ['sh', '-c', `tail -n 20 ${ENTRYPOINT_LOG}`], timeoutMs: 10_000 }).catch(() => undefined);
+    await vm.remove(handle);
+    const output = `${started.stderr}${log?.stdout ?? ''}`.trim().slice(-2000);
+    fail(
+      'ENTRYPOINT_EXITED',
+      `entrypoint ${entrypoint} exited within ${settleSeconds}s${output ? `; its last output:\n${output}` : ' without output'}`,
+      'an entrypoint must keep running (it is the sandbox agent process); fix it in the image and create a new snapshot',
+    );
+  }
+}
+
+function safeFind(vm: VmRuntime, id: string): VmHandle | undefined {
+  try {
+    return vm.find(id);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Leftovers of this host's VM runtime once their sandbox's workflow has ended (or never recorded itself): the QEMU
+ * process and its directory; and half-written saves and pulls in the state cache older than a save could take.
+ */
+export async function sweepVmLeftovers(
+  deps: { runRoot: string; cacheDir: string; docker: Docker },
+  isRunning: (workflowId: string) => Promise<boolean>,
+): Promise<{ removed: string[] }> {
+  const removed: string[] = [];
+  const vm = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir: deps.cacheDir });
+  for (const id of existsSync(deps.runRoot) ? readdirSync(deps.runRoot) : []) {
+    const owner = vm.owner(id);
+    if (owner && (await isRunning(owner))) continue;
+    const handle = safeFind(vm, id);
+    if (handle) await vm.remove(handle);
+    else rmSync(join(deps.runRoot, id), { recursive: true, force: true });
+    removed.push(id);
+  }
+  const states = join(deps.cacheDir, 'vm-states');
+  for (const name of existsSync(states) ? readdirSync(states) : []) {
+    if (!/^save-|\.partial-|\.tmp$/.test(name)) continue;
+    const file = join(states, name);
+    if (Date.now() - statSync(file).mtimeMs < STALE_MS) continue;
+    rmSync(file, { force: true });
+    removed.push(name);
+  }
+  return { removed };
+}
+
+export type VmSandboxActivities = ReturnType<typeof createVmSandboxActivities>;
