@@ -73,7 +73,10 @@ export async function findAgentSnapshot(
   return snap;
 }
 
-/** A new agent on an active snapshot of its workspace (or a system one): `agent.manage`, decided and audited here. CONFLICT when the name is taken. */
+/**
+ * A new agent on an active snapshot of its workspace (or a system one): `agent.manage`, decided and audited here.
+ * CONFLICT when the name is taken.
+ */
 export async function createAgent(
   db: Db,
   caller: Caller,
