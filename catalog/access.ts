@@ -1,5 +1,6 @@
 // Authorization against the catalog: the workspace (plan) and membership (role) behind each decision, shared by
-// the workflows' first activity and the client. Each decision, allowed or denied, is an audit event.
+// the workflows' first activity and the client. Each decision, allowed or denied, is an audit event. A catalog change
+// with no workflow behind it is decided by `audited` inside the catalog function that makes it, whoever calls it.
 import { and, eq } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client';
 import { members, workspaces } from '../db/access';
@@ -26,9 +27,12 @@ export interface Caller {
 
 const clip = (target: string | undefined): string | undefined => target?.slice(0, 300);
 
+type Refusal = Extract<AccessDecision, { allowed: false }>;
+const refused = (d: Refusal): SnapflowError => new SnapflowError({ code: d.code, field: 'actor', message: d.message, hint: d.hint });
+
 /** The table's answer for this actor, from the catalog's workspace (plan) and membership (role). */
 export async function decide(
-  db: Db,
+  db: Pick<Queryable, 'select'>,
   operators: readonly string[],
   input: Pick<Authorize, 'actor' | 'workspace' | 'action'>,
 ): Promise<AccessDecision> {
@@ -63,7 +67,7 @@ export async function authorizeActor(db: Db, operators: readonly string[], input
     workflowId: input.run?.workflowId,
     runId: input.run?.runId,
   });
-  if (!decision.allowed) throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+  if (!decision.allowed) throw refused(decision);
   return { as: decision.as };
 }
 
@@ -88,12 +92,13 @@ export async function requireAccess(
     decision: 'denied',
     reason: decision.message,
   });
-  throw new SnapflowError({ code: decision.code, field: 'actor', message: decision.message, hint: decision.hint });
+  throw refused(decision);
 }
 
 /**
- * A catalog change with no workflow behind it: decided first, then made and audited in one transaction, so a change
- * that fails is not recorded and a recorded one cannot go missing.
+ * A catalog change with no workflow behind it: decided, made and audited in one transaction, so a change that fails
+ * is not recorded, a recorded one cannot go missing, and the decision reads the roles the change is made against.
+ * A refusal commits only its audit row, then throws PERMISSION_DENIED / PLAN_REQUIRED.
  */
 export async function audited<T>(
   db: Db,
@@ -103,19 +108,19 @@ export async function audited<T>(
   target: string,
   change: (tx: Queryable) => Promise<T>,
 ): Promise<T> {
-  const { as } = await requireAccess(db, caller, workspace, action, { target });
-  return db.transaction(async (tx) => {
+  const entry = { workspace, actor: caller.actor.slice(0, 200), action, target: clip(target) };
+  const outcome = await db.transaction(async (tx): Promise<{ done: true; result: T } | { done: false; refusal: Refusal }> => {
+    const decision = await decide(tx, caller.operators, { actor: caller.actor, workspace, action });
+    if (!decision.allowed) {
+      await recordAudit(tx, { ...entry, decision: 'denied', reason: decision.message });
+      return { done: false, refusal: decision };
+    }
     const result = await change(tx);
-    await recordAudit(tx, {
-      workspace,
-      actor: caller.actor.slice(0, 200),
-      action,
-      target: clip(target),
-      decision: 'allowed',
-      reason: `as ${as}`,
-    });
-    return result;
+    await recordAudit(tx, { ...entry, decision: 'allowed', reason: `as ${decision.as}` });
+    return { done: true, result };
   });
+  if (!outcome.done) throw refused(outcome.refusal);
+  return outcome.result;
 }
 
 export type HostAction = 'host.refresh' | 'host.self-test';

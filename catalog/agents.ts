@@ -6,7 +6,7 @@ import { agents, type Agent } from '../db/access';
 import { snapshots, type Snapshot } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { requireWorkspace } from './access';
+import { audited, requireWorkspace, type Caller } from './access';
 import { recordAudit } from './audit';
 import { findUsableSnapshot, type RunRef } from './snapshots';
 
@@ -73,26 +73,32 @@ export async function findAgentSnapshot(
   return snap;
 }
 
-/** A new agent on an active snapshot of its workspace (or a system one). CONFLICT when the name is taken. */
+/**
+ * A new agent on an active snapshot of its workspace (or a system one): `agent.manage`, decided and audited here.
+ * CONFLICT when the name is taken.
+ */
 export async function createAgent(
-  db: Queryable,
+  db: Db,
+  caller: Caller,
   input: { workspace: string; name: string; snapshotName: string; healthCommand?: string[] },
 ): Promise<Agent> {
-  await requireWorkspace(db, input.workspace);
-  const snap = await findAgentSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
-  const [row] = await db
-    .insert(agents)
-    .values({ workspace: input.workspace, name: input.name, snapshotId: snap.id, healthCommand: input.healthCommand ?? null })
-    .onConflictDoNothing()
-    .returning();
-  if (!row)
-    throw new SnapflowError({
-      code: 'CONFLICT',
-      field: 'name',
-      message: `agent ${input.name} already exists in ${input.workspace}`,
-      hint: 'choose another name, or roll the existing agent out to the snapshot',
-    });
-  return row;
+  return audited(db, caller, input.workspace, 'agent.manage', `${input.name} → ${input.snapshotName}`, async (tx) => {
+    await requireWorkspace(tx, input.workspace);
+    const snap = await findAgentSnapshot(tx, { workspace: input.workspace, name: input.snapshotName });
+    const [row] = await tx
+      .insert(agents)
+      .values({ workspace: input.workspace, name: input.name, snapshotId: snap.id, healthCommand: input.healthCommand ?? null })
+      .onConflictDoNothing()
+      .returning();
+    if (!row)
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        field: 'name',
+        message: `agent ${input.name} already exists in ${input.workspace}`,
+        hint: 'choose another name, or roll the existing agent out to the snapshot',
+      });
+    return row;
+  });
 }
 
 /** One agent of a workspace by name; NOT_FOUND names the field `agent`. */

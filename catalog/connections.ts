@@ -4,7 +4,9 @@ import type { Db, Queryable } from '../db/client';
 import { workspaceGithubAccounts } from '../db/access';
 import { githubConnections } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
+import { SYSTEM_SCOPE } from '../lib/ids';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
+import { audited, type Caller } from './access';
 
 export interface ConnectionState {
   workspace: string;
@@ -73,11 +75,25 @@ export async function allowedGithubAccounts(db: Pick<Queryable, 'select'>, works
   return rows.map((r) => r.account);
 }
 
-/** Replaces the workspace's allowed accounts (inside the caller's audited transaction). */
-export async function replaceAllowedGithubAccounts(tx: Queryable, workspace: string, accounts: string[]): Promise<string[]> {
-  await tx.delete(workspaceGithubAccounts).where(eq(workspaceGithubAccounts.workspace, workspace));
-  if (accounts.length) await tx.insert(workspaceGithubAccounts).values(accounts.map((account) => ({ workspace, account })));
-  return allowedGithubAccounts(tx, workspace);
+/** Operators only: replaces the workspace's allowed accounts (lowercase logins; an empty list allows none). */
+export async function setAllowedGithubAccounts(
+  db: Db,
+  caller: Caller,
+  input: { workspace: string; accounts: string[] },
+): Promise<string[]> {
+  const { workspace, accounts } = input;
+  return audited(
+    db,
+    caller,
+    SYSTEM_SCOPE,
+    'workspace.manage',
+    `${workspace} github accounts ${accounts.join(',') || '(none)'}`,
+    async (tx) => {
+      await tx.delete(workspaceGithubAccounts).where(eq(workspaceGithubAccounts.workspace, workspace));
+      if (accounts.length) await tx.insert(workspaceGithubAccounts).values(accounts.map((account) => ({ workspace, account })));
+      return allowedGithubAccounts(tx, workspace);
+    },
+  );
 }
 
 /** GITHUB_ACCOUNT_MISMATCH unless the installation's account is one the workspace may use. */

@@ -1,11 +1,12 @@
 // Golden builds in the catalog: the build config, the build record (incl. skipped), and registering the result.
 import { desc, eq } from 'drizzle-orm';
-import type { Db, Queryable } from '../db/client';
+import type { Db } from '../db/client';
 import { goldenBuildConfigs, goldenBuilds, snapshotEvents, snapshots, type GoldenBuildConfig } from '../db/schema';
 import type { GoldenConfig } from '../lib/goldenConfig';
 import { SnapflowError } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import type { GoldenBuildStatus, GoldenBuildTrigger } from '../lib/vocabulary';
+import { audited, type Caller } from './access';
 import { findAgentSnapshot } from './agents';
 import type { RunRef } from './snapshots';
 
@@ -49,15 +50,29 @@ export async function findBuildConfig(db: Db, workspace: string): Promise<Golden
   return row;
 }
 
-/** Creates or replaces the workspace's config (the caller syncs its schedule in the same transaction). */
-export async function saveBuildConfig(tx: Pick<Queryable, 'insert'>, config: GoldenConfig): Promise<GoldenBuildConfig> {
-  const row = { ...config, updatedAt: new Date() };
-  const [written] = await tx
-    .insert(goldenBuildConfigs)
-    .values(row)
-    .onConflictDoUpdate({ target: goldenBuildConfigs.workspace, set: row })
-    .returning();
-  return written!;
+/**
+ * The workspace's admins on the paid plan: creates or replaces its config, decided and audited here. `inTransaction`
+ * runs with the written row before the commit (the client syncs the Temporal Schedule there), so if it throws the
+ * config is not changed either. A base snapshot the targets name must exist and be in snapshot storage.
+ */
+export async function saveBuildConfig(
+  db: Db,
+  caller: Caller,
+  config: GoldenConfig,
+  inTransaction: (written: GoldenBuildConfig) => Promise<void> = async () => {},
+): Promise<GoldenBuildConfig> {
+  return audited(db, caller, config.workspace, 'golden.config', 'golden config', async (tx) => {
+    const baseName = config.targets.find((t) => t.base)?.base;
+    if (baseName) await findBuildBase(tx, { workspace: config.workspace, name: baseName }); // NOT_FOUND / not stored: refused now
+    const row = { ...config, updatedAt: new Date() };
+    const [written] = await tx
+      .insert(goldenBuildConfigs)
+      .values(row)
+      .onConflictDoUpdate({ target: goldenBuildConfigs.workspace, set: row })
+      .returning();
+    await inTransaction(written!);
+    return written!;
+  });
 }
 
 export async function readBuildConfig(db: Db, input: { workspace: string }): Promise<BuildConfig> {

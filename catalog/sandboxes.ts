@@ -1,11 +1,13 @@
 // Catalog side of sandboxes: the row the entity workflow keeps in step with its state, session snapshots saved
-// after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice.
+// after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice; a pin
+// is decided and audited here, whoever calls it.
 import { and, eq } from 'drizzle-orm';
 import type { Db, Queryable } from '../db/client';
 import { hostCache, issues, sandboxes, snapshotEvents, snapshots, type Issue, type Sandbox } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import type { Runtime } from '../lib/presets';
 import type { SandboxClass, SandboxState } from '../lib/vocabulary';
+import { audited, type Caller } from './access';
 import { findUsableSnapshot, type RunRef } from './snapshots';
 
 export type { Sandbox } from '../db/schema';
@@ -136,14 +138,6 @@ export async function saveIssue(db: Pick<Queryable, 'insert'>, input: { workspac
   return issue!;
 }
 
-export async function findIssue(db: Db, input: { workspace: string; issue: string }): Promise<Issue | undefined> {
-  const [row] = await db
-    .select()
-    .from(issues)
-    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
-  return row;
-}
-
 export async function listSandboxes(db: Db, workspace: string): Promise<Sandbox[]> {
   return db.select().from(sandboxes).where(eq(sandboxes.workspace, workspace));
 }
@@ -155,33 +149,35 @@ export async function sandboxScope(db: Db, sandboxId: string): Promise<string | 
 }
 
 /**
- * Pins a golden snapshot on an issue (created on first pin). Refused for anything restore would skip anyway:
- * not golden, not active, another workspace's (system ones are fine), or built for another profile than the issue's sandboxes use.
+ * Pins a golden snapshot on an issue (created on first pin); needs `issue.pin`, decided and audited here. Refused for
+ * anything restore would skip anyway: not golden, not active, another workspace's (system ones are fine), or built for
+ * another profile than the issue's sandboxes use.
  */
 export async function pinSnapshot(
-  db: Queryable,
+  db: Db,
+  caller: Caller,
   input: { workspace: string; issue: string; snapshotName: string },
 ): Promise<{ issueId: string; snapshotId: string }> {
-  // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-  const snap = await findUsableSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
-  const refuse = (message: string, hint: string): never => {
-    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
-  };
-  if (!snap)
-    throw new SnapflowError({
-      code: 'NOT_FOUND',
-      field: 'snapshot',
-      message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
-      hint: 'list them with `snapflow snapshot list`',
-    });
-  if (snap.kind !== 'golden')
-    refuse(
-      `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
-      'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
-    );
-  if (snap.status !== 'active')
-    refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
-  return db.transaction(async (tx) => {
+  return audited(db, caller, input.workspace, 'issue.pin', `${input.issue} → ${input.snapshotName}`, async (tx) => {
+    // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
+    const snap = await findUsableSnapshot(tx, { workspace: input.workspace, name: input.snapshotName });
+    const refuse = (message: string, hint: string): never => {
+      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
+    };
+    if (!snap)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'snapshot',
+        message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
+        hint: 'list them with `snapflow snapshot list`',
+      });
+    if (snap.kind !== 'golden')
+      refuse(
+        `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
+        'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
+      );
+    if (snap.status !== 'active')
+      refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
     const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
     const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
     const other = users.find((u) => u.profileKey !== snap.profileKey);
@@ -195,9 +191,19 @@ export async function pinSnapshot(
   });
 }
 
-export async function unpinSnapshot(db: Queryable, input: { workspace: string; issue: string }): Promise<void> {
-  await db
-    .update(issues)
-    .set({ pinnedSnapshotId: null, updatedAt: new Date() })
-    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
+/** Needs `issue.pin`, decided and audited here; an issue the workspace does not have is NOT_FOUND. */
+export async function unpinSnapshot(db: Db, caller: Caller, input: { workspace: string; issue: string }): Promise<void> {
+  await audited(db, caller, input.workspace, 'issue.pin', `${input.issue} unpinned`, async (tx) => {
+    const gone = await tx
+      .update(issues)
+      .set({ pinnedSnapshotId: null, updatedAt: new Date() })
+      .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)))
+      .returning({ id: issues.id });
+    if (gone.length === 0)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'issue',
+        message: `issue ${input.issue} has nothing pinned in ${input.workspace}`,
+      });
+  });
 }

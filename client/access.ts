@@ -1,5 +1,5 @@
 // The client's side of authorization: the same table (lib/authz.ts) the workflows apply, checked before a
-// request is sent so a refusal is immediate; catalog-only changes are decided and audited here.
+// request is sent so a refusal is immediate. Catalog-only changes are decided by the catalog functions themselves.
 import type { Client } from '@temporalio/client';
 import { requireAccess } from '../catalog/access';
 import type { Db } from '../db/client';
@@ -7,7 +7,7 @@ import type { Config } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { searchAttributes } from './searchAttributes';
 
-export { audited, requireAccess } from '../catalog/access';
+export { requireAccess } from '../catalog/access';
 
 /**
  * Reading a run (its result, its progress) is reading its workspace: the run's WorkspaceId search attribute says

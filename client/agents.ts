@@ -29,7 +29,7 @@ import {
   resumeRolloutUpdate,
   rolloutStatusQuery,
 } from '../workflows/contracts/rollout';
-import { audited, requireAccess } from './access';
+import { requireAccess } from './access';
 import { typedCall } from './runFailures';
 import { searchAttributes } from './searchAttributes';
 
@@ -91,9 +91,7 @@ export class AgentClient {
     const snapshotName = checkAgentSnapshotName(input.snapshot);
     const healthCommand = checkHealthCommand(input.healthCommand);
     const actor = this.actor(input.actor);
-    return audited(this.db, { ...this.config, actor }, workspace, 'agent.manage', `${name} → ${snapshotName}`, (tx) =>
-      createAgent(tx, { workspace, name, snapshotName, healthCommand }),
-    );
+    return createAgent(this.db, { ...this.config, actor }, { workspace, name, snapshotName, healthCommand });
   }
 
   /** Each agent with the snapshot it runs on (and the one before a rollout), by name and id. */

@@ -26,7 +26,7 @@ import {
 import { findLiveSnapshot } from '../catalog/snapshots';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { audited, requireAccess, requireRunAccess } from './access';
+import { requireAccess, requireRunAccess } from './access';
 import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';
 import { profileKey, type Runtime } from '../lib/presets';
@@ -60,14 +60,8 @@ export class GoldenClient {
   async setConfig(input: GoldenConfigInput): Promise<{ config: GoldenBuildConfig; schedule?: ScheduleState }> {
     this.assertStorage();
     const v = validateGoldenConfig(input, this.config.preload);
-    // The schedule is synced inside the transaction: if Temporal refuses it, the config row is not changed either.
-    const config = await audited(this.db, this.config, v.workspace, 'golden.config', 'golden config', async (tx) => {
-      const baseName = v.targets.find((t) => t.base)?.base;
-      if (baseName) await findBuildBase(tx, { workspace: v.workspace, name: baseName }); // NOT_FOUND / not stored: refused now
-      const written = await saveBuildConfig(tx, v);
-      await this.syncSchedule(written);
-      return written;
-    });
+    // The schedule is synced inside the catalog's transaction: if Temporal refuses it, the config row is not changed either.
+    const config = await saveBuildConfig(this.db, this.config, v, (written) => this.syncSchedule(written));
     return { config, schedule: (await this.scheduleState(v.workspace)) ?? undefined };
   }
 

@@ -6,7 +6,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { storageNotConfigured } from '../catalog/golden';
 import { readRestoreInput } from '../catalog/restore';
-import { findIssue, listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
+import { listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
@@ -40,7 +40,7 @@ import {
   sandboxStatusQuery,
   startedUpdate,
 } from '../workflows/contracts/sandbox';
-import { audited, requireAccess } from './access';
+import { requireAccess } from './access';
 import { typedCall } from './runFailures';
 import { searchAttributes } from './searchAttributes';
 
@@ -392,19 +392,12 @@ export class SandboxClient {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
-    return audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} → ${input.snapshot}`, (tx) =>
-      pinSnapshot(tx, { workspace, issue: input.issue, snapshotName: input.snapshot }),
-    );
+    return pinSnapshot(this.db, this.config, { workspace, issue: input.issue, snapshotName: input.snapshot });
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
-    await requireAccess(this.db, this.config, workspace, 'issue.pin', { target: `${input.issue} unpinned` });
-    if (!(await findIssue(this.db, { workspace, issue: input.issue })))
-      throw new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${workspace}` });
-    await audited(this.db, this.config, workspace, 'issue.pin', `${input.issue} unpinned`, (tx) =>
-      unpinSnapshot(tx, { workspace, issue: input.issue }),
-    );
+    await unpinSnapshot(this.db, this.config, { workspace, issue: input.issue });
   }
 }

@@ -1,10 +1,10 @@
 // Workspaces, their plan and their members. Operators create workspaces and set plans; a workspace's admins
-// manage its members. Each change is decided and audited like any other (client/access.ts).
+// manage its members. Each change is decided and audited by the catalog function that makes it.
 import { listAudit, type AuditEvent } from '../catalog/audit';
 import {
   allWorkspaces,
+  createWorkspace,
   deleteMember,
-  insertWorkspace,
   listMembers,
   saveMember,
   setSandboxDefaults,
@@ -18,8 +18,8 @@ import { PLANS, ROLES, type Plan, type Role } from '../lib/vocabulary';
 import type { Config } from '../lib/config';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { checkSandboxDuration, screenText, validateField, validationError } from '../lib/validation';
-import { audited, requireAccess } from './access';
-import { allowedGithubAccounts, replaceAllowedGithubAccounts } from '../catalog/connections';
+import { requireAccess } from './access';
+import { allowedGithubAccounts, setAllowedGithubAccounts } from '../catalog/connections';
 
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$/;
 const user = (field: string, value: unknown): string => {
@@ -60,9 +60,7 @@ export class WorkspaceClient {
     const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan === undefined ? 'free' : input.plan, PLANS);
     const admin = user('admin', input.admin);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `create ${id}`, (tx) =>
-      insertWorkspace(tx, { id, plan, admin }),
-    );
+    return createWorkspace(this.db, this.config, { id, plan, admin });
   }
 
   /**
@@ -77,16 +75,14 @@ export class WorkspaceClient {
       sandboxIdleTimeoutSeconds: seconds('idleTimeout', input.idleTimeout),
       sandboxMaxLifetimeSeconds: seconds('maxLifetime', input.maxLifetime),
     };
-    return audited(this.db, this.config, id, 'workspace.manage', `${id} sandbox defaults`, (tx) => setSandboxDefaults(tx, { id, ...set }));
+    return setSandboxDefaults(this.db, this.config, { id, ...set });
   }
 
   /** Operators only: free ↔ paid. */
   async setPlan(input: { id: string; plan: string }): Promise<Workspace> {
     const id = checkWorkspaceSlug(input.id);
     const plan = oneOf<Plan>('plan', input.plan, PLANS);
-    return audited(this.db, this.config, SYSTEM_SCOPE, 'workspace.manage', `${id} plan ${plan}`, (tx) =>
-      setWorkspacePlan(tx, { id, plan }),
-    );
+    return setWorkspacePlan(this.db, this.config, { id, plan });
   }
 
   /** Operators see every workspace; anyone else the ones they belong to. */
@@ -98,15 +94,13 @@ export class WorkspaceClient {
     const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
     const role = oneOf<Role>('role', input.role === undefined ? 'member' : input.role, ROLES);
-    return audited(this.db, this.config, workspace, 'workspace.manage', `${userId} as ${role}`, (tx) =>
-      saveMember(tx, { workspace, userId, role }),
-    );
+    return saveMember(this.db, this.config, { workspace, userId, role });
   }
 
   async removeMember(input: { workspace: string; user: string }): Promise<void> {
     const workspace = checkWorkspaceSlug(input.workspace);
     const userId = user('user', input.user);
-    await audited(this.db, this.config, workspace, 'workspace.manage', `remove ${userId}`, (tx) => deleteMember(tx, { workspace, userId }));
+    await deleteMember(this.db, this.config, { workspace, userId });
   }
 
   async members(workspace: string): Promise<Member[]> {
@@ -126,14 +120,7 @@ export class WorkspaceClient {
     if (input.allow.length > 20)
       throw validationError('allow', `${input.allow.length} accounts; at most 20 are allowed`, 'list the accounts the workspace uses');
     const accounts = [...new Set(input.allow.map(githubAccount))];
-    const stored = await audited(
-      this.db,
-      this.config,
-      SYSTEM_SCOPE,
-      'workspace.manage',
-      `${id} github accounts ${accounts.join(',') || '(none)'}`,
-      (tx) => replaceAllowedGithubAccounts(tx, id, accounts),
-    );
+    const stored = await setAllowedGithubAccounts(this.db, this.config, { workspace: id, accounts });
     return { workspace: id, accounts: stored };
   }
 
