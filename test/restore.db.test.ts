@@ -119,6 +119,7 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
       hostStatus: 'online',
       containerId: null,
       issueId: issue!.id,
+      machines: {},
     },
     hostId: null,
     // Offline hosts' copies do not count unless that host is the one asked for.
@@ -131,6 +132,7 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
       profileKey: profile,
       storedRef: null,
       sourceImage: 'snapflow/session-local:1',
+      machineProfile: null,
       cachedOn: [],
     },
     pin: expect.objectContaining({ id: pinId, kind: 'golden', cachedOn: [] }),

@@ -14,6 +14,9 @@ import {
 const profile = profileKey({ runtime: 'codex', size: 'small' });
 const otherProfile = profileKey({ runtime: 'pi', size: 'small' });
 
+const M512 = 'qemu-7.2.0/pc-i440fx-7.2/tcg/512m/1cpu/6.1.0-cloud-amd64';
+const M1024 = 'qemu-7.2.0/pc-i440fx-7.2/tcg/1024m/1cpu/6.1.0-cloud-amd64';
+
 function sandbox(overrides: Partial<RestoreSandbox> = {}): RestoreSandbox {
   return {
     id: 'sb-1',
@@ -190,6 +193,23 @@ const rows: Row[] = [
       'golden-workspace:no-workspace-default',
       'golden-system:no-system-default',
     ],
+  },
+  {
+    name: 'saved machine restores on a host of its machine profile, preferring one that holds a copy',
+    input: input({
+      sandbox: sandbox({ machines: { 'host-a': M512, 'host-b': M512, 'host-c': M1024 } }),
+      session: session({ machineProfile: M512, cachedOn: ['host-b'] }),
+    }),
+    source: 'session',
+    snapshotId: 'session-1',
+    hostId: 'host-b',
+    skipped: [...nothingBeforeSession],
+  },
+  {
+    name: 'saved machine with no host of its machine profile is machine-changed, naming the part',
+    input: input({ sandbox: sandbox({ machines: { 'host-a': M1024 } }), session: session({ machineProfile: M512 }), pin: pin() }),
+    source: 'golden-pin',
+    skipped: [...nothingBeforeSession, 'session:machine-changed'],
   },
   {
     name: 'failed session snapshot',
@@ -385,6 +405,13 @@ describe('chooseRestore', () => {
     if ('hostId' in row) expect(decision.hostId).toBe(row.hostId);
     if (row.imageRef !== undefined) expect(decision).toHaveProperty('imageRef', row.imageRef);
     for (const s of decision.skipped) expect(s.detail.length).toBeGreaterThan(10);
+  });
+
+  test('machine-changed names what differs between the saved machine and the host', () => {
+    const decision = chooseRestore(
+      input({ sandbox: sandbox({ machines: { 'host-a': M1024 } }), session: session({ machineProfile: M512 }) }),
+    );
+    expect(decision.skipped.find((s) => s.step === 'session')?.detail).toContain('RAM 512m (host: 1024m)');
   });
 
   test('the table covers every skip reason', () => {

@@ -168,6 +168,10 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         return unresponsive(handle, (err as Error).message);
       } finally {
         clearTimeout(timer);
+        // The agent's port takes one connection at a time: none is held between jobs, so another process (a
+        // restarted worker) can always reach the guest.
+        agent.close();
+        agents.delete(handle.dir);
       }
     },
 
