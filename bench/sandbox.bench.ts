@@ -3,12 +3,14 @@
 // orchestration share of the golden path: client call → first job output, minus the Docker work (activity run times).
 import { temporal } from '@temporalio/proto';
 import type { TestEnv } from '../test/support/stack';
+import { hosts } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { DEPS } from './golden.bench';
 import { median, percentile } from './measure';
 
 const RUNS = 10;
-const DOCKER_ACTIVITIES = new Set(['createTempSandbox', 'cacheSnapshot', 'execInSandbox']);
+/** The host's own work (Docker or QEMU): what is left of a call's time without it is orchestration. */
+const DOCKER_ACTIVITIES = new Set(['createTempSandbox', 'cacheSnapshot', 'execInSandbox', 'startVmSandbox', 'restoreVmSandbox']);
 const EventType = temporal.api.enums.v1.EventType;
 
 /** Milliseconds the host worker spent in Docker activities of this sandbox's workflow before `untilMs`. */
@@ -70,8 +72,27 @@ export async function benchSandboxEndToEnd(t: TestEnv): Promise<void> {
     fresh.push(Date.now() - start);
     await sandboxes.destroy(box.sandboxId);
   }
+  // Cold: a new machine booted from the base image to its first job. Session: a stopped sandbox's next job, which
+  // restores the machine its last job saved (from this host's cache).
+  const cold: number[] = [];
+  const session: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const start = Date.now();
+    const box = await sandboxes.create({ workspace: 'bench-cold', ...spec });
+    await sandboxes.runJob(box.sandboxId, { command: ['true'] }, { waitForSession: true });
+    cold.push(Date.now() - start);
+    const resumed = Date.now();
+    await sandboxes.runJob(box.sandboxId, { command: ['true'] });
+    session.push(Date.now() - resumed);
+    await sandboxes.destroy(box.sandboxId);
+  }
+  const [host] = await t.db.db.select().from(hosts);
+  const profile = host?.vmProfiles?.small ?? 'no vm profile';
   const ratio = median(fresh) / median(golden);
   const line = (v: number[]) => `p50 ${median(v).toFixed(0)} ms, p95 ${percentile(v, 95).toFixed(0)} ms`;
+  console.log(`  vm machine profile for small on this host: ${profile} (accel ${profile.split('/')[2] ?? '?'})`);
+  console.log(`  cold boot from the base image + first job (${RUNS} runs): ${line(cold)}`);
+  console.log(`  stopped sandbox: next job restoring its cached session (${RUNS} runs): ${line(session)}`);
   console.log(`  sandbox from the cached golden default + first job (${RUNS} runs): ${line(golden)}`);
   console.log(`  fresh sandbox + the same 48 MiB dependency step (${RUNS} runs): ${line(fresh)}`);
   console.log(`${ratio >= 10 ? '✓' : '✗'} end to end through SnapflowClient: fresh ÷ golden = ${ratio.toFixed(1)}× (target ≥ 10×)`);
