@@ -55,7 +55,7 @@ export async function findLiveAgentSnapshot(
 }
 
 /**
- * A snapshot agents may run on: found as by findLiveAgentSnapshot, and active. Rollouts look it up by id, the client
+ * A snapshot agents (and sandbox or golden bases) may run on: found as by findLiveAgentSnapshot, active, and an image. Rollouts look it up by id, the client
  * by name. VALIDATION_FAILED names the field `snapshot`.
  */
 export async function findAgentSnapshot(
@@ -69,6 +69,14 @@ export async function findAgentSnapshot(
       field: 'snapshot',
       message: `snapshot "${snap.name}" is ${snap.status}; agents run only on an active snapshot`,
       hint: 'wait for it to become active, or choose another',
+    });
+  // An agent's sandbox boots its image and starts the entrypoint afresh; a saved machine continues one sandbox's processes.
+  if (snap.machineProfile)
+    throw new SnapflowError({
+      code: 'VALIDATION_FAILED',
+      field: 'snapshot',
+      message: `snapshot "${snap.name}" is a saved vm machine (a promoted sandbox), not an image; agents and bases run on images`,
+      hint: 'use an image snapshot (`snapflow snapshot create --image …`) or a golden build; a saved machine is a default or pin for sandboxes',
     });
   return snap;
 }

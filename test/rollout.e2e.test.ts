@@ -9,7 +9,7 @@ import { workflowIds } from '../lib/ids';
 import { profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
 import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/contracts/rollout';
-import { sourceRegistry } from './support/images';
+import { deriveImage, pushImage, sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -335,18 +335,43 @@ test('unknown agents: NOT_FOUND naming them, nothing moved; a member may not sta
 
 describe('--auto: the workflow runs the canary itself in a sandbox of the stored snapshot on a host', () => {
   let storedRef: string;
+  let agentSource: Awaited<ReturnType<typeof sourceRegistry>> | undefined;
   beforeAll(async () => {
-    const box = await t.client.sandboxes.create({ workspace: autoWs, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
-    const agent = `printf '#!/bin/sh\\necho agent up\\nexec sleep 600\\n' > /app/agent.sh && chmod +x /app/agent.sh`;
-    await t.client.sandboxes.runJob(box.sandboxId, { command: ['sh', '-c', `echo agent-v2 > /etc/agent-version && ${agent}`] });
-    storedRef = (await t.client.sandboxes.promote(box.sandboxId, { name: 'auto-v2' })).storedRef;
-    await t.client.sandboxes.destroy(box.sandboxId);
-    // The agent process: long-lived, as the canary sandbox needs it.
-    await t.db.db
-      .update(snapshots)
-      .set({ entrypoint: '/app/agent.sh' })
+    // An image whose /app/agent.sh is the long-lived agent process, stored as the image snapshot auto-v2.
+    agentSource = await sourceRegistry(t.docker, 'rollout-auto');
+    const agent = `echo agent-v2 > /etc/agent-version && printf '#!/bin/sh\\necho agent up\\nexec sleep 600\\n' > /app/agent.sh && chmod +x /app/agent.sh`;
+    await pushImage(t.docker, await deriveImage(t.docker, agent, 'rollout-auto-v2'), {
+      registryHost: agentSource.host,
+      repository: 'agents/auto',
+      tag: 'v2',
+    });
+    const created = await t.client.snapshots.create({
+      workspace: autoWs,
+      name: 'auto-v2',
+      image: `${agentSource.host}/agents/auto:v2`,
+      runtime: 'codex',
+      size: 'small',
+      entrypoint: '/app/agent.sh',
+    });
+    await t.client.snapshots.wait(created);
+    const [row] = await t.db.db
+      .select()
+      .from(snapshots)
       .where(and(eq(snapshots.workspace, autoWs), eq(snapshots.name, 'auto-v2')));
+    storedRef = row!.storedRef!;
   }, 300_000);
+  afterAll(async () => agentSource?.stop());
+
+  test('a promoted vm sandbox is a saved machine, not an image: no agent runs on it', async () => {
+    const box = await t.client.sandboxes.create({ workspace: autoWs, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
+    await t.client.sandboxes.promote(box.sandboxId, { name: 'auto-machine' });
+    await t.client.sandboxes.destroy(box.sandboxId);
+    await expect(t.client.agents.create({ workspace: autoWs, name: 'on-machine', snapshot: 'auto-machine' })).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      field: 'snapshot',
+      message: expect.stringContaining('saved vm machine'),
+    });
+  }, 120_000);
 
   test('the entrypoint stays up and `true` succeeds → completed, the run recorded as the canary health', async () => {
     const v1Id = await snapshot('auto-v1', {}, autoWs);

@@ -44,7 +44,8 @@ async function storedManifestStatus(storedRef: string): Promise<number> {
     method: 'HEAD',
     headers: {
       authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
-      accept: 'application/vnd.docker.distribution.manifest.v2+json',
+      // An image, or a saved vm machine (an OCI artifact: a promoted vm sandbox).
+      accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
     },
   });
   return res.status;
