@@ -21,7 +21,11 @@ export function registerGoldenCommands(program: Command, run: Run): void {
     .option('--skills-path <dir>', 'skills directory on the host workers')
     .option('--prebuild-deps', "pre-build dependencies from each repo's tembo.nix")
     .option('--deps-fallback <command>', 'run this instead of tembo.nix when the image has no Nix')
-    .requiredOption('--target <size:runtime>', 'sandbox size/profile to build for (repeatable), e.g. small:codex', collect)
+    .requiredOption(
+      '--target <size:runtime>',
+      'sandbox size/profile to build for (repeatable), e.g. small:codex; small:codex:vm saves a booted vm machine',
+      collect,
+    )
     .option('--base <snapshot>', 'image snapshot the build starts from (default: the built-in base)')
     .option('--schedule <cron|HH:MM>', 'daily rebuild: "03:00" or a cron like "0 3 * * *"')
     .option('--time-zone <tz>', 'IANA time zone of the schedule', 'UTC')
@@ -60,7 +64,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
             }),
           ({ config: c, schedule }) => {
             console.log(
-              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}${t.base ? ` on ${t.base}` : ''}`).join(', ')}; ${c.repos.length} repo(s)`,
+              `✓ golden config for ${c.workspace}: ${c.targets.map((t) => `${t.size}:${t.runtime}${t.machine ? ':vm' : ''}${t.base ? ` on ${t.base}` : ''}`).join(', ')}; ${c.repos.length} repo(s)`,
             );
             console.log(
               schedule

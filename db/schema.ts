@@ -253,6 +253,8 @@ export interface GoldenTarget {
   runtime: (typeof RUNTIMES)[number];
   /** The image snapshot (by name) the build starts from; absent: the built-in base. */
   base?: string;
+  /** `size:runtime:vm`: the golden is a saved vm machine booted from the built image, so sandboxes start warm. */
+  machine?: boolean;
 }
 
 export const goldenBuildConfigs = pgTable(

@@ -15,7 +15,7 @@ export interface GoldenConfigInput {
   prebuildDeps?: boolean;
   depsFallbackCommand?: string;
   /** `size:runtime` strings (e.g. `small:codex`) or objects. */
-  targets: Array<string | { size: string; runtime: string; base?: string }>;
+  targets: Array<string | { size: string; runtime: string; base?: string; machine?: boolean }>;
   /** The image snapshot (by name) every target's build starts from; default the built-in base. */
   base?: string;
   /** Five-field cron (`0 3 * * *`) or a time of day (`03:00`). */
@@ -31,7 +31,7 @@ export interface GoldenConfig {
   skillsPath: string | null;
   prebuildDeps: boolean;
   depsFallbackCommand: string | null;
-  targets: Array<{ size: string; runtime: Runtime; base?: string }>;
+  targets: Array<{ size: string; runtime: Runtime; base?: string; machine?: boolean }>;
   scheduleCron: string | null;
   scheduleTimeZone: string;
   enabled: boolean;
@@ -122,23 +122,36 @@ function baseName(value: unknown): string {
 }
 
 /** `size:runtime`, or `{ size, runtime, base? }`. */
-function target(value: unknown): { size: string; runtime: Runtime; base?: string } {
-  const hint = 'use small, medium or large with codex or pi, e.g. --target small:codex';
-  const parts =
-    typeof value === 'string'
-      ? value.split(':')
-      : typeof value === 'object' && value !== null
-        ? [(value as { size?: unknown }).size, (value as { runtime?: unknown }).runtime]
-        : [];
+function target(value: unknown): { size: string; runtime: Runtime; base?: string; machine?: boolean } {
+  const hint = 'use small, medium or large with codex or pi, e.g. --target small:codex (or small:codex:vm for a saved machine)';
+  let machine = false;
+  let parts: unknown[] = [];
+  if (typeof value === 'string') {
+    parts = value.split(':');
+    if (parts.length === 3 && parts[2] === 'vm') {
+      parts = parts.slice(0, 2);
+      machine = true;
+    }
+  } else if (typeof value === 'object' && value !== null) {
+    const o = value as { size?: unknown; runtime?: unknown; machine?: unknown };
+    parts = [o.size, o.runtime];
+    if (o.machine !== undefined && typeof o.machine !== 'boolean') refuse('targets', 'target machine must be true or false', hint);
+    machine = o.machine === true;
+  }
   if (parts.length !== 2)
-    refuse('targets', `target ${typeof value === 'string' ? quoteInput(value) : `of type ${typeof value}`} is not size:runtime`, hint);
+    refuse('targets', `target ${typeof value === 'string' ? quoteInput(value) : `of type ${typeof value}`} is not size:runtime[:vm]`, hint);
   const [size, runtime] = parts;
   if (typeof size !== 'string' || !findPreset(size))
     refuse('targets', `target size ${quoteInput(String(size), 20)} is not a size preset`, hint);
   if (typeof runtime !== 'string' || !(RUNTIMES as readonly string[]).includes(runtime))
     refuse('targets', `target runtime ${quoteInput(String(runtime), 20)} is not one of ${RUNTIMES.join(', ')}`, hint);
   const base = typeof value === 'object' && value !== null ? (value as { base?: unknown }).base : undefined;
-  return { size: size as string, runtime: runtime as Runtime, ...(base === undefined ? {} : { base: baseName(base) }) };
+  return {
+    size: size as string,
+    runtime: runtime as Runtime,
+    ...(base === undefined ? {} : { base: baseName(base) }),
+    ...(machine ? { machine: true } : {}),
+  };
 }
 
 /**

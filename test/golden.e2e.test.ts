@@ -112,6 +112,32 @@ test('build now: repos, skills and deps are preloaded, verified, stored, registe
   }
 });
 
+test('a vm target saves a booted machine of the built image as the default: sandboxes restore it warm', async () => {
+  const vmWs = 'ws-golden-vm';
+  await t.client.golden.setConfig({ workspace: vmWs, repos: [repo], targets: ['small:codex:vm'] });
+  expect((await t.client.golden.getConfig(vmWs)).targets).toEqual([{ size: 'small', runtime: 'codex', machine: true }]);
+  const result = await build(vmWs);
+  expect(result.status).toBe('succeeded');
+  const [golden] = result.snapshots;
+  const [row] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, golden!.snapshotId));
+  expect(row).toMatchObject({ kind: 'golden', machineProfile: expect.stringContaining('/512m/') });
+  expect(row!.storedRef).not.toBe(result.storedRef); // the machine, not the image
+  expect(await pointer(vmWs, 'small')).toMatchObject({ snapshotId: golden!.snapshotId });
+
+  const box = await t.client.sandboxes.create({ workspace: vmWs, class: 'vm', size: 'small', runtime: 'codex' });
+  try {
+    expect(box.status.lastStart).toMatchObject({
+      source: 'golden-workspace',
+      snapshotId: golden!.snapshotId,
+      machineProfile: row!.machineProfile,
+    });
+    const job = await t.client.sandboxes.runJob(box.sandboxId, { command: ['cat', '/workspace/agent-tools/README.md'] });
+    expect(job.stdout).toBe('agent tools\n');
+  } finally {
+    await t.client.sandboxes.destroy(box.sandboxId).catch(() => undefined);
+  }
+});
+
 test('tembo.nix without Nix and without a fallback fails as NIX_UNAVAILABLE; the default stays', async () => {
   const before = await pointer(ws, 'small');
   await t.client.golden.setConfig({ workspace: ws, repos: [repo], prebuildDeps: true, targets: ['small:codex'] });

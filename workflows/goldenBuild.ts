@@ -1,7 +1,16 @@
 import { CancellationScope, patched, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import { access, defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostProbe } from './activities';
+import {
+  access,
+  defaults,
+  golden,
+  hostActivities,
+  hostCacheActivities,
+  hostGoldenActivities,
+  hostProbe,
+  hostVmActivities,
+} from './activities';
 import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
@@ -106,6 +115,32 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
           fallbackCommand: config.depsFallbackCommand ?? undefined,
         });
 
+      /** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
+      const saveMachine = async (size: string): Promise<{ storedRef: string; digest: string; machineProfile: string }> => {
+        setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
+        const vm = hostVmActivities(hostId);
+        const booted = await vm.startVmSandbox({
+          key: `golden-${buildId.slice(0, 8)}-${size}`,
+          image: localRef!,
+          size,
+          workflowId,
+          entrypoint: base?.entrypoint,
+          settleSeconds: BASE_SETTLE_SECONDS,
+        });
+        try {
+          const saved = await vm.snapshotVmSandbox({
+            containerId: booted.containerId,
+            repository: `snapflow/golden/${req.workspace}`,
+            tag: `build-${buildId.slice(0, 8)}-${size}`,
+            keepAlive: false,
+            requireStorage: true,
+          });
+          return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
+        } finally {
+          await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: booted.containerId }));
+        }
+      };
+
       setCurrentDetails('**commit** and **verify**');
       const { storedRef, registered } = await publishGolden({
         hostId,
@@ -121,12 +156,13 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
           for (const target of config.targets) {
             const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: base?.storedRef });
             const name = goldenName(target, buildId);
+            // A `vm` target: the built image booted as a machine of the target's size, and that machine saved.
+            const machine = target.machine && patched('golden-machine-v1') ? await saveMachine(target.size) : undefined;
             const { snapshotId } = await golden.registerGolden({
               id: uuid4(),
               workspace: req.workspace,
               name,
-              storedRef,
-              digest,
+              ...(machine ?? { storedRef, digest }),
               runtime: target.runtime,
               size: target.size,
               profileKey: key,
@@ -142,7 +178,15 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
               reason: `golden build ${buildId}`,
               workflowId,
             });
-            snapshots.push({ snapshotId, name, size: target.size, runtime: target.runtime, profileKey: key });
+            const machineProfile = machine?.machineProfile;
+            snapshots.push({
+              snapshotId,
+              name,
+              size: target.size,
+              runtime: target.runtime,
+              profileKey: key,
+              ...(machine ? { machineProfile } : {}),
+            });
           }
           return snapshots;
         },

@@ -25,7 +25,7 @@ export async function warmHostCaches(input: {
     others.map(async ({ hostId, memoryTotalMiB }) => {
       try {
         await hostCacheActivities(hostId).cacheSnapshot({ storedRef: input.storedRef, workspace: input.workspace });
-        const served = input.snapshots.filter((s) => memoryOf(s.size) <= memoryTotalMiB).map((s) => s.snapshotId);
+        const served = input.snapshots.filter((s) => !s.machineProfile && memoryOf(s.size) <= memoryTotalMiB).map((s) => s.snapshotId);
         await golden.recordHostCache({ hostId, snapshotIds: served });
         outcome.cachedOn.push(hostId);
       } catch (err) {

@@ -15,6 +15,8 @@ export interface GoldenSnapshotRef {
   size: string;
   runtime: string;
   profileKey: string;
+  /** A `vm` target's golden is a saved machine: the machine profile it restores onto. */
+  machineProfile?: string;
 }
 
 export interface GoldenBuildResult {

@@ -3,6 +3,8 @@
 export interface CachedSnapshot {
   snapshotId: string;
   size: string;
+  /** A saved vm machine: only its builder holds it (other hosts fetch it on first restore), not the image warmed here. */
+  machineProfile?: string;
 }
 
 export interface HostCacheOutcome {
