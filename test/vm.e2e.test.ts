@@ -62,7 +62,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 test('a VM boots from the base image and runs jobs by argv: guest kernel, exit codes, stderr, env, workdir', async () => {
   const handle = await boot('jobs');
   expect(handle.profile).toBe(
-    `qemu${handle.profile.split('-')[0]!.slice(4)}-${handle.machine}-${handle.accel}-${MEMORY_MIB}m-1cpu-k${vmTools().kernelVersion}`,
+    `qemu-${handle.profile.split('/')[0]!.slice('qemu-'.length)}/${handle.machine}/${handle.accel}/${MEMORY_MIB}m/1cpu/${vmTools().kernelVersion}`,
   );
 
   const uname = await vm.exec(handle, { argv: ['uname', '-r'] });
