@@ -89,6 +89,8 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
   const { containers, cacheDir } = deps;
   const vm: VmRuntime = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir });
   mkdirSync(deps.runRoot, { recursive: true });
+  // The accel probe boots a VM (seconds): started now, so the host's first announcement does not wait for it.
+  void vm.probeAccel().catch(() => undefined);
 
   const machineOf = (size: string): { memoryMiB: number; vcpus: number } => {
     const preset = findPreset(size);

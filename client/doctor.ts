@@ -136,11 +136,22 @@ async function checkHosts(config: Config, client: SnapflowClient): Promise<Check
       try {
         const facts = await client.refreshHost(hostId);
         const base = facts.baseImagePresent ? 'base image present' : 'base image missing';
+        // vm sandboxes: the accel the probe chose and why, or why this host runs none.
+        const vm = !facts.vm
+          ? ''
+          : 'accel' in facts.vm
+            ? `; vm: ${facts.vm.accel} (${facts.vm.detail})`
+            : `; vm: unavailable (${facts.vm.unavailable})`;
+        const vmMissing = Boolean(facts.vm && !('accel' in facts.vm));
         return {
           name,
-          status: facts.baseImagePresent ? 'ok' : 'warn',
-          detail: `Docker ${facts.dockerVersion} at ${facts.dockerHost}, ${facts.cpus} CPU, ${(facts.memoryTotalMiB / 1024).toFixed(1)} GiB, ${base}`,
-          fix: facts.baseImagePresent ? undefined : 'run `npm start` once on that host (it imports snapflow/base offline)',
+          status: facts.baseImagePresent && !vmMissing ? 'ok' : 'warn',
+          detail: `Docker ${facts.dockerVersion} at ${facts.dockerHost}, ${facts.cpus} CPU, ${(facts.memoryTotalMiB / 1024).toFixed(1)} GiB, ${base}${vm}`,
+          fix: !facts.baseImagePresent
+            ? 'run `npm start` once on that host (it imports snapflow/base offline)'
+            : vmMissing
+              ? 'run `bash scripts/provision.sh` on that host (QEMU, the guest kernel and agent)'
+              : undefined,
         };
       } catch (err) {
         const failure = describeFailure(err);
