@@ -238,9 +238,9 @@ export const killHostMidPromote: ChaosCase = async (env, runs) => {
   });
   let survived = 0;
   const notes: string[] = [];
-  // Commit, boot check and upload together take a second or two; a round whose promote beat the poll did
-  // not test a crash, so it is tried again (bounded) rather than counted.
-  const inFlight = ['commitSandbox', 'verifyBoot', 'pushImage'];
+  // Saving the machine and its upload take a second or two; a round whose promote beat the poll did not test a
+  // crash, so it is tried again (bounded) rather than counted. (Runs recorded before vm machines committed an image.)
+  const inFlight = ['snapshotVmSandbox', 'commitSandbox', 'verifyBoot', 'pushImage'];
   for (let i = 0; i < runs; i++) {
     let landed = false;
     for (let attempt = 0; attempt < 4 && !landed; attempt++) {
