@@ -83,9 +83,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const id of sandboxIds) await t?.client.sandboxes.destroy(id).catch(() => undefined);
-  await t?.teardown();
   await source?.stop();
   await github?.close();
+  await t?.teardown();
 });
 
 let v1: { id: string; storedRef: string };
