@@ -1,14 +1,20 @@
-// Image snapshots become running sandboxes, on the real stack: a registry image → snapshot → agent → a sandbox
-// whose entrypoint runs as its agent process and whose jobs see the image's files; a golden built on that base; the
-// agent moved to a new image, so its old sessions and goldens are skipped as base-changed; and canaries that run for real.
+// Image snapshots become running sandboxes, on the real stack: a private GHCR image, opened only by the workspace's
+// GitHub App connection → snapshot → agent → a sandbox whose entrypoint runs as its agent process and whose jobs see
+// the image's files; a golden built on that base; the agent moved to a new image, so its old sessions and goldens are
+// skipped as base-changed; and canaries that run for real.
 import { and, eq } from 'drizzle-orm';
+import Docker from 'dockerode';
 import { sandboxes, snapshots } from '../db/schema';
 import { profileKey } from '../lib/presets';
 import { CONTAINER_LABEL } from '../lib/ids';
+import { startFakeGithub, type FakeGithub } from './support/fakeGithub';
 import { deriveImage, pushImage, sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { readTestStack } from './support/stackState';
 
 let t: TestEnv;
+let github: FakeGithub;
+const INSTALLATION = 77;
 const ws = 'ws-agents-run';
 const hostId = uniqueHostId('agt');
 const sandboxIds: string[] = [];
@@ -23,19 +29,26 @@ const agentImage = (version: string): string =>
 /** An entrypoint that says why and exits. */
 const crashingImage = `printf '#!/bin/sh\\necho "agent starting"\\necho "fatal: SUPPORT_API_KEY is not set" >&2\\nexit 3\\n' > /app/start.sh`;
 
-/** The registry the agents' images come from (snapshot storage is never a source; private GHCR images: imageSnapshot.e2e). */
+/**
+ * The GHCR stand-in the agents' images come from: it opens only to `x-access-token` with the installation's token,
+ * which the workers mint through the GitHub App (snapshot storage is never a source).
+ */
 let source: Awaited<ReturnType<typeof sourceRegistry>>;
 
-async function imageSnapshot(name: string, derive: string): Promise<{ id: string; storedRef: string }> {
+/** Builds an agent image and pushes it to the private registry as `acme/<name>:v1`; returns its reference. */
+async function pushAgentImage(name: string, derive: string): Promise<string> {
   const registryHost = source.host;
-  await pushImage(t.docker, await deriveImage(t.docker, derive, name), { registryHost, repository: `agents/${name}`, tag: 'v1' });
-  const created = await t.client.snapshots.create({
-    workspace: ws,
-    name,
-    image: `${registryHost}/agents/${name}:v1`,
-    runtime: 'codex',
-    size: 'small',
+  await pushImage(t.docker, await deriveImage(t.docker, derive, name), {
+    registryHost,
+    repository: `acme/${name}`,
+    tag: 'v1',
+    credentials: source.credentials,
   });
+  return `${registryHost}/acme/${name}:v1`;
+}
+
+async function imageSnapshot(name: string, image: string): Promise<{ id: string; storedRef: string }> {
+  const created = await t.client.snapshots.create({ workspace: ws, name, image, runtime: 'codex', size: 'small' });
   await t.client.snapshots.wait(created);
   const [row] = await t.db.db
     .select()
@@ -47,25 +60,57 @@ async function imageSnapshot(name: string, derive: string): Promise<{ id: string
 const probe = ['sh', '-c', 'cat /opt/agent/marker.txt && kill -0 "$(cat /tmp/agent.pid)" && echo entrypoint-running'];
 
 beforeAll(async () => {
-  t = await createTestEnv();
-  await t.startControlWorker();
-  await t.startHostWorker({ hostId });
+  github = await startFakeGithub();
+  github.addInstallation({ id: INSTALLATION, account: 'acme' });
+  // The registry's host is the GHCR host the env is configured with, so it must run before the env does.
+  const docker = new Docker({ socketPath: readTestStack().dockerHost.replace('unix://', '') });
+  source = await sourceRegistry(docker, 'agents-run', { username: 'x-access-token', password: github.tokenFor(INSTALLATION) });
+  const githubApp = { appId: String(github.appId), privateKey: github.privateKeyPem, apiUrl: github.url };
+  t = await createTestEnv({
+    env: {
+      SNAPFLOW_GHCR_HOST: source.host,
+      GITHUB_APP_ID: githubApp.appId,
+      GITHUB_APP_PRIVATE_KEY: githubApp.privateKey,
+      GITHUB_API_URL: github.url,
+    },
+  });
+  await t.startControlWorker({ githubApp });
+  await t.startHostWorker({ hostId, githubApp });
   await t.client.refreshHost(hostId);
   await t.client.workspaces.create({ id: ws, plan: 'paid', admin: 'alice' });
-  source = await sourceRegistry(t.docker, 'agents-run');
+  await t.client.workspaces.setGithubAccounts({ id: ws, allow: ['acme'] });
 }, 180_000);
 
 afterAll(async () => {
   for (const id of sandboxIds) await t?.client.sandboxes.destroy(id).catch(() => undefined);
   await source?.stop();
+  await github?.close();
   await t?.teardown();
 });
 
 let v1: { id: string; storedRef: string };
+let v1Image = '';
 let firstSandbox = '';
 
+test('the agent’s image is private: the registry refuses an anonymous pull and a workspace without a GitHub connection', async () => {
+  v1Image = await pushAgentImage('agent-v1', agentImage('v1'));
+  const manifest = `http://${source.host}/v2/acme/agent-v1/manifests/v1`;
+  const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json';
+  expect((await fetch(manifest, { method: 'HEAD', headers: { accept } })).status).toBe(401);
+  const basic = Buffer.from(`${source.credentials!.username}:${source.credentials!.password}`).toString('base64');
+  expect((await fetch(manifest, { method: 'HEAD', headers: { accept, authorization: `Basic ${basic}` } })).status).toBe(200);
+
+  const image = { workspace: ws, name: 'agent-v1', image: v1Image, runtime: 'codex', size: 'small' };
+  await expect(t.client.snapshots.create(image)).rejects.toMatchObject({ code: 'GITHUB_CONNECTION_MISSING', field: 'image' });
+  const connection = await t.client.validateGithub({ workspace: ws, installationId: INSTALLATION });
+  expect(connection).toMatchObject({ status: 'connected', account: 'acme', installationId: INSTALLATION });
+});
+
 test('sandbox create --agent starts from the agent’s image snapshot: its entrypoint runs and a job sees the image’s file', async () => {
-  v1 = await imageSnapshot('agent-v1', agentImage('v1'));
+  const mintsBefore = github.mints.length;
+  v1 = await imageSnapshot('agent-v1', v1Image);
+  // The workers opened the private image with an installation token they minted through the App.
+  expect(github.mints.length).toBeGreaterThan(mintsBefore);
   await t.client.agents.create({ workspace: ws, name: 'support-bot', snapshot: 'agent-v1' });
 
   const created = await t.client.sandboxes.create({ workspace: ws, class: 'vm', agent: 'support-bot' });
@@ -108,7 +153,7 @@ test('a golden built on that base starts its sandboxes with the entrypoint runni
 }, 600_000);
 
 test('--auto: a canary whose entrypoint stays up and whose health command succeeds moves the agent', async () => {
-  const v2 = await imageSnapshot('agent-v2', agentImage('v2'));
+  const v2 = await imageSnapshot('agent-v2', await pushAgentImage('agent-v2', agentImage('v2')));
   await t.client.agents.create({
     workspace: ws,
     name: 'probe-bot',
@@ -153,7 +198,7 @@ test('after the agent moved to a new image, the old sandbox’s session is skipp
 }, 300_000);
 
 test('an entrypoint that exits fails the start typed, with its output, and leaves nothing running; its canary is rolled back', async () => {
-  await imageSnapshot('agent-crash', crashingImage);
+  await imageSnapshot('agent-crash', await pushAgentImage('agent-crash', crashingImage));
   const failed = t.client.sandboxes.create({ workspace: ws, class: 'vm', snapshot: 'agent-crash' });
   await expect(failed).rejects.toMatchObject({ code: 'ENTRYPOINT_EXITED', message: expect.stringContaining('SUPPORT_API_KEY is not set') });
   const rows = await t.db.db.select().from(sandboxes).where(eq(sandboxes.workspace, ws));

@@ -45,13 +45,19 @@ export async function deriveImage(docker: Docker, command: string, tag: string):
 }
 
 /**
- * A public registry of its own for a test file's source images (snapshot storage is never a source), holding the
- * base image as `tools/<name>:v1`. Returns the image reference and a stop function.
+ * A registry of its own for a test file's source images (snapshot storage is never a source), holding the base image
+ * as `tools/<name>:v1`. Public unless given credentials: then htpasswd-protected with them (a GHCR stand-in takes
+ * `x-access-token` and an installation token), and pushes use them. Returns the image reference and a stop function.
  */
-export async function sourceRegistry(docker: Docker, name: string): Promise<{ host: string; image: string; stop: () => Promise<void> }> {
+export async function sourceRegistry(
+  docker: Docker,
+  name: string,
+  credentials?: Credentials,
+): Promise<{ host: string; image: string; credentials?: Credentials; stop: () => Promise<void> }> {
   const port = await freePort();
-  const registry = await startRegistry({ dir: mkdtempSync(join(process.env.SNAPFLOW_TEST_STATE!, '..', `source-${name}-`)), port });
+  const dir = mkdtempSync(join(process.env.SNAPFLOW_TEST_STATE!, '..', `source-${name}-`));
+  const registry = await startRegistry({ dir, port, users: credentials ? [credentials] : undefined });
   const host = `127.0.0.1:${port}`;
-  await pushImage(docker, BASE_IMAGE_REF, { registryHost: host, repository: `tools/${name}`, tag: 'v1' });
-  return { host, image: `${host}/tools/${name}:v1`, stop: () => stopProcess(registry) };
+  await pushImage(docker, BASE_IMAGE_REF, { registryHost: host, repository: `tools/${name}`, tag: 'v1', credentials });
+  return { host, image: `${host}/tools/${name}:v1`, credentials, stop: () => stopProcess(registry) };
 }
