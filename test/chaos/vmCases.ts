@@ -21,6 +21,12 @@ const settle = (job: Promise<JobResult>): Promise<Outcome> =>
     (err: unknown) => ({ ok: false as const, err }),
   );
 
+/** What a job that ended before the kill could land answered, for the note. */
+const missed = (o: Outcome): string =>
+  o.ok
+    ? `exit ${o.value.exitCode} ${o.value.stderr.trim().slice(0, 200)}, session ${o.value.sessionSnapshotId ?? o.value.sessionError ?? 'pending'}`
+    : failure(o.err);
+
 const failure = (err: unknown): string =>
   typedFailure(err) ? `failed typed ${typedFailure(err)}` : `UNTYPED ${describeFailure(err).message.slice(0, 300)}`;
 
@@ -83,24 +89,33 @@ export const killHostMidSessionSave: ChaosCase = async (env, runs) => {
   const notes: string[] = [];
   for (let i = 0; i < runs; i++) {
     let landed = false;
+    let last = '';
     for (let attempt = 0; attempt < 4 && !landed; attempt++) {
       const round = `${i}-${attempt}`;
       const job = settle(
         env.client.sandboxes.runJob(
           sandboxId,
-          { command: ['sh', '-c', `dd if=/dev/urandom of=/opt/state bs=1M count=${STATE_MIB} 2>/dev/null && echo ${round} > /opt/round`] },
+          {
+            command: [
+              'sh',
+              '-c',
+              `mkdir -p /opt && dd if=/dev/urandom of=/opt/state bs=1M count=${STATE_MIB} 2>/dev/null && echo ${round} > /opt/round`,
+            ],
+          },
           { waitForSession: true },
         ),
       );
       landed = await killDuring(env, sandboxId, 'snapshotVmSandbox', job);
       const outcome = await job;
+      last = missed(outcome);
       if (!landed) continue;
       const problems = await halfRegistered(env, sandboxId);
       if (!outcome.ok) problems.push(`save ${i}: the job itself ${failure(outcome.err)}`);
       else if (outcome.value.sessionSnapshotId) saved++;
-      else if (outcome.value.sessionError && !outcome.value.sessionError.startsWith('INTERNAL'))
+      else if (outcome.value.sessionError && !outcome.value.sessionError.startsWith('INTERNAL')) {
         typed.push(outcome.value.sessionError.split(':')[0]!);
-      else
+        notes.push(`save ${i}: session not saved: ${outcome.value.sessionError.slice(0, 300)}`);
+      } else
         problems.push(
           `save ${i}: ${outcome.value.sessionPending ? 'session still saving after the wait' : `UNTYPED ${outcome.value.sessionError}`}`,
         );
@@ -112,7 +127,7 @@ export const killHostMidSessionSave: ChaosCase = async (env, runs) => {
       if (problems.length) notes.push(...problems);
       else survived++;
     }
-    if (!landed) notes.push(`save ${i}: finished before the kill could land, four times`);
+    if (!landed) notes.push(`save ${i}: finished before the kill could land, four times (last: ${last})`);
   }
   await env.client.sandboxes.destroy(sandboxId);
   notes.unshift(tally(saved, typed));
@@ -130,7 +145,13 @@ export const killHostMidSessionRestore: ChaosCase = async (env, runs) => {
   });
   const first = await env.client.sandboxes.runJob(
     sandboxId,
-    { command: ['sh', '-c', `dd if=/dev/urandom of=/opt/state bs=1M count=${STATE_MIB} 2>/dev/null && echo kept > /opt/marker`] },
+    {
+      command: [
+        'sh',
+        '-c',
+        `mkdir -p /opt && dd if=/dev/urandom of=/opt/state bs=1M count=${STATE_MIB} 2>/dev/null && echo kept > /opt/marker`,
+      ],
+    },
     { waitForSession: true },
   );
   if (!first.sessionSnapshotId)
@@ -141,6 +162,7 @@ export const killHostMidSessionRestore: ChaosCase = async (env, runs) => {
   const notes: string[] = [];
   for (let i = 0; i < runs; i++) {
     let landed = false;
+    let last = '';
     for (let attempt = 0; attempt < 4 && !landed; attempt++) {
       // Every other round the host has lost its cached copy, so the restore downloads the saved machine first.
       if (i % 2 === 0) {
@@ -157,6 +179,7 @@ export const killHostMidSessionRestore: ChaosCase = async (env, runs) => {
       );
       landed = await killDuring(env, sandboxId, 'restoreVmSandbox', job);
       const outcome = await job;
+      last = missed(outcome);
       if (!landed) continue;
       const problems = await halfRegistered(env, sandboxId);
       if (outcome.ok) {
@@ -166,12 +189,14 @@ export const killHostMidSessionRestore: ChaosCase = async (env, runs) => {
         else if (marker !== 'kept' || Number(bytes) !== STATE_MIB * 1024 * 1024)
           problems.push(`restore ${i}: the restored machine lost its files (${outcome.value.stdout.trim()})`);
         else restored++;
-      } else if (typedFailure(outcome.err)) typed.push(typedFailure(outcome.err)!);
-      else problems.push(`restore ${i}: ${failure(outcome.err)}`);
+      } else if (typedFailure(outcome.err)) {
+        typed.push(typedFailure(outcome.err)!);
+        notes.push(`restore ${i}: ${describeFailure(outcome.err).message.slice(0, 300)}`);
+      } else problems.push(`restore ${i}: ${failure(outcome.err)}`);
       if (problems.length) notes.push(...problems);
       else survived++;
     }
-    if (!landed) notes.push(`restore ${i}: finished before the kill could land, four times`);
+    if (!landed) notes.push(`restore ${i}: finished before the kill could land, four times (last: ${last})`);
   }
   await env.client.sandboxes.destroy(sandboxId);
   notes.unshift(tally(restored, typed));
