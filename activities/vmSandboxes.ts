@@ -16,7 +16,7 @@ import { SIZE_PRESETS, findPreset } from '../lib/presets';
 import { boundary, fail } from './boundary';
 import { LOCAL_REGISTRY, OUTPUT_HEARTBEAT_MS, withHeartbeat, type DockerActivities, type ExecInSandbox, type ExecResult } from './docker';
 import type { AccelProbe } from './vm/accel';
-import { machineProfile, vmTools } from './vm/machine';
+import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
 import { adoptState, cachedStateFile, evictState, hasCachedState, pullState, pushState, readStateManifest } from './vm/stateArtifacts';
 import type { VmHandle } from './vm/types';
@@ -201,13 +201,18 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           const localRef = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}:${input.tag}`;
           const started = Date.now();
           let profile: string;
+          // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
+          const saving = join(cacheDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+          // A crashed attempt that wrote its manifest (last) saved the machine whole, and may have quit it since
+          // (keepAlive off): adopt that save rather than fail on a machine that is gone.
+          if (!hasCachedState(cacheDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
+            adoptState(saving, cacheDir, localRef);
           if (hasCachedState(cacheDir, localRef)) {
             profile = (JSON.parse(readFileSync(`${cachedStateFile(cacheDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
             if (!input.keepAlive) await removeVm(input.containerId);
           } else {
             const handle = handleOf(input.containerId);
-            // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
-            const file = join(cacheDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+            const file = saving;
             try {
               const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
               profile = saved.profile;
@@ -302,10 +307,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
   };
 
   async function removeVm(containerId: string): Promise<void> {
-    const id = vmId(containerId);
-    const handle = safeFind(vm, id);
-    if (handle) await vm.remove(handle);
-    else rmSync(join(deps.runRoot, id), { recursive: true, force: true });
+    await removeVmDir(vm, deps.runRoot, vmId(containerId));
   }
 
   /** Starts the entrypoint detached in the guest; ready when it still runs after the settle window. */
@@ -331,6 +333,39 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
   }
 }
 
+/**
+ * Stops VM `id` and removes its directory. Without a handle (a worker killed between QEMU's start and writing it, or
+ * mid accel probe) the pidfile still names a QEMU that would otherwise run on with its sockets deleted.
+ */
+async function removeVmDir(vm: VmRuntime, runRoot: string, id: string): Promise<void> {
+  const handle = safeFind(vm, id);
+  const dir = join(runRoot, id);
+  if (handle) return vm.remove(handle);
+  const pid = Number(readFileSafe(machineFiles(dir).pidFile).trim());
+  if (pid > 0) await stopQemu(pid, dir, 0);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+function readFileSafe(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** A pull names its partial file by its worker's pid (`<state>.zst.partial-<pid>`); a save's partials start with save-. */
+function deadPullPartial(name: string): boolean {
+  const pid = /\.partial-(\d+)$/.exec(name)?.[1];
+  if (name.startsWith('save-') || !pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
 function safeFind(vm: VmRuntime, id: string): VmHandle | undefined {
   try {
     return vm.find(id);
@@ -352,16 +387,15 @@ export async function sweepVmLeftovers(
   for (const id of existsSync(deps.runRoot) ? readdirSync(deps.runRoot) : []) {
     const owner = vm.owner(id);
     if (owner && (await isRunning(owner))) continue;
-    const handle = safeFind(vm, id);
-    if (handle) await vm.remove(handle);
-    else rmSync(join(deps.runRoot, id), { recursive: true, force: true });
+    await removeVmDir(vm, deps.runRoot, id);
     removed.push(id);
   }
   const states = join(deps.cacheDir, 'vm-states');
   for (const name of existsSync(states) ? readdirSync(states) : []) {
     if (!/^save-|\.partial-|\.tmp$/.test(name)) continue;
     const file = join(states, name);
-    if (Date.now() - statSync(file).mtimeMs < STALE_MS) continue;
+    // A pull killed with its worker is dead now, whatever its age: its retry writes a partial of its own.
+    if (!deadPullPartial(name) && Date.now() - statSync(file).mtimeMs < STALE_MS) continue;
     rmSync(file, { force: true });
     removed.push(name);
   }

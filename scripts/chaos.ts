@@ -18,6 +18,7 @@ import {
   type ChaosCase,
 } from '../test/chaos/cases';
 import { startChaosEnv } from '../test/chaos/env';
+import { killHostMidSessionRestore, killHostMidSessionSave } from '../test/chaos/vmCases';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -26,6 +27,8 @@ const plan: Array<[string, ChaosCase, number]> = [
   ['kill-golden', killHostMidGolden, quick ? 1 : 3],
   ['kill-image', killHostMidImageSnapshot, quick ? 1 : 3],
   ['kill-promote', killHostMidPromote, quick ? 1 : 3],
+  ['kill-vm-save', killHostMidSessionSave, quick ? 1 : 3],
+  ['kill-vm-restore', killHostMidSessionRestore, quick ? 1 : 3],
   ['temporal', restartTemporalMidGolden, quick ? 1 : 2],
   ['postgres', restartPostgresMidGolden, quick ? 1 : 2],
   ['registry', restartStorageMidPush, quick ? 1 : 2],

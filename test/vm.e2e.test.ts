@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { release } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { vmTools } from '../activities/vm/machine';
+import { machineFiles, vmTools } from '../activities/vm/machine';
+import { QmpClient } from '../activities/vm/qmp';
 import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle, VmSnapshot } from '../activities/vm/types';
 import { BASE_IMAGE_REF } from '../lib/presets';
@@ -148,4 +149,23 @@ test('a guest whose QEMU was killed is reported VM_UNRESPONSIVE on the next job,
   await expect(vm.snapshot(handle, { file: join(stateDir, 'never.zst'), keepAlive: true })).rejects.toMatchObject({
     code: 'VM_UNRESPONSIVE',
   });
+});
+
+test('a save whose worker died mid-way is made again: the machine the finished migration left paused resumes and is saved', async () => {
+  const handle = await boot('resaved');
+  expect((await vm.exec(handle, { argv: ['sh', '-c', 'echo before > /root/file'] })).exitCode).toBe(0);
+  // What a killed worker's save leaves: QEMU finished the migration on its own and holds the machine paused.
+  const qmp = await QmpClient.connect(machineFiles(handle.dir).qmpSocket);
+  await qmp.execute('stop');
+  await qmp.execute('migrate', { uri: 'exec:cat > /dev/null' });
+  for (let i = 0; (await qmp.execute<{ status?: string }>('query-migrate')).status !== 'completed'; i++) {
+    expect(i).toBeLessThan(600);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(await qmp.execute('query-status')).toMatchObject({ status: 'postmigrate' });
+  qmp.close();
+
+  const saved = await vm.snapshot(handle, { file: join(stateDir, 'resaved.zst'), keepAlive: true });
+  expect(saved.bytes).toBeGreaterThan(0);
+  expect(await vm.exec(handle, { argv: ['cat', '/root/file'] })).toMatchObject({ exitCode: 0, stdout: 'before\n' });
 });

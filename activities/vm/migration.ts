@@ -25,6 +25,7 @@ export async function saveMachine(dir: string, file: string, opts: { resume: boo
   const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket);
   let saved = false;
   try {
+    await afterInterruptedSave(qmp);
     await qmp.execute('stop');
     // The default bandwidth cap (32 MiB/s) is for live migration over a network; a paused VM to a pipe needs none.
     await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER });
@@ -40,6 +41,18 @@ export async function saveMachine(dir: string, file: string, opts: { resume: boo
     qmp.close();
     if (!saved) setTimeout(() => rmSync(partial, { force: true }), 2_000).unref();
   }
+}
+
+/**
+ * A save whose worker died carried on inside QEMU without it: let that migration end, then resume a machine it left
+ * paused as migrated (`postmigrate`), which QEMU refuses to migrate again ("paused due to previous migration").
+ */
+async function afterInterruptedSave(qmp: QmpClient): Promise<void> {
+  const prior = await qmp.execute<MigrationStatus>('query-migrate');
+  if (prior.status === 'setup' || prior.status === 'active' || prior.status === 'device')
+    await waitForMigration(qmp, SAVE_TIMEOUT_MS, 'the interrupted save').catch(() => undefined);
+  const { status } = await qmp.execute<{ status: string }>('query-status');
+  if (status === 'postmigrate') await qmp.execute('cont');
 }
 
 /** Waits for an `-incoming` load to complete, then starts the CPUs (a VM saved while paused stays paused). */

@@ -11,6 +11,7 @@ import { BASE_IMAGE_REF } from '../../lib/presets';
 import { deriveImage, pushImage } from '../support/images';
 import { makeBareRepo } from '../support/repos';
 import type { ChaosEnv } from './env';
+import { vmLeftovers } from './vmAudit';
 
 export interface CaseResult {
   name: string;
@@ -23,7 +24,7 @@ export interface CaseResult {
 
 export type ChaosCase = (env: ChaosEnv, runs: number) => Promise<CaseResult>;
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = await probe().catch(() => undefined);
@@ -33,7 +34,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function isRunning(env: ChaosEnv, workflowId: string): Promise<boolean> {
   try {
@@ -52,7 +53,8 @@ async function pendingActivity(env: ChaosEnv, workflowId: string, type: string):
 }
 
 /**
- * Leftovers and double writes anywhere in the stack: temp/sandbox containers whose workflow has ended,
+ * Leftovers and double writes anywhere in the stack: temp/sandbox containers whose workflow has ended, VMs and
+ * half-written saved machines no sandbox needs,
  * `pending` snapshots or `running` golden builds without a live run, live names twice, and default histories
  * whose chain is broken (an entry whose previous is not the entry before it).
  */
@@ -65,6 +67,7 @@ export async function audit(env: ChaosEnv): Promise<{ orphans: string[]; duplica
       if (!wf || !(await isRunning(env, wf))) orphans.push(`${role} container ${c.Names[0]} (${wf || 'no workflow'})`);
     }
   }
+  orphans.push(...(await vmLeftovers(env)));
   for (const s of await env.db.db.select().from(snapshots).where(eq(snapshots.status, 'pending'))) {
     if (!s.workflowId || !(await isRunning(env, s.workflowId))) orphans.push(`pending snapshot ${s.name} without a live run`);
   }
@@ -92,9 +95,10 @@ export async function audit(env: ChaosEnv): Promise<{ orphans: string[]; duplica
 }
 
 /** Typed = a failure a person can act on; INTERNAL means we did not understand what happened. */
-const typedFailure = (err: unknown): string | undefined => (err instanceof SnapflowError && err.code !== 'INTERNAL' ? err.code : undefined);
+export const typedFailure = (err: unknown): string | undefined =>
+  err instanceof SnapflowError && err.code !== 'INTERNAL' ? err.code : undefined;
 
-async function result(env: ChaosEnv, name: string, runs: number, survived: number, notes: string[]): Promise<CaseResult> {
+export async function result(env: ChaosEnv, name: string, runs: number, survived: number, notes: string[]): Promise<CaseResult> {
   const { orphans, duplicates } = await audit(env);
   return { name, runs, survived, orphans: orphans.length, duplicates: duplicates.length, notes: [...notes, ...orphans, ...duplicates] };
 }

@@ -3,7 +3,7 @@
 // deployment's process manager would restart a crashed worker). Every part can be killed and restarted by pid.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -36,6 +36,8 @@ export interface ChaosEnv {
   db: DbHandle;
   docker: Docker;
   hostId: string;
+  /** This host's VM directories and its cache of guest roots and saved machines (both inside `dir`). */
+  vm: { runRoot: string; cacheDir: string };
   publicRegistry: string;
   storage: { url: string; username: string; password: string };
   workers: { control: Supervised; host: Supervised };
@@ -46,6 +48,24 @@ export interface ChaosEnv {
   restartStorage(opts?: { readOnly?: boolean; downForMs?: number }): Promise<void>;
   restartDockerd(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** QEMU processes whose VM directory is under `runRoot`, by pid, with that directory's name (the VM id). */
+export function vmProcesses(runRoot: string): Array<{ pid: number; id: string }> {
+  const found: Array<{ pid: number; id: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (!cmdline.startsWith('qemu-system')) continue;
+    const id = cmdline.split(`${runRoot}/`)[1]?.split('/')[0];
+    if (id) found.push({ pid: Number(entry), id });
+  }
+  return found;
 }
 
 /** Starts PostgreSQL 15 as the postgres user in our own data dir (setpriv execs, so the pid is postgres's). */
@@ -141,6 +161,11 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     SNAPFLOW_WORKFLOW_BUNDLE: bundlePath,
     SNAPFLOW_REPOS_ROOT: dir,
     SNAPFLOW_SKILLS_ROOT: dir,
+    // Small machines, as the tests run them; VM directories and saved states of this run only, so the audit
+    // sees exactly what this host left.
+    SNAPFLOW_VM_MEMORY_MIB: '512',
+    SNAPFLOW_VM_RUN_DIR: join(dir, 'vm'),
+    SNAPFLOW_CACHE_DIR: join(dir, 'cache'),
   };
   writeFileSync(join(dir, 'env.json'), JSON.stringify({ ...env, SNAPFLOW_STORAGE_PASSWORD: '…' }));
 
@@ -173,6 +198,7 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     db,
     docker,
     hostId,
+    vm: { runRoot: join(dir, 'vm', hostId), cacheDir: join(dir, 'cache') },
     publicRegistry: publicRegistry.url.replace('http://', ''),
     storage: { url: storageRegistry.url, ...storage },
     workers: { control, host },
@@ -207,6 +233,14 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
       await db.close().catch(() => undefined);
       await host.stop();
       await control.stop();
+      // VMs outlive their worker (QEMU is daemonized): what a case left running goes with the run.
+      for (const { pid } of vmProcesses(join(dir, 'vm', hostId))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       const leftovers = await docker.listContainers({ all: true }).catch(() => []);
       for (const c of leftovers)
         await docker
