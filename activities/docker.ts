@@ -204,11 +204,13 @@ async function outputTail(container: Docker.Container, lines = 20): Promise<stri
   return logs.toString('utf8').replace(LOG_FRAME_BYTES, '').trim().slice(-2000);
 }
 
-/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated as it comes. */
-async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+/**
+ * A running job's output, heartbeated as it comes (the tail of each stream, at most every OUTPUT_HEARTBEAT_MS) and at
+ * least every 5 s while it is quiet. `stop()` sends the last of it.
+ */
+export function outputHeartbeats(step: string): { push: (stream: OutputStream, text: string) => void; stop: () => void } {
   const ctx = Context.current();
   const tails = { stdout: new OutputTail(), stderr: new OutputTail() };
-  const step = `exec ${input.command[0] ?? ''}`;
   let changed = true;
   let lastBeat = 0;
   const beat = (force = false) => {
@@ -219,15 +221,27 @@ async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecRes
   };
   beat(true);
   const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
+  return {
+    push: (stream, text) => {
+      tails[stream].push(text);
+      changed = true;
+    },
+    stop: () => {
+      clearInterval(timer);
+      beat();
+    },
+  };
+}
+
+/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated as it comes. */
+async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+  const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
   try {
     return await runExec(
       docker,
       { ...input, command: jobCommand(input.command) },
       {
-        onOutput: (stream, text) => {
-          tails[stream].push(text);
-          changed = true;
-        },
+        onOutput: output.push,
         timeoutMs: input.timeoutMs,
         kill: async () => {
           await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] });
@@ -235,8 +249,7 @@ async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecRes
       },
     );
   } finally {
-    clearInterval(timer);
-    beat();
+    output.stop();
   }
 }
 

@@ -5,16 +5,14 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
-import { OutputTail, type JobOutputProgress } from '../lib/jobOutput';
 import { SIZE_PRESETS, findPreset } from '../lib/presets';
 import { boundary, fail } from './boundary';
-import { LOCAL_REGISTRY, OUTPUT_HEARTBEAT_MS, withHeartbeat, type DockerActivities, type ExecInSandbox, type ExecResult } from './docker';
+import { LOCAL_REGISTRY, outputHeartbeats, withHeartbeat, type DockerActivities, type ExecInSandbox, type ExecResult } from './docker';
 import type { AccelProbe } from './vm/accel';
 import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
@@ -247,28 +245,13 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       if (!isVm(input.containerId)) return containers.execInSandbox(input);
       return boundary(async () => {
         const handle = handleOf(input.containerId);
-        const ctx = Context.current();
-        const tails = { stdout: new OutputTail(), stderr: new OutputTail() };
+        const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
-        const step = `exec ${input.command[0] ?? ''}`;
-        let changed = true;
-        let lastBeat = 0;
-        const beat = (force = false) => {
-          if (!changed && !force) return;
-          changed = false;
-          lastBeat = Date.now();
-          ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
-        };
-        beat(true);
-        const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
         try {
           const result = await vm.exec(
             handle,
             { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
-            (stream, chunk) => {
-              tails[stream].push(decoders[stream].decode(chunk, { stream: true }));
-              changed = true;
-            },
+            (stream, chunk) => output.push(stream, decoders[stream].decode(chunk, { stream: true })),
           );
           return {
             exitCode: result.exitCode,
@@ -277,8 +260,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             ...(result.timedOut ? { timedOut: true } : {}),
           };
         } finally {
-          clearInterval(timer);
-          beat();
+          output.stop();
         }
       });
     },
