@@ -31,8 +31,10 @@ export interface VmSandboxDeps {
   containers: DockerActivities;
   /** Parent of this host's VM directories (default: SNAPFLOW_VM_RUN_DIR or /tmp/sfvm, then the host id). */
   runRoot: string;
-  /** Host cache of images' guest roots and of saved machines. */
+  /** Host cache of images' guest roots. */
   cacheDir: string;
+  /** Parent of the host cache of saved machines (`<stateDir>/vm-states`: sessions, goldens); default `cacheDir`. */
+  stateDir?: string;
   /** RAM of every VM in MiB instead of its size's (SNAPFLOW_VM_MEMORY_MIB: small machines for tests). */
   memoryMiB?: number;
 }
@@ -85,6 +87,7 @@ const STALE_MS = 10 * 60_000;
 
 export function createVmSandboxActivities(deps: VmSandboxDeps) {
   const { containers, cacheDir } = deps;
+  const stateDir = deps.stateDir ?? cacheDir;
   const vm: VmRuntime = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir });
   mkdirSync(deps.runRoot, { recursive: true });
   // The accel probe boots a VM (seconds): started now, so the host's first announcement does not wait for it.
@@ -166,17 +169,17 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       return boundary(() =>
         withHeartbeat('restore vm', async () => {
           let pulled = false;
-          if (!hasCachedState(cacheDir, input.stateRef)) {
+          if (!hasCachedState(stateDir, input.stateRef)) {
             const stored = storageTarget(input.stateRef);
             if (!stored?.digest)
               fail(
                 'NOT_FOUND',
                 `the saved machine ${input.stateRef.slice(0, 200)} is not cached on host ${deps.hostId} and not in snapshot storage`,
               );
-            await pullState(stored.target, stored.digest, cacheDir, input.stateRef);
+            await pullState(stored.target, stored.digest, stateDir, input.stateRef);
             pulled = true;
           }
-          const handle = await vm.restore({ id: input.key, file: cachedStateFile(cacheDir, input.stateRef) });
+          const handle = await vm.restore({ id: input.key, file: cachedStateFile(stateDir, input.stateRef) });
           vm.setOwner(handle, input.workflowId);
           return { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled };
         }),
@@ -200,13 +203,13 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           const started = Date.now();
           let profile: string;
           // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
-          const saving = join(cacheDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+          const saving = join(stateDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
           // A crashed attempt that wrote its manifest (last) saved the machine whole, and may have quit it since
           // (keepAlive off): adopt that save rather than fail on a machine that is gone.
-          if (!hasCachedState(cacheDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
-            adoptState(saving, cacheDir, localRef);
-          if (hasCachedState(cacheDir, localRef)) {
-            profile = (JSON.parse(readFileSync(`${cachedStateFile(cacheDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
+          if (!hasCachedState(stateDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
+            adoptState(saving, stateDir, localRef);
+          if (hasCachedState(stateDir, localRef)) {
+            profile = (JSON.parse(readFileSync(`${cachedStateFile(stateDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
             if (!input.keepAlive) await removeVm(input.containerId);
           } else {
             const handle = handleOf(input.containerId);
@@ -214,14 +217,14 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             try {
               const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
               profile = saved.profile;
-              adoptState(file, cacheDir, localRef);
+              adoptState(file, stateDir, localRef);
             } finally {
               rmSync(file, { force: true });
               rmSync(`${file}.json`, { force: true });
             }
           }
           const savedMs = Date.now() - started;
-          const file = cachedStateFile(cacheDir, localRef);
+          const file = cachedStateFile(stateDir, localRef);
           const bytes = statSync(file).size;
           if (!deps.storage) return { localRef, storedRef: null, digest: null, machineProfile: profile, bytes, savedMs };
           const target = storageTarget(localRef)!.target;
@@ -234,7 +237,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             });
           });
           const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
-          adoptState(file, cacheDir, storedRef); // what restores ask for from now on
+          adoptState(file, stateDir, storedRef); // what restores ask for from now on
           return { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
         }),
       );
@@ -273,17 +276,17 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
 
     /** A cached saved machine goes like a cached image: the running VMs restored from it hold their own memory. */
     async evictVmState(input: { storedRef: string }): Promise<{ evicted: boolean }> {
-      evictState(cacheDir, input.storedRef);
+      evictState(stateDir, input.storedRef);
       return { evicted: true };
     },
 
     /** True when `storedRef` names a saved machine in storage (a pre-warm fetches it into the host cache). */
     async cacheVmState(input: { storedRef: string }): Promise<{ vmState: boolean; pulled: boolean }> {
-      if (hasCachedState(cacheDir, input.storedRef)) return { vmState: true, pulled: false };
+      if (hasCachedState(stateDir, input.storedRef)) return { vmState: true, pulled: false };
       const stored = storageTarget(input.storedRef);
       if (!stored?.digest) return { vmState: false, pulled: false };
       if (!(await readStateManifest(stored.target, stored.digest))) return { vmState: false, pulled: false };
-      await withHeartbeat('cache vm state', () => pullState(stored.target, stored.digest!, cacheDir, input.storedRef));
+      await withHeartbeat('cache vm state', () => pullState(stored.target, stored.digest!, stateDir, input.storedRef));
       return { vmState: true, pulled: true };
     },
   };
@@ -361,7 +364,7 @@ function safeFind(vm: VmRuntime, id: string): VmHandle | undefined {
  * process and its directory; and half-written saves and pulls in the state cache older than a save could take.
  */
 export async function sweepVmLeftovers(
-  deps: { runRoot: string; cacheDir: string; docker: Docker },
+  deps: { runRoot: string; cacheDir: string; stateDir?: string; docker: Docker },
   isRunning: (workflowId: string) => Promise<boolean>,
 ): Promise<{ removed: string[] }> {
   const removed: string[] = [];
@@ -372,7 +375,7 @@ export async function sweepVmLeftovers(
     await removeVmDir(vm, deps.runRoot, id);
     removed.push(id);
   }
-  const states = join(deps.cacheDir, 'vm-states');
+  const states = join(deps.stateDir ?? deps.cacheDir, 'vm-states');
   for (const name of existsSync(states) ? readdirSync(states) : []) {
     if (!/^save-|\.partial-|\.tmp$/.test(name)) continue;
     const file = join(states, name);

@@ -35,6 +35,8 @@ export interface HostWorkerDeps {
   memoryLimitMiB?: number;
   /** RAM of every vm sandbox instead of its size's (SNAPFLOW_VM_MEMORY_MIB). */
   vmMemoryMiB?: number;
+  /** Where saved machines are cached instead of the shared cache (tests: inside their stack, removed with it). */
+  vmStateDir?: string;
   /** Where golden builds may read skills and repositories on this host; omitted → neither. */
   preload?: PreloadLimits;
   /** The registry host a GitHub installation token is minted for (SNAPFLOW_GHCR_HOST); omitted → ghcr.io. */
@@ -59,6 +61,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     storage: deps.storage,
     containers,
     ...vmPlaces(deps.hostId),
+    ...(deps.vmStateDir ? { stateDir: deps.vmStateDir } : {}),
     memoryMiB: deps.vmMemoryMiB,
   });
   const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));

@@ -1,7 +1,7 @@
 // Per test file: a fresh catalog database, in-process workers against the shared real stack, a client.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { appendFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { LogLevel, LogMetadata } from '@temporalio/common';
 import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
@@ -136,6 +136,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
   const dataConverter = payloadDataConverter(config.payloadKey);
   const workers: RunningWorker[] = [];
   const vmHosts = new Set<string>();
+  /** Saved machines of this env's hosts stay inside the stack's directory (gigabytes over a run otherwise). */
+  const vmStateDir = (hostId: string): string => join(stack.dir, 'vm', hostId);
   const track = (w: RunningWorker): RunningWorker => (workers.push(w), w);
 
   return {
@@ -176,6 +178,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         githubApp: opts.githubApp,
         memoryLimitMiB: opts.memoryLimitMiB,
         vmMemoryMiB: opts.vmMemoryMiB ?? 512,
+        vmStateDir: vmStateDir(opts.hostId),
         preload: opts.preload ?? config.preload,
         ghcrHost: config.ghcrHost,
         dataConverter,
@@ -187,10 +190,12 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
       for (const w of workers.reverse()) await w.stop().catch(() => undefined);
       // No QEMU outlives its test: every VM of this env's hosts goes, whatever its sandbox's state.
       const docker = new Docker({ socketPath: stack.dockerHost.replace('unix://', '') });
-      for (const hostId of vmHosts)
-        await sweepVmLeftovers({ docker, ...vmPlaces(hostId) }, async () => false).catch((err: Error) =>
-          console.error(`vm sweep: ${err.message}`),
-        );
+      for (const hostId of vmHosts) {
+        const places = { ...vmPlaces(hostId), stateDir: vmStateDir(hostId) };
+        await sweepVmLeftovers({ docker, ...places }, async () => false).catch((err: Error) => console.error(`vm sweep: ${err.message}`));
+        rmSync(places.runRoot, { recursive: true, force: true });
+        rmSync(places.stateDir, { recursive: true, force: true });
+      }
       await client.close();
       await connection.close();
       await scanCatalog(stack, db, database.url).catch((err: Error) => console.error(`catalog secret scan failed: ${err.message}`));
