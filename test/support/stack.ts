@@ -125,6 +125,9 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     // Test repositories and skills are made under the stack's directory (test/support/repos.ts).
     SNAPFLOW_SKILLS_ROOT: stack.dir,
     SNAPFLOW_REPOS_ROOT: stack.dir,
+    // Host workers a test starts as processes keep their VMs inside the stack's directory, with test-sized RAM.
+    SNAPFLOW_VM_RUN_DIR: join(stack.dir, 'vm-run'),
+    SNAPFLOW_VM_MEMORY_MIB: '512',
     ...options.env,
   };
   const config = loadConfig(env);
