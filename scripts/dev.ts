@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
+import { sweepVmLeftovers } from '../activities/vmSandboxes';
+import { vmPlaces } from '../workers/host';
 import { ensureDatabase, runMigrations } from '../db/migrate';
 import { DEV_METRICS_ADDRESSES } from '../client/doctor';
 import { describeTarget } from '../db/client';
@@ -119,6 +121,13 @@ async function main(): Promise<void> {
       console.log('\nstopping: workers, registry, dockerd, Temporal …');
       // Workers first (they drain in-flight tasks against the stack), then the stack in reverse start order.
       await Promise.all(workers.map((w) => w.stop({ graceMs: 30_000 })));
+      // vm sandboxes' QEMU processes are daemons of their own: stopped like the containers (their sessions stay).
+      const vms = await sweepVmLeftovers(
+        { docker: new Docker(dockerConnection(config.host.dockerHost)), ...vmPlaces(config.host.id) },
+        async () => false,
+      ).catch(() => ({ removed: [] }));
+      if (vms.removed.length)
+        console.log(`stopped ${vms.removed.length} vm(s) of the dev host; \`npx snapflow sandbox start <id>\` resumes a sandbox`);
       for (const proc of [...started].reverse()) await stopStackProcess(proc);
       rmSync(pidFile, { force: true });
       console.log('stopped everything this stack started.');
