@@ -42,6 +42,8 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   STORAGE_UNAVAILABLE: EXIT.unavailable,
   INSUFFICIENT_HOST_MEMORY: EXIT.unavailable,
   TIMED_OUT: EXIT.unavailable,
+  // A guest broke its channel's protocol (a frame past the limit): the job failed where it ran.
+  VM_AGENT_PROTOCOL: EXIT.failed,
   CONFLICT: EXIT.conflict,
   SANDBOX_BUSY: EXIT.conflict,
   SANDBOX_STOPPED: EXIT.conflict,

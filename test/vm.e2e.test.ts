@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { release } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { machineFiles, vmTools } from '../activities/vm/machine';
+import { DEVICE_LAYOUT, machineFiles, vmTools } from '../activities/vm/machine';
 import { QmpClient } from '../activities/vm/qmp';
 import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle, VmSnapshot } from '../activities/vm/types';
@@ -63,7 +63,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 test('a VM boots from the base image and runs jobs by argv: guest kernel, exit codes, stderr, env, workdir', async () => {
   const handle = await boot('jobs');
   expect(handle.profile).toBe(
-    `qemu-${handle.profile.split('/')[0]!.slice('qemu-'.length)}/${handle.machine}/${handle.accel}/${MEMORY_MIB}m/1cpu/${vmTools().kernelVersion}`,
+    `qemu-${handle.profile.split('/')[0]!.slice('qemu-'.length)}/${handle.machine}/${handle.accel}/${MEMORY_MIB}m/1cpu/${vmTools().kernelVersion}/devices-${DEVICE_LAYOUT}`,
   );
 
   const uname = await vm.exec(handle, { argv: ['uname', '-r'] });

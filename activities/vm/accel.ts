@@ -3,6 +3,7 @@
 import { closeSync, constants, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { bareGuestImage } from './guestImage';
+import { guestModuleFiles } from './guestModules';
 import { cacheDir, defaultRunRoot, qemuFacts, startQemu, stopQemu, vmTools, waitForAgent } from './machine';
 import type { Accel } from './types';
 
@@ -42,7 +43,7 @@ async function runProbe(opts: ProbeOptions): Promise<AccelProbe> {
     return { ...base, accel: 'tcg', detail: `/dev/kvm unusable (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
   }
   const deadlineMs = opts.kvmDeadlineMs ?? 8_000;
-  const { initrd } = await bareGuestImage({ cacheDir: opts.cacheDir ?? cacheDir(), agent: tools.agent });
+  const { initrd } = await bareGuestImage({ cacheDir: opts.cacheDir ?? cacheDir(), agent: tools.agent, files: guestModuleFiles(tools) });
   const dir = join(opts.runRoot ?? defaultRunRoot(), `probe-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

@@ -1,6 +1,9 @@
-// The host side of the guest agent's protocol (guest/agent): one JSON object per line over the VM's second
-// serial port, which QEMU exposes as agent.sock. Jobs are multiplexed by id over one connection.
-import { randomBytes } from 'node:crypto';
+// The host side of the guest agent's protocol (guest/agent): one JSON object per line, at most MAX_FRAME_BYTES,
+// over the VM's virtio-serial port, which QEMU exposes as agent.sock. Jobs are multiplexed by id over one connection.
+// Each connection draws a key that rides in every request; the agent echoes it in every answer and keeps it in its
+// own memory only. An answer without it (or for an id this connection did not choose) is dropped and counted.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { SnapflowError } from '../../lib/errors';
 import { LineSocket } from './lineSocket';
 import type { ExecJob, OutputListener } from './types';
 
@@ -19,12 +22,15 @@ export class GuestAgentClient {
   private readonly jobs = new Map<string, Job>();
   private readonly pings = new Map<string, Ping>();
   private socket!: LineSocket;
+  private readonly key = Buffer.from(randomBytes(18).toString('base64url'));
+  /** Frames this connection dropped: a wrong or missing key, or an id it never sent. */
+  dropped = 0;
 
   private constructor() {}
 
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<GuestAgentClient> {
     const client = new GuestAgentClient();
-    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), timeoutMs);
+    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), { timeoutMs, peer: 'guest agent' });
     client.socket.onClose((err) => client.failAll(err));
     return client;
   }
@@ -39,22 +45,30 @@ export class GuestAgentClient {
 
   /** The guest's uptime, or a rejection after `timeoutMs`. */
   ping(timeoutMs: number): Promise<number> {
-    const id = `p-${randomBytes(4).toString('hex')}`;
+    const id = `p-${randomBytes(12).toString('hex')}`;
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => (this.pings.delete(id), reject(new Error(`guest agent: no pong within ${timeoutMs} ms`))), timeoutMs);
       const done = (fn: () => void): void => (clearTimeout(timer), this.pings.delete(id), fn());
       this.pings.set(id, { resolve: (uptime) => done(() => resolve(uptime)), reject: (err) => done(() => reject(err)) });
-      this.trySend({ op: 'ping', id }, (err) => this.pings.get(id)?.reject(err));
+      this.trySend({ op: 'ping', id, k: this.key.toString() }, (err) => this.pings.get(id)?.reject(err));
     });
   }
 
   /** Runs a job to its end; output reaches `onOutput` as it arrives. Rejects only when the connection is lost. */
   exec(job: ExecJob, onOutput?: OutputListener): Promise<{ exitCode: number; timedOut: boolean }> {
-    const id = `j-${randomBytes(6).toString('hex')}`;
+    const id = `j-${randomBytes(12).toString('hex')}`;
     return new Promise((resolve, reject) => {
       this.jobs.set(id, { onOutput, resolve, reject });
       this.trySend(
-        { op: 'exec', id, argv: job.argv, env: job.env ?? {}, workdir: job.workdir ?? '', timeoutMs: job.timeoutMs ?? 0 },
+        {
+          op: 'exec',
+          id,
+          k: this.key.toString(),
+          argv: job.argv,
+          env: job.env ?? {},
+          workdir: job.workdir ?? '',
+          timeoutMs: job.timeoutMs ?? 0,
+        },
         (err) => {
           this.jobs.delete(id);
           reject(err);
@@ -77,10 +91,10 @@ export class GuestAgentClient {
 
   private receive(message: Record<string, unknown>): void {
     const id = typeof message.id === 'string' ? message.id : undefined;
-    if (!id) return; // the ready event
+    if (!id || !this.keyed(message)) return void this.dropped++;
     if (message.pong === true) return this.pings.get(id)?.resolve(Number(message.uptimeMs));
     const job = this.jobs.get(id);
-    if (!job) return; // a job of an earlier connection
+    if (!job) return void this.dropped++; // a job of an earlier connection
     if (message.stream === 'stdout' || message.stream === 'stderr') {
       job.onOutput?.(message.stream, Buffer.from(String(message.data ?? ''), 'base64'));
     } else if (typeof message.exitCode === 'number') {
@@ -89,8 +103,13 @@ export class GuestAgentClient {
     }
   }
 
+  private keyed(message: Record<string, unknown>): boolean {
+    const key = typeof message.k === 'string' ? Buffer.from(message.k) : undefined;
+    return key !== undefined && key.length === this.key.length && timingSafeEqual(key, this.key);
+  }
+
   private failAll(err: Error): void {
-    const lost = new Error(`guest agent connection lost: ${err.message}`);
+    const lost = err instanceof SnapflowError ? err : new Error(`guest agent connection lost: ${err.message}`);
     for (const [id, job] of this.jobs) {
       this.jobs.delete(id);
       job.reject(lost);

@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSyn
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { SnapflowError } from '../../lib/errors';
+import type { GuestFile } from './guestModules';
 import { GUEST_AGENT_PATH } from './machine';
 import type { VmHandle } from './types';
 
@@ -17,7 +18,14 @@ export interface GuestImage {
 }
 
 /** The initramfs for `ref` on this host's engine, built once per image id and agent build. */
-export async function guestImage(docker: Docker, ref: string, opts: { cacheDir: string; agent: string }): Promise<GuestImage> {
+export interface GuestImageOptions {
+  cacheDir: string;
+  agent: string;
+  /** Placed beside the agent (the channel's kernel modules): part of the cache key. */
+  files: GuestFile[];
+}
+
+export async function guestImage(docker: Docker, ref: string, opts: GuestImageOptions): Promise<GuestImage> {
   const info = await docker
     .getImage(ref)
     .inspect()
@@ -29,8 +37,8 @@ export async function guestImage(docker: Docker, ref: string, opts: { cacheDir: 
     env: Object.fromEntries((info.Config.Env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     workdir: info.Config.WorkingDir || '/',
   };
-  const dir = join(opts.cacheDir, 'vm-images', `${info.Id.replace('sha256:', '').slice(0, 24)}-${agentHash(opts.agent)}`);
-  return cached(dir, image, opts.agent, async (root) => {
+  const dir = join(opts.cacheDir, 'vm-images', `${info.Id.replace('sha256:', '').slice(0, 24)}-${agentHash(opts)}`);
+  return cached(dir, image, opts, async (root) => {
     const container = await docker.createContainer({ Image: ref, Entrypoint: ['/nonexistent'], Cmd: [], NetworkDisabled: true });
     try {
       await untar(await container.export(), root);
@@ -42,13 +50,18 @@ export async function guestImage(docker: Docker, ref: string, opts: { cacheDir: 
 }
 
 /** A root holding only the agent: enough for the accel probe and for tests of the agent itself. */
-export function bareGuestImage(opts: { cacheDir: string; agent: string }): Promise<GuestImage> {
-  const hash = agentHash(opts.agent);
+export function bareGuestImage(opts: GuestImageOptions): Promise<GuestImage> {
+  const hash = agentHash(opts);
   const image = { ref: 'bare', digest: `bare-${hash}`, env: {}, workdir: '/' };
-  return cached(join(opts.cacheDir, 'vm-images', `bare-${hash}`), image, opts.agent, async () => undefined);
+  return cached(join(opts.cacheDir, 'vm-images', `bare-${hash}`), image, opts, async () => undefined);
 }
 
-async function cached(dir: string, image: GuestImage['image'], agent: string, fill: (root: string) => Promise<void>): Promise<GuestImage> {
+async function cached(
+  dir: string,
+  image: GuestImage['image'],
+  opts: GuestImageOptions,
+  fill: (root: string) => Promise<void>,
+): Promise<GuestImage> {
   const initrd = join(dir, 'initrd.gz');
   const manifest = join(dir, 'image.json');
   if (existsSync(initrd) && existsSync(manifest))
@@ -61,8 +74,13 @@ async function cached(dir: string, image: GuestImage['image'], agent: string, fi
     await fill(root);
     for (const d of ['dev', 'proc', 'sys', 'run', 'tmp', 'root', dirname(GUEST_AGENT_PATH).slice(1)])
       mkdirSync(join(root, d), { recursive: true });
-    copyFileSync(agent, join(root, GUEST_AGENT_PATH.slice(1)));
+    copyFileSync(opts.agent, join(root, GUEST_AGENT_PATH.slice(1)));
     chmodSync(join(root, GUEST_AGENT_PATH.slice(1)), 0o755);
+    for (const file of opts.files) {
+      mkdirSync(dirname(join(root, file.guestPath.slice(1))), { recursive: true });
+      copyFileSync(file.hostPath, join(root, file.guestPath.slice(1)));
+      chmodSync(join(root, file.guestPath.slice(1)), file.mode);
+    }
     await run('sh', [
       '-c',
       'cd "$1" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1 > "$2"',
@@ -82,9 +100,14 @@ async function cached(dir: string, image: GuestImage['image'], agent: string, fi
 }
 
 const agentHashes = new Map<string, string>();
-function agentHash(agent: string): string {
-  let hash = agentHashes.get(agent);
-  if (!hash) agentHashes.set(agent, (hash = createHash('sha256').update(readFileSync(agent)).digest('hex').slice(0, 12)));
+function agentHash(opts: GuestImageOptions): string {
+  const key = [opts.agent, ...opts.files.map((f) => `${f.guestPath}=${f.hostPath}:${f.mode}`)].join('\0');
+  let hash = agentHashes.get(key);
+  if (!hash) {
+    const digest = createHash('sha256').update(readFileSync(opts.agent));
+    for (const f of opts.files) digest.update(`\0${f.guestPath}\0${f.mode}\0`).update(readFileSync(f.hostPath));
+    agentHashes.set(key, (hash = digest.digest('hex').slice(0, 12)));
+  }
   return hash;
 }
 

@@ -1,37 +1,91 @@
-// A unix socket that speaks one JSON object per line: what QMP and the guest agent both use.
+// A unix socket that speaks one JSON object per line: what QMP and the guest agent both use. The other end is a
+// guest (or QEMU serving one): every line is bounded, and each byte is scanned once, however it is chunked.
 import { connect, type Socket } from 'node:net';
+import { SnapflowError } from '../../lib/errors';
+
+/** Far above any real frame (the agent sends ≤ 64 KiB of output per frame, ~87 KiB as base64). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+const NEWLINE = 0x0a;
+
+/**
+ * Splits a byte stream into lines of at most `maxLineBytes` (the newline not counted). Keeps the unfinished line as
+ * the chunks it came in and only looks at bytes it has not seen: linear in the input, bounded in memory.
+ */
+export class LineReader {
+  private parts: Buffer[] = [];
+  private pending = 0;
+
+  constructor(
+    private readonly maxLineBytes: number,
+    /** Names the peer in the error: "guest agent", "QMP". */
+    private readonly peer: string,
+  ) {}
+
+  /** Calls `onLine` for every line `chunk` completes; throws VM_AGENT_PROTOCOL once a line passes the limit. */
+  push(chunk: Buffer, onLine: (line: Buffer) => void): void {
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(NEWLINE, start);
+      const end = newline < 0 ? chunk.length : newline;
+      if (this.pending + end - start > this.maxLineBytes) throw this.tooLong();
+      if (newline < 0) {
+        this.parts.push(chunk.subarray(start));
+        this.pending += chunk.length - start;
+        return;
+      }
+      const line = this.parts.length ? Buffer.concat([...this.parts, chunk.subarray(start, newline)]) : chunk.subarray(start, newline);
+      this.parts = [];
+      this.pending = 0;
+      start = newline + 1;
+      onLine(line);
+    }
+  }
+
+  private tooLong(): SnapflowError {
+    return new SnapflowError({
+      code: 'VM_AGENT_PROTOCOL',
+      message: `${this.peer} sent a frame longer than ${this.maxLineBytes} bytes (the frame limit); the connection was dropped`,
+    });
+  }
+}
 
 export class LineSocket {
-  private buffered = '';
   private closed = false;
   private readonly closeListeners: Array<(err: Error) => void> = [];
 
   private constructor(
     private readonly socket: Socket,
     onMessage: (message: Record<string, unknown>) => void,
+    reader: LineReader,
   ) {
-    socket.setEncoding('utf8');
-    socket.on('data', (data: string) => {
-      this.buffered += data;
-      let newline: number;
-      while ((newline = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, newline).trim();
-        this.buffered = this.buffered.slice(newline + 1);
-        const message = parseObject(line);
-        if (message) onMessage(message);
-      }
-    });
     const end = (err?: Error): void => {
       if (this.closed) return;
       this.closed = true;
       for (const listener of this.closeListeners) listener(err ?? new Error('connection closed'));
     };
+    socket.on('data', (data: Buffer) => {
+      if (this.closed) return;
+      try {
+        reader.push(data, (line) => {
+          const message = parseObject(line);
+          if (message && !this.closed) onMessage(message);
+        });
+      } catch (err) {
+        end(err as Error); // listeners hear the protocol failure first, then the socket goes
+        socket.destroy();
+      }
+    });
     socket.on('error', end);
     socket.on('close', () => end());
   }
 
   /** Connects, failing after `timeoutMs` (a socket file without a listener refuses at once). */
-  static open(path: string, onMessage: (message: Record<string, unknown>) => void, timeoutMs = 5_000): Promise<LineSocket> {
+  static open(
+    path: string,
+    onMessage: (message: Record<string, unknown>) => void,
+    opts: { timeoutMs?: number; peer: string; maxFrameBytes?: number },
+  ): Promise<LineSocket> {
+    const timeoutMs = opts.timeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
       const socket = connect(path);
       const timer = setTimeout(() => (socket.destroy(), reject(new Error(`connect ${path}: timed out`))), timeoutMs);
@@ -39,7 +93,7 @@ export class LineSocket {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new LineSocket(socket, onMessage));
+        resolve(new LineSocket(socket, onMessage, new LineReader(opts.maxFrameBytes ?? MAX_FRAME_BYTES, opts.peer)));
       });
     });
   }
@@ -62,11 +116,13 @@ export class LineSocket {
   }
 }
 
-/** Anything else on the line (a serial echo, half a line from before a reconnect) is not a message. */
-function parseObject(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
+/** Anything else on the line (half a line from before a reconnect) is not a message. */
+function parseObject(line: Buffer): Record<string, unknown> | undefined {
+  let start = 0;
+  while (start < line.length && (line[start] === 0x20 || line[start] === 0x0d || line[start] === 0x09)) start++;
+  if (line[start] !== 0x7b /* { */) return undefined;
   try {
-    const value: unknown = JSON.parse(line);
+    const value: unknown = JSON.parse(line.toString('utf8', start));
     return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

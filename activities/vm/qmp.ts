@@ -1,4 +1,5 @@
 // QEMU's machine protocol (QMP) over the VM's qmp.sock: pause, migrate to a file, resume, quit.
+import { SnapflowError } from '../../lib/errors';
 import { LineSocket } from './lineSocket';
 
 interface Pending {
@@ -19,9 +20,11 @@ export class QmpClient {
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<QmpClient> {
     const client = new QmpClient();
     const greeting = new Promise<void>((resolve) => (client.greeted = resolve));
-    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), timeoutMs);
+    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), { timeoutMs, peer: 'QMP' });
     client.socket.onClose((err) => client.failAll(err));
-    await withTimeout(greeting, timeoutMs, 'QMP greeting');
+    const lost = new Promise<never>((_, reject) => client.socket.onClose(reject));
+    lost.catch(() => undefined);
+    await withTimeout(Promise.race([greeting, lost]), timeoutMs, 'QMP greeting');
     await client.execute('qmp_capabilities');
     return client;
   }
@@ -65,7 +68,8 @@ export class QmpClient {
   }
 
   private failAll(err: Error): void {
-    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(new Error(`QMP connection lost: ${err.message}`));
+    const lost = err instanceof SnapflowError ? err : new Error(`QMP connection lost: ${err.message}`);
+    for (const id of [...this.pending.keys()]) this.settle(id)?.reject(lost);
   }
 }
 

@@ -7,6 +7,7 @@ import { SnapflowError } from '../../lib/errors';
 import { probeAccel, type AccelProbe } from './accel';
 import type { GuestAgentClient } from './guestAgent';
 import { guestImage } from './guestImage';
+import { guestModuleFiles } from './guestModules';
 import {
   cacheDir as defaultCacheDir,
   defaultRunRoot,
@@ -100,6 +101,16 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     });
   }
 
+  /** A guest that broke the channel's protocol runs no further job: it is stopped, the failure kept typed. */
+  function broken(handle: VmHandle, err: SnapflowError): never {
+    killQemu(handle.pid, handle.dir);
+    throw new SnapflowError({
+      code: 'VM_AGENT_PROTOCOL',
+      message: `vm ${handle.id}: ${err.message}; it has been stopped`,
+      hint: 'the guest wrote more than a frame may hold; remove the sandbox and restore it from its last snapshot',
+    });
+  }
+
   async function agentFor(handle: VmHandle): Promise<GuestAgentClient> {
     const open = agents.get(handle.dir);
     if (open && !open.isClosed) return open;
@@ -136,7 +147,11 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (existing) return existing; // a retried create finds the VM it started
       const tools = vmTools(deps.toolsDir);
       const { accel } = await currentAccel();
-      const { initrd, image } = await guestImage(deps.docker, input.image, { cacheDir, agent: tools.agent });
+      const { initrd, image } = await guestImage(deps.docker, input.image, {
+        cacheDir,
+        agent: tools.agent,
+        files: guestModuleFiles(tools),
+      });
       const { memoryMiB, vcpus } = input;
       const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
@@ -165,6 +180,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         ]);
         return { ...result, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() };
       } catch (err) {
+        if (err instanceof SnapflowError && err.code === 'VM_AGENT_PROTOCOL') return broken(handle, err);
         return unresponsive(handle, (err as Error).message);
       } finally {
         clearTimeout(timer);

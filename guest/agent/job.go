@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 const (
@@ -18,18 +17,18 @@ const (
 	// Output still buffered in a pipe when a job's process exits is read for this long; a background process
 	// that inherited the pipe must not hold the job open.
 	drainGrace = 200 * time.Millisecond
-	cbaud      = 0x100f // the baud-rate bits of c_cflag (not exported by package syscall)
-	tcflsh     = 0x540b // ioctl: discard queued input
 )
 
 type output struct {
 	ID     string `json:"id"`
+	Key    string `json:"k"`
 	Stream string `json:"stream"`
 	Data   []byte `json:"data"` // base64 on the wire
 }
 
 type exit struct {
 	ID       string `json:"id"`
+	Key      string `json:"k"`
 	ExitCode int    `json:"exitCode"`
 	TimedOut bool   `json:"timedOut"`
 	Error    string `json:"error,omitempty"`
@@ -83,7 +82,7 @@ func (r *reaper) run() {
 
 func runJob(ch *channel, r *reaper, req request) {
 	if len(req.Argv) == 0 {
-		ch.send(exit{ID: req.ID, ExitCode: 127, Error: "empty argv"})
+		ch.send(exit{ID: req.ID, Key: req.Key, ExitCode: 127, Error: "empty argv"})
 		return
 	}
 	env := jobEnv(req.Env)
@@ -93,7 +92,7 @@ func runJob(ch *channel, r *reaper, req request) {
 	}
 	path, err := lookPath(req.Argv[0], env)
 	if err != nil {
-		fail(ch, req.ID, 127, err)
+		fail(ch, req, 127, err)
 		return
 	}
 	devnull, _ := os.Open("/dev/null")
@@ -116,7 +115,7 @@ func runJob(ch *channel, r *reaper, req request) {
 		if errors.Is(err, syscall.ENOENT) {
 			code = 127
 		}
-		fail(ch, req.ID, code, fmt.Errorf("%s: %w", req.Argv[0], err))
+		fail(ch, req, code, fmt.Errorf("%s: %w", req.Argv[0], err))
 		return
 	}
 
@@ -128,11 +127,11 @@ func runJob(ch *channel, r *reaper, req request) {
 		streams.Add(1)
 		go func(name string, file *os.File) {
 			defer streams.Done()
-			buf := make([]byte, 16*1024)
+			buf := make([]byte, 64*1024) // one frame per pipe-full: ~87 KiB of base64, far below the host's frame cap
 			for {
 				n, err := file.Read(buf)
 				if n > 0 {
-					ch.send(output{ID: req.ID, Stream: name, Data: append([]byte(nil), buf[:n]...)})
+					ch.send(output{ID: req.ID, Key: req.Key, Stream: name, Data: append([]byte(nil), buf[:n]...)})
 				}
 				if err != nil {
 					return
@@ -165,12 +164,12 @@ func runJob(ch *channel, r *reaper, req request) {
 	if status.Signaled() {
 		code = 128 + int(status.Signal())
 	}
-	ch.send(exit{ID: req.ID, ExitCode: code, TimedOut: timedOut})
+	ch.send(exit{ID: req.ID, Key: req.Key, ExitCode: code, TimedOut: timedOut})
 }
 
-func fail(ch *channel, id string, code int, err error) {
-	ch.send(output{ID: id, Stream: "stderr", Data: []byte(err.Error() + "\n")})
-	ch.send(exit{ID: id, ExitCode: code, Error: err.Error()})
+func fail(ch *channel, req request, code int, err error) {
+	ch.send(output{ID: req.ID, Key: req.Key, Stream: "stderr", Data: []byte(err.Error() + "\n")})
+	ch.send(exit{ID: req.ID, Key: req.Key, ExitCode: code, Error: err.Error()})
 }
 
 // jobEnv is a fixed base (the image's own variables come from the host) plus the job's variables, sorted.
@@ -204,26 +203,4 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: %w", name, os.ErrNotExist)
-}
-
-// makeRaw turns the port into a byte pipe: no echo, no line editing, no CR/LF translation.
-func makeRaw(f *os.File) error {
-	fd := f.Fd()
-	var t syscall.Termios
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCGETS, uintptr(unsafe.Pointer(&t))); errno != 0 {
-		return errno
-	}
-	t.Iflag &^= syscall.IGNBRK | syscall.BRKINT | syscall.PARMRK | syscall.ISTRIP | syscall.INLCR | syscall.IGNCR | syscall.ICRNL | syscall.IXON
-	t.Oflag &^= syscall.OPOST
-	t.Lflag &^= syscall.ECHO | syscall.ECHONL | syscall.ICANON | syscall.ISIG | syscall.IEXTEN
-	t.Cflag &^= syscall.CSIZE | syscall.PARENB | cbaud
-	t.Cflag |= syscall.CS8 | syscall.CLOCAL | syscall.CREAD | syscall.B115200
-	t.Ispeed, t.Ospeed = syscall.B115200, syscall.B115200
-	t.Cc[syscall.VMIN], t.Cc[syscall.VTIME] = 1, 0
-	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TCSETS, uintptr(unsafe.Pointer(&t))); errno != 0 {
-		return errno
-	}
-	// Whatever arrived before the port was raw (an early ping, echoed noise) is dropped.
-	syscall.Syscall(syscall.SYS_IOCTL, fd, tcflsh, 0 /* TCIFLUSH */)
-	return nil
 }

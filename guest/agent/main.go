@@ -1,9 +1,13 @@
-// snapflow-agent: the guest's first process. It mounts the kernel's filesystems, then serves jobs over the
-// second serial port, one JSON object per line:
+// snapflow-agent: the guest's first process. It mounts the kernel's filesystems, loads the virtio modules the
+// host put in /.snapflow/modules, then serves jobs over the virtio-serial port org.snapflow.agent, one JSON object
+// per line:
 //
-//	{"op":"exec","id":"j1","argv":["uname","-r"],"env":{"K":"V"},"workdir":"/root","timeoutMs":5000}
-//	  → {"id":"j1","stream":"stdout","data":"<base64>"} … then {"id":"j1","exitCode":0,"timedOut":false}
-//	{"op":"ping","id":"p1"} → {"id":"p1","pong":true,"uptimeMs":1234}
+//	{"op":"exec","id":"j1","k":"<key>","argv":["uname","-r"],"env":{"K":"V"},"workdir":"/root","timeoutMs":5000}
+//	  → {"id":"j1","k":"<key>","stream":"stdout","data":"<base64>"} … then {"id":"j1","k":"<key>","exitCode":0,"timedOut":false}
+//	{"op":"ping","id":"p1","k":"<key>"} → {"id":"p1","k":"<key>","pong":true,"uptimeMs":1234}
+//
+// Every answer carries the key of the request it answers: the host draws one per connection and drops frames
+// without it. The key lives only in this process's memory, which jobs cannot read (see confineJobs).
 //
 // A job runs argv directly (never through a shell), in its own process group. Processes a job leaves in the
 // background keep running after it ends; on a timeout the whole group is killed.
@@ -13,6 +17,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -22,13 +27,15 @@ import (
 
 const (
 	consolePath = "/dev/ttyS0"
-	channelPath = "/dev/ttyS1"
 	readyLine   = "snapflow-agent ready"
+	// While no host is connected, reads of the port end at once: the agent polls, backing off to this.
+	idlePollMax = 200 * time.Millisecond
 )
 
 type request struct {
 	Op        string            `json:"op"`
 	ID        string            `json:"id"`
+	Key       string            `json:"k"`
 	Argv      []string          `json:"argv"`
 	Env       map[string]string `json:"env"`
 	Workdir   string            `json:"workdir"`
@@ -59,40 +66,49 @@ func main() {
 	if err != nil {
 		console = os.Stderr
 	}
-	port, err := os.OpenFile(channelPath, os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		fmt.Fprintf(console, "snapflow-agent: cannot open %s: %v\n", channelPath, err)
+	if err := loadModules(); err != nil {
+		fmt.Fprintf(console, "snapflow-agent: cannot load the channel's modules: %v\n", err)
 		halt()
 	}
-	if err := makeRaw(port); err != nil {
-		fmt.Fprintf(console, "snapflow-agent: cannot make %s raw: %v\n", channelPath, err)
+	port, err := openPort()
+	if err != nil {
+		fmt.Fprintf(console, "snapflow-agent: cannot open the port %s: %v\n", portName, err)
+		halt()
+	}
+	if err := confineJobs(); err != nil {
+		fmt.Fprintf(console, "snapflow-agent: cannot confine jobs: %v\n", err)
 		halt()
 	}
 	reaper := newReaper()
 	go reaper.run()
 	ch := &channel{out: port}
 	fmt.Fprintln(console, readyLine)
-	ch.send(map[string]any{"event": "ready", "uptimeMs": uptimeMs()})
 
 	lines := bufio.NewReaderSize(port, 64*1024)
+	idle := time.Millisecond
 	for {
 		line, err := lines.ReadString('\n')
-		if err != nil {
-			// A serial port has no end; a read error is transient (e.g. the host reconnecting).
-			time.Sleep(50 * time.Millisecond)
+		if err == io.EOF {
+			// No host connected (or it went away): whatever half line it left is dropped. Not an end.
+			time.Sleep(idle)
+			idle = min(idle*2, idlePollMax)
+			continue
+		} else if err != nil {
+			time.Sleep(idlePollMax)
 			continue
 		}
+		idle = time.Millisecond
 		var req request
 		if json.Unmarshal([]byte(strings.TrimSpace(line)), &req) != nil {
-			continue // noise from before the port was raw, or a half line from a host that went away
+			continue // a half line from a host that went away
 		}
 		switch req.Op {
 		case "ping":
-			ch.send(map[string]any{"id": req.ID, "pong": true, "uptimeMs": uptimeMs()})
+			ch.send(map[string]any{"id": req.ID, "k": req.Key, "pong": true, "uptimeMs": uptimeMs()})
 		case "exec":
 			go runJob(ch, reaper, req)
 		default:
-			ch.send(map[string]any{"id": req.ID, "error": "unknown op " + req.Op})
+			ch.send(map[string]any{"id": req.ID, "k": req.Key, "error": "unknown op " + req.Op})
 		}
 	}
 }
