@@ -1,6 +1,7 @@
 // vm sandboxes: cold boot to first job, preload, snapshot (size, time), and restore from a local state file to
 // first job, p50 over several runs, under whichever accel the probe picks. Target: restore under 1 s p50 and at
 // least 5× faster than a cold boot plus the same preload.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -70,6 +71,9 @@ export async function benchVm(): Promise<void> {
     console.log(
       `${restore < 1000 ? '✓' : '✗'} vm restore to first job p50: ${restore.toFixed(0)} ms (target < 1000 ms, accel ${probe.accel})`,
     );
+    const channel = await vm.create({ id: 'channel', image: BASE_IMAGE_REF, memoryMiB: MEMORY_MIB, vcpus: 1 });
+    live.add(channel);
+    await channelThroughput(vm, channel);
     const coldPlusPreload = p50(samples.cold.map((cold, i) => cold + samples.preload[i]!));
     report(`vm (cold boot + preload) / restore, accel ${probe.accel}`, coldPlusPreload, restore, {
       target: '≥ 5',
@@ -84,4 +88,29 @@ export async function benchVm(): Promise<void> {
 async function firstJob(vm: ReturnType<typeof createVmRuntime>, handle: VmHandle): Promise<void> {
   const result = await vm.exec(handle, { argv: ['true'] });
   if (result.exitCode !== 0) throw new Error(`first job failed: ${result.stderr}`);
+}
+
+/** The agent channel's rate: a job printing 30 MB and then `tail-mark`, every byte of it streamed to the host. */
+export async function channelThroughput(vm: ReturnType<typeof createVmRuntime>, handle: VmHandle, bytes = 30_000_000): Promise<number> {
+  const expected = createHash('sha256').update(Buffer.alloc(bytes, 'a')).update('tail-mark\n').digest('hex');
+  const streamed = createHash('sha256');
+  let received = 0;
+  const started = Date.now();
+  const result = await vm.exec(
+    handle,
+    { argv: ['sh', '-c', `head -c ${bytes} /dev/zero | tr '\\0' a; echo tail-mark`] },
+    (stream, chunk) => {
+      if (stream !== 'stdout') return;
+      streamed.update(chunk);
+      received += chunk.length;
+    },
+  );
+  const seconds = (Date.now() - started) / 1000;
+  const exact = result.exitCode === 0 && streamed.digest('hex') === expected;
+  const rate = received / 1e6 / seconds;
+  console.log(
+    `${exact && seconds <= 15 ? '✓' : '✗'} vm agent channel: ${(received / 1e6).toFixed(1)} MB + tail-mark in ${seconds.toFixed(1)} s = ` +
+      `${rate.toFixed(2)} MB/s, ${exact ? 'byte-exact' : 'NOT byte-exact'} (target ≤ 15 s)`,
+  );
+  return rate;
 }
