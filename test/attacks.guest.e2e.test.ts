@@ -21,7 +21,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { extract, pack, type Headers } from 'tar-stream';
 import { followProgress } from '../activities/progress';
 import { createDockerActivities } from '../activities/docker';
-import { cacheDir } from '../activities/vm/machine';
+import { guestFiles, guestImage } from '../activities/vm/guestImage';
+import { cacheDir, vmTools } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile } from '../activities/vm/stateArtifacts';
 import { createVmSandboxActivities } from '../activities/vmSandboxes';
@@ -71,11 +72,13 @@ async function hostileImage(tag: string, extra: Extra[]): Promise<string> {
     const out = pack();
     const input = extract();
     input.on('entry', (header, stream, next) => {
-      if (header.name === '.dockerenv') return stream.on('end', next).resume();
+      // An image snapshot's entrypoint keeps running (the base's returns at once): replaced below.
+      if (header.name === '.dockerenv' || header.name === 'app/start.sh') return stream.on('end', next).resume();
       stream.pipe(out.entry(header, next));
     });
     input.on('finish', () => {
-      for (const e of extra) out.entry({ mtime: new Date(), uid: 0, gid: 0, ...e.header }, e.body ?? '');
+      const entrypoint = { header: { name: 'app/start.sh', type: 'file', mode: 0o755 }, body: '#!/bin/sh\nexec sleep 1000000\n' } as const;
+      for (const e of [entrypoint, ...extra]) out.entry({ mtime: new Date(), uid: 0, gid: 0, ...e.header }, e.body ?? '');
       out.finalize();
     });
     ((await container.export()) as NodeJS.ReadableStream).pipe(input);
@@ -194,7 +197,8 @@ describe('an image cannot write through the host worker', () => {
 
 test('device nodes and setuid files of an image never exist on the host, and the guest has them as the image says', async () => {
   const image = await hostileImage('devices', [
-    { header: { name: 'dev/sfblk', type: 'block-device', mode: 0o666, devmajor: 7, devminor: 0 } },
+    // Not under /dev: the agent mounts devtmpfs there.
+    { header: { name: 'srv/sfblk', type: 'block-device', mode: 0o666, devmajor: 7, devminor: 0 } },
     { header: { name: 'usr/local/sbin/sfsuid', type: 'file', mode: 0o4755 }, body: '#!/bin/sh\nid -u\n' },
   ]);
   // Watched while the host builds the guest root: its image cache (staging directories included) and VM directories.
@@ -215,7 +219,7 @@ test('device nodes and setuid files of an image never exist on the host, and the
     await watcher;
   }
   expect([...seen]).toEqual([]);
-  const job = await t.client.sandboxes.runJob(sandboxId, sh("stat -c '%A %t,%T' /dev/sfblk; stat -c '%A %u' /usr/local/sbin/sfsuid"));
+  const job = await t.client.sandboxes.runJob(sandboxId, sh("stat -c '%A %t,%T' /srv/sfblk; stat -c '%A %u' /usr/local/sbin/sfsuid"));
   expect(job).toMatchObject({ exitCode: 0, stdout: 'brw-rw-rw- 7,0\n-rwsr-xr-x 0\n' });
 
   // QEMU runs under its seccomp filter (mode 2: filtering).
@@ -223,6 +227,19 @@ test('device nodes and setuid files of an image never exist on the host, and the
   expect(pid).toBeDefined();
   expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Seccomp:\t2$/m);
   await t.client.sandboxes.destroy(sandboxId);
+});
+
+test("an image larger than the VM's RAM allows is refused IMAGE_TOO_LARGE, naming the limit; nothing is left behind", async () => {
+  const cache = mkdtempSync(join(scratch, 'cache-'));
+  // 2 MiB of RAM allow 1 MiB of root files; the base image's busybox alone is more.
+  const refused = guestImage(t.docker, BASE_IMAGE_REF, { cacheDir: cache, files: guestFiles(vmTools()), memoryMiB: 2 });
+  await expect(refused).rejects.toMatchObject({
+    code: 'IMAGE_TOO_LARGE',
+    field: 'image',
+    message: expect.stringContaining('at most 1 MiB'),
+  });
+  expect(readdirSync(join(cache, 'vm-images'))).toEqual([]);
+  expect(await t.docker.listContainers({ all: true, filters: { ancestor: [BASE_IMAGE_REF] } })).toEqual([]);
 });
 
 describe('the run directory is the worker’s alone', () => {
