@@ -18,6 +18,20 @@ export interface HostCacheDeps {
   };
 }
 
+/**
+ * The one rule for what a host fetches or restores for a workspace: a snapshot of that workspace's repositories or of
+ * the system's (by the stored reference's path, `snapflow/<workspace>/…`, `snapflow/golden/<workspace>`, …).
+ */
+export function requireOwnSnapshot(ref: string, workspace: string | undefined): void {
+  const owner = storageOwner(ref);
+  if (!workspace || (owner !== workspace && owner !== SYSTEM_SCOPE))
+    fail(
+      'PERMISSION_DENIED',
+      `${ref.slice(0, 200)} does not belong to workspace ${String(workspace).slice(0, 64)}`,
+      "a sandbox or check starts only from its own workspace's snapshots or the system's",
+    );
+}
+
 export function createHostCacheActivities(deps: HostCacheDeps) {
   const { docker } = deps;
   return {
@@ -26,13 +40,7 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
      * repository of `workspace` or of the system is read, for whoever asks, and storage's password goes nowhere else.
      */
     async cacheSnapshot(input: { storedRef: string; workspace: string }): Promise<{ imageId: string; pulled: boolean }> {
-      const owner = storageOwner(input.storedRef);
-      if (!input.workspace || (owner !== input.workspace && owner !== SYSTEM_SCOPE))
-        fail(
-          'PERMISSION_DENIED',
-          `${input.storedRef.slice(0, 200)} does not belong to workspace ${String(input.workspace).slice(0, 64)}`,
-          "a sandbox or check starts only from its own workspace's snapshots or the system's",
-        );
+      requireOwnSnapshot(input.storedRef, input.workspace);
       if (deps.storage && !input.storedRef.startsWith(`${deps.storage.registryHost}/`))
         fail('PERMISSION_DENIED', `${input.storedRef.slice(0, 200)} is not in snapshot storage`, 'only stored snapshots are cached');
       const present = await docker

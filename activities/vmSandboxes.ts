@@ -3,7 +3,7 @@
 // handle travels through the workflow as `vm:<id>` where a container id would, so exec and remove dispatch on it
 // and the workflows keep one shape for both classes.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
@@ -16,7 +16,17 @@ import { LOCAL_REGISTRY, outputHeartbeats, withHeartbeat, type DockerActivities,
 import type { AccelProbe } from './vm/accel';
 import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
-import { adoptState, cachedStateFile, evictState, hasCachedState, pullState, pushState, readStateManifest } from './vm/stateArtifacts';
+import { requireOwnSnapshot } from './hostCache';
+import {
+  adoptState,
+  cachedStateFile,
+  evictState,
+  hasCachedState,
+  pullState,
+  pushState,
+  readStateManifest,
+  verifiedState,
+} from './vm/stateArtifacts';
 import type { VmHandle } from './vm/types';
 
 const VM_PREFIX = 'vm:';
@@ -54,6 +64,8 @@ export interface RestoreVmSandbox {
   key: string;
   /** The saved machine: `registry/repo@sha256:…` in snapshot storage, or a host-cache-only `snapflow.local/…:tag`. */
   stateRef: string;
+  /** The sandbox's workspace: only its own saved machines or the system's restore here. */
+  workspace: string;
   workflowId: string;
 }
 
@@ -89,7 +101,6 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
   const { containers, cacheDir } = deps;
   const stateDir = deps.stateDir ?? cacheDir;
   const vm: VmRuntime = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir });
-  mkdirSync(deps.runRoot, { recursive: true });
   // The accel probe boots a VM (seconds): started now, so the host's first announcement does not wait for it.
   void vm.probeAccel().catch(() => undefined);
 
@@ -168,6 +179,8 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     async restoreVmSandbox(input: RestoreVmSandbox): Promise<{ containerId: string; name: string; pulled: boolean }> {
       return boundary(() =>
         withHeartbeat('restore vm', async () => {
+          // The workflow chose the state, but the host decides what it runs: never another workspace's machine.
+          requireOwnSnapshot(input.stateRef, input.workspace);
           let pulled = false;
           if (!hasCachedState(stateDir, input.stateRef)) {
             const stored = storageTarget(input.stateRef);
@@ -179,7 +192,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             await pullState(stored.target, stored.digest, stateDir, input.stateRef);
             pulled = true;
           }
-          const handle = await vm.restore({ id: input.key, file: cachedStateFile(stateDir, input.stateRef) });
+          const handle = await vm.restore({ id: input.key, file: await verifiedState(stateDir, input.stateRef) });
           vm.setOwner(handle, input.workflowId);
           return { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled };
         }),
@@ -207,7 +220,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           // A crashed attempt that wrote its manifest (last) saved the machine whole, and may have quit it since
           // (keepAlive off): adopt that save rather than fail on a machine that is gone.
           if (!hasCachedState(stateDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
-            adoptState(saving, stateDir, localRef);
+            await adoptState(saving, stateDir, localRef);
           if (hasCachedState(stateDir, localRef)) {
             profile = (JSON.parse(readFileSync(`${cachedStateFile(stateDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
             if (!input.keepAlive) await removeVm(input.containerId);
@@ -217,7 +230,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             try {
               const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
               profile = saved.profile;
-              adoptState(file, stateDir, localRef);
+              await adoptState(file, stateDir, localRef);
             } finally {
               rmSync(file, { force: true });
               rmSync(`${file}.json`, { force: true });
@@ -237,7 +250,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             });
           });
           const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
-          adoptState(file, stateDir, storedRef); // what restores ask for from now on
+          await adoptState(file, stateDir, storedRef); // what restores ask for from now on
           return { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
         }),
       );

@@ -5,8 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { guestImage } from '../activities/vm/guestImage';
-import { guestModuleFiles } from '../activities/vm/guestModules';
+import { guestFiles, guestImage } from '../activities/vm/guestImage';
 import { cacheDir, vmTools } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import type { VmHandle } from '../activities/vm/types';
@@ -33,7 +32,7 @@ export async function benchVm(): Promise<void> {
     console.log(
       `vm: accel ${probe.accel} (${probe.detail}); QEMU ${probe.qemuVersion}, kernel ${probe.kernel}, ${MEMORY_MIB} MiB, ${RUNS} runs`,
     );
-    await guestImage(docker, BASE_IMAGE_REF, { cacheDir: cacheDir(), agent: vmTools().agent, files: guestModuleFiles(vmTools()) }); // built once, not measured
+    await guestImage(docker, BASE_IMAGE_REF, { cacheDir: cacheDir(), files: guestFiles(vmTools()), memoryMiB: MEMORY_MIB }); // built once, not measured
     const samples = { cold: [] as number[], preload: [] as number[], save: [] as number[], bytes: [] as number[], restore: [] as number[] };
     for (let run = 0; run < RUNS; run++) {
       let handle: VmHandle | undefined;

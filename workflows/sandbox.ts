@@ -603,7 +603,7 @@ class SandboxEntity {
     const { workflowId } = this.run;
     let box: { containerId: string };
     if (decision.source !== 'running' && decision.source !== 'base' && decision.machineProfile) {
-      box = await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workflowId });
+      box = await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workspace: req.workspace, workflowId });
     } else {
       const imageRef = decision.source === 'running' ? '' : decision.imageRef;
       const entrypoint = decision.base?.entrypoint;

@@ -2,9 +2,8 @@
 // answer comes from a probe boot with a deadline, once per worker process.
 import { closeSync, constants, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { bareGuestImage } from './guestImage';
-import { guestModuleFiles } from './guestModules';
-import { cacheDir, defaultRunRoot, qemuFacts, startQemu, stopQemu, vmTools, waitForAgent } from './machine';
+import { bareGuestImage, guestFiles } from './guestImage';
+import { cacheDir, defaultRunRoot, privateDir, qemuFacts, startQemu, stopQemu, vmTools, waitForAgent } from './machine';
 import type { Accel } from './types';
 
 export interface AccelProbe {
@@ -43,10 +42,10 @@ async function runProbe(opts: ProbeOptions): Promise<AccelProbe> {
     return { ...base, accel: 'tcg', detail: `/dev/kvm unusable (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
   }
   const deadlineMs = opts.kvmDeadlineMs ?? 8_000;
-  const { initrd } = await bareGuestImage({ cacheDir: opts.cacheDir ?? cacheDir(), agent: tools.agent, files: guestModuleFiles(tools) });
-  const dir = join(opts.runRoot ?? defaultRunRoot(), `probe-${process.pid}`);
+  const { initrd } = await bareGuestImage({ cacheDir: opts.cacheDir ?? cacheDir(), files: guestFiles(tools) });
+  const dir = join(privateDir(opts.runRoot ?? defaultRunRoot()), `probe-${process.pid}`);
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { mode: 0o700 });
   let pid: number | undefined;
   const started = Date.now();
   try {

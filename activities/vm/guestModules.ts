@@ -17,7 +17,7 @@ const CHANNEL_MODULES: ReadonlyArray<readonly [name: string, path: string]> = [
   ['virtio_console', 'drivers/char/virtio_console.ko'],
 ];
 
-/** A host file placed into the guest's root. */
+/** A host file placed in every guest at `guestPath` (under /.snapflow) with `mode`, owned by root. */
 export interface GuestFile {
   guestPath: string;
   hostPath: string;

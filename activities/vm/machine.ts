@@ -1,9 +1,9 @@
 // One QEMU process: where its tools are, its command line, starting it, waiting for its guest agent, stopping it.
 // Everything a VM leaves (sockets, pidfile, console log, handle) is inside its own directory.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { SnapflowError } from '../../lib/errors';
 import { machineProfile as formatMachineProfile } from '../../lib/machineProfile';
 import { GuestAgentClient } from './guestAgent';
@@ -22,6 +22,18 @@ const AGENT_PORT_NAME = 'org.snapflow.agent';
  * layout in their profile and are skipped by the restore order as another machine profile.
  */
 export const DEVICE_LAYOUT = 2;
+/**
+ * The CPU the guest sees: x86-64-v2 (SSE4.2, POPCNT), which distribution binaries expect, and nothing host-specific
+ * (`max` would pass the host's model, its extra features and nested virtualisation through). Part of every saved
+ * machine: a state restores only with the model it was saved with.
+ */
+export const CPU_MODEL = 'Nehalem';
+/**
+ * QEMU's own seccomp filter (QEMU has no use for these once it runs): no obsolete system calls, no setuid/setgid or
+ * capability changes, no scheduler/affinity/priority changes. Spawning stays allowed: saving and restoring a
+ * machine runs its migration stream through `exec:` (zstd).
+ */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny';
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
@@ -55,6 +67,40 @@ export function defaultRunRoot(): string {
   return process.env.SNAPFLOW_VM_RUN_DIR ?? join(tmpdir(), 'sfvm');
 }
 
+/**
+ * Makes `dir` (and what is missing above it) mode 0700, or checks the one that is there: a real directory (not a
+ * symlink), owned by this process's user, writable by no one else. The default lives in /tmp under a predictable
+ * name, so another local user may have made it first, to read sockets or plant links: that one is refused. One this
+ * user made with a looser mode (an older version) is tightened.
+ */
+export function privateDir(dir: string, setting = 'SNAPFLOW_VM_RUN_DIR'): string {
+  const uid = process.getuid?.() ?? 0;
+  const refuse = (why: string): never => {
+    throw new SnapflowError({
+      code: 'CONFIG_INVALID',
+      field: setting,
+      message: `${dir} is ${why}; the directory of the vm sockets and state must be this worker's alone`,
+      hint: `remove it, or set ${setting} to a directory this user owns with mode 0700`,
+    });
+  };
+  const checked = (path: string) => {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) refuse('a symlink');
+    if (!st.isDirectory()) refuse('not a directory');
+    if (st.uid !== uid) refuse(`owned by uid ${st.uid}, not by this worker (uid ${uid})`);
+    if (st.mode & 0o022) refuse(`writable by others (mode ${(st.mode & 0o777).toString(8)})`);
+    if (st.mode & 0o077) chmodSync(path, 0o700);
+  };
+  if (!existsSync(dirname(dir))) privateDir(dirname(dir), setting);
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  checked(dir);
+  return dir;
+}
+
 export interface QemuFacts {
   version: string;
   /** The concrete machine type `pc` stands for (e.g. pc-i440fx-7.2): a saved machine needs exactly that one. */
@@ -81,6 +127,7 @@ export interface MachineSpec {
   dir: string;
   accel: Accel;
   machine: string;
+  cpu?: string;
   memoryMiB: number;
   vcpus: number;
   kernel: string;
@@ -95,6 +142,8 @@ export const machineFiles = (dir: string) => ({
   qmpSocket: join(dir, 'qmp.sock'),
   pidFile: join(dir, 'qemu.pid'),
   console: join(dir, 'console.log'),
+  /** QEMU's own stderr. */
+  log: join(dir, 'qemu.log'),
   handle: join(dir, 'vm.json'),
 });
 
@@ -118,7 +167,8 @@ export function qemuArgs(spec: MachineSpec): string[] {
   // No -netdev/-nic and -nodefaults: the guest has no network device at all.
   const args = [
     ['-machine', `${spec.machine},accel=${spec.accel}`],
-    ['-cpu', 'max', '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
+    ['-cpu', spec.cpu ?? CPU_MODEL, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
+    ['-sandbox', QEMU_SANDBOX],
     ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
     ['-kernel', spec.kernel, '-append', KERNEL_ARGS],
     spec.initrd ? ['-initrd', spec.initrd] : [],
@@ -128,20 +178,53 @@ export function qemuArgs(spec: MachineSpec): string[] {
     ['-device', 'virtio-serial-pci,id=agentbus', '-chardev', `socket,id=agent,path=${files.agentSocket},server=on,wait=off`],
     ['-device', `virtserialport,bus=agentbus.0,chardev=agent,name=${AGENT_PORT_NAME}`],
     ['-qmp', `unix:${files.qmpSocket},server=on,wait=off`],
-    ['-pidfile', files.pidFile, '-daemonize'],
+    // Not -daemonize: its setsid() is a call the seccomp filter refuses. The worker starts QEMU detached instead.
+    ['-pidfile', files.pidFile],
     spec.incoming ? ['-incoming', `exec:zstd -dc ${shellPath(spec.incoming)}`] : [],
   ];
   return args.flat();
 }
 
 /** Starts QEMU daemonized (it outlives the worker process) and returns its pid. */
-export async function startQemu(spec: MachineSpec): Promise<number> {
-  const child = spawn(QEMU, qemuArgs(spec), { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((done, fail) => (child.once('error', fail), child.once('exit', done)));
-  if (code !== 0) throw new SnapflowError({ code: 'VM_BOOT_FAILED', message: `QEMU did not start (exit ${code}): ${stderr.trim()}` });
-  return Number(readFileSync(machineFiles(spec.dir).pidFile, 'utf8').trim());
+/**
+ * Starts QEMU in a session of its own (it outlives the worker process) and returns its pid once its QMP socket is
+ * there, that is once its devices and sockets are set up. Its stderr goes to `qemu.log` in the VM's directory.
+ */
+export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Promise<number> {
+  const files = machineFiles(spec.dir);
+  const log = openSync(files.log, 'w', 0o600);
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(QEMU, qemuArgs(spec), { detached: true, stdio: ['ignore', log, log] });
+  } finally {
+    closeSync(log);
+  }
+  child.unref();
+  let exit: number | null | undefined;
+  let spawnError: Error | undefined;
+  child.once('exit', (code, signal) => (exit = code ?? (signal ? -1 : null)));
+  child.once('error', (err) => (spawnError = err));
+  const failed = (why: string) =>
+    new SnapflowError({ code: 'VM_BOOT_FAILED', message: `QEMU did not start (${why}): ${readTail(files.log, 2000).trim()}` });
+  const deadline = Date.now() + readyTimeoutMs;
+  while (!existsSync(files.qmpSocket)) {
+    if (spawnError) throw failed(spawnError.message);
+    if (exit !== undefined) throw failed(`exit ${exit}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw failed(`no QMP socket within ${readyTimeoutMs} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return child.pid!;
+}
+
+function readTail(file: string, bytes: number): string {
+  try {
+    return readFileSync(file, 'utf8').slice(-bytes);
+  } catch {
+    return '';
+  }
 }
 
 /** Alive and still our QEMU (its command line names this VM's directory): a recycled pid is not. */

@@ -20,7 +20,8 @@ const SAVE_TIMEOUT_MS = 120_000;
  */
 export async function saveMachine(dir: string, file: string, opts: { resume: boolean }): Promise<void> {
   const partial = `${file}.partial-${randomBytes(4).toString('hex')}`;
-  const command = `exec 3<&0; (zstd -q -1 -o ${shellPath(partial)} <&3 && mv ${shellPath(partial)} ${shellPath(file)}) &`;
+  // umask: the state holds the guest's memory (its secrets too), so it is the worker's alone (0600).
+  const command = `umask 077; exec 3<&0; (zstd -q -1 -o ${shellPath(partial)} <&3 && mv ${shellPath(partial)} ${shellPath(file)}) &`;
   rmSync(file, { force: true });
   const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket);
   let saved = false;

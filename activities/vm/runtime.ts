@@ -6,15 +6,16 @@ import type Docker from 'dockerode';
 import { SnapflowError } from '../../lib/errors';
 import { probeAccel, type AccelProbe } from './accel';
 import type { GuestAgentClient } from './guestAgent';
-import { guestImage } from './guestImage';
-import { guestModuleFiles } from './guestModules';
+import { guestFiles, guestImage } from './guestImage';
 import {
+  CPU_MODEL,
   cacheDir as defaultCacheDir,
   defaultRunRoot,
   isQemuAlive,
   killQemu,
   machineFiles,
   machineProfile,
+  privateDir,
   qemuFacts,
   startQemu,
   stopQemu,
@@ -70,15 +71,23 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     return isQemuAlive(handle.pid, handle.dir) ? handle : undefined;
   }
 
+  /** The run directory, checked before every use: see privateDir. The default's parent (/tmp/sfvm) too. */
+  const checkedRunRoot = (): void => {
+    const base = defaultRunRoot();
+    if (runRoot.startsWith(`${base}/`)) privateDir(base);
+    privateDir(runRoot);
+  };
+
   /** Starts QEMU for `handle` and waits for its agent; on any failure nothing of it is left. */
   async function start(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
+    checkedRunRoot();
     rmSync(handle.dir, { recursive: true, force: true });
-    mkdirSync(handle.dir, { recursive: true });
+    mkdirSync(handle.dir, { mode: 0o700 });
     let pid = 0;
     try {
       pid = await startQemu({ ...handle, kernel: handle.kernel.path, ...how });
       const running: VmHandle = { ...handle, pid };
-      writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running));
+      writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running), { mode: 0o600 });
       if (how.incoming) await loadMachine(handle.dir, bootTimeoutMs);
       agents.set(handle.dir, await waitForAgent(pid, handle.dir, how.incoming ? 10_000 : bootTimeoutMs));
       return running;
@@ -131,7 +140,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
   return {
     kind: 'vm',
     find,
-    setOwner: (handle, workflowId) => writeFileSync(join(handle.dir, 'owner'), workflowId),
+    setOwner: (handle, workflowId) => writeFileSync(join(handle.dir, 'owner'), workflowId, { mode: 0o600 }),
     owner(id) {
       try {
         return readFileSync(join(dirOf(id), 'owner'), 'utf8') || undefined;
@@ -147,15 +156,14 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (existing) return existing; // a retried create finds the VM it started
       const tools = vmTools(deps.toolsDir);
       const { accel } = await currentAccel();
-      const { initrd, image } = await guestImage(deps.docker, input.image, {
-        cacheDir,
-        agent: tools.agent,
-        files: guestModuleFiles(tools),
-      });
       const { memoryMiB, vcpus } = input;
+      const { initrd, image } = await guestImage(deps.docker, input.image, { cacheDir, files: guestFiles(tools), memoryMiB });
       const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
-      return start({ id: input.id, dir, accel, machine: qemuFacts().machine, memoryMiB, vcpus, kernel, profile, image }, { initrd });
+      return start(
+        { id: input.id, dir, accel, machine: qemuFacts().machine, cpu: CPU_MODEL, memoryMiB, vcpus, kernel, profile, image },
+        { initrd },
+      );
     },
 
     async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome> {
@@ -194,12 +202,13 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     async snapshot(handle: VmHandle, input: SnapshotVm): Promise<VmSnapshot> {
       if (agents.get(handle.dir)?.busy) throw new SnapflowError({ code: 'SANDBOX_BUSY', message: `vm ${handle.id} is running a job` });
       if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
-      mkdirSync(dirname(input.file), { recursive: true });
+      mkdirSync(dirname(input.file), { recursive: true, mode: 0o700 });
       const started = Date.now();
       await saveMachine(handle.dir, input.file, { resume: input.keepAlive });
       const manifest: VmSnapshot = {
         file: input.file,
         profile: handle.profile,
+        cpu: handle.cpu,
         image: handle.image,
         memoryMiB: handle.memoryMiB,
         vcpus: handle.vcpus,
@@ -207,7 +216,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         savedMs: Date.now() - started,
         createdAt: new Date().toISOString(),
       };
-      writeFileSync(`${input.file}.json.tmp`, JSON.stringify(manifest, null, 2));
+      writeFileSync(`${input.file}.json.tmp`, JSON.stringify(manifest, null, 2), { mode: 0o600 });
       renameSync(`${input.file}.json.tmp`, `${input.file}.json`);
       if (!input.keepAlive) await this.remove(handle);
       return manifest;
@@ -224,10 +233,12 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       const { accel } = await currentAccel();
       const { memoryMiB, vcpus } = saved;
       const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
-      if (saved.profile !== profile) {
+      // Saved before the CPU model was recorded: `-cpu max`.
+      const cpu = saved.cpu ?? 'max';
+      if (saved.profile !== profile || cpu !== CPU_MODEL) {
         throw new SnapflowError({
           code: 'VM_PROFILE_MISMATCH',
-          message: `vm state ${input.file} was saved on ${saved.profile}; this host runs ${profile}`,
+          message: `vm state ${input.file} was saved on ${saved.profile} (cpu ${cpu}); this host runs ${profile} (cpu ${CPU_MODEL})`,
           hint: 'a saved machine restores only onto the same QEMU version, machine type, accel, RAM, vCPUs and kernel',
         });
       }
@@ -235,7 +246,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (existing) await this.remove(existing);
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
       return start(
-        { id: input.id, dir, accel, machine: qemuFacts().machine, memoryMiB, vcpus, kernel, profile, image: saved.image },
+        { id: input.id, dir, accel, machine: qemuFacts().machine, cpu, memoryMiB, vcpus, kernel, profile, image: saved.image },
         { incoming: input.file },
       );
     },

@@ -3,6 +3,7 @@
 // host that pulls a state knows what it restores onto without asking anyone.
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
   createReadStream,
   createWriteStream,
   existsSync,
@@ -32,17 +33,38 @@ export function cachedStateFile(cacheDir: string, ref: string): string {
   return join(cacheDir, 'vm-states', `${createHash('sha256').update(ref).digest('hex').slice(0, 32)}.zst`);
 }
 
+/**
+ * The host cache of saved machines: 0700, its files 0600. A state holds the guest's whole memory, so whatever
+ * secrets a job had are in it.
+ */
+export function stateCacheDir(cacheDir: string): string {
+  const dir = join(cacheDir, 'vm-states');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return dir;
+}
+
+/** What the cache keeps beside a state file: its manifest, and the digest its bytes must have. */
+type CachedManifest = VmSnapshot & { sha256?: string };
+
+const writePrivate = (file: string, body: string): void => writeFileSync(file, body, { mode: 0o600 });
+
 export function hasCachedState(cacheDir: string, ref: string): boolean {
   const file = cachedStateFile(cacheDir, ref);
   return existsSync(file) && existsSync(`${file}.json`);
 }
 
-/** Moves a saved state and its manifest to where `ref`'s copy belongs (both renames within one directory tree). */
-export function adoptState(from: string, cacheDir: string, ref: string): string {
+/**
+ * Moves a saved state and its manifest to where `ref`'s copy belongs (both renames within one directory tree),
+ * recording the state's digest (computed here once, when absent) for the check before each restore.
+ */
+export async function adoptState(from: string, cacheDir: string, ref: string): Promise<string> {
   const file = cachedStateFile(cacheDir, ref);
-  mkdirSync(join(cacheDir, 'vm-states'), { recursive: true });
-  const manifest = JSON.parse(readFileSync(`${from}.json`, 'utf8')) as VmSnapshot;
-  writeFileSync(`${file}.json.tmp`, JSON.stringify({ ...manifest, file }));
+  stateCacheDir(cacheDir);
+  const manifest = JSON.parse(readFileSync(`${from}.json`, 'utf8')) as CachedManifest;
+  const sha256 = manifest.sha256 ?? (await sha256File(from));
+  writePrivate(`${file}.json.tmp`, JSON.stringify({ ...manifest, file, sha256 }));
+  chmodSync(from, 0o600);
   renameSync(from, file);
   renameSync(`${file}.json.tmp`, `${file}.json`);
   rmSync(`${from}.json`, { force: true });
@@ -56,6 +78,25 @@ export function evictState(cacheDir: string, ref: string): boolean {
   rmSync(`${file}.json`, { force: true });
   rmSync(file, { force: true });
   return true;
+}
+
+/**
+ * The cached state behind `ref`, checked against its recorded digest before QEMU reads it. A copy that does not
+ * match (a flipped bit on disk, a tampered file) is evicted and refused: the next restore fetches it again.
+ */
+export async function verifiedState(cacheDir: string, ref: string): Promise<string> {
+  const file = cachedStateFile(cacheDir, ref);
+  const manifest = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as CachedManifest;
+  const got = await sha256File(file);
+  if (manifest.sha256 && got === manifest.sha256) return file;
+  evictState(cacheDir, ref);
+  throw new SnapflowError({
+    code: 'STATE_CORRUPT',
+    message: manifest.sha256
+      ? `the cached vm state ${ref.slice(0, 200)} does not match its digest (${got} ≠ ${manifest.sha256}); it has been evicted`
+      : `the cached vm state ${ref.slice(0, 200)} has no recorded digest; it has been evicted`,
+    hint: 'start the sandbox again: a state in snapshot storage is fetched afresh; a host-only session is lost',
+  });
 }
 
 const sha256File = async (file: string): Promise<string> => {
@@ -88,12 +129,12 @@ async function uploadBlob(session: Session, target: RegistryTarget, digest: stri
  */
 export async function pushState(target: RegistryTarget, file: string, tag: string): Promise<{ digest: string; bytes: number }> {
   const session = new Session(target);
-  const layerDigest = await sha256File(file);
+  const saved = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as CachedManifest;
+  const layerDigest = saved.sha256 ?? (await sha256File(file));
   const bytes = statSync(file).size;
   const configDigest = `sha256:${createHash('sha256').update(EMPTY_CONFIG.bytes).digest('hex')}`;
   await uploadBlob(session, target, configDigest, EMPTY_CONFIG.bytes);
   await uploadBlob(session, target, layerDigest, await openAsBlob(file));
-  const saved = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as VmSnapshot;
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -101,7 +142,7 @@ export async function pushState(target: RegistryTarget, file: string, tag: strin
       artifactType: VM_STATE_ARTIFACT,
       config: { mediaType: EMPTY_CONFIG.mediaType, digest: configDigest, size: EMPTY_CONFIG.bytes.length },
       layers: [{ mediaType: VM_STATE_LAYER, digest: layerDigest, size: bytes }],
-      annotations: { [MANIFEST_ANNOTATION]: JSON.stringify({ ...saved, file: undefined }) },
+      annotations: { [MANIFEST_ANNOTATION]: JSON.stringify({ ...saved, file: undefined, sha256: undefined }) },
     }),
   );
   const res = await session.send('PUT', `/v2/${target.repository}/manifests/${tag}`, { 'content-type': MANIFEST_TYPE }, manifest);
@@ -128,7 +169,21 @@ export async function readStateManifest(target: RegistryTarget, digest: string):
     throw new SnapflowError({ code: 'IMAGE_NOT_FOUND', message: `${target.repository}@${digest} is not in ${target.registry}` });
   }
   if (!res.ok) throw new Error(`registry ${target.registry} answered ${res.status} for ${target.repository}@${digest}`);
-  const manifest = (await res.json()) as StateManifest;
+  const body = Buffer.from(await res.arrayBuffer());
+  // The ref pins the manifest by digest: a body that hashes otherwise is not the one that was pushed.
+  const got = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+  if (digest.startsWith('sha256:') && got !== digest)
+    throw new SnapflowError({
+      code: 'STATE_CORRUPT',
+      message: `snapshot storage answered ${target.repository}@${digest} with a manifest whose digest is ${got}`,
+      hint: 'check snapshot storage: it returned something other than what was stored',
+    });
+  let manifest: StateManifest;
+  try {
+    manifest = JSON.parse(body.toString('utf8')) as StateManifest;
+  } catch {
+    return undefined;
+  }
   return manifest.artifactType === VM_STATE_ARTIFACT ? manifest : undefined;
 }
 
@@ -145,7 +200,7 @@ export async function pullState(
   if (!manifest || !layer?.digest || layer.mediaType !== VM_STATE_LAYER || !saved)
     throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `${target.repository}@${digest} is not a saved vm state` });
   const file = cachedStateFile(cacheDir, ref);
-  mkdirSync(join(cacheDir, 'vm-states'), { recursive: true });
+  stateCacheDir(cacheDir);
   const partial = `${file}.partial-${process.pid}`;
   const session = new Session(target);
   const res = await session.send('GET', `/v2/${target.repository}/blobs/${layer.digest}`);
@@ -155,10 +210,10 @@ export async function pullState(
     const hash = createHash('sha256');
     const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
     body.on('data', (chunk: Buffer) => hash.update(chunk));
-    await pipeline(body, createWriteStream(partial));
+    await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== layer.digest) throw new Error(`vm state ${target.repository}@${digest} arrived corrupted (${got} ≠ ${layer.digest})`);
-    writeFileSync(`${file}.json.tmp`, JSON.stringify({ ...(JSON.parse(saved) as VmSnapshot), file }));
+    writePrivate(`${file}.json.tmp`, JSON.stringify({ ...(JSON.parse(saved) as VmSnapshot), file, sha256: layer.digest }));
     renameSync(partial, file);
     renameSync(`${file}.json.tmp`, `${file}.json`);
   } finally {

@@ -40,6 +40,8 @@ export interface VmHandle {
   pid: number;
   accel: Accel;
   machine: string;
+  /** QEMU's `-cpu` model (a saved machine restores only with the same one). */
+  cpu: string;
   memoryMiB: number;
   vcpus: number;
   kernel: { path: string; version: string };
@@ -52,6 +54,8 @@ export interface VmHandle {
 export interface VmSnapshot {
   file: string;
   profile: string;
+  /** Absent in states saved before the model was recorded (they ran `-cpu max`). */
+  cpu?: string;
   image: VmHandle['image'];
   memoryMiB: number;
   vcpus: number;

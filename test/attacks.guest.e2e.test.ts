@@ -1,0 +1,353 @@
+// Attacks on the host through an image, QEMU, the run directory and saved machines, on the real stack (host worker,
+// QEMU, dockerd, registry). Each case names the attack and what must happen instead; images are made offline by
+// re-packing the base image's export with the hostile entries (nothing of them is created on this host by the test).
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { extract, pack, type Headers } from 'tar-stream';
+import { followProgress } from '../activities/progress';
+import { createDockerActivities } from '../activities/docker';
+import { guestFiles, guestImage } from '../activities/vm/guestImage';
+import { cacheDir, vmTools } from '../activities/vm/machine';
+import { createVmRuntime } from '../activities/vm/runtime';
+import { cachedStateFile } from '../activities/vm/stateArtifacts';
+import { createVmSandboxActivities } from '../activities/vmSandboxes';
+import { describeFailure } from '../lib/errors';
+import { workflowIds } from '../lib/ids';
+import { BASE_IMAGE_REF } from '../lib/presets';
+import { sandboxes, snapshots } from '../db/schema';
+import { eq } from 'drizzle-orm';
+import { vmPlaces } from '../workers/host';
+import { pushImage, sourceRegistry } from './support/images';
+import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+
+let t: TestEnv;
+let source: Awaited<ReturnType<typeof sourceRegistry>>;
+let scratch: string;
+const hostId = uniqueHostId('attacks');
+const ws = 'ws-attacks';
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  await t.startControlWorker();
+  await t.startHostWorker({ hostId });
+  await t.client.refreshHost(hostId);
+  source = await sourceRegistry(t.docker, 'attacks');
+  scratch = mkdtempSync(join(t.stack.dir, 'attacks-'));
+});
+afterAll(async () => {
+  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
+    await t.client.sandboxes.destroy(box.id).catch(() =>
+      t.client.temporal.workflow
+        .getHandle(workflowIds.sandbox(box.id))
+        .terminate('test cleanup')
+        .catch(() => undefined),
+    );
+  }
+  await source?.stop();
+  await t?.teardown();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+type Extra = { header: Headers; body?: string };
+
+/** The base image's files plus `extra`, imported as a new image and pushed to the source registry. */
+async function hostileImage(tag: string, extra: Extra[]): Promise<string> {
+  const container = await t.docker.createContainer({ Image: BASE_IMAGE_REF, Cmd: ['true'] });
+  try {
+    const out = pack();
+    const input = extract();
+    input.on('entry', (header, stream, next) => {
+      // An image snapshot's entrypoint keeps running (the base's returns at once): replaced below.
+      if (header.name === '.dockerenv' || header.name === 'app/start.sh') return stream.on('end', next).resume();
+      stream.pipe(out.entry(header, next));
+    });
+    input.on('finish', () => {
+      const entrypoint = { header: { name: 'app/start.sh', type: 'file', mode: 0o755 }, body: '#!/bin/sh\nexec sleep 1000000\n' } as const;
+      for (const e of [entrypoint, ...extra]) out.entry({ mtime: new Date(), uid: 0, gid: 0, ...e.header }, e.body ?? '');
+      out.finalize();
+    });
+    ((await container.export()) as NodeJS.ReadableStream).pipe(input);
+    const repo = 'snapflow-test/hostile';
+    await followProgress(
+      t.docker,
+      await t.docker.importImage(out as unknown as NodeJS.ReadableStream, {
+        repo,
+        tag,
+        changes: ['CMD ["/app/start.sh"]', 'WORKDIR /workspace'],
+      }),
+    );
+    await pushImage(t.docker, `${repo}:${tag}`, { registryHost: source.host, repository: `tools/hostile-${tag}`, tag: 'v1' });
+    await t.docker.getImage(`${repo}:${tag}`).remove();
+    return `${source.host}/tools/hostile-${tag}:v1`;
+  } finally {
+    await container.remove({ force: true });
+  }
+}
+
+/** Snapshot of `image`, then a keep-alive vm sandbox on it; returns the sandbox id. */
+async function vmSandboxOn(name: string, image: string): Promise<string> {
+  const created = await t.client.snapshots.create({ workspace: ws, runtime: 'codex', size: 'small', name, image });
+  await t.client.snapshots.wait(created);
+  const box = await t.client.sandboxes.create({ workspace: ws, class: 'vm', snapshot: name, keepAlive: true });
+  return box.sandboxId;
+}
+
+const sh = (script: string) => ({ command: ['sh', '-c', script] });
+
+/** What a host path looks like: kind, mode, owner, content (files) or entries (directories). */
+function fingerprint(path: string): string {
+  const st = lstatSync(path);
+  const what = st.isDirectory() ? readdirSync(path).sort().join(',') : readFileSync(path, 'base64');
+  return `${st.mode.toString(8)}:${st.uid}:${what}`;
+}
+
+/** Device nodes and setuid/setgid files anywhere under `dirs` (what the image must never leave on the host). */
+function privilegedFiles(dirs: string[]): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      let st;
+      try {
+        st = lstatSync(path);
+      } catch {
+        continue;
+      }
+      if (st.isBlockDevice() || st.isCharacterDevice() || (st.isFile() && st.mode & 0o6000)) found.push(path);
+      if (st.isDirectory()) walk(path);
+    }
+  };
+  for (const dir of dirs) walk(dir);
+  return found;
+}
+
+const qemuPids = (): number[] => {
+  try {
+    return execFileSync('pgrep', ['-f', `${vmPlaces(hostId).runRoot}/`], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+};
+
+describe('an image cannot write through the host worker', () => {
+  const cases: Array<{ attack: string; tag: string; target: () => string; extra: (target: string) => Extra[] }> = [
+    {
+      attack: '/.snapflow is a symlink to a host directory',
+      tag: 'dirlink',
+      target: () => {
+        const dir = join(scratch, 'victim-dir');
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'kept'), 'host data\n');
+        return dir;
+      },
+      extra: (target) => [{ header: { name: '.snapflow', type: 'symlink', linkname: target, mode: 0o777 } }],
+    },
+    {
+      attack: '/.snapflow/agent is a symlink to a host file of mode 0600',
+      tag: 'filelink',
+      target: () => {
+        const file = join(scratch, 'victim-file');
+        writeFileSync(file, 'secret host file\n', { mode: 0o600 });
+        chmodSync(file, 0o600);
+        return file;
+      },
+      extra: (target) => [
+        { header: { name: '.snapflow/', type: 'directory', mode: 0o755 } },
+        { header: { name: '.snapflow/agent', type: 'symlink', linkname: target, mode: 0o777 } },
+      ],
+    },
+  ];
+
+  test.each(cases)('$attack: the sandbox works with its own agent, the host path is unchanged', async ({ tag, target, extra }) => {
+    const victim = target();
+    const before = fingerprint(victim);
+    const sandboxId = await vmSandboxOn(`hostile-${tag}`, await hostileImage(tag, extra(victim)));
+    const job = await t.client.sandboxes.runJob(sandboxId, sh('ls -l /.snapflow/agent | cut -c1-10; echo ok'));
+    expect(job).toMatchObject({ exitCode: 0, stdout: '-rwxr-xr-x\nok\n' });
+    expect(fingerprint(victim)).toBe(before);
+    expect(existsSync(join(victim, 'agent'))).toBe(false);
+    await t.client.sandboxes.destroy(sandboxId);
+  });
+});
+
+test('device nodes and setuid files of an image never exist on the host, and the guest has them as the image says', async () => {
+  const image = await hostileImage('devices', [
+    // Not under /dev: the agent mounts devtmpfs there.
+    { header: { name: 'srv/sfblk', type: 'block-device', mode: 0o666, devmajor: 7, devminor: 0 } },
+    { header: { name: 'usr/local/sbin/sfsuid', type: 'file', mode: 0o4755 }, body: '#!/bin/sh\nid -u\n' },
+  ]);
+  // Watched while the host builds the guest root: its image cache (staging directories included) and VM directories.
+  const watched = [join(cacheDir(), 'vm-images'), vmPlaces(hostId).runRoot, t.stack.dir];
+  const seen = new Set<string>();
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      for (const path of privilegedFiles(watched)) if (!path.includes('/docker/')) seen.add(path); // dockerd's own storage holds the image
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  let sandboxId: string;
+  try {
+    sandboxId = await vmSandboxOn('hostile-devices', image);
+  } finally {
+    watching = false;
+    await watcher;
+  }
+  expect([...seen]).toEqual([]);
+  const job = await t.client.sandboxes.runJob(sandboxId, sh("stat -c '%A %t,%T' /srv/sfblk; stat -c '%A %u' /usr/local/sbin/sfsuid"));
+  expect(job).toMatchObject({ exitCode: 0, stdout: 'brw-rw-rw- 7,0\n-rwsr-xr-x 0\n' });
+
+  // QEMU runs under its seccomp filter (mode 2: filtering).
+  const [pid] = qemuPids();
+  expect(pid).toBeDefined();
+  expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Seccomp:\t2$/m);
+  await t.client.sandboxes.destroy(sandboxId);
+});
+
+test("an image larger than the VM's RAM allows is refused IMAGE_TOO_LARGE, naming the limit; nothing is left behind", async () => {
+  const cache = mkdtempSync(join(scratch, 'cache-'));
+  // 2 MiB of RAM allow 1 MiB of root files; the base image's busybox alone is more.
+  const refused = guestImage(t.docker, BASE_IMAGE_REF, { cacheDir: cache, files: guestFiles(vmTools()), memoryMiB: 2 });
+  await expect(refused).rejects.toMatchObject({
+    code: 'IMAGE_TOO_LARGE',
+    field: 'image',
+    message: expect.stringContaining('at most 1 MiB'),
+  });
+  expect(readdirSync(join(cache, 'vm-images'))).toEqual([]);
+  expect(await t.docker.listContainers({ all: true, filters: { ancestor: [BASE_IMAGE_REF] } })).toEqual([]);
+});
+
+describe('the run directory is the worker’s alone', () => {
+  const cases: Array<{ attack: string; make: (dir: string) => void }> = [
+    { attack: 'made by another user', make: (dir) => (mkdirSync(dir, { mode: 0o700 }), chownSync(dir, 65534, 65534)) },
+    { attack: 'a symlink to another directory', make: (dir) => symlinkSync(mkdtempSync(join(scratch, 'elsewhere-')), dir) },
+    { attack: 'mode 0777', make: (dir) => (mkdirSync(dir), chmodSync(dir, 0o777)) },
+  ];
+  test.each(cases)('a run directory $attack is refused, naming SNAPFLOW_VM_RUN_DIR', async ({ make }) => {
+    const runRoot = join(mkdtempSync('/tmp/sfvm-attack-'), 'run');
+    make(runRoot);
+    const vm = createVmRuntime({ docker: t.docker, runRoot });
+    try {
+      await expect(vm.create({ id: 'refused', image: BASE_IMAGE_REF, memoryMiB: 512, vcpus: 1 })).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        field: 'SNAPFLOW_VM_RUN_DIR',
+      });
+      expect(existsSync(join(runRoot, 'refused'))).toBe(false);
+    } finally {
+      rmSync(join(runRoot, '..'), { recursive: true, force: true });
+    }
+  });
+
+  test('a missing run directory is made 0700, and so is each VM directory', async () => {
+    const runRoot = join(mkdtempSync('/tmp/sfvm-attack-'), 'run');
+    const vm = createVmRuntime({ docker: t.docker, runRoot });
+    const handle = await vm.create({ id: 'private', image: BASE_IMAGE_REF, memoryMiB: 512, vcpus: 1 });
+    try {
+      expect(statSync(runRoot).mode & 0o777).toBe(0o700);
+      expect(statSync(handle.dir).mode & 0o777).toBe(0o700);
+    } finally {
+      await vm.remove(handle);
+      rmSync(join(runRoot, '..'), { recursive: true, force: true });
+    }
+  });
+});
+
+describe('saved machines', () => {
+  let storedRef: string;
+  const stateDir = (): string => join(t.stack.dir, 'vm', hostId);
+  /** The host's activities as its worker builds them, run in an activity context of their own. */
+  const hostActivities = () =>
+    createVmSandboxActivities({
+      docker: t.docker,
+      hostId,
+      storage: t.config.storage,
+      containers: createDockerActivities({ docker: t.docker, hostId, dockerHost: t.stack.dockerHost, storage: t.config.storage }),
+      runRoot: join(scratch, 'restore-run'),
+      cacheDir: cacheDir(),
+      stateDir: stateDir(),
+      memoryMiB: 512,
+    });
+  const failureOf = async (work: Promise<unknown>) => describeFailure(await work.then(() => undefined).catch((err: unknown) => err));
+
+  beforeAll(async () => {
+    const box = await t.client.sandboxes.create({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex' });
+    const job = await t.client.sandboxes.runJob(box.sandboxId, sh('echo secret-in-memory > /root/note; sleep 1000 &'), {
+      waitForSession: true,
+    });
+    const [session] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, job.sessionSnapshotId!));
+    storedRef = session!.storedRef!;
+  });
+
+  test('state files are 0600 in 0700 directories', () => {
+    const dir = join(stateDir(), 'vm-states');
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    const files = readdirSync(dir);
+    expect(files.length).toBeGreaterThan(0);
+    for (const name of files) expect(`${name} ${(statSync(join(dir, name)).mode & 0o777).toString(8)}`).toBe(`${name} 600`);
+  });
+
+  test("a restore of another workspace's session is refused on the host", async () => {
+    const failure = await failureOf(
+      new MockActivityEnvironment().run(hostActivities().restoreVmSandbox, {
+        key: 'foreign-1',
+        stateRef: storedRef,
+        workspace: 'ws-attacks-other',
+        workflowId: 'attacks-foreign',
+      }),
+    );
+    expect(failure.code).toBe('PERMISSION_DENIED');
+    expect(existsSync(join(scratch, 'restore-run', 'foreign-1'))).toBe(false);
+  });
+
+  test('a cached state with a flipped byte fails STATE_CORRUPT and is evicted; the next restore fetches a good copy', async () => {
+    const file = cachedStateFile(stateDir(), storedRef);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(file, bytes);
+    const activities = hostActivities();
+    const input = { key: 'corrupt-1', stateRef: storedRef, workspace: ws, workflowId: 'attacks-corrupt' };
+    const failure = await failureOf(new MockActivityEnvironment().run(activities.restoreVmSandbox, input));
+    expect(failure.code).toBe('STATE_CORRUPT');
+    expect(existsSync(file)).toBe(false);
+
+    const restored = (await new MockActivityEnvironment().run(activities.restoreVmSandbox, { ...input, key: 'corrupt-2' })) as {
+      containerId: string;
+      pulled: boolean;
+    };
+    try {
+      expect(restored.pulled).toBe(true);
+      const job: { stdout: string } = await new MockActivityEnvironment().run(activities.execInSandbox, {
+        containerId: restored.containerId,
+        command: ['cat', '/root/note'],
+      });
+      expect(job.stdout).toBe('secret-in-memory\n');
+    } finally {
+      await activities.removeSandbox({ containerId: restored.containerId });
+    }
+  });
+});
