@@ -13,7 +13,13 @@ import type { Accel } from './types';
 const QEMU = 'qemu-system-x86_64';
 /** Where the agent lives inside the guest's root; it runs as the guest's first process. */
 export const GUEST_AGENT_PATH = '/.snapflow/agent';
-const KERNEL_ARGS = `console=ttyS0 panic=-1 reboot=t rdinit=${GUEST_AGENT_PATH} quiet`;
+/**
+ * The guest kernel's command line. An emulated vCPU on a loaded host runs in bursts, so nothing at boot may depend
+ * on how fast it runs: `no_timer_check` skips the IO-APIC timer check that panics a starved guest ("timer doesn't
+ * work"). A saved machine keeps the command line it booted with (it is in its memory), so changing this never
+ * breaks a restore; new boots pick it up.
+ */
+export const KERNEL_ARGS = `console=ttyS0 panic=-1 reboot=t rdinit=${GUEST_AGENT_PATH} quiet no_timer_check`;
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
 
