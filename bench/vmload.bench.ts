@@ -2,7 +2,8 @@
 // while guests boot one after another; each boot ends ready (the guest agent answered), in a kernel panic, or
 // silent past its deadline. Run once with the product's kernel command line, once without the settings that make
 // a guest indifferent to a slow host (`SNAPFLOW_BENCH_VMLOAD_VARIANTS=product,bare`), or with any candidate added:
-// `SNAPFLOW_BENCH_VMLOAD_EXTRA='tsc=unstable'`. Target: every boot ready, no panic. No stack needed.
+// `SNAPFLOW_BENCH_VMLOAD_EXTRA='tsc=unstable'`; `SNAPFLOW_BENCH_VMLOAD_CPU_HOGS=6` loads harder than a hog per core.
+// Target: every boot ready, no panic. No stack needed.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -62,11 +63,12 @@ export async function benchVmLoad(): Promise<void> {
   const lines: Record<string, string> = { product: KERNEL_ARGS, bare, extra: `${KERNEL_ARGS} ${extra}`.trim() };
   const variants = (process.env.SNAPFLOW_BENCH_VMLOAD_VARIANTS ?? (extra ? 'extra' : 'product')).split(',');
   const scratch = mkdtempSync(join(tmpdir(), 'sfvl-'));
-  const hogs = startHogs();
+  const cpuHogs = Number(process.env.SNAPFLOW_BENCH_VMLOAD_CPU_HOGS ?? cpus().length);
+  const hogs = startHogs({ cpu: cpuHogs });
   let allReady = true;
   try {
     await new Promise((r) => setTimeout(r, 2_000)); // the hogs up to speed
-    console.log(`vmload: ${BOOTS} TCG boots per variant, ${VCPUS} vCPU, 512 MiB, with stress-ng --cpu ${cpus().length} --io 1 running`);
+    console.log(`vmload: ${BOOTS} TCG boots per variant, ${VCPUS} vCPU, 512 MiB, with stress-ng --cpu ${cpuHogs} --io 1 running`);
     for (const variant of variants) {
       const append = lines[variant];
       if (!append) throw new Error(`unknown variant ${variant} (product, bare, extra)`);

@@ -42,7 +42,7 @@ const plan: Array<[string, ChaosCase, number]> = [
   ['registry', restartStorageMidPush, quick ? 1 : 2],
   ['dockerd', restartDockerdMidGolden, quick ? 1 : 2],
   ['readonly', storageReadOnly, 1],
-  ['set-default', setDefaultRace, 20],
+  ['set-default', setDefaultRace, quick ? 20 : 100],
   ['promote-race', promoteVsJobRace, 50],
   ['create-race', createRace, 20],
 ];

@@ -8,8 +8,9 @@ export interface Hogs {
   stop(): void;
 }
 
-export function startHogs(): Hogs {
-  const child: ChildProcess = spawn('stress-ng', ['--cpu', String(cpus().length), '--io', '1', '--timeout', '4h', '--quiet'], {
+/** `cpu` CPU hogs (default: one per core) and one I/O hog. */
+export function startHogs(opts: { cpu?: number } = {}): Hogs {
+  const child: ChildProcess = spawn('stress-ng', ['--cpu', String(opts.cpu ?? cpus().length), '--io', '1', '--timeout', '4h', '--quiet'], {
     stdio: 'ignore',
     detached: true,
   });
