@@ -11,7 +11,7 @@ import {
   type RolloutSnapshot,
 } from '../catalog/agents';
 import type { Db } from '../db/client';
-import { boundary } from './boundary';
+import { boundary, writeOnce } from './boundary';
 
 export type { AgentMove, RolloutAgent, RolloutSnapshot } from '../catalog/agents';
 
@@ -38,7 +38,7 @@ export function createAgentActivities(deps: { db: Db }) {
      * from. `elsewhere`: agents someone else moved meanwhile, left alone. A retry moves nobody twice.
      */
     async moveAgents(input: AgentMove): Promise<{ moved: string[]; elsewhere: string[] }> {
-      return boundary(() => moveAgentsOnto(db, input));
+      return writeOnce(db, (tx) => moveAgentsOnto(tx, input));
     },
 
     /**
@@ -46,7 +46,7 @@ export function createAgentActivities(deps: { db: Db }) {
      * origin is no longer active (deleted meanwhile), so they stay.
      */
     async moveAgentsBack(input: AgentMove): Promise<{ movedBack: string[]; stranded: string[] }> {
-      return boundary(() => moveAgentsHome(db, input));
+      return writeOnce(db, (tx) => moveAgentsHome(tx, input));
     },
   };
 }

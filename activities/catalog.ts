@@ -16,7 +16,7 @@ import {
 import type { Db } from '../db/client';
 import type { ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
-import { boundary } from './boundary';
+import { boundary, writeOnce } from './boundary';
 
 export type { PendingSnapshot, RunRef } from '../catalog/snapshots';
 
@@ -29,7 +29,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
   return {
     /** Records a host as online with what its engine reported; the host id is the key. */
     async upsertHost(input: HostFacts & { taskQueue: string }): Promise<void> {
-      return boundary(() => saveHost(db, input));
+      return writeOnce(db, (tx) => saveHost(tx, input));
     },
 
     /**
@@ -42,7 +42,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
 
     /** Drain: no new work is placed on the host; its sandboxes restore elsewhere from storage on their next start. */
     async setHostStatus(input: { hostId: string; status: 'online' | 'draining' }): Promise<{ found: boolean }> {
-      return boundary(() => changeHostStatus(db, input));
+      return writeOnce(db, (tx) => changeHostStatus(tx, input));
     },
 
     /**
@@ -50,15 +50,15 @@ export function createCatalogActivities(deps: CatalogDeps) {
      * same name and the same spec is reused; one with another spec is a CONFLICT.
      */
     async createPendingSnapshot(input: PendingSnapshot): Promise<{ snapshotId: string; reused: boolean }> {
-      return boundary(() => insertPendingSnapshot(db, input));
+      return writeOnce(db, (tx) => insertPendingSnapshot(tx, input));
     },
 
     async markSnapshotActive(input: { id: string; resolvedDigest: string; storedRef: string; run: RunRef }): Promise<void> {
-      return boundary(() => activateSnapshot(db, input));
+      return writeOnce(db, (tx) => activateSnapshot(tx, input));
     },
 
     async markSnapshotFailed(input: { id: string; code: ErrorCode; message: string; run?: RunRef }): Promise<void> {
-      return boundary(() => failSnapshot(db, input));
+      return writeOnce(db, (tx) => failSnapshot(tx, input));
     },
 
     /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
@@ -68,7 +68,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
 
     /** Progress that operators see in `snapshot get`; not a status change. */
     async recordSnapshotStep(input: { id: string; step: string; message: string; run: RunRef }): Promise<void> {
-      return boundary(() => addSnapshotStep(db, input));
+      return writeOnce(db, (tx) => addSnapshotStep(tx, input));
     },
 
     /**
@@ -83,7 +83,7 @@ export function createCatalogActivities(deps: CatalogDeps) {
       run: RunRef;
       agents?: 'move' | 'keep';
     }): Promise<{ defaults: number; pins: number; agents: number }> {
-      return boundary(() => moveReferences(db, input));
+      return writeOnce(db, (tx) => moveReferences(tx, input));
     },
 
     /** Pending rows whose run may be gone; the reconciler checks each against Temporal. */

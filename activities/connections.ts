@@ -12,7 +12,7 @@ import {
 import type { Db } from '../db/client';
 import { SnapflowError } from '../lib/errors';
 import type { GithubConnectionStatus } from '../lib/vocabulary';
-import { boundary } from './boundary';
+import { boundary, writeOnce } from './boundary';
 import type { GithubTokens } from './githubTokens';
 
 export type { ConnectionState } from '../catalog/connections';
@@ -68,7 +68,7 @@ export function createConnectionActivities(deps: ConnectionDeps) {
     },
 
     async markGithubConnection(input: { workspace: string; status: GithubConnectionStatus }): Promise<void> {
-      return boundary(() => setConnectionStatus(db, input));
+      return writeOnce(db, (tx) => setConnectionStatus(tx, input));
     },
 
     /** connect: validate a new installation id, then store it; reconnect/validate: re-check the stored one. */

@@ -382,6 +382,12 @@ export function createDockerActivities(deps: DockerDeps) {
           // pause:false — the sandbox keeps running; the caller has already quiesced it.
           // An absent `changes` must not be sent at all: an empty one is parsed as a Dockerfile with no instructions.
           const options = { repo, tag: input.tag, pause: false, ...(input.changes?.length ? { changes: input.changes } : {}) };
+          // A retry after a commit that finished finds that image under its tag, made from this container.
+          const earlier = await docker
+            .getImage(`${repo}:${input.tag}`)
+            .inspect()
+            .catch(() => undefined);
+          if (earlier && earlier.Container === input.containerId) return { imageId: earlier.Id, ref: `${repo}:${input.tag}` };
           const result = (await docker.getContainer(input.containerId).commit(options)) as { Id: string };
           return { imageId: result.Id, ref: `${repo}:${input.tag}` };
         }),

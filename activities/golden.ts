@@ -11,6 +11,9 @@ import { boundary, fail } from './boundary';
 import { runExec, withHeartbeat, type ExecResult } from './docker';
 import { isolatedGit, resolveRepo, resolveSkillsDir } from './preloadPaths';
 
+/** Inside the sandbox: one empty file per repo whose dependency build finished. */
+const DEPS_MARKERS = '/.snapflow/deps-built';
+
 export interface GoldenHostDeps {
   docker: Docker;
   hostId: string;
@@ -115,10 +118,18 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
               'use a base image with Nix, or set a fallback dependency command in the golden config',
             );
           }
+          // A retry after a build that finished does not build again: the first attempt left its marker, named for this
+          // container so that an image cannot ship one.
+          const marker = `${DEPS_MARKERS}/${input.containerId.slice(0, 64)}-${dir}`;
+          if ((await exec(['test', '-f', marker])).exitCode === 0) {
+            built.push(dir);
+            continue;
+          }
           const result = withNix
             ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path)
             : await exec(['sh', '-c', input.fallbackCommand!], path);
           if (result.exitCode !== 0) fail('PRELOAD_FAILED', `dependency build for ${dir} exited ${result.exitCode}: ${tail(result)}`);
+          await exec(['sh', '-c', 'mkdir -p "$(dirname "$0")" && : > "$0"', marker]);
           built.push(dir);
         }
         return { built, via: built.length === 0 ? 'none' : withNix ? 'nix' : 'fallback' };

@@ -13,7 +13,7 @@ import { evictableImages, hostsWithMemory, markCached, onlineHosts, unmarkCached
 import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { StorageConfig } from '../lib/config';
-import { boundary } from './boundary';
+import { boundary, writeOnce } from './boundary';
 
 export type { BuildConfig } from '../catalog/golden';
 export type { EvictionCandidate } from '../catalog/hosts';
@@ -41,21 +41,21 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
 
     /** Idempotent by build id, so a retried activity never records a build twice. */
     async startBuild(input: { buildId: string; workspace: string; trigger: 'build-now' | 'schedule'; run: RunRef }): Promise<void> {
-      return boundary(() => recordBuildStart(db, input));
+      return writeOnce(db, (tx) => recordBuildStart(tx, input));
     },
 
     async finishBuild(input: BuildEnd): Promise<void> {
-      return boundary(() => recordBuildEnd(db, input));
+      return writeOnce(db, (tx) => recordBuildEnd(tx, input));
     },
 
     /** A verified, stored golden image becomes an active snapshot for one size/profile (idempotent by id). */
     async registerGolden(input: GoldenRegistration): Promise<{ snapshotId: string }> {
-      return boundary(() => insertGoldenSnapshot(db, input));
+      return writeOnce(db, (tx) => insertGoldenSnapshot(tx, input));
     },
 
     /** The host that built or pulled an image holds it: record that, so placement can prefer it. */
     async recordHostCache(input: { hostId: string; snapshotIds: string[] }): Promise<void> {
-      return boundary(() => markCached(db, input));
+      return writeOnce(db, (tx) => markCached(tx, input));
     },
 
     /** Online hosts, other than the builder, whose memory fits `minMemoryMiB`: they serve that size. */
@@ -72,7 +72,7 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
     },
 
     async forgetHostCache(input: { hostId: string; snapshotIds: string[] }): Promise<void> {
-      return boundary(() => unmarkCached(db, input));
+      return writeOnce(db, (tx) => unmarkCached(tx, input));
     },
   };
 }

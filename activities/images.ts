@@ -130,7 +130,8 @@ export function createImageActivities(deps: ImageDeps) {
       });
     },
 
-    async pullImage(input: PullImage): Promise<{ imageId: string }> {
+    /** Pulls the pinned image; its size sets the upload's timeouts. */
+    async pullImage(input: PullImage): Promise<{ imageId: string; bytes: number }> {
       // The registry the engine will contact is the reference's own, whatever `registry` says.
       const registry = await boundary(async () => parseImageRef(input.ref).registry);
       refuseStorageSource(registry);
@@ -145,7 +146,7 @@ export function createImageActivities(deps: ImageDeps) {
         classifyRegistryError((err as Error).message, `pull of ${input.ref}`, registry, credentials?.username === 'x-access-token');
       }
       const image = await docker.getImage(input.ref).inspect();
-      return { imageId: image.Id };
+      return { imageId: image.Id, bytes: image.Size };
     },
 
     /** The entrypoint exists in the image, is a regular file (or a link to one) and is executable. */

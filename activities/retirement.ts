@@ -4,7 +4,7 @@ import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
-import { boundary } from './boundary';
+import { boundary, writeOnce } from './boundary';
 import { deleteManifest } from './registryClient';
 
 export interface RetirementDeps {
@@ -17,7 +17,7 @@ export function createRetirementActivities(deps: RetirementDeps) {
   return {
     /** Refuses while a default, a pin or a sandbox uses the snapshot, naming them; else moves it to `deleting`. */
     async beginDelete(input: { id: string; actor: string; run: RunRef }): Promise<{ storedRef: string | null; alreadyDeleted: boolean }> {
-      return boundary(() => markDeleting(db, input));
+      return writeOnce(db, (tx) => markDeleting(tx, input));
     },
 
     /** Removes the manifest from snapshot storage (idempotent); blobs go with the registry's garbage collection. */
@@ -44,7 +44,7 @@ export function createRetirementActivities(deps: RetirementDeps) {
     },
 
     async finishDelete(input: { id: string; actor: string; run: RunRef }): Promise<void> {
-      return boundary(() => markDeleted(db, input));
+      return writeOnce(db, (tx) => markDeleted(tx, input));
     },
   };
 }

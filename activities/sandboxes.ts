@@ -9,7 +9,7 @@ import {
   type SessionSnapshot,
 } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
-import { boundary } from './boundary';
+import { writeOnce } from './boundary';
 
 export type { SandboxRow, SessionSnapshot } from '../catalog/sandboxes';
 
@@ -17,12 +17,12 @@ export function createSandboxActivities(deps: { db: Db }) {
   const { db } = deps;
   return {
     async registerSandbox(input: SandboxRow): Promise<void> {
-      return boundary(() => insertSandbox(db, input));
+      return writeOnce(db, (tx) => insertSandbox(tx, input));
     },
 
     /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */
     async updateSandbox(input: SandboxStateUpdate): Promise<void> {
-      return boundary(() => setSandboxState(db, input));
+      return writeOnce(db, (tx) => setSandboxState(tx, input));
     },
 
     /**
@@ -30,7 +30,7 @@ export function createSandboxActivities(deps: { db: Db }) {
      * latest; the previous latest is marked superseded (its image is evicted with the host cache).
      */
     async saveSessionSnapshot(input: SessionSnapshot): Promise<{ snapshotId: string; superseded: string | null }> {
-      return boundary(() => insertSessionSnapshot(db, input));
+      return writeOnce(db, (tx) => insertSessionSnapshot(tx, input));
     },
   };
 }

@@ -3,7 +3,7 @@
 // handle travels through the workflow as `vm:<id>` where a container id would, so exec and remove dispatch on it
 // and the workflows keep one shape for both classes.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
@@ -165,12 +165,14 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     async startVmSandbox(input: StartVmSandbox): Promise<{ containerId: string; name: string; bootMs: number }> {
       return boundary(() =>
         withHeartbeat('boot vm', async () => {
+          const earlier = answered<{ containerId: string; name: string; bootMs: number }>(input.key, `boot ${input.image}`);
+          if (earlier) return earlier; // a retry: the VM it booted runs, its entrypoint too (never started twice)
           const started = Date.now();
           const handle = await vm.create({ id: input.key, image: input.image, ...machineOf(input.size) });
           vm.setOwner(handle, input.workflowId);
           const containerId = `${VM_PREFIX}${handle.id}`;
           if (input.entrypoint) await startEntrypoint(handle, input.entrypoint, input.settleSeconds ?? 2);
-          return { containerId, name: handle.id, bootMs: Date.now() - started };
+          return answer(handle, `boot ${input.image}`, { containerId, name: handle.id, bootMs: Date.now() - started });
         }),
       );
     },
@@ -181,6 +183,8 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
         withHeartbeat('restore vm', async () => {
           // The workflow chose the state, but the host decides what it runs: never another workspace's machine.
           requireOwnSnapshot(input.stateRef, input.workspace);
+          const earlier = answered<{ containerId: string; name: string; pulled: boolean }>(input.key, `restore ${input.stateRef}`);
+          if (earlier) return earlier; // a retry: the machine it restored runs on
           let pulled = false;
           if (!hasCachedState(stateDir, input.stateRef)) {
             const stored = storageTarget(input.stateRef);
@@ -194,7 +198,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           }
           const handle = await vm.restore({ id: input.key, file: await verifiedState(stateDir, input.stateRef) });
           vm.setOwner(handle, input.workflowId);
-          return { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled };
+          return answer(handle, `restore ${input.stateRef}`, { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled });
         }),
       );
     },
@@ -303,6 +307,26 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       return { vmState: true, pulled: true };
     },
   };
+
+  /**
+   * What a boot or restore answered, kept in the VM's own directory (it goes with the VM): a retry of the same
+   * step on a VM that still runs gets that answer instead of booting, restoring or starting its entrypoint again.
+   */
+  function answer<T>(handle: VmHandle, step: string, value: T): T {
+    writeFileSync(join(handle.dir, 'answer.json'), JSON.stringify({ step, value }));
+    return value;
+  }
+
+  function answered<T>(key: string, step: string): T | undefined {
+    const running = vm.find(key);
+    if (!running) return undefined;
+    try {
+      const saved = JSON.parse(readFileSync(join(running.dir, 'answer.json'), 'utf8')) as { step: string; value: T };
+      return saved.step === step ? saved.value : undefined;
+    } catch {
+      return undefined; // booted, but the first attempt died before it answered: the step runs again
+    }
+  }
 
   async function removeVm(containerId: string): Promise<void> {
     await removeVmDir(vm, deps.runRoot, vmId(containerId));

@@ -27,7 +27,11 @@ async function main(): Promise<void> {
   // `--hosts 1,2,4` alone runs the multi-host benchmark only; no arguments run everything.
   const wants = (name: string): boolean => (only.length === 0 ? !hostsArg || name === 'multihost' : only.includes(name));
   if (wants('cli')) await benchCli(); // no stack needed
-  if (only.length > 0 && only.every((name) => name === 'cli')) return;
+  if (only.includes('vmload')) {
+    const { benchVmLoad } = await import('./vmload.bench'); // no stack either; saturates the host, so only when named
+    await benchVmLoad();
+  }
+  if (only.length > 0 && only.every((name) => name === 'cli' || name === 'vmload')) return;
   await globalSetup();
   try {
     if (wants('golden')) await withOneHost(benchGolden);
@@ -59,7 +63,7 @@ async function main(): Promise<void> {
 }
 
 main().then(
-  () => process.exit(0), // the SDK's native runtime keeps a handle open
+  () => process.exit(process.exitCode ?? 0), // the SDK's native runtime keeps a handle open
   (err: unknown) => {
     console.error(err);
     process.exit(1);

@@ -203,18 +203,23 @@ export class GoldenClient {
 
   private async compareAndSet(req: Parameters<typeof setDefaultSnapshot>[0]): Promise<DefaultState> {
     try {
-      return await this.temporal.workflow.execute<typeof setDefaultSnapshot>('setDefaultSnapshot', {
+      // The answer is this caller's own run's: the id is reused by the next caller once a run has closed, and
+      // awaiting by id alone could report that caller's CONFLICT to the one whose write won. A version that a
+      // run has taken is not started again; one whose run failed may be tried again.
+      const run = await this.temporal.workflow.start<typeof setDefaultSnapshot>('setDefaultSnapshot', {
         taskQueue: taskQueues.control,
         workflowId: workflowIds.setDefault(req.workspace, req.size, req.profileKey, req.expectedVersion + 1),
         workflowIdConflictPolicy: 'FAIL',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
         workflowExecutionTimeout: '1 minute',
         args: [req],
       });
+      return await run.result();
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         throw new SnapflowError({
           code: 'CONFLICT',
-          message: `another set-default for ${req.workspace} ${req.size} ${req.profileKey} is in progress`,
+          message: `another set-default for ${req.workspace} ${req.size} ${req.profileKey} is in progress or has changed it`,
           hint: 'look at the new default, then try again',
         });
       }

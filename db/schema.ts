@@ -344,6 +344,21 @@ export const snapshotEvents = pgTable(
   (t) => [index('snapshot_events_snapshot_idx').on(t.snapshotId, t.id)],
 );
 
+/**
+ * What each committed catalog write of an activity returned, keyed by its attempt-independent identity
+ * (workflow id, run id, activity id): a retry after a commit finds its own effect here and returns it, in the same
+ * transaction as the effect itself. Kept a day: retries are bounded by minutes.
+ */
+export const activityEffects = pgTable(
+  'activity_effects',
+  {
+    key: text('key').primaryKey(),
+    result: jsonb('result').$type<{ value?: unknown }>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index('activity_effects_created_idx').on(t.createdAt)],
+);
+
 // ---- Row types ----
 export type SizePresetRow = typeof sizePresets.$inferSelect;
 export type Snapshot = typeof snapshots.$inferSelect;

@@ -1,6 +1,10 @@
 // `npm run chaos`: the chaos cases on a stack this run owns (Temporal, PostgreSQL, dockerd, registries, both
 // workers as supervised child processes), then one table: case, runs, survived, orphans, duplicates.
 // `npm run chaos -- --quick` runs each case once (the concurrency cases at their full size).
+// `--load` runs them while stress-ng saturates the host (a CPU hog per core and an I/O hog); `--stall` (or
+// `--stall=setDefault,startVmSandbox`) makes the first call of every activity type (or every first attempt of the named
+// ones) commit and then stall past its deadline, so each is retried after its effect committed; the table below
+// the cases says what every retry returned.
 import {
   audit,
   createRace,
@@ -18,9 +22,13 @@ import {
   type ChaosCase,
 } from '../test/chaos/cases';
 import { startChaosEnv } from '../test/chaos/env';
+import type { StallRecord } from '../workers/stall';
 import { killHostMidSessionRestore, killHostMidSessionSave } from '../test/chaos/vmCases';
 
 const quick = process.argv.includes('--quick');
+const load = process.argv.includes('--load');
+const stallArg = process.argv.find((a) => a === '--stall' || a.startsWith('--stall='));
+const stall = stallArg ? stallArg.replace(/^--stall=?/, '') || '*' : undefined;
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 
 const plan: Array<[string, ChaosCase, number]> = [
@@ -34,7 +42,7 @@ const plan: Array<[string, ChaosCase, number]> = [
   ['registry', restartStorageMidPush, quick ? 1 : 2],
   ['dockerd', restartDockerdMidGolden, quick ? 1 : 2],
   ['readonly', storageReadOnly, 1],
-  ['set-default', setDefaultRace, 20],
+  ['set-default', setDefaultRace, quick ? 20 : 100],
   ['promote-race', promoteVsJobRace, 50],
   ['create-race', createRace, 20],
 ];
@@ -47,9 +55,41 @@ function table(rows: CaseResult[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
 }
 
+/**
+ * Per activity type: calls stalled after their commit, and what their retries answered. A retry that failed is a
+ * problem (the first attempt had succeeded); a stall with no retry seen is one whose worker was killed meanwhile.
+ */
+function stallReport(records: StallRecord[]): number {
+  const key = (r: StallRecord) => `${r.workflowId}/${r.activityId}/${r.type}`;
+  const retries = new Map<string, StallRecord>();
+  for (const r of records) if (r.event === 'retried') retries.set(key(r), r); // the last retry is what the caller got
+  const byType = new Map<string, { stalled: number; same: number; other: number; failed: string[]; unseen: number }>();
+  for (const s of records.filter((r) => r.event === 'stalled')) {
+    const t = byType.get(s.type) ?? { stalled: 0, same: 0, other: 0, failed: [], unseen: 0 };
+    byType.set(s.type, t);
+    t.stalled++;
+    const retry = retries.get(key(s));
+    if (!retry) t.unseen++;
+    else if (retry.error) t.failed.push(retry.error);
+    else if (retry.result === s.result) t.same++;
+    else t.other++;
+  }
+  console.log('\ncommit-then-stall: type, stalled, retried with the same result, with another result, retry failed, retry not seen');
+  let problems = 0;
+  for (const [type, t] of [...byType].sort()) {
+    problems += t.failed.length;
+    console.log(
+      `  ${t.failed.length ? '✗' : '✓'} ${type}: ${t.stalled}, ${t.same}, ${t.other}, ${t.failed.length}, ${t.unseen}${t.failed.map((f) => `\n      ${f}`).join('')}`,
+    );
+  }
+  return problems;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
-  const env = await startChaosEnv();
+  let stallProblems = 0;
+  const env = await startChaosEnv({ load, stall });
+  if (load) console.log(`host saturated: stress-ng (pid ${env.hogs?.pid}) runs a CPU hog per core and an I/O hog`);
   const rows: CaseResult[] = [];
   try {
     for (const [key, run, runs] of plan) {
@@ -74,11 +114,13 @@ async function main(): Promise<number> {
       );
     }
     console.log(`\nworker restarts by the supervisor: control ${env.workers.control.restarts}, host ${env.workers.host.restarts}`);
+    if (stall) stallProblems = stallReport(env.stalls());
   } finally {
     await env.close();
   }
   console.log(`\n${table(rows)}\n\n${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return rows.every((r) => r.survived === r.runs && r.orphans === 0 && r.duplicates === 0) ? 0 : 1;
+  console.log(`mode: ${[load && 'load', stall && `stall ${stall}`].filter(Boolean).join(', ') || 'normal'}`);
+  return rows.every((r) => r.survived === r.runs && r.orphans === 0 && r.duplicates === 0) && stallProblems === 0 ? 0 : 1;
 }
 
 main().then(

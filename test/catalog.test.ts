@@ -3,7 +3,9 @@
 import { eq, sql as dsql } from 'drizzle-orm';
 import { createDb, type DbHandle } from '../db/client';
 import { migrationJournal, pendingMigrations, runMigrations } from '../db/migrate';
-import { defaultPointers, sandboxes, sizePresets, snapshots, type NewSnapshot } from '../db/schema';
+import { compareAndSetDefault } from '../catalog/defaults';
+import { once } from '../catalog/effects';
+import { defaultHistory, defaultPointers, sandboxes, sizePresets, snapshots, type NewSnapshot } from '../db/schema';
 import { SIZE_PRESETS, profileKey } from '../lib/presets';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import { createTestDatabase, type TestDatabase } from './support/db';
@@ -192,4 +194,52 @@ test('the catalog stores no GitHub token anywhere', async () => {
     dsql`select column_name from information_schema.columns where table_schema = 'public' and column_name ilike '%token%'`,
   );
   expect([...rows]).toEqual([]);
+});
+
+describe('a retried compare-and-set after its first attempt committed', () => {
+  const target = { workspace: 'ws-retry', size: 'small', profileKey: profile, actor: 'alice' };
+  let ids: string[];
+  const history = async () => (await handle.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, 'ws-retry'))).length;
+
+  beforeAll(async () => {
+    const rows = await handle.db
+      .insert(snapshots)
+      .values(['retry-a', 'retry-b'].map((name) => snapshot({ workspace: 'ws-retry', name, kind: 'golden', status: 'active' })))
+      .returning({ id: snapshots.id });
+    ids = rows.map((r) => r.id);
+  });
+
+  test("gets its first attempt's answer, not CONFLICT against its own new version; another caller still gets CONFLICT", async () => {
+    const key = 'set-default/ws-retry/small/v1/run-1/setDefault/1';
+    const write = () => once(handle.db, key, (tx) => compareAndSetDefault(tx, { ...target, snapshotId: ids[0]!, expectedVersion: 0 }));
+    const first = await write();
+    expect(first).toMatchObject({ snapshotId: ids[0], version: 1 });
+    expect(await write()).toEqual(first);
+    expect(await history()).toBe(1);
+    const other = once(handle.db, 'another-run/setDefault/1', (tx) =>
+      compareAndSetDefault(tx, { ...target, snapshotId: ids[1]!, expectedVersion: 0 }),
+    );
+    await expect(other).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect(await history()).toBe(1);
+  });
+
+  test('a retry that starts while the first attempt is still committing waits for it and returns its answer', async () => {
+    const key = 'set-default/ws-retry/small/v2/run-1/setDefault/1';
+    const input = { ...target, snapshotId: ids[1]!, expectedVersion: 1 };
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = once(handle.db, key, async (tx) => {
+      const state = await compareAndSetDefault(tx, input);
+      await gate; // committed only once the retry is under way (its attempt timed out on a slow host)
+      return state;
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const retry = once(handle.db, key, (tx) => compareAndSetDefault(tx, input));
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    const [a, b] = await Promise.all([slow, retry]);
+    expect(a).toMatchObject({ snapshotId: ids[1], version: 2 });
+    expect(b).toEqual(a);
+    expect(await history()).toBe(2);
+  });
 });

@@ -139,6 +139,21 @@ test('a snapshot holds the whole machine: a background process survives restore 
   await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst') })).rejects.toMatchObject({ code: 'VM_PROFILE_MISMATCH' });
 });
 
+test('a guest that does not come up is booted once more, then the failure says so with its console tail; nothing is left', async () => {
+  // A deadline no guest meets stands in for a boot that fails on a starved host.
+  const impatient = createVmRuntime({
+    docker: new Docker({ socketPath: readTestStack().dockerHost.replace('unix://', '') }),
+    runRoot,
+    bootTimeoutMs: 300,
+  });
+  const failure = await impatient
+    .create({ id: 'never-up', image: BASE_IMAGE_REF, memoryMiB: MEMORY_MIB, vcpus: 1 })
+    .catch((err: unknown) => err);
+  expect(failure).toMatchObject({ code: 'VM_BOOT_FAILED' });
+  expect((failure as Error).message).toMatch(/failed to boot twice \(first: the guest agent did not answer within 300 ms/);
+  expect((failure as Error).message).toMatch(/console:\n/);
+});
+
 test('a guest whose QEMU was killed is reported VM_UNRESPONSIVE on the next job, never waited on', async () => {
   const handle = await boot('killed');
   expect((await vm.exec(handle, { argv: ['true'] })).exitCode).toBe(0);

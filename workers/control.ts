@@ -23,6 +23,7 @@ import { connectWorker, exitWithError, workflowSource } from './options';
 import { installRuntime } from './log';
 import { recordCatalogMetrics } from './metrics';
 import { ensureReconcileSchedule } from './schedules';
+import { stallInterceptors } from './stall';
 
 export interface ControlWorkerDeps {
   connection: NativeConnection;
@@ -63,6 +64,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRestoreActivities({ db: deps.db }),
       ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage, hostCacheKeep: deps.hostCacheKeep }),
     },
+    interceptors: { activity: stallInterceptors() }, // none unless a chaos run sets SNAPFLOW_CHAOS_STALL
     // Sized for 2 cores: workflow tasks are cheap, activities here are short database calls.
     maxConcurrentWorkflowTaskExecutions: 20,
     maxConcurrentActivityTaskExecutions: 20,

@@ -23,6 +23,7 @@ import type { refreshHost } from '../workflows';
 import { installRuntime } from './log';
 import { hostCacheMetrics, initHostCacheMetrics, recordHostMetrics } from './metrics';
 import { connectWorker, exitWithError } from './options';
+import { stallInterceptors } from './stall';
 
 export interface HostWorkerDeps {
   connection: NativeConnection;
@@ -90,7 +91,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
       }),
       ...vms,
     },
-    interceptors: { activity: [hostCacheMetrics] },
+    interceptors: { activity: [hostCacheMetrics, ...stallInterceptors()] }, // stalls only in a chaos run
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
     // A running job's output reaches its caller through heartbeats: send them as often as the job writes them.

@@ -22,6 +22,7 @@ import type { RestoreActivities } from '../activities/restore';
 import type { SandboxActivities } from '../activities/sandboxes';
 import type { VmSandboxActivities } from '../activities/vmSandboxes';
 import { taskQueues } from '../lib/ids';
+import { SIZE_PRESETS, findPreset } from '../lib/presets';
 
 export const profiles = {
   /** Probes: fail fast when no worker polls the queue, never retry. */
@@ -116,6 +117,12 @@ export function hostImageActivities(hostId: string): ActivityInterfaceFor<ImageA
   return bindProfiles<ImageActivities>(taskQueues.host(hostId), imageProfiles);
 }
 
+/** The upload of an image whose size the pull reported: timeouts follow its bytes. */
+export function hostImageUpload(hostId: string, bytes: number): Pick<ActivityInterfaceFor<ImageActivities>, 'storeImage'> {
+  const timeouts = sizedTimeouts({ mebibytes: bytes / 2 ** 20 });
+  return proxyActivities<ImageActivities>({ ...profiles.transfer, ...timeouts, taskQueue: taskQueues.host(hostId) });
+}
+
 const goldenProfiles: Record<keyof GoldenHostActivities, Profile> = {
   preloadRepos: 'build',
   embedSkills: 'build',
@@ -128,16 +135,33 @@ export function hostGoldenActivities(hostId: string): ActivityInterfaceFor<Golde
   return bindProfiles<GoldenHostActivities>(taskQueues.host(hostId), goldenProfiles);
 }
 
-type VmSteps = Pick<VmSandboxActivities, 'startVmSandbox' | 'restoreVmSandbox' | 'snapshotVmSandbox'>;
-const vmProfiles: Record<keyof VmSteps, Profile> = {
-  startVmSandbox: 'build',
-  restoreVmSandbox: 'transfer',
-  snapshotVmSandbox: 'transfer',
-};
+/**
+ * Timeouts for work whose length grows with what it moves, so a loaded host gets the time the work needs instead of
+ * one constant: a floor, plus the bytes at a slow rate (an emulated guest on a busy host moves a RAM image at a
+ * few MiB/s). Heartbeats are sent every few seconds whatever the size; their timeout leaves room for a starved
+ * worker process and grows a little with the work (a larger machine pauses longer between progress reports).
+ * Deterministic: from workflow inputs and earlier results (a size preset's RAM, the pulled image's size).
+ */
+export function sizedTimeouts(work: { mebibytes: number }): Pick<ActivityOptions, 'startToCloseTimeout' | 'heartbeatTimeout'> {
+  const mib = Math.max(0, work.mebibytes);
+  return {
+    startToCloseTimeout: SIZED.floorMs + Math.ceil(mib * SIZED.msPerMiB),
+    heartbeatTimeout: SIZED.heartbeatFloorMs + Math.ceil(mib * SIZED.heartbeatMsPerMiB),
+  };
+}
 
-/** A vm sandbox's machine on one host: boot, restore a saved machine, save one (exec and remove are the host's own). */
-export function hostVmActivities(hostId: string): ActivityInterfaceFor<VmSteps> {
-  return bindProfiles<VmSteps>(taskQueues.host(hostId), vmProfiles);
+/** 10 min + 0.5 s per MiB (2 MiB/s); heartbeats 30 s + 1 s per 128 MiB. A small 2 GiB machine: 27 min, 46 s. */
+const SIZED = { floorMs: 10 * 60_000, msPerMiB: 500, heartbeatFloorMs: 30_000, heartbeatMsPerMiB: 1000 / 128 };
+
+type VmSteps = Pick<VmSandboxActivities, 'startVmSandbox' | 'restoreVmSandbox' | 'snapshotVmSandbox'>;
+
+/**
+ * A vm sandbox's machine on one host: boot, restore a saved machine, save one (exec and remove are the host's own).
+ * Each moves the machine's RAM (unpacking its root, loading or saving its memory), so its timeouts follow the size's RAM.
+ */
+export function hostVmActivities(hostId: string, size: string): ActivityInterfaceFor<VmSteps> {
+  const memoryMiB = findPreset(size)?.memoryMiB ?? Math.max(...SIZE_PRESETS.map((p) => p.memoryMiB)); // unknown: the largest
+  return proxyActivities<VmSteps>({ ...profiles.transfer, ...sizedTimeouts({ mebibytes: memoryMiB }), taskQueue: taskQueues.host(hostId) });
 }
 
 const cacheProfiles: Record<keyof HostCacheActivities, Profile> = {

@@ -118,7 +118,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
       /** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
       const saveMachine = async (size: string): Promise<{ storedRef: string; digest: string; machineProfile: string }> => {
         setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
-        const vm = hostVmActivities(hostId);
+        const vm = hostVmActivities(hostId, size);
         const booted = await vm.startVmSandbox({
           key: `golden-${buildId.slice(0, 8)}-${size}`,
           image: localRef!,

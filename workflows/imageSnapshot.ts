@@ -10,7 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
-import { access, agentCatalog, catalog, connections, hostImageActivities } from './activities';
+import { access, agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
 import {
   imageSnapshotRequestQuery,
   type AgentRolloutOptions,
@@ -85,13 +85,15 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       const pinned = `${registry}/${repository}@${digest}`;
 
       await step('pull', `pulling ${pinned} on ${hostId}`);
-      await images.pullImage({ ref: pinned, registry, installationId });
+      const pulled = await images.pullImage({ ref: pinned, registry, installationId });
 
       await step('verify', `checking that ${req.entrypoint} is executable`);
       await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint });
 
       await step('store', 'uploading to snapshot storage');
-      const stored = await images.storeImage({
+      // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.
+      const upload = pulled?.bytes === undefined ? images : hostImageUpload(hostId, pulled.bytes);
+      const stored = await upload.storeImage({
         source: pinned,
         repository: `snapflow/${req.workspace}/${req.name}`,
         tag: `img-${digest.slice(7, 19)}`,

@@ -437,7 +437,7 @@ class SandboxEntity {
     register: (stored: { storedRef: string; digest: string; machineProfile: string }) => Promise<string>,
   ): Promise<{ storedRef: string; registered: string }> {
     const { req, s } = this;
-    const saved = await hostVmActivities(s.hostId!).snapshotVmSandbox({
+    const saved = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
       containerId: s.containerId!,
       repository: `snapflow/golden/${req.workspace}`,
       tag,
@@ -598,7 +598,7 @@ class SandboxEntity {
     pull: { fromStorage: boolean; cache: () => Promise<unknown> },
   ): Promise<void> {
     const { req, s } = this;
-    const vm = hostVmActivities(hostId);
+    const vm = hostVmActivities(hostId, req.size);
     const key = `${req.sandboxId}-${s.generation}`;
     const { workflowId } = this.run;
     let box: { containerId: string };
@@ -640,7 +640,12 @@ class SandboxEntity {
     let image: { localRef: string; storedRef: string | null; digest: string | null; machineProfile?: string };
     if (this.machines) {
       // The machine quits with the save when it is not kept running: no resume only to stop it.
-      image = await hostVmActivities(s.hostId!).snapshotVmSandbox({ containerId: s.containerId!, repository, tag, keepAlive: keepRunning });
+      image = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
+        containerId: s.containerId!,
+        repository,
+        tag,
+        keepAlive: keepRunning,
+      });
     } else {
       const committed = await this.docker().commitSandbox({ containerId: s.containerId!, repository, tag });
       // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).

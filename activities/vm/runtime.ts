@@ -78,8 +78,31 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     privateDir(runRoot);
   };
 
-  /** Starts QEMU for `handle` and waits for its agent; on any failure nothing of it is left. */
+  /**
+   * Starts QEMU for `handle` and waits for its agent; on any failure nothing of it is left. A cold boot that fails
+   * (a guest kernel starved of CPU on a loaded host can still panic early) is tried once more on this host; if that
+   * fails too, the failure carries both reasons and the second console's tail.
+   */
   async function start(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
+    if (how.incoming) return startOnce(handle, how);
+    try {
+      return await startOnce(handle, how);
+    } catch (first) {
+      if (!(first instanceof SnapflowError) || first.code !== 'VM_BOOT_FAILED') throw first;
+      try {
+        return await startOnce(handle, how);
+      } catch (second) {
+        if (!(second instanceof SnapflowError) || second.code !== 'VM_BOOT_FAILED') throw second;
+        throw new SnapflowError({
+          code: 'VM_BOOT_FAILED',
+          message: `vm ${handle.id} failed to boot twice (first: ${first.message.split('\n')[0]}); second: ${second.message}`,
+          hint: second.hint,
+        });
+      }
+    }
+  }
+
+  async function startOnce(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
     checkedRunRoot();
     rmSync(handle.dir, { recursive: true, force: true });
     mkdirSync(handle.dir, { mode: 0o700 });

@@ -23,6 +23,8 @@ import {
   type ManagedProcess,
 } from '../../scripts/stack';
 import { superviseWorker, type SupervisedWorker } from '../../scripts/supervisor';
+import type { StallRecord } from '../../workers/stall';
+import { startHogs, type Hogs } from './load';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -41,6 +43,10 @@ export interface ChaosEnv {
   publicRegistry: string;
   storage: { url: string; username: string; password: string };
   workers: { control: Supervised; host: Supervised };
+  /** The stress-ng process group saturating the host (`load`), if any. */
+  hogs?: Hogs;
+  /** What the workers' commit-then-stall interceptor did (`stall`): one record per stall and per retry after one. */
+  stalls(): StallRecord[];
   killHostWorker(): Promise<void>;
   startHostWorker(): Promise<void>;
   restartTemporal(): Promise<void>;
@@ -96,7 +102,14 @@ async function waitPort(port: number, what: string): Promise<void> {
   throw new Error(`${what} did not open port ${port}`);
 }
 
-export async function startChaosEnv(): Promise<ChaosEnv> {
+export interface ChaosOptions {
+  /** Saturate the host (a CPU hog per core and an I/O hog) once the stack is up, until `close`. */
+  load?: boolean;
+  /** SNAPFLOW_CHAOS_STALL for both workers: `*` or activity types whose first attempt commits, then stalls. */
+  stall?: string;
+}
+
+export async function startChaosEnv(opts: ChaosOptions = {}): Promise<ChaosEnv> {
   const dir = mkdtempSync(join(tmpdir(), 'sfc-'));
   chmodSync(dir, 0o755); // the postgres user must reach its data dir
   const processes: ManagedProcess[] = [];
@@ -166,6 +179,7 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     SNAPFLOW_VM_MEMORY_MIB: '512',
     SNAPFLOW_VM_RUN_DIR: join(dir, 'vm'),
     SNAPFLOW_CACHE_DIR: join(dir, 'cache'),
+    ...(opts.stall ? { SNAPFLOW_CHAOS_STALL: opts.stall, SNAPFLOW_CHAOS_STALL_LOG: join(dir, 'stalls.jsonl') } : {}),
   };
   writeFileSync(join(dir, 'env.json'), JSON.stringify({ ...env, SNAPFLOW_STORAGE_PASSWORD: '…' }));
 
@@ -191,9 +205,22 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
     }
   }
 
+  const hogs = opts.load ? startHogs() : undefined;
+
   return {
     dir,
     env,
+    hogs,
+    stalls() {
+      try {
+        return readFileSync(join(dir, 'stalls.jsonl'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as StallRecord);
+      } catch {
+        return [];
+      }
+    },
     client,
     db,
     docker,
@@ -229,6 +256,7 @@ export async function startChaosEnv(): Promise<ChaosEnv> {
       dockerd = await startDockerd({ root: join(dir, 'docker') });
     },
     async close() {
+      hogs?.stop();
       await client.close().catch(() => undefined);
       await db.close().catch(() => undefined);
       await host.stop();
