@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command, Option } from 'commander';
 import { buildCli, resolveCommand } from '../client/cli';
+import { exitCodeFor } from '../client/exitCodes';
+import { ERROR_CODES } from '../lib/errors';
 
 const root = join(__dirname, '..');
 const readme = readFileSync(join(root, 'README.md'), 'utf8');
@@ -53,7 +55,8 @@ function findOption(command: Command, flag: string): Option | 'builtin' | undefi
 }
 
 /** One `snapflow …` invocation (the words after `snapflow`), parsed like commander would, against the tree. */
-function checkInvocation(program: Command, words: string[], where: string): string[] {
+function checkInvocation(program: Command, line: string[], where: string): string[] {
+  const words = line[0] === 'help' ? [...line.slice(1), '--help'] : line; // `help a b` is `a b --help`, as in main()
   const dash = words.indexOf('--');
   const own = dash === -1 ? words : words.slice(0, dash);
   const { command, path, rest } = resolveCommand(program, own);
@@ -157,7 +160,7 @@ export function checkReadme(text: string): string[] {
  * an option of the command it is written after or of one of its subcommands.
  */
 function checkInline(program: Command, text: string, where: string): string[] {
-  const [head = '', ...alternatives] = text.split(' / ');
+  const [head = '', ...alternatives] = text.replace(/^help /, '').split(' / ');
   const words = (part: string): string[] => shellWords(part.replace(/[[\]|]/g, ' ').replace(/…/g, ' '));
   const first = words(head)[0];
   if (!first || first.startsWith('-') || first.startsWith('<')) return checkFlags(program, words(text), where);
@@ -223,4 +226,14 @@ test('a renamed command, a renamed flag, a missing script or an unclosed fence i
   expect(checkReadme(`${readme}\n${fence}\n`)).toEqual(
     expect.arrayContaining([expect.stringContaining('does not close the block'), expect.stringContaining('never closed')]),
   );
+});
+
+test('every error code is in the exit-code table, in the row of the exit code the CLI gives it', () => {
+  const rows = [...readme.matchAll(/^\| (\d) \| [^|]+ \|([^\n]*)\|$/gm)].map(([, exit, codes = '']) => ({
+    exit: Number(exit),
+    codes: [...codes.matchAll(/`([A-Z_*]+)`/g)].map(([, c = '']) => new RegExp(`^${c.replace(/\*/g, '[A-Z_]+')}$`)),
+  }));
+  expect(rows.map((r) => r.exit)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  const misplaced = ERROR_CODES.filter((code) => !rows.find((r) => r.exit === exitCodeFor(code))?.codes.some((c) => c.test(code)));
+  expect(misplaced).toEqual([]);
 });
