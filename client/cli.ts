@@ -1,4 +1,4 @@
-// The snapflow CLI: thin, it calls the client. Every command takes --json.
+// The snapflow CLI: thin, it calls the client. Every command with a result takes --json (the result bare on stdout).
 // Start-up stays light (`snapflow --help` answers at once): the SDK, the database driver, the client and the
 // doctor load only when a command runs.
 import { randomUUID } from 'node:crypto';

@@ -84,7 +84,17 @@ export function registerGoldenCommands(program: Command, run: Run): void {
       run(
         o.json,
         (client) => client.golden.getConfig(o.workspace),
-        (c) => console.log(JSON.stringify(c, null, 2)),
+        (c) =>
+          console.log(
+            [
+              `golden config of ${c.workspace}`,
+              `  targets:  ${c.targets.map((t) => `${t.size}:${t.runtime}${t.machine ? ':vm' : ''}${t.base ? ` on ${t.base}` : ''}`).join(', ')}`,
+              `  repos:    ${c.repos.join(', ') || '—'}`,
+              `  skills:   ${c.embedSkills ? `embedded from ${c.skillsPath ?? '—'}` : 'not embedded'}`,
+              `  deps:     ${c.prebuildDeps ? `pre-built (fallback: ${c.depsFallbackCommand ?? 'none'})` : 'not pre-built'}`,
+              `  schedule: ${c.scheduleCron ? `${c.scheduleCron} ${c.scheduleTimeZone}${c.enabled ? '' : ' (paused)'}` : 'none'}`,
+            ].join('\n'),
+          ),
       ),
     );
 
