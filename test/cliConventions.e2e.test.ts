@@ -6,6 +6,11 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createDb } from '../db/client';
+import { workspaces } from '../db/access';
+import { snapshots } from '../db/schema';
+import { profileKey } from '../lib/presets';
+import { createTestDatabase } from './support/db';
 
 const bin = join(__dirname, '..', 'client', 'bin', 'snapflow.js');
 const SANDBOX_ID = '9b2f6a4e-1c7d-4f0e-9a53-2b8e6c1d0f47';
@@ -193,4 +198,41 @@ test('bash completion completes `snapflow …` and `npx snapflow …`, and leave
     env: { PATH: process.env.PATH ?? '', SCRIPT: script },
   });
   expect(registered.stdout).toBe('complete -F _snapflow snapflow\ncomplete -F _snapflow npx\n');
+});
+
+test('snapshot list: a table with a header, --limit with a note on stderr, --all, --json the bare array; Temporal is never reached', async () => {
+  const database = await createTestDatabase();
+  const handle = createDb(database.url);
+  try {
+    await handle.db.insert(workspaces).values({ id: 'pages', plan: 'free' });
+    const profile = profileKey({ runtime: 'codex', size: 'small' });
+    await handle.db.insert(snapshots).values(
+      ['agent-v1', 'agent-v2', 'agent-v3'].map((name, i) => ({
+        workspace: 'pages',
+        name,
+        kind: 'image' as const,
+        sourceImage: `registry.example/agent:v${i + 1}`,
+        runtime: 'codex' as const,
+        size: 'small',
+        profileKey: profile,
+        origin: 'user' as const,
+        createdAt: new Date(Date.UTC(2026, 0, i + 1)),
+      })),
+    );
+    const env = { DATABASE_URL: database.url, SNAPFLOW_WORKSPACE: 'pages' };
+    const limited = await cli(['snapshot', 'list', '--limit', '2'], env);
+    expect(limited).toMatchObject({ status: 0, stderr: 'showing 2 of 3 snapshots: use --limit 3 or --all for every one\n' });
+    expect(limited.stdout.split('\n').map((l) => l.split(/\s+/)[0])).toEqual(['NAME', 'agent-v3', 'agent-v2', '']);
+    expect(limited.stdout.split('\n')[0]).toMatch(/^NAME\s+STATUS\s+KIND\s+RUNTIME\s+SIZE\s+IMAGE$/);
+    const all = await cli(['snapshot', 'list', '--all', '--json'], env);
+    expect(all).toMatchObject({ status: 0, stderr: '' });
+    expect((JSON.parse(all.stdout) as Array<{ name: string }>).map((r) => r.name)).toEqual(['agent-v3', 'agent-v2', 'agent-v1']);
+    const jsonLimited = await cli(['snapshot', 'list', '--limit', '1', '--json'], env);
+    expect((JSON.parse(jsonLimited.stdout) as unknown[]).length).toBe(1);
+    expect(jsonLimited.stderr).toBe('showing 1 of 3 snapshots: use --limit 3 or --all for every one\n');
+    expect(temporal.connections).toBe(0);
+  } finally {
+    await handle.close();
+    await database.drop();
+  }
 });
