@@ -370,19 +370,32 @@ export interface SnapshotFilter {
   kind?: string;
 }
 
-/** The workspace's live snapshots, newest first (at most 1000). */
-export async function listSnapshots(db: Db, input: SnapshotFilter): Promise<Snapshot[]> {
+function snapshotFilters(input: SnapshotFilter): SQL[] {
   const filters: SQL[] = [eq(snapshots.workspace, input.workspace), ne(snapshots.status, 'deleted')];
   if (input.status) filters.push(sql`${snapshots.status}::text = ${input.status}`);
   if (input.runtime) filters.push(sql`${snapshots.runtime}::text = ${input.runtime}`);
   if (input.size) filters.push(eq(snapshots.size, input.size));
   if (input.kind) filters.push(sql`${snapshots.kind}::text = ${input.kind}`);
-  return db
+  return filters;
+}
+
+/** The workspace's live snapshots, newest first: the first `limit` of them, or every one without a limit. */
+export async function listSnapshots(db: Db, input: SnapshotFilter & { limit?: number }): Promise<Snapshot[]> {
+  const query = db
     .select()
     .from(snapshots)
-    .where(and(...filters))
-    .orderBy(desc(snapshots.createdAt))
-    .limit(1000);
+    .where(and(...snapshotFilters(input)))
+    .orderBy(desc(snapshots.createdAt), desc(snapshots.id));
+  return input.limit === undefined ? query : query.limit(input.limit);
+}
+
+/** How many live snapshots match the filter (what a limited list leaves out). */
+export async function countSnapshots(db: Db, input: SnapshotFilter): Promise<number> {
+  const [row] = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(snapshots)
+    .where(and(...snapshotFilters(input)));
+  return row?.n ?? 0;
 }
 
 /** A snapshot's events, oldest first. */

@@ -1,4 +1,4 @@
-// The snapflow CLI: thin, it calls the client. Every command takes --json.
+// The snapflow CLI: thin, it calls the client. Every command with a result takes --json (the result bare on stdout).
 // Start-up stays light (`snapflow --help` answers at once): the SDK, the database driver, the client and the
 // doctor load only when a command runs.
 import { randomUUID } from 'node:crypto';
@@ -9,6 +9,7 @@ import type { Check } from './doctor';
 import type { SnapflowClient } from './index';
 import { registerAgentCommands } from './cliAgents';
 import { registerCompletionCommand } from './cliCompletion';
+import { applyWorkspaceDefault, registerConfigCommands } from './cliConfig';
 import { registerGoldenCommands } from './cliGolden';
 import { registerSandboxCommands } from './cliSandboxes';
 import { registerWorkspaceCommands } from './cliWorkspaces';
@@ -17,8 +18,31 @@ import { EXIT, exitCodeFor } from './exitCodes';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
 
+/** Our own arguments: everything before a `--` (what follows belongs to the job). */
+const ownArgs = (argv: string[]): string[] => argv.slice(0, argv.includes('--') ? argv.indexOf('--') : undefined);
+
 /** With --json (before any `--`), stdout carries only the result and stderr only the failure, both as JSON. */
-const jsonMode = (argv: string[]): boolean => argv.slice(0, argv.includes('--') ? argv.indexOf('--') : undefined).includes('--json');
+const jsonMode = (argv: string[]): boolean => ownArgs(argv).includes('--json');
+
+/** What the parsed command line says beyond a command's own options: `--as <user>` (or `--as=user`) before any `--`. */
+const invocation: { actor?: string } = {};
+
+/**
+ * The command a line names: the longest run of leading words that are subcommands (flags skipped), and the words
+ * left over. `snapflow help snapshot create` and the docs test resolve commands with it, without running anything.
+ */
+export function resolveCommand(program: Command, words: string[]): { command: Command; path: string[]; rest: string[] } {
+  let command = program;
+  const path: string[] = [];
+  const rest = [...words];
+  while (rest.length) {
+    const next = command.commands.find((c) => c.name() === rest[0] || c.aliases().includes(rest[0]!));
+    if (!next) break;
+    command = next;
+    path.push(rest.shift()!);
+  }
+  return { command, path, rest };
+}
 
 function printChecks(checks: Check[], json: boolean): void {
   if (json) return console.log(JSON.stringify({ ok: checks.every((c) => c.status !== 'fail'), checks }, null, 2));
@@ -41,26 +65,33 @@ async function printError(err: unknown, json: boolean): Promise<void> {
   process.exitCode = exitCodeFor(failure.code);
 }
 
-/** A usage error commander found (missing or unknown option or argument): exit 2, with --json as a typed failure. */
-function printUsageError(err: CommanderError, json: boolean): void {
+/** A usage error commander found (unknown command or option, missing argument): one line and a hint, exit 2. */
+function printUsageError(err: CommanderError, argv: string[], json: boolean): void {
   process.exitCode = EXIT.usage;
-  if (!json) return; // commander has printed it, with the help
+  const words = ownArgs(argv.slice(2)).filter((w) => !w.startsWith('-'));
+  const { path } = resolveCommand(buildCli([]), words);
+  const hint = `see \`${['snapflow', ...path].join(' ')} --help\``;
+  if (!json) {
+    // commander has printed its line (and a "Did you mean …?"); `snapflow host` alone printed its help instead
+    if (err.code !== 'commander.help') console.error(`  hint: ${hint}`);
+    return;
+  }
   const message = err.code === 'commander.help' ? 'a subcommand is required' : err.message.replace(/^error: /, '');
   const name = /(?:option|argument) '(?:--)?([a-z][\w-]*)/i.exec(message)?.[1];
   const field = name?.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-  console.error(
-    JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint: 'see `snapflow <command> --help`' }, null, 2),
-  );
+  console.error(JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint }, null, 2));
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
   const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
-  // `--as <user>` (anywhere on the line) overrides SNAPFLOW_ACTOR for this command.
-  const at = process.argv.indexOf('--as');
-  const env = at > 0 && process.argv[at + 1] ? { ...process.env, SNAPFLOW_ACTOR: process.argv[at + 1] } : process.env;
-  const client = await SnapflowClient.connect(loadConfig(env));
+  // `--as <user>` (as commander parsed it: `--as=user` too, never a word after `--`) overrides SNAPFLOW_ACTOR.
+  const env = invocation.actor ? { ...process.env, SNAPFLOW_ACTOR: invocation.actor } : process.env;
+  // Connects on the first Temporal call: a command's input is validated before anything is reached.
+  const client = SnapflowClient.lazy(loadConfig(env));
   try {
     return await work(client);
+  } catch (err) {
+    throw client.connectFailure ?? err;
   } finally {
     await client.close();
   }
@@ -97,12 +128,16 @@ export function buildCli(argv: string[] = process.argv): Command {
   const program = new Command('snapflow')
     .description('Sandbox snapshots on Temporal')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .showHelpAfterError()
+    .showSuggestionAfterError()
     .exitOverride()
     .configureOutput(json ? { writeErr: () => undefined, outputError: () => undefined } : {})
     .option('--as <user>', 'act as this user (default SNAPFLOW_ACTOR)');
-  // .env is read once a command runs, not for --help.
-  program.hook('preAction', async () => (await import('../lib/config')).loadDotEnv());
+  // .env is read once a command runs, not for --help; then the actor and the default workspace, before connecting.
+  program.hook('preAction', async (root, action) => {
+    (await import('../lib/config')).loadDotEnv();
+    invocation.actor = (root.opts() as { as?: string }).as;
+    await applyWorkspaceDefault(action);
+  });
 
   program
     .command('doctor')
@@ -157,20 +192,29 @@ export function buildCli(argv: string[] = process.argv): Command {
   registerSandboxCommands(program, run);
   registerWorkspaceCommands(program, run);
   registerAgentCommands(program, run);
+  registerConfigCommands(program);
   registerCompletionCommand(program);
 
   return program;
 }
 
+/** `help a b` is `a b --help` (commander's own help command only looks one word deep). */
+function expandHelp(argv: string[]): string[] {
+  const [node = 'node', script = 'snapflow', first, ...rest] = argv;
+  if (first !== 'help') return argv;
+  return [node, script, ...rest.filter((w) => w !== '--help' && w !== '-h'), '--help'];
+}
+
 export function main(argv: string[] = process.argv): void {
   const json = jsonMode(argv);
-  buildCli(argv)
-    .parseAsync(argv)
+  const args = expandHelp(argv);
+  buildCli(args)
+    .parseAsync(args)
     .catch(async (err: unknown) => {
       if (err instanceof CommanderError) {
         // --help and --version end here with 0; `snapflow host` alone prints its help and is a usage error.
         if (err.exitCode === 0) process.exitCode = EXIT.ok;
-        else printUsageError(err, json);
+        else printUsageError(err, args, json);
         return;
       }
       await printError(err, json);

@@ -3,7 +3,9 @@ import type { Command } from 'commander';
 import { wholeNumber } from '../lib/validation/numbers';
 import type { RolloutResult, RolloutStatus } from '../workflows';
 import { EXIT } from './exitCodes';
+import { workspaceOption } from './cliConfig';
 import type { Run } from './cliRun';
+import { printTable } from './cliTable';
 
 type Ref = { workspace: string; snapshot: string; json?: boolean };
 
@@ -32,7 +34,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
   agent
     .command('create')
     .description('create an agent on an active snapshot of the workspace (or a system one)')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .requiredOption('--name <name>', 'agent name, e.g. support-bot')
     .requiredOption('--snapshot <name>', 'snapshot it runs on')
     .option(
@@ -52,17 +54,22 @@ export function registerAgentCommands(program: Command, run: Run): void {
   agent
     .command('list')
     .description('agents of a workspace and the snapshot each runs on')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.agents.list({ workspace: o.workspace }),
         (rows) =>
-          rows.forEach((a) =>
-            console.log(
-              `${a.name.padEnd(24)} ${a.snapshotName} (${a.snapshotId})${a.previousSnapshotId ? `  (was ${a.previousSnapshotName ?? ''} (${a.previousSnapshotId}))` : ''}`,
-            ),
+          printTable(
+            ['AGENT', 'SNAPSHOT', 'SNAPSHOT ID', 'PREVIOUS'],
+            rows.map((a) => [
+              a.name,
+              a.snapshotName,
+              a.snapshotId,
+              a.previousSnapshotId ? `${a.previousSnapshotName ?? ''} (${a.previousSnapshotId})` : '',
+            ]),
+            `no agents in ${o.workspace}`,
           ),
       ),
     );
@@ -70,7 +77,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
   agent
     .command('rollout')
     .description('move agents to a snapshot: the canary first, then batches once it is healthy')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .requiredOption('--snapshot <name>', 'snapshot to roll out')
     .option('--agents <names>', 'comma-separated agent names, in rollout order (the first are the canary)')
     .option('--all', 'every agent of the workspace')
@@ -119,9 +126,9 @@ export function registerAgentCommands(program: Command, run: Run): void {
             const progress =
               o.wait && !o.json
                 ? (s: RolloutStatus) =>
-                    console.log(`… ${s.phase}${s.paused ? ' (paused)' : ''}: ${s.moved.length} moved, ${s.pending.length} pending`)
+                    console.error(`… ${s.phase}${s.paused ? ' (paused)' : ''}: ${s.moved.length} moved, ${s.pending.length} pending`)
                 : undefined;
-            if (!o.json) console.log(`started rollout ${started.workflowId}\n  ${client.uiLink(started.workflowId, started.runId)}`);
+            if (!o.json) console.error(`started rollout ${started.workflowId}\n  ${client.uiLink(started.workflowId, started.runId)}`);
             return { ...started, result: o.wait ? await client.agents.wait(o, progress) : undefined };
           },
           (r) => {
@@ -135,7 +142,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
   agent
     .command('rollout-status')
     .description('phase, canary, moved and pending agents of a rollout')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .requiredOption('--snapshot <name>', 'snapshot being rolled out')
     .option('--json', 'machine-readable output')
     .action(async (o: Ref) =>
@@ -154,7 +161,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
     agent
       .command(verb)
       .description(help)
-      .requiredOption('--workspace <id>', 'workspace id')
+      .addOption(workspaceOption())
       .requiredOption('--snapshot <name>', 'snapshot being rolled out')
       .option('--reason <text>', 'why, for the status and the audit trail')
       .option('--json', 'machine-readable output')
@@ -170,7 +177,7 @@ export function registerAgentCommands(program: Command, run: Run): void {
   agent
     .command('health')
     .description("report a canary agent's health on the new snapshot")
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .requiredOption('--snapshot <name>', 'snapshot being rolled out')
     .requiredOption('--agent <name>', 'the canary agent')
     .option('--ok', 'the agent is healthy')

@@ -22,7 +22,7 @@ function bash(nodes: Node[]): string {
   const cases = nodes.map(
     (n) => `    ${single(n.path)}) echo ${single([...n.commands.map((c) => c.name), ...n.options.map((o) => o.flag)].join(' '))} ;;`,
   );
-  return `# snapflow bash completion: eval "$(snapflow completion bash)"
+  return `# snapflow bash completion: eval "$(snapflow completion bash)"; completes \`snapflow …\` and \`npx snapflow …\`
 _snapflow_words() {
   case "$1" in
 ${cases.join('\n')}
@@ -30,15 +30,24 @@ ${cases.join('\n')}
   esac
 }
 _snapflow() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" cmdpath=snapflow w i
-  for ((i = 1; i < COMP_CWORD; i++)); do
+  local cur="\${COMP_WORDS[COMP_CWORD]}" cmdpath=snapflow first=1 w i
+  if [[ "\${COMP_WORDS[0]##*/}" == npx ]]; then
+    # npx: only \`npx snapflow …\` is ours; anything else keeps the shell's file names
+    if ((COMP_CWORD == 1)); then COMPREPLY=($(compgen -W snapflow -- "$cur")); return 0; fi
+    [[ "\${COMP_WORDS[1]}" == snapflow ]] || { COMPREPLY=(); compopt -o default 2>/dev/null; return 0; }
+    first=2
+  fi
+  for ((i = first; i < COMP_CWORD; i++)); do
     w="\${COMP_WORDS[i]}"
+    # after \`--\` the words are the job's command: nothing of ours to offer
+    [[ "$w" == -- ]] && { COMPREPLY=(); compopt -o default 2>/dev/null; return 0; }
     case "$w" in -*) continue ;; esac
     _snapflow_words "$cmdpath $w" >/dev/null && cmdpath="$cmdpath $w"
   done
   COMPREPLY=($(compgen -W "$(_snapflow_words "$cmdpath")" -- "$cur"))
 }
 complete -F _snapflow snapflow
+complete -F _snapflow npx
 `;
 }
 
@@ -58,9 +67,15 @@ _snapflow_options=(
 ${options.join('\n')}
 )
 _snapflow() {
-  local cmdpath=snapflow key w i
-  for ((i = 2; i < CURRENT; i++)); do
+  local cmdpath=snapflow key w i first=2
+  if [[ \${words[1]:t} == npx ]]; then
+    (( CURRENT == 2 )) && { compadd -- snapflow; return }
+    [[ \${words[2]} == snapflow ]] || { _files; return }
+    first=3
+  fi
+  for ((i = first; i < CURRENT; i++)); do
     w=\${words[i]}
+    [[ $w == -- ]] && { _files; return }
     [[ $w == -* ]] && continue
     key="$cmdpath $w"
     (( \${+_snapflow_options[$key]} )) && cmdpath=$key
@@ -73,7 +88,7 @@ _snapflow() {
     _describe 'command' subcommands
   fi
 }
-compdef _snapflow snapflow
+compdef _snapflow snapflow npx
 `;
 }
 

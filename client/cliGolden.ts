@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { SYSTEM_SCOPE } from '../lib/ids';
 import type { Runtime } from '../lib/presets';
 import { followSteps } from './cliProgress';
+import { workspaceOption } from './cliConfig';
 import type { Run } from './cliRun';
 
-const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 export function registerGoldenCommands(program: Command, run: Run): void {
@@ -15,7 +15,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
   config
     .command('set')
     .description('store the config and create/update/pause its daily Temporal Schedule')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--repo <url-or-path>', 'repository to preload (repeatable)', collect)
     .option('--embed-skills', 'copy the skills directory into the image')
     .option('--skills-path <dir>', 'skills directory on the host workers')
@@ -78,20 +78,30 @@ export function registerGoldenCommands(program: Command, run: Run): void {
   config
     .command('get')
     .description('the stored config of a workspace')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.golden.getConfig(o.workspace),
-        (c) => console.log(JSON.stringify(c, null, 2)),
+        (c) =>
+          console.log(
+            [
+              `golden config of ${c.workspace}`,
+              `  targets:  ${c.targets.map((t) => `${t.size}:${t.runtime}${t.machine ? ':vm' : ''}${t.base ? ` on ${t.base}` : ''}`).join(', ')}`,
+              `  repos:    ${c.repos.join(', ') || '—'}`,
+              `  skills:   ${c.embedSkills ? `embedded from ${c.skillsPath ?? '—'}` : 'not embedded'}`,
+              `  deps:     ${c.prebuildDeps ? `pre-built (fallback: ${c.depsFallbackCommand ?? 'none'})` : 'not pre-built'}`,
+              `  schedule: ${c.scheduleCron ? `${c.scheduleCron} ${c.scheduleTimeZone}${c.enabled ? '' : ' (paused)'}` : 'none'}`,
+            ].join('\n'),
+          ),
       ),
     );
 
   golden
     .command('build')
     .description('build now (joins a build already running for the workspace)')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--wait', 'follow each step (sandbox → preload → commit and verify → upload → cache) until the result')
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; wait?: boolean; json?: boolean }) =>
@@ -102,11 +112,11 @@ export function registerGoldenCommands(program: Command, run: Run): void {
           const uiLink = client.uiLink(started.workflowId);
           if (!o.wait) return { ...started, uiLink, result: undefined };
           // The link first, then each step as the workflow reaches it (nothing but the result with --json).
-          if (!o.json) console.log(`${started.joined ? 'joined the running build' : 'started build'} ${started.workflowId}\n  ${uiLink}`);
+          if (!o.json) console.error(`${started.joined ? 'joined the running build' : 'started build'} ${started.workflowId}\n  ${uiLink}`);
           const waiting = client.golden.waitForBuild(started.workflowId);
           const result = o.json
             ? await waiting
-            : await followSteps(client, started.workflowId, waiting, (step) => console.log(`  … ${step}`));
+            : await followSteps(client, started.workflowId, waiting, (step) => console.error(`  … ${step}`));
           return { ...started, uiLink, result };
         },
         (r) => {
@@ -122,7 +132,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
   golden
     .command('set-default <name>')
     .description('make a golden snapshot the default for its size/profile (compare-and-set)')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--reason <text>', 'why, for the history')
     .option('--expect-version <n>', 'apply only if the default is still at this version (CONFLICT otherwise)', (v) => Number(v))
     .option('--json', 'machine-readable output')
@@ -137,7 +147,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
   golden
     .command('rollback')
     .description('return the default of a size/profile to the snapshot it replaced')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .requiredOption('--size <size>', 'small | medium | large')
     .requiredOption('--runtime <runtime>', 'codex | pi')
     .option('--base <snapshot>', 'the image snapshot the defaults were built on (default: the built-in base)')
@@ -156,7 +166,7 @@ export function registerGoldenCommands(program: Command, run: Run): void {
   golden
     .command('schedule')
     .description('next runs of the daily build and recent results')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(

@@ -2,7 +2,10 @@
 import type { Command } from 'commander';
 import type { RestoreDecision } from '../lib/restoreOrder';
 import type { CreateSandboxInput } from './sandboxes';
+import type { SandboxStatus } from '../workflows/contracts/sandbox';
+import { printTable } from './cliTable';
 import { jobExitCode } from './exitCodes';
+import { workspaceOption } from './cliConfig';
 import type { Run } from './cliRun';
 
 const named = (id: string, name?: string): string => (name ? `${name} (${id})` : id);
@@ -24,13 +27,27 @@ function explain(d: RestoreDecision): string {
   return [`starts from: ${chosen}`, ...base, ...d.skipped.map((s) => `  skipped ${s.step}: ${s.reason} — ${s.detail}`)].join('\n');
 }
 
+/** `sandbox status` for a person: one fact a line (`--json` has the whole object). */
+function describeStatus(s: SandboxStatus): string {
+  const when = (ms: number): string => new Date(ms).toISOString();
+  return [
+    `sandbox ${s.sandboxId}: ${s.state}${s.hostId ? ` on ${s.hostId}` : ''}${s.machines ? ' (vm)' : ''}`,
+    `  jobs:    ${s.jobs}${s.currentJob ? `, running job ${s.currentJob.sequence}: ${s.currentJob.command.join(' ')}` : ''}`,
+    `  session: ${s.latestSessionSnapshotId ?? 'none yet'}`,
+    ...(s.lastSession?.sessionError ? [`  last save failed (job ${s.lastSession.sequence}): ${s.lastSession.sessionError}`] : []),
+    ...(s.startedAt ? [`  running since ${when(s.startedAt)}`] : []),
+    ...(s.lastStart ? [`  started from ${startedFrom(s.lastStart)}`] : []),
+    ...(s.lastStop ? [`  stopped on its own: ${s.lastStop.reason} at ${when(s.lastStop.at)}`] : []),
+  ].join('\n');
+}
+
 export function registerSandboxCommands(program: Command, run: Run): void {
   const sandbox = program.command('sandbox').description('sandboxes: one entity workflow each; jobs, session snapshots, promote');
 
   sandbox
     .command('create')
     .description('create a sandbox; it starts by the restore order (pinned golden → workspace default → system default → base)')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--agent <name>', "start from this agent's image snapshot and run its entrypoint (follows the agent's rollouts)")
     .option('--snapshot <name>', 'start from this image snapshot and run its entrypoint')
     .option('--class <class>', 'vm | container (snapshots exist only for vm)', 'vm')
@@ -100,8 +117,9 @@ export function registerSandboxCommands(program: Command, run: Run): void {
                   onOutput: (c) => (c.stream === 'stdout' ? process.stdout : process.stderr).write(c.data),
                 },
           ),
+        // The summary is not the job's output: on stderr, so `sandbox run … | jq` reads only what the job wrote.
         (r) => {
-          console.log(
+          console.error(
             `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionPending ? '; saving its session' : ''}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
           );
         },
@@ -132,22 +150,24 @@ export function registerSandboxCommands(program: Command, run: Run): void {
       run(
         o.json,
         (client) => client.sandboxes.status(id),
-        (s) => console.log(JSON.stringify(s, null, 2)),
+        (s) => console.log(describeStatus(s)),
       ),
     );
 
   sandbox
     .command('list')
     .description('sandboxes in a workspace')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.sandboxes.list(o.workspace),
         (rows) =>
-          rows.forEach((r) =>
-            console.log(`${r.id} ${r.state.padEnd(12)} ${r.class.padEnd(9)} ${r.size.padEnd(7)} ${r.runtime.padEnd(6)} ${r.hostId ?? ''}`),
+          printTable(
+            ['ID', 'STATE', 'CLASS', 'SIZE', 'RUNTIME', 'HOST'],
+            rows.map((r) => [r.id, r.state, r.class, r.size, r.runtime, r.hostId]),
+            `no sandboxes in ${o.workspace}`,
           ),
       ),
     );
@@ -168,7 +188,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
   issue
     .command('pin <issue> <snapshot>')
     .description("start the issue's sandboxes from this golden snapshot")
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (key: string, snapshot: string, o: { workspace: string; json?: boolean }) =>
       run(
@@ -180,7 +200,7 @@ export function registerSandboxCommands(program: Command, run: Run): void {
   issue
     .command('unpin <issue>')
     .description("let the issue's sandboxes start by the usual restore order again")
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (key: string, o: { workspace: string; json?: boolean }) =>
       run(

@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { wholeNumber } from '../lib/validation/numbers';
 import type { Snapshot } from '../catalog/snapshots';
 import { SYSTEM_SCOPE } from '../lib/ids';
+import { workspaceOption } from './cliConfig';
 import type { Run } from './cliRun';
-
-const workspaceOption = ['--workspace <id>', 'workspace id (or "system")', SYSTEM_SCOPE] as const;
+import { printTable } from './cliTable';
 
 function row(s: Snapshot): string {
   const error = s.status === 'failed' ? `  ${s.errorCode}: ${s.errorMessage}` : '';
@@ -41,7 +41,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option('--entrypoint <path>', 'entrypoint inside the image', '/app/start.sh')
     .requiredOption('--runtime <runtime>', 'codex | pi')
     .requiredOption('--size <size>', 'small | medium | large')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--allow-floating-tag', 'accept `latest` or no tag (not recommended: tags should be stable)')
     .option('--replace', 'if the name exists with another spec, create the next version and move defaults, pins and agents to it')
     .option('--rollout', "with --replace: move the old snapshot's agents by a canary rollout instead of all at once")
@@ -81,10 +81,10 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
           });
           const link = created.workflowId ? client.uiLink(created.workflowId) : undefined;
           if (!o.wait) return { ...created, uiLink: link };
-          if (!o.json) console.log(`${created.reused ? 'reusing' : 'creating'} ${created.name} (${created.snapshotId}) — ${link}`);
+          if (!o.json) console.error(`${created.reused ? 'reusing' : 'creating'} ${created.name} (${created.snapshotId}) — ${link}`);
           const result = await client.snapshots.wait(
             created,
-            o.json ? undefined : (step, message) => console.log(`  … ${step}: ${message}`),
+            o.json ? undefined : (step, message) => console.error(`  … ${step}: ${message}`),
           );
           return { ...created, ...result, uiLink: link };
         },
@@ -107,28 +107,57 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
   snapshot
     .command('list')
     .description('snapshots in a workspace')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--status <status>', 'pending | active | failed | deleting')
     .option('--runtime <runtime>', 'codex | pi')
     .option('--size <size>', 'small | medium | large')
     .option('--kind <kind>', 'image | session | golden')
-    .option('--json', 'machine-readable output')
-    .action(async (o: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string; json?: boolean }) =>
-      run(
-        o.json,
-        (client) => client.snapshots.list(o),
-        (rows) => {
-          if (rows.length === 0) return console.log(`no snapshots in ${o.workspace}`);
-          console.log(`${'NAME'.padEnd(28)} ${'STATUS'.padEnd(8)} ${'KIND'.padEnd(7)} ${'RUNTIME'.padEnd(6)} ${'SIZE'.padEnd(7)} IMAGE`);
-          for (const s of rows) console.log(row(s));
-        },
-      ),
+    .option('--limit <n>', 'show at most this many, newest first', wholeNumber, 100)
+    .option('--all', 'show every one (no limit)')
+    .option('--json', 'machine-readable output: the array of snapshots')
+    .action(
+      async (o: {
+        workspace: string;
+        status?: string;
+        runtime?: string;
+        size?: string;
+        kind?: string;
+        limit: number;
+        all?: boolean;
+        json?: boolean;
+      }) =>
+        run(
+          o.json,
+          async (client) => {
+            const { limit, all, json: _json, ...filter } = o;
+            const page = await client.snapshots.page({ ...filter, limit: all ? undefined : limit });
+            // The note goes to stderr, so the array on stdout stays what jq reads.
+            if (page.total > page.snapshots.length)
+              console.error(
+                `showing ${page.snapshots.length} of ${page.total} snapshots: use --limit ${page.total} or --all for every one`,
+              );
+            return page.snapshots;
+          },
+          (rows) =>
+            printTable(
+              ['NAME', 'STATUS', 'KIND', 'RUNTIME', 'SIZE', 'IMAGE'],
+              rows.map((s) => [
+                s.name,
+                s.status,
+                s.kind,
+                s.runtime,
+                s.size,
+                `${s.sourceImage ?? ''}${s.status === 'failed' ? `  ${s.errorCode}: ${s.errorMessage}` : ''}`,
+              ]),
+              `no snapshots in ${o.workspace}`,
+            ),
+        ),
     );
 
   snapshot
     .command('get <name>')
     .description('one snapshot with its events, failure reason and Temporal UI link')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; json?: boolean }) =>
       run(
@@ -147,7 +176,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
   snapshot
     .command('delete <name>')
     .description('delete a snapshot and its stored image; refused while a default, pin or sandbox uses it')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; json?: boolean }) =>
       run(
@@ -161,7 +190,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .command('prune')
     .description('list snapshots unused for a while; deletes them only with --yes')
     .requiredOption('--unused-for <days>', 'e.g. 14d', (v) => wholeNumber(v.replace(/d$/, '')))
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--yes', 'really delete them (default: dry run)')
     .option('--json', 'machine-readable output')
     .action(async (o: { unusedFor: number; workspace: string; yes?: boolean; json?: boolean }) =>
@@ -194,7 +223,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .command('connect')
     .description('connect the workspace to a GitHub App installation (validated before it is stored)')
     .requiredOption('--installation-id <n>', 'GitHub App installation id', wholeNumber)
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (o: { installationId: number; workspace: string; json?: boolean }) =>
       run(o.json, (client) => client.validateGithub({ workspace: o.workspace, installationId: o.installationId }), connection),
@@ -206,7 +235,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     github
       .command(name)
       .description(description)
-      .option(...workspaceOption)
+      .addOption(workspaceOption(SYSTEM_SCOPE))
       .option('--json', 'machine-readable output')
       .action(async (o: { workspace: string; json?: boolean }) =>
         run(o.json, (client) => client.validateGithub({ workspace: o.workspace }), connection),
@@ -215,7 +244,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
   github
     .command('status')
     .description('the stored connection, without calling GitHub')
-    .option(...workspaceOption)
+    .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(

@@ -1,6 +1,8 @@
 // `snapflow workspace …` and `snapflow member …`: who may do what. Thin over the client.
 import type { Command } from 'commander';
+import { workspaceOption } from './cliConfig';
 import type { Run } from './cliRun';
+import { printTable } from './cliTable';
 
 export function registerWorkspaceCommands(program: Command, run: Run): void {
   const workspace = program.command('workspace').description('workspaces and their plan (operators create them)');
@@ -75,7 +77,12 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
       run(
         o.json,
         (c) => c.workspaces.list(),
-        (rows) => rows.forEach((w) => console.log(`${w.id.padEnd(30)} ${w.plan}`)),
+        (rows) =>
+          printTable(
+            ['WORKSPACE', 'PLAN'],
+            rows.map((w) => [w.id, w.plan]),
+            'no workspaces',
+          ),
       ),
     );
   workspace
@@ -88,10 +95,10 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
         o.json,
         (c) => c.workspaces.audit(id, o.limit),
         (rows) =>
-          rows.forEach((e) =>
-            console.log(
-              `${e.createdAt.toISOString()} ${e.decision.padEnd(7)} ${e.actor} ${e.action} ${e.target ?? ''}${e.decision === 'denied' ? ` — ${e.reason}` : ''}`,
-            ),
+          printTable(
+            ['TIME', 'DECISION', 'ACTOR', 'ACTION', 'TARGET', 'REASON'],
+            rows.map((e) => [e.createdAt.toISOString(), e.decision, e.actor, e.action, e.target, e.decision === 'denied' ? e.reason : '']),
+            `no audit entries for ${id}`,
           ),
       ),
     );
@@ -100,7 +107,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   member
     .command('add <user>')
     .description('add a member, or change their role')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--role <role>', 'admin | member', 'member')
     .option('--json', 'machine-readable output')
     .action(async (user: string, o: { workspace: string; role: string; json?: boolean }) =>
@@ -113,7 +120,7 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   member
     .command('remove <user>')
     .description('remove a member from the workspace')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (user: string, o: { workspace: string; json?: boolean }) =>
       run(
@@ -125,13 +132,18 @@ export function registerWorkspaceCommands(program: Command, run: Run): void {
   member
     .command('list')
     .description('members of a workspace and their role')
-    .requiredOption('--workspace <id>', 'workspace id')
+    .addOption(workspaceOption())
     .option('--json', 'machine-readable output')
     .action(async (o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
         (c) => c.workspaces.members(o.workspace),
-        (rows) => rows.forEach((m) => console.log(`${m.userId.padEnd(30)} ${m.role}`)),
+        (rows) =>
+          printTable(
+            ['USER', 'ROLE'],
+            rows.map((m) => [m.userId, m.role]),
+            `no members in ${o.workspace}`,
+          ),
       ),
     );
 }

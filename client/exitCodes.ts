@@ -25,6 +25,8 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   GOLDEN_STORAGE_NOT_CONFIGURED: EXIT.usage,
   GITHUB_APP_NOT_CONFIGURED: EXIT.usage,
   SKILLS_NOT_CONFIGURED: EXIT.usage,
+  // The image's files do not fit the size's guest: a larger size or a smaller image, not a retry.
+  IMAGE_TOO_LARGE: EXIT.usage,
   PERMISSION_DENIED: EXIT.denied,
   PLAN_REQUIRED: EXIT.denied,
   REGISTRY_AUTH_FAILED: EXIT.denied,

@@ -1,5 +1,6 @@
 // The typed client services use to start and await snapflow workflows.
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { InterceptingCall, status as grpcStatus, type Interceptor } from '@grpc/grpc-js';
+import { Client, Connection, WorkflowFailedError, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { HostFacts } from '../lib/hosts';
 import { readConnection, type ConnectionState } from '../catalog/connections';
@@ -41,6 +42,15 @@ function checkInstallationId(id: unknown): number | undefined {
   return id;
 }
 
+function temporalUnavailable(config: Config, err: unknown): SnapflowError {
+  return new SnapflowError({
+    code: 'TEMPORAL_UNAVAILABLE',
+    field: 'TEMPORAL_ADDRESS',
+    message: `Temporal is not reachable at ${config.temporal.address}: ${(err as Error).message}`,
+    hint: 'start the stack with `npm start`, or point TEMPORAL_ADDRESS at your cluster',
+  });
+}
+
 export class SnapflowClient {
   private database?: DbHandle;
   /** A client made by `as()`: the connection and pool belong to the client it came from. */
@@ -57,6 +67,9 @@ export class SnapflowClient {
     private readonly config: Config,
   ) {}
 
+  /** Set when a lazy client's first call found Temporal unreachable: the typed error to report instead. */
+  connectFailure?: SnapflowError;
+
   static async connect(config: Config, options: { connectTimeout?: Duration } = {}): Promise<SnapflowClient> {
     let connection: Connection;
     try {
@@ -65,13 +78,45 @@ export class SnapflowClient {
         connectTimeout: options.connectTimeout ?? '5 seconds',
       });
     } catch (err) {
-      throw new SnapflowError({
-        code: 'TEMPORAL_UNAVAILABLE',
-        field: 'TEMPORAL_ADDRESS',
-        message: `Temporal is not reachable at ${config.temporal.address}: ${(err as Error).message}`,
-        hint: 'start the stack with `npm start`, or point TEMPORAL_ADDRESS at your cluster',
-      });
+      throw temporalUnavailable(config, err);
     }
+    return SnapflowClient.on(connection, config);
+  }
+
+  /**
+   * A client that connects to Temporal on its first call, not before: input is validated (and the catalog read)
+   * first, so a bad argument is answered at once even with Temporal down. If connecting fails, every call fails
+   * and `connectFailure` holds the TEMPORAL_UNAVAILABLE error to report.
+   */
+  static lazy(config: Config, options: { connectTimeout?: Duration } = {}): SnapflowClient {
+    let ready: Promise<void> | undefined;
+    const ensure = (): Promise<void> =>
+      (ready ??= connection.ensureConnected().catch((err: unknown) => {
+        client.connectFailure = temporalUnavailable(config, err);
+        throw client.connectFailure;
+      }));
+    // Outermost, so a failed connect is answered once instead of through the SDK's retries; the connect's own
+    // GetSystemInfo call passes straight through.
+    const connectFirst: Interceptor = (callOptions, next) =>
+      callOptions.method_definition.path.endsWith('/GetSystemInfo')
+        ? new InterceptingCall(next(callOptions))
+        : new InterceptingCall(next(callOptions), {
+            start: (metadata, listener, start) =>
+              void ensure().then(
+                () => start(metadata, listener),
+                (err: Error) => listener.onReceiveStatus?.({ code: grpcStatus.UNAVAILABLE, details: err.message, metadata }),
+              ),
+          });
+    const connection = Connection.lazy({
+      ...config.temporal.connection.options,
+      connectTimeout: options.connectTimeout ?? '5 seconds',
+      interceptors: [connectFirst, makeGrpcRetryInterceptor(defaultGrpcRetryOptions())],
+    });
+    const client = SnapflowClient.on(connection, config);
+    return client;
+  }
+
+  private static on(connection: Connection, config: Config): SnapflowClient {
     // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
     const dataConverter = payloadDataConverter(config.payloadKey);
     return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);

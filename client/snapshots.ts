@@ -12,6 +12,7 @@ import {
   listSnapshotEvents,
   listSnapshotSteps,
   listSnapshots,
+  countSnapshots,
   sameSpec,
   snapshotNames,
   type Snapshot,
@@ -70,6 +71,17 @@ function filter(field: string, value: unknown, choices: readonly string[]): stri
   if (!choices.includes(text)) throw validationError(field, `${field} ${quoteInput(text)} is not one of them`, hint);
   return text;
 }
+/** A page size: a whole number from 1 (a list with no limit is asked for by leaving it out). */
+function checkLimit(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    throw validationError(
+      'limit',
+      `limit ${typeof value === 'number' ? String(value) : `of type ${typeof value}`} is not a whole number ≥ 1`,
+      'e.g. --limit 50, or --all for every one',
+    );
+  return value;
+}
+
 /** Prune looks back at most this far: a bigger number is a typo, and overflows the database's interval. */
 const MAX_UNUSED_DAYS = 36_500;
 
@@ -224,14 +236,30 @@ export class SnapshotClient {
     return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
   }
 
+  /** The workspace's live snapshots, newest first (every one; `page` for a limited list with the total). */
   async list(input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }): Promise<Snapshot[]> {
+    return (await this.page(input)).snapshots;
+  }
+
+  /** The first `limit` live snapshots, newest first, and how many match in all (no limit: every one). */
+  async page(input: {
+    workspace: string;
+    status?: string;
+    runtime?: string;
+    size?: string;
+    kind?: string;
+    limit?: number;
+  }): Promise<{ snapshots: Snapshot[]; total: number }> {
     const workspace = validateField('workspace', input.workspace);
     const status = filter('status', input.status, SNAPSHOT_STATUSES);
     const runtime = input.runtime === undefined ? undefined : validateField('runtime', input.runtime);
     const size = input.size === undefined ? undefined : validateField('size', input.size);
     const kind = filter('kind', input.kind, SNAPSHOT_KINDS);
+    const limit = input.limit === undefined ? undefined : checkLimit(input.limit);
     await this.can(workspace, 'snapshot.read');
-    return listSnapshots(this.db, { workspace, status, runtime, size, kind });
+    const where = { workspace, status, runtime, size, kind };
+    const rows = await listSnapshots(this.db, { ...where, limit });
+    return { snapshots: rows, total: limit === undefined || rows.length < limit ? rows.length : await countSnapshots(this.db, where) };
   }
 
   /** Refused (CONFLICT, naming each user) while a default, a pin or a sandbox uses it; removes the stored image. */

@@ -24,6 +24,7 @@ import {
   type ManagedProcess,
 } from './stack';
 import { superviseWorker, type SupervisedWorker } from './supervisor';
+import { SOURCE_REGISTRY_PORT, ensureDemoAgentImage } from './demoImage';
 
 const dataDir = join(projectRoot, '.data');
 const envFile = join(projectRoot, '.env');
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
     assertPortFree(temporalPort, 'Temporal'),
     assertPortFree(uiPort, 'Temporal UI'),
     registryPort ? assertPortFree(registryPort, 'snapshot storage') : undefined,
+    assertPortFree(SOURCE_REGISTRY_PORT, 'source registry'),
   ]);
 
   const started: ManagedProcess[] = [];
@@ -157,6 +159,8 @@ async function main(): Promise<void> {
             password: storage.password,
           }).then(track)
         : undefined,
+      // Images come from a registry other than snapshot storage: a public one on loopback, for the tour's image.
+      startRegistry({ dir: join(dataDir, 'sources'), port: SOURCE_REGISTRY_PORT }).then(track),
       ensureDatabase(config.databaseUrl).then(() => runMigrations(config.databaseUrl)),
       bundleWorkflows(),
     ]);
@@ -165,7 +169,9 @@ async function main(): Promise<void> {
         `note: DOCKER_HOST in .env (${config.host.dockerHost}) is not the dev dockerd (${dockerd.dockerHost}); the host worker uses DOCKER_HOST`,
       );
     }
-    await ensureBaseImage(new Docker(dockerConnection(config.host.dockerHost)));
+    const docker = new Docker(dockerConnection(config.host.dockerHost));
+    await ensureBaseImage(docker);
+    const demoImage = await ensureDemoAgentImage(docker, `127.0.0.1:${SOURCE_REGISTRY_PORT}`);
 
     const logDir = join(dataDir, 'logs');
     mkdirSync(logDir, { recursive: true });
@@ -202,6 +208,7 @@ async function main(): Promise<void> {
         `  Postgres       ${db.host}:${db.port}/${db.database}  (migrations applied)`,
         `  Docker host    ${config.host.id} → ${config.host.dockerHost}`,
         `  Storage        ${storage ? `${storage.url}  (user ${storage.username}, password in .env)` : 'not configured: golden features disabled'}`,
+        `  Sources        http://127.0.0.1:${SOURCE_REGISTRY_PORT}  (public registry images come from; holds ${demoImage})`,
         `  Metrics        http://${metricsAddresses.control}/metrics (control), http://${metricsAddresses.host}/metrics (host)`,
         `  Workers        control (pid ${workers[0]?.child?.pid}), host ${config.host.id} (pid ${workers[1]?.child?.pid}), restarted on a crash; logs in ${logDir}`,
         '',
