@@ -27,6 +27,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   SKILLS_NOT_CONFIGURED: EXIT.usage,
   PERMISSION_DENIED: EXIT.denied,
   PLAN_REQUIRED: EXIT.denied,
+  HANDLE_MISMATCH: EXIT.denied,
   REGISTRY_AUTH_FAILED: EXIT.denied,
   GITHUB_CONNECTION_MISSING: EXIT.denied,
   GITHUB_CONNECTION_EXPIRED: EXIT.denied,
