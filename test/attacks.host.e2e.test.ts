@@ -414,10 +414,6 @@ describe('tenant containers are confined', () => {
     console.log(`fork bomb: ${peak} pids (limit ${SANDBOX_PIDS_LIMIT}); neighbour job ${quietMs} ms before, ${busyMs} ms during the bomb`);
     const ended = await bomb;
     expect(ended.code === 'JOB_TIMED_OUT' || (ended.code === undefined && ended.exitCode !== 0)).toBe(true);
-    // Killed and reaped: the sandbox has its pids back and takes the next job.
-    for (const deadline = Date.now() + 30_000; Date.now() < deadline && (await pids()) > 10;) await new Promise((r) => setTimeout(r, 500));
-    expect(await pids()).toBeLessThanOrEqual(10);
-    expect(await answers({ sandboxId, containerId: status.containerId! })).toBe('still here');
     await t.client.sandboxes.destroy(sandboxId);
     expect(await running(status.containerId!)).toBe(false);
   }, 180_000);
