@@ -7,10 +7,12 @@ import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import type { ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
-import { CONTAINER_LABEL, WORKFLOW_LABEL } from '../lib/ids';
+import { CONTAINER_LABEL, SANDBOX_LABEL, WORKFLOW_LABEL, WORKSPACE_LABEL } from '../lib/ids';
 import { OutputTail, type JobOutputProgress, type OutputStream } from '../lib/jobOutput';
-import { BASE_IMAGE_REF, findPreset } from '../lib/presets';
+import { BASE_IMAGE_REF } from '../lib/presets';
 import { fail } from './boundary';
+import { limitKilled, tenantHostConfig } from './confinement';
+import { checkHandle, type HandleClaim, type HandleRecord } from './handles';
 import { followProgress } from './progress';
 
 export interface DockerDeps {
@@ -25,7 +27,7 @@ export interface DockerDeps {
 
 export type { HostFacts } from '../lib/hosts';
 
-export interface CreateTempSandbox {
+export interface CreateTempSandbox extends HandleClaim {
   /** Stable per caller (e.g. the workflow id): a retried create finds the same container. */
   key: string;
   image: string;
@@ -40,11 +42,13 @@ export interface CreateTempSandbox {
   entrypoint?: string;
 }
 
-export interface AwaitEntrypoint {
+export interface AwaitEntrypoint extends HandleClaim {
   containerId: string;
   entrypoint: string;
   /** Ready = still running this long after the start. */
   settleSeconds: number;
+  /** The size it was created with, for a failure that says its memory ran out. */
+  size?: string;
 }
 
 export interface SandboxHandle {
@@ -52,7 +56,7 @@ export interface SandboxHandle {
   name: string;
 }
 
-export interface ExecInSandbox {
+export interface ExecInSandbox extends HandleClaim {
   containerId: string;
   command: string[];
   env?: Record<string, string>;
@@ -76,7 +80,11 @@ export interface ExecWatch {
   kill?: () => Promise<void>;
 }
 
-export interface CommitSandbox {
+export interface RemoveSandbox extends HandleClaim {
+  containerId: string;
+}
+
+export interface CommitSandbox extends HandleClaim {
   containerId: string;
   /** Repository path inside snapshot storage, e.g. `snapflow/golden/ws-1`. */
   repository: string;
@@ -107,15 +115,21 @@ export const OUTPUT_HEARTBEAT_MS = 250;
 /** After the kill, how long the job's output stream may take to close before it is cut. */
 const KILL_GRACE_MS = 5_000;
 
+/** Tries at the kill of a job past its deadline. */
+const KILL_ATTEMPTS = 3;
+
 /** Where a job records its pid: on the container's tmpfs, so a session snapshot never carries it. */
 const JOB_PID_FILE = '/dev/shm/.snapflow-job.pid';
 
 /** A job runs as `sh -c` that records its pid and then becomes the command (same pid, same process group). */
 const jobCommand = (command: string[]): string[] => ['sh', '-c', 'echo $$ > "$0"; exec "$@"', JOB_PID_FILE, ...command];
 
-/** Kills the job's process group, and its process tree when it is not a group leader. */
+/**
+ * Kills the job's process group, and its process tree when it is not a group leader. The group kill uses shell
+ * builtins only: a job that exhausted its pids limit (a fork bomb) leaves no room for a forked `cat`.
+ */
 const KILL_JOB = [
-  'p=$(cat "$0" 2>/dev/null) || exit 0',
+  'read -r p < "$0" 2>/dev/null || exit 0',
   'kill -KILL -"$p" 2>/dev/null',
   'tree() { for c in $(awk -v p="$1" \'$4 == p { print $1 }\' /proc/[0-9]*/stat 2>/dev/null); do tree "$c"; done; kill -KILL "$1" 2>/dev/null; }',
   'tree "$p"',
@@ -244,13 +258,35 @@ async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecRes
         onOutput: output.push,
         timeoutMs: input.timeoutMs,
         kill: async () => {
-          await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] });
+          // A container at its pids limit may refuse the kill's own process for a moment: a few tries, then give up.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return void (await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] }));
+            } catch (err) {
+              if (attempt >= KILL_ATTEMPTS) throw err;
+              await new Promise((r) => setTimeout(r, 1_000));
+            }
+          }
         },
       },
     );
   } finally {
     output.stop();
   }
+}
+
+/** Who a container was made for, from its labels. */
+function containerRecord(info: Docker.ContainerInspectInfo): HandleRecord {
+  const labels = info.Config.Labels ?? {};
+  const what = `container ${info.Id.slice(0, 12)}`;
+  if (labels[CONTAINER_LABEL] === undefined)
+    fail('HANDLE_MISMATCH', `${what} was not made by snapflow`, 'a host call acts only on containers snapflow made for it');
+  return {
+    what,
+    workflowId: labels[WORKFLOW_LABEL],
+    // Containers made before sandboxes were labelled are known by their workflow alone.
+    sandbox: SANDBOX_LABEL in labels ? { sandboxId: labels[SANDBOX_LABEL]!, workspace: labels[WORKSPACE_LABEL] ?? '' } : undefined,
+  };
 }
 
 export function createDockerActivities(deps: DockerDeps) {
@@ -271,6 +307,22 @@ export function createDockerActivities(deps: DockerDeps) {
         fail('DOCKER_REJECTED', `Docker on host ${deps.hostId} rejected ${what}: ${(err as Error).message}`);
       throw err;
     }
+  }
+
+  /**
+   * The container behind `containerId` (undefined when it is gone), refused HANDLE_MISMATCH unless snapflow made it
+   * for the workflow that asks and for the sandbox the call names.
+   */
+  async function ownedContainer(containerId: string, claim: HandleClaim): Promise<Docker.ContainerInspectInfo | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await docker.getContainer(containerId).inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+    checkHandle(containerRecord(info), claim);
+    return info;
   }
 
   function storageFor(what: string): StorageConfig {
@@ -309,7 +361,6 @@ export function createDockerActivities(deps: DockerDeps) {
 
     async createTempSandbox(input: CreateTempSandbox): Promise<SandboxHandle> {
       const name = `snapflow-temp-${input.key.replace(/[^a-zA-Z0-9_.-]/g, '_')}`.slice(0, 200);
-      const preset = input.size ? findPreset(input.size) : undefined;
       return guard('create sandbox', async () => {
         let container = docker.getContainer(name);
         let created = false;
@@ -318,19 +369,20 @@ export function createDockerActivities(deps: DockerDeps) {
             name,
             Image: input.image,
             ...(input.entrypoint ? { Entrypoint: [input.entrypoint], Cmd: [] } : { Cmd: ['sleep', '2147483647'] }),
-            Labels: { [CONTAINER_LABEL]: input.role ?? 'temp', [WORKFLOW_LABEL]: input.workflowId ?? '' },
-            HostConfig: {
-              NetworkMode: 'none', // snapshot images never run with network
-              Privileged: false,
-              Memory: preset ? preset.memoryMiB * 1024 * 1024 : undefined,
-              NanoCpus: preset ? preset.vcpus * 1e9 : undefined,
+            Labels: {
+              [CONTAINER_LABEL]: input.role ?? 'temp',
+              [WORKFLOW_LABEL]: input.workflowId ?? '',
+              [SANDBOX_LABEL]: input.sandboxId ?? '',
+              [WORKSPACE_LABEL]: input.workspace ?? '',
             },
+            HostConfig: tenantHostConfig(input.size),
           });
           created = true;
         } catch (err) {
           if (statusOf(err) === 404)
             fail('IMAGE_NOT_FOUND', `image ${input.image} is not present on host ${deps.hostId}`, 'pull or build it on that host first');
           if (statusOf(err) !== 409) throw err; // 409: a retried attempt already created it
+          checkHandle(containerRecord(await container.inspect()), input); // …and not someone else's of the same name
         }
         // Only a container a retried attempt left behind may be running already.
         if (created || !(await container.inspect()).State.Running) {
@@ -354,15 +406,17 @@ export function createDockerActivities(deps: DockerDeps) {
     async awaitEntrypoint(input: AwaitEntrypoint): Promise<{ output: string }> {
       return guard('entrypoint check', () =>
         withHeartbeat('entrypoint', async () => {
+          await ownedContainer(input.containerId, input);
           const container = docker.getContainer(input.containerId);
           await new Promise((r) => setTimeout(r, input.settleSeconds * 1000));
           const state = (await container.inspect()).State;
           const output = await outputTail(container);
           if (state.Running) return { output };
           await container.remove({ force: true, v: true }).catch(() => undefined);
+          const killed = limitKilled(state, input.size);
           return fail(
             'ENTRYPOINT_EXITED',
-            `entrypoint ${input.entrypoint} exited ${state.ExitCode} within ${input.settleSeconds}s${output ? `; its last output:\n${output}` : ' without output'}`,
+            `entrypoint ${input.entrypoint} exited ${state.ExitCode} within ${input.settleSeconds}s${killed ? ` (${killed})` : ''}${output ? `; its last output:\n${output}` : ' without output'}`,
             'an entrypoint must keep running (it is the sandbox agent process); fix it in the image and create a new snapshot',
           );
         }),
@@ -370,8 +424,11 @@ export function createDockerActivities(deps: DockerDeps) {
     },
 
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
-      if (input.timeoutMs !== undefined) return guard('exec', () => runJobExec(docker, input));
-      return guard('exec', () => withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input)));
+      return guard('exec', async () => {
+        await ownedContainer(input.containerId, input);
+        if (input.timeoutMs !== undefined) return runJobExec(docker, input);
+        return withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input));
+      });
     },
 
     /** Named for snapshot storage when it is configured; otherwise a local-only image (host cache). */
@@ -379,6 +436,7 @@ export function createDockerActivities(deps: DockerDeps) {
       const repo = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}`;
       return guard('commit', () =>
         withHeartbeat('commit', async () => {
+          await ownedContainer(input.containerId, input);
           // pause:false — the sandbox keeps running; the caller has already quiesced it.
           // An absent `changes` must not be sent at all: an empty one is parsed as a Dockerfile with no instructions.
           const options = { repo, tag: input.tag, pause: false, ...(input.changes?.length ? { changes: input.changes } : {}) };
@@ -424,8 +482,9 @@ export function createDockerActivities(deps: DockerDeps) {
     },
 
     /** Idempotent: a container that is already gone counts as removed. */
-    async removeSandbox(input: { containerId: string }): Promise<void> {
+    async removeSandbox(input: RemoveSandbox): Promise<void> {
       await guard('remove sandbox', async () => {
+        if (!(await ownedContainer(input.containerId, input))) return;
         try {
           await docker.getContainer(input.containerId).remove({ force: true, v: true });
         } catch (err) {

@@ -8,6 +8,7 @@ import type Docker from 'dockerode';
 import type { PreloadLimits } from '../lib/config';
 import { CONTAINER_LABEL } from '../lib/ids';
 import { boundary, fail } from './boundary';
+import { limitKilled, tenantHostConfig } from './confinement';
 import { runExec, withHeartbeat, type ExecResult } from './docker';
 import { isolatedGit, resolveRepo, resolveSkillsDir } from './preloadPaths';
 
@@ -145,13 +146,15 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       entrypoint: string;
       timeoutSeconds?: number;
       settleSeconds?: number;
+      /** The size the image boots as: its memory, CPUs and the sandbox limits confine the check. */
+      size?: string;
     }): Promise<{ output: string }> {
       const container = await docker.createContainer({
         Image: input.image,
         Entrypoint: [input.entrypoint],
         Cmd: [],
         Labels: { [CONTAINER_LABEL]: 'temp' },
-        HostConfig: { NetworkMode: 'none' },
+        HostConfig: tenantHostConfig(input.size),
       });
       try {
         await container.start();
@@ -166,10 +169,11 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
           .trim();
         if (!exit && input.settleSeconds !== undefined) return { output: output.slice(-500) }; // still up: booted
         if (!exit) fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
+        const killed = exit.StatusCode !== 0 ? limitKilled((await container.inspect()).State, input.size) : undefined;
         if (exit.StatusCode !== 0)
           fail(
             'VERIFY_FAILED',
-            `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}: ${output.slice(-300)}`,
+            `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}${killed ? ` (${killed})` : ''}: ${output.slice(-300)}`,
             'the previous default is kept; fix the build inputs and build again',
           );
         return { output: output.slice(-500) };

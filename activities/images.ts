@@ -6,8 +6,11 @@ import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { CONTAINER_LABEL } from '../lib/ids';
+import { localAddresses, resolveAll } from '../lib/hostResolver';
 import { parseImageRef } from '../lib/imageRef';
+import { refuseStorageSource } from '../lib/registryAddress';
 import { boundary, fail } from './boundary';
+import { tenantHostConfig } from './confinement';
 import { followProgress } from './progress';
 import { resolveDigest } from './registryClient';
 
@@ -39,6 +42,8 @@ export interface PullImage {
 export interface EntrypointCheck {
   image: string;
   entrypoint: string;
+  /** The snapshot's size: the check's container is confined like a sandbox of it. */
+  size?: string;
 }
 
 export interface StoreImage {
@@ -92,14 +97,15 @@ const S_IFDIR = 0x80000000; // Go's os.ModeDir, as Docker encodes it
 
 export function createImageActivities(deps: ImageDeps) {
   const { docker } = deps;
-  /** Snapshot storage holds every workspace's images: it is never a source, whoever asks. */
-  const refuseStorageSource = (registry: string): void => {
-    if (deps.storage && registry === deps.storage.registryHost)
-      fail(
-        'VALIDATION_FAILED',
-        `${registry} is snapshot storage, which cannot be the source of an image snapshot`,
-        'name the image in the registry it was published to',
-      );
+  /**
+   * Snapshot storage holds every workspace's images: it is never a source, whoever asks and however it is spelled
+   * (the registry's names are resolved here, on the host whose engine would pull).
+   */
+  const notStorage = async (registry: string, image: string): Promise<void> => {
+    if (!deps.storage) return;
+    await boundary(() =>
+      refuseStorageSource({ image, registry, storage: deps.storage!, resolve: resolveAll, localAddresses: localAddresses() }),
+    );
   };
 
   return {
@@ -110,7 +116,8 @@ export function createImageActivities(deps: ImageDeps) {
       reference: string;
       installationId?: number;
     }): Promise<{ digest: string }> {
-      refuseStorageSource(input.registry);
+      const pinned = input.reference.includes(':') ? `@${input.reference}` : `:${input.reference}`; // sha256:… is a digest
+      await notStorage(input.registry, `${input.registry}/${input.repository}${pinned}`);
       const credentials = await deps.credentialsFor({ registry: input.registry, installationId: input.installationId });
       return boundary(async () => {
         try {
@@ -134,7 +141,7 @@ export function createImageActivities(deps: ImageDeps) {
     async pullImage(input: PullImage): Promise<{ imageId: string; bytes: number }> {
       // The registry the engine will contact is the reference's own, whatever `registry` says.
       const registry = await boundary(async () => parseImageRef(input.ref).registry);
-      refuseStorageSource(registry);
+      await notStorage(registry, input.ref);
       const credentials = await deps.credentialsFor({ registry, installationId: input.installationId });
       const ctx = Context.current();
       let layers = 0;
@@ -155,7 +162,7 @@ export function createImageActivities(deps: ImageDeps) {
         Image: input.image,
         Entrypoint: [input.entrypoint],
         Labels: { [CONTAINER_LABEL]: 'temp' },
-        HostConfig: { NetworkMode: 'none' },
+        HostConfig: tenantHostConfig(input.size), // never started, but made from the tenant's image like any sandbox
       });
       try {
         let path = input.entrypoint;

@@ -12,7 +12,16 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
 import { SIZE_PRESETS, findPreset } from '../lib/presets';
 import { boundary, fail } from './boundary';
-import { LOCAL_REGISTRY, outputHeartbeats, withHeartbeat, type DockerActivities, type ExecInSandbox, type ExecResult } from './docker';
+import {
+  LOCAL_REGISTRY,
+  outputHeartbeats,
+  withHeartbeat,
+  type DockerActivities,
+  type ExecInSandbox,
+  type ExecResult,
+  type RemoveSandbox,
+} from './docker';
+import { checkHandle, type HandleClaim } from './handles';
 import type { AccelProbe } from './vm/accel';
 import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
@@ -69,7 +78,7 @@ export interface RestoreVmSandbox {
   workflowId: string;
 }
 
-export interface SnapshotVmSandbox {
+export interface SnapshotVmSandbox extends HandleClaim {
   containerId: string;
   /** Repository path inside snapshot storage, e.g. `snapflow/sessions/ws/<sandbox>`. */
   repository: string;
@@ -109,6 +118,10 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     if (!preset) return fail('VALIDATION_FAILED', `unknown size ${size}`);
     return { memoryMiB: deps.memoryMiB ?? preset.memoryMiB, vcpus: preset.vcpus };
   };
+
+  /** Refused HANDLE_MISMATCH unless VM `containerId` was made (booted or restored) by the workflow that asks, for `claim`. */
+  const requireOwned = (containerId: string, claim: HandleClaim): void =>
+    checkHandle({ what: `vm ${vmId(containerId).slice(0, 64)}`, workflowId: vm.owner(vmId(containerId)) }, claim);
 
   const handleOf = (containerId: string): VmHandle => {
     const handle = vm.find(vmId(containerId));
@@ -226,9 +239,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           if (!hasCachedState(stateDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
             await adoptState(saving, stateDir, localRef);
           if (hasCachedState(stateDir, localRef)) {
+            if (!input.keepAlive && existsSync(join(deps.runRoot, vmId(input.containerId)))) requireOwned(input.containerId, input);
             profile = (JSON.parse(readFileSync(`${cachedStateFile(stateDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
             if (!input.keepAlive) await removeVm(input.containerId);
           } else {
+            requireOwned(input.containerId, input);
             const handle = handleOf(input.containerId);
             const file = saving;
             try {
@@ -264,6 +279,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
       if (!isVm(input.containerId)) return containers.execInSandbox(input);
       return boundary(async () => {
+        requireOwned(input.containerId, input);
         const handle = handleOf(input.containerId);
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
@@ -286,8 +302,10 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     },
 
     /** Idempotent, like a container's removal: a VM already gone counts as removed. */
-    async removeSandbox(input: { containerId: string }): Promise<void> {
+    async removeSandbox(input: RemoveSandbox): Promise<void> {
       if (!isVm(input.containerId)) return containers.removeSandbox(input);
+      // One already gone counts as removed; one that is there goes only for whoever it was made for.
+      if (existsSync(join(deps.runRoot, vmId(input.containerId)))) requireOwned(input.containerId, input);
       await removeVm(input.containerId);
     },
 

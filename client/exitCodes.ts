@@ -29,6 +29,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   IMAGE_TOO_LARGE: EXIT.usage,
   PERMISSION_DENIED: EXIT.denied,
   PLAN_REQUIRED: EXIT.denied,
+  HANDLE_MISMATCH: EXIT.denied,
   REGISTRY_AUTH_FAILED: EXIT.denied,
   GITHUB_CONNECTION_MISSING: EXIT.denied,
   GITHUB_CONNECTION_EXPIRED: EXIT.denied,

@@ -24,7 +24,9 @@ import { SnapflowError, describeFailure } from '../lib/errors';
 import { requireAccess, requireRunAccess } from './access';
 import { searchAttributes } from './searchAttributes';
 import { taskQueues, workflowIds } from '../lib/ids';
+import { localAddresses, resolveAll } from '../lib/hostResolver';
 import { quoteInput } from '../lib/imageRef';
+import { refuseStorageSource } from '../lib/registryAddress';
 import {
   checkRolloutOptions,
   nextVersionedName,
@@ -94,7 +96,17 @@ export class SnapshotClient {
   ) {}
 
   async create(options: CreateSnapshotOptions): Promise<CreatedSnapshot> {
-    const v = validateCreateImageSnapshot(options, { storageHost: this.config.storage?.registryHost });
+    const storage = this.config.storage;
+    const v = validateCreateImageSnapshot(options, { storage });
+    // Names too, by their addresses here; the host worker checks again where its engine would pull.
+    if (storage)
+      await refuseStorageSource({
+        image: v.imageRef,
+        registry: v.image.registry,
+        storage,
+        resolve: resolveAll,
+        localAddresses: localAddresses(),
+      });
     if (options.rollout !== undefined && options.replace !== true)
       throw validationError(
         'rollout',

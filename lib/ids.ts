@@ -67,3 +67,6 @@ export function storageOwner(storedRef: string): string | undefined {
 export const CONTAINER_LABEL = 'io.snapflow.managed';
 /** The workflow a temporary sandbox belongs to: the sweep keeps it while that workflow runs. */
 export const WORKFLOW_LABEL = 'io.snapflow.workflow-id';
+/** The sandbox a container was made for, and its workspace (empty for a build's or a check's container). */
+export const SANDBOX_LABEL = 'io.snapflow.sandbox-id';
+export const WORKSPACE_LABEL = 'io.snapflow.workspace';

@@ -146,6 +146,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         hostId,
         containerId: temp.containerId,
         workspace: req.workspace,
+        size: biggest.size,
         tag: `build-${buildId.slice(0, 8)}`,
         committed: (ref) => (localRef = ref),
         boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,

@@ -88,7 +88,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       const pulled = await images.pullImage({ ref: pinned, registry, installationId });
 
       await step('verify', `checking that ${req.entrypoint} is executable`);
-      await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint });
+      await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
 
       await step('store', 'uploading to snapshot storage');
       // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.

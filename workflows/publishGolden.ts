@@ -1,10 +1,15 @@
+import type { HandleClaim } from '../activities/handles';
 import { hostActivities, hostGoldenActivities } from './activities';
 
 export interface PublishGolden<T> {
   hostId: string;
   /** The sandbox whose filesystem becomes the golden image. */
   containerId: string;
+  /** The sandbox that container belongs to (a promotion); absent for a build's own scratch sandbox. */
+  sandbox?: HandleClaim;
   workspace: string;
+  /** The size the image is boot-checked as. */
+  size: string;
   tag: string;
   /** Called as soon as the image is committed: the local copy to remove if a later step fails. */
   committed: (localRef: string) => void;
@@ -28,12 +33,18 @@ export async function publishGolden<T>(input: PublishGolden<T>): Promise<{ store
   const entrypoint = input.boot?.entrypoint ?? '/app/start.sh';
   const image = await docker.commitSandbox({
     containerId: input.containerId,
+    ...input.sandbox,
     repository: `snapflow/golden/${input.workspace}`,
     tag: input.tag,
     changes: [`CMD ${JSON.stringify([entrypoint])}`],
   });
   input.committed(image.ref);
-  await hostGoldenActivities(input.hostId).verifyBoot({ image: image.ref, entrypoint, settleSeconds: input.boot?.settleSeconds });
+  await hostGoldenActivities(input.hostId).verifyBoot({
+    image: image.ref,
+    entrypoint,
+    settleSeconds: input.boot?.settleSeconds,
+    size: input.size,
+  });
   input.uploading?.();
   const stored = await docker.pushImage({ ref: image.ref }); // GOLDEN_STORAGE_NOT_CONFIGURED without storage
   const storedRef = `${image.ref.slice(0, image.ref.lastIndexOf(':'))}@${stored.digest}`;

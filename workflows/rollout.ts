@@ -195,7 +195,11 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     try {
       const { hostId } = await catalog.pickHost({ size: snapshot.size });
       await hostCacheActivities(hostId).cacheSnapshot({ storedRef: snapshot.storedRef!, workspace: req.workspace }); // no-op when cached
-      const { output } = await hostGoldenActivities(hostId).verifyBoot({ image: snapshot.storedRef!, entrypoint: snapshot.entrypoint });
+      const { output } = await hostGoldenActivities(hostId).verifyBoot({
+        image: snapshot.storedRef!,
+        entrypoint: snapshot.entrypoint,
+        size: snapshot.size,
+      });
       s.health.push(
         ...s.canary.map((agent) => ({
           agent,
@@ -234,7 +238,12 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
         entrypoint: snapshot.entrypoint,
       });
       containerId = box.containerId;
-      await docker.awaitEntrypoint({ containerId, entrypoint: snapshot.entrypoint, settleSeconds: CANARY_SETTLE_SECONDS });
+      await docker.awaitEntrypoint({
+        containerId,
+        entrypoint: snapshot.entrypoint,
+        settleSeconds: CANARY_SETTLE_SECONDS,
+        size: snapshot.size,
+      });
       let unhealthy: string | undefined;
       for (const agent of s.canary) {
         const command = healthCommands.get(agent) ?? DEFAULT_HEALTH_COMMAND;

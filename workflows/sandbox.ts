@@ -9,6 +9,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { HandleClaim } from '../activities/handles';
 import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
@@ -180,6 +181,7 @@ class SandboxEntity {
     try {
       await this.sync();
       const result = await hostJobActivities(s.hostId!).execInSandbox({
+        ...this.mine(),
         containerId: s.containerId!,
         command: job.command,
         env: job.env,
@@ -252,6 +254,7 @@ class SandboxEntity {
     try {
       await this.sync();
       result = await hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
+        ...this.mine(),
         containerId: s.containerId!,
         command: job.command,
         env: job.env,
@@ -352,7 +355,7 @@ class SandboxEntity {
     });
     await this.sync();
     this.show();
-    if (containerId) await docker.removeSandbox({ containerId }).catch(() => undefined);
+    if (containerId) await docker.removeSandbox({ ...this.mine(), containerId }).catch(() => undefined);
   }
 
   validatePromote(_input: PromoteRequest): void {
@@ -395,7 +398,9 @@ class SandboxEntity {
         : await publishGolden({
             hostId: s.hostId!,
             containerId: s.containerId!,
+            sandbox: this.mine(),
             workspace: req.workspace,
+            size: req.size,
             tag,
             committed: (ref) => (localRef = ref),
             boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
@@ -438,6 +443,7 @@ class SandboxEntity {
   ): Promise<{ storedRef: string; registered: string }> {
     const { req, s } = this;
     const saved = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
+      ...this.mine(),
       containerId: s.containerId!,
       repository: `snapflow/golden/${req.workspace}`,
       tag,
@@ -513,6 +519,11 @@ class SandboxEntity {
     return hostActivities(this.s.hostId!);
   }
 
+  /** What every host call on this sandbox's container or VM names: the host checks the handle was made for it. */
+  private mine(): HandleClaim {
+    return { sandboxId: this.req.sandboxId, workspace: this.req.workspace };
+  }
+
   /** The profile sessions and promotions are registered under: the base's as of the last start. */
   private profile(): string {
     return this.s.profileKey ?? this.req.profileKey;
@@ -569,6 +580,7 @@ class SandboxEntity {
         workflowId: this.run.workflowId,
         role: 'sandbox',
         entrypoint: base?.entrypoint,
+        ...this.mine(),
       });
     const box = await create().catch(async (err: unknown) => {
       if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
@@ -578,12 +590,14 @@ class SandboxEntity {
     if (base && patched('entrypoint-v1')) {
       try {
         await docker.awaitEntrypoint({
+          ...this.mine(),
           containerId: box.containerId,
           entrypoint: base.entrypoint,
           settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
+          size: req.size,
         });
       } catch (err) {
-        await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: box.containerId }));
+        await CancellationScope.nonCancellable(() => docker.removeSandbox({ ...this.mine(), containerId: box.containerId }));
         throw err;
       }
     }
@@ -620,7 +634,7 @@ class SandboxEntity {
 
   private async stopContainer(): Promise<void> {
     const s = this.s;
-    if (s.containerId) await this.docker().removeSandbox({ containerId: s.containerId });
+    if (s.containerId) await this.docker().removeSandbox({ ...this.mine(), containerId: s.containerId });
     this.forgetContainer();
   }
 
@@ -641,13 +655,14 @@ class SandboxEntity {
     if (this.machines) {
       // The machine quits with the save when it is not kept running: no resume only to stop it.
       image = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
+        ...this.mine(),
         containerId: s.containerId!,
         repository,
         tag,
         keepAlive: keepRunning,
       });
     } else {
-      const committed = await this.docker().commitSandbox({ containerId: s.containerId!, repository, tag });
+      const committed = await this.docker().commitSandbox({ ...this.mine(), containerId: s.containerId!, repository, tag });
       // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
       const stored = committed.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: committed.ref });
       const storedRef = stored ? `${committed.ref.slice(0, committed.ref.lastIndexOf(':'))}@${stored.digest}` : null;
@@ -690,6 +705,12 @@ function formatMs(ms: number): string {
  */
 export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
   req = withWorkspace(req);
+  // Carried state skips creation and its authorization: only this workflow's own continue-as-new may hand it over.
+  if (req.carried && !workflowInfo().continuedFromExecutionRunId)
+    reject('PERMISSION_DENIED', 'a sandbox start request may not carry state; only the sandbox workflow continuing itself does', {
+      field: 'carried',
+      hint: 'start a sandbox without `carried` (snapflow sandbox create): it is registered and authorized as it starts',
+    });
   const entity = new SandboxEntity(req);
   setHandler(sandboxStatusQuery, () => entity.status());
   setHandler(startedUpdate, async () => {

@@ -2,6 +2,7 @@
 // name for a replacement. Pure: no Node builtins.
 import { formatImageRef, isFloatingTag, parseImageRef, quoteInput, type ImageRef } from '../imageRef';
 import { profileKey, type Runtime } from '../presets';
+import { isSnapshotStorage, storageSourceRefused, type StorageEndpoint } from '../registryAddress';
 import { DEFAULT_ENTRYPOINT, NAME_MAX, RULES, refuse, screen } from './fields';
 
 export interface CreateImageSnapshotInput {
@@ -38,16 +39,13 @@ function entrypointProblem(value: string): string | undefined {
   return undefined;
 }
 
-/** One spelling per registry host: every loopback name of a port is the same registry. */
-const sameRegistry = (a: string, b: string): boolean => {
-  const loopback = (host: string): string => host.replace(/^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?=:|$)/, 'loopback');
-  return loopback(a.toLowerCase()) === loopback(b.toLowerCase());
-};
-
-/** `storageHost`: snapshot storage's registry host, never a source (it holds every workspace's images). */
+/**
+ * `storage`: snapshot storage, never a source (it holds every workspace's images). Address literals are compared
+ * here; names are compared by their addresses where the caller can resolve them (refuseStorageSource).
+ */
 export function validateCreateImageSnapshot(
   input: CreateImageSnapshotInput,
-  options: { storageHost?: string } = {},
+  options: { storage?: StorageEndpoint } = {},
 ): ValidatedImageSnapshot {
   // Every string is screened before any field rule, so hostile input gets the same short answer everywhere.
   const workspace = screen('workspace', input.workspace);
@@ -72,12 +70,7 @@ export function validateCreateImageSnapshot(
     );
   }
 
-  if (options.storageHost && sameRegistry(image.registry, options.storageHost))
-    refuse(
-      'image',
-      `image ${quoteInput(imageText)} is in snapshot storage, which cannot be the source of an image snapshot`,
-      'name the image in the registry it was published to',
-    );
+  if (options.storage && isSnapshotStorage(image.registry, options.storage)) throw storageSourceRefused(imageText);
 
   const entrypointIssue = entrypointProblem(entrypoint);
   if (entrypointIssue) refuse('entrypoint', `entrypoint ${quoteInput(entrypoint)} ${entrypointIssue}`);
