@@ -53,6 +53,16 @@ function printUsageError(err: CommanderError, json: boolean): void {
   );
 }
 
+/** The command words of a CLI line (`sandbox run`), for its span's name: never its arguments, which may be data. */
+function commandName(argv: string[]): string {
+  const words: string[] = [];
+  for (const arg of argv.slice(2)) {
+    if (arg.startsWith('-') || words.length === 2) break;
+    words.push(arg);
+  }
+  return words.join(' ');
+}
+
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
   const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
   // `--as <user>` (anywhere on the line) overrides SNAPFLOW_ACTOR for this command.
@@ -60,7 +70,8 @@ async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Prom
   const env = at > 0 && process.argv[at + 1] ? { ...process.env, SNAPFLOW_ACTOR: process.argv[at + 1] } : process.env;
   const client = await SnapflowClient.connect(loadConfig(env));
   try {
-    return await work(client);
+    // One trace per command when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT): its calls, workflows and activities.
+    return await client.traced(`snapflow ${commandName(process.argv)}`, () => work(client));
   } finally {
     await client.close();
   }

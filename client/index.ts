@@ -18,6 +18,8 @@ import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
 import { setHostPlacement } from '../catalog/hosts';
+import { inSpan, startTracing, tracingClientInterceptors, type Tracing } from '../lib/tracing';
+import { packageVersion } from '../lib/version';
 
 const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
 
@@ -57,7 +59,7 @@ export class SnapflowClient {
     private readonly config: Config,
   ) {}
 
-  static async connect(config: Config, options: { connectTimeout?: Duration } = {}): Promise<SnapflowClient> {
+  static async connect(config: Config, options: { connectTimeout?: Duration; env?: NodeJS.ProcessEnv } = {}): Promise<SnapflowClient> {
     let connection: Connection;
     try {
       connection = await Connection.connect({
@@ -74,7 +76,21 @@ export class SnapflowClient {
     }
     // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
     const dataConverter = payloadDataConverter(config.payloadKey);
-    return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, every call is a span whose context travels to the workflow (lib/tracing.ts).
+    const tracing = startTracing({ service: 'snapflow-client', version: packageVersion, env: options.env });
+    const interceptors = { workflow: tracingClientInterceptors(tracing) };
+    const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter, interceptors });
+    const snapflow = new SnapflowClient(client, connection, config);
+    snapflow.tracing = tracing;
+    return snapflow;
+  }
+
+  /** OpenTelemetry tracing of this process, when the environment turns it on. */
+  tracing?: Tracing;
+
+  /** Runs `work` as one traced operation (its calls are child spans), e.g. a CLI command; untraced without tracing. */
+  traced<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return inSpan(this.tracing, name, work);
   }
 
   /**
@@ -86,6 +102,7 @@ export class SnapflowClient {
     const other = new SnapflowClient(this.temporal, this.connection, { ...this.config, actor });
     other.database = this.database ?? (this.database = createDb(this.config.databaseUrl));
     other.borrowed = true;
+    other.tracing = this.tracing;
     return other;
   }
 
@@ -188,6 +205,7 @@ export class SnapflowClient {
 
   async close(): Promise<void> {
     if (this.borrowed) return;
+    await this.tracing?.flush(); // a CLI command's spans leave before the process does
     await this.database?.close();
     await this.connection.close();
   }
