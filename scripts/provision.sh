@@ -64,43 +64,44 @@ fi
 vm="$root/.tools/vm"
 mkdir -p "$vm"
 if ! skip kernel; then
-# Resolved once (apt-cache takes seconds); SNAPFLOW_KERNEL_REFRESH=1 picks up a newer package.
-kernel_version=$(cat "$vm/kernel-version" 2>/dev/null || true)
-if [ -z "$kernel_version" ] || [ -n "${SNAPFLOW_KERNEL_REFRESH:-}" ] || [ ! -f "$cache/kernel/$kernel_version/boot/vmlinuz-$kernel_version" ]; then
-  kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-  if [ -z "$kernel_pkg" ]; then
-    as_root apt-get update -qq
-    kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+  # Resolved once (apt-cache takes seconds); SNAPFLOW_KERNEL_REFRESH=1 picks up a newer package.
+  kernel_version=$(cat "$vm/kernel-version" 2>/dev/null || true)
+  if [ -z "$kernel_version" ] || [ -n "${SNAPFLOW_KERNEL_REFRESH:-}" ] || [ ! -f "$cache/kernel/$kernel_version/boot/vmlinuz-$kernel_version" ]; then
+    # No package lists yet (a fresh image): apt-cache fails, and the update below fetches them.
+    kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1 || true)
+    if [ -z "$kernel_pkg" ]; then
+      as_root apt-get update -qq
+      kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+    fi
+    kernel_version=${kernel_pkg#linux-image-}
   fi
-  kernel_version=${kernel_pkg#linux-image-}
-fi
-[ -n "$kernel_version" ] || { say "cannot resolve linux-image-cloud-amd64 (apt-cache depends)"; exit 1; }
-kernel_dir="$cache/kernel/$kernel_version"
-if [ ! -f "$kernel_dir/boot/vmlinuz-$kernel_version" ]; then
-  say "fetching the vm guest kernel $kernel_pkg (unpacked into $kernel_dir, not installed)"
-  download=$(mktemp -d)
-  (cd "$download" && apt-get download -qq "$kernel_pkg" 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq "$kernel_pkg"; })
-  rm -rf "$kernel_dir.tmp" && mkdir -p "$kernel_dir.tmp"
-  dpkg -x "$download"/linux-image-*.deb "$kernel_dir.tmp"
-  rm -rf "$download" "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
-fi
-ln -sfn "$kernel_dir/boot/vmlinuz-$kernel_version" "$vm/vmlinuz"
-[ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
+  [ -n "$kernel_version" ] || { say "cannot resolve linux-image-cloud-amd64 (apt-cache depends)"; exit 1; }
+  kernel_dir="$cache/kernel/$kernel_version"
+  if [ ! -f "$kernel_dir/boot/vmlinuz-$kernel_version" ]; then
+    say "fetching the vm guest kernel $kernel_pkg (unpacked into $kernel_dir, not installed)"
+    download=$(mktemp -d)
+    (cd "$download" && apt-get download -qq "$kernel_pkg" 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq "$kernel_pkg"; })
+    rm -rf "$kernel_dir.tmp" && mkdir -p "$kernel_dir.tmp"
+    dpkg -x "$download"/linux-image-*.deb "$kernel_dir.tmp"
+    rm -rf "$download" "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
+  fi
+  ln -sfn "$kernel_dir/boot/vmlinuz-$kernel_version" "$vm/vmlinuz"
+  [ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
 fi
 
 # vm guest agent: a static Go binary (stdlib only), cached per source hash.
 if ! skip agent; then
-agent_hash=$(cat "$root"/guest/agent/go.mod "$root"/guest/agent/*.go | sha256sum | cut -c1-16)
-agent="$cache/agent/$agent_hash/snapflow-agent"
-if [ ! -x "$agent" ]; then
-  export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
-  command -v go >/dev/null 2>&1 || { say "Go is required to build the vm guest agent (install Go >= 1.22)"; exit 1; }
-  say "building the vm guest agent"
-  mkdir -p "$(dirname "$agent")"
-  (cd "$root/guest/agent" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$agent.tmp" .)
-  mv "$agent.tmp" "$agent"
-fi
-ln -sfn "$agent" "$vm/snapflow-agent"
+  agent_hash=$(cat "$root"/guest/agent/go.mod "$root"/guest/agent/*.go | sha256sum | cut -c1-16)
+  agent="$cache/agent/$agent_hash/snapflow-agent"
+  if [ ! -x "$agent" ]; then
+    export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+    command -v go >/dev/null 2>&1 || { say "Go is required to build the vm guest agent (install Go >= 1.22)"; exit 1; }
+    say "building the vm guest agent"
+    mkdir -p "$(dirname "$agent")"
+    (cd "$root/guest/agent" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$agent.tmp" .)
+    mv "$agent.tmp" "$agent"
+  fi
+  ln -sfn "$agent" "$vm/snapflow-agent"
 fi
 
 # PostgreSQL: only the machine's own cluster, and only when DATABASE_URL points at it (the default).
