@@ -2,7 +2,7 @@
 // last reading (durations of snapshots and golden builds, default changes).
 import { and, count, gt, isNotNull, min, ne, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { defaultHistory, goldenBuilds, sandboxes, snapshots } from '../db/schema';
+import { defaultHistory, goldenBuildConfigs, goldenBuilds, sandboxes, snapshots } from '../db/schema';
 import type { GoldenBuildStatus, SandboxState, SnapshotKind, SnapshotStatus } from '../lib/vocabulary';
 
 export interface CatalogFigures {
@@ -15,6 +15,11 @@ export interface CatalogFigures {
   /** Golden builds that finished after `since`, and how long they ran. */
   finishedBuilds: Array<{ status: GoldenBuildStatus; seconds: number }>;
   defaultChanges: number;
+  /**
+   * Each enabled golden schedule: when it last started a build (or, before its first, when it was configured).
+   * An on-call alert compares that with now: a daily schedule silent for more than a day is not firing.
+   */
+  schedules: Array<{ workspace: string; lastFiredAt: Date }>;
   /** The reading's own time: pass it as the next `since`. */
   at: Date;
 }
@@ -26,7 +31,7 @@ export async function readCatalogFigures(db: Db, input: { since: Date }): Promis
   const at = new Date();
   const window = (column: typeof snapshots.updatedAt | typeof goldenBuilds.finishedAt | typeof defaultHistory.createdAt) =>
     and(gt(column, input.since), sql`${column} <= ${at.toISOString()}`);
-  const [bySnapshot, bySandbox, pending, finishedSnapshots, finishedBuilds, [changes]] = await Promise.all([
+  const [bySnapshot, bySandbox, pending, finishedSnapshots, finishedBuilds, [changes], schedules] = await Promise.all([
     db.select({ kind: snapshots.kind, status: snapshots.status, count: count() }).from(snapshots).groupBy(snapshots.kind, snapshots.status),
     db.select({ state: sandboxes.state, count: count() }).from(sandboxes).groupBy(sandboxes.state),
     db
@@ -43,6 +48,15 @@ export async function readCatalogFigures(db: Db, input: { since: Date }): Promis
       .from(goldenBuilds)
       .where(and(isNotNull(goldenBuilds.finishedAt), ne(goldenBuilds.status, 'running'), window(goldenBuilds.finishedAt))),
     db.select({ n: count() }).from(defaultHistory).where(window(defaultHistory.createdAt)),
+    db
+      .select({
+        workspace: goldenBuildConfigs.workspace,
+        configuredAt: goldenBuildConfigs.updatedAt,
+        lastRun: sql<string | null>`(select max(${goldenBuilds.startedAt}) from ${goldenBuilds}
+          where ${goldenBuilds.workspace} = ${goldenBuildConfigs.workspace} and ${goldenBuilds.trigger} = 'schedule')`,
+      })
+      .from(goldenBuildConfigs)
+      .where(and(sql`${goldenBuildConfigs.enabled}`, isNotNull(goldenBuildConfigs.scheduleCron))),
   ]);
   return {
     snapshots: bySnapshot,
@@ -55,6 +69,11 @@ export async function readCatalogFigures(db: Db, input: { since: Date }): Promis
     })),
     finishedBuilds: finishedBuilds.map((b) => ({ status: b.status, seconds: secondsBetween(b.startedAt, b.finishedAt) })),
     defaultChanges: changes?.n ?? 0,
+    schedules: schedules.map((c) => {
+      const configured = new Date(c.configuredAt as unknown as string);
+      const last = c.lastRun ? new Date(c.lastRun) : undefined;
+      return { workspace: c.workspace, lastFiredAt: last && last > configured ? last : configured };
+    }),
     at,
   };
 }

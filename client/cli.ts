@@ -82,14 +82,25 @@ function printUsageError(err: CommanderError, argv: string[], json: boolean): vo
   console.error(JSON.stringify({ code: 'VALIDATION_FAILED', message, field: field ?? null, hint }, null, 2));
 }
 
+/** The command words of a CLI line (`sandbox run`), for its span's name: never its arguments, which may be data. */
+function commandName(argv: string[]): string {
+  const words: string[] = [];
+  for (const arg of argv.slice(2)) {
+    if (arg.startsWith('-') || words.length === 2) break;
+    words.push(arg);
+  }
+  return words.join(' ');
+}
+
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
   const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
   // `--as <user>` (as commander parsed it: `--as=user` too, never a word after `--`) overrides SNAPFLOW_ACTOR.
   const env = invocation.actor ? { ...process.env, SNAPFLOW_ACTOR: invocation.actor } : process.env;
   // Connects on the first Temporal call: a command's input is validated before anything is reached.
-  const client = SnapflowClient.lazy(loadConfig(env));
+  const client = SnapflowClient.lazy(loadConfig(env), { env });
   try {
-    return await work(client);
+    // One trace per command when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT): its calls, workflows and activities.
+    return await client.traced(`snapflow ${commandName(process.argv)}`, () => work(client));
   } catch (err) {
     throw client.connectFailure ?? err;
   } finally {

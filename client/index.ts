@@ -19,6 +19,8 @@ import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
 import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
 import { setHostPlacement } from '../catalog/hosts';
+import { inSpan, startTracing, tracingClientInterceptors, type Tracing } from '../lib/tracing';
+import { packageVersion } from '../lib/version';
 
 const HOST_HINT = 'use the host id its worker runs with (SNAPFLOW_HOST_ID): lowercase letters, digits and "-"';
 
@@ -70,7 +72,7 @@ export class SnapflowClient {
   /** Set when a lazy client's first call found Temporal unreachable: the typed error to report instead. */
   connectFailure?: SnapflowError;
 
-  static async connect(config: Config, options: { connectTimeout?: Duration } = {}): Promise<SnapflowClient> {
+  static async connect(config: Config, options: { connectTimeout?: Duration; env?: NodeJS.ProcessEnv } = {}): Promise<SnapflowClient> {
     let connection: Connection;
     try {
       connection = await Connection.connect({
@@ -80,7 +82,7 @@ export class SnapflowClient {
     } catch (err) {
       throw temporalUnavailable(config, err);
     }
-    return SnapflowClient.on(connection, config);
+    return SnapflowClient.on(connection, config, options.env);
   }
 
   /**
@@ -88,7 +90,7 @@ export class SnapflowClient {
    * first, so a bad argument is answered at once even with Temporal down. If connecting fails, every call fails
    * and `connectFailure` holds the TEMPORAL_UNAVAILABLE error to report.
    */
-  static lazy(config: Config, options: { connectTimeout?: Duration } = {}): SnapflowClient {
+  static lazy(config: Config, options: { connectTimeout?: Duration; env?: NodeJS.ProcessEnv } = {}): SnapflowClient {
     let ready: Promise<void> | undefined;
     const ensure = (): Promise<void> =>
       (ready ??= connection.ensureConnected().catch((err: unknown) => {
@@ -112,14 +114,28 @@ export class SnapflowClient {
       connectTimeout: options.connectTimeout ?? '5 seconds',
       interceptors: [connectFirst, makeGrpcRetryInterceptor(defaultGrpcRetryOptions())],
     });
-    const client = SnapflowClient.on(connection, config);
+    const client = SnapflowClient.on(connection, config, options.env);
     return client;
   }
 
-  private static on(connection: Connection, config: Config): SnapflowClient {
+  private static on(connection: Connection, config: Config, env?: NodeJS.ProcessEnv): SnapflowClient {
     // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
     const dataConverter = payloadDataConverter(config.payloadKey);
-    return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, every call is a span whose context travels to the workflow (lib/tracing.ts).
+    const tracing = startTracing({ service: 'snapflow-client', version: packageVersion, env });
+    const interceptors = { workflow: tracingClientInterceptors(tracing) };
+    const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter, interceptors });
+    const snapflow = new SnapflowClient(client, connection, config);
+    snapflow.tracing = tracing;
+    return snapflow;
+  }
+
+  /** OpenTelemetry tracing of this process, when the environment turns it on. */
+  tracing?: Tracing;
+
+  /** Runs `work` as one traced operation (its calls are child spans), e.g. a CLI command; untraced without tracing. */
+  traced<T>(name: string, work: () => Promise<T>): Promise<T> {
+    return inSpan(this.tracing, name, work);
   }
 
   /**
@@ -131,6 +147,7 @@ export class SnapflowClient {
     const other = new SnapflowClient(this.temporal, this.connection, { ...this.config, actor });
     other.database = this.database ?? (this.database = createDb(this.config.databaseUrl));
     other.borrowed = true;
+    other.tracing = this.tracing;
     return other;
   }
 
@@ -233,6 +250,7 @@ export class SnapflowClient {
 
   async close(): Promise<void> {
     if (this.borrowed) return;
+    await this.tracing?.flush(); // a CLI command's spans leave before the process does
     await this.database?.close();
     await this.connection.close();
   }

@@ -7,27 +7,37 @@
 #     agent built from guest/agent, both linked into .tools/vm
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
 #   - the local PostgreSQL started when it is installed but stopped
+# Image builds (Dockerfile) run it as root without sudo and skip what the image does not need:
+#   SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,postgres   (comma-separated parts: dev-packages — the dev stack's
+#   Docker, registry, compose and promtool —, vm-packages, temporal, kernel, agent, postgres)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 temporal_version=v1.5.1 # later tags carry replace directives and fail with go install
 cache=${SNAPFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/snapflow}
 tools="$root/.tools/bin"
 say() { echo "provision: $*" >&2; }
+skip() { [[ ",${SNAPFLOW_PROVISION_SKIP:-}," == *",$1,"* ]]; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
-command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-[ -x /usr/bin/docker ] || missing+=(docker.io)
-command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
-command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
-dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
-command -v git >/dev/null 2>&1 || missing+=(git)
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
-command -v cpio >/dev/null 2>&1 || missing+=(cpio)
-command -v zstd >/dev/null 2>&1 || missing+=(zstd)
-command -v stress-ng >/dev/null 2>&1 || missing+=(stress-ng) # npm run chaos -- --load, npm run bench -- vmload
+if ! skip dev-packages; then
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  [ -x /usr/bin/docker ] || missing+=(docker.io)
+  command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+  command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+  command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # tests check ops/prometheus rules with it
+  command -v stress-ng >/dev/null 2>&1 || missing+=(stress-ng) # npm run chaos -- --load, npm run bench -- vmload
+fi
+# What a host worker runs: the offline base image (busybox), golden builds' clones (git), vm sandboxes.
+if ! skip vm-packages; then
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v git >/dev/null 2>&1 || missing+=(git)
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+  command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+  command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
@@ -36,7 +46,9 @@ fi
 
 # Temporal CLI: project-local copy of a per-machine cache; the first build compiles for minutes.
 cached="$cache/temporal-$temporal_version"
-if [ ! -x "$tools/temporal" ] || ! cmp -s "$tools/temporal" "$cached" 2>/dev/null; then
+if skip temporal; then
+  :
+elif [ ! -x "$tools/temporal" ] || ! cmp -s "$tools/temporal" "$cached" 2>/dev/null; then
   if [ ! -x "$cached" ]; then
     export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
     command -v go >/dev/null 2>&1 || { say "Go is required to build the Temporal CLI (install Go >= 1.23)"; exit 1; }
@@ -52,44 +64,49 @@ fi
 # vm guest kernel: the versioned package behind linux-image-cloud-amd64, unpacked with dpkg -x into the cache.
 vm="$root/.tools/vm"
 mkdir -p "$vm"
-# Resolved once (apt-cache takes seconds); SNAPFLOW_KERNEL_REFRESH=1 picks up a newer package.
-kernel_version=$(cat "$vm/kernel-version" 2>/dev/null || true)
-if [ -z "$kernel_version" ] || [ -n "${SNAPFLOW_KERNEL_REFRESH:-}" ] || [ ! -f "$cache/kernel/$kernel_version/boot/vmlinuz-$kernel_version" ]; then
-  kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
-  if [ -z "$kernel_pkg" ]; then
-    as_root apt-get update -qq
-    kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+if ! skip kernel; then
+  # Resolved once (apt-cache takes seconds); SNAPFLOW_KERNEL_REFRESH=1 picks up a newer package.
+  kernel_version=$(cat "$vm/kernel-version" 2>/dev/null || true)
+  if [ -z "$kernel_version" ] || [ -n "${SNAPFLOW_KERNEL_REFRESH:-}" ] || [ ! -f "$cache/kernel/$kernel_version/boot/vmlinuz-$kernel_version" ]; then
+    # No package lists yet (a fresh image): apt-cache fails, and the update below fetches them.
+    kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1 || true)
+    if [ -z "$kernel_pkg" ]; then
+      as_root apt-get update -qq
+      kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*\)$/\1/p' | head -n 1)
+    fi
+    kernel_version=${kernel_pkg#linux-image-}
   fi
-  kernel_version=${kernel_pkg#linux-image-}
+  [ -n "$kernel_version" ] || { say "cannot resolve linux-image-cloud-amd64 (apt-cache depends)"; exit 1; }
+  kernel_dir="$cache/kernel/$kernel_version"
+  if [ ! -f "$kernel_dir/boot/vmlinuz-$kernel_version" ]; then
+    say "fetching the vm guest kernel $kernel_pkg (unpacked into $kernel_dir, not installed)"
+    download=$(mktemp -d)
+    (cd "$download" && apt-get download -qq "$kernel_pkg" 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq "$kernel_pkg"; })
+    rm -rf "$kernel_dir.tmp" && mkdir -p "$kernel_dir.tmp"
+    dpkg -x "$download"/linux-image-*.deb "$kernel_dir.tmp"
+    rm -rf "$download" "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
+  fi
+  ln -sfn "$kernel_dir/boot/vmlinuz-$kernel_version" "$vm/vmlinuz"
+  [ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
 fi
-[ -n "$kernel_version" ] || { say "cannot resolve linux-image-cloud-amd64 (apt-cache depends)"; exit 1; }
-kernel_dir="$cache/kernel/$kernel_version"
-if [ ! -f "$kernel_dir/boot/vmlinuz-$kernel_version" ]; then
-  say "fetching the vm guest kernel $kernel_pkg (unpacked into $kernel_dir, not installed)"
-  download=$(mktemp -d)
-  (cd "$download" && apt-get download -qq "$kernel_pkg" 2>/dev/null || { as_root apt-get update -qq && apt-get download -qq "$kernel_pkg"; })
-  rm -rf "$kernel_dir.tmp" && mkdir -p "$kernel_dir.tmp"
-  dpkg -x "$download"/linux-image-*.deb "$kernel_dir.tmp"
-  rm -rf "$download" "$kernel_dir" && mv "$kernel_dir.tmp" "$kernel_dir"
-fi
-ln -sfn "$kernel_dir/boot/vmlinuz-$kernel_version" "$vm/vmlinuz"
-[ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
 
 # vm guest agent: a static Go binary (stdlib only), cached per source hash.
-agent_hash=$(cat "$root"/guest/agent/go.mod "$root"/guest/agent/*.go | sha256sum | cut -c1-16)
-agent="$cache/agent/$agent_hash/snapflow-agent"
-if [ ! -x "$agent" ]; then
-  export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
-  command -v go >/dev/null 2>&1 || { say "Go is required to build the vm guest agent (install Go >= 1.22)"; exit 1; }
-  say "building the vm guest agent"
-  mkdir -p "$(dirname "$agent")"
-  (cd "$root/guest/agent" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$agent.tmp" .)
-  mv "$agent.tmp" "$agent"
+if ! skip agent; then
+  agent_hash=$(cat "$root"/guest/agent/go.mod "$root"/guest/agent/*.go | sha256sum | cut -c1-16)
+  agent="$cache/agent/$agent_hash/snapflow-agent"
+  if [ ! -x "$agent" ]; then
+    export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+    command -v go >/dev/null 2>&1 || { say "Go is required to build the vm guest agent (install Go >= 1.22)"; exit 1; }
+    say "building the vm guest agent"
+    mkdir -p "$(dirname "$agent")"
+    (cd "$root/guest/agent" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags='-s -w' -o "$agent.tmp" .)
+    mv "$agent.tmp" "$agent"
+  fi
+  ln -sfn "$agent" "$vm/snapflow-agent"
 fi
-ln -sfn "$agent" "$vm/snapflow-agent"
 
 # PostgreSQL: only the machine's own cluster, and only when DATABASE_URL points at it (the default).
-if [[ "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/}" =~ @(127\.0\.0\.1|localhost)(:5432)?/ ]] \
+if ! skip postgres && [[ "${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/}" =~ @(127\.0\.0\.1|localhost)(:5432)?/ ]] \
   && command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   say "starting the local PostgreSQL cluster"
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start

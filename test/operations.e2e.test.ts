@@ -9,6 +9,7 @@ import { hosts } from '../db/schema';
 import { freePort, projectRoot } from '../scripts/stack';
 import { superviseWorker, type SupervisedWorker } from '../scripts/supervisor';
 import { JsonLogger } from '../workers/log';
+import { metricNames } from '../workers/metrics';
 import { makeBareRepo } from './support/repos';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 import { workerLogFile } from './support/workerLogs';
@@ -33,6 +34,24 @@ async function scrape(port: number): Promise<string> {
   expect(res.status).toBe(200);
   return res.text();
 }
+
+/** Every sample line's series (name and labels as written): the same series twice would be a duplicate. */
+function seriesOf(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.slice(0, l.lastIndexOf(' ')));
+}
+
+/** `# TYPE` lines per metric: one each, or the exposition is invalid. */
+function typesOf(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('# TYPE '))
+    .map((l) => l.split(' ')[2]!);
+}
+
+const duplicates = (items: string[]): string[] => items.filter((item, i) => items.indexOf(item) !== i);
 
 /** Metric names in Prometheus text format, as a histogram's series are named (_bucket, _sum, _count). */
 function metricNamesOf(text: string): Set<string> {
@@ -90,6 +109,11 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
   const started = await t.client.golden.buildNow({ workspace: ws });
   const result = await t.client.golden.waitForBuild(started.workflowId);
   expect(result).toMatchObject({ status: 'succeeded', hostId });
+  // A user's job in a container sandbox: its start and its run show on the host's metrics.
+  const sandbox = await t.client.sandboxes.create({ workspace: ws, class: 'container', size: 'small', runtime: 'codex', keepAlive: true });
+  const job = await t.client.sandboxes.runJob(sandbox.sandboxId, { command: ['sh', '-c', 'echo metrics'] });
+  expect(job).toMatchObject({ exitCode: 0 });
+  await t.client.sandboxes.destroy(sandbox.sandboxId);
 
   // Metrics: the catalog's figures are read every 15 s, so wait for this build to show.
   const control = await until('the build in the control worker metrics', async () => {
@@ -98,13 +122,27 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
   });
   expect(control).toMatch(/snapflow_snapshots\{[^}]*kind="golden"[^}]*status="active"[^}]*\} [1-9]/);
   expect(control).toMatch(/snapflow_default_changes_total(\{[^}]*\})? [1-9]/);
-  expect(control).toMatch(/temporal_workflow_task_schedule_to_start_latency_bucket/);
+  expect(control).toMatch(/snapflow_catalog_metrics_leader(\{[^}]*\})? 1/);
+  // The SDK's own: durations in seconds with the unit in the name, counters ending in _total.
+  expect(control).toMatch(/temporal_workflow_task_schedule_to_start_latency_seconds_bucket\{[^}]*le="0\.\d+"/);
+  expect(control).toMatch(/temporal_workflow_completed_total/);
+  expect(control).not.toMatch(/_milliseconds|latency_bucket/);
+  expect(control).toMatch(/snapflow_activity_failures_total\{[^}]*worker="control"/);
   const host = await until('the host memory in the host worker metrics', async () => {
     const text = await scrape(ports.host);
     return /snapflow_host_memory_free_bytes(\{[^}]*\})? [1-9]/.test(text) ? text : undefined;
   });
-  expect(host).toMatch(/temporal_activity_execution_latency_bucket/);
+  expect(host).toMatch(/temporal_activity_execution_latency_seconds_bucket/);
   expect(host).toMatch(/snapflow_host_cache_hits_total/);
+  expect(host).toMatch(/snapflow_job_duration_seconds_count\{[^}]*class="container"[^}]*outcome="succeeded"[^}]*\} 1\b/);
+  expect(host).toMatch(/snapflow_sandbox_start_seconds_count\{[^}]*class="container"[^}]*path="create"[^}]*\} [1-9]/);
+  expect(host).toMatch(/snapflow_host_sandboxes_running\{[^}]*class="vm"[^}]*\} \d/);
+  expect(host).toMatch(/snapflow_activity_failures_total\{[^}]*worker="host"/);
+  // Each series once, each metric typed once (several control workers would also agree: one reports the catalog).
+  for (const text of [control, host]) {
+    expect(duplicates(seriesOf(text))).toEqual([]);
+    expect(duplicates(typesOf(text))).toEqual([]);
+  }
 
   // `snapflow doctor` names the endpoints it reaches.
   const doctor = await runDoctor({ ...t.env, SNAPFLOW_METRICS_ADDRESS: String(ports.control) });
@@ -113,8 +151,11 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
     detail: expect.stringContaining(`http://127.0.0.1:${ports.control}/metrics`),
   });
 
-  // The dashboard queries nothing the workers do not export.
-  const exported = new Set([...metricNamesOf(control), ...metricNamesOf(host)]);
+  // The dashboard queries nothing the workers do not export. Some series appear only once what they count happened
+  // (a histogram's first sample, an SDK failure counter's first failure): snapflow's are declared in metricNames.
+  const declared = Object.values(metricNames).flatMap((name) => [name, `${name}_bucket`, `${name}_count`, `${name}_sum`]);
+  const afterAFailure = ['temporal_workflow_failed_total', 'temporal_activity_execution_failed_total'];
+  const exported = new Set([...metricNamesOf(control), ...metricNamesOf(host), ...declared, ...afterAFailure]);
   const dashboard = JSON.parse(readFileSync(join(projectRoot, 'ops', 'grafana', 'snapflow.json'), 'utf8')) as {
     panels: Array<{ targets?: Array<{ expr: string }> }>;
   };
@@ -125,7 +166,15 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
   // Logs: one JSON object per line; activity and workflow lines carry the run's ids; the host's carry its id.
   for (const name of ['control', 'host']) {
     for (const line of logLines(name))
-      expect(line).toEqual(expect.objectContaining({ time: expect.any(String), level: expect.any(String), message: expect.any(String) }));
+      expect(line).toEqual(
+        expect.objectContaining({
+          time: expect.any(String),
+          level: expect.any(String),
+          message: expect.any(String),
+          service: `snapflow-${name}`,
+          version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+        }),
+      );
   }
   const buildLines = logLines('host').filter((l) => l.workflowId === started.workflowId);
   expect(buildLines.some((l) => typeof l.runId === 'string' && typeof l.activity === 'string' && l.host === hostId)).toBe(true);
@@ -138,6 +187,22 @@ test('a golden build through worker processes: metrics on both ports, JSON logs 
     expect(text).not.toMatch(/ghs_[A-Za-z0-9]{36}|PRIVATE KEY-----/);
   }
 }, 300_000);
+
+test('an error on a log line keeps its name, code, stack and cause', () => {
+  const lines: string[] = [];
+  const log = new JsonLogger({ level: 'info', fields: { service: 'snapflow-host', version: '1.2.3' }, write: (l) => lines.push(l) });
+  const err = Object.assign(new Error('push failed', { cause: new Error('socket hang up') }), { code: 'STORAGE_UNAVAILABLE' });
+  log.error('upload failed', { error: err });
+  const entry = JSON.parse(lines[0]!) as { service: string; version: string; error: Record<string, unknown> };
+  expect(entry).toMatchObject({ service: 'snapflow-host', version: '1.2.3' });
+  expect(entry.error).toMatchObject({
+    name: 'Error',
+    message: 'push failed',
+    code: 'STORAGE_UNAVAILABLE',
+    cause: { message: 'socket hang up' },
+  });
+  expect(entry.error.stack).toMatch(/operations\.e2e\.test\.ts:\d+/);
+});
 
 test('the logger redacts the secrets it knows and token and key shapes, even when a message carries them', () => {
   const lines: string[] = [];

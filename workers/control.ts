@@ -19,9 +19,10 @@ import { payloadDataConverter } from '../lib/codec';
 import { createGithubApp } from '../lib/githubApp';
 import { loadConfig, loadDotEnv, type GithubAppConfig, type StorageConfig } from '../lib/config';
 import { taskQueues } from '../lib/ids';
+import type { Tracing } from '../lib/tracing';
 import { connectWorker, exitWithError, workflowSource } from './options';
-import { installRuntime } from './log';
-import { recordCatalogMetrics } from './metrics';
+import { activityFailureMetrics, recordCatalogMetrics } from './metrics';
+import { installRuntime, tracingActivityInterceptors, tracingWorkflowOptions, workerTracing } from './runtime';
 import { ensureReconcileSchedule } from './schedules';
 import { stallInterceptors } from './stall';
 
@@ -43,15 +44,25 @@ export interface ControlWorkerDeps {
   operators?: readonly string[];
   /** SNAPFLOW_HOST_ACTOR: the service actor host workers announce themselves as. */
   hostActor?: string;
+  /** OpenTelemetry (lib/tracing.ts): workflow and activity spans; omitted → none, and the prebuilt bundle is used. */
+  tracing?: Tracing;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
+  const traced = tracingWorkflowOptions(deps.tracing);
   return Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: taskQueues.control,
     dataConverter: deps.dataConverter,
-    ...workflowSource(deps.bundlePath),
+    // Traced workflows need the tracing interceptor bundled with them: bundled at start then.
+    ...(deps.tracing ? { workflowsPath: require.resolve('../workflows') } : workflowSource(deps.bundlePath)),
+    interceptors: {
+      workflowModules: traced.workflowModules,
+      // stalls: none unless a chaos run sets SNAPFLOW_CHAOS_STALL
+      activity: [...tracingActivityInterceptors(deps.tracing), activityFailureMetrics('control'), ...stallInterceptors()],
+    },
+    ...(traced.sinks ? { sinks: traced.sinks } : {}),
     activities: {
       ...createCatalogActivities({ db: deps.db }),
       ...createConnectionActivities({ db: deps.db, tokens: createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp)) }),
@@ -64,7 +75,6 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRestoreActivities({ db: deps.db }),
       ...createGoldenCatalogActivities({ db: deps.db, storage: deps.storage, hostCacheKeep: deps.hostCacheKeep }),
     },
-    interceptors: { activity: stallInterceptors() }, // none unless a chaos run sets SNAPFLOW_CHAOS_STALL
     // Sized for 2 cores: workflow tasks are cheap, activities here are short database calls.
     maxConcurrentWorkflowTaskExecutions: 20,
     maxConcurrentActivityTaskExecutions: 20,
@@ -75,7 +85,8 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
-  const log = installRuntime(config, { worker: 'control' });
+  const log = installRuntime(config, 'control');
+  const tracing = workerTracing('control');
   await assertMigrationsApplied(config.databaseUrl); // refuse a stale schema up front
   const connection = await connectWorker(config);
   const database = createDb(config.databaseUrl);
@@ -95,15 +106,18 @@ async function main(): Promise<void> {
       operators: config.operators,
       hostActor: config.hostActor,
       dataConverter,
+      tracing,
     });
     log.info(`control worker polling ${taskQueues.control} on ${config.temporal.address}`, {
       taskQueue: taskQueues.control,
       payloadKey: config.payloadKey?.id ?? null,
       metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : null,
+      tracing: tracing ? 'on' : 'off',
     });
-    const stopMetrics = recordCatalogMetrics(database.db, log);
+    const stopMetrics = recordCatalogMetrics(database, log);
     await worker.run().finally(stopMetrics); // returns after SIGINT/SIGTERM once in-flight tasks are done
   } finally {
+    await tracing?.shutdown();
     await clientConnection.close();
     await database.close();
     await connection.close();

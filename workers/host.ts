@@ -2,6 +2,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
@@ -18,12 +19,13 @@ import { payloadDataConverter } from '../lib/codec';
 import { createGithubApp } from '../lib/githubApp';
 import { dockerConnection, loadConfig, loadDotEnv, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
-import { taskQueues, workflowIds } from '../lib/ids';
+import { CONTAINER_LABEL, taskQueues, workflowIds } from '../lib/ids';
 import type { refreshHost } from '../workflows';
-import { installRuntime } from './log';
-import { hostCacheMetrics, initHostCacheMetrics, recordHostMetrics } from './metrics';
+import type { Tracing } from '../lib/tracing';
+import { activityFailureMetrics, hostActivityMetrics, recordHostMetrics, type HostCapacity } from './metrics';
 import { connectWorker, exitWithError } from './options';
 import { stallInterceptors } from './stall';
+import { installRuntime, tracingActivityInterceptors, workerTracing } from './runtime';
 
 export interface HostWorkerDeps {
   connection: NativeConnection;
@@ -44,6 +46,10 @@ export interface HostWorkerDeps {
   ghcrHost?: string;
   /** Payload encryption (lib/codec.ts); must match the clients' and the control worker's. Omitted → plain payloads. */
   dataConverter?: DataConverter;
+  /** OpenTelemetry (lib/tracing.ts): activity spans, children of their workflow's; omitted → none. */
+  tracing?: Tracing;
+  /** Receives how to read this host's capacity (memory, sandboxes running), for its metrics. */
+  onCapacity?: (read: () => Promise<HostCapacity>) => void;
 }
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
@@ -64,6 +70,19 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     ...vmPlaces(deps.hostId),
     ...(deps.vmStateDir ? { stateDir: deps.vmStateDir } : {}),
     memoryMiB: deps.vmMemoryMiB,
+  });
+  const runRoot = vmPlaces(deps.hostId).runRoot;
+  deps.onCapacity?.(async () => {
+    const [facts, running] = await Promise.all([
+      vms.describeHost(),
+      docker.listContainers({ filters: { label: [CONTAINER_LABEL], status: ['running'] } }),
+    ]);
+    const vmCount = existsSync(runRoot) ? readdirSync(runRoot).length : 0;
+    return {
+      memoryTotalMiB: facts.memoryTotalMiB,
+      memoryReservedMiB: facts.memoryReservedMiB,
+      running: { container: running.length, vm: vmCount },
+    };
   });
   const tokens = createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp));
   const ghcrHost = deps.ghcrHost ?? 'ghcr.io';
@@ -91,7 +110,14 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
       }),
       ...vms,
     },
-    interceptors: { activity: [hostCacheMetrics, ...stallInterceptors()] }, // stalls only in a chaos run
+    interceptors: {
+      activity: [
+        ...tracingActivityInterceptors(deps.tracing),
+        hostActivityMetrics(),
+        activityFailureMetrics('host'),
+        ...stallInterceptors(),
+      ], // stalls only in a chaos run
+    },
     // Sized for 2 cores: Docker commits and pushes are heavy, a few at a time is plenty.
     maxConcurrentActivityTaskExecutions: 4,
     // A running job's output reaches its caller through heartbeats: send them as often as the job writes them.
@@ -128,7 +154,8 @@ export async function workflowIsRunning(client: Client, workflowId: string): Pro
 async function main(): Promise<void> {
   loadDotEnv();
   const config = loadConfig();
-  const log = installRuntime(config, { worker: 'host', host: config.host.id });
+  const log = installRuntime(config, 'host', { host: config.host.id });
+  const tracing = workerTracing('host');
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect(config.temporal.connection.options);
@@ -144,6 +171,7 @@ async function main(): Promise<void> {
       });
     });
     const isRunning = (workflowId: string) => workflowIsRunning(client, workflowId);
+    let readCapacity: (() => Promise<HostCapacity>) | undefined;
     const swept = await sweepLeftovers(docker, isRunning);
     if (swept.removed.length) log.info(`removed ${swept.removed.length} leftover temporary sandbox(es) of finished runs`);
     const sweptVms = await sweepVmLeftovers({ docker, ...vmPlaces(config.host.id) }, isRunning);
@@ -160,19 +188,14 @@ async function main(): Promise<void> {
       preload: config.preload,
       ghcrHost: config.ghcrHost,
       dataConverter,
+      tracing,
+      onCapacity: (read) => (readCapacity = read),
     });
     log.info(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`, {
       taskQueue: taskQueues.host(config.host.id),
       metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : null,
     });
-    initHostCacheMetrics();
-    const facts = createDockerActivities({
-      docker,
-      hostId: config.host.id,
-      dockerHost: config.host.dockerHost,
-      memoryLimitMiB: config.host.memoryLimitMiB,
-    });
-    const stopMetrics = recordHostMetrics(() => facts.describeHost(), log);
+    const stopMetrics = readCapacity ? recordHostMetrics(readCapacity, log) : () => undefined;
     const running = worker.run().finally(stopMetrics); // returns after SIGINT/SIGTERM once in-flight activities are done
     await announceHost(client, config.host.id, config.hostActor).then(
       () => log.info(`host ${config.host.id} registered with the control plane`),
@@ -180,6 +203,7 @@ async function main(): Promise<void> {
     );
     await running;
   } finally {
+    await tracing?.shutdown();
     await clientConnection.close();
     await connection.close();
   }

@@ -1,11 +1,10 @@
-// Worker logs: one JSON object per line (time, level, message, then workflowId, runId, activity and host where
-// known), at SNAPFLOW_LOG_LEVEL and above. The Temporal Runtime's logger is this one, so the SDK's own lines and
-// those of activities and workflows (which carry their run's ids) land in the same stream. Secrets never do:
-// every line is redacted of the configured secret values and of token and private key shapes before it is written.
+// Worker logs: one JSON object per line (time, level, message, then service, version, workflowId, runId, activity
+// and host where known), at SNAPFLOW_LOG_LEVEL and above. The Temporal Runtime's logger is this one (workers/runtime.ts),
+// so the SDK's own lines and those of activities and workflows (which carry their run's ids) land in the same
+// stream. An error keeps its name, message, code and stack. Secrets never land there: every line is redacted of the
+// configured secret values and of token and private key shapes before it is written.
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
-import { Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Config } from '../lib/config';
-import { durationBuckets } from './metrics';
 
 const RANK: Record<LogLevel, number> = { TRACE: 0, DEBUG: 1, INFO: 2, WARN: 3, ERROR: 4 };
 const REDACTED = '[redacted]';
@@ -46,10 +45,20 @@ function contextFields(meta: LogMetadata = {}): Record<string, unknown> {
   if (workflowId !== undefined) out.workflowId = workflowId;
   if (runId !== undefined || workflowRunId !== undefined) out.runId = runId ?? workflowRunId;
   if (activityType !== undefined) out.activity = activityType;
-  for (const [key, value] of Object.entries(rest)) {
-    out[key] = value instanceof Error ? { name: value.name, message: value.message } : value;
-  }
+  for (const [key, value] of Object.entries(rest)) out[key] = value instanceof Error ? errorFields(value) : value;
   return out;
+}
+
+/** An error as a log field: what an on-call engineer needs to find the line of code, causes included (bounded). */
+export function errorFields(err: Error, depth = 0): Record<string, unknown> {
+  const code = (err as { code?: unknown; type?: unknown }).code ?? (err as { type?: unknown }).type;
+  return {
+    name: err.name,
+    message: err.message,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(err.stack ? { stack: err.stack } : {}),
+    ...(err.cause instanceof Error && depth < 3 ? { cause: errorFields(err.cause, depth + 1) } : {}),
+  };
 }
 
 export class JsonLogger implements Logger {
@@ -97,27 +106,13 @@ export class JsonLogger implements Logger {
   }
 }
 
-/**
- * Installs the process's Temporal Runtime with this logger (the SDK's native core forwards its warnings into
- * it too) and, when `metricsAddress` is set, the SDK's Prometheus exporter there. Call once, before any worker.
- */
 let installed: JsonLogger | undefined;
 
-/** The logger installRuntime made, if it ran in this process. */
+/** The logger the worker process installed its Runtime with (workers/runtime.ts), if any. */
 export function workerLogger(): JsonLogger | undefined {
   return installed;
 }
 
-export function installRuntime(config: Config, fields: Record<string, unknown>): JsonLogger {
-  const logger = (installed = new JsonLogger({ level: config.logLevel, fields, secrets: configSecrets(config) }));
-  Runtime.install({
-    logger,
-    telemetryOptions: {
-      logging: { forward: {}, filter: makeTelemetryFilterString({ core: config.logLevel === 'trace' ? 'DEBUG' : 'WARN' }) },
-      ...(config.metricsAddress
-        ? { metrics: { prometheus: { bindAddress: config.metricsAddress, histogramBucketOverrides: durationBuckets } } }
-        : {}),
-    },
-  });
-  return logger;
+export function setWorkerLogger(logger: JsonLogger): void {
+  installed = logger;
 }

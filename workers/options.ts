@@ -42,7 +42,11 @@ export function exitWithError(context: string, err: unknown): never {
   const failure = describeFailure(err);
   const log = workerLogger();
   if (log) {
-    log.error(`${context}: ${failure.message}`, { code: failure.code, hint: failure.hint });
+    log.error(`${context}: ${failure.message}`, {
+      code: failure.code,
+      hint: failure.hint,
+      ...(err instanceof Error ? { error: err } : {}),
+    });
     process.exit(1);
   }
   console.error(`✗ ${context}: ${failure.code}: ${failure.message}${failure.hint ? ` (${failure.hint})` : ''}`);
