@@ -1,7 +1,7 @@
 // The HTTP API on the real stack, as a member and an admin and an operator would use it: tokens made by the
 // operator bootstrap and by the operator, snapshots created and listed a page at a time, admin-only calls refused
 // with a typed problem+json body, the OpenAPI document listing every route.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
@@ -222,6 +222,18 @@ test('a Temporal client that names an actor without a signed claim is refused PE
   await expect(wrongKey).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('signature') } });
 });
 
+/** The real bin, asynchronously: the API it calls runs in this process. */
+function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...args],
+      { env, cwd: t.stack.dir, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
 test('SNAPFLOW_API_URL + SNAPFLOW_TOKEN: `snapflow snapshot list` works with no DATABASE_URL and no Temporal; --as is refused', async () => {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -229,19 +241,10 @@ test('SNAPFLOW_API_URL + SNAPFLOW_TOKEN: `snapflow snapshot list` works with no 
     SNAPFLOW_API_URL: base,
     SNAPFLOW_TOKEN: tokens.bob,
   };
-  const bin = join(__dirname, '..', 'client', 'bin', 'snapflow.js');
-  const listed = spawnSync(process.execPath, [bin, 'snapshot', 'list', '--workspace', 'api-co', '--json'], {
-    env,
-    cwd: t.stack.dir,
-    encoding: 'utf8',
-  });
+  const listed = await cli(['snapshot', 'list', '--workspace', 'api-co', '--json'], env);
   expect({ status: listed.status, stderr: listed.stderr }).toEqual({ status: 0, stderr: '' });
   expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((s) => s.name).sort()).toEqual(['api-agent-b', 'api-agent-v1']);
-  const as = spawnSync(process.execPath, [bin, 'snapshot', 'list', '--workspace', 'api-co', '--as', 'alice', '--json'], {
-    env,
-    cwd: t.stack.dir,
-    encoding: 'utf8',
-  });
+  const as = await cli(['snapshot', 'list', '--workspace', 'api-co', '--as', 'alice', '--json'], env);
   expect(as.status).toBe(3);
   expect(JSON.parse(as.stderr)).toMatchObject({ code: 'PERMISSION_DENIED', field: 'as' });
 });
