@@ -99,7 +99,8 @@ export class SnapflowApiClient {
       ),
     /** Every page, in order. */
     list: async (input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string }) => {
-      const { workspace, ...filters } = input;
+      const { workspace, status, runtime, size, kind } = input; // only the filters: callers pass their whole options
+      const filters = { status, runtime, size, kind };
       const items: unknown[] = [];
       let cursor: string | undefined;
       do {

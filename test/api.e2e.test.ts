@@ -104,7 +104,8 @@ test('a member creates and lists snapshots a page at a time; the build runs in t
 
   const deadline = Date.now() + 180_000;
   let details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
-  while ((details.body.snapshot as { status: string }).status === 'pending' && Date.now() < deadline) {
+  // 202 comes before the run's first step writes the row: 404 until then, pending, then active.
+  while ((details.status === 404 || (details.body.snapshot as { status: string }).status === 'pending') && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
     details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
   }
@@ -133,9 +134,14 @@ test('admin-only calls answer a member 403 with a typed problem+json body; the o
   });
   const setDefault = await call('POST', '/v1/workspaces/api-co/golden/defaults', tokens.bob, { name: 'api-agent-v1' });
   expect(setDefault).toMatchObject({ status: 403, body: { code: 'PERMISSION_DENIED' } });
-  const deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
+  let deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
+  // A snapshot still building is not deleted (CONFLICT): wait for its build to end.
+  for (let i = 0; deleted.status === 409 && i < 120; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
+  }
   expect(deleted).toMatchObject({ status: 200, body: { status: 'deleted' } });
-});
+}, 180_000);
 
 test('no token, a malformed one, a revoked or an expired one: 401, typed', async () => {
   expect(await call('GET', '/v1/me', undefined)).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED', field: 'authorization' } });
