@@ -3,7 +3,7 @@
 // handle travels through the workflow as `vm:<id>` where a container id would, so exec and remove dispatch on it
 // and the workflows keep one shape for both classes.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';

@@ -14,6 +14,7 @@ import { registerGoldenCommands } from './cliGolden';
 import { registerSandboxCommands } from './cliSandboxes';
 import { registerWorkspaceCommands } from './cliWorkspaces';
 import { registerSnapshotCommands } from './cliSnapshots';
+import { registerTokenCommands } from './cliTokens';
 import { EXIT, exitCodeFor } from './exitCodes';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
@@ -93,6 +94,23 @@ function commandName(argv: string[]): string {
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
+  // With an API URL and a token (environment or `snapflow login`), the API and nothing else: no database, no Temporal.
+  const { apiCredentials } = await import('./credentials');
+  const api = apiCredentials();
+  if (api) {
+    if (invocation.actor !== undefined) {
+      const { SnapflowError } = await import('../lib/errors');
+      throw new SnapflowError({
+        code: 'PERMISSION_DENIED',
+        field: 'as',
+        message: '--as cannot change who the token says you are',
+        hint: 'drop --as, or use a token made for that user (snapflow token create --user …)',
+      });
+    }
+    const { SnapflowApiClient } = await import('./api');
+    // The API client has the calls the CLI makes; one the API does not offer fails where it is used.
+    return work(new SnapflowApiClient(api) as unknown as SnapflowClient);
+  }
   const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
   // `--as <user>` (as commander parsed it: `--as=user` too, never a word after `--`) overrides SNAPFLOW_ACTOR.
   const env = invocation.actor ? { ...process.env, SNAPFLOW_ACTOR: invocation.actor } : process.env;
@@ -204,6 +222,7 @@ export function buildCli(argv: string[] = process.argv): Command {
   registerWorkspaceCommands(program, run);
   registerAgentCommands(program, run);
   registerConfigCommands(program);
+  registerTokenCommands(program, run);
   registerCompletionCommand(program);
 
   return program;

@@ -264,5 +264,14 @@ export async function runDoctor(env: Record<string, string | undefined> = proces
     checkGithub(config),
     checkMetrics(config),
   ]);
-  return [{ name: 'config', status: 'ok', detail: 'environment valid' }, pg, ...temporalChecks, storage, github, ...metrics];
+  // Without an actor key the workers take every actor as named: fine on a dev machine, never in production.
+  const actorKey: Check = config.actorKey
+    ? { name: 'actor claims', status: 'ok', detail: 'SNAPFLOW_ACTOR_KEY set: workers refuse a request whose actor is not signed for' }
+    : {
+        name: 'actor claims',
+        status: 'warn',
+        detail: 'SNAPFLOW_ACTOR_KEY not set: any Temporal client can name any actor (dev only)',
+        fix: 'set SNAPFLOW_ACTOR_KEY="$(openssl rand -base64 32)" for the workers, the API and trusted clients',
+      };
+  return [{ name: 'config', status: 'ok', detail: 'environment valid' }, pg, ...temporalChecks, storage, github, actorKey, ...metrics];
 }

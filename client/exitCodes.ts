@@ -27,6 +27,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   SKILLS_NOT_CONFIGURED: EXIT.usage,
   // The image's files do not fit the size's guest: a larger size or a smaller image, not a retry.
   IMAGE_TOO_LARGE: EXIT.usage,
+  UNAUTHENTICATED: EXIT.denied,
   PERMISSION_DENIED: EXIT.denied,
   PLAN_REQUIRED: EXIT.denied,
   HANDLE_MISMATCH: EXIT.denied,
@@ -47,6 +48,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   TIMED_OUT: EXIT.unavailable,
   // A guest broke its channel's protocol (a frame past the limit): the job failed where it ran.
   VM_AGENT_PROTOCOL: EXIT.failed,
+  RATE_LIMITED: EXIT.unavailable,
   CONFLICT: EXIT.conflict,
   SANDBOX_BUSY: EXIT.conflict,
   SANDBOX_STOPPED: EXIT.conflict,
@@ -55,6 +57,23 @@ const byCode: Partial<Record<ErrorCode, number>> = {
 /** The exit code for a typed failure; anything not listed (INTERNAL, PRELOAD_FAILED, …) is 1. */
 export function exitCodeFor(code: string): number {
   return byCode[code as ErrorCode] ?? EXIT.failed;
+}
+
+/** The HTTP status the API answers a typed failure with: the same classes as the exit codes, one mapping. */
+const httpByExit: Record<number, number> = {
+  [EXIT.failed]: 500,
+  [EXIT.usage]: 400,
+  [EXIT.denied]: 403,
+  [EXIT.notFound]: 404,
+  [EXIT.unavailable]: 503,
+  [EXIT.conflict]: 409,
+};
+
+export function httpStatusFor(code: string): number {
+  // Two codes HTTP names more precisely than their class: no valid credentials, and too many failed tries.
+  if (code === 'UNAUTHENTICATED') return 401;
+  if (code === 'RATE_LIMITED') return 429;
+  return httpByExit[exitCodeFor(code)] ?? 500;
 }
 
 /** `sandbox run`: the job's own exit code, as a shell would report it (1–255). */

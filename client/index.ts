@@ -10,7 +10,9 @@ import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
 import { SnapshotClient } from './snapshots';
 import { WorkspaceClient } from './workspaces';
+import { TokenClient } from './tokens';
 import { payloadDataConverter } from '../lib/codec';
+import { claimInterceptors } from './actorClaims';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
@@ -62,6 +64,7 @@ export class SnapflowClient {
   private sandboxClient?: SandboxClient;
   private agentClient?: AgentClient;
   private workspaceClient?: WorkspaceClient;
+  private tokenClient?: TokenClient;
 
   private constructor(
     readonly temporal: Client,
@@ -123,7 +126,8 @@ export class SnapflowClient {
     const dataConverter = payloadDataConverter(config.payloadKey);
     // With OTEL_EXPORTER_OTLP_ENDPOINT set, every call is a span whose context travels to the workflow (lib/tracing.ts).
     const tracing = startTracing({ service: 'snapflow-client', version: packageVersion, env });
-    const interceptors = { workflow: tracingClientInterceptors(tracing) };
+    // With SNAPFLOW_ACTOR_KEY set, every request also carries a claim for its actor that the workers verify.
+    const interceptors = { workflow: [...claimInterceptors(config.actorKey).workflow, ...tracingClientInterceptors(tracing)] };
     const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter, interceptors });
     const snapflow = new SnapflowClient(client, connection, config);
     snapflow.tracing = tracing;
@@ -197,6 +201,12 @@ export class SnapflowClient {
   get workspaces(): WorkspaceClient {
     this.workspaceClient ??= new WorkspaceClient(this.db(), this.config);
     return this.workspaceClient;
+  }
+
+  /** API tokens (create, list, revoke, the operator bootstrap) and who this client acts as. */
+  get tokens(): TokenClient {
+    this.tokenClient ??= new TokenClient(this.db(), this.config);
+    return this.tokenClient;
   }
 
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */

@@ -44,6 +44,10 @@ function writeDefaultEnv(): void {
     'SNAPFLOW_STORAGE_URL=http://127.0.0.1:5000',
     'SNAPFLOW_STORAGE_USERNAME=snapflow',
     `SNAPFLOW_STORAGE_PASSWORD=${randomBytes(18).toString('base64url')}`,
+    // The workers believe an actor only with a claim signed with this key (the API and this machine's CLI hold it).
+    `SNAPFLOW_ACTOR_KEY=${randomBytes(32).toString('base64')}`,
+    // The HTTP API; with SNAPFLOW_TOKEN set as well, the CLI talks to it instead of Temporal and the database.
+    'SNAPFLOW_API_URL=http://127.0.0.1:8787',
     '',
   ];
   writeFileSync(envFile, lines.join('\n'), { mode: 0o600 });
@@ -179,6 +183,7 @@ async function main(): Promise<void> {
     for (const [name, script, metrics] of [
       ['control', 'workers/control.ts', metricsAddresses.control],
       ['host', 'workers/host.ts', metricsAddresses.host],
+      ['api', 'api/main.ts', ''],
     ] as const) {
       const worker = superviseWorker({
         name,
@@ -211,6 +216,7 @@ async function main(): Promise<void> {
         `  Sources        http://127.0.0.1:${SOURCE_REGISTRY_PORT}  (public registry images come from; holds ${demoImage})`,
         `  Metrics        http://${metricsAddresses.control}/metrics (control), http://${metricsAddresses.host}/metrics (host)`,
         `  Workers        control (pid ${workers[0]?.child?.pid}), host ${config.host.id} (pid ${workers[1]?.child?.pid}), restarted on a crash; logs in ${logDir}`,
+        `  API            http://${config.api.address}  (docs http://${config.api.address}/docs; a first token: npx snapflow token create --operator)`,
         '',
         'Next, in another shell:',
         '  npx snapflow doctor',

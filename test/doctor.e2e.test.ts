@@ -100,3 +100,12 @@ test('a TLS connection the server cannot speak fails with the transport named an
   expect(temporal).toMatchObject({ status: 'fail', detail: expect.stringContaining('TLS with an API key') });
   expect(JSON.stringify(checks)).not.toContain(apiKey);
 });
+
+test('without SNAPFLOW_ACTOR_KEY, doctor warns that any Temporal client can name any actor', async () => {
+  expect(byName(await runDoctor(t.env), 'actor claims')?.status).toBe('ok');
+  expect(byName(await runDoctor({ ...t.env, SNAPFLOW_ACTOR_KEY: '' }), 'actor claims')).toMatchObject({
+    status: 'warn',
+    detail: expect.stringContaining('any Temporal client can name any actor'),
+    fix: expect.stringContaining('SNAPFLOW_ACTOR_KEY'),
+  });
+});

@@ -46,6 +46,8 @@ export interface ControlWorkerDeps {
   hostActor?: string;
   /** OpenTelemetry (lib/tracing.ts): workflow and activity spans; omitted → none, and the prebuilt bundle is used. */
   tracing?: Tracing;
+  /** SNAPFLOW_ACTOR_KEY: every actor must come with a claim signed with it; omitted → actors are taken as named. */
+  actorKey?: Buffer;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -69,7 +71,12 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
-      ...createAuthzActivities({ db: deps.db, operators: deps.operators ?? ['operator'], hostActor: deps.hostActor }),
+      ...createAuthzActivities({
+        db: deps.db,
+        operators: deps.operators ?? ['operator'],
+        hostActor: deps.hostActor,
+        actorKey: deps.actorKey,
+      }),
       ...createSandboxActivities({ db: deps.db }),
       ...createAgentActivities({ db: deps.db }),
       ...createRestoreActivities({ db: deps.db }),
@@ -105,6 +112,7 @@ async function main(): Promise<void> {
       hostCacheKeep: config.hostCacheKeep,
       operators: config.operators,
       hostActor: config.hostActor,
+      actorKey: config.actorKey,
       dataConverter,
       tracing,
     });

@@ -26,6 +26,7 @@ import { activityFailureMetrics, hostActivityMetrics, recordHostMetrics, type Ho
 import { connectWorker, exitWithError } from './options';
 import { stallInterceptors } from './stall';
 import { installRuntime, tracingActivityInterceptors, workerTracing } from './runtime';
+import { claimInterceptors } from '../client/actorClaims';
 
 export interface HostWorkerDeps {
   connection: NativeConnection;
@@ -159,7 +160,9 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect(config.temporal.connection.options);
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
+  // Its announcements name the host workers' service actor, vouched for with SNAPFLOW_ACTOR_KEY.
+  const interceptors = claimInterceptors(config.actorKey);
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter, interceptors });
   try {
     // Every host can start a sandbox from the base image without any registry pull.
     const docker = new Docker(dockerConnection(config.host.dockerHost));
