@@ -2,7 +2,7 @@
 # Installs what snapflow needs on a fresh Debian machine. Idempotent, and quiet when already done.
 #   - Debian packages: docker.io (dockerd + client), docker-registry, apache2-utils (htpasswd), busybox-static,
 #     docker-compose (CI checks docker-compose.yml with it)
-#     qemu-system-x86, cpio and zstd for vm sandboxes
+#     qemu-system-x86, cpio and zstd for vm sandboxes, chromium for the console's browser tests
 #   - the vm guest: Debian's cloud kernel unpacked into the cache (never installed into /boot) and the guest
 #     agent built from guest/agent, both linked into .tools/vm
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
@@ -27,6 +27,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
 command -v cpio >/dev/null 2>&1 || missing+=(cpio)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq
