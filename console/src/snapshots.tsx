@@ -288,6 +288,7 @@ function SnapshotSheet(props: { name: string; onClose: () => void; onDeleted: ()
   );
   const [refusal, setRefusal] = useState<ApiError | null>(null);
   const [deleting, setDeleting] = useState(false);
+  const [confirming, setConfirming] = useState(false);
   const s = details.data?.snapshot;
 
   const remove = async () => {
@@ -300,6 +301,7 @@ function SnapshotSheet(props: { name: string; onClose: () => void; onDeleted: ()
       setRefusal(err as ApiError);
     } finally {
       setDeleting(false);
+      setConfirming(false);
     }
   };
 
@@ -354,10 +356,18 @@ function SnapshotSheet(props: { name: string; onClose: () => void; onDeleted: ()
           </ol>
           {refusal ? <ProblemView problem={refusal} label="Delete refused" /> : null}
           <div class="actions">
-            {isAdmin ? (
-              <button type="button" class="danger" disabled={deleting} onClick={() => void remove()}>
-                {deleting ? 'Deleting…' : 'Delete snapshot'}
+            {isAdmin && !confirming ? (
+              <button type="button" class="danger" onClick={() => setConfirming(true)}>
+                Delete snapshot
               </button>
+            ) : null}
+            {confirming ? (
+              <>
+                <span role="status">Delete {props.name} and its stored image?</span>
+                <button type="button" class="danger" disabled={deleting} onClick={() => void remove()}>
+                  {deleting ? 'Deleting…' : 'Yes, delete'}
+                </button>
+              </>
             ) : null}
             <button type="button" onClick={props.onClose}>
               Close
