@@ -142,3 +142,60 @@ export async function previousDefault(
     });
   return { snapshotId: last.previousSnapshotId, version: current.version };
 }
+
+export interface DefaultWithHistory extends DefaultState {
+  updatedAt: string;
+  /** Newest first, at most `historyLimit` entries: each change, who made it, why, and what it replaced. */
+  history: Array<{
+    snapshotId: string;
+    name?: string;
+    previousSnapshotId: string | null;
+    actor: string;
+    reason: string | null;
+    at: string;
+  }>;
+}
+
+/** Every default of the workspace (one per size/profile) with its recent history, for a console or `golden defaults`. */
+export async function listDefaults(db: Db, input: { workspace: string; historyLimit?: number }): Promise<DefaultWithHistory[]> {
+  const pointers = await db
+    .select({ pointer: defaultPointers, name: snapshots.name })
+    .from(defaultPointers)
+    .leftJoin(snapshots, eq(snapshots.id, defaultPointers.snapshotId))
+    .where(eq(defaultPointers.workspace, input.workspace))
+    .orderBy(defaultPointers.size, defaultPointers.profileKey);
+  const out: DefaultWithHistory[] = [];
+  for (const { pointer, name } of pointers) {
+    const history = await db
+      .select({ entry: defaultHistory, name: snapshots.name })
+      .from(defaultHistory)
+      .leftJoin(snapshots, eq(snapshots.id, defaultHistory.snapshotId))
+      .where(
+        and(
+          eq(defaultHistory.workspace, pointer.workspace),
+          eq(defaultHistory.size, pointer.size),
+          eq(defaultHistory.profileKey, pointer.profileKey),
+        ),
+      )
+      .orderBy(desc(defaultHistory.id))
+      .limit(Math.min(Math.max(1, input.historyLimit ?? 20), 200));
+    out.push({
+      workspace: pointer.workspace,
+      size: pointer.size,
+      profileKey: pointer.profileKey,
+      snapshotId: pointer.snapshotId,
+      name: name ?? undefined,
+      version: pointer.version,
+      updatedAt: pointer.updatedAt.toISOString(),
+      history: history.map(({ entry, name: n }) => ({
+        snapshotId: entry.snapshotId,
+        name: n ?? undefined,
+        previousSnapshotId: entry.previousSnapshotId,
+        actor: entry.actor,
+        reason: entry.reason,
+        at: entry.createdAt.toISOString(),
+      })),
+    });
+  }
+  return out;
+}

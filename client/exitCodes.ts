@@ -25,6 +25,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   GOLDEN_STORAGE_NOT_CONFIGURED: EXIT.usage,
   GITHUB_APP_NOT_CONFIGURED: EXIT.usage,
   SKILLS_NOT_CONFIGURED: EXIT.usage,
+  UNAUTHENTICATED: EXIT.denied,
   PERMISSION_DENIED: EXIT.denied,
   PLAN_REQUIRED: EXIT.denied,
   REGISTRY_AUTH_FAILED: EXIT.denied,
@@ -42,6 +43,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   STORAGE_UNAVAILABLE: EXIT.unavailable,
   INSUFFICIENT_HOST_MEMORY: EXIT.unavailable,
   TIMED_OUT: EXIT.unavailable,
+  RATE_LIMITED: EXIT.unavailable,
   CONFLICT: EXIT.conflict,
   SANDBOX_BUSY: EXIT.conflict,
   SANDBOX_STOPPED: EXIT.conflict,
@@ -50,6 +52,23 @@ const byCode: Partial<Record<ErrorCode, number>> = {
 /** The exit code for a typed failure; anything not listed (INTERNAL, PRELOAD_FAILED, …) is 1. */
 export function exitCodeFor(code: string): number {
   return byCode[code as ErrorCode] ?? EXIT.failed;
+}
+
+/** The HTTP status the API answers a typed failure with: the same classes as the exit codes, one mapping. */
+const httpByExit: Record<number, number> = {
+  [EXIT.failed]: 500,
+  [EXIT.usage]: 400,
+  [EXIT.denied]: 403,
+  [EXIT.notFound]: 404,
+  [EXIT.unavailable]: 503,
+  [EXIT.conflict]: 409,
+};
+
+export function httpStatusFor(code: string): number {
+  // Two codes HTTP names more precisely than their class: no valid credentials, and too many failed tries.
+  if (code === 'UNAUTHENTICATED') return 401;
+  if (code === 'RATE_LIMITED') return 429;
+  return httpByExit[exitCodeFor(code)] ?? 500;
 }
 
 /** `sandbox run`: the job's own exit code, as a shell would report it (1–255). */

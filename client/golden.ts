@@ -12,7 +12,7 @@ import {
 } from '@temporalio/client';
 import { TypedSearchAttributes, type Duration } from '@temporalio/common';
 import type { Db } from '../db/client';
-import { findDefault, previousDefault, type DefaultState } from '../catalog/defaults';
+import { findDefault, listDefaults, previousDefault, type DefaultState, type DefaultWithHistory } from '../catalog/defaults';
 import {
   findBuildConfig,
   latestBuildId,
@@ -33,6 +33,7 @@ import { profileKey, type Runtime } from '../lib/presets';
 import { screenText, validateField } from '../lib/validation';
 import type { GoldenBuildResult, buildGoldenSnapshot, setDefaultSnapshot } from '../workflows';
 import { searchAttributes } from './searchAttributes';
+import { SCHEDULE_CLAIM_TTL_SECONDS, signClaim, type ActorClaim } from '../lib/actorClaim';
 
 export interface ScheduleState {
   scheduleId: string;
@@ -195,6 +196,13 @@ export class GoldenClient {
     }
   }
 
+  /** Every default (one per size/profile) with its recent history: what rollback would go back to. */
+  async defaults(workspace: string): Promise<DefaultWithHistory[]> {
+    workspace = validateField('workspace', workspace);
+    await requireAccess(this.db, this.config, workspace, 'snapshot.read');
+    return listDefaults(this.db, { workspace });
+  }
+
   async recentBuilds(workspace: string, limit = 10): Promise<GoldenBuild[]> {
     workspace = validateField('workspace', workspace);
     await requireAccess(this.db, this.config, workspace, 'snapshot.read');
@@ -228,6 +236,21 @@ export class GoldenClient {
     return latest === undefined || latest === buildId;
   }
 
+  /** A Schedule's runs are `<its workflow id>-<time>`: its claim vouches for that prefix, for as long as the schedule lives. */
+  private scheduleClaim(workspace: string): { claim?: ActorClaim } {
+    if (!this.config.actorKey) return {};
+    const workflowId = workflowIds.goldenScheduledBuild(workspace);
+    return {
+      claim: signClaim(this.config.actorKey, {
+        actor: this.config.actor,
+        workspace,
+        workflowId,
+        prefix: true,
+        ttlSeconds: SCHEDULE_CLAIM_TTL_SECONDS,
+      }),
+    };
+  }
+
   /** The config's schedule in Temporal: created, updated, paused (disabled) or deleted (no schedule). */
   private async syncSchedule(config: GoldenBuildConfig): Promise<void> {
     const scheduleId = scheduleIds.golden(config.workspace);
@@ -245,7 +268,7 @@ export class GoldenClient {
       taskQueue: taskQueues.control,
       workflowId: workflowIds.goldenScheduledBuild(config.workspace),
       // Runs as whoever set the config: a build is refused if they are no longer an admin of a paid workspace.
-      args: [{ workspace: config.workspace, trigger: 'schedule', actor: this.config.actor }],
+      args: [{ workspace: config.workspace, trigger: 'schedule', actor: this.config.actor, ...this.scheduleClaim(config.workspace) }],
       workflowExecutionTimeout: '2 hours',
       typedSearchAttributes: new TypedSearchAttributes([
         { key: searchAttributes.SnapshotKind, value: 'golden' },

@@ -9,7 +9,9 @@ import { GoldenClient } from './golden';
 import { SandboxClient } from './sandboxes';
 import { SnapshotClient } from './snapshots';
 import { WorkspaceClient } from './workspaces';
+import { TokenClient } from './tokens';
 import { payloadDataConverter } from '../lib/codec';
+import { claimInterceptors } from './actorClaims';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
@@ -50,6 +52,7 @@ export class SnapflowClient {
   private sandboxClient?: SandboxClient;
   private agentClient?: AgentClient;
   private workspaceClient?: WorkspaceClient;
+  private tokenClient?: TokenClient;
 
   private constructor(
     readonly temporal: Client,
@@ -74,7 +77,13 @@ export class SnapflowClient {
     }
     // With SNAPFLOW_PAYLOAD_KEY set, every argument and result is encrypted before it leaves this process.
     const dataConverter = payloadDataConverter(config.payloadKey);
-    return new SnapflowClient(new Client({ connection, namespace: config.temporal.namespace, dataConverter }), connection, config);
+    // With SNAPFLOW_ACTOR_KEY set, every request carries a claim for its actor that the workers verify.
+    const interceptors = claimInterceptors(config.actorKey);
+    return new SnapflowClient(
+      new Client({ connection, namespace: config.temporal.namespace, dataConverter, interceptors }),
+      connection,
+      config,
+    );
   }
 
   /**
@@ -135,6 +144,12 @@ export class SnapflowClient {
   get workspaces(): WorkspaceClient {
     this.workspaceClient ??= new WorkspaceClient(this.db(), this.config);
     return this.workspaceClient;
+  }
+
+  /** API tokens (create, list, revoke, the operator bootstrap) and who this client acts as. */
+  get tokens(): TokenClient {
+    this.tokenClient ??= new TokenClient(this.db(), this.config);
+    return this.tokenClient;
   }
 
   /** connect (with an installation id), reconnect / validate (the stored one): asks GitHub, records the verdict. */

@@ -1,7 +1,21 @@
 // Who may do what: workspaces with a plan, their members with a role, agents pointing at a snapshot,
 // and the audit trail of every decision. Kept apart from db/schema.ts (the snapshot catalog) by concern.
 import { sql } from 'drizzle-orm';
-import { bigserial, check, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, unique, uuid } from 'drizzle-orm/pg-core';
+import {
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from 'drizzle-orm/pg-core';
 import { RESERVED_WORKSPACE_IDS } from '../lib/ids';
 import { NAME_PATTERN, SLUG_PATTERN } from '../lib/validation/slugs';
 import { DECISIONS, PLANS, ROLES } from '../lib/vocabulary';
@@ -109,8 +123,40 @@ export const auditEvents = pgTable(
   (t) => [index('audit_events_scope_idx').on(t.workspace, t.id.desc())],
 );
 
+/**
+ * API tokens: each names its user, optionally narrowed to one workspace and a role there, with an expiry. Only the
+ * sha256 of the token is stored (it is shown once); revoked and expired tokens stay as rows for the audit trail.
+ */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: text('user_id').notNull(),
+    /** hex sha256 of the whole token. */
+    tokenHash: text('token_hash').notNull(),
+    /** The token's first characters, to tell tokens apart in a list (not enough to use one). */
+    prefix: text('prefix').notNull(),
+    /** Made by the operator bootstrap (or by an operator for an operator): acts as an operator. */
+    operator: boolean('operator').notNull().default(false),
+    workspace: text('workspace').references(() => workspaces.id, { onDelete: 'cascade' }),
+    role: role('role'),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    createdBy: text('created_by').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique('api_tokens_hash_key').on(t.tokenHash),
+    index('api_tokens_user_idx').on(t.userId),
+    check('api_tokens_role_needs_workspace', sql`${t.role} IS NULL OR ${t.workspace} IS NOT NULL`),
+    check('api_tokens_operator_unscoped', sql`NOT ${t.operator} OR ${t.workspace} IS NULL`),
+  ],
+);
+
 export type Workspace = typeof workspaces.$inferSelect;
 export type WorkspaceGithubAccount = typeof workspaceGithubAccounts.$inferSelect;
 export type Member = typeof members.$inferSelect;
 export type Agent = typeof agents.$inferSelect;
 export type AuditEvent = typeof auditEvents.$inferSelect;
+export type ApiToken = typeof apiTokens.$inferSelect;

@@ -153,6 +153,23 @@ const variables = {
     example: 'info',
     fallback: 'info',
   },
+  SNAPFLOW_ACTOR_KEY: {
+    schema: z.string().regex(/^[A-Za-z0-9+/=_-]{32,200}$/, 'must be at least 32 characters of base64 (openssl rand -base64 32)'),
+    example: '"$(openssl rand -base64 32)"',
+    fallback: undefined,
+  },
+  SNAPFLOW_API_ADDRESS: {
+    schema: z.string().regex(/^([A-Za-z0-9.\-[\]:]+:)?\d{1,5}$/, 'must be host:port, or a port on 127.0.0.1'),
+    example: '127.0.0.1:8787',
+    fallback: '127.0.0.1:8787',
+  },
+  SNAPFLOW_API_CORS_ORIGINS: {
+    schema: z
+      .string()
+      .regex(/^https?:\/\/[^\s,/]+(,https?:\/\/[^\s,/]+)*$/, 'must be a comma-separated list of origins (scheme://host[:port])'),
+    example: 'https://console.example.com',
+    fallback: undefined,
+  },
   SNAPFLOW_METRICS_ADDRESS: {
     schema: z.string().regex(/^([A-Za-z0-9.\-[\]:]+:)?\d{1,5}$/, 'must be host:port, or a port on 127.0.0.1'),
     example: '127.0.0.1:9464',
@@ -222,6 +239,13 @@ export interface Config {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** host:port a worker serves Prometheus metrics on (/metrics); undefined means no metrics endpoint. */
   metricsAddress?: string;
+  /**
+   * Signs (client, API, host workers) and verifies (control worker) the actor claim in every workflow request;
+   * undefined means claims are neither made nor checked (a dev stack: doctor says so).
+   */
+  actorKey?: Buffer;
+  /** The HTTP API: where it listens, and the browser origins it answers (none by default). */
+  api: { address: string; corsOrigins: string[] };
 }
 
 export class ConfigError extends SnapflowError {
@@ -352,6 +376,11 @@ export function loadConfig(env: Env = process.env): Config {
     codecPort: Number(required(env, 'SNAPFLOW_CODEC_PORT', '')),
     logLevel: required(env, 'SNAPFLOW_LOG_LEVEL', '') as Config['logLevel'],
     metricsAddress: metricsAddress(read(env, 'SNAPFLOW_METRICS_ADDRESS')),
+    actorKey: read(env, 'SNAPFLOW_ACTOR_KEY') === undefined ? undefined : Buffer.from(read(env, 'SNAPFLOW_ACTOR_KEY')!, 'utf8'),
+    api: {
+      address: metricsAddress(read(env, 'SNAPFLOW_API_ADDRESS'))!,
+      corsOrigins: (read(env, 'SNAPFLOW_API_CORS_ORIGINS') ?? '').split(',').filter(Boolean),
+    },
   };
 }
 

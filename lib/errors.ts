@@ -42,6 +42,8 @@ export const ERROR_CODES = [
   'TIMED_OUT',
   'CANCELLED',
   'WORKFLOW_GONE',
+  'UNAUTHENTICATED',
+  'RATE_LIMITED',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -42,6 +42,8 @@ export interface ControlWorkerDeps {
   operators?: readonly string[];
   /** SNAPFLOW_HOST_ACTOR: the service actor host workers announce themselves as. */
   hostActor?: string;
+  /** SNAPFLOW_ACTOR_KEY: every actor must come with a claim signed with it; omitted → actors are taken as named. */
+  actorKey?: Buffer;
 }
 
 export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
@@ -57,7 +59,12 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
       ...createDefaultActivities({ db: deps.db }),
-      ...createAuthzActivities({ db: deps.db, operators: deps.operators ?? ['operator'], hostActor: deps.hostActor }),
+      ...createAuthzActivities({
+        db: deps.db,
+        operators: deps.operators ?? ['operator'],
+        hostActor: deps.hostActor,
+        actorKey: deps.actorKey,
+      }),
       ...createSandboxActivities({ db: deps.db }),
       ...createAgentActivities({ db: deps.db }),
       ...createRestoreActivities({ db: deps.db }),
@@ -92,6 +99,7 @@ async function main(): Promise<void> {
       hostCacheKeep: config.hostCacheKeep,
       operators: config.operators,
       hostActor: config.hostActor,
+      actorKey: config.actorKey,
       dataConverter,
     });
     log.info(`control worker polling ${taskQueues.control} on ${config.temporal.address}`, {

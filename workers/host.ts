@@ -23,6 +23,7 @@ import type { refreshHost } from '../workflows';
 import { installRuntime } from './log';
 import { hostCacheMetrics, initHostCacheMetrics, recordHostMetrics } from './metrics';
 import { connectWorker, exitWithError } from './options';
+import { claimInterceptors } from '../client/actorClaims';
 
 export interface HostWorkerDeps {
   connection: NativeConnection;
@@ -131,7 +132,9 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect(config.temporal.connection.options);
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter });
+  // Its announcements name the host workers' service actor, vouched for with SNAPFLOW_ACTOR_KEY.
+  const interceptors = claimInterceptors(config.actorKey);
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter, interceptors });
   try {
     // Every host can start a sandbox from the base image without any registry pull.
     const docker = new Docker(dockerConnection(config.host.dockerHost));

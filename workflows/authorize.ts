@@ -1,13 +1,23 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
-import type { Authorize } from '../catalog/access';
+import type { ActorClaim } from '../lib/actorClaim';
+import type { AuthorizeCall } from '../activities/authz';
 import { access } from './activities';
+
+/**
+ * What the authorization step needs to believe the actor: the request's signed claim, and the parent run when there
+ * is one (Temporal sets it, no caller can; a parent is our own workflow, which checked its caller before it started
+ * this run with that actor).
+ */
+export function vouch(claim: ActorClaim | undefined): Pick<AuthorizeCall, 'claim' | 'parentWorkflowId'> {
+  return { claim, parentWorkflowId: workflowInfo().parent?.workflowId };
+}
 
 /**
  * A workflow's first step: who asks must be allowed, decided and audited with this run. Runs recorded before
  * authorization existed replay without it (`authz-v1`).
  */
-export async function authorizeRun(input: Omit<Authorize, 'run'>): Promise<void> {
+export async function authorizeRun(input: Omit<AuthorizeCall, 'run' | 'parentWorkflowId'>): Promise<void> {
   if (!patched('authz-v1')) return;
   const { workflowId, runId } = workflowInfo();
-  await access.authorize({ ...input, run: { workflowId, runId } });
+  await access.authorize({ ...input, ...vouch(input.claim), run: { workflowId, runId } });
 }

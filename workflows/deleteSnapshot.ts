@@ -1,6 +1,7 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import { access, retirement } from './activities';
 import type { DeleteSnapshotRequest, DeleteSnapshotResult } from './contracts/deleteSnapshot';
+import { vouch } from './authorize';
 
 /** Refuses while anything uses the snapshot; else `deleting` → registry delete → `deleted` (tombstone). */
 export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<DeleteSnapshotResult> {
@@ -8,7 +9,7 @@ export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<Delete
   const run = { workflowId, runId };
   // Versioned (here and in every workflow that gained it): runs recorded before authorization replay without it.
   if (patched('authz-v1'))
-    await access.authorizeOnSnapshot({ actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
+    await access.authorizeOnSnapshot({ ...vouch(req.claim), actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
   const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
   if (!target.alreadyDeleted) {
     if (target.storedRef) await retirement.deleteStoredImage({ storedRef: target.storedRef });

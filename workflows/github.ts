@@ -7,6 +7,6 @@ import { withWorkspace } from './compat';
 export async function validateGithubConnection(req: GithubConnectionRequest): Promise<ConnectionState> {
   req = withWorkspace(req);
   const target = req.installationId === undefined ? 'revalidate' : `installation ${req.installationId}`;
-  await authorizeRun({ actor: req.actor, workspace: req.workspace, action: 'github.connect', target });
+  await authorizeRun({ claim: req.claim, actor: req.actor, workspace: req.workspace, action: 'github.connect', target });
   return connections.validateGithubConnection({ workspace: req.workspace, installationId: req.installationId });
 }

@@ -16,6 +16,7 @@ import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
+import { vouch } from './authorize';
 
 /**
  * The host with the most free memory, if it has enough; otherwise the figures that say why not. Hosts are asked
@@ -70,7 +71,14 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         field: 'actor',
         hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it',
       });
-    await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'golden.build', target: buildId, run });
+    await access.authorize({
+      ...vouch(req.claim),
+      actor: req.actor,
+      workspace: req.workspace,
+      action: 'golden.build',
+      target: buildId,
+      run,
+    });
   }
   const config: BuildConfig = await golden.loadBuildConfig({ workspace: req.workspace });
   await golden.startBuild({ buildId, workspace: req.workspace, trigger: req.trigger, run });

@@ -3,6 +3,7 @@ import { BASE_IMAGE_REF } from '../lib/presets';
 import { access, hostActivities } from './activities';
 import type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
 import { reject } from './failures';
+import { vouch } from './authorize';
 
 /** Proves one host end to end: temp sandbox → exec → commit → (push) → remove, on the real engine. */
 export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTestResult> {
@@ -10,7 +11,13 @@ export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTe
   const { workflowId, runId } = workflowInfo();
   if (patched('authz-host-v1')) {
     if (!req.actor) reject('PERMISSION_DENIED', 'this self-test names no actor', { field: 'actor', hint: 'pass the actor' });
-    await access.authorizeHost({ actor: req.actor, hostId: req.hostId, action: 'host.self-test', run: { workflowId, runId } });
+    await access.authorizeHost({
+      ...vouch(req.claim),
+      actor: req.actor,
+      hostId: req.hostId,
+      action: 'host.self-test',
+      run: { workflowId, runId },
+    });
   }
   const sandbox = await docker.createTempSandbox({ key: workflowId, image: BASE_IMAGE_REF, size: 'small', workflowId });
   let localRef: string | undefined;

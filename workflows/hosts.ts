@@ -3,13 +3,20 @@ import { taskQueues } from '../lib/ids';
 import { access, catalog, hostProbe } from './activities';
 import type { HostFacts, RefreshHostRequest } from './contracts/hosts';
 import { reject } from './failures';
+import { vouch } from './authorize';
 
 /** Asks a host worker to describe its Docker engine and records the answer in the catalog (operators, host workers). */
 export async function refreshHost(req: RefreshHostRequest): Promise<HostFacts> {
   if (patched('authz-host-v1')) {
     if (!req.actor) reject('PERMISSION_DENIED', 'this host refresh names no actor', { field: 'actor', hint: 'pass the actor' });
     const { workflowId, runId } = workflowInfo();
-    await access.authorizeHost({ actor: req.actor, hostId: req.hostId, action: 'host.refresh', run: { workflowId, runId } });
+    await access.authorizeHost({
+      ...vouch(req.claim),
+      actor: req.actor,
+      hostId: req.hostId,
+      action: 'host.refresh',
+      run: { workflowId, runId },
+    });
   }
   const facts = await hostProbe(req.hostId).describeHost();
   await catalog.upsertHost({ ...facts, taskQueue: taskQueues.host(req.hostId) });

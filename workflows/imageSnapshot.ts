@@ -20,6 +20,7 @@ import {
 import { asFailure, failureOf, reject } from './failures';
 import type { rolloutSnapshot } from './rollout';
 import { withWorkspace } from './compat';
+import { vouch } from './authorize';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
@@ -33,6 +34,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
   if (patched('authz-v1')) {
     await access.authorize({
+      ...vouch(req.claim),
       actor: req.actor,
       workspace: req.workspace,
       action: req.replaces ? 'snapshot.replace' : 'snapshot.create',

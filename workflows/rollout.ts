@@ -26,6 +26,8 @@ import {
 } from './contracts/rollout';
 import { asFailure, failureOf, reject } from './failures';
 import { withWorkspace } from './compat';
+import { vouch } from './authorize';
+import type { ActorClaim } from '../lib/actorClaim';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
@@ -79,9 +81,16 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   setHandler(rolloutStatusQuery, () => s);
 
   /** Every control and report is decided against the workspace's roles here, so a direct Update is held to them too. */
-  const authorized = async (actor: string, what: string): Promise<void> => {
+  const authorized = async (actor: string, claim: ActorClaim | undefined, what: string): Promise<void> => {
     try {
-      await access.authorize({ actor, workspace: req.workspace, action: 'agent.rollout', target: `${req.snapshotId}: ${what}`, run });
+      await access.authorize({
+        ...vouch(claim),
+        actor,
+        workspace: req.workspace,
+        action: 'agent.rollout',
+        target: `${req.snapshotId}: ${what}`,
+        run,
+      });
     } catch (err) {
       asFailure(err);
     }
@@ -97,7 +106,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   };
   const control = (verb: 'pause' | 'resume' | 'abort', apply: (c: RolloutControl) => void) => ({
     handler: async (c: RolloutControl): Promise<RolloutStatus> => {
-      await authorized(c.actor, `${verb}${c.reason ? ` (${c.reason})` : ''}`);
+      await authorized(c.actor, c.claim, `${verb}${c.reason ? ` (${c.reason})` : ''}`);
       if (!TERMINAL.includes(s.phase)) apply(c);
       show();
       return s;
@@ -113,7 +122,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
   setHandler(
     reportHealthUpdate,
     async (report: HealthReport): Promise<RolloutStatus> => {
-      await authorized(report.actor, `health of ${report.agent}: ${report.ok ? 'ok' : 'failed'}`);
+      await authorized(report.actor, report.claim, `health of ${report.agent}: ${report.ok ? 'ok' : 'failed'}`);
       s.health.push({ agent: report.agent, ok: report.ok, detail: report.detail, actor: report.actor });
       return s;
     },
@@ -281,7 +290,14 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
       if (!Number.isSafeInteger(value) || value < 1)
         reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
     }
-    await access.authorize({ actor: req.actor, workspace: req.workspace, action: 'agent.rollout', target: req.snapshotId, run });
+    await access.authorize({
+      ...vouch(req.claim),
+      actor: req.actor,
+      workspace: req.workspace,
+      action: 'agent.rollout',
+      target: req.snapshotId,
+      run,
+    });
 
     enter('resolving');
     const snapshot = await agentCatalog.loadRolloutSnapshot({ workspace: req.workspace, snapshotId: req.snapshotId });

@@ -46,6 +46,7 @@ import {
 import { reject } from './failures';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
+import { vouch } from './authorize';
 
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
@@ -117,7 +118,7 @@ class SandboxEntity {
   /** First run only: nothing is registered or started for a refused request. */
   async create(): Promise<void> {
     const { req, s } = this;
-    await this.authorizeAs(req.actor, 'sandbox.create');
+    await this.authorizeAs(req, 'sandbox.create');
     await sandboxCatalog.registerSandbox({
       id: req.sandboxId,
       workspace: req.workspace,
@@ -169,7 +170,7 @@ class SandboxEntity {
     this.currentJob = { sequence, command: job.command };
     this.show();
     try {
-      await this.authorizeAs(job.actor, 'sandbox.job');
+      await this.authorizeAs(job, 'sandbox.job');
     } catch (err) {
       Object.assign(s, { state: 'idle', jobs: s.jobs - 1 });
       this.currentJob = undefined;
@@ -233,7 +234,7 @@ class SandboxEntity {
     };
     let resumedFrom: JobResult['resumedFrom'];
     try {
-      await this.authorizeAs(job.actor, 'sandbox.job');
+      await this.authorizeAs(job, 'sandbox.job');
       if (resuming) {
         await this.start();
         resumedFrom = s.lastStart;
@@ -371,7 +372,7 @@ class SandboxEntity {
     this.show();
     let localRef: string | undefined;
     try {
-      await this.authorizeAs(input.actor, 'sandbox.promote');
+      await this.authorizeAs(input, 'sandbox.promote');
       await this.sync();
       const tag = `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`;
       const register = async (stored: { storedRef: string; digest: string; machineProfile?: string }) => {
@@ -461,7 +462,7 @@ class SandboxEntity {
     this.handled++;
     s.state = 'provisioning';
     try {
-      await this.authorizeAs(call?.actor, 'sandbox.resume');
+      await this.authorizeAs(call, 'sandbox.resume');
       await this.start();
     } catch (err) {
       s.state = 'stopped';
@@ -483,7 +484,7 @@ class SandboxEntity {
   async destroy(call?: SandboxCall): Promise<SandboxStatus> {
     this.handled++;
     try {
-      await this.authorizeAs(call?.actor, 'sandbox.destroy');
+      await this.authorizeAs(call, 'sandbox.destroy');
     } catch (err) {
       const f = describeFailure(err);
       return reject(f.code, f.message, { hint: f.hint });
@@ -530,12 +531,20 @@ class SandboxEntity {
   }
 
   /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
-  private async authorizeAs(actor: string | undefined, action: Action): Promise<void> {
+  private async authorizeAs(call: SandboxCall | undefined, action: Action): Promise<void> {
     if (!patched('authz-v1')) return;
+    const actor = call?.actor;
     // Never the creator's identity for someone else's call: a request that names nobody is refused.
     if (!actor)
       reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
-    await access.authorize({ actor: actor!, workspace: this.req.workspace, action, target: this.req.sandboxId, run: this.run });
+    await access.authorize({
+      ...vouch(call?.claim),
+      actor: actor!,
+      workspace: this.req.workspace,
+      action,
+      target: this.req.sandboxId,
+      run: this.run,
+    });
   }
 
   /** Start (or resume) by the restore order; the decision and every skip reason land in history and status. */

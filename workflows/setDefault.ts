@@ -7,6 +7,12 @@ import { withWorkspace } from './compat';
 /** set-default and rollback: one compare-and-set of the (workspace, size, profile) pointer, with history. */
 export async function setDefaultSnapshot(req: SetDefaultRequest): Promise<DefaultState> {
   req = withWorkspace(req);
-  await authorizeRun({ actor: req.actor, workspace: req.workspace, action: 'golden.set-default', target: req.snapshotId });
+  await authorizeRun({
+    claim: req.claim,
+    actor: req.actor,
+    workspace: req.workspace,
+    action: 'golden.set-default',
+    target: req.snapshotId,
+  });
   return defaults.setDefault({ ...req, workflowId: workflowInfo().workflowId });
 }

@@ -128,6 +128,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
     // Host workers a test starts as processes keep their VMs inside the stack's directory, with test-sized RAM.
     SNAPFLOW_VM_RUN_DIR: join(stack.dir, 'vm-run'),
     SNAPFLOW_VM_MEMORY_MIB: '512',
+    // Workers check every actor's signed claim, as in production; the test's client signs with the same key.
+    SNAPFLOW_ACTOR_KEY: randomBytes(32).toString('base64'),
     ...options.env,
   };
   const config = loadConfig(env);
@@ -166,6 +168,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
             hostCacheKeep: config.hostCacheKeep,
             operators: config.operators,
             hostActor: config.hostActor,
+            actorKey: config.actorKey,
             dataConverter,
           }),
         ),

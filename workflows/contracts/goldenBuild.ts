@@ -1,10 +1,13 @@
 // The golden build's request and result (workflows/goldenBuild.ts).
 import type { HostCacheOutcome } from './hostCache';
+import type { ActorClaim } from '../../lib/actorClaim';
 
 export interface GoldenBuildRequest {
   workspace: string;
   trigger: 'build-now' | 'schedule';
   actor?: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
   /** Given by build-now callers; scheduled runs draw one (deterministically) in the workflow. */
   buildId?: string;
 }

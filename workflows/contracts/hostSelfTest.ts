@@ -1,4 +1,5 @@
 // A host's end-to-end self-test (workflows/hostSelfTest.ts): request and result.
+import type { ActorClaim } from '../../lib/actorClaim';
 
 export interface HostSelfTestRequest {
   hostId: string;
@@ -6,6 +7,8 @@ export interface HostSelfTestRequest {
   push: boolean;
   /** Who asks: operators only. */
   actor?: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
 }
 
 export interface HostSelfTestResult {

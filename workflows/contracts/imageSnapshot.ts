@@ -3,6 +3,7 @@ import type { Duration } from '@temporalio/common';
 import { defineQuery } from '@temporalio/workflow';
 import type { ValidatedImageSnapshot } from '../../lib/validation';
 import type { RolloutRequest } from './rollout';
+import type { ActorClaim } from '../../lib/actorClaim';
 
 /** `--replace --rollout`: the old snapshot's agents move through a canary rollout instead of all at once. */
 export type AgentRolloutOptions = Pick<RolloutRequest, 'canary' | 'batchSize' | 'healthTimeout' | 'auto'>;
@@ -18,6 +19,8 @@ export interface ImageSnapshotRequest extends ValidatedImageSnapshot {
   /** With `replaces`: hand the agents to a rollout (canary first) instead of moving them with the defaults. */
   agentRollout?: AgentRolloutOptions;
   actor: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
   /** The run's own deadline; past it the snapshot fails with TIMED_OUT instead of staying `pending`. */
   deadline?: Duration;
 }

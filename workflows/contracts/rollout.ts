@@ -1,6 +1,7 @@
 // The snapshot rollout's interface (workflows/rollout.ts): request, status, result and its controls.
 import type { Duration } from '@temporalio/common';
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ActorClaim } from '../../lib/actorClaim';
 
 export interface RolloutRequest {
   workspace: string;
@@ -19,6 +20,8 @@ export interface RolloutRequest {
    */
   auto?: boolean;
   actor: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
 }
 
 /** A canary's health; `actor` is who reports it, authorized inside the workflow like every other change. */
@@ -27,11 +30,15 @@ export interface HealthReport {
   ok: boolean;
   detail?: string;
   actor: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
 }
 
 /** Who pauses, resumes or aborts, and why (authorized inside the workflow; shown in the status and the result). */
 export interface RolloutControl {
   actor: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
   reason?: string;
 }
 

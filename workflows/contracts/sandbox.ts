@@ -4,6 +4,7 @@ import type { DefaultState } from '../../catalog/defaults';
 import type { SandboxRow } from '../../catalog/sandboxes';
 import type { RestoreDecision } from '../../lib/restoreOrder';
 import type { SandboxState } from '../../lib/vocabulary';
+import type { ActorClaim } from '../../lib/actorClaim';
 
 /** What a sandbox gets when neither it nor its workspace says otherwise. */
 export const SANDBOX_DEFAULTS = {
@@ -16,6 +17,8 @@ export const SANDBOX_DEFAULTS = {
 export interface SandboxRequest extends Omit<SandboxRow, 'id'> {
   sandboxId: string;
   actor: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
   /** An idle running sandbox stops after this long without an Update (a `vm` saves its session first). */
   idleTimeoutMs?: number;
   /** A running sandbox, keep-alive or not, stops once its container has been up this long. */
@@ -51,6 +54,8 @@ export interface SandboxCarried {
 /** Who asks: decided against the workspace's roles inside the workflow (lib/authz.ts). */
 export interface SandboxCall {
   actor?: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
 }
 
 export interface JobRequest extends SandboxCall {
@@ -82,6 +87,8 @@ export interface PromoteRequest {
   name: string;
   setDefault?: boolean;
   actor?: string;
+  /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
+  claim?: ActorClaim;
 }
 
 export interface PromoteResult {

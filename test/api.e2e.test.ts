@@ -1,0 +1,181 @@
+// The HTTP API on the real stack, as a member and an admin and an operator would use it: tokens made by the
+// operator bootstrap and by the operator, snapshots created and listed a page at a time, admin-only calls refused
+// with a typed problem+json body, the OpenAPI document listing every route.
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../api/server';
+import { sourceRegistry } from './support/images';
+import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+
+let t: TestEnv;
+let api: FastifyInstance;
+let base = '';
+let image = '';
+let source: { stop: () => Promise<void> } | undefined;
+const tokens: Record<'operator' | 'alice' | 'bob', string> = { operator: '', alice: '', bob: '' };
+
+async function call(
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<{ status: number; type: string; body: Record<string, unknown> }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+  };
+}
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  await t.startControlWorker();
+  const hostId = uniqueHostId('api');
+  await t.startHostWorker({ hostId });
+  await t.client.refreshHost(hostId);
+  const started = await sourceRegistry(t.docker, 'agent');
+  source = started;
+  image = started.image;
+  await t.client.workspaces.create({ id: 'acme', plan: 'paid', admin: 'alice' });
+  await t.client.as('alice').workspaces.addMember({ workspace: 'acme', user: 'bob' });
+  api = await buildApi({ config: t.config, client: t.client, db: t.db.db });
+  await api.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
+  tokens.operator = (await t.client.tokens.bootstrapOperator({})).token;
+}, 120_000);
+afterAll(async () => {
+  await api?.close();
+  await t?.teardown();
+  await source?.stop();
+});
+
+test('the operator bootstrap runs once; an operator token makes the users theirs, shown once and stored hashed', async () => {
+  await expect(t.client.tokens.bootstrapOperator({})).rejects.toMatchObject({ code: 'PERMISSION_DENIED', field: 'operator' });
+  const again = await t.client.tokens.bootstrapOperator({ authorisedBy: tokens.operator });
+  expect(again.token).toMatch(/^sft_/);
+  await t.client.tokens.revoke(again.record.id);
+
+  for (const user of ['alice', 'bob'] as const) {
+    const made = await call('POST', '/v1/tokens', tokens.operator, { user, expires: '1d' });
+    expect(made.status).toBe(201);
+    tokens[user] = (made.body as { token: string }).token;
+  }
+  const stored = await t.db.sql`SELECT token_hash FROM api_tokens`;
+  for (const token of Object.values(tokens)) expect(JSON.stringify(stored)).not.toContain(token.slice(4));
+
+  expect((await call('GET', '/v1/me', tokens.bob)).body).toEqual({
+    user: 'bob',
+    operator: false,
+    workspaces: [{ id: 'acme', role: 'member' }],
+  });
+  expect((await call('GET', '/v1/me', tokens.operator)).body).toMatchObject({ user: 'operator', operator: true });
+});
+
+test('a member creates and lists snapshots a page at a time; the build runs in the background to active', async () => {
+  const created = await call('POST', '/v1/workspaces/acme/snapshots', tokens.bob, {
+    name: 'agent-v1',
+    image,
+    runtime: 'codex',
+    size: 'small',
+  });
+  expect(created).toMatchObject({
+    status: 202,
+    body: { name: 'agent-v1', status: 'pending', snapshot: { status: 'pending', workspace: 'acme' } },
+  });
+  for (const name of ['agent-b', 'agent-c'])
+    expect((await call('POST', '/v1/workspaces/acme/snapshots', tokens.bob, { name, image, runtime: 'codex', size: 'small' })).status).toBe(
+      202,
+    );
+
+  const deadline = Date.now() + 180_000;
+  let details = await call('GET', '/v1/workspaces/acme/snapshots/agent-v1', tokens.bob);
+  while ((details.body.snapshot as { status: string }).status === 'pending' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    details = await call('GET', '/v1/workspaces/acme/snapshots/agent-v1', tokens.bob);
+  }
+  expect(details.body).toMatchObject({ snapshot: { status: 'active' }, uiLink: expect.stringContaining('/workflows/') });
+  expect((details.body.events as unknown[]).length).toBeGreaterThan(0);
+
+  const first = await call('GET', '/v1/workspaces/acme/snapshots?limit=2', tokens.bob);
+  expect(first.body.items).toHaveLength(2);
+  expect(first.body.nextCursor).toEqual(expect.any(String));
+  const second = await call('GET', `/v1/workspaces/acme/snapshots?limit=2&cursor=${String(first.body.nextCursor)}`, tokens.bob);
+  expect(second.body).toMatchObject({ items: [expect.anything()], nextCursor: null });
+  const names = [...(first.body.items as Array<{ name: string }>), ...(second.body.items as Array<{ name: string }>)].map((s) => s.name);
+  expect(names.sort()).toEqual(['agent-b', 'agent-c', 'agent-v1']);
+  expect((await call('GET', '/v1/workspaces/acme/snapshots?status=bogus', tokens.bob)).body).toMatchObject({
+    code: 'VALIDATION_FAILED',
+    field: 'status',
+  });
+}, 240_000);
+
+test('admin-only calls answer a member 403 with a typed problem+json body; the operator may do them', async () => {
+  const refused = await call('DELETE', '/v1/workspaces/acme/snapshots/agent-c', tokens.bob);
+  expect(refused).toMatchObject({
+    status: 403,
+    type: expect.stringContaining('application/problem+json'),
+    body: { code: 'PERMISSION_DENIED', status: 403, title: 'PERMISSION_DENIED', field: 'actor', hint: expect.any(String) },
+  });
+  const setDefault = await call('POST', '/v1/workspaces/acme/golden/defaults', tokens.bob, { name: 'agent-v1' });
+  expect(setDefault).toMatchObject({ status: 403, body: { code: 'PERMISSION_DENIED' } });
+  const deleted = await call('DELETE', '/v1/workspaces/acme/snapshots/agent-c', tokens.operator);
+  expect(deleted).toMatchObject({ status: 200, body: { status: 'deleted' } });
+});
+
+test('no token, a malformed one, a revoked or an expired one: 401, typed', async () => {
+  expect(await call('GET', '/v1/me', undefined)).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED', field: 'authorization' } });
+  expect((await call('GET', '/v1/me', 'sft_not-a-token')).status).toBe(401);
+  const made = await t.client.tokens.create({ user: 'bob', workspace: 'acme', role: 'member' });
+  expect((await call('GET', '/v1/me', made.token)).status).toBe(200);
+  await t.client.tokens.revoke(made.record.id);
+  expect((await call('GET', '/v1/me', made.token)).status).toBe(401);
+  const expired = await t.client.tokens.create({ user: 'bob', expires: '1m' });
+  await t.db.sql`UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = ${expired.record.id}`;
+  expect((await call('GET', '/v1/me', expired.token)).status).toBe(401);
+});
+
+test('CORS answers no unknown origin; secure headers are set', async () => {
+  const res = await fetch(`${base}/v1/me`, {
+    method: 'OPTIONS',
+    headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+  });
+  expect(res.headers.get('access-control-allow-origin')).toBeNull();
+  const me = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.bob}`, origin: 'https://evil.example' } });
+  expect(me.headers.get('access-control-allow-origin')).toBeNull();
+  expect(me.headers.get('x-content-type-options')).toBe('nosniff');
+  expect(me.headers.get('strict-transport-security')).toEqual(expect.any(String));
+});
+
+test('/openapi.json is an OpenAPI 3 document listing every route; /docs serves the reference', async () => {
+  const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+  expect(doc.openapi).toMatch(/^3\./);
+  const listed = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
+  const routes = api.printRoutes({ commonPrefix: false }).split('\n').filter(Boolean);
+  expect(routes.length).toBeGreaterThan(0);
+  for (const route of [
+    'GET /v1/me',
+    'GET /v1/workspaces/{workspace}/snapshots',
+    'POST /v1/workspaces/{workspace}/snapshots',
+    'GET /v1/workspaces/{workspace}/snapshots/{name}',
+    'DELETE /v1/workspaces/{workspace}/snapshots/{name}',
+    'POST /v1/workspaces/{workspace}/snapshots/prune',
+    'GET /v1/workspaces/{workspace}/github',
+    'POST /v1/workspaces/{workspace}/github/validate',
+    'POST /v1/workspaces/{workspace}/github/reconnect',
+    'POST /v1/workspaces/{workspace}/github/connect',
+    'POST /v1/tokens',
+  ])
+    expect(listed).toContain(route);
+  const docs = await fetch(`${base}/docs/`);
+  expect(docs.status).toBe(200);
+  expect(await docs.text()).toContain('swagger');
+});
