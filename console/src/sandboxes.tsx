@@ -222,27 +222,14 @@ interface OutputLine {
   text: string;
 }
 
-/** What one SSE event of a job adds to its output: `{ stream, text }`, `{ stdout, stderr }`, or plain text. */
-function linesOf(event: string, data: string): OutputLine[] {
-  let value: unknown = data;
-  try {
-    value = JSON.parse(data);
-  } catch {
-    // plain text
-  }
-  if (event === 'stdout' || event === 'stderr') return [{ stream: event, text: typeof value === 'string' ? value : JSON.stringify(value) }];
-  if (value && typeof value === 'object') {
-    const v = value as { stream?: string; text?: string; data?: string; stdout?: string; stderr?: string };
-    if ((v.stream === 'stdout' || v.stream === 'stderr') && (v.text ?? v.data) !== undefined)
-      return [{ stream: v.stream, text: (v.text ?? v.data) as string }];
-    if (event === 'output' || event === 'message') {
-      const out: OutputLine[] = [];
-      if (v.stdout) out.push({ stream: 'stdout', text: v.stdout });
-      if (v.stderr) out.push({ stream: 'stderr', text: v.stderr });
-      return out;
-    }
-  }
-  return [];
+/** Base64 bytes (the API sends output so, as any byte survives it) as text; a character cut between two chunks is mended by the stream decoder. */
+function decoderFor(): (b64: string) => string {
+  const decoder = new TextDecoder();
+  return (b64) =>
+    decoder.decode(
+      Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)),
+      { stream: true },
+    );
 }
 
 function JobRunner(props: { id: string; onDone: () => void }) {
@@ -260,6 +247,7 @@ function JobRunner(props: { id: string; onDone: () => void }) {
     setProblem(null);
     setRunning(true);
     abort.current = new AbortController();
+    const decode = { stdout: decoderFor(), stderr: decoderFor() };
     try {
       await postStream(
         path('sandboxes', props.id, 'jobs'),
@@ -282,8 +270,16 @@ function JobRunner(props: { id: string; onDone: () => void }) {
             }
             return;
           }
-          const lines = linesOf(event, data);
-          if (lines.length > 0) setOutput((o) => [...o, ...lines]);
+          if (event === 'stdout' || event === 'stderr') {
+            const text = decode[event](data);
+            if (text) setOutput((o) => [...o, { stream: event, text }]);
+          } else if (event === 'resumed') {
+            const from = (JSON.parse(data) as { source?: string; name?: string }) ?? {};
+            setOutput((o) => [
+              ...o,
+              { stream: 'info', text: `resumed from ${from.source ?? 'a restore'}${from.name ? ` ${from.name}` : ''}\n` },
+            ]);
+          }
         },
         abort.current.signal,
       );
