@@ -28,4 +28,5 @@ export const problems = {
   503: { $ref: 'Problem#' },
 } as const;
 
-export const ok = (schema: object = anyObject, status = 200): Record<number, unknown> => ({ [status]: schema, ...problems });
+/** The success shape; failures are documented once (the Problem schema) and sent by the error handler as they are. */
+export const ok = (schema: object = anyObject, status = 200): Record<number, unknown> => ({ [status]: schema });

@@ -33,7 +33,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     logger: deps.logger ?? false,
     bodyLimit: 1024 * 1024,
     // Unknown body fields are refused (not silently dropped), so a typo'd option is never ignored.
-    ajv: { customOptions: { removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { removeAdditional: false, allErrors: false, allowUnionTypes: true } },
   });
   app.addSchema(problemSchema);
   app.setErrorHandler(errorHandler);

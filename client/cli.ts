@@ -13,6 +13,7 @@ import { registerGoldenCommands } from './cliGolden';
 import { registerSandboxCommands } from './cliSandboxes';
 import { registerWorkspaceCommands } from './cliWorkspaces';
 import { registerSnapshotCommands } from './cliSnapshots';
+import { registerTokenCommands } from './cliTokens';
 import { EXIT, exitCodeFor } from './exitCodes';
 
 const marks: Record<Check['status'], string> = { ok: '✓', warn: '!', fail: '✗' };
@@ -54,6 +55,23 @@ function printUsageError(err: CommanderError, json: boolean): void {
 }
 
 async function withClient<T>(work: (client: SnapflowClient) => Promise<T>): Promise<T> {
+  // With an API URL and a token (environment or `snapflow login`), the API and nothing else: no database, no Temporal.
+  const { apiCredentials } = await import('./credentials');
+  const api = apiCredentials();
+  if (api) {
+    if (process.argv.includes('--as')) {
+      const { SnapflowError } = await import('../lib/errors');
+      throw new SnapflowError({
+        code: 'PERMISSION_DENIED',
+        field: 'as',
+        message: '--as cannot change who the token says you are',
+        hint: 'drop --as, or use a token made for that user (snapflow token create --user …)',
+      });
+    }
+    const { SnapflowApiClient } = await import('./api');
+    // The API client has the calls the CLI makes; one the API does not offer fails where it is used.
+    return work(new SnapflowApiClient(api) as unknown as SnapflowClient);
+  }
   const [{ loadConfig }, { SnapflowClient }] = await Promise.all([import('../lib/config'), import('./index')]);
   // `--as <user>` (anywhere on the line) overrides SNAPFLOW_ACTOR for this command.
   const at = process.argv.indexOf('--as');
@@ -157,6 +175,7 @@ export function buildCli(argv: string[] = process.argv): Command {
   registerSandboxCommands(program, run);
   registerWorkspaceCommands(program, run);
   registerAgentCommands(program, run);
+  registerTokenCommands(program, run);
   registerCompletionCommand(program);
 
   return program;

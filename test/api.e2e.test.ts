@@ -1,9 +1,15 @@
 // The HTTP API on the real stack, as a member and an admin and an operator would use it: tokens made by the
 // operator bootstrap and by the operator, snapshots created and listed a page at a time, admin-only calls refused
 // with a typed problem+json body, the OpenAPI document listing every route.
+import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/server';
+import { signClaim } from '../lib/actorClaim';
+import { taskQueues } from '../lib/ids';
+import type { setDefaultSnapshot as setDefaultWorkflow } from '../workflows';
 import { sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
@@ -45,8 +51,8 @@ beforeAll(async () => {
   const started = await sourceRegistry(t.docker, 'agent');
   source = started;
   image = started.image;
-  await t.client.workspaces.create({ id: 'acme', plan: 'paid', admin: 'alice' });
-  await t.client.as('alice').workspaces.addMember({ workspace: 'acme', user: 'bob' });
+  await t.client.workspaces.create({ id: 'api-co', plan: 'paid', admin: 'alice' });
+  await t.client.as('alice').workspaces.addMember({ workspace: 'api-co', user: 'bob' });
   api = await buildApi({ config: t.config, client: t.client, db: t.db.db });
   await api.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(api.server.address() as AddressInfo).port}`;
@@ -75,66 +81,66 @@ test('the operator bootstrap runs once; an operator token makes the users theirs
   expect((await call('GET', '/v1/me', tokens.bob)).body).toEqual({
     user: 'bob',
     operator: false,
-    workspaces: [{ id: 'acme', role: 'member' }],
+    workspaces: [{ id: 'api-co', role: 'member' }],
   });
   expect((await call('GET', '/v1/me', tokens.operator)).body).toMatchObject({ user: 'operator', operator: true });
 });
 
 test('a member creates and lists snapshots a page at a time; the build runs in the background to active', async () => {
-  const created = await call('POST', '/v1/workspaces/acme/snapshots', tokens.bob, {
-    name: 'agent-v1',
+  const created = await call('POST', '/v1/workspaces/api-co/snapshots', tokens.bob, {
+    name: 'api-agent-v1',
     image,
     runtime: 'codex',
     size: 'small',
   });
   expect(created).toMatchObject({
     status: 202,
-    body: { name: 'agent-v1', status: 'pending', snapshot: { status: 'pending', workspace: 'acme' } },
+    body: { name: 'api-agent-v1', status: 'pending', uiLink: expect.any(String) },
   });
-  for (const name of ['agent-b', 'agent-c'])
-    expect((await call('POST', '/v1/workspaces/acme/snapshots', tokens.bob, { name, image, runtime: 'codex', size: 'small' })).status).toBe(
-      202,
-    );
+  for (const name of ['api-agent-b', 'api-agent-c'])
+    expect(
+      (await call('POST', '/v1/workspaces/api-co/snapshots', tokens.bob, { name, image, runtime: 'codex', size: 'small' })).status,
+    ).toBe(202);
 
   const deadline = Date.now() + 180_000;
-  let details = await call('GET', '/v1/workspaces/acme/snapshots/agent-v1', tokens.bob);
+  let details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
   while ((details.body.snapshot as { status: string }).status === 'pending' && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
-    details = await call('GET', '/v1/workspaces/acme/snapshots/agent-v1', tokens.bob);
+    details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
   }
   expect(details.body).toMatchObject({ snapshot: { status: 'active' }, uiLink: expect.stringContaining('/workflows/') });
   expect((details.body.events as unknown[]).length).toBeGreaterThan(0);
 
-  const first = await call('GET', '/v1/workspaces/acme/snapshots?limit=2', tokens.bob);
+  const first = await call('GET', '/v1/workspaces/api-co/snapshots?limit=2', tokens.bob);
   expect(first.body.items).toHaveLength(2);
   expect(first.body.nextCursor).toEqual(expect.any(String));
-  const second = await call('GET', `/v1/workspaces/acme/snapshots?limit=2&cursor=${String(first.body.nextCursor)}`, tokens.bob);
+  const second = await call('GET', `/v1/workspaces/api-co/snapshots?limit=2&cursor=${String(first.body.nextCursor)}`, tokens.bob);
   expect(second.body).toMatchObject({ items: [expect.anything()], nextCursor: null });
   const names = [...(first.body.items as Array<{ name: string }>), ...(second.body.items as Array<{ name: string }>)].map((s) => s.name);
-  expect(names.sort()).toEqual(['agent-b', 'agent-c', 'agent-v1']);
-  expect((await call('GET', '/v1/workspaces/acme/snapshots?status=bogus', tokens.bob)).body).toMatchObject({
+  expect(names.sort()).toEqual(['api-agent-b', 'api-agent-c', 'api-agent-v1']);
+  expect((await call('GET', '/v1/workspaces/api-co/snapshots?status=bogus', tokens.bob)).body).toMatchObject({
     code: 'VALIDATION_FAILED',
     field: 'status',
   });
 }, 240_000);
 
 test('admin-only calls answer a member 403 with a typed problem+json body; the operator may do them', async () => {
-  const refused = await call('DELETE', '/v1/workspaces/acme/snapshots/agent-c', tokens.bob);
+  const refused = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.bob);
   expect(refused).toMatchObject({
     status: 403,
     type: expect.stringContaining('application/problem+json'),
     body: { code: 'PERMISSION_DENIED', status: 403, title: 'PERMISSION_DENIED', field: 'actor', hint: expect.any(String) },
   });
-  const setDefault = await call('POST', '/v1/workspaces/acme/golden/defaults', tokens.bob, { name: 'agent-v1' });
+  const setDefault = await call('POST', '/v1/workspaces/api-co/golden/defaults', tokens.bob, { name: 'api-agent-v1' });
   expect(setDefault).toMatchObject({ status: 403, body: { code: 'PERMISSION_DENIED' } });
-  const deleted = await call('DELETE', '/v1/workspaces/acme/snapshots/agent-c', tokens.operator);
+  const deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
   expect(deleted).toMatchObject({ status: 200, body: { status: 'deleted' } });
 });
 
 test('no token, a malformed one, a revoked or an expired one: 401, typed', async () => {
   expect(await call('GET', '/v1/me', undefined)).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED', field: 'authorization' } });
   expect((await call('GET', '/v1/me', 'sft_not-a-token')).status).toBe(401);
-  const made = await t.client.tokens.create({ user: 'bob', workspace: 'acme', role: 'member' });
+  const made = await t.client.tokens.create({ user: 'bob', workspace: 'api-co', role: 'member' });
   expect((await call('GET', '/v1/me', made.token)).status).toBe(200);
   await t.client.tokens.revoke(made.record.id);
   expect((await call('GET', '/v1/me', made.token)).status).toBe(401);
@@ -178,4 +184,106 @@ test('/openapi.json is an OpenAPI 3 document listing every route; /docs serves t
   const docs = await fetch(`${base}/docs/`);
   expect(docs.status).toBe(200);
   expect(await docs.text()).toContain('swagger');
+});
+
+test('a Temporal client that names an actor without a signed claim is refused PERMISSION_DENIED, even as the operator', async () => {
+  const raw = new Client({ connection: t.client.temporal.connection, namespace: 'default' }); // no claim interceptor: no key
+  const forged = raw.workflow.execute<typeof setDefaultWorkflow>('setDefaultSnapshot', {
+    taskQueue: taskQueues.control,
+    workflowId: `forged-${Date.now()}`,
+    args: [
+      {
+        workspace: 'api-co',
+        size: 'small',
+        profileKey: 'codex/small/base-1',
+        snapshotId: crypto.randomUUID(),
+        expectedVersion: 0,
+        actor: 'operator',
+      },
+    ],
+  });
+  await expect(forged).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('no signed claim') } });
+  const badKey = signClaim(Buffer.from('x'.repeat(44)), { actor: 'operator', workspace: 'api-co', workflowId: `forged-b-${Date.now()}` });
+  const wrongKey = raw.workflow.execute<typeof setDefaultWorkflow>('setDefaultSnapshot', {
+    taskQueue: taskQueues.control,
+    workflowId: badKey.workflowId,
+    args: [
+      {
+        workspace: 'api-co',
+        size: 'small',
+        profileKey: 'codex/small/base-1',
+        snapshotId: crypto.randomUUID(),
+        expectedVersion: 0,
+        actor: 'operator',
+        claim: badKey,
+      },
+    ],
+  });
+  await expect(wrongKey).rejects.toMatchObject({ cause: { type: 'PERMISSION_DENIED', message: expect.stringContaining('signature') } });
+});
+
+test('SNAPFLOW_API_URL + SNAPFLOW_TOKEN: `snapflow snapshot list` works with no DATABASE_URL and no Temporal; --as is refused', async () => {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    HOME: t.stack.dir,
+    SNAPFLOW_API_URL: base,
+    SNAPFLOW_TOKEN: tokens.bob,
+  };
+  const bin = join(__dirname, '..', 'client', 'bin', 'snapflow.js');
+  const listed = spawnSync(process.execPath, [bin, 'snapshot', 'list', '--workspace', 'api-co', '--json'], {
+    env,
+    cwd: t.stack.dir,
+    encoding: 'utf8',
+  });
+  expect({ status: listed.status, stderr: listed.stderr }).toEqual({ status: 0, stderr: '' });
+  expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((s) => s.name).sort()).toEqual(['api-agent-b', 'api-agent-v1']);
+  const as = spawnSync(process.execPath, [bin, 'snapshot', 'list', '--workspace', 'api-co', '--as', 'alice', '--json'], {
+    env,
+    cwd: t.stack.dir,
+    encoding: 'utf8',
+  });
+  expect(as.status).toBe(3);
+  expect(JSON.parse(as.stderr)).toMatchObject({ code: 'PERMISSION_DENIED', field: 'as' });
+});
+
+test('a job streamed over SSE delivers its output byte for byte, then its result', async () => {
+  const created = await call('POST', '/v1/workspaces/api-co/sandboxes', tokens.bob, {
+    class: 'container',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
+  expect(created.status).toBe(201);
+  const id = String(created.body.sandboxId);
+  try {
+    const res = await fetch(`${base}/v1/sandboxes/${id}/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${tokens.bob}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ command: ['sh', '-c', "printf 'h\\303\\251llo \\342\\234\\223\\n\\tend'; printf 'oops\\n' >&2"] }),
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const text = await res.text();
+    const events = text
+      .split('\n\n')
+      .filter(Boolean)
+      .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: /^data: (.*)$/m.exec(block)?.[1] ?? '' }));
+    const bytes = (stream: string) => Buffer.concat(events.filter((e) => e.event === stream).map((e) => Buffer.from(e.data, 'base64')));
+    expect(bytes('stdout').equals(Buffer.from('héllo ✓\n\tend', 'utf8'))).toBe(true);
+    expect(bytes('stderr').toString()).toBe('oops\n');
+    const result = JSON.parse(events.find((e) => e.event === 'result')!.data) as { exitCode: number; stdout: string };
+    expect(result).toMatchObject({ exitCode: 0, stdout: 'héllo ✓\n\tend' });
+  } finally {
+    await t.client.sandboxes.destroy(id).catch(() => undefined);
+  }
+}, 180_000);
+
+// Last: it locks this address out of authentication for a minute.
+test('failed authentication is rate-limited: after 10 failures a minute, 429 with Retry-After, even for a good token', async () => {
+  const statuses: number[] = [];
+  for (let i = 0; i < 12; i++) statuses.push((await call('GET', '/v1/me', `sft_${'x'.repeat(43)}`)).status);
+  expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(9);
+  expect(statuses[statuses.length - 1]).toBe(429);
+  const good = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.bob}` } });
+  expect(good.status).toBe(429);
+  expect(Number(good.headers.get('retry-after'))).toBeGreaterThan(0);
 });

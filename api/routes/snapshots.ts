@@ -112,10 +112,10 @@ export function registerSnapshotRoutes(app: FastifyInstance, _deps: ApiDeps): vo
       const { workspace } = request.params;
       requireScope(caller, workspace, request.body.replace ? 'snapshot.replace' : 'snapshot.create');
       const created = await caller.client.snapshots.create({ workspace, ...request.body });
-      const details = await caller.client.snapshots.get({ workspace, name: created.name });
+      // The row is written by the run's first step: the caller follows it with GET …/snapshots/:name.
       return reply
         .code(created.reused && created.status === 'active' ? 200 : 202)
-        .send({ ...created, snapshot: details.snapshot, uiLink: details.uiLink });
+        .send({ ...created, uiLink: caller.client.uiLink(created.workflowId) });
     },
   );
 
