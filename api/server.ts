@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { SnapflowClient } from '../client';
 import type { Db } from '../db/client';
 import type { Config } from '../lib/config';
+import { registerConsole } from '../console/server';
 import { registerAuth } from './auth';
 import { errorHandler, problemSchema } from './problems';
 import { registerGoldenRoutes } from './routes/golden';
@@ -66,6 +67,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  registerConsole(app);
 
   registerAuth(app, { db: deps.db, client: deps.client, operators: deps.config.operators });
   await app.register(

@@ -2,7 +2,8 @@
 # Installs what snapflow needs on a fresh Debian machine. Idempotent, and quiet when already done.
 #   - Debian packages: docker.io (dockerd + client), docker-registry, apache2-utils (htpasswd), busybox-static,
 #     docker-compose (CI checks docker-compose.yml with it)
-#     qemu-system-x86, cpio and zstd for vm sandboxes; stress-ng for the load modes of chaos and bench
+#     qemu-system-x86, cpio and zstd for vm sandboxes; stress-ng for the load modes of chaos and bench;
+#     chromium for the console's browser tests
 #   - the vm guest: Debian's cloud kernel unpacked into the cache (never installed into /boot) and the guest
 #     agent built from guest/agent, both linked into .tools/vm
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
@@ -29,6 +30,7 @@ if ! skip dev-packages; then
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # tests check ops/prometheus rules with it
   command -v stress-ng >/dev/null 2>&1 || missing+=(stress-ng) # npm run chaos -- --load, npm run bench -- vmload
+  [ -x /usr/bin/chromium ] || missing+=(chromium)                  # the console's browser tests
 fi
 # What a host worker runs: the offline base image (busybox), golden builds' clones (git), vm sandboxes.
 if ! skip vm-packages; then
