@@ -339,15 +339,18 @@ describe('saved machines', () => {
       containerId: string;
       pulled: boolean;
     };
+    // Host calls on the machine come from the workflow that restored it (the host checks the handle's owner).
+    const owner = (): MockActivityEnvironment =>
+      new MockActivityEnvironment({ workflowExecution: { workflowId: input.workflowId, runId: '00000000-0000-4000-8000-000000000001' } });
     try {
       expect(restored.pulled).toBe(true);
-      const job: { stdout: string } = await new MockActivityEnvironment().run(activities.execInSandbox, {
+      const job: { stdout: string } = await owner().run(activities.execInSandbox, {
         containerId: restored.containerId,
         command: ['cat', '/root/note'],
       });
       expect(job.stdout).toBe('secret-in-memory\n');
     } finally {
-      await activities.removeSandbox({ containerId: restored.containerId });
+      await owner().run(activities.removeSandbox, { containerId: restored.containerId });
     }
   });
 });
