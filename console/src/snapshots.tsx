@@ -1,6 +1,6 @@
 // Snapshots: the workspace's table (live), New Snapshot, the detail sheet, delete with what still uses it, and
 // the GitHub connection panel above it.
-import { useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { SIZE_PRESETS, RUNTIMES } from '../../lib/presets';
 import { ApiError, del, get, path, post } from './api';
 import { GithubPanel } from './github';
@@ -43,6 +43,27 @@ export function itemsOf<T>(answer: T[] | { items?: T[]; snapshots?: T[]; data?: 
   return answer.items ?? answer.snapshots ?? answer.data ?? [];
 }
 
+/** What POST …/snapshots answers (202): the run is started; its first step writes the row the list shows. */
+interface CreatedAnswer {
+  snapshotId: string;
+  name: string;
+  status: string;
+  workflowId?: string;
+  uiLink?: string;
+}
+
+/** A snapshot just accepted, shown until the list has a row of that name; one that never shows up goes after this long. */
+const ACCEPTED_SHOWN_MS = 60_000;
+
+interface Accepted {
+  row: Snapshot;
+  at: number;
+}
+
+/** The list has the accepted row: by its id, or (a build the run joined or reused) by a live row of its name. */
+const listedAs = (list: Snapshot[], row: Snapshot): boolean =>
+  list.some((s) => s.id === row.id || (s.name === row.name && s.status !== 'failed' && s.status !== 'deleted'));
+
 const errorOf = (s: Snapshot): string | undefined => (s.errorCode ? `${s.errorCode}: ${s.errorMessage ?? ''}`.trim() : undefined);
 const STATUSES = ['', 'pending', 'active', 'failed'];
 const KINDS = ['', 'image', 'session', 'golden'];
@@ -59,7 +80,23 @@ export function SnapshotsPage() {
     if (kind) q.set('kind', kind);
     return itemsOf(await get<Snapshot[] | { items: Snapshot[] }>(`${path('workspaces', workspace, 'snapshots')}?${q}`));
   }, [workspace, status, kind]);
-  const rows = list.data ?? [];
+  // The API answers 202 before the run has written the row: the accepted snapshot shows as pending at once, not
+  // after the next poll that happens to find it.
+  const [accepted, setAccepted] = useState<Accepted[]>([]);
+  const listed = list.data;
+  useEffect(() => {
+    if (!listed || accepted.length === 0) return;
+    const now = Date.now();
+    const still = accepted.filter((a) => !listedAs(listed, a.row) && now - a.at < ACCEPTED_SHOWN_MS);
+    if (still.length !== accepted.length) setAccepted(still);
+  }, [listed]);
+  const rows = useMemo(() => {
+    const shown = listed ?? [];
+    const extra = accepted
+      .map((a) => a.row)
+      .filter((r) => !listedAs(shown, r) && (!status || status === r.status) && (!kind || kind === r.kind));
+    return [...extra, ...shown];
+  }, [listed, accepted, status, kind]);
 
   return (
     <section aria-labelledby="snapshots-heading">
@@ -138,8 +175,22 @@ export function SnapshotsPage() {
         <NewSnapshotDialog
           taken={new Map(rows.filter((s) => s.status !== 'deleted').map((s) => [s.name, s.status]))}
           onClose={() => setCreating(false)}
-          onCreated={() => {
+          onCreated={(created, form) => {
             setCreating(false);
+            const row: Snapshot = {
+              id: created.snapshotId,
+              name: created.name,
+              kind: 'image',
+              sourceImage: form.image,
+              entrypoint: form.entrypoint,
+              runtime: form.runtime,
+              size: form.size,
+              status: created.status,
+              workflowId: created.workflowId,
+              createdAt: new Date().toISOString(),
+              uiLink: created.uiLink,
+            };
+            setAccepted((all) => [{ row, at: Date.now() }, ...all.filter((a) => a.row.name !== row.name)]);
             list.reload();
           }}
         />
@@ -158,7 +209,11 @@ export function SnapshotsPage() {
   );
 }
 
-function NewSnapshotDialog(props: { taken: Map<string, string>; onClose: () => void; onCreated: () => void }) {
+function NewSnapshotDialog(props: {
+  taken: Map<string, string>;
+  onClose: () => void;
+  onCreated: (created: CreatedAnswer, form: SnapshotForm) => void;
+}) {
   const { workspace } = useSession();
   const [form, setForm] = useState<SnapshotForm>({ name: '', image: '', entrypoint: '/app/start.sh', runtime: 'codex', size: 'small' });
   const [touched, setTouched] = useState<Partial<Record<keyof SnapshotForm, boolean>>>({});
@@ -181,8 +236,7 @@ function NewSnapshotDialog(props: { taken: Map<string, string>; onClose: () => v
     if (!valid) return;
     setSending(true);
     try {
-      await post(path('workspaces', workspace, 'snapshots'), form);
-      props.onCreated();
+      props.onCreated(await post<CreatedAnswer>(path('workspaces', workspace, 'snapshots'), form), form);
     } catch (err) {
       setRefused(err as ApiError);
     } finally {
