@@ -57,7 +57,8 @@ export function registerAuth(app: FastifyInstance, deps: { db: Db; client: Snapf
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/')) return;
     const before = await failures(request, { increment: false });
-    if (!before.isAllowed && before.isExceeded)
+    // `isExceeded` would let an eleventh failure through (it counts past the max): none is left after ten.
+    if (!before.isAllowed && before.remaining === 0)
       return sendProblem(reply.header('retry-after', String(before.ttlInSeconds)), {
         code: 'RATE_LIMITED',
         message: 'too many failed authentication attempts from this address',

@@ -119,6 +119,11 @@ export class SnapflowApiClient {
       } while (cursor);
       return items;
     },
+    /** The first `limit` (no limit: every one) and how many match in all, as SnapflowClient's `page` answers. */
+    page: async (input: { workspace: string; status?: string; runtime?: string; size?: string; kind?: string; limit?: number }) => {
+      const all = await this.snapshots.list(input);
+      return { snapshots: input.limit === undefined ? all : all.slice(0, input.limit), total: all.length };
+    },
     delete: (input: { workspace: string; name: string }) =>
       this.request<{ snapshotId: string; status: 'deleted' }>(
         'DELETE',

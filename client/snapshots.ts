@@ -192,6 +192,7 @@ export class SnapshotClient {
         other &&
         sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)
       ) {
+        await this.untilRecorded(v.workspace, name, workflowId);
         return { snapshotId: other.snapshotId, name, workflowId, status: 'pending', reused: true, replaces: other.replaces };
       }
       throw conflict(
@@ -199,7 +200,31 @@ export class SnapshotClient {
         'wait for it to finish, or choose another name',
       );
     }
+    await this.untilRecorded(v.workspace, name, workflowId);
     return { snapshotId, name, workflowId, status: 'pending', reused: false, replaces };
+  }
+
+  /**
+   * The run's first step writes the pending row; create answers once it is there, so a read right after it finds
+   * the snapshot. A run that ends before (refused, failed) answers its failure; with no worker taking the run the
+   * wait is bounded and create answers pending all the same.
+   */
+  private async untilRecorded(workspace: string, name: string, workflowId: string, waitMs = 30_000): Promise<void> {
+    const handle = this.temporal.workflow.getHandle(workflowId);
+    const deadline = Date.now() + waitMs;
+    for (let i = 0; Date.now() < deadline; i++) {
+      if (await findLiveSnapshot(this.db, { workspace, name })) return;
+      if (i % 4 === 3 && (await handle.describe()).status.name !== 'RUNNING') {
+        try {
+          await handle.result();
+        } catch (err) {
+          if (err instanceof WorkflowFailedError) throw new SnapflowError(describeFailure(err));
+          throw err;
+        }
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 
   /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
@@ -282,6 +307,12 @@ export class SnapshotClient {
     const snapshot = await findLiveSnapshot(this.db, { workspace, name });
     if (!snapshot)
       throw new SnapflowError({ code: 'NOT_FOUND', field: 'name', message: `no snapshot "${input.name}" in ${input.workspace}` });
+    // Refused here, before a delete run is started only to fail: its build still owns the row.
+    if (snapshot.status === 'pending')
+      throw conflict(
+        `snapshot ${input.name} is still being built`,
+        `wait for it to become active or failed (snapflow snapshot get ${input.name} --workspace ${input.workspace}), then delete it`,
+      );
     const usage = await usageOf(this.db, snapshot.id);
     if (inUse(usage)) {
       throw new SnapflowError({

@@ -97,15 +97,22 @@ test('a member creates and lists snapshots a page at a time; the build runs in t
     status: 202,
     body: { name: 'api-agent-v1', status: 'pending', uiLink: expect.any(String) },
   });
+  // The answer comes once the snapshot is recorded: a read right after it sees it pending.
+  let details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
+  expect(details).toMatchObject({ status: 200, body: { snapshot: { name: 'api-agent-v1', status: 'pending' } } });
   for (const name of ['api-agent-b', 'api-agent-c'])
     expect(
       (await call('POST', '/v1/workspaces/api-co/snapshots', tokens.bob, { name, image, runtime: 'codex', size: 'small' })).status,
     ).toBe(202);
+  // Even the operator cannot delete a snapshot its build still owns: a typed CONFLICT that says why and what to do.
+  expect(await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator)).toMatchObject({
+    status: 409,
+    type: expect.stringContaining('application/problem+json'),
+    body: { code: 'CONFLICT', field: 'name', message: expect.stringContaining('still being built'), hint: expect.stringContaining('wait') },
+  });
 
   const deadline = Date.now() + 180_000;
-  let details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
-  // 202 comes before the run's first step writes the row: 404 until then, pending, then active.
-  while ((details.status === 404 || (details.body.snapshot as { status: string }).status === 'pending') && Date.now() < deadline) {
+  while ((details.body.snapshot as { status: string }).status === 'pending' && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
     details = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-v1', tokens.bob);
   }
@@ -134,12 +141,15 @@ test('admin-only calls answer a member 403 with a typed problem+json body; the o
   });
   const setDefault = await call('POST', '/v1/workspaces/api-co/golden/defaults', tokens.bob, { name: 'api-agent-v1' });
   expect(setDefault).toMatchObject({ status: 403, body: { code: 'PERMISSION_DENIED' } });
-  let deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
-  // A snapshot still building is not deleted (CONFLICT): wait for its build to end.
-  for (let i = 0; deleted.status === 409 && i < 120; i++) {
-    await new Promise((r) => setTimeout(r, 1000));
-    deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
+  // Its build has to end first (refused while pending, above).
+  const deadline = Date.now() + 150_000;
+  let c = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.bob);
+  while ((c.body.snapshot as { status: string }).status === 'pending' && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    c = await call('GET', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.bob);
   }
+  expect(c.body).toMatchObject({ snapshot: { status: 'active' } });
+  const deleted = await call('DELETE', '/v1/workspaces/api-co/snapshots/api-agent-c', tokens.operator);
   expect(deleted).toMatchObject({ status: 200, body: { status: 'deleted' } });
 }, 180_000);
 
@@ -286,13 +296,22 @@ test('a job streamed over SSE delivers its output byte for byte, then its result
   }
 }, 180_000);
 
-// Last: it locks this address out of authentication for a minute.
 test('failed authentication is rate-limited: after 10 failures a minute, 429 with Retry-After, even for a good token', async () => {
-  const statuses: number[] = [];
-  for (let i = 0; i < 12; i++) statuses.push((await call('GET', '/v1/me', `sft_${'x'.repeat(43)}`)).status);
-  expect(statuses.filter((s) => s === 401).length).toBeGreaterThanOrEqual(9);
-  expect(statuses[statuses.length - 1]).toBe(429);
-  const good = await fetch(`${base}/v1/me`, { headers: { authorization: `Bearer ${tokens.bob}` } });
-  expect(good.status).toBe(429);
-  expect(Number(good.headers.get('retry-after'))).toBeGreaterThan(0);
+  // An API of its own, so its count starts at zero: the 401s of the tests above fall in the same minute.
+  const fresh = await buildApi({ config: t.config, client: t.client, db: t.db.db });
+  await fresh.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const url = `http://127.0.0.1:${(fresh.server.address() as AddressInfo).port}/v1/me`;
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await fetch(url, { headers: { authorization: `Bearer sft_${'x'.repeat(43)}` } })).status);
+    expect(statuses).toEqual([...Array<number>(10).fill(401), 429, 429]);
+    const good = await fetch(url, { headers: { authorization: `Bearer ${tokens.bob}` } });
+    expect(good.status).toBe(429);
+    expect(await good.json()).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(Number(good.headers.get('retry-after'))).toBeGreaterThan(0);
+    // The API every other test uses still lets a good token in.
+    expect((await call('GET', '/v1/me', tokens.bob)).status).toBe(200);
+  } finally {
+    await fresh.close();
+  }
 });
