@@ -112,7 +112,7 @@ export function registerSnapshotRoutes(app: FastifyInstance, _deps: ApiDeps): vo
       const { workspace } = request.params;
       requireScope(caller, workspace, request.body.replace ? 'snapshot.replace' : 'snapshot.create');
       const created = await caller.client.snapshots.create({ workspace, ...request.body });
-      // The row is written by the run's first step: the caller follows it with GET …/snapshots/:name.
+      // The client answers once the run has written the row: a GET …/snapshots/:name right after shows it pending.
       return reply
         .code(created.reused && created.status === 'active' ? 200 : 202)
         .send({ ...created, uiLink: caller.client.uiLink(created.workflowId) });
