@@ -33,9 +33,9 @@ test('64 MiB in 4 KiB chunks is scanned once, byte for byte, with or without new
   // Counts the bytes every newline search looks at: a reader that rescans its buffer looks at each byte many times.
   const indexOf = Buffer.prototype.indexOf;
   let scanned = 0;
-  const spy = jest.spyOn(Buffer.prototype, 'indexOf').mockImplementation(function (this: Buffer, ...args: Parameters<Buffer['indexOf']>) {
+  const spy = jest.spyOn(Buffer.prototype, 'indexOf').mockImplementation(function (this: Buffer, ...args: unknown[]) {
     const from = typeof args[1] === 'number' ? args[1] : 0;
-    const found = indexOf.apply(this, args);
+    const found = indexOf.apply(this, args as Parameters<Buffer['indexOf']>);
     scanned += (found < 0 ? this.length : found + 1) - from;
     return found;
   });
