@@ -118,19 +118,27 @@ test('one sandbox run is one trace across the client, the sandbox workflow and i
   expect(root).toMatch(/^[0-9a-f]{32}$/);
   await client.tracing!.flush();
 
-  // The workers export in batches (about every second): wait until the job's activity span is in.
-  const trace = await until('the trace from all three processes', () => {
+  // The workers export in batches (about every second) and a parent span is exported when it ends, often in a later
+  // batch than its children: wait until the job's activity span is in and every parent named has arrived. Should a
+  // parent never come, the wait ends and the orphan check below names it.
+  const parentsMissing = (mine: OtlpSpan[]): OtlpSpan[] => {
+    const ids = new Set(mine.map((s) => s.spanId));
+    return mine.filter((s) => s.parentSpanId && !ids.has(s.parentSpanId));
+  };
+  const complete = (): OtlpSpan[] | undefined => {
     const mine = spans.filter((s) => s.traceId === root);
     const services = new Set(mine.map((s) => s.service));
     const done = ['snapflow-client', 'snapflow-control', 'snapflow-host'].every((s) => services.has(s));
-    return done && mine.some((s) => s.name === 'RunActivity:execInSandbox') ? mine : undefined;
-  });
+    return done && mine.some((s) => s.name === 'RunActivity:execInSandbox') && parentsMissing(mine).length === 0 ? mine : undefined;
+  };
+  const trace = await until('the whole trace from all three processes', complete, 60_000).catch(() =>
+    spans.filter((s) => s.traceId === root),
+  );
 
   // One root, the command; every other span's parent is in the same trace.
-  const ids = new Set(trace.map((s) => s.spanId));
   const roots = trace.filter((s) => !s.parentSpanId);
   expect(roots.map((s) => [s.service, s.name])).toEqual([['snapflow-client', 'snapflow sandbox run']]);
-  expect(trace.filter((s) => s.parentSpanId && !ids.has(s.parentSpanId))).toEqual([]);
+  expect(parentsMissing(trace).map((s) => [s.service, s.name])).toEqual([]);
 
   // client → workflow → activity, by parent links.
   const byId = new Map(trace.map((s) => [s.spanId, s]));
