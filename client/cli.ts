@@ -53,10 +53,26 @@ function printChecks(checks: Check[], json: boolean): void {
   }
 }
 
+/** A catalog read the client made itself that could not connect is DATABASE_UNAVAILABLE with its fix, not INTERNAL. */
+async function asDatabaseError(err: unknown): Promise<unknown> {
+  const [{ toDatabaseError }, { loadConfig }] = await Promise.all([import('../db/client'), import('../lib/config')]);
+  try {
+    const url = loadConfig(process.env).databaseUrl;
+    const port = Number(new URL(url).port || 5432);
+    // Only a socket error on the catalog's port: a refused API or Temporal connection is theirs to describe.
+    for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+      if ((e as { port?: unknown }).port === port) return toDatabaseError(err, url);
+    }
+    return err;
+  } catch {
+    return err; // no valid config: the error stays what it was
+  }
+}
+
 /** Failures print `code: message` and the hint; with --json the same object on stderr. Exit code by kind (exitCodes.ts). */
 async function printError(err: unknown, json: boolean): Promise<void> {
   const { describeFailure } = await import('../lib/errors');
-  const failure = describeFailure(err);
+  const failure = describeFailure(await asDatabaseError(err));
   if (json)
     console.error(
       JSON.stringify({ code: failure.code, message: failure.message, field: failure.field ?? null, hint: failure.hint ?? null }, null, 2),

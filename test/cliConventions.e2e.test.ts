@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EXIT } from '../client/exitCodes';
 import { createDb } from '../db/client';
 import { workspaces } from '../db/access';
 import { snapshots } from '../db/schema';
@@ -117,6 +118,18 @@ test('invalid input is refused before Temporal or Postgres is reached', async ()
   expect(limit.status).toBe(2);
   expect(limit.stderr).toMatch(/^VALIDATION_FAILED: limit /);
   expect(reached()).toEqual({ temporal: 0, postgres: 0 });
+});
+
+test('a catalog that is down is DATABASE_UNAVAILABLE naming where and how to start it, not INTERNAL', async () => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as AddressInfo).port;
+  await new Promise((r) => closed.close(r)); // nothing listens there now: the connection is refused
+  const r = await cli(['snapshot', 'list', '--workspace', 'ws-a'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/snapflow` });
+  expect(r.status).toBe(EXIT.unavailable);
+  expect(r.stderr).toMatch(
+    new RegExp(`^DATABASE_UNAVAILABLE: Postgres is not reachable at 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)\n {2}hint: start it`),
+  );
 });
 
 test('--as=x is --as x; an --as after `--` belongs to the job, not to snapflow', async () => {
