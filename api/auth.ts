@@ -56,6 +56,8 @@ export function registerAuth(app: FastifyInstance, deps: { db: Db; client: Snapf
   const failures = app.createRateLimit({ max: 10, timeWindow: 60_000 });
   app.addHook('onRequest', async (request, reply) => {
     if (!request.url.startsWith('/v1/')) return;
+    // A CORS preflight never carries credentials (browsers send none): it is neither a caller nor a failed login.
+    if (request.method === 'OPTIONS') return;
     const before = await failures(request, { increment: false });
     // `isExceeded` would let an eleventh failure through (it counts past the max): none is left after ten.
     if (!before.isAllowed && before.remaining === 0)

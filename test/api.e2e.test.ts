@@ -296,12 +296,15 @@ test('a job streamed over SSE delivers its output byte for byte, then its result
   }
 }, 180_000);
 
-test('failed authentication is rate-limited: after 10 failures a minute, 429 with Retry-After, even for a good token', async () => {
+test('failed authentication is rate-limited: after 10 failures a minute, 429 with Retry-After, even for a good token; preflights do not count', async () => {
   // An API of its own, so its count starts at zero: the 401s of the tests above fall in the same minute.
   const fresh = await buildApi({ config: t.config, client: t.client, db: t.db.db });
   await fresh.listen({ host: '127.0.0.1', port: 0 });
   try {
     const url = `http://127.0.0.1:${(fresh.server.address() as AddressInfo).port}/v1/me`;
+    // Browser preflights carry no credentials: however many, they are not failed logins.
+    const preflight = { origin: 'http://127.0.0.1:9', 'access-control-request-method': 'GET' };
+    for (let i = 0; i < 11; i++) expect((await fetch(url, { method: 'OPTIONS', headers: preflight })).status).not.toBe(429);
     const statuses: number[] = [];
     for (let i = 0; i < 12; i++) statuses.push((await fetch(url, { headers: { authorization: `Bearer sft_${'x'.repeat(43)}` } })).status);
     expect(statuses).toEqual([...Array<number>(10).fill(401), 429, 429]);
