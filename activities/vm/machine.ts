@@ -361,9 +361,8 @@ export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Pro
   } finally {
     closeSync(log);
     if (state !== undefined) closeSync(state);
+    zstd?.stdout?.destroy(); // only QEMU holds the stream's read end now
   }
-  // Only QEMU holds the stream's read end now.
-  zstd?.stdout?.destroy();
   child.unref();
   if (child.pid) writeFileSync(files.pidFile, String(child.pid), { mode: 0o600 });
   let exit: number | null | undefined;
@@ -428,7 +427,10 @@ export async function waitForAgent(pid: number, dir: string, deadlineMs: number)
   let agent: GuestAgentClient | undefined;
   let lastError = 'no answer';
   while (Date.now() < deadline) {
-    if (!isQemuAlive(pid, dir)) throw bootFailure(dir, 'QEMU exited');
+    if (!isQemuAlive(pid, dir)) {
+      const said = (readTail(machineFiles(dir).log, 2000) ?? '').trim().split('\n').pop();
+      throw bootFailure(dir, said ? `QEMU exited (${said})` : 'QEMU exited');
+    }
     try {
       if (!agent || agent.isClosed) agent = await GuestAgentClient.connect(socket, 1_000);
       await agent.ping(Math.max(1, Math.min(500, deadline - Date.now())));
