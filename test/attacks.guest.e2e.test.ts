@@ -2,6 +2,7 @@
 // QEMU, dockerd, registry). Each case names the attack and what must happen instead; images are made offline by
 // re-packing the base image's export with the hostile entries (nothing of them is created on this host by the test).
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -11,6 +12,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  linkSync,
   readlinkSync,
   rmSync,
   statSync,
@@ -25,7 +27,7 @@ import { createDockerActivities } from '../activities/docker';
 import { guestFiles, guestImage } from '../activities/vm/guestImage';
 import { cacheDir, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
-import { cachedStateFile } from '../activities/vm/stateArtifacts';
+import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
 import { createVmSandboxActivities } from '../activities/vmSandboxes';
 import { describeFailure } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
@@ -467,4 +469,56 @@ asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its
   ];
 
   test.each(cases)('$attack: refused', ({ check }) => check());
+});
+
+describe("a save is taken from QEMU's directory only as QEMU's own regular file, bounded", () => {
+  const owner = vmUser()?.uid ?? process.getuid!();
+  const ownedBy = (file: string, uid: number) => (process.getuid?.() === 0 ? chownSync(file, uid, uid) : undefined);
+  const cases: Array<{ attack: string; plant: (saved: string, victim: string) => void; why: RegExp }> = [
+    {
+      attack: 'the state file is a symlink to a host file',
+      plant: (saved, victim) => symlinkSync(victim, saved),
+      why: /cannot be opened \(ELOOP\)/,
+    },
+    {
+      attack: 'the state file is a hard link to a host file',
+      plant: (saved, victim) => linkSync(victim, saved),
+      why: /is not QEMU's own file/,
+    },
+    { attack: 'the state file is a directory', plant: (saved) => mkdirSync(saved), why: /is not a regular file/ },
+    {
+      attack: "the state file is larger than the machine's RAM saves",
+      plant: (saved) => (writeFileSync(saved, Buffer.alloc(4096, 1)), ownedBy(saved, owner)),
+      why: /is larger \(4096 bytes\)/,
+    },
+  ];
+  test.each(cases)('$attack: refused VM_SNAPSHOT_FAILED, nothing reaches the cache', async ({ plant, why }) => {
+    const dir = mkdtempSync(join(scratch, 'import-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'host secret\n', { mode: 0o600 });
+    ownedBy(victim, 0);
+    const saved = join(dir, 'state.zst');
+    plant(saved, victim);
+    const to = join(dir, 'cached.zst');
+    await expect(importSavedState(saved, to, { owner, maxBytes: 1024 })).rejects.toMatchObject({
+      code: 'VM_SNAPSHOT_FAILED',
+      message: expect.stringMatching(why),
+    });
+    expect(readdirSync(dir).filter((n) => n.startsWith('cached'))).toEqual([]);
+  });
+
+  test("QEMU's own file is copied, 0600 and the worker's, with its digest", async () => {
+    const dir = mkdtempSync(join(scratch, 'import-'));
+    const saved = join(dir, 'state.zst');
+    writeFileSync(saved, 'saved machine');
+    ownedBy(saved, owner);
+    const to = join(dir, 'cached.zst');
+    const copied = await importSavedState(saved, to, { owner, maxBytes: 1024 });
+    expect(copied).toEqual({ bytes: 13, sha256: `sha256:${createHash('sha256').update('saved machine').digest('hex')}` });
+    expect({ text: readFileSync(to, 'utf8'), uid: statSync(to).uid, mode: statSync(to).mode & 0o777 }).toEqual({
+      text: 'saved machine',
+      uid: process.getuid!(),
+      mode: 0o600,
+    });
+  });
 });
