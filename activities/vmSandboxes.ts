@@ -417,7 +417,8 @@ function safeFind(vm: VmRuntime, id: string): VmHandle | undefined {
 
 /**
  * Leftovers of this host's VM runtime once their sandbox's workflow has ended (or never recorded itself): the QEMU
- * process and its directory; and half-written saves and pulls in the state cache older than a save could take.
+ * process and its directory; KVM probes of worker processes that died; and half-written saves and pulls in the
+ * state cache older than a save could take.
  */
 export async function sweepVmLeftovers(
   deps: { runRoot: string; cacheDir: string; stateDir?: string; docker: Docker },
