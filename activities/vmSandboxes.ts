@@ -4,7 +4,7 @@
 // and the workflows keep one shape for both classes.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
@@ -23,7 +23,8 @@ import {
 } from './docker';
 import { checkHandle, type HandleClaim } from './handles';
 import type { AccelProbe } from './vm/accel';
-import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
+import { sweepDeadProbes } from './leftovers';
+import { defaultRunRoot, machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
 import { requireOwnSnapshot } from './hostCache';
 import {
@@ -416,7 +417,8 @@ function safeFind(vm: VmRuntime, id: string): VmHandle | undefined {
 
 /**
  * Leftovers of this host's VM runtime once their sandbox's workflow has ended (or never recorded itself): the QEMU
- * process and its directory; and half-written saves and pulls in the state cache older than a save could take.
+ * process and its directory; KVM probes of worker processes that died; and half-written saves and pulls in the
+ * state cache older than a save could take.
  */
 export async function sweepVmLeftovers(
   deps: { runRoot: string; cacheDir: string; stateDir?: string; docker: Docker },
@@ -425,11 +427,14 @@ export async function sweepVmLeftovers(
   const removed: string[] = [];
   const vm = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir: deps.cacheDir });
   for (const id of existsSync(deps.runRoot) ? readdirSync(deps.runRoot) : []) {
+    if (id.startsWith('probe-')) continue; // a worker's KVM probe: swept below once its process is gone
     const owner = vm.owner(id);
     if (owner && (await isRunning(owner))) continue;
     await removeVmDir(vm, deps.runRoot, id);
     removed.push(id);
   }
+  // The host's run directory, and the default one (where a probe without a host, a test's or doctor's, runs).
+  for (const dir of await sweepDeadProbes([deps.runRoot, defaultRunRoot()])) removed.push(basename(dir));
   const states = join(deps.stateDir ?? deps.cacheDir, 'vm-states');
   for (const name of existsSync(states) ? readdirSync(states) : []) {
     if (!/^save-|\.partial-|\.tmp$/.test(name)) continue;

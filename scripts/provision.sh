@@ -8,9 +8,10 @@
 #     agent built from guest/agent, both linked into .tools/vm
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
 #   - the local PostgreSQL started when it is installed but stopped
+#   - the system user snapflow-vm that QEMU runs as under a root worker (in group kvm when the host has one)
 # Image builds (Dockerfile) run it as root without sudo and skip what the image does not need:
 #   SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,postgres   (comma-separated parts: dev-packages — the dev stack's
-#   Docker, registry, compose and promtool —, vm-packages, temporal, kernel, agent, postgres)
+#   Docker, registry, compose and promtool —, vm-packages, vm-user, temporal, kernel, agent, postgres)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 temporal_version=v1.5.1 # later tags carry replace directives and fail with go install
@@ -90,6 +91,14 @@ if ! skip kernel; then
   fi
   ln -sfn "$kernel_dir/boot/vmlinuz-$kernel_version" "$vm/vmlinuz"
   [ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
+fi
+
+# The unprivileged user a root host worker runs QEMU (and the decompressor of a restore) as: no home, no shell, no
+# password. SNAPFLOW_VM_USER=uid:gid names another instead. /dev/kvm is usually root:kvm 0660.
+if ! skip vm-user && [ "$(id -u)" -eq 0 ]; then
+  id -u snapflow-vm >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin snapflow-vm
+  if getent group kvm >/dev/null && ! id -nG snapflow-vm | tr ' ' '\n' | grep -qx kvm; then usermod -aG kvm snapflow-vm; fi
 fi
 
 # vm guest agent: a static Go binary (stdlib only), cached per source hash.

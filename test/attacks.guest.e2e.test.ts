@@ -1,7 +1,8 @@
 // Attacks on the host through an image, QEMU, the run directory and saved machines, on the real stack (host worker,
 // QEMU, dockerd, registry). Each case names the attack and what must happen instead; images are made offline by
 // re-packing the base image's export with the hostile entries (nothing of them is created on this host by the test).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   chownSync,
@@ -11,20 +12,22 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  linkSync,
+  readlinkSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { extract, pack, type Headers } from 'tar-stream';
 import { followProgress } from '../activities/progress';
 import { createDockerActivities } from '../activities/docker';
 import { guestFiles, guestImage } from '../activities/vm/guestImage';
-import { cacheDir, vmTools } from '../activities/vm/machine';
+import { cacheDir, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
-import { cachedStateFile } from '../activities/vm/stateArtifacts';
+import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
 import { createVmSandboxActivities } from '../activities/vmSandboxes';
 import { describeFailure } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
@@ -263,13 +266,20 @@ describe('the run directory is the worker’s alone', () => {
     }
   });
 
-  test('a missing run directory is made 0700, and so is each VM directory', async () => {
+  test("a missing run directory is made 0700, and so is each VM directory; QEMU's own is its user's", async () => {
     const runRoot = join(mkdtempSync('/tmp/sfvm-attack-'), 'run');
     const vm = createVmRuntime({ docker: t.docker, runRoot });
     const handle = await vm.create({ id: 'private', image: BASE_IMAGE_REF, memoryMiB: 512, vcpus: 1 });
     try {
       expect(statSync(runRoot).mode & 0o777).toBe(0o700);
+      expect(statSync(handle.dir).uid).toBe(process.getuid!());
       expect(statSync(handle.dir).mode & 0o777).toBe(0o700);
+      const qemuDir = statSync(machineFiles(handle.dir).qemuDir);
+      expect({ uid: qemuDir.uid, gid: qemuDir.gid, mode: qemuDir.mode & 0o777 }).toEqual({
+        uid: vmUser()?.uid ?? process.getuid!(),
+        gid: vmUser()?.gid ?? process.getgid!(),
+        mode: 0o700,
+      });
     } finally {
       await vm.remove(handle);
       rmSync(join(runRoot, '..'), { recursive: true, force: true });
@@ -352,5 +362,163 @@ describe('saved machines', () => {
     } finally {
       await owner().run(activities.removeSandbox, { containerId: restored.containerId });
     }
+  });
+});
+
+/** Runs `argv` as QEMU's user: what a guest that took over its QEMU could do on the host. */
+function asQemuUser(argv: string[]): { status: number | null; stderr: string } {
+  const user = vmUser()!;
+  const run = spawnSync(argv[0]!, argv.slice(1), { uid: user.uid, gid: user.gid, encoding: 'utf8' });
+  return { status: run.status, stderr: run.stderr };
+}
+
+// A root worker (CI, the host image) runs QEMU as a user of its own; a worker that is not root cannot switch.
+const asRootWorker = process.getuid?.() === 0 ? describe : describe.skip;
+
+asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its own, under seccomp', () => {
+  let sandboxId: string;
+  let pid: number;
+  let vmDir: string;
+  const denied = { status: 1, stderr: expect.stringContaining('Permission denied') };
+  const stateFiles = (): string[] => {
+    const dir = join(t.stack.dir, 'vm', hostId, 'vm-states');
+    return readdirSync(dir).map((name) => join(dir, name));
+  };
+
+  beforeAll(async () => {
+    const box = await t.client.sandboxes.create({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
+    sandboxId = box.sandboxId;
+    await t.client.sandboxes.runJob(sandboxId, sh('echo up'), { waitForSession: true });
+    const pids = qemuPids().filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/${sandboxId}-`));
+    expect(pids).toHaveLength(1);
+    pid = pids[0]!;
+    vmDir = dirname(readlinkSync(`/proc/${pid}/cwd`));
+  });
+  afterAll(async () => {
+    if (sandboxId) await t.client.sandboxes.destroy(sandboxId);
+  });
+
+  const cases: Array<{ attack: string; check: () => void }> = [
+    {
+      attack: 'it is root, holds a capability, or runs without its seccomp filter (Seccomp: 2 in /proc/<pid>/status)',
+      check: () => {
+        const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const field = (name: string) => new RegExp(`^${name}:\t(.*)$`, 'm').exec(status)?.[1];
+        const { uid, gid } = vmUser()!;
+        expect(uid).not.toBe(0);
+        expect(gid).not.toBe(0);
+        expect({
+          Uid: field('Uid'),
+          Gid: field('Gid'),
+          Seccomp: field('Seccomp'),
+          NoNewPrivs: field('NoNewPrivs'),
+          CapEff: field('CapEff'),
+          CapBnd: field('CapBnd'),
+        }).toEqual({
+          Uid: `${uid}\t${uid}\t${uid}\t${uid}`,
+          Gid: `${gid}\t${gid}\t${gid}\t${gid}`,
+          Seccomp: '2',
+          NoNewPrivs: '1',
+          CapEff: '0000000000000000',
+          CapBnd: '0000000000000000',
+        });
+      },
+    },
+    {
+      attack: 'it reads a saved machine in the state cache (0600 files in a 0700 directory of the worker)',
+      check: () => {
+        const files = stateFiles();
+        expect(files.length).toBeGreaterThan(0);
+        expect(asQemuUser(['ls', dirname(files[0]!)])).toEqual({ status: 2, stderr: expect.stringContaining('Permission denied') });
+        for (const file of files) {
+          expect(statSync(file).uid).not.toBe(vmUser()!.uid);
+          expect(asQemuUser(['cat', file])).toEqual(denied);
+        }
+      },
+    },
+    {
+      attack: "it reads the host's image cache (every workspace's guest roots) or the kernel there",
+      check: () => {
+        expect(asQemuUser(['ls', join(cacheDir(), 'vm-images')])).toEqual({
+          status: 2,
+          stderr: expect.stringContaining('Permission denied'),
+        });
+        expect(asQemuUser(['cat', vmTools().kernel])).toEqual(denied);
+      },
+    },
+    {
+      attack: "it rewrites its VM's handle or owner (the worker's files beside its directory)",
+      check: () => {
+        for (const file of [machineFiles(vmDir).handle, join(vmDir, 'owner')]) {
+          expect(existsSync(file)).toBe(true);
+          expect(asQemuUser(['sh', '-c', 'echo forged > "$0"', file])).toEqual({
+            status: 2,
+            stderr: expect.stringContaining('Permission denied'),
+          });
+        }
+      },
+    },
+    {
+      attack: 'it reads its kernel or initrd again once the guest runs (their links are gone)',
+      check: () => {
+        const names = readdirSync(machineFiles(vmDir).qemuDir);
+        expect(names).toEqual(expect.arrayContaining(['agent.sock', 'qmp.sock', 'console.log']));
+        expect(names.filter((n) => n === 'vmlinuz' || n === 'initrd')).toEqual([]);
+      },
+    },
+  ];
+
+  test.each(cases)('$attack: refused', ({ check }) => check());
+});
+
+describe("a save is taken from QEMU's directory only as QEMU's own regular file, bounded", () => {
+  const owner = vmUser()?.uid ?? process.getuid!();
+  const ownedBy = (file: string, uid: number) => (process.getuid?.() === 0 ? chownSync(file, uid, uid) : undefined);
+  const cases: Array<{ attack: string; plant: (saved: string, victim: string) => void; why: RegExp }> = [
+    {
+      attack: 'the state file is a symlink to a host file',
+      plant: (saved, victim) => symlinkSync(victim, saved),
+      why: /cannot be opened \(ELOOP\)/,
+    },
+    {
+      attack: 'the state file is a hard link to a host file',
+      plant: (saved, victim) => linkSync(victim, saved),
+      why: /is not QEMU's own file/,
+    },
+    { attack: 'the state file is a directory', plant: (saved) => mkdirSync(saved), why: /is not a regular file/ },
+    {
+      attack: "the state file is larger than the machine's RAM saves",
+      plant: (saved) => (writeFileSync(saved, Buffer.alloc(4096, 1)), ownedBy(saved, owner)),
+      why: /is larger \(4096 bytes\)/,
+    },
+  ];
+  test.each(cases)('$attack: refused VM_SNAPSHOT_FAILED, nothing reaches the cache', async ({ plant, why }) => {
+    const dir = mkdtempSync(join(scratch, 'import-'));
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'host secret\n', { mode: 0o600 });
+    ownedBy(victim, 0);
+    const saved = join(dir, 'state.zst');
+    plant(saved, victim);
+    const to = join(dir, 'cached.zst');
+    await expect(importSavedState(saved, to, { owner, maxBytes: 1024 })).rejects.toMatchObject({
+      code: 'VM_SNAPSHOT_FAILED',
+      message: expect.stringMatching(why),
+    });
+    expect(readdirSync(dir).filter((n) => n.startsWith('cached'))).toEqual([]);
+  });
+
+  test("QEMU's own file is copied, 0600 and the worker's, with its digest", async () => {
+    const dir = mkdtempSync(join(scratch, 'import-'));
+    const saved = join(dir, 'state.zst');
+    writeFileSync(saved, 'saved machine');
+    ownedBy(saved, owner);
+    const to = join(dir, 'cached.zst');
+    const copied = await importSavedState(saved, to, { owner, maxBytes: 1024 });
+    expect(copied).toEqual({ bytes: 13, sha256: `sha256:${createHash('sha256').update('saved machine').digest('hex')}` });
+    expect({ text: readFileSync(to, 'utf8'), uid: statSync(to).uid, mode: statSync(to).mode & 0o777 }).toEqual({
+      text: 'saved machine',
+      uid: process.getuid!(),
+      mode: 0o600,
+    });
   });
 });

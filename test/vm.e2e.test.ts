@@ -1,14 +1,17 @@
 // vm sandboxes on the real thing: QEMU boots the Debian cloud kernel with the base image's files as its in-RAM
 // root, jobs run through the guest agent, and a snapshot saves the whole machine, so a restored VM in a new QEMU
 // process still runs the processes it had. Runs under whichever accel the probe finds (TCG here).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { DEVICE_LAYOUT, machineFiles, vmTools } from '../activities/vm/machine';
+import { bareGuestImage, guestFiles } from '../activities/vm/guestImage';
+import { DEVICE_LAYOUT, cacheDir, isQemuAlive, machineFiles, qemuFacts, startQemu, stopQemu, vmTools } from '../activities/vm/machine';
 import { QmpClient } from '../activities/vm/qmp';
 import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle, VmSnapshot } from '../activities/vm/types';
+import { sweepVmLeftovers } from '../activities/vmSandboxes';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { readTestStack } from './support/stackState';
 
@@ -183,4 +186,29 @@ test('a save whose worker died mid-way is made again: the machine the finished m
   const saved = await vm.snapshot(handle, { file: join(stateDir, 'resaved.zst'), keepAlive: true });
   expect(saved.bytes).toBeGreaterThan(0);
   expect(await vm.exec(handle, { argv: ['cat', '/root/file'] })).toMatchObject({ exitCode: 0, stdout: 'before\n' });
+});
+
+test("the leftover sweep stops a KVM probe whose worker process is gone, and leaves a live process's probe alone", async () => {
+  const tools = vmTools();
+  const { initrd } = await bareGuestImage({ cacheDir: cacheDir(), files: guestFiles(tools) });
+  const gone = spawnSync('true').pid; // a worker process that has exited (killed mid-probe)
+  const probes = [`probe-${gone}`, `probe-${process.pid}`].map((name) => join(runRoot, name));
+  const pids: number[] = [];
+  try {
+    for (const dir of probes) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      pids.push(
+        await startQemu({ dir, accel: 'tcg', machine: qemuFacts().machine, memoryMiB: 128, vcpus: 1, kernel: tools.kernel, initrd }),
+      );
+    }
+    const docker = new Docker({ socketPath: readTestStack().dockerHost.replace('unix://', '') });
+    const swept = await sweepVmLeftovers({ runRoot, cacheDir: cacheDir(), docker }, () => Promise.resolve(false));
+    expect(swept.removed).toContain(`probe-${gone}`);
+    expect(swept.removed).not.toContain(`probe-${process.pid}`);
+    expect([isQemuAlive(pids[0]!, probes[0]!), existsSync(probes[0]!)]).toEqual([false, false]);
+    expect([isQemuAlive(pids[1]!, probes[1]!), existsSync(probes[1]!)]).toEqual([true, true]);
+  } finally {
+    for (const [i, pid] of pids.entries()) await stopQemu(pid, probes[i]!, 0);
+    for (const dir of probes) rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -54,11 +54,14 @@ async function runProbe(opts: ProbeOptions): Promise<AccelProbe> {
     agent.close();
     return { ...base, accel: 'kvm', detail: `KVM probe boot answered in ${Date.now() - started} ms` };
   } catch (err) {
-    const lastLine = (err as Error).message.split('\n').filter(Boolean).pop() ?? '';
+    // The reason (QEMU's own last word when it exited: a vm user without access to /dev/kvm) and the console's last line.
+    const lines = (err as Error).message.split('\n').filter(Boolean);
+    const reason = (lines[0] ?? '').replace(/; console:$/, '').trim();
+    const last = lines.length > 1 ? ` / ${lines[lines.length - 1]!.trim()}` : '';
     return {
       ...base,
       accel: 'tcg',
-      detail: `KVM probe boot failed after ${Date.now() - started} ms (deadline ${deadlineMs} ms), using TCG: ${lastLine.trim()}`,
+      detail: `KVM probe boot failed after ${Date.now() - started} ms (deadline ${deadlineMs} ms), using TCG: ${reason}${last}`,
     };
   } finally {
     if (pid) await stopQemu(pid, dir, 500);

@@ -1,9 +1,28 @@
 // One QEMU process: where its tools are, its command line, starting it, waiting for its guest agent, stopping it.
-// Everything a VM leaves (sockets, pidfile, console log, handle) is inside its own directory.
-import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync } from 'node:fs';
+// Everything a VM leaves (sockets, pidfile, console log, handle) is inside its own directory. Under a root worker
+// QEMU runs as an unprivileged user of its own (vmUser), in a subdirectory only it may write.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  fstatSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SnapflowError } from '../../lib/errors';
 import { machineProfile as formatMachineProfile } from '../../lib/machineProfile';
 import { GuestAgentClient } from './guestAgent';
@@ -36,12 +55,58 @@ export const DEVICE_LAYOUT = 2;
 export const CPU_MODEL = 'Nehalem';
 /**
  * QEMU's own seccomp filter (QEMU has no use for these once it runs): no obsolete system calls, no setuid/setgid or
- * capability changes, no scheduler/affinity/priority changes. Spawning stays allowed: saving and restoring a
- * machine runs its migration stream through `exec:` (zstd).
+ * capability changes, no scheduler/affinity/priority changes. Spawning stays allowed: a save runs its migration
+ * stream through `exec:` (zstd), so that the save completes even when the worker that asked for it dies.
  */
 export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny';
 /** sun_path is 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH = 107;
+/** The user a root worker runs QEMU as unless SNAPFLOW_VM_USER names another (scripts/provision.sh makes it). */
+export const DEFAULT_VM_USER = 'snapflow-vm';
+
+export interface VmUser {
+  uid: number;
+  gid: number;
+  /** Set when named: QEMU gets the user's groups too (kvm). A numeric uid:gid gets no supplementary group. */
+  name?: string;
+}
+
+/**
+ * Who QEMU (and a restore's decompressor) runs as. A root worker never runs them as root: as `snapflow-vm`, or as
+ * SNAPFLOW_VM_USER (a user name, or uid:gid). A worker that is not root cannot switch users, and runs them as itself.
+ */
+export function vmUser(): VmUser | undefined {
+  if ((process.getuid?.() ?? 0) !== 0) return undefined;
+  const configured = process.env.SNAPFLOW_VM_USER;
+  const setting = configured ?? DEFAULT_VM_USER;
+  const invalid = (why: string): never => {
+    throw new SnapflowError({
+      code: configured ? 'CONFIG_INVALID' : 'VM_UNAVAILABLE',
+      ...(configured ? { field: 'SNAPFLOW_VM_USER' } : {}),
+      message: `the vm user ${setting.slice(0, 64)} ${why}`,
+      hint: configured
+        ? 'set SNAPFLOW_VM_USER to an unprivileged user name or uid:gid (not 0)'
+        : 'run bash scripts/provision.sh (it creates the snapflow-vm user), or set SNAPFLOW_VM_USER to uid:gid',
+    });
+  };
+  const numeric = /^(\d{1,10}):(\d{1,10})$/.exec(setting);
+  let found: VmUser;
+  if (numeric) {
+    found = { uid: Number(numeric[1]), gid: Number(numeric[2]) };
+  } else {
+    if (!/^[a-z_][a-z0-9_-]{0,31}$/i.test(setting)) invalid('is not a user name or uid:gid');
+    const entry = spawnSync('getent', ['passwd', setting], { encoding: 'utf8' }).stdout?.split(':');
+    if (!entry || entry.length < 4) invalid('does not exist');
+    found = { uid: Number(entry![2]), gid: Number(entry![3]), name: setting };
+  }
+  if (found.uid === 0 || found.gid === 0) invalid('is root');
+  return found;
+}
+
+/** The uid that owns what QEMU writes: the vm user's, or this worker's own. */
+export function qemuOwner(): number {
+  return vmUser()?.uid ?? process.getuid?.() ?? 0;
+}
 
 export interface VmTools {
   kernel: string;
@@ -145,24 +210,35 @@ export interface MachineSpec {
   kernelArgs?: string;
 }
 
-export const machineFiles = (dir: string) => ({
-  agentSocket: join(dir, 'agent.sock'),
-  qmpSocket: join(dir, 'qmp.sock'),
-  pidFile: join(dir, 'qemu.pid'),
-  console: join(dir, 'console.log'),
-  /** QEMU's own stderr. */
-  log: join(dir, 'qemu.log'),
-  handle: join(dir, 'vm.json'),
-});
+/**
+ * A VM's directory is the worker's (0700): its handle, the pid, QEMU's stderr. QEMU works in `qemu/` inside it, owned
+ * by the vm user, and names what it makes there relative to it (its working directory), so it needs no access to any
+ * directory above. The worker reads nothing there as its own: a QEMU taken over by its guest controls it.
+ */
+export const machineFiles = (dir: string) => {
+  const qemuDir = join(dir, 'qemu');
+  return {
+    qemuDir,
+    agentSocket: join(qemuDir, 'agent.sock'),
+    qmpSocket: join(qemuDir, 'qmp.sock'),
+    console: join(qemuDir, 'console.log'),
+    /** Where a save's stream lands, before the worker copies it into the state cache. */
+    savedState: join(qemuDir, 'state.zst'),
+    /** Written by the worker when it starts QEMU (QEMU's -pidfile cannot resolve a path above its directory). */
+    pidFile: join(dir, 'qemu.pid'),
+    /** QEMU's own stderr. */
+    log: join(dir, 'qemu.log'),
+    handle: join(dir, 'vm.json'),
+  };
+};
 
-/** QEMU's migration `exec:` runs through /bin/sh: paths are single-quoted, and may not contain a quote. */
-export function shellPath(path: string): string {
-  if (path.includes("'")) throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `path may not contain a quote: ${path}` });
-  return `'${path}'`;
-}
+/** QEMU's -name: it puts the VM's directory on QEMU's command line, which is how a pid is known to be this VM's. */
+const nameArg = (dir: string): string => `guest=${dir.replaceAll(',', ',,')}`;
 
+/** QEMU's command line; the paths of what it makes are relative to its working directory (machineFiles' qemuDir). */
 export function qemuArgs(spec: MachineSpec): string[] {
   const files = machineFiles(spec.dir);
+  const own = (file: string) => basename(file);
   for (const socket of [files.agentSocket, files.qmpSocket]) {
     if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) {
       throw new SnapflowError({
@@ -174,6 +250,7 @@ export function qemuArgs(spec: MachineSpec): string[] {
   }
   // No -netdev/-nic and -nodefaults: the guest has no network device at all.
   const args = [
+    ['-name', nameArg(spec.dir)],
     ['-machine', `${spec.machine},accel=${spec.accel}`],
     ['-cpu', spec.cpu ?? CPU_MODEL, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
     ['-sandbox', QEMU_SANDBOX],
@@ -182,38 +259,118 @@ export function qemuArgs(spec: MachineSpec): string[] {
     spec.initrd ? ['-initrd', spec.initrd] : [],
     // ttyS0 carries the kernel's messages only; the agent's channel is a virtio-serial port (a 16550 UART moves
     // ~40 KB/s under TCG, a virtio port MB/s), found in the guest by its name.
-    ['-serial', `file:${files.console}`],
-    ['-device', 'virtio-serial-pci,id=agentbus', '-chardev', `socket,id=agent,path=${files.agentSocket},server=on,wait=off`],
+    ['-serial', `file:${own(files.console)}`],
+    ['-device', 'virtio-serial-pci,id=agentbus', '-chardev', `socket,id=agent,path=${own(files.agentSocket)},server=on,wait=off`],
     ['-device', `virtserialport,bus=agentbus.0,chardev=agent,name=${AGENT_PORT_NAME}`],
-    ['-qmp', `unix:${files.qmpSocket},server=on,wait=off`],
+    ['-qmp', `unix:${own(files.qmpSocket)},server=on,wait=off`],
     // Not -daemonize: its setsid() is a call the seccomp filter refuses. The worker starts QEMU detached instead.
-    ['-pidfile', files.pidFile],
-    spec.incoming ? ['-incoming', `exec:zstd -dc ${shellPath(spec.incoming)}`] : [],
+    // A restore's stream arrives on fd 3, decompressed by the worker's zstd: QEMU never opens the state cache.
+    spec.incoming ? ['-incoming', 'fd:3'] : [],
   ];
   return args.flat();
 }
 
-/** Starts QEMU daemonized (it outlives the worker process) and returns its pid. */
+/** Where a boot input QEMU's user reads is linked in QEMU's directory. */
+const BOOT_INPUTS = { kernel: 'vmlinuz', initrd: 'initrd' } as const;
+
+/**
+ * A boot input (kernel, initrd) the vm user can read, in QEMU's directory: a hard link to the cached file (a copy
+ * across filesystems), still the worker's, so QEMU can remove it but never change the file behind it. A cached file
+ * only its owner may read becomes readable to the vm user's group; its cache directory stays the worker's alone.
+ */
+function bootInput(src: string, qemuDir: string, name: string, user: VmUser): string {
+  const real = realpathSync(src);
+  const dst = join(qemuDir, name);
+  try {
+    linkSync(real, dst);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    copyFileSync(real, dst, constants.COPYFILE_FICLONE);
+  }
+  const st = statSync(dst);
+  if (!(st.mode & 0o004) && !(st.gid === user.gid && st.mode & 0o040)) {
+    chownSync(dst, st.uid, user.gid);
+    chmodSync(dst, (st.mode & 0o700) | 0o040);
+  }
+  return name;
+}
+
+/**
+ * Makes QEMU's directory (its owner the vm user, 0700) and links the boot inputs into it; returns the kernel and
+ * initrd paths for QEMU's command line.
+ */
+function prepareQemuDir(spec: MachineSpec, user: VmUser | undefined): Pick<MachineSpec, 'kernel' | 'initrd'> {
+  const { qemuDir } = machineFiles(spec.dir);
+  mkdirSync(qemuDir, { mode: 0o700 });
+  if (!user) return { kernel: spec.kernel, initrd: spec.initrd };
+  chownSync(qemuDir, user.uid, user.gid);
+  return {
+    kernel: bootInput(spec.kernel, qemuDir, BOOT_INPUTS.kernel, user),
+    initrd: spec.initrd ? bootInput(spec.initrd, qemuDir, BOOT_INPUTS.initrd, user) : undefined,
+  };
+}
+
+/** Once the guest runs, QEMU has the kernel and initrd in memory: their links go, so QEMU's user can read them no more. */
+export function dropBootInputs(dir: string): void {
+  for (const name of Object.values(BOOT_INPUTS)) rmSync(join(machineFiles(dir).qemuDir, name), { force: true });
+}
+
+/**
+ * setpriv switches to the vm user and execs QEMU in the same process: the pid the worker records is QEMU's. No
+ * capability survives (bounding set empty) and no exec may gain one (no_new_privs; QEMU's seccomp sets it too).
+ */
+function runAsArgs(user: VmUser): string[] {
+  return [
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    user.name ? '--init-groups' : '--clear-groups',
+    '--bounding-set=-all',
+    '--inh-caps=-all',
+    '--no-new-privs',
+    '--',
+  ];
+}
+
 /**
  * Starts QEMU in a session of its own (it outlives the worker process) and returns its pid once its QMP socket is
  * there, that is once its devices and sockets are set up. Its stderr goes to `qemu.log` in the VM's directory.
+ * With `incoming`, the worker opens the state file and a zstd of the vm user's decompresses it into QEMU's fd 3.
  */
 export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Promise<number> {
   const files = machineFiles(spec.dir);
+  const user = vmUser();
+  const boot = prepareQemuDir(spec, user);
+  const ids = user ? { uid: user.uid, gid: user.gid } : {};
   const log = openSync(files.log, 'w', 0o600);
-  let child: ReturnType<typeof spawn>;
+  let state: number | undefined;
+  let zstd: ChildProcess | undefined;
+  let child: ChildProcess;
   try {
-    child = spawn(QEMU, qemuArgs(spec), { detached: true, stdio: ['ignore', log, log] });
+    if (spec.incoming) {
+      state = openSync(spec.incoming, constants.O_RDONLY | constants.O_NOFOLLOW);
+      zstd = spawn('zstd', ['-q', '-dc'], { stdio: [state, 'pipe', log], ...ids });
+      zstd.once('error', () => undefined); // QEMU then reads an empty stream, and the load fails with its reason
+      zstd.unref();
+    }
+    const argv = qemuArgs({ ...spec, ...boot });
+    child = spawn(user ? 'setpriv' : QEMU, user ? [...runAsArgs(user), QEMU, ...argv] : argv, {
+      cwd: files.qemuDir,
+      detached: true,
+      stdio: ['ignore', log, log, ...(zstd?.stdout ? [zstd.stdout] : [])],
+    });
   } finally {
     closeSync(log);
+    if (state !== undefined) closeSync(state);
+    zstd?.stdout?.destroy(); // only QEMU holds the stream's read end now
   }
   child.unref();
+  if (child.pid) writeFileSync(files.pidFile, String(child.pid), { mode: 0o600 });
   let exit: number | null | undefined;
   let spawnError: Error | undefined;
   child.once('exit', (code, signal) => (exit = code ?? (signal ? -1 : null)));
   child.once('error', (err) => (spawnError = err));
   const failed = (why: string) =>
-    new SnapflowError({ code: 'VM_BOOT_FAILED', message: `QEMU did not start (${why}): ${readTail(files.log, 2000).trim()}` });
+    new SnapflowError({ code: 'VM_BOOT_FAILED', message: `QEMU did not start (${why}): ${(readTail(files.log, 2000) ?? '').trim()}` });
   const deadline = Date.now() + readyTimeoutMs;
   while (!existsSync(files.qmpSocket)) {
     if (spawnError) throw failed(spawnError.message);
@@ -227,18 +384,34 @@ export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Pro
   return child.pid!;
 }
 
-function readTail(file: string, bytes: number): string {
+/**
+ * The last `bytes` of a file, or undefined when there is none. For files QEMU or its guest write: a link is not
+ * followed, and only the tail is read, however large the file has grown.
+ */
+export function readTail(file: string, bytes: number): string | undefined {
+  let fd: number | undefined;
   try {
-    return readFileSync(file, 'utf8').slice(-bytes);
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const length = Math.min(bytes, st.size);
+    const buf = Buffer.alloc(length);
+    return buf.subarray(0, readSync(fd, buf, 0, length, st.size - length)).toString('utf8');
   } catch {
-    return '';
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
-/** Alive and still our QEMU (its command line names this VM's directory): a recycled pid is not. */
+/**
+ * Alive and still our QEMU (its command line names this VM's directory): a recycled pid is not. A QEMU started
+ * before QEMU had a directory of its own is known by its agent socket's path.
+ */
 export function isQemuAlive(pid: number, dir: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(machineFiles(dir).agentSocket);
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.split('\0').includes(nameArg(dir)) || cmdline.includes(`path=${join(dir, 'agent.sock')},`);
   } catch {
     return false;
   }
@@ -254,7 +427,10 @@ export async function waitForAgent(pid: number, dir: string, deadlineMs: number)
   let agent: GuestAgentClient | undefined;
   let lastError = 'no answer';
   while (Date.now() < deadline) {
-    if (!isQemuAlive(pid, dir)) throw bootFailure(dir, 'QEMU exited');
+    if (!isQemuAlive(pid, dir)) {
+      const said = (readTail(machineFiles(dir).log, 2000) ?? '').trim().split('\n').pop();
+      throw bootFailure(dir, said ? `QEMU exited (${said})` : 'QEMU exited');
+    }
     try {
       if (!agent || agent.isClosed) agent = await GuestAgentClient.connect(socket, 1_000);
       await agent.ping(Math.max(1, Math.min(500, deadline - Date.now())));
@@ -274,11 +450,9 @@ function bootFailure(dir: string, reason: string): SnapflowError {
 }
 
 export function consoleTail(dir: string, lines = 12): string {
-  try {
-    return readFileSync(machineFiles(dir).console, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') || '(empty)';
-  } catch {
-    return '(no console log)';
-  }
+  const tail = readTail(machineFiles(dir).console, 16 * 1024);
+  if (tail === undefined) return '(no console log)';
+  return tail.trimEnd().split('\n').slice(-lines).join('\n') || '(empty)';
 }
 
 /** QMP `quit`, then SIGKILL after the grace period; returns once the process is gone. */

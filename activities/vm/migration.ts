@@ -1,8 +1,9 @@
 // Saving and loading a whole machine through QEMU's migration stream, compressed with zstd on the way.
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { SnapflowError } from '../../lib/errors';
-import { machineFiles, shellPath } from './machine';
+import { machineFiles } from './machine';
 import { QmpClient } from './qmp';
 
 interface MigrationStatus {
@@ -13,15 +14,19 @@ interface MigrationStatus {
 const SAVE_TIMEOUT_MS = 120_000;
 
 /**
- * Pauses the VM and writes its memory and device state to `file`, then resumes it (`resume`) or leaves it paused
- * for the caller to remove. QEMU signals the `exec:` command once the stream ends and kills it if it is still
- * running, so the compressor runs in a background subshell that renames its output when it is complete: the
- * file exists only when whole.
+ * Pauses the VM and writes its memory and device state into QEMU's own directory, then resumes it (`resume`) or
+ * leaves it paused for the caller to remove; returns the file, for the worker to copy into its state cache. The
+ * compressor is QEMU's child, running as QEMU's user (which may not read or write the cache), so a save the worker
+ * asked for completes even if the worker dies. QEMU signals the `exec:` command once the stream ends and kills it if
+ * it is still running, so the compressor runs in a background subshell that renames its output when it is complete:
+ * the file exists only when whole.
  */
-export async function saveMachine(dir: string, file: string, opts: { resume: boolean }): Promise<void> {
-  const partial = `${file}.partial-${randomBytes(4).toString('hex')}`;
-  // umask: the state holds the guest's memory (its secrets too), so it is the worker's alone (0600).
-  const command = `umask 077; exec 3<&0; (zstd -q -1 -o ${shellPath(partial)} <&3 && mv ${shellPath(partial)} ${shellPath(file)}) &`;
+export async function saveMachine(dir: string, opts: { resume: boolean }): Promise<string> {
+  const { qemuDir, savedState: file } = machineFiles(dir);
+  // Relative to QEMU's working directory, its own: no quoting, and nothing above it to reach.
+  const partial = `${basename(file)}.partial-${randomBytes(4).toString('hex')}`;
+  // umask: the state holds the guest's memory (its secrets too), so it is QEMU's user's alone (0600).
+  const command = `umask 077; exec 3<&0; (zstd -q -1 -o ${partial} <&3 && mv ${partial} ${basename(file)}) &`;
   rmSync(file, { force: true });
   const qmp = await QmpClient.connect(machineFiles(dir).qmpSocket);
   let saved = false;
@@ -40,8 +45,9 @@ export async function saveMachine(dir: string, file: string, opts: { resume: boo
   } finally {
     if (opts.resume || !saved) await qmp.execute('cont').catch(() => undefined);
     qmp.close();
-    if (!saved) setTimeout(() => rmSync(partial, { force: true }), 2_000).unref();
+    if (!saved) setTimeout(() => rmSync(join(qemuDir, partial), { force: true }), 2_000).unref();
   }
+  return file;
 }
 
 /**

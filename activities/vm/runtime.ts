@@ -1,6 +1,6 @@
 // The vm sandbox runtime: a QEMU virtual machine per sandbox, its root filesystem in RAM (see guestImage.ts), jobs
 // through the guest agent, and snapshots that save the whole machine (memory and devices) to one zstd file.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { SnapflowError } from '../../lib/errors';
@@ -11,18 +11,21 @@ import {
   CPU_MODEL,
   cacheDir as defaultCacheDir,
   defaultRunRoot,
+  dropBootInputs,
   isQemuAlive,
   killQemu,
   machineFiles,
   machineProfile,
   privateDir,
   qemuFacts,
+  qemuOwner,
   startQemu,
   stopQemu,
   vmTools,
   waitForAgent,
 } from './machine';
 import { saveMachine, loadMachine } from './migration';
+import { importSavedState } from './stateArtifacts';
 import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SandboxRuntime, SnapshotVm, VmHandle, VmSnapshot } from './types';
 
 export interface VmRuntimeDeps {
@@ -51,6 +54,8 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 const DEFAULT_JOB_TIMEOUT_MS = 10 * 60_000;
 /** Beyond the job's own timeout (enforced in the guest), how long the host waits before calling the guest lost. */
 const HOST_GRACE_MS = 30_000;
+/** The most a machine of `memoryMiB` saves: its RAM (incompressible at worst) plus device state and zstd's framing. */
+const maxStateBytes = (memoryMiB: number): number => Math.ceil(memoryMiB * 1.05 + 64) * 1024 * 1024;
 
 export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
   const runRoot = deps.runRoot ?? defaultRunRoot();
@@ -113,6 +118,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running), { mode: 0o600 });
       if (how.incoming) await loadMachine(handle.dir, bootTimeoutMs);
       agents.set(handle.dir, await waitForAgent(pid, handle.dir, how.incoming ? 10_000 : bootTimeoutMs));
+      dropBootInputs(handle.dir);
       return running;
     } catch (err) {
       if (pid) await stopQemu(pid, handle.dir, 0);
@@ -227,7 +233,13 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
       mkdirSync(dirname(input.file), { recursive: true, mode: 0o700 });
       const started = Date.now();
-      await saveMachine(handle.dir, input.file, { resume: input.keepAlive });
+      const saved = await saveMachine(handle.dir, { resume: input.keepAlive });
+      let copied: { sha256: string; bytes: number };
+      try {
+        copied = await importSavedState(saved, input.file, { owner: qemuOwner(), maxBytes: maxStateBytes(handle.memoryMiB) });
+      } finally {
+        rmSync(saved, { force: true });
+      }
       const manifest: VmSnapshot = {
         file: input.file,
         profile: handle.profile,
@@ -235,7 +247,8 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         image: handle.image,
         memoryMiB: handle.memoryMiB,
         vcpus: handle.vcpus,
-        bytes: statSync(input.file).size,
+        bytes: copied.bytes,
+        sha256: copied.sha256,
         savedMs: Date.now() - started,
         createdAt: new Date().toISOString(),
       };

@@ -4,11 +4,15 @@
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
+  constants,
   createReadStream,
   createWriteStream,
   existsSync,
+  fstatSync,
   mkdirSync,
   openAsBlob,
+  openSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -69,6 +73,48 @@ export async function adoptState(from: string, cacheDir: string, ref: string): P
   renameSync(`${file}.json.tmp`, `${file}.json`);
   rmSync(`${from}.json`, { force: true });
   return file;
+}
+
+/**
+ * Copies a state QEMU saved in its own directory to `to` (the worker's, 0600), hashing it on the way: the digest each
+ * later restore checks. QEMU's user controls that file, so it is opened without following a link, must be a regular
+ * file of `owner` with a single name (no hard link to someone else's file), and is read no further than `maxBytes`.
+ */
+export async function importSavedState(
+  from: string,
+  to: string,
+  opts: { owner: number; maxBytes: number },
+): Promise<{ sha256: string; bytes: number }> {
+  const refuse = (why: string): never => {
+    throw new SnapflowError({ code: 'VM_SNAPSHOT_FAILED', message: `the saved vm state ${from} ${why}; nothing was kept` });
+  };
+  let fd: number;
+  try {
+    fd = openSync(from, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    return refuse(`cannot be opened (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  const partial = `${to}.partial-${process.pid}`;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) refuse('is not a regular file');
+    if (st.uid !== opts.owner || st.nlink !== 1) refuse(`is not QEMU's own file (uid ${st.uid}, ${st.nlink} links)`);
+    if (st.size > opts.maxBytes) refuse(`is larger (${st.size} bytes) than a machine of its RAM saves (${opts.maxBytes})`);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const source = createReadStream('', { fd, start: 0, end: opts.maxBytes, autoClose: false });
+    source.on('data', (chunk: Buffer | string) => {
+      hash.update(chunk);
+      bytes += chunk.length;
+    });
+    await pipeline(source, createWriteStream(partial, { mode: 0o600 }));
+    if (bytes > opts.maxBytes) refuse(`grew past ${opts.maxBytes} bytes while it was copied`);
+    renameSync(partial, to);
+    return { sha256: `sha256:${hash.digest('hex')}`, bytes };
+  } finally {
+    closeSync(fd);
+    rmSync(partial, { force: true });
+  }
 }
 
 /** Removes `ref`'s cached state; a VM restored from it already holds its memory, so nothing running depends on it. */

@@ -61,6 +61,8 @@ export interface VmSnapshot {
   vcpus: number;
   /** Compressed size of the state file. */
   bytes: number;
+  /** The state file's digest, taken as the worker copied it out of QEMU's directory. */
+  sha256?: string;
   savedMs: number;
   createdAt: string;
 }
