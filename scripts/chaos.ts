@@ -22,6 +22,7 @@ import {
   type ChaosCase,
 } from '../test/chaos/cases';
 import { startChaosEnv } from '../test/chaos/env';
+import { stallSummary } from '../test/chaos/stalls';
 import type { StallRecord } from '../workers/stall';
 import { killHostMidSessionRestore, killHostMidSessionSave } from '../test/chaos/vmCases';
 
@@ -56,30 +57,19 @@ function table(rows: CaseResult[]): string {
 }
 
 /**
- * Per activity type: calls stalled after their commit, and what their retries answered. A retry that failed is a
- * problem (the first attempt had succeeded); a stall with no retry seen is one whose worker was killed meanwhile.
+ * Per activity type: calls stalled after their commit, and what their retries answered. A retry that failed, or
+ * answered otherwise than the stalled attempt (canonical JSON, so key order does not count), is a problem; a stall
+ * with no retry seen is one whose run ended meanwhile (a killed worker's, or a run that timed out as a whole).
  */
 function stallReport(records: StallRecord[]): number {
-  const key = (r: StallRecord) => `${r.workflowId}/${r.activityId}/${r.type}`;
-  const retries = new Map<string, StallRecord>();
-  for (const r of records) if (r.event === 'retried') retries.set(key(r), r); // the last retry is what the caller got
-  const byType = new Map<string, { stalled: number; same: number; other: number; failed: string[]; unseen: number }>();
-  for (const s of records.filter((r) => r.event === 'stalled')) {
-    const t = byType.get(s.type) ?? { stalled: 0, same: 0, other: 0, failed: [], unseen: 0 };
-    byType.set(s.type, t);
-    t.stalled++;
-    const retry = retries.get(key(s));
-    if (!retry) t.unseen++;
-    else if (retry.error) t.failed.push(retry.error);
-    else if (retry.result === s.result) t.same++;
-    else t.other++;
-  }
+  const rows = stallSummary(records);
   console.log('\ncommit-then-stall: type, stalled, retried with the same result, with another result, retry failed, retry not seen');
   let problems = 0;
-  for (const [type, t] of [...byType].sort()) {
-    problems += t.failed.length;
+  for (const t of rows) {
+    const bad = t.failed.length + t.others.length;
+    problems += bad;
     console.log(
-      `  ${t.failed.length ? '✗' : '✓'} ${type}: ${t.stalled}, ${t.same}, ${t.other}, ${t.failed.length}, ${t.unseen}${t.failed.map((f) => `\n      ${f}`).join('')}`,
+      `  ${bad ? '✗' : '✓'} ${t.type}: ${t.stalled}, ${t.same}, ${t.others.length}, ${t.failed.length}, ${t.unseen}${[...t.failed, ...t.others].map((f) => `\n      ${f}`).join('')}`,
     );
   }
   return problems;
