@@ -4,7 +4,8 @@
 // `--load` runs them while stress-ng saturates the host (a CPU hog per core and an I/O hog); `--stall` (or
 // `--stall=setDefault,startVmSandbox`) makes the first call of every activity type (or every first attempt of the named
 // ones) commit and then stall past its deadline, so each is retried after its effect committed; the table below
-// the cases says what every retry returned.
+// the cases says what every retry returned (`--stall=writes`: every type that changes something; the short calls'
+// start-to-close is 10 s in this run's bundle, `--stall-timeout=<seconds>` to change it).
 import {
   audit,
   createRace,
@@ -30,6 +31,9 @@ const quick = process.argv.includes('--quick');
 const load = process.argv.includes('--load');
 const stallArg = process.argv.find((a) => a === '--stall' || a.startsWith('--stall='));
 const stall = stallArg ? stallArg.replace(/^--stall=?/, '') || '*' : undefined;
+// The short calls' 30 s start-to-close, in this run's workflow bundle only, so each of their stalls costs ~12 s.
+const stallTimeoutArg = process.argv.find((a) => a.startsWith('--stall-timeout='));
+const stallTimeoutMs = stallTimeoutArg ? Number(stallTimeoutArg.split('=')[1]) * 1000 : 10_000;
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 
 const plan: Array<[string, ChaosCase, number]> = [
@@ -78,7 +82,7 @@ function stallReport(records: StallRecord[]): number {
 async function main(): Promise<number> {
   const started = Date.now();
   let stallProblems = 0;
-  const env = await startChaosEnv({ load, stall });
+  const env = await startChaosEnv({ load, stall, stallTimeoutMs });
   if (load) console.log(`host saturated: stress-ng (pid ${env.hogs?.pid}) runs a CPU hog per core and an I/O hog`);
   const rows: CaseResult[] = [];
   try {
@@ -109,7 +113,8 @@ async function main(): Promise<number> {
     await env.close();
   }
   console.log(`\n${table(rows)}\n\n${((Date.now() - started) / 1000).toFixed(0)} s`);
-  console.log(`mode: ${[load && 'load', stall && `stall ${stall}`].filter(Boolean).join(', ') || 'normal'}`);
+  const stallMode = stall && `stall ${stall} (short calls: ${stallTimeoutMs / 1000} s start-to-close)`;
+  console.log(`mode: ${[load && 'load', stallMode].filter(Boolean).join(', ') || 'normal'}`);
   return rows.every((r) => r.survived === r.runs && r.orphans === 0 && r.duplicates === 0) && stallProblems === 0 ? 0 : 1;
 }
 
