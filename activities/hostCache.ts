@@ -1,5 +1,6 @@
 // Host side of the snapshot cache: pull a stored snapshot into this host's engine ahead of need (pre-warm),
 // and evict one that the catalog no longer wants here. The catalog side is in goldenCatalog.ts.
+import { Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SYSTEM_SCOPE, storageOwner } from '../lib/ids';
@@ -32,8 +33,36 @@ export function requireOwnSnapshot(ref: string, workspace: string | undefined): 
     );
 }
 
+type Cached = { imageId: string; pulled: boolean };
+
+/** What a pull's attempt heartbeats once it has the image: a retry of the same call reads it back. */
+interface CacheProgress {
+  step: 'cache';
+  answer?: Cached;
+}
+
+/** The activity's context, or none outside an activity (a test calling the function directly). */
+function activityContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
 export function createHostCacheActivities(deps: HostCacheDeps) {
   const { docker } = deps;
+  /**
+   * A retry after an attempt that pulled finds the image present: it answers what that attempt did (pulled), kept in
+   * the attempt's last heartbeat, which Temporal hands to the next attempt of the same call.
+   */
+  const answered = (answer: Cached): Cached => {
+    const ctx = activityContext();
+    const earlier = (ctx?.info.heartbeatDetails as CacheProgress | undefined)?.answer;
+    if (earlier?.imageId === answer.imageId) return earlier;
+    if (answer.pulled) ctx?.heartbeat({ step: 'cache', answer } satisfies CacheProgress);
+    return answer;
+  };
   return {
     /**
      * Pulls `storedRef` (registry/repo@sha256:…) from snapshot storage unless this engine already has it. Only a
@@ -47,9 +76,9 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
         .getImage(input.storedRef)
         .inspect()
         .catch(() => undefined);
-      if (present) return { imageId: present.Id, pulled: false };
+      if (present) return answered({ imageId: present.Id, pulled: false });
       const state = deps.storage && deps.vmStates ? await deps.vmStates.cache(input) : undefined;
-      if (state?.vmState) return { imageId: input.storedRef, pulled: state.pulled };
+      if (state?.vmState) return answered({ imageId: input.storedRef, pulled: state.pulled });
       const storage = deps.storage;
       if (!storage) {
         fail(
@@ -63,7 +92,7 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
         // Errors arrive inside the 200 stream; followProgress scans for them. Retried by the transfer profile.
         await followProgress(docker, await docker.pull(input.storedRef, { authconfig: auth }));
       });
-      return { imageId: (await docker.getImage(input.storedRef).inspect()).Id, pulled: true };
+      return answered({ imageId: (await docker.getImage(input.storedRef).inspect()).Id, pulled: true });
     },
 
     /**

@@ -4,7 +4,8 @@
 // `--load` runs them while stress-ng saturates the host (a CPU hog per core and an I/O hog); `--stall` (or
 // `--stall=setDefault,startVmSandbox`) makes the first call of every activity type (or every first attempt of the named
 // ones) commit and then stall past its deadline, so each is retried after its effect committed; the table below
-// the cases says what every retry returned.
+// the cases says what every retry returned (`--stall=writes`: every type that changes something; the short calls'
+// start-to-close is 10 s in this run's bundle, `--stall-timeout=<seconds>` to change it).
 import {
   audit,
   createRace,
@@ -22,6 +23,7 @@ import {
   type ChaosCase,
 } from '../test/chaos/cases';
 import { startChaosEnv } from '../test/chaos/env';
+import { stallSummary } from '../test/chaos/stalls';
 import type { StallRecord } from '../workers/stall';
 import { killHostMidSessionRestore, killHostMidSessionSave } from '../test/chaos/vmCases';
 
@@ -29,6 +31,9 @@ const quick = process.argv.includes('--quick');
 const load = process.argv.includes('--load');
 const stallArg = process.argv.find((a) => a === '--stall' || a.startsWith('--stall='));
 const stall = stallArg ? stallArg.replace(/^--stall=?/, '') || '*' : undefined;
+// The short calls' 30 s start-to-close, in this run's workflow bundle only, so each of their stalls costs ~12 s.
+const stallTimeoutArg = process.argv.find((a) => a.startsWith('--stall-timeout='));
+const stallTimeoutMs = stallTimeoutArg ? Number(stallTimeoutArg.split('=')[1]) * 1000 : 10_000;
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 
 const plan: Array<[string, ChaosCase, number]> = [
@@ -56,30 +61,19 @@ function table(rows: CaseResult[]): string {
 }
 
 /**
- * Per activity type: calls stalled after their commit, and what their retries answered. A retry that failed is a
- * problem (the first attempt had succeeded); a stall with no retry seen is one whose worker was killed meanwhile.
+ * Per activity type: calls stalled after their commit, and what their retries answered. A retry that failed, or
+ * answered otherwise than the stalled attempt (canonical JSON, so key order does not count), is a problem; a stall
+ * with no retry seen is one whose run ended meanwhile (a killed worker's, or a run that timed out as a whole).
  */
 function stallReport(records: StallRecord[]): number {
-  const key = (r: StallRecord) => `${r.workflowId}/${r.activityId}/${r.type}`;
-  const retries = new Map<string, StallRecord>();
-  for (const r of records) if (r.event === 'retried') retries.set(key(r), r); // the last retry is what the caller got
-  const byType = new Map<string, { stalled: number; same: number; other: number; failed: string[]; unseen: number }>();
-  for (const s of records.filter((r) => r.event === 'stalled')) {
-    const t = byType.get(s.type) ?? { stalled: 0, same: 0, other: 0, failed: [], unseen: 0 };
-    byType.set(s.type, t);
-    t.stalled++;
-    const retry = retries.get(key(s));
-    if (!retry) t.unseen++;
-    else if (retry.error) t.failed.push(retry.error);
-    else if (retry.result === s.result) t.same++;
-    else t.other++;
-  }
+  const rows = stallSummary(records);
   console.log('\ncommit-then-stall: type, stalled, retried with the same result, with another result, retry failed, retry not seen');
   let problems = 0;
-  for (const [type, t] of [...byType].sort()) {
-    problems += t.failed.length;
+  for (const t of rows) {
+    const bad = t.failed.length + t.others.length;
+    problems += bad;
     console.log(
-      `  ${t.failed.length ? '✗' : '✓'} ${type}: ${t.stalled}, ${t.same}, ${t.other}, ${t.failed.length}, ${t.unseen}${t.failed.map((f) => `\n      ${f}`).join('')}`,
+      `  ${bad ? '✗' : '✓'} ${t.type}: ${t.stalled}, ${t.same}, ${t.others.length}, ${t.failed.length}, ${t.unseen}${[...t.failed, ...t.others].map((f) => `\n      ${f}`).join('')}`,
     );
   }
   return problems;
@@ -88,7 +82,7 @@ function stallReport(records: StallRecord[]): number {
 async function main(): Promise<number> {
   const started = Date.now();
   let stallProblems = 0;
-  const env = await startChaosEnv({ load, stall });
+  const env = await startChaosEnv({ load, stall, stallTimeoutMs });
   if (load) console.log(`host saturated: stress-ng (pid ${env.hogs?.pid}) runs a CPU hog per core and an I/O hog`);
   const rows: CaseResult[] = [];
   try {
@@ -119,7 +113,8 @@ async function main(): Promise<number> {
     await env.close();
   }
   console.log(`\n${table(rows)}\n\n${((Date.now() - started) / 1000).toFixed(0)} s`);
-  console.log(`mode: ${[load && 'load', stall && `stall ${stall}`].filter(Boolean).join(', ') || 'normal'}`);
+  const stallMode = stall && `stall ${stall} (short calls: ${stallTimeoutMs / 1000} s start-to-close)`;
+  console.log(`mode: ${[load && 'load', stallMode].filter(Boolean).join(', ') || 'normal'}`);
   return rows.every((r) => r.survived === r.runs && r.orphans === 0 && r.duplicates === 0) && stallProblems === 0 ? 0 : 1;
 }
 

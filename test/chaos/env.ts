@@ -23,7 +23,7 @@ import {
   type ManagedProcess,
 } from '../../scripts/stack';
 import { superviseWorker, type SupervisedWorker } from '../../scripts/supervisor';
-import type { StallRecord } from '../../workers/stall';
+import { readStallLog, type StallRecord } from '../../workers/stall';
 import { startHogs, type Hogs } from './load';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -105,8 +105,13 @@ async function waitPort(port: number, what: string): Promise<void> {
 export interface ChaosOptions {
   /** Saturate the host (a CPU hog per core and an I/O hog) once the stack is up, until `close`. */
   load?: boolean;
-  /** SNAPFLOW_CHAOS_STALL for both workers: `*` or activity types whose first attempt commits, then stalls. */
+  /** SNAPFLOW_CHAOS_STALL for both workers: `*`, `writes` or activity types whose first attempt commits, then stalls. */
   stall?: string;
+  /**
+   * With `stall`: the short calls' 30 s start-to-close becomes this in the workflow bundle (workers/stallWorkflow.ts),
+   * so each of their stalls costs this instead of 30 s. Omitted → the product's timeouts.
+   */
+  stallTimeoutMs?: number;
 }
 
 export async function startChaosEnv(opts: ChaosOptions = {}): Promise<ChaosEnv> {
@@ -156,7 +161,9 @@ export async function startChaosEnv(opts: ChaosOptions = {}): Promise<ChaosEnv> 
   let storageRegistry = await startRegistry({ dir: join(dir, 'storage'), port: ports.storage, ...storage });
   const publicRegistry = await startRegistry({ dir: join(dir, 'public'), port: ports.public });
   processes.push(publicRegistry);
-  const bundlePath = await bundleWorkflows(join(dir, 'workflow-bundle.js'));
+  const bundlePath = await bundleWorkflows(join(dir, 'workflow-bundle.js'), {
+    stallTimeoutMs: opts.stall ? opts.stallTimeoutMs : undefined,
+  });
   const docker = new Docker({ socketPath: dockerd.dockerHost.replace('unix://', '') });
   await ensureBaseImage(docker);
 
@@ -212,14 +219,7 @@ export async function startChaosEnv(opts: ChaosOptions = {}): Promise<ChaosEnv> 
     env,
     hogs,
     stalls() {
-      try {
-        return readFileSync(join(dir, 'stalls.jsonl'), 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l) as StallRecord);
-      } catch {
-        return [];
-      }
+      return readStallLog(join(dir, 'stalls.jsonl'));
     },
     client,
     db,
