@@ -14,6 +14,8 @@ import { fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
 import { checkHandle, type HandleClaim, type HandleRecord } from './handles';
 import { followProgress } from './progress';
+import { JobLog, type LogResult } from './jobLog';
+import type { LogRef, LogSink } from '../catalog/logs';
 
 export interface DockerDeps {
   docker: Docker;
@@ -23,6 +25,10 @@ export interface DockerDeps {
   storage?: StorageConfig;
   /** Caps the memory this host offers (SNAPFLOW_HOST_MEMORY_MIB). */
   memoryLimitMiB?: number;
+  /** Where jobs' and builds' output is kept whole; omitted → only the tails in results. */
+  logs?: LogSink;
+  /** Per-log cap in bytes (SNAPFLOW_LOG_CAP_BYTES). */
+  logCapBytes?: number;
 }
 
 export type { HostFacts } from '../lib/hosts';
@@ -63,6 +69,8 @@ export interface ExecInSandbox extends HandleClaim {
   workdir?: string;
   /** A user's job: its process group is killed past this long, and its output is heartbeated as it comes. */
   timeoutMs?: number;
+  /** The log a job's output is streamed into (whole, up to the cap). */
+  log?: LogRef;
 }
 
 export interface ExecResult {
@@ -71,11 +79,15 @@ export interface ExecResult {
   stderr: string;
   /** The job ran past its timeout and was killed; the output is what it wrote until then. */
   timedOut?: boolean;
+  /** Where the whole output is; stdout and stderr are then each stream's last 64 KiB. */
+  log?: LogResult;
 }
 
 /** How a caller watches a running exec: its output as it comes, and a deadline with a way to kill it. */
 export interface ExecWatch {
   onOutput?: (stream: OutputStream, text: string) => void;
+  /** The raw bytes, as they come. */
+  onBytes?: (stream: OutputStream, data: Buffer) => void;
   timeoutMs?: number;
   kill?: () => Promise<void>;
 }
@@ -181,6 +193,7 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
     const decoder = new StringDecoder('utf8');
     return (c: Buffer) => {
       into.push(c);
+      watch.onBytes?.(name, c);
       if (watch.onOutput) watch.onOutput(name, decoder.write(c));
     };
   };
@@ -247,15 +260,17 @@ export function outputHeartbeats(step: string): { push: (stream: OutputStream, t
   };
 }
 
-/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated as it comes. */
-async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated and logged as it comes. */
+async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): Promise<ExecResult> {
   const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
+  const log = logs.open(input.log);
   try {
-    return await runExec(
+    const result = await runExec(
       docker,
       { ...input, command: jobCommand(input.command) },
       {
         onOutput: output.push,
+        onBytes: (stream, data) => log.push(stream, data),
         timeoutMs: input.timeoutMs,
         kill: async () => {
           // A container at its pids limit may refuse the kill's own process for a moment: a few tries, then give up.
@@ -270,9 +285,26 @@ async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecRes
         },
       },
     );
+    return withLog(result, log);
   } finally {
     output.stop();
   }
+}
+
+/** Opens job logs on this host's sink with its cap. */
+export interface JobLogs {
+  open(ref: LogRef | undefined): JobLog;
+}
+
+export function jobLogs(sink: LogSink | undefined, capBytes?: number): JobLogs {
+  return { open: (ref) => new JobLog(ref && sink, ref, { capBytes }) };
+}
+
+/** A result whose log is kept: it says where, and carries each stream's exact last 64 KiB instead of its head. */
+export async function withLog(result: ExecResult, log: JobLog): Promise<ExecResult> {
+  const where = await log.finish({ outcome: result.timedOut ? 'timed-out' : 'exited', exitCode: result.exitCode });
+  if (!where) return result;
+  return { ...result, stdout: log.tail('stdout'), stderr: log.tail('stderr'), log: where };
 }
 
 /** Who a container was made for, from its labels. */
@@ -291,6 +323,7 @@ function containerRecord(info: Docker.ContainerInspectInfo): HandleRecord {
 
 export function createDockerActivities(deps: DockerDeps) {
   const { docker } = deps;
+  const logs = jobLogs(deps.logs, deps.logCapBytes);
 
   async function guard<T>(what: string, work: () => Promise<T>): Promise<T> {
     try {
@@ -426,7 +459,7 @@ export function createDockerActivities(deps: DockerDeps) {
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
       return guard('exec', async () => {
         await ownedContainer(input.containerId, input);
-        if (input.timeoutMs !== undefined) return runJobExec(docker, input);
+        if (input.timeoutMs !== undefined) return runJobExec(docker, input, logs);
         return withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input));
       });
     },

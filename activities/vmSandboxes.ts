@@ -14,7 +14,10 @@ import { SIZE_PRESETS, findPreset } from '../lib/presets';
 import { boundary, fail } from './boundary';
 import {
   LOCAL_REGISTRY,
+  jobLogs,
   outputHeartbeats,
+  withLog,
+  type JobLogs,
   withHeartbeat,
   type DockerActivities,
   type ExecInSandbox,
@@ -56,6 +59,8 @@ export interface VmSandboxDeps {
   stateDir?: string;
   /** RAM of every VM in MiB instead of its size's (SNAPFLOW_VM_MEMORY_MIB: small machines for tests). */
   memoryMiB?: number;
+  /** Where jobs' output is kept whole (the containers' store). */
+  logs?: JobLogs;
 }
 
 export interface StartVmSandbox {
@@ -283,18 +288,20 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
         const handle = handleOf(input.containerId);
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+        const log = (deps.logs ?? jobLogs(undefined)).open(input.log);
         try {
           const result = await vm.exec(
             handle,
             { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
-            (stream, chunk) => output.push(stream, decoders[stream].decode(chunk, { stream: true })),
+            (stream, chunk) => (log.push(stream, chunk), output.push(stream, decoders[stream].decode(chunk, { stream: true }))),
           );
-          return {
+          const exec = {
             exitCode: result.exitCode,
             stdout: result.stdout,
             stderr: result.stderr,
             ...(result.timedOut ? { timedOut: true } : {}),
           };
+          return await withLog(exec, log);
         } finally {
           output.stop();
         }

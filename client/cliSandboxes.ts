@@ -128,6 +128,29 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     );
 
   sandbox
+    .command('logs <id> [job]')
+    .description("a job's whole output from its log (the last job when JOB is left out), byte for byte: stdout to stdout, stderr to stderr")
+    .option('--follow', 'keep streaming while the job runs, until it ends (Ctrl-C stops following)')
+    .option('--since <when>', 'only output written since, e.g. 10m or 2026-01-31T12:00:00Z')
+    .action(async (id: string, job: string | undefined, o: { follow?: boolean; since?: string }) =>
+      run(
+        false,
+        async (client) => {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          for await (const chunk of client.sandboxes.logs(id, {
+            job: job === undefined ? undefined : /^\d+$/.test(job) ? Number(job) : NaN,
+            follow: o.follow,
+            since: o.since,
+            signal: stop.signal,
+          }))
+            (chunk.stream === 'stdout' ? process.stdout : process.stderr).write(chunk.data);
+        },
+        () => undefined,
+      ),
+    );
+
+  sandbox
     .command('promote <id>')
     .description('save an idle vm sandbox as a workspace golden snapshot (refused while a job runs)')
     .requiredOption('--name <name>', 'snapshot name, e.g. agent-golden-v2')

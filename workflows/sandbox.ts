@@ -261,6 +261,7 @@ class SandboxEntity {
         env: job.env,
         workdir: job.workdir,
         timeoutMs,
+        log: { id: `job:${req.sandboxId}:${sequence}`, kind: 'job', subject: req.sandboxId, job: sequence },
       });
     } catch (err) {
       // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.

@@ -245,7 +245,8 @@ function streamJob(
   const send = (event: string, data: string): void => {
     if (!res.writableEnded) res.write(`event: ${event}\ndata: ${data}\n\n`);
   };
-  const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+  const b64 = (data: string | Uint8Array): string =>
+    (typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)).toString('base64');
   caller.client.sandboxes
     .runJob(id, job, {
       onOutput: (chunk) => send(chunk.stream, b64(chunk.data)),

@@ -69,8 +69,11 @@ export interface JobRequest extends SandboxCall {
 export interface JobResult {
   sequence: number;
   exitCode: number;
+  /** Each stream's exact last 64 KiB when the job has a log (`log`); its head on a host that keeps none. */
   stdout: string;
   stderr: string;
+  /** Where the whole output is (`sandbox logs`): its size, and what a cut at the cap dropped. */
+  log?: { id: string; bytes: number; dropped: number; cutAt?: number; incomplete?: true };
   /** Saved only after a successful job on a `vm` sandbox. */
   sessionSnapshotId?: string;
   /** The job succeeded but its session could not be saved: the previous session stays the latest. */
