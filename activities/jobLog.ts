@@ -89,6 +89,7 @@ export class JobLog {
     private readonly opts: LogOptions = {},
   ) {
     this.cap = opts.capBytes ?? DEFAULT_LOG_CAP_BYTES;
+    this.seq = ref?.seqBase ?? 0;
     this.chain = this.write(() => sink!.open(ref!));
   }
 
@@ -117,6 +118,12 @@ export class JobLog {
   /** Each stream's last TAIL_BYTES, decoded. */
   tail(stream: 'stdout' | 'stderr'): string {
     return this.tails[stream].text(stream);
+  }
+
+  /** Writes what was handed over, leaving the log open for the next writer (a build's next step). */
+  async flush(): Promise<void> {
+    this.flushPending();
+    await this.chain;
   }
 
   /** Writes what is left (past a cut: the exact note, then the true end), closes the log, says where it is. */

@@ -13,6 +13,11 @@ export interface LogRef {
   kind: LogKind;
   subject: string;
   job?: number;
+  /**
+   * First sequence number this writer uses. A build log has several writers one after another (the workflow's
+   * step notes, each host step's output): each writes in its own segment, so their appends never collide.
+   */
+  seqBase?: number;
 }
 
 export interface LogChunk {
@@ -53,6 +58,21 @@ export interface LogSink {
 }
 
 export const jobLogId = (sandboxId: string, job: number): string => `job:${sandboxId}:${job}`;
+
+/** Sequence numbers per segment of a build log: 2^24 chunks (4 TiB at 256 KiB) each, 127 segments. */
+export const LOG_SEGMENT = 2 ** 24;
+/** Segments of an image snapshot's log: its steps in order, then the end (the outcome). */
+export const SNAPSHOT_LOG_SEGMENTS = { resolve: 1, pull: 3, verify: 5, store: 7, end: 100 } as const;
+
+/** The writer ref of one segment of a snapshot's build log: the step's note at `+0`, the host's output after it. */
+export function snapshotLogRef(snapshotId: string, segment: keyof typeof SNAPSHOT_LOG_SEGMENTS, offset = 0): LogRef {
+  return {
+    id: `snapshot:${snapshotId}`,
+    kind: 'snapshot',
+    subject: snapshotId,
+    seqBase: SNAPSHOT_LOG_SEGMENTS[segment] * LOG_SEGMENT + offset,
+  };
+}
 export const snapshotLogId = (snapshotId: string): string => `snapshot:${snapshotId}`;
 export const goldenLogId = (buildId: string): string => `golden:${buildId}`;
 
@@ -123,6 +143,20 @@ export async function findLogByPrefix(db: Queryable, kind: LogKind, prefix: stri
     .orderBy(desc(logs.createdAt))
     .limit(2);
   return rows as LogSummary[];
+}
+
+/** The last `lines` lines of a log (its last 64 chunks at most), as text. */
+export async function logTail(db: Queryable, logId: string, lines = 20): Promise<string> {
+  const rows = await db
+    .select({ data: logChunks.data })
+    .from(logChunks)
+    .where(eq(logChunks.logId, logId))
+    .orderBy(desc(logChunks.seq))
+    .limit(64);
+  const text = Buffer.concat(rows.reverse().map((r) => r.data))
+    .toString('utf8')
+    .replace(/\n+$/, '');
+  return text.split('\n').slice(-lines).join('\n');
 }
 
 /** Up to `limit` chunks after `afterSeq`, in order; `since` keeps only chunks written at or after it. */

@@ -111,7 +111,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     dataConverter: deps.dataConverter,
     activities: {
       ...containers,
-      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
+      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor, logs: deps.logs }),
       ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
       ...createHostCacheActivities({
         docker,
