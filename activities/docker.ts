@@ -81,7 +81,12 @@ export interface ExecResult {
   timedOut?: boolean;
   /** Where the whole output is; stdout and stderr are then each stream's last 64 KiB. */
   log?: LogResult;
+  /** Cancelled by its caller: its process group got SIGTERM, then SIGKILL past the grace. */
+  cancelled?: true;
 }
+
+/** After a cancel's SIGTERM, how long a job's processes have to end before SIGKILL. */
+export const CANCEL_GRACE_MS = 5_000;
 
 /** How a caller watches a running exec: its output as it comes, and a deadline with a way to kill it. */
 export interface ExecWatch {
@@ -90,6 +95,9 @@ export interface ExecWatch {
   onBytes?: (stream: OutputStream, data: Buffer) => void;
   timeoutMs?: number;
   kill?: () => Promise<void>;
+  /** Aborted: the caller cancelled the job; `cancel` ends it (its output stream then ends as usual). */
+  signal?: AbortSignal;
+  cancel?: () => Promise<void>;
 }
 
 export interface RemoveSandbox extends HandleClaim {
@@ -201,9 +209,18 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
   const stderr = new PassThrough().on('data', collect(errOut, 'stderr'));
   docker.modem.demuxStream(stream, stdout, stderr);
   let timedOut = false;
+  let cancelled = false;
   let deadline: NodeJS.Timeout | undefined;
   await new Promise<void>((done, failed) => {
     stream.on('end', done).on('close', done).on('error', failed);
+    const onCancel = () => {
+      cancelled = true;
+      void (watch.cancel ?? (async () => undefined))()
+        .catch(() => undefined)
+        .then(() => setTimeout(() => (stream.destroy(), done()), KILL_GRACE_MS).unref());
+    };
+    if (watch.signal?.aborted) onCancel();
+    else watch.signal?.addEventListener('abort', onCancel, { once: true });
     if (watch.timeoutMs === undefined) return;
     deadline = setTimeout(() => {
       timedOut = true;
@@ -218,6 +235,7 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
     stdout: truncate(Buffer.concat(out).toString('utf8')),
     stderr: truncate(Buffer.concat(errOut).toString('utf8')),
     ...(timedOut ? { timedOut } : {}),
+    ...(cancelled && !timedOut ? { cancelled: true as const } : {}),
   };
 }
 
@@ -247,7 +265,8 @@ export function outputHeartbeats(step: string): { push: (stream: OutputStream, t
     ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
   };
   beat(true);
-  const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
+  // At least a beat a second while quiet: a cancel reaches an activity only in a heartbeat's answer.
+  const timer = setInterval(() => beat(Date.now() - lastBeat > 1_000), OUTPUT_HEARTBEAT_MS);
   return {
     push: (stream, text) => {
       tails[stream].push(text);
@@ -271,6 +290,20 @@ async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): 
       {
         onOutput: output.push,
         onBytes: (stream, data) => log.push(stream, data),
+        signal: Context.current().cancellationSignal,
+        // SIGTERM to the job's group, SIGKILL (the timeout's kill, tree and all) once the grace is up.
+        cancel: async () => {
+          const term = [
+            'read -r p < "$0" 2>/dev/null || exit 0',
+            'kill -TERM -"$p" 2>/dev/null',
+            'kill -TERM "$p" 2>/dev/null',
+            'exit 0',
+          ].join('\n');
+          await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', term, JOB_PID_FILE] });
+          setTimeout(() => {
+            void runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] }).catch(() => undefined);
+          }, CANCEL_GRACE_MS).unref();
+        },
         timeoutMs: input.timeoutMs,
         kill: async () => {
           // A container at its pids limit may refuse the kill's own process for a moment: a few tries, then give up.
@@ -302,7 +335,10 @@ export function jobLogs(sink: LogSink | undefined, capBytes?: number): JobLogs {
 
 /** A result whose log is kept: it says where, and carries each stream's exact last 64 KiB instead of its head. */
 export async function withLog(result: ExecResult, log: JobLog): Promise<ExecResult> {
-  const where = await log.finish({ outcome: result.timedOut ? 'timed-out' : 'exited', exitCode: result.exitCode });
+  const where = await log.finish({
+    outcome: result.timedOut ? 'timed-out' : result.cancelled ? 'cancelled' : 'exited',
+    exitCode: result.exitCode,
+  });
   if (!where) return result;
   return { ...result, stdout: log.tail('stdout'), stderr: log.tail('stderr'), log: where };
 }

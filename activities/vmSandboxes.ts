@@ -17,6 +17,7 @@ import {
   jobLogs,
   outputHeartbeats,
   withLog,
+  CANCEL_GRACE_MS,
   type JobLogs,
   withHeartbeat,
   type DockerActivities,
@@ -27,6 +28,8 @@ import {
 import { checkHandle, type HandleClaim } from './handles';
 import type { AccelProbe } from './vm/accel';
 import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
+import { cancelGuestJobs } from './vm/guestAgent';
+import { Context } from '@temporalio/activity';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
 import { requireOwnSnapshot } from './hostCache';
 import {
@@ -289,6 +292,14 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
         const log = (deps.logs ?? jobLogs(undefined)).open(input.log);
+        // A cancel goes to the guest over the job's own connection (the port takes one at a time).
+        let cancelled = false;
+        const signal = Context.current().cancellationSignal;
+        const onCancel = () => {
+          cancelled = true;
+          cancelGuestJobs(machineFiles(handle.dir).agentSocket, CANCEL_GRACE_MS);
+        };
+        signal.addEventListener('abort', onCancel, { once: true });
         try {
           const result = await vm.exec(
             handle,
@@ -300,9 +311,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
             stdout: result.stdout,
             stderr: result.stderr,
             ...(result.timedOut ? { timedOut: true } : {}),
+            ...(cancelled && !result.timedOut ? { cancelled: true as const } : {}),
           };
           return await withLog(exec, log);
         } finally {
+          signal.removeEventListener('abort', onCancel);
           output.stop();
         }
       });

@@ -39,6 +39,7 @@ import {
   promoteUpdate,
   resumeUpdate,
   runJobUpdate,
+  cancelJobSignal,
   sandboxStatusQuery,
   startedUpdate,
 } from '../workflows/contracts/sandbox';
@@ -85,6 +86,11 @@ export interface RunJobOptions {
   onResumed?: (from: RestoreDecision) => void;
   /** Also wait for the session snapshot saved after the job, and fill in its id (or why it was not saved). */
   waitForSession?: boolean;
+  /**
+   * Aborting cancels the job: SIGTERM to its process group, SIGKILL after a grace; the result then says `cancelled`
+   * (its log is kept, no session is saved) and the sandbox stays usable.
+   */
+  signal?: AbortSignal;
 }
 
 /** How often a running job's output is polled, and how long a job waits for the previous job's session save. */
@@ -269,6 +275,15 @@ export class SandboxClient {
       options.onResumed?.(from);
     };
     const emit = (chunks: OutputChunk[]) => chunks.forEach((c) => options.onOutput?.(c));
+    // Sent again every second until the job answers: a cancel that came before the job started waits for it.
+    let cancelTimer: NodeJS.Timeout | undefined;
+    const cancel = () => {
+      const send = () => void handle.signal(cancelJobSignal, {}).catch(() => undefined);
+      send();
+      cancelTimer = setInterval(send, 1_000);
+    };
+    if (options.signal?.aborted) cancel();
+    else options.signal?.addEventListener('abort', cancel, { once: true });
     const wasStopped = Boolean(options.onResumed) && (await handle.query(sandboxStatusQuery).catch(() => undefined))?.state === 'stopped';
     const result = await this.afterSessionSave(id, () =>
       typed(async () => {
@@ -287,7 +302,11 @@ export class SandboxClient {
         if (!streamed && err instanceof SnapflowError && err.output) emit(reader.fromResult(err.output));
         throw err;
       })
-      .finally(() => (ended = true));
+      .finally(() => {
+        ended = true;
+        clearInterval(cancelTimer);
+        options.signal?.removeEventListener('abort', cancel);
+      });
     await follower;
     sayResumed(result.resumedFrom);
     if (!streamed) emit(reader.fromResult(result));

@@ -126,3 +126,67 @@ test('`--follow` streams a running job live and ends with it', async () => {
   expect(seen[0]).toMatchObject({ text: 'one\n', done: false });
   expect((await job).exitCode).toBe(0);
 }, 120_000);
+
+async function whenRunning(sandboxId: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (
+      (await t.client.sandboxes.status(sandboxId)).currentJob &&
+      (await t.client.sandboxes
+        .logs(sandboxId)
+        .next()
+        .then(
+          () => true,
+          () => false,
+        ))
+    )
+      return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('Ctrl-C on `sandbox run -- sleep 600` cancels the job: its processes are gone, its log kept, the next job runs', async () => {
+  const { sandboxId } = await t.client.sandboxes.create({
+    workspace: ws,
+    class: 'container',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
+  const child = spawn(
+    process.execPath,
+    [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), 'sandbox', 'run', sandboxId, '--', 'sh', '-c', 'echo started; exec sleep 600'],
+    { env: { ...process.env, ...t.env }, cwd: t.stack.dir },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  while (!stdout.includes('started')) await new Promise((r) => setTimeout(r, 100));
+  child.kill('SIGINT');
+  expect(await exited).toBe(130);
+  expect(stdout).toBe('started\n');
+  expect(stderr).toMatch(/job 1 cancelled/);
+  const after = await t.client.sandboxes.runJob(sandboxId, sh('ps -o args | grep -c "^sleep 600" || true'));
+  expect(after).toMatchObject({ exitCode: 0, stdout: '0\n' });
+  const kept = await collect(t.client.sandboxes.logs(sandboxId, { job: 1 }));
+  expect(kept.stdout!.toString()).toBe('started\n');
+}, 120_000);
+
+test('runJob with a signal: aborting cancels the job, which ends `cancelled` even when it ignores SIGTERM', async () => {
+  const { sandboxId } = await t.client.sandboxes.create({
+    workspace: ws,
+    class: 'container',
+    size: 'small',
+    runtime: 'codex',
+    keepAlive: true,
+  });
+  const stop = new AbortController();
+  const job = t.client.sandboxes.runJob(sandboxId, sh("trap '' TERM; echo stubborn; while :; do sleep 1; done"), { signal: stop.signal });
+  await whenRunning(sandboxId);
+  stop.abort();
+  const result = await job;
+  expect(result).toMatchObject({ cancelled: true, stdout: 'stubborn\n' });
+  expect(result.exitCode).not.toBe(0);
+  expect((await t.client.sandboxes.runJob(sandboxId, sh('echo next'))).stdout).toBe('next\n');
+}, 120_000);

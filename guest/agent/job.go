@@ -80,6 +80,24 @@ func (r *reaper) run() {
 	}
 }
 
+// running maps a job's id to its process group while it runs, for a cancel.
+var running sync.Map
+
+func cancelJob(id string, grace time.Duration) {
+	value, ok := running.Load(id)
+	if !ok {
+		return
+	}
+	pid := value.(int)
+	syscall.Kill(-pid, syscall.SIGTERM)
+	go func() {
+		time.Sleep(grace)
+		if current, still := running.Load(id); still && current.(int) == pid {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}()
+}
+
 func runJob(ch *channel, r *reaper, req request) {
 	if len(req.Argv) == 0 {
 		ch.send(exit{ID: req.ID, Key: req.Key, ExitCode: 127, Error: "empty argv"})
@@ -118,6 +136,9 @@ func runJob(ch *channel, r *reaper, req request) {
 		fail(ch, req, code, fmt.Errorf("%s: %w", req.Argv[0], err))
 		return
 	}
+
+	running.Store(req.ID, pid)
+	defer running.Delete(req.ID)
 
 	var streams sync.WaitGroup
 	for _, s := range []struct {

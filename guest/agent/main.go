@@ -40,6 +40,7 @@ type request struct {
 	Env       map[string]string `json:"env"`
 	Workdir   string            `json:"workdir"`
 	TimeoutMs int64             `json:"timeoutMs"`
+	GraceMs   int64             `json:"graceMs"`
 }
 
 // channel serialises writes: jobs stream concurrently over one port.
@@ -107,6 +108,9 @@ func main() {
 			ch.send(map[string]any{"id": req.ID, "k": req.Key, "pong": true, "uptimeMs": uptimeMs()})
 		case "exec":
 			go runJob(ch, reaper, req)
+		case "signal":
+			// A cancel: SIGTERM to the job's group now, SIGKILL after the grace if it is still there.
+			cancelJob(req.ID, time.Duration(req.GraceMs)*time.Millisecond)
 		default:
 			ch.send(map[string]any{"id": req.ID, "k": req.Key, "error": "unknown op " + req.Op})
 		}
