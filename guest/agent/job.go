@@ -149,10 +149,11 @@ func runJob(ch *channel, r *reaper, req request) {
 		go func(name string, file *os.File) {
 			defer streams.Done()
 			buf := make([]byte, 64*1024) // one frame per pipe-full: ~87 KiB of base64, far below the host's frame cap
+			frame := make([]byte, 0, 96*1024)
 			for {
 				n, err := file.Read(buf)
 				if n > 0 {
-					ch.send(output{ID: req.ID, Key: req.Key, Stream: name, Data: append([]byte(nil), buf[:n]...)})
+					ch.sendOutput(&frame, req.ID, req.Key, name, buf[:n])
 				}
 				if err != nil {
 					return
