@@ -95,6 +95,8 @@ export interface ExecWatch {
   onBytes?: (stream: OutputStream, data: Buffer) => void;
   timeoutMs?: number;
   kill?: () => Promise<void>;
+  /** A consumer of `onBytes` that can fall behind: the output stream pauses until it has caught up. */
+  backpressure?: { behind(): boolean; drained(): Promise<void> };
   /** Aborted: the caller cancelled the job; `cancel` ends it (its output stream then ends as usual). */
   signal?: AbortSignal;
   cancel?: () => Promise<void>;
@@ -197,12 +199,22 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
   const stream = await exec.start({ hijack: true, stdin: false });
   const out: Buffer[] = [];
   const errOut: Buffer[] = [];
+  // Only the head the result can hold is kept here (a log keeps the rest): enough bytes for MAX_OUTPUT_BYTES
+  // characters of any width, and one more so a longer output is still marked truncated.
+  const HEAD_BYTES = 4 * MAX_OUTPUT_BYTES + 4;
   const collect = (into: Buffer[], name: OutputStream) => {
     const decoder = new StringDecoder('utf8');
+    let held = 0;
     return (c: Buffer) => {
-      into.push(c);
+      if (held < HEAD_BYTES) into.push(c.subarray(0, HEAD_BYTES - held));
+      held += c.length;
       watch.onBytes?.(name, c);
       if (watch.onOutput) watch.onOutput(name, decoder.write(c));
+      // A log store behind the job holds the job back, not the host's memory.
+      if (watch.backpressure?.behind() && !stream.isPaused()) {
+        stream.pause();
+        void watch.backpressure.drained().finally(() => stream.resume());
+      }
     };
   };
   const stdout = new PassThrough().on('data', collect(out, 'stdout'));
@@ -290,6 +302,7 @@ async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): 
       {
         onOutput: output.push,
         onBytes: (stream, data) => log.push(stream, data),
+        backpressure: log,
         signal: Context.current().cancellationSignal,
         // SIGTERM to the job's group, SIGKILL (the timeout's kill, tree and all) once the grace is up.
         cancel: async () => {
