@@ -112,7 +112,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     activities: {
       ...containers,
       ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor, logs: deps.logs }),
-      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
+      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] }, logs: deps.logs }),
       ...createHostCacheActivities({
         docker,
         hostId: deps.hostId,
