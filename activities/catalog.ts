@@ -14,6 +14,7 @@ import {
   type RunRef,
 } from '../catalog/snapshots';
 import type { Db } from '../db/client';
+import { appendLog, closeLog, openLog, snapshotLogRef, SNAPSHOT_LOG_SEGMENTS } from '../catalog/logs';
 import type { ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
 import { boundary, writeOnce } from './boundary';
@@ -54,11 +55,13 @@ export function createCatalogActivities(deps: CatalogDeps) {
     },
 
     async markSnapshotActive(input: { id: string; resolvedDigest: string; storedRef: string; run: RunRef }): Promise<void> {
-      return writeOnce(db, (tx) => activateSnapshot(tx, input));
+      await writeOnce(db, (tx) => activateSnapshot(tx, input));
+      await endSnapshotLog(db, input.id, 'active', `active: stored as ${input.storedRef}`);
     },
 
     async markSnapshotFailed(input: { id: string; code: ErrorCode; message: string; run?: RunRef }): Promise<void> {
-      return writeOnce(db, (tx) => failSnapshot(tx, input));
+      await writeOnce(db, (tx) => failSnapshot(tx, input));
+      await endSnapshotLog(db, input.id, 'failed', `failed: ${input.code}: ${input.message}`);
     },
 
     /** `--replace` takes over defaults, pins and agents: only from a live image snapshot of the same workspace. */
@@ -68,7 +71,11 @@ export function createCatalogActivities(deps: CatalogDeps) {
 
     /** Progress that operators see in `snapshot get`; not a status change. */
     async recordSnapshotStep(input: { id: string; step: string; message: string; run: RunRef }): Promise<void> {
-      return writeOnce(db, (tx) => addSnapshotStep(tx, input));
+      await writeOnce(db, (tx) => addSnapshotStep(tx, input));
+      if (!(input.step in SNAPSHOT_LOG_SEGMENTS)) return;
+      const ref = snapshotLogRef(input.id, input.step as keyof typeof SNAPSHOT_LOG_SEGMENTS);
+      await openLog(db, ref);
+      await appendLog(db, ref.id, [{ seq: ref.seqBase!, stream: 'note', data: Buffer.from(`== ${input.step}: ${input.message}\n`) }]);
     },
 
     /**
@@ -101,3 +108,11 @@ export function createCatalogActivities(deps: CatalogDeps) {
 }
 
 export type CatalogActivities = ReturnType<typeof createCatalogActivities>;
+
+/** The last line of a snapshot's build log (its outcome), and the log closed. Idempotent like every append. */
+async function endSnapshotLog(db: Db, snapshotId: string, outcome: string, line: string): Promise<void> {
+  const ref = snapshotLogRef(snapshotId, 'end');
+  await openLog(db, ref);
+  await appendLog(db, ref.id, [{ seq: ref.seqBase!, stream: 'note', data: Buffer.from(`${line}\n`) }]);
+  await closeLog(db, ref.id, { outcome, bytes: 0, dropped: 0 });
+}

@@ -14,6 +14,8 @@ import { fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
 import { checkHandle, type HandleClaim, type HandleRecord } from './handles';
 import { followProgress } from './progress';
+import { JobLog, type LogResult } from './jobLog';
+import type { LogRef, LogSink } from '../catalog/logs';
 
 export interface DockerDeps {
   docker: Docker;
@@ -23,6 +25,10 @@ export interface DockerDeps {
   storage?: StorageConfig;
   /** Caps the memory this host offers (SNAPFLOW_HOST_MEMORY_MIB). */
   memoryLimitMiB?: number;
+  /** Where jobs' and builds' output is kept whole; omitted → only the tails in results. */
+  logs?: LogSink;
+  /** Per-log cap in bytes (SNAPFLOW_LOG_CAP_BYTES). */
+  logCapBytes?: number;
 }
 
 export type { HostFacts } from '../lib/hosts';
@@ -63,6 +69,8 @@ export interface ExecInSandbox extends HandleClaim {
   workdir?: string;
   /** A user's job: its process group is killed past this long, and its output is heartbeated as it comes. */
   timeoutMs?: number;
+  /** The log a job's output is streamed into (whole, up to the cap). */
+  log?: LogRef;
 }
 
 export interface ExecResult {
@@ -71,13 +79,27 @@ export interface ExecResult {
   stderr: string;
   /** The job ran past its timeout and was killed; the output is what it wrote until then. */
   timedOut?: boolean;
+  /** Where the whole output is; stdout and stderr are then each stream's last 64 KiB. */
+  log?: LogResult;
+  /** Cancelled by its caller: its process group got SIGTERM, then SIGKILL past the grace. */
+  cancelled?: true;
 }
+
+/** After a cancel's SIGTERM, how long a job's processes have to end before SIGKILL. */
+export const CANCEL_GRACE_MS = 5_000;
 
 /** How a caller watches a running exec: its output as it comes, and a deadline with a way to kill it. */
 export interface ExecWatch {
   onOutput?: (stream: OutputStream, text: string) => void;
+  /** The raw bytes, as they come. */
+  onBytes?: (stream: OutputStream, data: Buffer) => void;
   timeoutMs?: number;
   kill?: () => Promise<void>;
+  /** A consumer of `onBytes` that can fall behind: the output stream pauses until it has caught up. */
+  backpressure?: { behind(): boolean; drained(): Promise<void> };
+  /** Aborted: the caller cancelled the job; `cancel` ends it (its output stream then ends as usual). */
+  signal?: AbortSignal;
+  cancel?: () => Promise<void>;
 }
 
 export interface RemoveSandbox extends HandleClaim {
@@ -177,20 +199,40 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
   const stream = await exec.start({ hijack: true, stdin: false });
   const out: Buffer[] = [];
   const errOut: Buffer[] = [];
+  // Only the head the result can hold is kept here (a log keeps the rest): enough bytes for MAX_OUTPUT_BYTES
+  // characters of any width, and one more so a longer output is still marked truncated.
+  const HEAD_BYTES = 4 * MAX_OUTPUT_BYTES + 4;
   const collect = (into: Buffer[], name: OutputStream) => {
     const decoder = new StringDecoder('utf8');
+    let held = 0;
     return (c: Buffer) => {
-      into.push(c);
+      if (held < HEAD_BYTES) into.push(c.subarray(0, HEAD_BYTES - held));
+      held += c.length;
+      watch.onBytes?.(name, c);
       if (watch.onOutput) watch.onOutput(name, decoder.write(c));
+      // A log store behind the job holds the job back, not the host's memory.
+      if (watch.backpressure?.behind() && !stream.isPaused()) {
+        stream.pause();
+        void watch.backpressure.drained().finally(() => stream.resume());
+      }
     };
   };
   const stdout = new PassThrough().on('data', collect(out, 'stdout'));
   const stderr = new PassThrough().on('data', collect(errOut, 'stderr'));
   docker.modem.demuxStream(stream, stdout, stderr);
   let timedOut = false;
+  let cancelled = false;
   let deadline: NodeJS.Timeout | undefined;
   await new Promise<void>((done, failed) => {
     stream.on('end', done).on('close', done).on('error', failed);
+    const onCancel = () => {
+      cancelled = true;
+      void (watch.cancel ?? (async () => undefined))()
+        .catch(() => undefined)
+        .then(() => setTimeout(() => (stream.destroy(), done()), KILL_GRACE_MS).unref());
+    };
+    if (watch.signal?.aborted) onCancel();
+    else watch.signal?.addEventListener('abort', onCancel, { once: true });
     if (watch.timeoutMs === undefined) return;
     deadline = setTimeout(() => {
       timedOut = true;
@@ -205,6 +247,7 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
     stdout: truncate(Buffer.concat(out).toString('utf8')),
     stderr: truncate(Buffer.concat(errOut).toString('utf8')),
     ...(timedOut ? { timedOut } : {}),
+    ...(cancelled && !timedOut ? { cancelled: true as const } : {}),
   };
 }
 
@@ -234,7 +277,8 @@ export function outputHeartbeats(step: string): { push: (stream: OutputStream, t
     ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
   };
   beat(true);
-  const timer = setInterval(() => beat(Date.now() - lastBeat > 5_000), OUTPUT_HEARTBEAT_MS);
+  // At least a beat a second while quiet: a cancel reaches an activity only in a heartbeat's answer.
+  const timer = setInterval(() => beat(Date.now() - lastBeat > 1_000), OUTPUT_HEARTBEAT_MS);
   return {
     push: (stream, text) => {
       tails[stream].push(text);
@@ -247,15 +291,32 @@ export function outputHeartbeats(step: string): { push: (stream: OutputStream, t
   };
 }
 
-/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated as it comes. */
-async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecResult> {
+/** A user's job: wrapped so it can be killed at its deadline, its output heartbeated and logged as it comes. */
+async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): Promise<ExecResult> {
   const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
+  const log = logs.open(input.log);
   try {
-    return await runExec(
+    const result = await runExec(
       docker,
       { ...input, command: jobCommand(input.command) },
       {
         onOutput: output.push,
+        onBytes: (stream, data) => log.push(stream, data),
+        backpressure: log,
+        signal: Context.current().cancellationSignal,
+        // SIGTERM to the job's group, SIGKILL (the timeout's kill, tree and all) once the grace is up.
+        cancel: async () => {
+          const term = [
+            'read -r p < "$0" 2>/dev/null || exit 0',
+            'kill -TERM -"$p" 2>/dev/null',
+            'kill -TERM "$p" 2>/dev/null',
+            'exit 0',
+          ].join('\n');
+          await runExec(docker, { containerId: input.containerId, command: ['sh', '-c', term, JOB_PID_FILE] });
+          setTimeout(() => {
+            void runExec(docker, { containerId: input.containerId, command: ['sh', '-c', KILL_JOB, JOB_PID_FILE] }).catch(() => undefined);
+          }, CANCEL_GRACE_MS).unref();
+        },
         timeoutMs: input.timeoutMs,
         kill: async () => {
           // A container at its pids limit may refuse the kill's own process for a moment: a few tries, then give up.
@@ -270,9 +331,29 @@ async function runJobExec(docker: Docker, input: ExecInSandbox): Promise<ExecRes
         },
       },
     );
+    return withLog(result, log);
   } finally {
     output.stop();
   }
+}
+
+/** Opens job logs on this host's sink with its cap. */
+export interface JobLogs {
+  open(ref: LogRef | undefined): JobLog;
+}
+
+export function jobLogs(sink: LogSink | undefined, capBytes?: number): JobLogs {
+  return { open: (ref) => new JobLog(ref && sink, ref, { capBytes }) };
+}
+
+/** A result whose log is kept: it says where, and carries each stream's exact last 64 KiB instead of its head. */
+export async function withLog(result: ExecResult, log: JobLog): Promise<ExecResult> {
+  const where = await log.finish({
+    outcome: result.timedOut ? 'timed-out' : result.cancelled ? 'cancelled' : 'exited',
+    exitCode: result.exitCode,
+  });
+  if (!where) return result;
+  return { ...result, stdout: log.tail('stdout'), stderr: log.tail('stderr'), log: where };
 }
 
 /** Who a container was made for, from its labels. */
@@ -291,6 +372,7 @@ function containerRecord(info: Docker.ContainerInspectInfo): HandleRecord {
 
 export function createDockerActivities(deps: DockerDeps) {
   const { docker } = deps;
+  const logs = jobLogs(deps.logs, deps.logCapBytes);
 
   async function guard<T>(what: string, work: () => Promise<T>): Promise<T> {
     try {
@@ -426,7 +508,7 @@ export function createDockerActivities(deps: DockerDeps) {
     async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
       return guard('exec', async () => {
         await ownedContainer(input.containerId, input);
-        if (input.timeoutMs !== undefined) return runJobExec(docker, input);
+        if (input.timeoutMs !== undefined) return runJobExec(docker, input, logs);
         return withHeartbeat(`exec ${input.command[0] ?? ''}`, () => runExec(docker, input));
       });
     },

@@ -10,6 +10,8 @@ import { CONTAINER_LABEL } from '../lib/ids';
 import { boundary, fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
 import { runExec, withHeartbeat, type ExecResult } from './docker';
+import { JobLog } from './jobLog';
+import type { LogRef, LogSink } from '../catalog/logs';
 import { isolatedGit, resolveRepo, resolveSkillsDir } from './preloadPaths';
 
 /** Inside the sandbox: one empty file per repo whose dependency build finished. */
@@ -20,6 +22,8 @@ export interface GoldenHostDeps {
   hostId: string;
   /** This host's SNAPFLOW_SKILLS_ROOT, SNAPFLOW_REPOS_ROOT and SNAPFLOW_REPO_HOSTS: nothing else is read. */
   preload: PreloadLimits;
+  /** Where a golden build's preload output is kept. */
+  logs?: LogSink;
 }
 
 export const WORKSPACE_DIR = '/workspace';
@@ -58,83 +62,117 @@ function tail(result: ExecResult): string {
 
 export function createGoldenHostActivities(deps: GoldenHostDeps) {
   const { docker } = deps;
+
+  async function preload(input: { containerId: string; repos: string[] }, log: JobLog): Promise<{ loaded: string[] }> {
+    // Every source is checked before the first clone: a refused one means nothing is copied at all.
+    const sources = await boundary(async () => input.repos.map((repo) => ({ repo, ...resolveRepo(repo, deps.preload) })));
+    return withHeartbeat('preload repos', async () => {
+      const loaded: string[] = [];
+      for (const { repo, source, cloneFrom } of sources) {
+        const scratch = mkdtempSync(join(tmpdir(), 'snapflow-repo-'));
+        const git = isolatedGit(source);
+        try {
+          const name = repoDirName(repo);
+          const from = source.kind === 'local' ? `file://${cloneFrom}` : cloneFrom;
+          const cloned = await run('git', [...git.config, 'clone', '--depth', '1', '--', from, join(scratch, name)], git.env);
+          if (cloned.code !== 0) log.push('stderr', Buffer.from(cloned.stderr));
+          if (cloned.code !== 0)
+            fail(
+              'PRELOAD_FAILED',
+              `could not clone ${repo} on host ${deps.hostId}: ${cloned.stderr.trim().split('\n').pop() ?? ''}`,
+              'check the repository URL or path in the golden config',
+            );
+          await copyIn(docker, input.containerId, join(scratch, name), `${WORKSPACE_DIR}/${name}`);
+          loaded.push(name);
+          log.push('stdout', Buffer.from(`cloned ${repo} into ${WORKSPACE_DIR}/${name}\n`));
+        } finally {
+          rmSync(scratch, { recursive: true, force: true });
+          rmSync(git.home, { recursive: true, force: true });
+        }
+      }
+      return { loaded };
+    });
+  }
+
+  async function buildDeps(
+    input: { containerId: string; repoDirs: string[]; fallbackCommand?: string },
+    log: JobLog,
+  ): Promise<{ built: string[]; via: 'nix' | 'fallback' | 'none' }> {
+    return withHeartbeat('build deps', async () => {
+      const exec = (command: string[], workdir?: string, logged = false): Promise<ExecResult> =>
+        runExec(
+          docker,
+          { containerId: input.containerId, command, workdir },
+          logged ? { onBytes: (stream, data) => log.push(stream, data) } : {},
+        );
+      const withNix = (await exec(['sh', '-c', 'command -v nix-build'])).exitCode === 0;
+      const built: string[] = [];
+      for (const dir of input.repoDirs) {
+        const path = `${WORKSPACE_DIR}/${dir}`;
+        if ((await exec(['test', '-f', `${path}/tembo.nix`])).exitCode !== 0) continue;
+        if (!withNix && !input.fallbackCommand) {
+          fail(
+            'NIX_UNAVAILABLE',
+            `${dir}/tembo.nix needs Nix, which the base image does not have`,
+            'use a base image with Nix, or set a fallback dependency command in the golden config',
+          );
+        }
+        // A retry after a build that finished does not build again: the first attempt left its marker, named for this
+        // container so that an image cannot ship one.
+        const marker = `${DEPS_MARKERS}/${input.containerId.slice(0, 64)}-${dir}`;
+        if ((await exec(['test', '-f', marker])).exitCode === 0) {
+          built.push(dir);
+          continue;
+        }
+        const result = withNix
+          ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path, true)
+          : await exec(['sh', '-c', input.fallbackCommand!], path, true);
+        if (result.exitCode !== 0) fail('PRELOAD_FAILED', `dependency build for ${dir} exited ${result.exitCode}: ${tail(result)}`);
+        await exec(['sh', '-c', 'mkdir -p "$(dirname "$0")" && : > "$0"', marker]);
+        built.push(dir);
+      }
+      return { built, via: built.length === 0 ? 'none' : withNix ? 'nix' : 'fallback' };
+    });
+  }
+
   return {
     /** Clones each repository on the host (the sandbox has no network) and copies it into /workspace/<name>. */
-    async preloadRepos(input: { containerId: string; repos: string[] }): Promise<{ loaded: string[] }> {
-      // Every source is checked before the first clone: a refused one means nothing is copied at all.
-      const sources = await boundary(async () => input.repos.map((repo) => ({ repo, ...resolveRepo(repo, deps.preload) })));
-      return withHeartbeat('preload repos', async () => {
-        const loaded: string[] = [];
-        for (const { repo, source, cloneFrom } of sources) {
-          const scratch = mkdtempSync(join(tmpdir(), 'snapflow-repo-'));
-          const git = isolatedGit(source);
-          try {
-            const name = repoDirName(repo);
-            const from = source.kind === 'local' ? `file://${cloneFrom}` : cloneFrom;
-            const cloned = await run('git', [...git.config, 'clone', '--depth', '1', '--', from, join(scratch, name)], git.env);
-            if (cloned.code !== 0)
-              fail(
-                'PRELOAD_FAILED',
-                `could not clone ${repo} on host ${deps.hostId}: ${cloned.stderr.trim().split('\n').pop() ?? ''}`,
-                'check the repository URL or path in the golden config',
-              );
-            await copyIn(docker, input.containerId, join(scratch, name), `${WORKSPACE_DIR}/${name}`);
-            loaded.push(name);
-          } finally {
-            rmSync(scratch, { recursive: true, force: true });
-            rmSync(git.home, { recursive: true, force: true });
-          }
-        }
-        return { loaded };
-      });
+    async preloadRepos(input: { containerId: string; repos: string[]; log?: LogRef }): Promise<{ loaded: string[] }> {
+      const log = new JobLog(input.log && deps.logs, input.log);
+      log.note(`== preload: ${input.repos.length} repo(s)\n`);
+      try {
+        return await preload(input, log);
+      } finally {
+        await log.flush();
+      }
     },
 
     /** Copies the skills directory by its real path, which must be under SNAPFLOW_SKILLS_ROOT (links inside stay links). */
-    async embedSkills(input: { containerId: string; path: string }): Promise<void> {
+    async embedSkills(input: { containerId: string; path: string; log?: LogRef }): Promise<void> {
+      const log = new JobLog(input.log && deps.logs, input.log);
+      log.note(`== skills: ${input.path}\n`);
       const real = await boundary(async () => resolveSkillsDir(input.path, deps.preload, deps.hostId));
       await withHeartbeat('embed skills', () => copyIn(docker, input.containerId, real, SKILLS_DIR));
+      await log.flush();
     },
 
     /**
      * Pre-builds dependencies from each preloaded repo's tembo.nix: with Nix when the image has it, else the
-     * declared fallback command, else NIX_UNAVAILABLE — never a silent skip.
+     * declared fallback command, else NIX_UNAVAILABLE — never a silent skip. Each build's output goes to the log.
      */
     async buildDeps(input: {
       containerId: string;
       repoDirs: string[];
       fallbackCommand?: string;
+      log?: LogRef;
     }): Promise<{ built: string[]; via: 'nix' | 'fallback' | 'none' }> {
-      return withHeartbeat('build deps', async () => {
-        const exec = (command: string[], workdir?: string): Promise<ExecResult> =>
-          runExec(docker, { containerId: input.containerId, command, workdir });
-        const withNix = (await exec(['sh', '-c', 'command -v nix-build'])).exitCode === 0;
-        const built: string[] = [];
-        for (const dir of input.repoDirs) {
-          const path = `${WORKSPACE_DIR}/${dir}`;
-          if ((await exec(['test', '-f', `${path}/tembo.nix`])).exitCode !== 0) continue;
-          if (!withNix && !input.fallbackCommand) {
-            fail(
-              'NIX_UNAVAILABLE',
-              `${dir}/tembo.nix needs Nix, which the base image does not have`,
-              'use a base image with Nix, or set a fallback dependency command in the golden config',
-            );
-          }
-          // A retry after a build that finished does not build again: the first attempt left its marker, named for this
-          // container so that an image cannot ship one.
-          const marker = `${DEPS_MARKERS}/${input.containerId.slice(0, 64)}-${dir}`;
-          if ((await exec(['test', '-f', marker])).exitCode === 0) {
-            built.push(dir);
-            continue;
-          }
-          const result = withNix
-            ? await exec(['nix-build', '--no-out-link', 'tembo.nix'], path)
-            : await exec(['sh', '-c', input.fallbackCommand!], path);
-          if (result.exitCode !== 0) fail('PRELOAD_FAILED', `dependency build for ${dir} exited ${result.exitCode}: ${tail(result)}`);
-          await exec(['sh', '-c', 'mkdir -p "$(dirname "$0")" && : > "$0"', marker]);
-          built.push(dir);
-        }
-        return { built, via: built.length === 0 ? 'none' : withNix ? 'nix' : 'fallback' };
-      });
+      const log = new JobLog(input.log && deps.logs, input.log);
+      log.note(`== deps: ${input.repoDirs.join(', ') || 'no repos'}\n`);
+      try {
+        return await buildDeps(input, log);
+      } finally {
+        await log.flush();
+      }
     },
 
     /**

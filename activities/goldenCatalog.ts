@@ -1,4 +1,5 @@
 // Catalog side of golden builds: the build config, the build record (incl. skipped), registration, host cache.
+import { appendLog, closeLog, goldenLogRef, openLog } from '../catalog/logs';
 import {
   insertGoldenSnapshot,
   readBuildConfig,
@@ -45,7 +46,13 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
     },
 
     async finishBuild(input: BuildEnd): Promise<void> {
-      return writeOnce(db, (tx) => recordBuildEnd(tx, input));
+      await writeOnce(db, (tx) => recordBuildEnd(tx, input));
+      // The build log's last line: how it ended (a skipped build never preloaded: it gets this line only).
+      const ref = goldenLogRef(input.buildId, 'end');
+      const line = `${input.status}${input.reason ? `: ${input.reason}` : ''}${input.message ? `: ${input.message}` : ''}\n`;
+      await openLog(db, ref);
+      await appendLog(db, ref.id, [{ seq: ref.seqBase!, stream: 'note', data: Buffer.from(line) }]);
+      await closeLog(db, ref.id, { outcome: input.status, bytes: 0, dropped: 0 });
     },
 
     /** A verified, stored golden image becomes an active snapshot for one size/profile (idempotent by id). */

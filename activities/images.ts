@@ -12,6 +12,8 @@ import { refuseStorageSource } from '../lib/registryAddress';
 import { boundary, fail } from './boundary';
 import { tenantHostConfig } from './confinement';
 import { followProgress } from './progress';
+import { JobLog } from './jobLog';
+import type { LogRef, LogSink } from '../catalog/logs';
 import { resolveDigest } from './registryClient';
 
 export interface RegistryCredentials {
@@ -30,6 +32,34 @@ export interface ImageDeps {
   hostId: string;
   storage?: StorageConfig;
   credentialsFor: CredentialsFor;
+  /** Where a snapshot build's pull and push output is kept. */
+  logs?: LogSink;
+}
+
+/** One line per layer event of a Docker pull or push (progress bars left out: they are not what explains a failure). */
+function progressLine(event: unknown): string | undefined {
+  const e = event as { status?: string; id?: string; progressDetail?: { current?: number }; error?: string; aux?: { Digest?: string } };
+  if (e.error) return `error: ${e.error}`;
+  if (!e.status || e.progressDetail?.current !== undefined) return undefined;
+  return `${e.id ? `${e.id}: ` : ''}${e.status}`;
+}
+
+/** Streams a Docker progress stream's lines into `log` as they come. */
+function logProgress(stream: NodeJS.ReadableStream, log: JobLog): void {
+  let rest = '';
+  stream.on('data', (data: Buffer) => {
+    const lines = (rest + data.toString('utf8')).split('\n');
+    rest = lines.pop() ?? '';
+    for (const raw of lines) {
+      let line: string | undefined;
+      try {
+        line = progressLine(JSON.parse(raw));
+      } catch {
+        line = undefined;
+      }
+      if (line) log.push('stdout', Buffer.from(`${line.slice(0, 2000)}\n`));
+    }
+  });
 }
 
 export interface PullImage {
@@ -37,6 +67,8 @@ export interface PullImage {
   ref: string;
   registry: string;
   installationId?: number;
+  /** The build log's segment this step writes. */
+  log?: LogRef;
 }
 
 export interface EntrypointCheck {
@@ -51,6 +83,7 @@ export interface StoreImage {
   /** Repository path inside snapshot storage, e.g. `snapflow/ws-1/agent-base-v3`. */
   repository: string;
   tag: string;
+  log?: LogRef;
 }
 
 /**
@@ -145,13 +178,17 @@ export function createImageActivities(deps: ImageDeps) {
       const credentials = await deps.credentialsFor({ registry, installationId: input.installationId });
       const ctx = Context.current();
       let layers = 0;
+      const log = new JobLog(input.log && deps.logs, input.log);
       try {
         const stream = await docker.pull(input.ref, credentials ? { authconfig: { ...credentials, serveraddress: registry } } : {});
         stream.on('data', () => ctx.heartbeat({ step: 'pull', layers: ++layers }));
+        logProgress(stream, log);
         await followProgress(docker, stream);
       } catch (err) {
+        await log.flush();
         classifyRegistryError((err as Error).message, `pull of ${input.ref}`, registry, credentials?.username === 'x-access-token');
       }
+      await log.flush();
       const image = await docker.getImage(input.ref).inspect();
       return { imageId: image.Id, bytes: image.Size };
     },
@@ -210,12 +247,14 @@ export function createImageActivities(deps: ImageDeps) {
       const repo = `${storage.registryHost}/${input.repository}`;
       const ctx = Context.current();
       await docker.getImage(input.source).tag({ repo, tag: input.tag });
+      const log = new JobLog(input.log && deps.logs, input.log);
       try {
         const stream = await docker.getImage(repo).push({
           tag: input.tag,
           authconfig: { username: storage.username, password: storage.password, serveraddress: storage.registryHost },
         });
         stream.on('data', () => ctx.heartbeat({ step: 'push' }));
+        logProgress(stream, log);
         const events = await followProgress(docker, stream).catch((err: Error) =>
           classifyRegistryError(err.message, `upload to ${storage.url}`, storage.registryHost, false),
         );
@@ -228,6 +267,7 @@ export function createImageActivities(deps: ImageDeps) {
           });
         return { storedRef: `${repo}@${digest}`, digest };
       } finally {
+        await log.flush();
         await docker
           .getImage(`${repo}:${input.tag}`)
           .remove({ noprune: true })

@@ -14,7 +14,11 @@ import { SIZE_PRESETS, findPreset } from '../lib/presets';
 import { boundary, fail } from './boundary';
 import {
   LOCAL_REGISTRY,
+  jobLogs,
   outputHeartbeats,
+  withLog,
+  CANCEL_GRACE_MS,
+  type JobLogs,
   withHeartbeat,
   type DockerActivities,
   type ExecInSandbox,
@@ -25,6 +29,8 @@ import { checkHandle, type HandleClaim } from './handles';
 import type { AccelProbe } from './vm/accel';
 import { sweepDeadProbes } from './leftovers';
 import { defaultRunRoot, machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
+import { cancelGuestJobs } from './vm/guestAgent';
+import { Context } from '@temporalio/activity';
 import { createVmRuntime, type VmRuntime } from './vm/runtime';
 import { requireOwnSnapshot } from './hostCache';
 import {
@@ -57,6 +63,8 @@ export interface VmSandboxDeps {
   stateDir?: string;
   /** RAM of every VM in MiB instead of its size's (SNAPFLOW_VM_MEMORY_MIB: small machines for tests). */
   memoryMiB?: number;
+  /** Where jobs' output is kept whole (the containers' store). */
+  logs?: JobLogs;
 }
 
 export interface StartVmSandbox {
@@ -284,19 +292,31 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
         const handle = handleOf(input.containerId);
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
+        const log = (deps.logs ?? jobLogs(undefined)).open(input.log);
+        // A cancel goes to the guest over the job's own connection (the port takes one at a time).
+        let cancelled = false;
+        const signal = Context.current().cancellationSignal;
+        const onCancel = () => {
+          cancelled = true;
+          cancelGuestJobs(machineFiles(handle.dir).agentSocket, CANCEL_GRACE_MS);
+        };
+        signal.addEventListener('abort', onCancel, { once: true });
         try {
           const result = await vm.exec(
             handle,
             { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
-            (stream, chunk) => output.push(stream, decoders[stream].decode(chunk, { stream: true })),
+            (stream, chunk) => (log.push(stream, chunk), output.push(stream, decoders[stream].decode(chunk, { stream: true }))),
           );
-          return {
+          const exec = {
             exitCode: result.exitCode,
             stdout: result.stdout,
             stderr: result.stderr,
             ...(result.timedOut ? { timedOut: true } : {}),
+            ...(cancelled && !result.timedOut ? { cancelled: true as const } : {}),
           };
+          return await withLog(exec, log);
         } finally {
+          signal.removeEventListener('abort', onCancel);
           output.stop();
         }
       });

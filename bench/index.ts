@@ -49,6 +49,10 @@ async function main(): Promise<void> {
         await t.teardown();
       }
     }
+    if (wants('joblog')) {
+      const { benchJobLog } = await import('./joblog.bench');
+      await withOneHost(benchJobLog);
+    }
     if (wants('vm')) {
       const { benchVm } = await import('./vm.bench');
       await benchVm();

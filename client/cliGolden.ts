@@ -120,12 +120,32 @@ export function registerGoldenCommands(program: Command, run: Run): void {
           return { ...started, uiLink, result };
         },
         (r) => {
-          if (!o.wait) console.log(`${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}`);
+          if (!o.wait)
+            console.log(
+              `${r.joined ? 'joined the running build' : 'started build'} ${r.workflowId}\n  ${r.uiLink}\n  log: snapflow golden logs ${r.buildId.slice(0, 8)} --follow`,
+            );
           if (r.result?.status === 'skipped')
             console.log(`! skipped: ${r.result.reason}: ${r.result.message} ${JSON.stringify(r.result.figures)}`);
           else if (r.result)
             console.log(`✓ ${r.result.snapshots.map((s) => `${s.name} is the default for ${s.size} ${s.profileKey}`).join('\n✓ ')}`);
         },
+      ),
+    );
+
+  golden
+    .command('logs <build>')
+    .description("a golden build's log: each preload step's output (clones, skills, the dependency build) and how it ended")
+    .option('--follow', 'keep streaming while it builds')
+    .action(async (build: string, o: { follow?: boolean }) =>
+      run(
+        false,
+        async (client) => {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          for await (const chunk of client.golden.logs({ build, follow: o.follow, signal: stop.signal }))
+            (chunk.stream === 'stderr' ? process.stderr : process.stdout).write(chunk.data);
+        },
+        () => undefined,
       ),
     );
 

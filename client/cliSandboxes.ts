@@ -103,16 +103,25 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     .option('--workdir <dir>', 'working directory inside the sandbox')
     .option('--timeout <duration>', "kill the job's processes past this long, e.g. 10m (default 30m)")
     .option('--json', 'machine-readable output')
-    .action(async (id: string, command: string[], o: { workdir?: string; timeout?: string; json?: boolean }) =>
-      run(
+    .action(async (id: string, command: string[], o: { workdir?: string; timeout?: string; json?: boolean }) => {
+      // Ctrl-C cancels the job (SIGTERM, then SIGKILL after a grace) and waits for its end; a second one leaves at once.
+      const stop = new AbortController();
+      const onSigint = () => {
+        if (stop.signal.aborted) process.exit(130);
+        console.error('cancelling the job (Ctrl-C again to leave without waiting)');
+        stop.abort();
+      };
+      process.on('SIGINT', onSigint);
+      return run(
         o.json,
         (client) =>
           client.sandboxes.runJob(
             id,
             { command, workdir: o.workdir, timeout: o.timeout },
             o.json
-              ? {}
+              ? { signal: stop.signal }
               : {
+                  signal: stop.signal,
                   onResumed: (d) => console.error(`resumed from ${startedFrom(d)}`),
                   onOutput: (c) => (c.stream === 'stdout' ? process.stdout : process.stderr).write(c.data),
                 },
@@ -120,10 +129,33 @@ export function registerSandboxCommands(program: Command, run: Run): void {
         // The summary is not the job's output: on stderr, so `sandbox run … | jq` reads only what the job wrote.
         (r) => {
           console.error(
-            `${r.exitCode === 0 ? '✓' : '✗'} job ${r.sequence} exited ${r.exitCode}${r.sessionPending ? '; saving its session' : ''}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
+            `${r.exitCode === 0 && !r.cancelled ? '✓' : '✗'} job ${r.sequence} ${r.cancelled ? `cancelled (exit ${r.exitCode})` : `exited ${r.exitCode}`}${r.sessionPending ? '; saving its session' : ''}${r.sessionSnapshotId ? `; session ${r.sessionSnapshotId}` : ''}${r.sessionError ? `; session not saved: ${r.sessionError}` : ''}${r.stopped ? '; sandbox stopped' : ''}`,
           );
         },
-        (r) => jobExitCode(r.exitCode),
+        (r) => (r.cancelled ? 130 : jobExitCode(r.exitCode)),
+      ).finally(() => process.off('SIGINT', onSigint));
+    });
+
+  sandbox
+    .command('logs <id> [job]')
+    .description("a job's whole output from its log (the last job when JOB is left out), byte for byte: stdout to stdout, stderr to stderr")
+    .option('--follow', 'keep streaming while the job runs, until it ends (Ctrl-C stops following)')
+    .option('--since <when>', 'only output written since, e.g. 10m or 2026-01-31T12:00:00Z')
+    .action(async (id: string, job: string | undefined, o: { follow?: boolean; since?: string }) =>
+      run(
+        false,
+        async (client) => {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          for await (const chunk of client.sandboxes.logs(id, {
+            job: job === undefined ? undefined : /^\d+$/.test(job) ? Number(job) : NaN,
+            follow: o.follow,
+            since: o.since,
+            signal: stop.signal,
+          }))
+            (chunk.stream === 'stdout' ? process.stdout : process.stderr).write(chunk.data);
+        },
+        () => undefined,
       ),
     );
 

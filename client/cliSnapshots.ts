@@ -156,20 +156,41 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
 
   snapshot
     .command('get <name>')
-    .description('one snapshot with its events, failure reason and Temporal UI link')
+    .alias('show')
+    .description("one snapshot with its events, failure reason (the failing step and its log's last lines) and Temporal UI link")
     .addOption(workspaceOption(SYSTEM_SCOPE))
     .option('--json', 'machine-readable output')
     .action(async (name: string, o: { workspace: string; json?: boolean }) =>
       run(
         o.json,
         (client) => client.snapshots.get({ workspace: o.workspace, name }),
-        ({ snapshot: s, events, uiLink }) => {
+        ({ snapshot: s, events, uiLink, failedStep, logTail }) => {
           console.log(row(s));
           console.log(`  id ${s.id}  profile ${s.profileKey}  entrypoint ${s.entrypoint}`);
           if (s.resolvedDigest) console.log(`  digest ${s.resolvedDigest}\n  stored ${s.storedRef}`);
           if (uiLink) console.log(`  run ${uiLink}`);
           for (const e of events) console.log(`  ${e.createdAt.toISOString()}  ${e.type.padEnd(14)} ${e.message ?? ''}`);
+          if (failedStep) console.log(`  failed in step ${failedStep}`);
+          if (logTail) console.log(`  last lines of its log (snapflow snapshot logs ${s.name}):\n${logTail.replace(/^/gm, '    ')}`);
         },
+      ),
+    );
+
+  snapshot
+    .command('logs <name>')
+    .description("a snapshot's build log: each step, the pull's and upload's output, and how it ended")
+    .addOption(workspaceOption(SYSTEM_SCOPE))
+    .option('--follow', 'keep streaming while it builds')
+    .action(async (name: string, o: { workspace: string; follow?: boolean }) =>
+      run(
+        false,
+        async (client) => {
+          const stop = new AbortController();
+          process.once('SIGINT', () => stop.abort());
+          for await (const chunk of client.snapshots.logs({ workspace: o.workspace, name, follow: o.follow, signal: stop.signal }))
+            process.stdout.write(chunk.data);
+        },
+        () => undefined,
       ),
     );
 

@@ -1,4 +1,8 @@
 // Golden snapshots for services and the CLI: config (with its Temporal Schedule), build now, defaults.
+import { sql } from 'drizzle-orm';
+import { goldenBuilds } from '../db/schema';
+import { findLog, goldenLogId, type LogChunk } from '../catalog/logs';
+import { readLog } from './logs';
 import { randomUUID } from 'node:crypto';
 import {
   ScheduleAlreadyRunning,
@@ -78,6 +82,44 @@ export class GoldenClient {
         hint: `snapflow golden config set --workspace ${workspace} --target small:codex`,
       });
     return config;
+  }
+
+  /**
+   * A golden build's log: each preload step (clones, skills, the dependency build's own output) and how it ended.
+   * `build` is the build's id, or its first 8 or more characters.
+   */
+  async *logs(input: { build: string; follow?: boolean; signal?: AbortSignal }): AsyncGenerator<LogChunk> {
+    const build = String(input.build ?? '').toLowerCase();
+    if (!/^[0-9a-f-]{8,36}$/.test(build))
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'build',
+        message: `build must be a golden build's id (or its first 8 characters), not ${JSON.stringify(String(input.build).slice(0, 60))}`,
+        hint: 'the id `golden build` printed, e.g. 3f2a9c0d',
+      });
+    const rows = await this.db
+      .select({ id: goldenBuilds.id, workspace: goldenBuilds.workspace })
+      .from(goldenBuilds)
+      .where(sql`${goldenBuilds.id}::text like ${`${build}%`}`)
+      .limit(2);
+    if (rows.length > 1)
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'build',
+        message: `${build} names more than one build`,
+        hint: 'give more of its id',
+      });
+    const row = rows[0];
+    if (row) await requireAccess(this.db, this.config, row.workspace, 'snapshot.read');
+    const log = row && (await findLog(this.db, goldenLogId(row.id)));
+    if (!log)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'build',
+        message: row ? `golden build ${row.id} has no log yet` : `no golden build ${build}`,
+        hint: 'list recent builds with `snapflow golden config get`',
+      });
+    yield* readLog(this.db, log.id, { follow: input.follow, signal: input.signal });
   }
 
   /** Build now; while a build for the workspace runs, a second request joins it instead of starting another. */

@@ -16,6 +16,8 @@ import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { OutputReader, type JobOutputProgress, type OutputChunk } from '../lib/jobOutput';
+import { findLog, jobLogId, lastJobLog, type LogChunk } from '../catalog/logs';
+import { parseSince, readLog } from './logs';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
 import {
@@ -37,6 +39,7 @@ import {
   promoteUpdate,
   resumeUpdate,
   runJobUpdate,
+  cancelJobSignal,
   sandboxStatusQuery,
   startedUpdate,
 } from '../workflows/contracts/sandbox';
@@ -77,12 +80,17 @@ interface ChosenBase {
 export type JobInput = Omit<JobRequest, 'actor' | 'timeoutMs'> & { timeout?: string | number };
 
 export interface RunJobOptions {
-  /** Output as the job writes it (polled about every 200 ms), then whatever the result holds beyond it. */
+  /** Output as the job writes it, byte for byte from the job's log (chunks' data are Buffers then). */
   onOutput?: (chunk: OutputChunk) => void;
   /** The sandbox was stopped and starts again for this job: where it starts from, before any of the job's output. */
   onResumed?: (from: RestoreDecision) => void;
   /** Also wait for the session snapshot saved after the job, and fill in its id (or why it was not saved). */
   waitForSession?: boolean;
+  /**
+   * Aborting cancels the job: SIGTERM to its process group, SIGKILL after a grace; the result then says `cancelled`
+   * (its log is kept, no session is saved) and the sandbox stays usable.
+   */
+  signal?: AbortSignal;
 }
 
 /** How often a running job's output is polled, and how long a job waits for the previous job's session save. */
@@ -245,6 +253,21 @@ export class SandboxClient {
       actor: this.config.actor,
     };
     const reader = new OutputReader();
+    // The job's log is the next one of this sandbox: followed from the store as soon as it opens.
+    const previous = options.onOutput ? ((await lastJobLog(this.db, id))?.job ?? 0) : 0;
+    let ended = false;
+    let streamed = false;
+    const follower = options.onOutput
+      ? this.followNextLog(
+          id,
+          previous,
+          () => ended,
+          (chunk) => {
+            streamed = true;
+            if (chunk.stream !== 'note') options.onOutput!({ stream: chunk.stream, data: chunk.data });
+          },
+        )
+      : Promise.resolve();
     let resumedSaid = false;
     const sayResumed = (from?: RestoreDecision) => {
       if (!from || resumedSaid) return;
@@ -252,6 +275,15 @@ export class SandboxClient {
       options.onResumed?.(from);
     };
     const emit = (chunks: OutputChunk[]) => chunks.forEach((c) => options.onOutput?.(c));
+    // Sent again every second until the job answers: a cancel that came before the job started waits for it.
+    let cancelTimer: NodeJS.Timeout | undefined;
+    const cancel = () => {
+      const send = () => void handle.signal(cancelJobSignal, {}).catch(() => undefined);
+      send();
+      cancelTimer = setInterval(send, 1_000);
+    };
+    if (options.signal?.aborted) cancel();
+    else options.signal?.addEventListener('abort', cancel, { once: true });
     const wasStopped = Boolean(options.onResumed) && (await handle.query(sandboxStatusQuery).catch(() => undefined))?.state === 'stopped';
     const result = await this.afterSessionSave(id, () =>
       typed(async () => {
@@ -259,20 +291,72 @@ export class SandboxClient {
         if (!options.onOutput) return update;
         return this.streamOutput(handle, update, async (p) => {
           if (wasStopped && !resumedSaid) sayResumed((await handle.query(sandboxStatusQuery).catch(() => undefined))?.lastStart);
-          emit(reader.fromProgress(p));
+          void p;
         });
       }),
-    ).catch((err: unknown) => {
-      // A job that timed out carries its output: hand over what was not streamed yet, then the failure.
-      if (err instanceof SnapflowError && err.output) emit(reader.fromResult(err.output));
-      throw err;
-    });
+    )
+      .catch(async (err: unknown) => {
+        ended = true;
+        await follower;
+        // A job that timed out carries its output: without a log (a host that keeps none) that is all there is.
+        if (!streamed && err instanceof SnapflowError && err.output) emit(reader.fromResult(err.output));
+        throw err;
+      })
+      .finally(() => {
+        ended = true;
+        clearInterval(cancelTimer);
+        options.signal?.removeEventListener('abort', cancel);
+      });
+    await follower;
     sayResumed(result.resumedFrom);
-    emit(reader.fromResult(result));
+    if (!streamed) emit(reader.fromResult(result));
     if (!options.waitForSession || !result.sessionPending) return result;
     const { lastSession } = await this.waitWhileSnapshotting(id);
     if (lastSession?.sequence !== result.sequence) return result;
     return { ...result, sessionPending: false, sessionSnapshotId: lastSession.sessionSnapshotId, sessionError: lastSession.sessionError };
+  }
+
+  /**
+   * A job's output, whole: its log in the store, read as it grows with `follow`. `job` is the job's sequence number
+   * in the sandbox; without it, the last job. `since`: a duration back from now (`10m`) or an ISO time.
+   */
+  async *logs(
+    sandboxId: string,
+    opts: { job?: number; follow?: boolean; since?: string | Date; signal?: AbortSignal } = {},
+  ): AsyncGenerator<LogChunk> {
+    const id = checkSandboxId(sandboxId);
+    if (opts.job !== undefined && !(Number.isInteger(opts.job) && opts.job > 0))
+      throw new SnapflowError({
+        code: 'VALIDATION_FAILED',
+        field: 'job',
+        message: `job must be a job's number in the sandbox (1, 2, …), not ${JSON.stringify(opts.job)}`,
+        hint: 'leave it out for the last job',
+      });
+    const since = parseSince(opts.since);
+    await this.canOn(id, 'snapshot.read');
+    const log = opts.job !== undefined ? await findLog(this.db, jobLogId(id, opts.job)) : await lastJobLog(this.db, id);
+    if (!log)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'job',
+        message: opts.job !== undefined ? `sandbox ${id} has no log of job ${opts.job}` : `sandbox ${id} has no job logs yet`,
+        hint: 'run a job with `snapflow sandbox run`; logs are kept for SNAPFLOW_LOG_RETENTION_DAYS',
+      });
+    yield* readLog(this.db, log.id, { follow: opts.follow, since, signal: opts.signal });
+  }
+
+  /** Waits for the sandbox's first job log after `previous` and follows it to its close; gives up once `ended()` finds none. */
+  private async followNextLog(sandboxId: string, previous: number, ended: () => boolean, onChunk: (c: LogChunk) => void): Promise<void> {
+    for (;;) {
+      const finished = ended();
+      const log = await lastJobLog(this.db, sandboxId);
+      if (log && (log.job ?? 0) > previous) {
+        for await (const chunk of readLog(this.db, log.id, { follow: true })) onChunk(chunk);
+        return;
+      }
+      if (finished) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Polls the running exec activity's heartbeats (decoded like any payload) until the job's answer is in. */

@@ -1,5 +1,7 @@
 // Image snapshots for services: validate before anything is written, decide reuse vs replace, start or join
 // the one workflow for (workspace, name), and read the catalog for list/get.
+import { findLog, logTail, snapshotLogId, type LogChunk } from '../catalog/logs';
+import { readLog } from './logs';
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
@@ -61,6 +63,9 @@ export interface SnapshotDetails {
   snapshot: Snapshot;
   events: SnapshotEvent[];
   uiLink?: string;
+  /** A failed build: the step it failed in, and the last lines of its build log (`snapshot logs` has all of it). */
+  failedStep?: string;
+  logTail?: string;
 }
 
 const conflict = (message: string, hint: string): SnapflowError => new SnapflowError({ code: 'CONFLICT', field: 'name', message, hint });
@@ -270,7 +275,41 @@ export class SnapshotClient {
         hint: `list them: snapflow snapshot list --workspace ${input.workspace}`,
       });
     const events = await listSnapshotEvents(this.db, snapshot.id);
-    return { snapshot, events, uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined };
+    const failed =
+      snapshot.status === 'failed'
+        ? {
+            failedStep: [...events]
+              .reverse()
+              .find((e) => e.type.startsWith('step:'))
+              ?.type.slice('step:'.length),
+            logTail: (await logTail(this.db, snapshotLogId(snapshot.id))) || undefined,
+          }
+        : {};
+    return {
+      snapshot,
+      events,
+      uiLink: snapshot.workflowId ? this.uiLink(snapshot.workflowId, snapshot.runId ?? undefined) : undefined,
+      ...failed,
+    };
+  }
+
+  /** A snapshot's build log (its steps, the pull's and push's output, the outcome); `follow` while it builds. */
+  async *logs(input: { workspace: string; name: string; follow?: boolean; signal?: AbortSignal }): AsyncGenerator<LogChunk> {
+    const workspace = validateField('workspace', input.workspace);
+    const name = validateField('name', input.name);
+    await this.can(workspace, 'snapshot.read');
+    const snapshot = await findLiveSnapshot(this.db, { workspace, name });
+    const log = snapshot && (await findLog(this.db, snapshotLogId(snapshot.id)));
+    if (!log)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'name',
+        message: snapshot
+          ? `snapshot "${input.name}" has no build log (built before logs were kept, or past their retention)`
+          : `no snapshot "${input.name}" in ${input.workspace}`,
+        hint: `list them: snapflow snapshot list --workspace ${input.workspace}`,
+      });
+    yield* readLog(this.db, log.id, { follow: input.follow, signal: input.signal });
   }
 
   /** The workspace's live snapshots, newest first (every one; `page` for a limited list with the total). */

@@ -17,6 +17,7 @@ import {
   unique,
   uniqueIndex,
   uuid,
+  customType,
   type AnyPgColumn,
 } from 'drizzle-orm/pg-core';
 import { RUNTIMES } from '../lib/presets';
@@ -357,6 +358,58 @@ export const activityEffects = pgTable(
     createdAt: createdAt(),
   },
   (t) => [index('activity_effects_created_idx').on(t.createdAt)],
+);
+
+/** Raw bytes: a log holds what a job wrote, valid UTF-8 or not. */
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+
+/**
+ * One log per job, image-snapshot build or golden build (`id` says which: `job:<sandbox>:<n>`, `snapshot:<id>`,
+ * `golden:<build>`). Totals are written when it closes: `bytes` is everything produced, `dropped` what a cut left out.
+ */
+export const logs = pgTable(
+  'logs',
+  {
+    id: text('id').primaryKey(),
+    kind: text('kind').notNull(),
+    /** The sandbox, snapshot or golden build it belongs to. */
+    subject: text('subject').notNull(),
+    /** A job's sequence number in its sandbox. */
+    job: integer('job'),
+    open: boolean('open').notNull().default(true),
+    /** How it ended: exited, cancelled, timed-out, failed. */
+    outcome: text('outcome'),
+    exitCode: integer('exit_code'),
+    bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+    dropped: bigint('dropped', { mode: 'number' }).notNull().default(0),
+    /** Byte offset of the job's output where the cap cut it, when it did. */
+    cutAt: bigint('cut_at', { mode: 'number' }),
+    createdAt: createdAt(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [
+    check('logs_kind', sql`${t.kind} in ('job', 'snapshot', 'golden')`),
+    index('logs_subject_idx').on(t.subject, t.job),
+    index('logs_finished_idx').on(t.finishedAt),
+  ],
+);
+
+/** A log's bytes in write order; (log, seq) is the idempotency key of an append. `stream` note is the log's own word. */
+export const logChunks = pgTable(
+  'log_chunks',
+  {
+    logId: text('log_id')
+      .notNull()
+      .references(() => logs.id, { onDelete: 'cascade' }),
+    seq: integer('seq').notNull(),
+    stream: text('stream').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [
+    primaryKey({ name: 'log_chunks_pkey', columns: [t.logId, t.seq] }),
+    check('log_chunks_stream', sql`${t.stream} in ('stdout', 'stderr', 'note')`),
+  ],
 );
 
 // ---- Row types ----

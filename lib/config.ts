@@ -49,6 +49,16 @@ const variables = {
     example: '512',
     fallback: undefined,
   },
+  SNAPFLOW_LOG_CAP_BYTES: {
+    schema: z.string().regex(/^[1-9]\d{3,14}$/, 'must be a whole number of bytes (at least 1000)'),
+    example: '1073741824',
+    fallback: '1073741824',
+  },
+  SNAPFLOW_LOG_RETENTION_DAYS: {
+    schema: z.string().regex(/^[1-9]\d{0,4}$/, 'must be a whole number of days (at least 1)'),
+    example: '30',
+    fallback: '30',
+  },
   SNAPFLOW_HOST_CACHE_KEEP: {
     schema: z.string().regex(/^\d{1,4}$/, 'must be a whole number (0 keeps only defaults, pins and live sessions)'),
     example: '4',
@@ -229,6 +239,8 @@ export interface Config {
   operators: string[];
   /** Cached snapshots each host keeps besides defaults, pins and live sessions (least recently used go first). */
   hostCacheKeep: number;
+  /** Job and build logs: bytes kept per log before the cut, and days a closed log is kept. */
+  logs: { capBytes: number; retentionDays: number };
   /** GitHub App; undefined means private GHCR images cannot be authenticated. */
   githubApp?: GithubAppConfig;
   /** Payload encryption (lib/codec.ts); undefined means payloads are stored as plain JSON. */
@@ -365,6 +377,10 @@ export function loadConfig(env: Env = process.env): Config {
     operators: required(env, 'SNAPFLOW_OPERATORS', '').split(','),
     hostActor: required(env, 'SNAPFLOW_HOST_ACTOR', ''),
     hostCacheKeep: Number(required(env, 'SNAPFLOW_HOST_CACHE_KEEP', '')),
+    logs: {
+      capBytes: Number(required(env, 'SNAPFLOW_LOG_CAP_BYTES', '')),
+      retentionDays: Number(required(env, 'SNAPFLOW_LOG_RETENTION_DAYS', '')),
+    },
     githubApp: appId
       ? {
           appId,

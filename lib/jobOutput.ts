@@ -6,7 +6,8 @@ export type OutputStream = 'stdout' | 'stderr';
 
 export interface OutputChunk {
   stream: OutputStream;
-  data: string;
+  /** Bytes exactly as the job wrote them when read from its log; text when rebuilt from heartbeats or a result. */
+  data: string | Uint8Array;
 }
 
 /** What the exec activity heartbeats while a job runs. */

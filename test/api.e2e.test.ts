@@ -291,6 +291,18 @@ test('a job streamed over SSE delivers its output byte for byte, then its result
     expect(bytes('stderr').toString()).toBe('oops\n');
     const result = JSON.parse(events.find((e) => e.event === 'result')!.data) as { exitCode: number; stdout: string };
     expect(result).toMatchObject({ exitCode: 0, stdout: 'héllo ✓\n\tend' });
+
+    // The same bytes again from the job's log, and a job that has none is a problem, not an empty stream.
+    const log = await fetch(`${base}/v1/sandboxes/${id}/logs?job=1`, { headers: { authorization: `Bearer ${tokens.bob}` } });
+    const logged = (await log.text())
+      .split('\n\n')
+      .filter(Boolean)
+      .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: /^data: (.*)$/m.exec(block)?.[1] ?? '' }));
+    const logBytes = (stream: string) => Buffer.concat(logged.filter((e) => e.event === stream).map((e) => Buffer.from(e.data, 'base64')));
+    expect(logBytes('stdout').equals(Buffer.from('héllo ✓\n\tend', 'utf8'))).toBe(true);
+    expect(logBytes('stderr').toString()).toBe('oops\n');
+    expect(logged.at(-1)?.event).toBe('end');
+    expect((await call('GET', `/v1/sandboxes/${id}/logs?job=7`, tokens.bob)).status).toBe(404);
   } finally {
     await t.client.sandboxes.destroy(id).catch(() => undefined);
   }

@@ -148,12 +148,12 @@ test('output streams while the job runs: the first line arrives before the job e
     })
     .finally(() => (ended = true));
   expect(result).toMatchObject({ exitCode: 0, stdout: 'first\nsecond\n', stderr: 'oops\n' });
-  const firstLine = chunks.find((c) => c.stream === 'stdout' && c.data.startsWith('first'));
+  const firstLine = chunks.find((c) => c.stream === 'stdout' && String(c.data).startsWith('first'));
   expect(firstLine).toMatchObject({ beforeResult: true });
   // The first line came in a chunk of its own, while the job slept.
-  expect(firstLine!.data).toBe('first\n');
-  expect(chunks.filter((c) => c.stream === 'stdout').map((c) => c.data)).toEqual(['first\n', 'second\n']);
-  expect(chunks.filter((c) => c.stream === 'stderr').map((c) => c.data)).toEqual(['oops\n']);
+  expect(String(firstLine!.data)).toBe('first\n');
+  expect(chunks.filter((c) => c.stream === 'stdout').map((c) => String(c.data))).toEqual(['first\n', 'second\n']);
+  expect(chunks.filter((c) => c.stream === 'stderr').map((c) => String(c.data))).toEqual(['oops\n']);
   await t.client.sandboxes.destroy(sandboxId);
 }, 120_000);
 
@@ -174,7 +174,7 @@ test('a job past its timeout is killed with its processes, fails JOB_TIMED_OUT w
       sandboxId,
       { ...sh('echo started; sleep 301 & sleep 302; echo never'), timeout: '3s' },
       {
-        onOutput: (c) => streamed.push(c.data),
+        onOutput: (c) => streamed.push(String(c.data)),
       },
     ),
   ).rejects.toMatchObject({ code: 'JOB_TIMED_OUT', output: { stdout: 'started\n' }, hint: expect.stringContaining('--timeout') });

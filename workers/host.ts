@@ -1,4 +1,5 @@
-// Host worker: Docker work for one host, polling that host's own task queue. No database access.
+// Host worker: Docker work for one host, polling that host's own task queue. Its only database use is the log
+// store's write half (appends of job and build output), through a LogSink.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -6,7 +7,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
-import { OUTPUT_HEARTBEAT_MS, createDockerActivities } from '../activities/docker';
+import { OUTPUT_HEARTBEAT_MS, createDockerActivities, jobLogs } from '../activities/docker';
+import { catalogLogSink, type LogSink } from '../catalog/logs';
+import { createDb } from '../db/client';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
 import { cacheDir, defaultRunRoot } from '../activities/vm/machine';
@@ -51,6 +54,10 @@ export interface HostWorkerDeps {
   tracing?: Tracing;
   /** Receives how to read this host's capacity (memory, sandboxes running), for its metrics. */
   onCapacity?: (read: () => Promise<HostCapacity>) => void;
+  /** Where jobs' and builds' output is kept whole; omitted → results carry only tails. */
+  logs?: LogSink;
+  /** Bytes kept per log before it is cut (SNAPFLOW_LOG_CAP_BYTES). */
+  logCapBytes?: number;
 }
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
@@ -61,6 +68,8 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     dockerHost: deps.dockerHost,
     storage: deps.storage,
     memoryLimitMiB: deps.memoryLimitMiB,
+    logs: deps.logs,
+    logCapBytes: deps.logCapBytes,
   });
   // Beside the containers, this host's vm sandboxes: exec, remove and describe dispatch between the two.
   const vms = createVmSandboxActivities({
@@ -71,6 +80,7 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     ...vmPlaces(deps.hostId),
     ...(deps.vmStateDir ? { stateDir: deps.vmStateDir } : {}),
     memoryMiB: deps.vmMemoryMiB,
+    logs: jobLogs(deps.logs, deps.logCapBytes),
   });
   const runRoot = vmPlaces(deps.hostId).runRoot;
   deps.onCapacity?.(async () => {
@@ -101,8 +111,8 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     dataConverter: deps.dataConverter,
     activities: {
       ...containers,
-      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor }),
-      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] } }),
+      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor, logs: deps.logs }),
+      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] }, logs: deps.logs }),
       ...createHostCacheActivities({
         docker,
         hostId: deps.hostId,
@@ -160,6 +170,7 @@ async function main(): Promise<void> {
   const connection = await connectWorker(config);
   const dataConverter = payloadDataConverter(config.payloadKey);
   const clientConnection = await Connection.connect(config.temporal.connection.options);
+  const logDb = createDb(config.databaseUrl, { max: 2 });
   // Its announcements name the host workers' service actor, vouched for with SNAPFLOW_ACTOR_KEY.
   const interceptors = claimInterceptors(config.actorKey);
   const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter, interceptors });
@@ -193,6 +204,8 @@ async function main(): Promise<void> {
       dataConverter,
       tracing,
       onCapacity: (read) => (readCapacity = read),
+      logs: catalogLogSink(logDb.db, { retentionDays: config.logs.retentionDays }),
+      logCapBytes: config.logs.capBytes,
     });
     log.info(`host worker ${config.host.id} polling ${taskQueues.host(config.host.id)} (Docker at ${config.host.dockerHost})`, {
       taskQueue: taskQueues.host(config.host.id),
@@ -209,6 +222,7 @@ async function main(): Promise<void> {
     await tracing?.shutdown();
     await clientConnection.close();
     await connection.close();
+    await logDb.close();
   }
 }
 

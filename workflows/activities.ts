@@ -1,5 +1,6 @@
 // Typed activity proxies, grouped by where they run and named timeout profiles — no inline numbers.
 import {
+  ActivityCancellationType,
   proxyActivities,
   proxyLocalActivities,
   type ActivityInterfaceFor,
@@ -93,6 +94,8 @@ export function hostJobActivities(hostId: string, jobTimeoutMs?: number): Pick<H
     ...profiles.build,
     startToCloseTimeout,
     retry: { maximumAttempts: 1 },
+    // A cancelled job still answers (its exit, its log): the workflow waits for that answer.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     taskQueue: taskQueues.host(hostId),
   });
 }

@@ -113,14 +113,16 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         `**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`,
       );
       const { loaded } = config.repos.length
-        ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos })
+        ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos, log: goldenLog(buildId, 1) })
         : { loaded: [] as string[] };
-      if (config.embedSkills && config.skillsPath) await build.embedSkills({ containerId: temp.containerId, path: config.skillsPath });
+      if (config.embedSkills && config.skillsPath)
+        await build.embedSkills({ containerId: temp.containerId, path: config.skillsPath, log: goldenLog(buildId, 2) });
       if (config.prebuildDeps)
         await build.buildDeps({
           containerId: temp.containerId,
           repoDirs: loaded,
           fallbackCommand: config.depsFallbackCommand ?? undefined,
+          log: goldenLog(buildId, 3),
         });
 
       /** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
@@ -220,4 +222,9 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
   }
+}
+
+/** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3; workflows cannot import it). */
+function goldenLog(buildId: string, segment: number) {
+  return { id: `golden:${buildId}`, kind: 'golden' as const, subject: buildId, seqBase: segment * 2 ** 24 };
 }

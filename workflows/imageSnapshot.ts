@@ -87,7 +87,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
       const pinned = `${registry}/${repository}@${digest}`;
 
       await step('pull', `pulling ${pinned} on ${hostId}`);
-      const pulled = await images.pullImage({ ref: pinned, registry, installationId });
+      const pulled = await images.pullImage({ ref: pinned, registry, installationId, log: buildLog(id, 'pull') });
 
       await step('verify', `checking that ${req.entrypoint} is executable`);
       await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
@@ -99,6 +99,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
         source: pinned,
         repository: `snapflow/${req.workspace}/${req.name}`,
         tag: `img-${digest.slice(7, 19)}`,
+        log: buildLog(id, 'store'),
       });
 
       await catalog.markSnapshotActive({ id, resolvedDigest: digest, storedRef: stored.storedRef, run });
@@ -161,4 +162,11 @@ async function handAgentsToRollout(
     staticSummary: `Rollout of **${req.name}** to the ${agents.length} agent(s) of the snapshot it replaces (${req.workspace})`,
   });
   return { workflowId, agents };
+}
+
+/** The segment of a snapshot's build log a host step writes its output into, after the step's own note. */
+function buildLog(snapshotId: string, step: 'pull' | 'store') {
+  // Mirrors catalog/logs.ts snapshotLogRef (workflows cannot import the catalog): segment × 2^24, + 1.
+  const segment = { pull: 3, store: 7 }[step];
+  return { id: `snapshot:${snapshotId}`, kind: 'snapshot' as const, subject: snapshotId, seqBase: segment * 2 ** 24 + 1 };
 }

@@ -32,6 +32,7 @@ import {
   promoteUpdate,
   resumeUpdate,
   runJobUpdate,
+  cancelJobSignal,
   sandboxStatusQuery,
   startedUpdate,
   type JobRequest,
@@ -70,6 +71,8 @@ const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', '
 class SandboxEntity {
   /** Updates accepted by this run; past `updatesPerRun` the run continues as new. */
   handled = 0;
+  /** The running job's scope, which a cancel cancels. */
+  private jobScope?: { sequence: number; scope: CancellationScope };
   destroyed = false;
   /**
    * Runs started with the lifecycle (idle timeout, max lifetime, a run that resumes a stopped sandbox, a job
@@ -252,16 +255,22 @@ class SandboxEntity {
     }
     const timeoutMs = job.timeoutMs ?? SANDBOX_DEFAULTS.jobTimeoutMs;
     let result: Awaited<ReturnType<ReturnType<typeof hostJobActivities>['execInSandbox']>>;
+    // Its own scope: a cancel (cancelJobSignal) reaches the exec activity, which still answers with the job's end.
+    const jobScope = new CancellationScope();
+    this.jobScope = { sequence, scope: jobScope };
     try {
       await this.sync();
-      result = await hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        command: job.command,
-        env: job.env,
-        workdir: job.workdir,
-        timeoutMs,
-      });
+      result = await jobScope.run(() =>
+        hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
+          ...this.mine(),
+          containerId: s.containerId!,
+          command: job.command,
+          env: job.env,
+          workdir: job.workdir,
+          timeoutMs,
+          log: { id: `job:${req.sandboxId}:${sequence}`, kind: 'job', subject: req.sandboxId, job: sequence },
+        }),
+      );
     } catch (err) {
       // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.
       await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
@@ -274,8 +283,9 @@ class SandboxEntity {
       });
     }
     this.currentJob = undefined;
+    this.jobScope = undefined;
     const { timedOut, ...output } = result;
-    const saves = !timedOut && output.exitCode === 0 && req.class === SNAPSHOT_CLASS;
+    const saves = !timedOut && !output.cancelled && output.exitCode === 0 && req.class === SNAPSHOT_CLASS;
     if (saves) {
       s.state = 'snapshotting';
       this.afterJob = { sequence };
@@ -295,6 +305,12 @@ class SandboxEntity {
       ...(saves ? { sessionPending: true } : {}),
       ...(resumedFrom ? { resumedFrom } : {}),
     };
+  }
+
+  /** The running job, cancelled (a signal for another job, or none running, changes nothing). */
+  cancelJob(input: { sequence?: number }): void {
+    const running = this.jobScope;
+    if (running && (input.sequence === undefined || input.sequence === running.sequence)) running.scope.cancel();
   }
 
   /** Main loop, after a job's answer: save its session, then keep the sandbox running or stop it. */
@@ -727,6 +743,7 @@ export async function sandbox(req: SandboxRequest): Promise<SandboxStatus> {
     return entity.status();
   });
   setHandler(runJobUpdate, (job) => entity.runJob(job), { validator: (job) => entity.validateJob(job) });
+  setHandler(cancelJobSignal, (input) => entity.cancelJob(input ?? {}));
   setHandler(promoteUpdate, (input) => entity.promote(input), { validator: (input) => entity.validatePromote(input) });
   setHandler(resumeUpdate, (call) => entity.resume(call), { validator: (call) => entity.validateResume(call) });
   setHandler(destroyUpdate, (call) => entity.destroy(call), { validator: (call) => entity.validateDestroy(call) });

@@ -18,6 +18,19 @@ interface Ping {
   reject(err: Error): void;
 }
 
+/** Open connections by their socket: a job's cancel reaches the guest over the connection the job runs on. */
+const live = new Map<string, Set<GuestAgentClient>>();
+
+/**
+ * Asks the guest behind `socketPath` to end every job running over this host's connections: SIGTERM to each job's
+ * process group, SIGKILL after `graceMs`. Returns how many jobs were asked.
+ */
+export function cancelGuestJobs(socketPath: string, graceMs: number): number {
+  let asked = 0;
+  for (const client of live.get(socketPath) ?? []) asked += client.cancelAll(graceMs);
+  return asked;
+}
+
 export class GuestAgentClient {
   private readonly jobs = new Map<string, Job>();
   private readonly pings = new Map<string, Ping>();
@@ -31,7 +44,13 @@ export class GuestAgentClient {
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<GuestAgentClient> {
     const client = new GuestAgentClient();
     client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), { timeoutMs, peer: 'guest agent' });
-    client.socket.onClose((err) => client.failAll(err));
+    const peers = live.get(socketPath) ?? new Set<GuestAgentClient>();
+    live.set(socketPath, peers.add(client));
+    client.socket.onClose((err) => {
+      peers.delete(client);
+      if (!peers.size) live.delete(socketPath);
+      client.failAll(err);
+    });
     return client;
   }
 
@@ -75,6 +94,12 @@ export class GuestAgentClient {
         },
       );
     });
+  }
+
+  /** Signals every job of this connection (see cancelGuestJobs); the jobs end as usual, with their exit. */
+  cancelAll(graceMs: number): number {
+    for (const id of this.jobs.keys()) this.trySend({ op: 'signal', id, k: this.key.toString(), graceMs }, () => undefined);
+    return this.jobs.size;
   }
 
   close(): void {

@@ -137,6 +137,52 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: ApiDeps): void
     },
   );
 
+  app.get<{ Params: SandboxParams; Querystring: { job?: number; follow?: boolean; since?: string } }>(
+    '/sandboxes/:id/logs',
+    {
+      schema: {
+        tags: ['sandboxes'],
+        summary: "A job's whole log (the last job's without `job`) as server-sent events: stdout, stderr, note (base64 bytes), then end",
+        params: sandboxParam,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            job: { type: 'integer', minimum: 1, maximum: 2_147_483_647 },
+            follow: { type: 'boolean' },
+            since: { type: 'string', maxLength: 64 },
+          },
+        },
+        response: { 200: { type: 'string', description: 'text/event-stream' } },
+      },
+    },
+    async (request, reply) => {
+      const caller = callerOf(request);
+      await onSandbox(caller, request.params.id, 'snapshot.read');
+      const chunks = caller.client.sandboxes.logs(request.params.id, { ...request.query, signal: closedSignal(reply) });
+      // The first read answers a missing log or a bad `since` as a problem, before any event is sent.
+      const first = await chunks.next();
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+      const send = (event: string, data: string): void => {
+        if (!res.writableEnded) res.write(`event: ${event}\ndata: ${data}\n\n`);
+      };
+      void (async () => {
+        try {
+          if (!first.done) send(first.value.stream, first.value.data.toString('base64'));
+          if (!first.done) for await (const c of chunks) send(c.stream, c.data.toString('base64'));
+          send('end', '{}');
+        } catch (err) {
+          send('error', JSON.stringify(problemOf(describeFailure(err))));
+        } finally {
+          res.end();
+        }
+      })();
+      return reply;
+    },
+  );
+
   app.post<{ Params: SandboxParams; Body: { name: string; setDefault?: boolean } }>(
     '/sandboxes/:id/promote',
     {
@@ -227,6 +273,13 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: ApiDeps): void
   );
 }
 
+/** Aborts when the client goes away: a followed log stops being read. */
+function closedSignal(reply: FastifyReply): AbortSignal {
+  const closed = new AbortController();
+  reply.raw.once('close', () => closed.abort());
+  return closed.signal;
+}
+
 /** The job's output as server-sent events; the connection closes after `result` (or `error`). */
 function streamJob(
   reply: FastifyReply,
@@ -245,7 +298,8 @@ function streamJob(
   const send = (event: string, data: string): void => {
     if (!res.writableEnded) res.write(`event: ${event}\ndata: ${data}\n\n`);
   };
-  const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+  const b64 = (data: string | Uint8Array): string =>
+    (typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)).toString('base64');
   caller.client.sandboxes
     .runJob(id, job, {
       onOutput: (chunk) => send(chunk.stream, b64(chunk.data)),

@@ -80,6 +80,24 @@ func (r *reaper) run() {
 	}
 }
 
+// running maps a job's id to its process group while it runs, for a cancel.
+var running sync.Map
+
+func cancelJob(id string, grace time.Duration) {
+	value, ok := running.Load(id)
+	if !ok {
+		return
+	}
+	pid := value.(int)
+	syscall.Kill(-pid, syscall.SIGTERM)
+	go func() {
+		time.Sleep(grace)
+		if current, still := running.Load(id); still && current.(int) == pid {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}()
+}
+
 func runJob(ch *channel, r *reaper, req request) {
 	if len(req.Argv) == 0 {
 		ch.send(exit{ID: req.ID, Key: req.Key, ExitCode: 127, Error: "empty argv"})
@@ -119,6 +137,9 @@ func runJob(ch *channel, r *reaper, req request) {
 		return
 	}
 
+	running.Store(req.ID, pid)
+	defer running.Delete(req.ID)
+
 	var streams sync.WaitGroup
 	for _, s := range []struct {
 		name string
@@ -128,10 +149,11 @@ func runJob(ch *channel, r *reaper, req request) {
 		go func(name string, file *os.File) {
 			defer streams.Done()
 			buf := make([]byte, 64*1024) // one frame per pipe-full: ~87 KiB of base64, far below the host's frame cap
+			frame := make([]byte, 0, 96*1024)
 			for {
 				n, err := file.Read(buf)
 				if n > 0 {
-					ch.send(output{ID: req.ID, Key: req.Key, Stream: name, Data: append([]byte(nil), buf[:n]...)})
+					ch.sendOutput(&frame, req.ID, req.Key, name, buf[:n])
 				}
 				if err != nil {
 					return

@@ -15,6 +15,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,12 +41,39 @@ type request struct {
 	Env       map[string]string `json:"env"`
 	Workdir   string            `json:"workdir"`
 	TimeoutMs int64             `json:"timeoutMs"`
+	GraceMs   int64             `json:"graceMs"`
 }
 
 // channel serialises writes: jobs stream concurrently over one port.
 type channel struct {
 	mu  sync.Mutex
 	out *os.File
+}
+
+// sendOutput writes one output frame, built by hand into the stream's own buffer: under TCG the reflection and the
+// copies of json.Marshal cost more than the base64 itself. Ids and keys are the host's, echoed JSON-quoted.
+func (c *channel) sendOutput(frame *[]byte, id, key, stream string, data []byte) {
+	b := (*frame)[:0]
+	b = append(b, `{"id":`...)
+	b = appendQuoted(b, id)
+	b = append(b, `,"k":`...)
+	b = appendQuoted(b, key)
+	b = append(b, `,"stream":"`...)
+	b = append(b, stream...)
+	b = append(b, `","data":"`...)
+	n := base64.StdEncoding.EncodedLen(len(data))
+	b = append(b, make([]byte, n)...)
+	base64.StdEncoding.Encode(b[len(b)-n:], data)
+	b = append(b, "\"}\n"...)
+	*frame = b
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.Write(b)
+}
+
+func appendQuoted(b []byte, s string) []byte {
+	quoted, _ := json.Marshal(s)
+	return append(b, quoted...)
 }
 
 func (c *channel) send(msg any) {
@@ -107,6 +135,9 @@ func main() {
 			ch.send(map[string]any{"id": req.ID, "k": req.Key, "pong": true, "uptimeMs": uptimeMs()})
 		case "exec":
 			go runJob(ch, reaper, req)
+		case "signal":
+			// A cancel: SIGTERM to the job's group now, SIGKILL after the grace if it is still there.
+			cancelJob(req.ID, time.Duration(req.GraceMs)*time.Millisecond)
 		default:
 			ch.send(map[string]any{"id": req.ID, "k": req.Key, "error": "unknown op " + req.Op})
 		}

@@ -6,6 +6,7 @@ import type { LogLevel, LogMetadata } from '@temporalio/common';
 import { NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createDb, type DbHandle } from '../../db/client';
+import { catalogLogSink } from '../../catalog/logs';
 import { SnapflowClient } from '../../client';
 import { payloadDataConverter } from '../../lib/codec';
 import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../../lib/config';
@@ -86,6 +87,8 @@ export interface TestEnv {
     storage?: StorageConfig | null;
     githubApp?: GithubAppConfig;
     memoryLimitMiB?: number;
+    /** Bytes kept per log before it is cut (default SNAPFLOW_LOG_CAP_BYTES's). */
+    logCapBytes?: number;
     /** RAM of its vm sandboxes; 512 MiB unless given (the sizes' own RAM is more than tests need). */
     vmMemoryMiB?: number;
     /** Defaults to the test env's: skills and local repositories under the stack's directory. */
@@ -188,6 +191,8 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
         preload: opts.preload ?? config.preload,
         ghcrHost: config.ghcrHost,
         dataConverter,
+        logs: catalogLogSink(db.db, { retentionDays: config.logs.retentionDays }),
+        logCapBytes: opts.logCapBytes,
       });
       vmHosts.add(opts.hostId);
       return track(await run(worker));

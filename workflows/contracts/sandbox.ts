@@ -1,5 +1,5 @@
 // The sandbox entity's interface (workflows/sandbox.ts): its request, status and the Updates and Query it answers.
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DefaultState } from '../../catalog/defaults';
 import type { SandboxRow } from '../../catalog/sandboxes';
 import type { RestoreDecision } from '../../lib/restoreOrder';
@@ -69,8 +69,13 @@ export interface JobRequest extends SandboxCall {
 export interface JobResult {
   sequence: number;
   exitCode: number;
+  /** Each stream's exact last 64 KiB when the job has a log (`log`); its head on a host that keeps none. */
   stdout: string;
   stderr: string;
+  /** The caller cancelled it: its processes were signalled, its log is kept, no session was saved. */
+  cancelled?: true;
+  /** Where the whole output is (`sandbox logs`): its size, and what a cut at the cap dropped. */
+  log?: { id: string; bytes: number; dropped: number; cutAt?: number; incomplete?: true };
   /** Saved only after a successful job on a `vm` sandbox. */
   sessionSnapshotId?: string;
   /** The job succeeded but its session could not be saved: the previous session stays the latest. */
@@ -105,6 +110,9 @@ export interface SandboxStatus extends SandboxCarried {
 
 /** Runs a command inside the sandbox (starting it again first when it is stopped); rejected while it is busy. */
 export const runJobUpdate = defineUpdate<JobResult, [JobRequest]>('runJob');
+
+/** Cancels the running job (Ctrl-C on `sandbox run`): SIGTERM to its process group, SIGKILL after a grace. */
+export const cancelJobSignal = defineSignal<[{ sequence?: number }]>('cancelJob');
 /** Commits the idle sandbox as a workspace golden snapshot; rejected while a job runs or for `container` class. */
 export const promoteUpdate = defineUpdate<PromoteResult, [PromoteRequest]>('promote');
 /** Starts a stopped sandbox again, by the restore order; returns the new status (with the decision). */
