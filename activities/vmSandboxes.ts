@@ -115,6 +115,21 @@ const ENTRYPOINT_PID = '/run/snapflow-entrypoint.pid';
 /** Saved-state files a crashed save or pull left; older than this they belong to no running attempt. */
 const STALE_MS = 10 * 60_000;
 
+/** What a save heartbeats once its upload is done: the answer a retry of the same call returns. */
+interface SavedProgress {
+  step: 'save vm';
+  saved?: SavedVm;
+}
+
+/** The previous attempt's last heartbeat, or none (a first attempt, or outside an activity). */
+function savedAnswer(): unknown {
+  try {
+    return Context.current().info.heartbeatDetails;
+  } catch {
+    return undefined;
+  }
+}
+
 export function createVmSandboxActivities(deps: VmSandboxDeps) {
   const { containers, cacheDir } = deps;
   const stateDir = deps.stateDir ?? cacheDir;
@@ -239,6 +254,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
               'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
             );
           const localRef = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}:${input.tag}`;
+          // An earlier attempt of this call that finished (it outlived its deadline, or its worker died before
+          // answering) left its answer in its last heartbeat: the upload moved the cached copy to the stored name, so
+          // without it a retry would save the machine again, a second artifact with another digest.
+          const earlier = (savedAnswer() as SavedProgress | undefined)?.saved;
+          if (earlier?.localRef === localRef) return earlier;
           const started = Date.now();
           let profile: string;
           // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
@@ -267,7 +287,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           const savedMs = Date.now() - started;
           const file = cachedStateFile(stateDir, localRef);
           const bytes = statSync(file).size;
-          if (!deps.storage) return { localRef, storedRef: null, digest: null, machineProfile: profile, bytes, savedMs };
+          if (!deps.storage) {
+            const saved: SavedVm = { localRef, storedRef: null, digest: null, machineProfile: profile, bytes, savedMs };
+            Context.current().heartbeat({ step: 'save vm', saved } satisfies SavedProgress);
+            return saved;
+          }
           const target = storageTarget(localRef)!.target;
           const pushed = await pushState(target, file, input.tag).catch((err: unknown) => {
             if (err instanceof SnapflowError) throw err;
@@ -279,7 +303,9 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           });
           const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
           await adoptState(file, stateDir, storedRef); // what restores ask for from now on
-          return { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
+          const saved: SavedVm = { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
+          Context.current().heartbeat({ step: 'save vm', saved } satisfies SavedProgress); // no await after: it is the last
+          return saved;
         }),
       );
     },

@@ -13,6 +13,7 @@ import {
   type ChaosCase,
 } from './chaos/cases';
 import { startChaosEnv, type ChaosEnv } from './chaos/env';
+import { stallSummary } from './chaos/stalls';
 import { killHostMidSessionRestore, killHostMidSessionSave } from './chaos/vmCases';
 
 const cases: Array<[string, ChaosCase, number]> = [
@@ -68,9 +69,13 @@ describe('when an activity commits and then stalls past its deadline', () => {
     await expectClean(env, promoteVsJobRace, 1);
   }, 420_000);
 
-  test('the writers named were stalled after their commit (so the cases above ran their retries)', () => {
+  test('the writers named were stalled after their commit, and each retry answered what the stalled attempt had', () => {
     const stalled = env.stalls().filter((r) => r.event === 'stalled');
     // A session is saved only when the job won the round, so that writer may not have been reached.
     expect([...new Set(stalled.map((r) => r.type))]).toEqual(expect.arrayContaining(['setDefault', 'startVmSandbox', 'snapshotVmSandbox']));
+    // Each retry answered what its stalled attempt had (a vm save is not saved a second time).
+    const summary = stallSummary(env.stalls());
+    expect(summary.flatMap((t) => [...t.others, ...t.failed].map((w) => `${t.type} ${w}`))).toEqual([]);
+    expect(summary.filter((t) => t.same === 0).map((t) => t.type)).toEqual([]);
   });
 });

@@ -21,9 +21,9 @@ const NOT_HERE: Record<string, string> = {
   startVmSandbox: 'vm sandboxes boot under TCG for minutes: test/chaos.e2e.test.ts stalls this step',
   snapshotVmSandbox: 'vm only: test/chaos.e2e.test.ts stalls this step',
   saveSessionSnapshot: 'a session is saved for vm sandboxes only: test/chaos.e2e.test.ts stalls this step',
-  restoreVmSandbox: 'vm only: `npm run chaos -- --stall` (kill-vm-restore)',
-  cacheVmState: 'vm only: `npm run chaos -- --stall` (kill-vm-restore)',
-  evictVmState: 'vm only, with host cache eviction',
+  restoreVmSandbox: 'vm only; not yet stalled anywhere (its boot and restore answers are kept in the VM directory)',
+  cacheVmState: 'vm only; not yet stalled anywhere',
+  evictVmState: 'vm only, with host cache eviction; not yet stalled anywhere',
   moveAgents: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   moveAgentsBack: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   markGithubConnection: 'needs the GitHub App fake, which this stack has not',
@@ -31,8 +31,8 @@ const NOT_HERE: Record<string, string> = {
   setHostStatus: 'no workflow calls it (drain and undrain write the catalog from the client)',
   upsertHost:
     'stalled as the stack starts, inside a host refresh its caller bounds at 30 s: the run ends before the retry (the next refresh writes the row)',
-  evictSnapshot: 'host cache eviction runs only when a host holds more than it keeps',
-  forgetHostCache: 'host cache eviction runs only when a host holds more than it keeps',
+  evictSnapshot: 'host cache eviction runs only when a host holds more than it keeps: `npm run chaos -- --stall`',
+  forgetHostCache: 'host cache eviction runs only when a host holds more than it keeps: `npm run chaos -- --stall`',
 };
 
 /** The short calls' start-to-close in this stack's workflow bundle (the product's is 30 s), so each stall costs ~12 s. */
