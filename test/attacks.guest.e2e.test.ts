@@ -25,7 +25,7 @@ import { guestFiles, guestImage } from '../activities/vm/guestImage';
 import { cacheDir, vmTools } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile } from '../activities/vm/stateArtifacts';
-import { createVmSandboxActivities } from '../activities/vmSandboxes';
+import { createVmSandboxActivities } from '../activities/sandbox/vm/machines';
 import { describeFailure } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF } from '../lib/presets';

@@ -10,7 +10,7 @@ import { createDockerActivities } from '../activities/docker';
 import { SANDBOX_CAPABILITIES, SANDBOX_PIDS_LIMIT } from '../activities/confinement';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createImageActivities } from '../activities/images';
-import { createVmSandboxActivities } from '../activities/vmSandboxes';
+import { createVmSandboxActivities } from '../activities/sandbox/vm/machines';
 import { sandboxes, snapshots } from '../db/schema';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';

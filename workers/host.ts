@@ -10,7 +10,7 @@ import { OUTPUT_HEARTBEAT_MS, createDockerActivities } from '../activities/docke
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
 import { cacheDir, defaultRunRoot } from '../activities/vm/machine';
-import { createVmSandboxActivities, sweepVmLeftovers } from '../activities/vmSandboxes';
+import { createVmSandboxActivities, sweepVmLeftovers } from '../activities/sandbox/vm/machines';
 import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';

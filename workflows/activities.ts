@@ -20,7 +20,7 @@ import type { AuthzActivities } from '../activities/authz';
 import type { AgentActivities } from '../activities/agents';
 import type { RestoreActivities } from '../activities/restore';
 import type { SandboxActivities } from '../activities/sandboxes';
-import type { VmSandboxActivities } from '../activities/vmSandboxes';
+import type { VmSandboxActivities } from '../activities/sandbox/vm/machines';
 import { taskQueues } from '../lib/ids';
 import { SIZE_PRESETS, findPreset } from '../lib/presets';
 

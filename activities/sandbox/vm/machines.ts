@@ -7,11 +7,11 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
-import type { StorageConfig } from '../lib/config';
-import { SnapflowError, describeFailure } from '../lib/errors';
-import type { HostFacts } from '../lib/hosts';
-import { SIZE_PRESETS, findPreset } from '../lib/presets';
-import { boundary, fail } from './boundary';
+import type { StorageConfig } from '../../../lib/config';
+import { SnapflowError, describeFailure } from '../../../lib/errors';
+import type { HostFacts } from '../../../lib/hosts';
+import { SIZE_PRESETS, findPreset } from '../../../lib/presets';
+import { boundary, fail } from '../../boundary';
 import {
   LOCAL_REGISTRY,
   outputHeartbeats,
@@ -20,12 +20,12 @@ import {
   type ExecInSandbox,
   type ExecResult,
   type RemoveSandbox,
-} from './docker';
-import { checkHandle, type HandleClaim } from './handles';
-import type { AccelProbe } from './vm/accel';
-import { machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
-import { createVmRuntime, type VmRuntime } from './vm/runtime';
-import { requireOwnSnapshot } from './hostCache';
+} from '../../docker';
+import { checkHandle, type HandleClaim } from '../../handles';
+import type { AccelProbe } from '../../vm/accel';
+import { machineFiles, machineProfile, stopQemu, vmTools } from '../../vm/machine';
+import { createVmRuntime, type VmRuntime } from '../../vm/runtime';
+import { requireOwnSnapshot } from '../../hostCache';
 import {
   adoptState,
   cachedStateFile,
@@ -35,8 +35,8 @@ import {
   pushState,
   readStateManifest,
   verifiedState,
-} from './vm/stateArtifacts';
-import type { VmHandle } from './vm/types';
+} from '../../vm/stateArtifacts';
+import type { VmHandle } from '../../vm/types';
 
 const VM_PREFIX = 'vm:';
 const isVm = (containerId: string): boolean => containerId.startsWith(VM_PREFIX);
