@@ -9,7 +9,8 @@ import type { PreloadLimits } from '../lib/config';
 import { CONTAINER_LABEL } from '../lib/ids';
 import { boundary, fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
-import { runExec, withHeartbeat, type ExecResult } from './docker';
+import { runExec, type ExecResult } from './docker';
+import { withHeartbeat } from './heartbeats';
 import { isolatedGit, resolveRepo, resolveSkillsDir } from './preloadPaths';
 
 /** Inside the sandbox: one empty file per repo whose dependency build finished. */

@@ -4,7 +4,7 @@ import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SYSTEM_SCOPE, storageOwner } from '../lib/ids';
 import { fail } from './boundary';
-import { withHeartbeat } from './docker';
+import { withHeartbeat } from './heartbeats';
 import { followProgress } from './progress';
 
 export interface HostCacheDeps {

@@ -12,15 +12,8 @@ import { SnapflowError, describeFailure } from '../../../lib/errors';
 import type { HostFacts } from '../../../lib/hosts';
 import { SIZE_PRESETS, findPreset } from '../../../lib/presets';
 import { boundary, fail } from '../../boundary';
-import {
-  LOCAL_REGISTRY,
-  outputHeartbeats,
-  withHeartbeat,
-  type DockerActivities,
-  type ExecInSandbox,
-  type ExecResult,
-  type RemoveSandbox,
-} from '../../docker';
+import { outputHeartbeats, withHeartbeat } from '../../heartbeats';
+import { LOCAL_REGISTRY, type DockerActivities, type ExecInSandbox, type ExecResult, type RemoveSandbox } from '../../docker';
 import { checkHandle, type HandleClaim } from '../../handles';
 import type { AccelProbe } from '../../vm/accel';
 import { machineFiles, machineProfile, stopQemu, vmTools } from '../../vm/machine';
