@@ -3,7 +3,6 @@ import {
   allHandlersFinished,
   condition,
   isCancellation,
-  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -28,6 +27,7 @@ import { asFailure, failureOf, reject } from './failures';
 import { withWorkspace } from './compat';
 import { vouch } from './authorize';
 import type { ActorClaim } from '../lib/actorClaim';
+import { since } from './legacy';
 
 const TERMINAL: readonly RolloutPhase[] = ['completed', 'rolled-back', 'aborted', 'failed'];
 
@@ -331,7 +331,7 @@ export async function rolloutSnapshot(req: RolloutRequest): Promise<RolloutResul
     await move(s.canary);
 
     enter('health');
-    const unhealthy = req.auto ? await (patched('canary-run-v1') ? canaryRun(snapshot) : bootCheck(snapshot)) : await awaitReports();
+    const unhealthy = req.auto ? await (since.canaryRun() ? canaryRun(snapshot) : bootCheck(snapshot)) : await awaitReports();
     if (abort) return await finish('aborted', aborted());
     if (unhealthy) return await finish('rolled-back', unhealthy);
 

@@ -1,7 +1,6 @@
 import {
   CancellationScope,
   allHandlersFinished,
-  patched,
   condition,
   continueAsNew,
   setCurrentDetails,
@@ -48,6 +47,7 @@ import { reject } from './failures';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
@@ -91,8 +91,8 @@ class SandboxEntity {
     this.s = req.carried ?? { state: 'provisioning', jobs: 0, generation: 0 };
     const { workflowId, runId } = workflowInfo();
     this.run = { workflowId, runId };
-    this.lifecycle = patched('lifecycle-v1');
-    this.machines = req.class === SNAPSHOT_CLASS && (req.carried ? req.carried.machines === true : patched('vm-runtime-v1'));
+    this.lifecycle = since.lifecycle();
+    this.machines = req.class === SNAPSHOT_CLASS && (req.carried ? req.carried.machines === true : since.vmRuntime());
     this.s.machines = this.machines || undefined;
   }
 
@@ -543,7 +543,7 @@ class SandboxEntity {
 
   /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
   private async authorizeAs(call: SandboxCall | undefined, action: Action): Promise<void> {
-    if (!patched('authz-v1')) return;
+    if (!since.authorization()) return;
     const actor = call?.actor;
     // Never the creator's identity for someone else's call: a request that names nobody is refused.
     if (!actor)
@@ -575,7 +575,7 @@ class SandboxEntity {
     const base = decision.base;
     const fromStorage = decision.source !== 'base' || Boolean(base);
     // Recorded runs pulled first; now the container is created straight away and the image pulled only when it is missing.
-    const pullOnMiss = fromStorage && patched('pull-on-miss-v1');
+    const pullOnMiss = fromStorage && since.pullOnMiss();
     const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
     if (fromStorage && !pullOnMiss) await cache();
     s.generation += 1;
@@ -596,7 +596,7 @@ class SandboxEntity {
       await cache();
       return create();
     });
-    if (base && patched('entrypoint-v1')) {
+    if (base && since.entrypoint()) {
       try {
         await docker.awaitEntrypoint({
           ...this.mine(),
