@@ -18,6 +18,7 @@ import { taskQueues, workflowIds } from '../lib/ids';
 import { OutputReader, type JobOutputProgress, type OutputChunk } from '../lib/jobOutput';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
+import { JOB_ACTIVITY_NAMES } from '../lib/sandboxHandle';
 import {
   checkFlag,
   checkIssueKey,
@@ -287,7 +288,7 @@ export class SandboxClient {
     while (!done) {
       const described = await handle.describe().catch(() => undefined);
       for (const activity of described?.raw.pendingActivities ?? []) {
-        if (activity.activityType?.name !== 'execInSandbox' || !activity.heartbeatDetails?.payloads?.length) continue;
+        if (!JOB_ACTIVITY_NAMES.includes(activity.activityType?.name ?? '') || !activity.heartbeatDetails?.payloads?.length) continue;
         const [progress] = await decodeArrayFromPayloads(this.temporal.options.loadedDataConverter, activity.heartbeatDetails.payloads);
         if ((progress as JobOutputProgress | undefined)?.stdout) await onProgress(progress as JobOutputProgress);
       }

@@ -22,3 +22,14 @@ export function parseHandleText(text: string): SandboxHandle {
   const backend = at < 0 ? undefined : SANDBOX_CLASSES.find((c) => c !== 'container' && c === text.slice(0, at));
   return backend ? { backend, id: text.slice(at + 1) } : { backend: 'container', id: text };
 }
+
+/** A backend's activity for a verb: `vm` + `exec` → `vmExec` (activities/sandbox/backend.ts registers them so). */
+export function backendActivityName(backend: SandboxBackendName, verb: string): string {
+  return `${backend}${verb.charAt(0).toUpperCase()}${verb.slice(1)}`;
+}
+
+/**
+ * The activities that run a user's job and heartbeat its output: each backend's `exec`, and the name runs recorded
+ * before the backend seam (and scratch containers) call. The client reads a running job's output from these.
+ */
+export const JOB_ACTIVITY_NAMES: readonly string[] = ['execInSandbox', ...SANDBOX_CLASSES.map((c) => backendActivityName(c, 'exec'))];

@@ -24,4 +24,9 @@ export const since = {
   lifecycle: () => patched('lifecycle-v1'),
   /** 2026-12-02 · remove after 2027-03-02. Without it: a `vm` sandbox ran as a container. */
   vmRuntime: () => patched('vm-runtime-v1'),
+  /**
+   * 2026-12-04 · remove after 2027-03-04. Without it: the sandbox called its runtime by the earlier activity names,
+   * the handle as text (workflows/sandboxLegacyRuntime.ts).
+   */
+  backends: () => patched('sandbox-backends-v1'),
 };

@@ -11,20 +11,13 @@ import {
 import type { HandleClaim } from '../activities/handles';
 import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
-import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
-import type { SandboxClass, SandboxState } from '../lib/vocabulary';
-import {
-  access,
-  catalog,
-  defaults,
-  golden,
-  hostActivities,
-  hostCacheActivities,
-  hostJobActivities,
-  hostVmActivities,
-  restore,
-  sandboxCatalog,
-} from './activities';
+import { chooseRestore } from '../lib/restoreOrder';
+import { handleText, parseHandleText, type SandboxHandle } from '../lib/sandboxHandle';
+import type { SandboxState } from '../lib/vocabulary';
+import { access, catalog, defaults, golden, hostActivities, hostCacheActivities, restore, sandboxCatalog } from './activities';
+import { BACKEND_OF_CLASS, backendTraits } from './backends';
+import { ENTRYPOINT_SETTLE_SECONDS, backendRuntime, type SandboxRuntime } from './sandboxRuntime';
+import { legacyRuntime } from './sandboxLegacyRuntime';
 import {
   SANDBOX_DEFAULTS,
   destroyUpdate,
@@ -52,11 +45,6 @@ import { since } from './legacy';
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
 
-/** The only class with snapshots: a session after each successful job, and promotion. */
-const SNAPSHOT_CLASS: SandboxClass = 'vm';
-
-/** An image snapshot's entrypoint counts as up when it is still running this long after the container started. */
-const ENTRYPOINT_SETTLE_SECONDS = 2;
 /** Why a running sandbox stops on its own. */
 type Expiry = NonNullable<Carried['lastStop']>['reason'];
 
@@ -83,6 +71,9 @@ class SandboxEntity {
   readonly machines: boolean;
   /** A successful job whose session the main loop saves after the job's answer went out. */
   afterJob?: { sequence: number };
+  /** Whether this sandbox's class has snapshots: a session after each successful job, and promotion. */
+  readonly snapshots: boolean;
+  private readonly runtime: SandboxRuntime;
   private readonly s: SandboxCarried;
   private readonly run: { workflowId: string; runId: string };
   private currentJob: SandboxStatus['currentJob'];
@@ -92,8 +83,13 @@ class SandboxEntity {
     const { workflowId, runId } = workflowInfo();
     this.run = { workflowId, runId };
     this.lifecycle = since.lifecycle();
-    this.machines = req.class === SNAPSHOT_CLASS && (req.carried ? req.carried.machines === true : since.vmRuntime());
+    this.snapshots = backendTraits(BACKEND_OF_CLASS[req.class]).snapshots;
+    this.machines = this.snapshots && (req.carried ? req.carried.machines === true : since.vmRuntime());
     this.s.machines = this.machines || undefined;
+    const ctx = { req, claim: this.mine(), workflowId };
+    // A `vm` run recorded before machines ran its sandbox as a container, and continues to.
+    const backend = this.machines || !this.snapshots ? BACKEND_OF_CLASS[req.class] : 'container';
+    this.runtime = since.backends() ? backendRuntime(backend, ctx) : legacyRuntime({ ...ctx, machines: this.machines });
   }
 
   status(): SandboxStatus {
@@ -181,16 +177,10 @@ class SandboxEntity {
     }
     try {
       await this.sync();
-      const result = await hostJobActivities(s.hostId!).execInSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        command: job.command,
-        env: job.env,
-        workdir: job.workdir,
-      });
+      const result = await this.runtime.exec(s.hostId!, this.handle()!, job);
       let sessionSnapshotId: string | undefined;
       let sessionError: string | undefined;
-      if (result.exitCode === 0 && req.class === SNAPSHOT_CLASS) {
+      if (result.exitCode === 0 && this.snapshots) {
         s.state = 'snapshotting';
         await this.sync();
         try {
@@ -251,17 +241,10 @@ class SandboxEntity {
       });
     }
     const timeoutMs = job.timeoutMs ?? SANDBOX_DEFAULTS.jobTimeoutMs;
-    let result: Awaited<ReturnType<ReturnType<typeof hostJobActivities>['execInSandbox']>>;
+    let result: Awaited<ReturnType<SandboxRuntime['exec']>>;
     try {
       await this.sync();
-      result = await hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        command: job.command,
-        env: job.env,
-        workdir: job.workdir,
-        timeoutMs,
-      });
+      result = await this.runtime.exec(s.hostId!, this.handle()!, job, timeoutMs);
     } catch (err) {
       // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.
       await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
@@ -275,7 +258,7 @@ class SandboxEntity {
     }
     this.currentJob = undefined;
     const { timedOut, ...output } = result;
-    const saves = !timedOut && output.exitCode === 0 && req.class === SNAPSHOT_CLASS;
+    const saves = !timedOut && output.exitCode === 0 && this.snapshots;
     if (saves) {
       s.state = 'snapshotting';
       this.afterJob = { sequence };
@@ -332,10 +315,10 @@ class SandboxEntity {
 
   /** Idle too long, or past its lifetime: a `vm` saves a session not saved yet, then the container goes. */
   async expire(reason: Expiry): Promise<void> {
-    const { req, s } = this;
+    const { s } = this;
     let sessionSnapshotId: string | undefined;
     const unsaved = s.unsavedSequence;
-    if (req.class === SNAPSHOT_CLASS && unsaved !== undefined) {
+    if (this.snapshots && unsaved !== undefined) {
       s.state = 'snapshotting'; // validators refuse a job or a promotion meanwhile
       await this.sync();
       try {
@@ -345,23 +328,23 @@ class SandboxEntity {
         // the previous session stays the latest; the container goes anyway
       }
     }
-    const docker = this.docker();
-    const containerId = s.containerId;
+    const [hostId, handle] = [s.hostId!, this.handle()];
     // Stopped before the container is removed: a job accepted meanwhile starts a new one, never this one.
     Object.assign(s, {
       state: 'stopped',
       containerId: undefined,
+      handle: undefined,
       startedAt: undefined,
       lastStop: { reason, at: workflowNow(), sessionSnapshotId },
     });
     await this.sync();
     this.show();
-    if (containerId) await docker.removeSandbox({ ...this.mine(), containerId }).catch(() => undefined);
+    if (handle) await this.runtime.stop(hostId, handle).catch(() => undefined);
   }
 
   validatePromote(_input: PromoteRequest): void {
     const { req } = this;
-    if (req.class !== SNAPSHOT_CLASS)
+    if (!this.snapshots)
       reject('SANDBOX_CLASS_UNSUPPORTED', `sandbox ${req.sandboxId} is a container sandbox; snapshots exist only for vm sandboxes`, {
         hint: 'create the sandbox with --class vm',
       });
@@ -440,15 +423,13 @@ class SandboxEntity {
   /** Promotion of a machine: pause, save memory and devices into snapshot storage, resume; then register it. */
   private async publishMachine(
     tag: string,
-    register: (stored: { storedRef: string; digest: string; machineProfile: string }) => Promise<string>,
+    register: (stored: { storedRef: string; digest: string; machineProfile?: string }) => Promise<string>,
   ): Promise<{ storedRef: string; registered: string }> {
     const { req, s } = this;
-    const saved = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
-      ...this.mine(),
-      containerId: s.containerId!,
+    const saved = await this.runtime.saveSession(s.hostId!, this.handle()!, {
       repository: `snapflow/golden/${req.workspace}`,
       tag,
-      keepAlive: true,
+      keepRunning: true,
       requireStorage: true,
     });
     const stored = { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
@@ -520,6 +501,12 @@ class SandboxEntity {
     return hostActivities(this.s.hostId!);
   }
 
+  /** What runs now; runs recorded before typed handles carried only its text. */
+  private handle(): SandboxHandle | undefined {
+    const s = this.s;
+    return s.handle ?? (s.containerId ? parseHandleText(s.containerId) : undefined);
+  }
+
   /** What every host call on this sandbox's container or VM names: the host checks the handle was made for it. */
   private mine(): HandleClaim {
     return { sandboxId: this.req.sandboxId, workspace: this.req.workspace };
@@ -579,71 +566,14 @@ class SandboxEntity {
     const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
     if (fromStorage && !pullOnMiss) await cache();
     s.generation += 1;
-    if (this.machines) return this.startMachine(decision, hostId, { fromStorage: pullOnMiss, cache });
-    const docker = hostActivities(hostId);
-    const create = () =>
-      docker.createTempSandbox({
-        key: `sandbox-${req.sandboxId}-${s.generation}`,
-        image: decision.imageRef,
-        size: req.size,
-        workflowId: this.run.workflowId,
-        role: 'sandbox',
-        entrypoint: base?.entrypoint,
-        ...this.mine(),
-      });
-    const box = await create().catch(async (err: unknown) => {
-      if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-      await cache();
-      return create();
-    });
-    if (base && since.entrypoint()) {
-      try {
-        await docker.awaitEntrypoint({
-          ...this.mine(),
-          containerId: box.containerId,
-          entrypoint: base.entrypoint,
-          settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
-          size: req.size,
-        });
-      } catch (err) {
-        await CancellationScope.nonCancellable(() => docker.removeSandbox({ ...this.mine(), containerId: box.containerId }));
-        throw err;
-      }
-    }
-    Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
-    if (this.lifecycle) s.startedAt = workflowNow();
-  }
-
-  /** Restores a saved machine (files and processes as they were), or boots one from the decision's image. */
-  private async startMachine(
-    decision: RestoreDecision,
-    hostId: string,
-    pull: { fromStorage: boolean; cache: () => Promise<unknown> },
-  ): Promise<void> {
-    const { req, s } = this;
-    const vm = hostVmActivities(hostId, req.size);
-    const key = `${req.sandboxId}-${s.generation}`;
-    const { workflowId } = this.run;
-    let box: { containerId: string };
-    if (decision.source !== 'running' && decision.source !== 'base' && decision.machineProfile) {
-      box = await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workspace: req.workspace, workflowId });
-    } else {
-      const imageRef = decision.source === 'running' ? '' : decision.imageRef;
-      const entrypoint = decision.base?.entrypoint;
-      const boot = () =>
-        vm.startVmSandbox({ key, image: imageRef, size: req.size, workflowId, entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS });
-      box = await boot().catch(async (err: unknown) => {
-        if (!pull.fromStorage || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-        await pull.cache();
-        return boot();
-      });
-    }
-    Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const, startedAt: workflowNow() });
+    const handle = await this.runtime.start({ decision, hostId, generation: s.generation, pullOnMiss, cache });
+    Object.assign(s, { hostId, handle, containerId: handleText(handle), state: 'idle' as const });
+    if (this.lifecycle || this.machines) s.startedAt = workflowNow();
   }
 
   private async stopContainer(): Promise<void> {
-    const s = this.s;
-    if (s.containerId) await this.docker().removeSandbox({ ...this.mine(), containerId: s.containerId });
+    const handle = this.handle();
+    if (handle) await this.runtime.stop(this.s.hostId!, handle);
     this.forgetContainer();
   }
 
@@ -651,6 +581,7 @@ class SandboxEntity {
   private forgetContainer(): void {
     const s = this.s;
     s.containerId = undefined;
+    s.handle = undefined;
     s.state = 'stopped';
     if (this.lifecycle) s.startedAt = undefined;
   }
@@ -660,23 +591,7 @@ class SandboxEntity {
     const { req, s } = this;
     const repository = `snapflow/sessions/${req.workspace}/${req.sandboxId}`;
     const tag = `s${sequence}`;
-    let image: { localRef: string; storedRef: string | null; digest: string | null; machineProfile?: string };
-    if (this.machines) {
-      // The machine quits with the save when it is not kept running: no resume only to stop it.
-      image = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        repository,
-        tag,
-        keepAlive: keepRunning,
-      });
-    } else {
-      const committed = await this.docker().commitSandbox({ ...this.mine(), containerId: s.containerId!, repository, tag });
-      // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
-      const stored = committed.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: committed.ref });
-      const storedRef = stored ? `${committed.ref.slice(0, committed.ref.lastIndexOf(':'))}@${stored.digest}` : null;
-      image = { localRef: committed.ref, storedRef, digest: stored?.digest ?? null };
-    }
+    const image = await this.runtime.saveSession(s.hostId!, this.handle()!, { repository, tag, keepRunning });
     const saved = await sandboxCatalog.saveSessionSnapshot({
       id: uuid4(),
       sandboxId: req.sandboxId,

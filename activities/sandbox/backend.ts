@@ -5,7 +5,7 @@ import { fail } from '../boundary';
 import type { ExecResult } from '../docker';
 import type { HandleClaim } from '../handles';
 import type { HostFacts } from '../../lib/hosts';
-import type { SandboxBackendName, SandboxHandle } from '../../lib/sandboxHandle';
+import { backendActivityName, type SandboxBackendName, type SandboxHandle } from '../../lib/sandboxHandle';
 
 export type { SandboxBackendName, SandboxHandle } from '../../lib/sandboxHandle';
 export type { ExecResult } from '../docker';
@@ -90,9 +90,7 @@ export type BackendActivities<N extends SandboxBackendName> = {
 /** A backend's verbs under its own activity names. */
 export function backendActivities<N extends SandboxBackendName>(name: N, backend: SandboxBackend): BackendActivities<N> {
   const verbs: readonly BackendVerb[] = BACKEND_VERBS;
-  return Object.fromEntries(
-    verbs.map((verb) => [`${name}${verb[0]!.toUpperCase()}${verb.slice(1)}`, backend[verb].bind(backend)]),
-  ) as BackendActivities<N>;
+  return Object.fromEntries(verbs.map((verb) => [backendActivityName(name, verb), backend[verb].bind(backend)])) as BackendActivities<N>;
 }
 
 /** Refused where the handle names another backend: a call never acts on another runtime's sandbox. */
