@@ -16,14 +16,18 @@ export function historyFixtures(): string[] {
 
 /**
  * Writes every run of `workflowId` (first run, then each run it continued as new into) as `<name>.pb`,
- * `<name>-run2.pb`, …; does nothing unless SNAPFLOW_RECORD_HISTORY is set. Call it once the workflow has ended.
+ * `<name>-run2.pb`, …; does nothing unless SNAPFLOW_RECORD_HISTORY is set. A value other than `1` is added to each
+ * name (SNAPFLOW_RECORD_HISTORY=-backends → `<name>-backends.pb`), so a new recording keeps the older ones beside it.
+ * Call it once the workflow has ended.
  */
 export async function recordHistory(client: Client, workflowId: string, name: string): Promise<void> {
-  if (!process.env.SNAPFLOW_RECORD_HISTORY) return;
+  const mark = process.env.SNAPFLOW_RECORD_HISTORY;
+  if (!mark) return;
+  const suffix = mark === '1' ? '' : mark;
   let runId = (await client.workflow.getHandle(workflowId).describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
   for (let run = 1; runId; run++) {
     const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-    const file = join(FIXTURE_DIR, `${name}${run > 1 ? `-run${run}` : ''}.pb`);
+    const file = join(FIXTURE_DIR, `${name}${suffix}${run > 1 ? `-run${run}` : ''}.pb`);
     writeFileSync(file, temporal.api.history.v1.History.encode(history).finish());
     const last = history.events?.[history.events.length - 1];
     runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
