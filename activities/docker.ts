@@ -4,7 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
-import type { ErrorCode } from '../lib/errors';
+import { storageNotConfigured, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
 import { CONTAINER_LABEL, SANDBOX_LABEL, WORKFLOW_LABEL, WORKSPACE_LABEL } from '../lib/ids';
 import type { OutputStream } from '../lib/jobOutput';
@@ -283,11 +283,7 @@ export function createDockerActivities(deps: DockerDeps) {
 
   function storageFor(what: string): StorageConfig {
     if (!deps.storage) {
-      fail(
-        'GOLDEN_STORAGE_NOT_CONFIGURED',
-        `snapshot storage is not configured on host ${deps.hostId}, so ${what} is not possible`,
-        'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
-      );
+      throw toNonRetryableFailure(storageNotConfigured({ hostId: deps.hostId, what }));
     }
     return deps.storage;
   }

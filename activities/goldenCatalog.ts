@@ -4,7 +4,6 @@ import {
   readBuildConfig,
   recordBuildEnd,
   recordBuildStart,
-  storageNotConfigured,
   type BuildConfig,
   type BuildEnd,
   type GoldenRegistration,
@@ -14,6 +13,7 @@ import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { StorageConfig } from '../lib/config';
 import { boundary, writeOnce } from './boundary';
+import { storageNotConfigured } from '../lib/errors';
 
 export type { BuildConfig } from '../catalog/golden';
 export type { EvictionCandidate } from '../catalog/hosts';

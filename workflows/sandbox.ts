@@ -11,6 +11,7 @@ import {
 import type { HandleClaim } from '../activities/handles';
 import type { Action } from '../lib/authz';
 import { describeFailure } from '../lib/errors';
+import { checkJob, checkSandboxDuration } from '../lib/validation/sandboxes';
 import { chooseRestore } from '../lib/restoreOrder';
 import { handleText, parseHandleText, type SandboxHandle } from '../lib/sandboxHandle';
 import type { SandboxState } from '../lib/vocabulary';
@@ -139,22 +140,16 @@ class SandboxEntity {
     await this.sync();
   }
 
+  /** The client's own job check (lib/validation), held here too, so a direct Update is held to it. */
   validateJob(job: JobRequest): void {
-    if (
-      !Array.isArray(job?.command) ||
-      job.command.length === 0 ||
-      job.command.some((a: unknown) => typeof a !== 'string' || a.includes('\u0000'))
-    ) {
-      reject('VALIDATION_FAILED', 'a job needs a command: a non-empty list of strings without NUL bytes', {
-        hint: 'e.g. ["sh", "-c", "npm test"]',
-      });
+    try {
+      checkJob(job);
+      if (this.lifecycle) checkSandboxDuration('timeout', job.timeoutMs);
+    } catch (err) {
+      const f = describeFailure(err);
+      reject(f.code, f.message, { field: f.field, hint: f.hint });
     }
-    if (this.lifecycle) {
-      const t: unknown = job.timeoutMs;
-      if (t !== undefined && !(typeof t === 'number' && Number.isFinite(t) && t >= 1_000 && t <= 24 * 3_600_000))
-        reject('VALIDATION_FAILED', 'a job timeout is a number of milliseconds from 1 second to 24 hours', { hint: 'e.g. --timeout 10m' });
-      if (this.s.state === 'stopped') return; // the job starts it again first
-    }
+    if (this.lifecycle && this.s.state === 'stopped') return; // the job starts it again first
     this.requireIdle('run a job');
   }
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../../../lib/config';
-import { SnapflowError, describeFailure } from '../../../lib/errors';
+import { SnapflowError, describeFailure, storageNotConfigured, toNonRetryableFailure } from '../../../lib/errors';
 import type { HostFacts } from '../../../lib/hosts';
 import { SIZE_PRESETS, findPreset } from '../../../lib/presets';
 import { boundary, fail } from '../../boundary';
@@ -216,11 +216,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
       return boundary(() =>
         withHeartbeat('save vm', async () => {
           if (input.requireStorage && !deps.storage)
-            fail(
-              'GOLDEN_STORAGE_NOT_CONFIGURED',
-              `snapshot storage is not configured on host ${deps.hostId}, so a golden snapshot cannot be stored`,
-              'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
-            );
+            throw toNonRetryableFailure(storageNotConfigured({ hostId: deps.hostId, what: 'storing a golden snapshot' }));
           const id = machineId(input.containerId);
           const localRef = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}:${input.tag}`;
           const started = Date.now();
