@@ -5,14 +5,15 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
-import type { ErrorCode } from '../lib/errors';
+import { storageNotConfigured, toNonRetryableFailure, type ErrorCode } from '../lib/errors';
 import type { HostFacts } from '../lib/hosts';
 import { CONTAINER_LABEL, SANDBOX_LABEL, WORKFLOW_LABEL, WORKSPACE_LABEL } from '../lib/ids';
-import { OutputTail, type JobOutputProgress, type OutputStream } from '../lib/jobOutput';
+import type { OutputStream } from '../lib/jobOutput';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
 import { checkHandle, type HandleClaim, type HandleRecord } from './handles';
+import { outputHeartbeats, withHeartbeat } from './heartbeats';
 import { followProgress } from './progress';
 import { JobLog, type LogResult } from './jobLog';
 import type { LogRef, LogSink } from '../catalog/logs';
@@ -131,9 +132,6 @@ export const LOCAL_REGISTRY = 'snapflow.local';
 /** Output kept per stream, so a chatty command cannot blow up workflow history. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
 
-/** How often a running job's output is heartbeated (the host worker's heartbeat throttle matches it). */
-export const OUTPUT_HEARTBEAT_MS = 250;
-
 /** After the kill, how long the job's output stream may take to close before it is cut. */
 const KILL_GRACE_MS = 5_000;
 
@@ -169,18 +167,6 @@ function statusOf(err: unknown): number | undefined {
 
 function isConnectionError(err: unknown): boolean {
   return ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes((err as { code?: string }).code ?? '');
-}
-
-/** Keeps an activity's heartbeat going while a long Docker call runs. */
-export async function withHeartbeat<T>(step: string, work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  ctx.heartbeat({ step });
-  const timer = setInterval(() => ctx.heartbeat({ step }), 5_000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 function truncate(text: string): string {
@@ -259,36 +245,6 @@ const LOG_FRAME_BYTES = /[\x00-\x08]/g;
 async function outputTail(container: Docker.Container, lines = 20): Promise<string> {
   const logs = await container.logs({ stdout: true, stderr: true, tail: lines }).catch(() => Buffer.from(''));
   return logs.toString('utf8').replace(LOG_FRAME_BYTES, '').trim().slice(-2000);
-}
-
-/**
- * A running job's output, heartbeated as it comes (the tail of each stream, at most every OUTPUT_HEARTBEAT_MS) and at
- * least every 5 s while it is quiet. `stop()` sends the last of it.
- */
-export function outputHeartbeats(step: string): { push: (stream: OutputStream, text: string) => void; stop: () => void } {
-  const ctx = Context.current();
-  const tails = { stdout: new OutputTail(), stderr: new OutputTail() };
-  let changed = true;
-  let lastBeat = 0;
-  const beat = (force = false) => {
-    if (!changed && !force) return;
-    changed = false;
-    lastBeat = Date.now();
-    ctx.heartbeat({ step, stdout: tails.stdout.snapshot(), stderr: tails.stderr.snapshot() } satisfies JobOutputProgress);
-  };
-  beat(true);
-  // At least a beat a second while quiet: a cancel reaches an activity only in a heartbeat's answer.
-  const timer = setInterval(() => beat(Date.now() - lastBeat > 1_000), OUTPUT_HEARTBEAT_MS);
-  return {
-    push: (stream, text) => {
-      tails[stream].push(text);
-      changed = true;
-    },
-    stop: () => {
-      clearInterval(timer);
-      beat();
-    },
-  };
 }
 
 /** A user's job: wrapped so it can be killed at its deadline, its output heartbeated and logged as it comes. */
@@ -409,11 +365,7 @@ export function createDockerActivities(deps: DockerDeps) {
 
   function storageFor(what: string): StorageConfig {
     if (!deps.storage) {
-      fail(
-        'GOLDEN_STORAGE_NOT_CONFIGURED',
-        `snapshot storage is not configured on host ${deps.hostId}, so ${what} is not possible`,
-        'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
-      );
+      throw toNonRetryableFailure(storageNotConfigured({ hostId: deps.hostId, what }));
     }
     return deps.storage;
   }

@@ -5,7 +5,6 @@ import {
   readBuildConfig,
   recordBuildEnd,
   recordBuildStart,
-  storageNotConfigured,
   type BuildConfig,
   type BuildEnd,
   type GoldenRegistration,
@@ -15,6 +14,7 @@ import type { RunRef } from '../catalog/snapshots';
 import type { Db } from '../db/client';
 import type { StorageConfig } from '../lib/config';
 import { boundary, writeOnce } from './boundary';
+import { storageNotConfigured } from '../lib/errors';
 
 export type { BuildConfig } from '../catalog/golden';
 export type { EvictionCandidate } from '../catalog/hosts';

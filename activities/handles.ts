@@ -1,4 +1,4 @@
-// A host call acts only on a handle (a container id, a `vm:` id) made for whoever asks. The handle records who it was
+// A host call acts only on a sandbox handle (a container, a vm) made for whoever asks. The handle records who it was
 // made for (a container's labels, a VM's owner file); the call names the sandbox and workspace it means, and Temporal
 // says which workflow scheduled it. Anything that does not line up fails HANDLE_MISMATCH, never retried.
 import { Context } from '@temporalio/activity';

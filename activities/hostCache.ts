@@ -5,8 +5,9 @@ import type Docker from 'dockerode';
 import type { StorageConfig } from '../lib/config';
 import { SYSTEM_SCOPE, storageOwner } from '../lib/ids';
 import { fail } from './boundary';
-import { withHeartbeat } from './docker';
+import { withHeartbeat } from './heartbeats';
 import { followProgress } from './progress';
+import { storageNotConfigured, toNonRetryableFailure } from '../lib/errors';
 
 export interface HostCacheDeps {
   docker: Docker;
@@ -81,11 +82,7 @@ export function createHostCacheActivities(deps: HostCacheDeps) {
       if (state?.vmState) return answered({ imageId: input.storedRef, pulled: state.pulled });
       const storage = deps.storage;
       if (!storage) {
-        fail(
-          'GOLDEN_STORAGE_NOT_CONFIGURED',
-          `host ${deps.hostId} has no snapshot storage configured, so it cannot cache ${input.storedRef}`,
-          'set SNAPFLOW_STORAGE_URL, _USERNAME and _PASSWORD for this host worker',
-        );
+        throw toNonRetryableFailure(storageNotConfigured({ hostId: deps.hostId, what: `caching ${input.storedRef.slice(0, 200)}` }));
       }
       await withHeartbeat('cache', async () => {
         const auth = { username: storage.username, password: storage.password, serveraddress: storage.registryHost };

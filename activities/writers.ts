@@ -17,7 +17,10 @@ import type { RestoreActivities } from './restore';
 import type { RetirementActivities } from './retirement';
 import type { RunActivities } from './runs';
 import type { SandboxActivities } from './sandboxes';
-import type { VmSandboxActivities } from './vmSandboxes';
+import type { createHostSandboxActivities } from './sandbox/host';
+
+/** Every activity a host worker registers for sandboxes: both backends' verbs, the machine steps, the routed three. */
+type HostSandboxActivities = ReturnType<typeof createHostSandboxActivities>['activities'];
 
 type ActivityType = keyof (AgentActivities &
   AuthzActivities &
@@ -33,7 +36,7 @@ type ActivityType = keyof (AgentActivities &
   RetirementActivities &
   RunActivities &
   SandboxActivities &
-  VmSandboxActivities);
+  HostSandboxActivities);
 
 export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   // agents
@@ -116,6 +119,17 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   snapshotVmSandbox: 'writes',
   evictVmState: 'writes',
   cacheVmState: 'writes',
+  // the sandbox backends' verbs (activities/sandbox/backend.ts)
+  containerBoot: 'writes',
+  containerRestore: 'reads', // refused: a container has no saved machine to continue
+  containerExec: 'writes',
+  containerSaveSession: 'writes',
+  containerStop: 'writes',
+  vmBoot: 'writes',
+  vmRestore: 'writes',
+  vmExec: 'writes',
+  vmSaveSession: 'writes',
+  vmStop: 'writes',
 };
 
 /** Every activity type that changes something, sorted. */

@@ -10,7 +10,18 @@ import { median, percentile } from './measure';
 
 const RUNS = 10;
 /** The host's own work (Docker or QEMU): what is left of a call's time without it is orchestration. */
-const DOCKER_ACTIVITIES = new Set(['createTempSandbox', 'cacheSnapshot', 'execInSandbox', 'startVmSandbox', 'restoreVmSandbox']);
+const DOCKER_ACTIVITIES = new Set([
+  'containerBoot',
+  'containerExec',
+  'vmBoot',
+  'vmRestore',
+  'vmExec',
+  'cacheSnapshot',
+  'createTempSandbox',
+  'execInSandbox',
+  'startVmSandbox',
+  'restoreVmSandbox',
+]);
 const EventType = temporal.api.enums.v1.EventType;
 
 /** Milliseconds the host worker spent in Docker activities of this sandbox's workflow before `untilMs`. */

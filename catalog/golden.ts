@@ -38,13 +38,6 @@ export async function findBuildBase(db: Pick<Db, 'select'>, input: { workspace: 
   return { snapshotId: snap.id, name: snap.name, storedRef: snap.storedRef, entrypoint: snap.entrypoint };
 }
 
-export const storageNotConfigured = (): SnapflowError =>
-  new SnapflowError({
-    code: 'GOLDEN_STORAGE_NOT_CONFIGURED',
-    message: 'golden snapshots are disabled because snapshot storage is not configured',
-    hint: 'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD',
-  });
-
 export async function findBuildConfig(db: Db, workspace: string): Promise<GoldenBuildConfig | undefined> {
   const [row] = await db.select().from(goldenBuildConfigs).where(eq(goldenBuildConfigs.workspace, workspace));
   return row;

@@ -23,13 +23,12 @@ import {
   listBuilds,
   saveBuildConfig,
   findBuildBase,
-  storageNotConfigured,
   type GoldenBuild,
   type GoldenBuildConfig,
 } from '../catalog/golden';
 import { findLiveSnapshot } from '../catalog/snapshots';
 import type { Config } from '../lib/config';
-import { SnapflowError, describeFailure } from '../lib/errors';
+import { SnapflowError, describeFailure, storageNotConfigured } from '../lib/errors';
 import { requireAccess, requireRunAccess } from './access';
 import { validateGoldenConfig, type GoldenConfigInput } from '../lib/goldenConfig';
 import { scheduleIds, taskQueues, workflowIds } from '../lib/ids';

@@ -4,7 +4,6 @@ import { randomUUID } from 'node:crypto';
 import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
-import { storageNotConfigured } from '../catalog/golden';
 import { readRestoreInput } from '../catalog/restore';
 import { listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
@@ -13,13 +12,14 @@ import type { Snapshot } from '../catalog/snapshots';
 import { sandboxDefaults } from '../catalog/workspaces';
 import type { Action } from '../lib/authz';
 import type { Config } from '../lib/config';
-import { SnapflowError, describeFailure } from '../lib/errors';
+import { SnapflowError, describeFailure, storageNotConfigured } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { OutputReader, type JobOutputProgress, type OutputChunk } from '../lib/jobOutput';
 import { findLog, jobLogId, lastJobLog, type LogChunk } from '../catalog/logs';
 import { parseSince, readLog } from './logs';
 import { profileKey, type Runtime } from '../lib/presets';
 import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
+import { JOB_ACTIVITY_NAMES } from '../lib/sandboxHandle';
 import {
   checkFlag,
   checkIssueKey,
@@ -371,7 +371,7 @@ export class SandboxClient {
     while (!done) {
       const described = await handle.describe().catch(() => undefined);
       for (const activity of described?.raw.pendingActivities ?? []) {
-        if (activity.activityType?.name !== 'execInSandbox' || !activity.heartbeatDetails?.payloads?.length) continue;
+        if (!JOB_ACTIVITY_NAMES.includes(activity.activityType?.name ?? '') || !activity.heartbeatDetails?.payloads?.length) continue;
         const [progress] = await decodeArrayFromPayloads(this.temporal.options.loadedDataConverter, activity.heartbeatDetails.payloads);
         if ((progress as JobOutputProgress | undefined)?.stdout) await onProgress(progress as JobOutputProgress);
       }

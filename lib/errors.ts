@@ -102,6 +102,20 @@ export function toNonRetryableFailure(err: SnapflowError): ApplicationFailure {
  * Walk a Temporal failure chain (WorkflowFailedError → ActivityFailure → ApplicationFailure) to our shape.
  * Unknown failures keep the innermost message: that is the one that says what actually went wrong.
  */
+/**
+ * Snapshot storage is not configured: golden features are disabled (the client, the control plane), or the host named
+ * in `where` cannot do what needs storage. The one answer to a missing SNAPFLOW_STORAGE_URL, wherever it is noticed.
+ */
+export function storageNotConfigured(where?: { hostId: string; what: string }): SnapflowError {
+  return new SnapflowError({
+    code: 'GOLDEN_STORAGE_NOT_CONFIGURED',
+    message: where
+      ? `snapshot storage is not configured on host ${where.hostId}, so ${where.what} is not possible`
+      : 'golden snapshots are disabled because snapshot storage is not configured',
+    hint: `set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD${where ? ' for the host worker' : ''}`,
+  });
+}
+
 export function describeFailure(err: unknown): SnapflowErrorShape {
   let current: unknown = err;
   let innermost = err instanceof Error ? err.message : String(err);

@@ -2,7 +2,7 @@
 // workers as supervised child processes), then one table: case, runs, survived, orphans, duplicates.
 // `npm run chaos -- --quick` runs each case once (the concurrency cases at their full size).
 // `--load` runs them while stress-ng saturates the host (a CPU hog per core and an I/O hog); `--stall` (or
-// `--stall=setDefault,startVmSandbox`) makes the first call of every activity type (or every first attempt of the named
+// `--stall=setDefault,vmBoot`) makes the first call of every activity type (or every first attempt of the named
 // ones) commit and then stall past its deadline, so each is retried after its effect committed; the table below
 // the cases says what every retry returned (`--stall=writes`: every type that changes something; the short calls'
 // start-to-close is 10 s in this run's bundle, `--stall-timeout=<seconds>` to change it).

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { sweepVmLeftovers } from '../activities/vmSandboxes';
+import { sweepVmLeftovers } from '../activities/sandbox/vm/machines';
 import { vmPlaces } from '../workers/host';
 import { ensureDatabase, runMigrations } from '../db/migrate';
 import { DEV_METRICS_ADDRESSES } from '../client/doctor';

@@ -23,12 +23,11 @@ import { dirname, join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { extract, pack, type Headers } from 'tar-stream';
 import { followProgress } from '../activities/progress';
-import { createDockerActivities } from '../activities/docker';
 import { guestFiles, guestImage } from '../activities/vm/guestImage';
 import { cacheDir, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
-import { createVmSandboxActivities } from '../activities/vmSandboxes';
+import { createHostSandboxActivities } from '../activities/sandbox/host';
 import { describeFailure } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF } from '../lib/presets';
@@ -292,16 +291,16 @@ describe('saved machines', () => {
   const stateDir = (): string => join(t.stack.dir, 'vm', hostId);
   /** The host's activities as its worker builds them, run in an activity context of their own. */
   const hostActivities = () =>
-    createVmSandboxActivities({
+    createHostSandboxActivities({
       docker: t.docker,
       hostId,
+      dockerHost: t.stack.dockerHost,
       storage: t.config.storage,
-      containers: createDockerActivities({ docker: t.docker, hostId, dockerHost: t.stack.dockerHost, storage: t.config.storage }),
       runRoot: join(scratch, 'restore-run'),
       cacheDir: cacheDir(),
       stateDir: stateDir(),
       memoryMiB: 512,
-    });
+    }).activities;
   const failureOf = async (work: Promise<unknown>) => describeFailure(await work.then(() => undefined).catch((err: unknown) => err));
 
   beforeAll(async () => {

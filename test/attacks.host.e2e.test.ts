@@ -6,11 +6,10 @@ import type { Info } from '@temporalio/activity';
 import { eq } from 'drizzle-orm';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { createDockerActivities } from '../activities/docker';
 import { SANDBOX_CAPABILITIES, SANDBOX_PIDS_LIMIT } from '../activities/confinement';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createImageActivities } from '../activities/images';
-import { createVmSandboxActivities } from '../activities/vmSandboxes';
+import { createHostSandboxActivities } from '../activities/sandbox/host';
 import { sandboxes, snapshots } from '../db/schema';
 import { describeFailure, type ErrorCode } from '../lib/errors';
 import { taskQueues, workflowIds } from '../lib/ids';
@@ -90,17 +89,15 @@ const refusal = async (attempt: Promise<unknown>): Promise<{ code: ErrorCode; fi
 let built: ReturnType<typeof buildHost> | undefined;
 const host = () => (built ??= buildHost());
 const buildHost = () => {
-  const docker = createDockerActivities({ docker: t.docker, hostId, dockerHost: t.stack.dockerHost, storage: t.stack.storage });
-  const vms = createVmSandboxActivities({
+  return createHostSandboxActivities({
     docker: t.docker,
     hostId,
+    dockerHost: t.stack.dockerHost,
     storage: t.stack.storage,
-    containers: docker,
     ...vmPlaces(hostId),
     stateDir: join(t.stack.dir, 'vm', hostId),
     memoryMiB: 512,
-  });
-  return { ...docker, ...vms };
+  }).activities;
 };
 const asWorkflowOf = (sandboxId: string) =>
   new MockActivityEnvironment({

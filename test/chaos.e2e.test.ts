@@ -52,7 +52,7 @@ describe('on a stack that breaks', () => {
 });
 
 /** Writers whose first attempt commits and then outlives its deadline, so Temporal runs each again. */
-const STALLED = ['setDefault', 'startVmSandbox', 'snapshotVmSandbox', 'saveSessionSnapshot'];
+const STALLED = ['setDefault', 'vmBoot', 'vmSaveSession', 'saveSessionSnapshot'];
 
 describe('when an activity commits and then stalls past its deadline', () => {
   let env: ChaosEnv;
@@ -72,7 +72,7 @@ describe('when an activity commits and then stalls past its deadline', () => {
   test('the writers named were stalled after their commit, and each retry answered what the stalled attempt had', () => {
     const stalled = env.stalls().filter((r) => r.event === 'stalled');
     // A session is saved only when the job won the round, so that writer may not have been reached.
-    expect([...new Set(stalled.map((r) => r.type))]).toEqual(expect.arrayContaining(['setDefault', 'startVmSandbox', 'snapshotVmSandbox']));
+    expect([...new Set(stalled.map((r) => r.type))]).toEqual(expect.arrayContaining(['setDefault', 'vmBoot', 'vmSaveSession']));
     // Each retry answered what its stalled attempt had (a vm save is not saved a second time).
     const summary = stallSummary(env.stalls());
     expect(summary.flatMap((t) => [...t.others, ...t.failed].map((w) => `${t.type} ${w}`))).toEqual([]);

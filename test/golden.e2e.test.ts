@@ -7,7 +7,8 @@ import { SnapflowClient } from '../client';
 import { defaultHistory, defaultPointers, goldenBuilds, hostCache, snapshots } from '../db/schema';
 import { followProgress } from '../activities/progress';
 import { loadConfig } from '../lib/config';
-import { CONTAINER_LABEL, scheduleIds } from '../lib/ids';
+import { CONTAINER_LABEL, scheduleIds, workflowIds } from '../lib/ids';
+import { recordHistory } from './support/histories';
 import { makeBareRepo, makeSkillsDir } from './support/repos';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
@@ -110,6 +111,7 @@ test('build now: repos, skills and deps are preloaded, verified, stored, registe
   } finally {
     await box.remove({ force: true });
   }
+  await recordHistory(t.client.temporal, workflowIds.goldenBuild(ws), 'golden-build');
 });
 
 test('a vm target saves a booted machine of the built image as the default: sandboxes restore it warm', async () => {
@@ -136,6 +138,7 @@ test('a vm target saves a booted machine of the built image as the default: sand
   } finally {
     await t.client.sandboxes.destroy(box.sandboxId).catch(() => undefined);
   }
+  await recordHistory(t.client.temporal, workflowIds.goldenBuild(vmWs), 'golden-build-vm');
 });
 
 test('tembo.nix without Nix and without a fallback fails as NIX_UNAVAILABLE; the default stays', async () => {

@@ -10,6 +10,7 @@ import { profileKey } from '../lib/presets';
 import type { RolloutStatus } from '../workflows';
 import { abortRolloutUpdate, reportHealthUpdate } from '../workflows/contracts/rollout';
 import { deriveImage, pushImage, sourceRegistry } from './support/images';
+import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -196,6 +197,7 @@ test('canary healthy → the rest move in batches (pause holds them, resume lets
     ['alice', 'allowed', `ok-4, ok-5 moved to ${v2Id}`],
   ]);
   await expect(t.client.agents.abort({ workspace: ws, snapshot: snap })).rejects.toMatchObject({ code: 'CONFLICT' });
+  await recordHistory(t.client.temporal, workflowId, 'rollout-canary');
 });
 
 test('canary reported unhealthy → the canary goes back, the others never moved: rolled-back with the reason', async () => {
@@ -393,6 +395,7 @@ describe('--auto: the workflow runs the canary itself in a sandbox of the stored
       .from(snapshots)
       .where(and(eq(snapshots.workspace, autoWs), eq(snapshots.name, 'auto-v2')));
     expect(Object.values(await where(names, autoWs))).toEqual(names.map(() => ({ on: v2!.id, was: v1Id })));
+    await recordHistory(t.client.temporal, workflowIds.rollout(autoWs, v2!.id), 'rollout-auto');
   }, 120_000);
 
   test('an entrypoint that exits → ENTRYPOINT_EXITED, the canary goes back', async () => {

@@ -8,6 +8,7 @@ import { and, eq } from 'drizzle-orm';
 import { hostCache, sandboxes, snapshots } from '../db/schema';
 import { SYSTEM_SCOPE, WORKFLOW_LABEL, taskQueues, workflowIds } from '../lib/ids';
 import type { sandbox } from '../workflows';
+import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type RunningWorker, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -110,6 +111,7 @@ test('container sandboxes run jobs but never snapshot; promote is refused', asyn
   await expect(t.client.sandboxes.promote(sandboxId, { name: 'nope-v1' })).rejects.toMatchObject({ code: 'SANDBOX_CLASS_UNSUPPORTED' });
   expect(await t.client.sandboxes.destroy(sandboxId)).toMatchObject({ state: 'stopped' });
   expect(reasons(await t.client.sandboxes.explain(sandboxId))).toContain('session:container-class');
+  await recordHistory(t.client.temporal, workflowIds.sandbox(sandboxId), 'sandbox-container');
 });
 
 test('golden selection: pin on the issue → workspace default → system default, each skip explained', async () => {
@@ -269,6 +271,37 @@ test('a long-lived sandbox continues as new with its state; its recorded history
   if (process.env.SNAPFLOW_RECORD_HISTORY)
     writeFileSync(join(__dirname, 'fixtures', 'sandbox-history.pb'), temporal.api.history.v1.History.encode(history).finish());
   await t.client.sandboxes.destroy(sandboxId);
+  await recordHistory(t.client.temporal, workflowId, 'sandbox-vm-continued');
+});
+
+test('a long-lived container sandbox continues as new with its state too', async () => {
+  const sandboxId = crypto.randomUUID();
+  const workflowId = workflowIds.sandbox(sandboxId);
+  const handle = await t.client.temporal.workflow.start<typeof sandbox>('sandbox', {
+    taskQueue: taskQueues.control,
+    workflowId,
+    args: [
+      {
+        sandboxId,
+        workspace: ws,
+        class: 'container',
+        size: 'small',
+        runtime: 'codex',
+        profileKey: 'codex/small/base-1',
+        keepAlive: true,
+        actor: 'operator',
+        updatesPerRun: 2,
+      },
+    ],
+  });
+  while ((await t.client.sandboxes.status(sandboxId).catch(() => undefined))?.state !== 'idle')
+    await new Promise((r) => setTimeout(r, 100));
+  for (let i = 1; i <= 3; i++) await t.client.sandboxes.runJob(sandboxId, sh(`echo ${i} >> /tmp/log`));
+  const { runId } = await t.client.temporal.workflow.getHandle(workflowId).describe();
+  expect(runId).not.toBe(handle.firstExecutionRunId);
+  expect((await t.client.sandboxes.runJob(sandboxId, sh('cat /tmp/log'))).stdout).toBe('1\n2\n3\n');
+  await t.client.sandboxes.destroy(sandboxId);
+  await recordHistory(t.client.temporal, workflowId, 'sandbox-container-continued');
 });
 
 test('bad input is refused before anything starts', async () => {

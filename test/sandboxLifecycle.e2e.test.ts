@@ -8,6 +8,7 @@ import { describeFailure } from '../lib/errors';
 import { WORKFLOW_LABEL, workflowIds } from '../lib/ids';
 import type { OutputChunk } from '../lib/jobOutput';
 import type { SandboxStatus } from '../workflows';
+import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -102,6 +103,7 @@ test('an idle vm sandbox stops after its idle timeout; its last session is kept 
   const again = await t.client.sandboxes.runJob(sandboxId, sh('cat /root/state'));
   expect(again).toMatchObject({ stdout: 'kept\n', resumedFrom: { source: 'session', snapshotId: job.sessionSnapshotId } });
   await t.client.sandboxes.destroy(sandboxId);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(sandboxId), 'sandbox-vm-idle-timeout');
 }, 180_000);
 
 test('a keep-alive sandbox stops at its maximum lifetime even while jobs keep it from idling', async () => {
@@ -183,4 +185,5 @@ test('a job past its timeout is killed with its processes, fails JOB_TIMED_OUT w
   expect(after).toMatchObject({ exitCode: 0, stdout: '0\n' });
   expect((await t.client.sandboxes.status(sandboxId)).state).toBe('idle');
   await t.client.sandboxes.destroy(sandboxId);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(sandboxId), 'sandbox-container-job-timeout');
 }, 120_000);

@@ -129,7 +129,7 @@ test('one sandbox run is one trace across the client, the sandbox workflow and i
     const mine = spans.filter((s) => s.traceId === root);
     const services = new Set(mine.map((s) => s.service));
     const done = ['snapflow-client', 'snapflow-control', 'snapflow-host'].every((s) => services.has(s));
-    return done && mine.some((s) => s.name === 'RunActivity:execInSandbox') && parentsMissing(mine).length === 0 ? mine : undefined;
+    return done && mine.some((s) => s.name === 'RunActivity:containerExec') && parentsMissing(mine).length === 0 ? mine : undefined;
   };
   const trace = await until('the whole trace from all three processes', complete, 60_000).catch(() =>
     spans.filter((s) => s.traceId === root),
@@ -147,7 +147,7 @@ test('one sandbox run is one trace across the client, the sandbox workflow and i
     for (let s: OtlpSpan | undefined = span; s; s = s.parentSpanId ? byId.get(s.parentSpanId) : undefined) chain.push(s);
     return chain;
   };
-  const exec = trace.find((s) => s.name === 'RunActivity:execInSandbox' && s.service === 'snapflow-host')!;
+  const exec = trace.find((s) => s.name === 'RunActivity:containerExec' && s.service === 'snapflow-host')!;
   const chain = ancestry(exec).map((s) => s.service);
   expect(chain[0]).toBe('snapflow-host');
   expect(chain).toContain('snapflow-control');

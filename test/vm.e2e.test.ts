@@ -11,7 +11,7 @@ import { DEVICE_LAYOUT, cacheDir, isQemuAlive, machineFiles, qemuFacts, startQem
 import { QmpClient } from '../activities/vm/qmp';
 import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle, VmSnapshot } from '../activities/vm/types';
-import { sweepVmLeftovers } from '../activities/vmSandboxes';
+import { sweepVmLeftovers } from '../activities/sandbox/vm/machines';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { readTestStack } from './support/stackState';
 

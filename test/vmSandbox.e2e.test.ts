@@ -10,6 +10,7 @@ import { resolveDigest } from '../activities/registryClient';
 import { vmTools } from '../activities/vm/machine';
 import { VM_STATE_ARTIFACT } from '../activities/vm/stateArtifacts';
 import { vmPlaces } from '../workers/host';
+import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
 
 let t: TestEnv;
@@ -89,6 +90,7 @@ test('a process started by a job is still running after the sandbox stops and re
   const next = await t.client.sandboxes.runJob(sandboxId, sh('kill -0 "$(cat /root/bg.pid)" && cat /root/note && echo alive'));
   expect(next).toMatchObject({ exitCode: 0, stdout: 'note\nalive\n', resumedFrom: { source: 'session', snapshotId: session!.id } });
   await t.client.sandboxes.destroy(sandboxId).catch(() => undefined);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(sandboxId), 'sandbox-vm-restore');
 });
 
 test('promote saves the machine as a golden default: a new sandbox starts warm, its process still running', async () => {
@@ -98,6 +100,7 @@ test('promote saves the machine as a golden default: a new sandbox starts warm, 
   // The promoted sandbox keeps running.
   expect((await t.client.sandboxes.runJob(maker.sandboxId, sh('kill -0 "$(cat /root/service.pid)" && echo up'))).stdout).toBe('up\n');
   await t.client.sandboxes.destroy(maker.sandboxId);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(maker.sandboxId), 'sandbox-vm-promote');
 
   const box = await create({ workspace: 'ws-vm-golden' });
   expect(box.status.lastStart).toMatchObject({

@@ -1,5 +1,5 @@
-// Host worker: Docker work for one host, polling that host's own task queue. Its only database use is the log
-// store's write half (appends of job and build output), through a LogSink.
+// Host worker: one host's sandboxes (both backends), images, golden build steps and cache, polling that host's own
+// task queue. Its only database use is the log store's write half (appends of job and build output), through a LogSink.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
@@ -7,13 +7,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { ensureBaseImage } from '../activities/baseImage';
-import { OUTPUT_HEARTBEAT_MS, createDockerActivities, jobLogs } from '../activities/docker';
+import { OUTPUT_HEARTBEAT_MS } from '../activities/heartbeats';
 import { catalogLogSink, type LogSink } from '../catalog/logs';
 import { createDb } from '../db/client';
 import { createGoldenHostActivities } from '../activities/golden';
 import { createHostCacheActivities } from '../activities/hostCache';
 import { cacheDir, defaultRunRoot } from '../activities/vm/machine';
-import { createVmSandboxActivities, sweepVmLeftovers } from '../activities/vmSandboxes';
+import { sweepVmLeftovers } from '../activities/sandbox/vm/machines';
+import { createHostSandboxActivities, joinActivities } from '../activities/sandbox/host';
 import { sweepLeftovers } from '../activities/leftovers';
 import { createGithubTokens } from '../activities/githubTokens';
 import { createImageActivities, type CredentialsFor } from '../activities/images';
@@ -62,30 +63,22 @@ export interface HostWorkerDeps {
 
 export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
   const docker = new Docker(dockerConnection(deps.dockerHost));
-  const containers = createDockerActivities({
+  const sandboxes = createHostSandboxActivities({
     docker,
     hostId: deps.hostId,
     dockerHost: deps.dockerHost,
     storage: deps.storage,
     memoryLimitMiB: deps.memoryLimitMiB,
-    logs: deps.logs,
+    logSink: deps.logs,
     logCapBytes: deps.logCapBytes,
-  });
-  // Beside the containers, this host's vm sandboxes: exec, remove and describe dispatch between the two.
-  const vms = createVmSandboxActivities({
-    docker,
-    hostId: deps.hostId,
-    storage: deps.storage,
-    containers,
     ...vmPlaces(deps.hostId),
     ...(deps.vmStateDir ? { stateDir: deps.vmStateDir } : {}),
     memoryMiB: deps.vmMemoryMiB,
-    logs: jobLogs(deps.logs, deps.logCapBytes),
   });
   const runRoot = vmPlaces(deps.hostId).runRoot;
   deps.onCapacity?.(async () => {
     const [facts, running] = await Promise.all([
-      vms.describeHost(),
+      sandboxes.activities.describeHost(),
       docker.listContainers({ filters: { label: [CONTAINER_LABEL], status: ['running'] } }),
     ]);
     const vmCount = existsSync(runRoot) ? readdirSync(runRoot).length : 0;
@@ -109,18 +102,12 @@ export function createHostWorker(deps: HostWorkerDeps): Promise<Worker> {
     namespace: deps.namespace,
     taskQueue: taskQueues.host(deps.hostId),
     dataConverter: deps.dataConverter,
-    activities: {
-      ...containers,
-      ...createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor, logs: deps.logs }),
-      ...createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] }, logs: deps.logs }),
-      ...createHostCacheActivities({
-        docker,
-        hostId: deps.hostId,
-        storage: deps.storage,
-        vmStates: { cache: (input) => vms.cacheVmState(input), evict: (input) => vms.evictVmState(input) },
-      }),
-      ...vms,
-    },
+    activities: joinActivities({
+      sandboxes: sandboxes.activities,
+      images: createImageActivities({ docker, hostId: deps.hostId, storage: deps.storage, credentialsFor, logs: deps.logs }),
+      golden: createGoldenHostActivities({ docker, hostId: deps.hostId, preload: deps.preload ?? { repoHosts: [] }, logs: deps.logs }),
+      cache: createHostCacheActivities({ docker, hostId: deps.hostId, storage: deps.storage, vmStates: sandboxes.vmStates }),
+    }),
     interceptors: {
       activity: [
         ...tracingActivityInterceptors(deps.tracing),

@@ -3,7 +3,7 @@
 // runs it again: the retry path after a committed attempt is exercised on purpose, not by luck. Never on otherwise.
 //   SNAPFLOW_CHAOS_STALL=*                       the first call of every activity type
 //   SNAPFLOW_CHAOS_STALL=writes                  the first call of every type that changes something (activities/writers.ts)
-//   SNAPFLOW_CHAOS_STALL=setDefault,startVmSandbox  every first attempt of these types
+//   SNAPFLOW_CHAOS_STALL=setDefault,vmBoot         every first attempt of these types
 //   SNAPFLOW_CHAOS_STALL_LOG=/path/stalls.jsonl   one line per stall and per retry that followed one
 // Local activities are stalled too: their worker, not the server, times them out and retries them in-process.
 // The log is also the memory: a worker started again (after a crash, or another process polling the same queue)

@@ -21,7 +21,7 @@ import type { AuthzActivities } from '../activities/authz';
 import type { AgentActivities } from '../activities/agents';
 import type { RestoreActivities } from '../activities/restore';
 import type { SandboxActivities } from '../activities/sandboxes';
-import type { VmSandboxActivities } from '../activities/vmSandboxes';
+import type { VmSandboxActivities } from '../activities/sandbox/vm/machines';
 import { taskQueues } from '../lib/ids';
 import { SIZE_PRESETS, findPreset } from '../lib/presets';
 
@@ -40,6 +40,12 @@ export const profiles = {
     heartbeatTimeout: '15 seconds',
     scheduleToStartTimeout: '2 minutes',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+  },
+  /** Starting a sandbox (create, start, a short entrypoint check): no heartbeats, a few quick retries. */
+  boot: {
+    startToCloseTimeout: '2 minutes',
+    scheduleToStartTimeout: '2 minutes',
+    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
   },
   /** Work inside a sandbox (exec, commit): heartbeated, few retries. */
   build: {
@@ -89,15 +95,20 @@ export function hostActivities(hostId: string): HostProxy {
  */
 export function hostJobActivities(hostId: string, jobTimeoutMs?: number): Pick<HostProxy, 'execInSandbox'> {
   // A job with a timeout is killed inside the sandbox at its deadline; the activity gets room to report that.
+  return proxyActivities<DockerActivities>(jobOptions(hostId, jobTimeoutMs));
+}
+
+/** A job's options: it runs at most once, and a job with a timeout gets room past it for its kill to report. */
+export function jobOptions(hostId: string, jobTimeoutMs?: number): ActivityOptions {
   const startToCloseTimeout = jobTimeoutMs === undefined ? profiles.build.startToCloseTimeout : jobTimeoutMs + JOB_KILL_MARGIN_MS;
-  return proxyActivities<DockerActivities>({
+  return {
     ...profiles.build,
     startToCloseTimeout,
     retry: { maximumAttempts: 1 },
     // A cancelled job still answers (its exit, its log): the workflow waits for that answer.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     taskQueue: taskQueues.host(hostId),
-  });
+  };
 }
 
 /** Time past a job's own timeout for the kill, the end of its output and the answer. */
@@ -163,8 +174,13 @@ type VmSteps = Pick<VmSandboxActivities, 'startVmSandbox' | 'restoreVmSandbox' |
  * Each moves the machine's RAM (unpacking its root, loading or saving its memory), so its timeouts follow the size's RAM.
  */
 export function hostVmActivities(hostId: string, size: string): ActivityInterfaceFor<VmSteps> {
+  return proxyActivities<VmSteps>(machineOptions(hostId, size));
+}
+
+/** Moving a machine's RAM (boot, restore, save) on one host: timeouts follow the size's RAM. */
+export function machineOptions(hostId: string, size: string): ActivityOptions {
   const memoryMiB = findPreset(size)?.memoryMiB ?? Math.max(...SIZE_PRESETS.map((p) => p.memoryMiB)); // unknown: the largest
-  return proxyActivities<VmSteps>({ ...profiles.transfer, ...sizedTimeouts({ mebibytes: memoryMiB }), taskQueue: taskQueues.host(hostId) });
+  return { ...profiles.transfer, ...sizedTimeouts({ mebibytes: memoryMiB }), taskQueue: taskQueues.host(hostId) };
 }
 
 const cacheProfiles: Record<keyof HostCacheActivities, Profile> = {

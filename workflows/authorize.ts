@@ -1,7 +1,8 @@
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import type { ActorClaim } from '../lib/actorClaim';
 import type { AuthorizeCall } from '../activities/authz';
 import { access } from './activities';
+import { since } from './legacy';
 
 /**
  * What the authorization step needs to believe the actor: the request's signed claim, and the parent run when there
@@ -17,7 +18,7 @@ export function vouch(claim: ActorClaim | undefined): Pick<AuthorizeCall, 'claim
  * authorization existed replay without it (`authz-v1`).
  */
 export async function authorizeRun(input: Omit<AuthorizeCall, 'run' | 'parentWorkflowId'>): Promise<void> {
-  if (!patched('authz-v1')) return;
+  if (!since.authorization()) return;
   const { workflowId, runId } = workflowInfo();
   await access.authorize({ ...input, ...vouch(input.claim), run: { workflowId, runId } });
 }

@@ -1,14 +1,15 @@
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import { access, retirement } from './activities';
 import type { DeleteSnapshotRequest, DeleteSnapshotResult } from './contracts/deleteSnapshot';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 /** Refuses while anything uses the snapshot; else `deleting` → registry delete → `deleted` (tombstone). */
 export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<DeleteSnapshotResult> {
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   // Versioned (here and in every workflow that gained it): runs recorded before authorization replay without it.
-  if (patched('authz-v1'))
+  if (since.authorization())
     await access.authorizeOnSnapshot({ ...vouch(req.claim), actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
   const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
   if (!target.alreadyDeleted) {

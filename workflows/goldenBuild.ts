@@ -1,4 +1,4 @@
-import { CancellationScope, patched, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
 import {
@@ -17,6 +17,7 @@ import { warmHostCaches } from './hostCache';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 /**
  * The host with the most free memory, if it has enough; otherwise the figures that say why not. Hosts are asked
@@ -65,7 +66,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
   // Scheduled runs act as whoever set the config (their access is checked at every run).
-  if (patched('authz-v1')) {
+  if (since.authorization()) {
     if (!req.actor)
       reject('PERMISSION_DENIED', `this ${req.trigger} build names no actor`, {
         field: 'actor',
@@ -99,7 +100,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
     const base = config.base;
     setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
-    if (base && patched('golden-base-v1'))
+    if (base && since.goldenBase())
       await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef, workspace: req.workspace });
     const temp = await docker.createTempSandbox({
       key: `golden-${buildId}`,
@@ -168,7 +169,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
             const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: base?.storedRef });
             const name = goldenName(target, buildId);
             // A `vm` target: the built image booted as a machine of the target's size, and that machine saved.
-            const machine = target.machine && patched('golden-machine-v1') ? await saveMachine(target.size) : undefined;
+            const machine = target.machine && since.goldenMachine() ? await saveMachine(target.size) : undefined;
             const { snapshotId } = await golden.registerGolden({
               id: uuid4(),
               workspace: req.workspace,

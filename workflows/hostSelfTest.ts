@@ -1,15 +1,16 @@
-import { CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { access, hostActivities } from './activities';
 import type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
 import { reject } from './failures';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 /** Proves one host end to end: temp sandbox → exec → commit → (push) → remove, on the real engine. */
 export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTestResult> {
   const docker = hostActivities(req.hostId);
   const { workflowId, runId } = workflowInfo();
-  if (patched('authz-host-v1')) {
+  if (since.hostAuthorization()) {
     if (!req.actor) reject('PERMISSION_DENIED', 'this self-test names no actor', { field: 'actor', hint: 'pass the actor' });
     await access.authorizeHost({
       ...vouch(req.claim),

@@ -1,13 +1,14 @@
-import { patched, workflowInfo } from '@temporalio/workflow';
+import { workflowInfo } from '@temporalio/workflow';
 import { taskQueues } from '../lib/ids';
 import { access, catalog, hostProbe } from './activities';
 import type { HostFacts, RefreshHostRequest } from './contracts/hosts';
 import { reject } from './failures';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 /** Asks a host worker to describe its Docker engine and records the answer in the catalog (operators, host workers). */
 export async function refreshHost(req: RefreshHostRequest): Promise<HostFacts> {
-  if (patched('authz-host-v1')) {
+  if (since.hostAuthorization()) {
     if (!req.actor) reject('PERMISSION_DENIED', 'this host refresh names no actor', { field: 'actor', hint: 'pass the actor' });
     const { workflowId, runId } = workflowInfo();
     await access.authorizeHost({

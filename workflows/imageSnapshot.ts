@@ -1,13 +1,4 @@
-import {
-  CancellationScope,
-  ParentClosePolicy,
-  patched,
-  setCurrentDetails,
-  setHandler,
-  sleep,
-  startChild,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { CancellationScope, ParentClosePolicy, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { access, agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
@@ -21,6 +12,7 @@ import { asFailure, failureOf, reject } from './failures';
 import type { rolloutSnapshot } from './rollout';
 import { withWorkspace } from './compat';
 import { vouch } from './authorize';
+import { since } from './legacy';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
 
@@ -32,7 +24,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   const run = { workflowId, runId };
   const id = req.snapshotId;
   // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
-  if (patched('authz-v1')) {
+  if (since.authorization()) {
     await access.authorize({
       ...vouch(req.claim),
       actor: req.actor,

@@ -1,8 +1,9 @@
-import { ParentClosePolicy, WorkflowIdReusePolicy, patched, startChild } from '@temporalio/workflow';
+import { ParentClosePolicy, WorkflowIdReusePolicy, startChild } from '@temporalio/workflow';
 import { taskQueues, workflowIds } from '../lib/ids';
 import { catalog, runs } from './activities';
 import type { ReconcileResult } from './contracts/reconcile';
 import type { deleteSnapshot } from './deleteSnapshot';
+import { since } from './legacy';
 
 /**
  * A `deleting` snapshot whose delete run is gone (terminated, timed out, lost) is deleted again, never put back: the
@@ -52,6 +53,6 @@ export async function reconcileSnapshots(): Promise<ReconcileResult> {
     });
     failed.push(row.id);
   }
-  if (patched('reconcile-deleting-v1')) return { checked: pending.length, failed, retriedDeletes: await retryInterruptedDeletes() };
+  if (since.reconcileDeleting()) return { checked: pending.length, failed, retriedDeletes: await retryInterruptedDeletes() };
   return { checked: pending.length, failed };
 }

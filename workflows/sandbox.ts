@@ -1,31 +1,9 @@
-import {
-  CancellationScope,
-  allHandlersFinished,
-  patched,
-  condition,
-  continueAsNew,
-  setCurrentDetails,
-  setHandler,
-  uuid4,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { HandleClaim } from '../activities/handles';
-import type { Action } from '../lib/authz';
+import { CancellationScope, allHandlersFinished, condition, continueAsNew, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
 import { describeFailure } from '../lib/errors';
-import { chooseRestore, type RestoreDecision } from '../lib/restoreOrder';
-import type { SandboxClass, SandboxState } from '../lib/vocabulary';
-import {
-  access,
-  catalog,
-  defaults,
-  golden,
-  hostActivities,
-  hostCacheActivities,
-  hostJobActivities,
-  hostVmActivities,
-  restore,
-  sandboxCatalog,
-} from './activities';
+import { checkJob, checkSandboxDuration } from '../lib/validation/sandboxes';
+import type { SandboxState } from '../lib/vocabulary';
+import { defaults, golden, sandboxCatalog } from './activities';
+import { ENTRYPOINT_SETTLE_SECONDS, type SandboxRuntime } from './sandboxRuntime';
 import {
   SANDBOX_DEFAULTS,
   destroyUpdate,
@@ -37,27 +15,18 @@ import {
   startedUpdate,
   type JobRequest,
   type JobResult,
-  type SandboxCarried as Carried,
   type PromoteRequest,
   type PromoteResult,
   type SandboxCall,
-  type SandboxCarried,
   type SandboxRequest,
   type SandboxStatus,
+  type SandboxCarried as Carried,
 } from './contracts/sandbox';
 import { reject } from './failures';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
-import { vouch } from './authorize';
+import { SandboxCore, formatMs, workflowNow } from './sandboxCore';
 
-/** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
-const UPDATES_PER_RUN = 200;
-
-/** The only class with snapshots: a session after each successful job, and promotion. */
-const SNAPSHOT_CLASS: SandboxClass = 'vm';
-
-/** An image snapshot's entrypoint counts as up when it is still running this long after the container started. */
-const ENTRYPOINT_SETTLE_SECONDS = 2;
 /** Why a running sandbox stops on its own. */
 type Expiry = NonNullable<Carried['lastStop']>['reason'];
 
@@ -68,57 +37,9 @@ const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', '
  * One sandbox's state and what each Update does to it. Validators read the state synchronously, and every
  * handler moves the state before its first await: a job and a promotion can never interleave.
  */
-class SandboxEntity {
-  /** Updates accepted by this run; past `updatesPerRun` the run continues as new. */
-  handled = 0;
+class SandboxEntity extends SandboxCore {
   /** The running job's scope, which a cancel cancels. */
   private jobScope?: { sequence: number; scope: CancellationScope };
-  destroyed = false;
-  /**
-   * Runs started with the lifecycle (idle timeout, max lifetime, a run that resumes a stopped sandbox, a job
-   * timeout, the session saved after the job's answer); recorded runs without it replay as they were.
-   */
-  readonly lifecycle: boolean;
-  /**
-   * A `vm` sandbox is a QEMU machine whose snapshots save memory and devices; runs recorded before that (and the
-   * runs they continued into) keep the container they had.
-   */
-  readonly machines: boolean;
-  /** A successful job whose session the main loop saves after the job's answer went out. */
-  afterJob?: { sequence: number };
-  private readonly s: SandboxCarried;
-  private readonly run: { workflowId: string; runId: string };
-  private currentJob: SandboxStatus['currentJob'];
-
-  constructor(private readonly req: SandboxRequest) {
-    this.s = req.carried ?? { state: 'provisioning', jobs: 0, generation: 0 };
-    const { workflowId, runId } = workflowInfo();
-    this.run = { workflowId, runId };
-    this.lifecycle = patched('lifecycle-v1');
-    this.machines = req.class === SNAPSHOT_CLASS && (req.carried ? req.carried.machines === true : patched('vm-runtime-v1'));
-    this.s.machines = this.machines || undefined;
-  }
-
-  status(): SandboxStatus {
-    return { sandboxId: this.req.sandboxId, ...this.s, currentJob: this.currentJob };
-  }
-
-  /** What the next run starts from. */
-  carried(): SandboxCarried {
-    return { ...this.s, state: this.s.state };
-  }
-
-  shouldContinueAsNew(): boolean {
-    return this.handled >= (this.req.updatesPerRun ?? UPDATES_PER_RUN) || workflowInfo().continueAsNewSuggested;
-  }
-
-  show(): void {
-    const s = this.s;
-    setCurrentDetails(
-      `**${s.state}**${s.hostId ? ` on ${s.hostId}` : ''} · ${s.jobs} job(s)${s.latestSessionSnapshotId ? ` · session ${s.latestSessionSnapshotId}` : ''}`,
-    );
-  }
-
   /** First run only: nothing is registered or started for a refused request. */
   async create(): Promise<void> {
     const { req, s } = this;
@@ -146,22 +67,16 @@ class SandboxEntity {
     await this.sync();
   }
 
+  /** The client's own job check (lib/validation), held here too, so a direct Update is held to it. */
   validateJob(job: JobRequest): void {
-    if (
-      !Array.isArray(job?.command) ||
-      job.command.length === 0 ||
-      job.command.some((a: unknown) => typeof a !== 'string' || a.includes('\u0000'))
-    ) {
-      reject('VALIDATION_FAILED', 'a job needs a command: a non-empty list of strings without NUL bytes', {
-        hint: 'e.g. ["sh", "-c", "npm test"]',
-      });
+    try {
+      checkJob(job);
+      if (this.lifecycle) checkSandboxDuration('timeout', job.timeoutMs);
+    } catch (err) {
+      const f = describeFailure(err);
+      reject(f.code, f.message, { field: f.field, hint: f.hint });
     }
-    if (this.lifecycle) {
-      const t: unknown = job.timeoutMs;
-      if (t !== undefined && !(typeof t === 'number' && Number.isFinite(t) && t >= 1_000 && t <= 24 * 3_600_000))
-        reject('VALIDATION_FAILED', 'a job timeout is a number of milliseconds from 1 second to 24 hours', { hint: 'e.g. --timeout 10m' });
-      if (this.s.state === 'stopped') return; // the job starts it again first
-    }
+    if (this.lifecycle && this.s.state === 'stopped') return; // the job starts it again first
     this.requireIdle('run a job');
   }
 
@@ -184,16 +99,10 @@ class SandboxEntity {
     }
     try {
       await this.sync();
-      const result = await hostJobActivities(s.hostId!).execInSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        command: job.command,
-        env: job.env,
-        workdir: job.workdir,
-      });
+      const result = await this.runtime.exec(s.hostId!, this.handle()!, job);
       let sessionSnapshotId: string | undefined;
       let sessionError: string | undefined;
-      if (result.exitCode === 0 && req.class === SNAPSHOT_CLASS) {
+      if (result.exitCode === 0 && this.snapshots) {
         s.state = 'snapshotting';
         await this.sync();
         try {
@@ -224,7 +133,7 @@ class SandboxEntity {
    * A job on a stopped sandbox starts it first (by the restore order, said in the result). The answer goes out as
    * soon as the job ends: a `vm` sandbox stays `snapshotting` while the main loop saves its session after.
    */
-  private async runJobResuming(job: JobRequest): Promise<JobResult> {
+  protected async runJobResuming(job: JobRequest): Promise<JobResult> {
     const { req, s } = this;
     this.handled++;
     const resuming = s.state === 'stopped';
@@ -254,23 +163,14 @@ class SandboxEntity {
       });
     }
     const timeoutMs = job.timeoutMs ?? SANDBOX_DEFAULTS.jobTimeoutMs;
-    let result: Awaited<ReturnType<ReturnType<typeof hostJobActivities>['execInSandbox']>>;
+    let result: Awaited<ReturnType<SandboxRuntime['exec']>>;
     // Its own scope: a cancel (cancelJobSignal) reaches the exec activity, which still answers with the job's end.
     const jobScope = new CancellationScope();
     this.jobScope = { sequence, scope: jobScope };
     try {
       await this.sync();
-      result = await jobScope.run(() =>
-        hostJobActivities(s.hostId!, timeoutMs).execInSandbox({
-          ...this.mine(),
-          containerId: s.containerId!,
-          command: job.command,
-          env: job.env,
-          workdir: job.workdir,
-          timeoutMs,
-          log: { id: `job:${req.sandboxId}:${sequence}`, kind: 'job', subject: req.sandboxId, job: sequence },
-        }),
-      );
+      const log = { id: `job:${req.sandboxId}:${sequence}`, kind: 'job', subject: req.sandboxId, job: sequence } as const;
+      result = await jobScope.run(() => this.runtime.exec(s.hostId!, this.handle()!, job, timeoutMs, log));
     } catch (err) {
       // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.
       await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
@@ -285,7 +185,7 @@ class SandboxEntity {
     this.currentJob = undefined;
     this.jobScope = undefined;
     const { timedOut, ...output } = result;
-    const saves = !timedOut && !output.cancelled && output.exitCode === 0 && req.class === SNAPSHOT_CLASS;
+    const saves = !timedOut && !output.cancelled && output.exitCode === 0 && this.snapshots;
     if (saves) {
       s.state = 'snapshotting';
       this.afterJob = { sequence };
@@ -348,10 +248,10 @@ class SandboxEntity {
 
   /** Idle too long, or past its lifetime: a `vm` saves a session not saved yet, then the container goes. */
   async expire(reason: Expiry): Promise<void> {
-    const { req, s } = this;
+    const { s } = this;
     let sessionSnapshotId: string | undefined;
     const unsaved = s.unsavedSequence;
-    if (req.class === SNAPSHOT_CLASS && unsaved !== undefined) {
+    if (this.snapshots && unsaved !== undefined) {
       s.state = 'snapshotting'; // validators refuse a job or a promotion meanwhile
       await this.sync();
       try {
@@ -361,23 +261,23 @@ class SandboxEntity {
         // the previous session stays the latest; the container goes anyway
       }
     }
-    const docker = this.docker();
-    const containerId = s.containerId;
+    const [hostId, handle] = [s.hostId!, this.handle()];
     // Stopped before the container is removed: a job accepted meanwhile starts a new one, never this one.
     Object.assign(s, {
       state: 'stopped',
       containerId: undefined,
+      handle: undefined,
       startedAt: undefined,
       lastStop: { reason, at: workflowNow(), sessionSnapshotId },
     });
     await this.sync();
     this.show();
-    if (containerId) await docker.removeSandbox({ ...this.mine(), containerId }).catch(() => undefined);
+    if (handle) await this.runtime.stop(hostId, handle).catch(() => undefined);
   }
 
   validatePromote(_input: PromoteRequest): void {
     const { req } = this;
-    if (req.class !== SNAPSHOT_CLASS)
+    if (!this.snapshots)
       reject('SANDBOX_CLASS_UNSUPPORTED', `sandbox ${req.sandboxId} is a container sandbox; snapshots exist only for vm sandboxes`, {
         hint: 'create the sandbox with --class vm',
       });
@@ -454,17 +354,15 @@ class SandboxEntity {
   }
 
   /** Promotion of a machine: pause, save memory and devices into snapshot storage, resume; then register it. */
-  private async publishMachine(
+  protected async publishMachine(
     tag: string,
-    register: (stored: { storedRef: string; digest: string; machineProfile: string }) => Promise<string>,
+    register: (stored: { storedRef: string; digest: string; machineProfile?: string }) => Promise<string>,
   ): Promise<{ storedRef: string; registered: string }> {
     const { req, s } = this;
-    const saved = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
-      ...this.mine(),
-      containerId: s.containerId!,
+    const saved = await this.runtime.saveSession(s.hostId!, this.handle()!, {
       repository: `snapflow/golden/${req.workspace}`,
       tag,
-      keepAlive: true,
+      keepRunning: true,
       requireStorage: true,
     });
     const stored = { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
@@ -516,212 +414,6 @@ class SandboxEntity {
     this.destroyed = true;
     return this.status();
   }
-
-  private requireIdle(what: string): void {
-    const { req, s } = this;
-    if (s.state === 'idle') return;
-    if (s.state === 'stopped' || s.state === 'failed')
-      reject('SANDBOX_STOPPED', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what}`, {
-        hint: `resume it first: snapflow sandbox start ${req.sandboxId}`,
-      });
-    reject('SANDBOX_BUSY', `sandbox ${req.sandboxId} is ${s.state}, so it cannot ${what} now`, {
-      hint:
-        s.state === 'snapshotting'
-          ? 'its session snapshot is being saved, which takes a moment: try again (the client and CLI wait for it)'
-          : 'wait for the running task to finish',
-    });
-  }
-
-  private docker() {
-    return hostActivities(this.s.hostId!);
-  }
-
-  /** What every host call on this sandbox's container or VM names: the host checks the handle was made for it. */
-  private mine(): HandleClaim {
-    return { sandboxId: this.req.sandboxId, workspace: this.req.workspace };
-  }
-
-  /** The profile sessions and promotions are registered under: the base's as of the last start. */
-  private profile(): string {
-    return this.s.profileKey ?? this.req.profileKey;
-  }
-
-  private sync() {
-    const { req, s } = this;
-    return sandboxCatalog.updateSandbox({
-      id: req.sandboxId,
-      state: s.state,
-      hostId: s.hostId ?? null,
-      containerId: s.containerId ?? null,
-      profileKey: s.profileKey,
-    });
-  }
-
-  /** Versioned: runs recorded before authorization existed replay without it (patched → false). */
-  private async authorizeAs(call: SandboxCall | undefined, action: Action): Promise<void> {
-    if (!patched('authz-v1')) return;
-    const actor = call?.actor;
-    // Never the creator's identity for someone else's call: a request that names nobody is refused.
-    if (!actor)
-      reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
-    await access.authorize({
-      ...vouch(call?.claim),
-      actor: actor!,
-      workspace: this.req.workspace,
-      action,
-      target: this.req.sandboxId,
-      run: this.run,
-    });
-  }
-
-  /** Start (or resume) by the restore order; the decision and every skip reason land in history and status. */
-  private async start(): Promise<void> {
-    const { req, s } = this;
-    s.state = 'provisioning';
-    const decision = chooseRestore(await restore.loadRestoreInput({ sandboxId: req.sandboxId }));
-    s.lastStart = decision;
-    if (decision.profileKey) s.profileKey = decision.profileKey;
-    if (decision.source === 'running') {
-      s.state = 'idle';
-      if (this.lifecycle) s.startedAt ??= workflowNow();
-      return;
-    }
-    const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
-    // An image snapshot base comes from snapshot storage like any snapshot; only the built-in base is on every host.
-    const base = decision.base;
-    const fromStorage = decision.source !== 'base' || Boolean(base);
-    // Recorded runs pulled first; now the container is created straight away and the image pulled only when it is missing.
-    const pullOnMiss = fromStorage && patched('pull-on-miss-v1');
-    const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
-    if (fromStorage && !pullOnMiss) await cache();
-    s.generation += 1;
-    if (this.machines) return this.startMachine(decision, hostId, { fromStorage: pullOnMiss, cache });
-    const docker = hostActivities(hostId);
-    const create = () =>
-      docker.createTempSandbox({
-        key: `sandbox-${req.sandboxId}-${s.generation}`,
-        image: decision.imageRef,
-        size: req.size,
-        workflowId: this.run.workflowId,
-        role: 'sandbox',
-        entrypoint: base?.entrypoint,
-        ...this.mine(),
-      });
-    const box = await create().catch(async (err: unknown) => {
-      if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-      await cache();
-      return create();
-    });
-    if (base && patched('entrypoint-v1')) {
-      try {
-        await docker.awaitEntrypoint({
-          ...this.mine(),
-          containerId: box.containerId,
-          entrypoint: base.entrypoint,
-          settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
-          size: req.size,
-        });
-      } catch (err) {
-        await CancellationScope.nonCancellable(() => docker.removeSandbox({ ...this.mine(), containerId: box.containerId }));
-        throw err;
-      }
-    }
-    Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const });
-    if (this.lifecycle) s.startedAt = workflowNow();
-  }
-
-  /** Restores a saved machine (files and processes as they were), or boots one from the decision's image. */
-  private async startMachine(
-    decision: RestoreDecision,
-    hostId: string,
-    pull: { fromStorage: boolean; cache: () => Promise<unknown> },
-  ): Promise<void> {
-    const { req, s } = this;
-    const vm = hostVmActivities(hostId, req.size);
-    const key = `${req.sandboxId}-${s.generation}`;
-    const { workflowId } = this.run;
-    let box: { containerId: string };
-    if (decision.source !== 'running' && decision.source !== 'base' && decision.machineProfile) {
-      box = await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workspace: req.workspace, workflowId });
-    } else {
-      const imageRef = decision.source === 'running' ? '' : decision.imageRef;
-      const entrypoint = decision.base?.entrypoint;
-      const boot = () =>
-        vm.startVmSandbox({ key, image: imageRef, size: req.size, workflowId, entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS });
-      box = await boot().catch(async (err: unknown) => {
-        if (!pull.fromStorage || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-        await pull.cache();
-        return boot();
-      });
-    }
-    Object.assign(s, { hostId, containerId: box.containerId, state: 'idle' as const, startedAt: workflowNow() });
-  }
-
-  private async stopContainer(): Promise<void> {
-    const s = this.s;
-    if (s.containerId) await this.docker().removeSandbox({ ...this.mine(), containerId: s.containerId });
-    this.forgetContainer();
-  }
-
-  /** Stopped, with nothing running (also when removing the container failed: a sweep of leftovers takes it). */
-  private forgetContainer(): void {
-    const s = this.s;
-    s.containerId = undefined;
-    s.state = 'stopped';
-    if (this.lifecycle) s.startedAt = undefined;
-  }
-
-  /** A container's files as a committed image; a machine's memory, devices and files as a saved state. */
-  private async saveSession(sequence: number, keepRunning = true): Promise<string> {
-    const { req, s } = this;
-    const repository = `snapflow/sessions/${req.workspace}/${req.sandboxId}`;
-    const tag = `s${sequence}`;
-    let image: { localRef: string; storedRef: string | null; digest: string | null; machineProfile?: string };
-    if (this.machines) {
-      // The machine quits with the save when it is not kept running: no resume only to stop it.
-      image = await hostVmActivities(s.hostId!, req.size).snapshotVmSandbox({
-        ...this.mine(),
-        containerId: s.containerId!,
-        repository,
-        tag,
-        keepAlive: keepRunning,
-      });
-    } else {
-      const committed = await this.docker().commitSandbox({ ...this.mine(), containerId: s.containerId!, repository, tag });
-      // Without snapshot storage the session lives only in this host's cache (committed as snapflow.local/…).
-      const stored = committed.ref.startsWith('snapflow.local/') ? undefined : await this.docker().pushImage({ ref: committed.ref });
-      const storedRef = stored ? `${committed.ref.slice(0, committed.ref.lastIndexOf(':'))}@${stored.digest}` : null;
-      image = { localRef: committed.ref, storedRef, digest: stored?.digest ?? null };
-    }
-    const saved = await sandboxCatalog.saveSessionSnapshot({
-      id: uuid4(),
-      sandboxId: req.sandboxId,
-      workspace: req.workspace,
-      runtime: req.runtime,
-      size: req.size,
-      profileKey: this.profile(),
-      localRef: image.localRef,
-      storedRef: image.storedRef,
-      digest: image.digest,
-      machineProfile: image.machineProfile,
-      hostId: s.hostId!,
-      sequence,
-      run: this.run,
-    });
-    s.latestSessionSnapshotId = saved.snapshotId;
-    return saved.snapshotId;
-  }
-}
-
-/** Milliseconds of workflow time: the time of the current workflow task, the same on every replay. */
-function workflowNow(): number {
-  return new Date().getTime();
-}
-
-function formatMs(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  return `${Math.round(ms / 1000)}s`;
 }
 
 /**

@@ -244,7 +244,7 @@ export const killHostMidPromote: ChaosCase = async (env, runs) => {
   const notes: string[] = [];
   // Saving the machine and its upload take a second or two; a round whose promote beat the poll did not test a
   // crash, so it is tried again (bounded) rather than counted. (Runs recorded before vm machines committed an image.)
-  const inFlight = ['snapshotVmSandbox', 'commitSandbox', 'verifyBoot', 'pushImage'];
+  const inFlight = ['vmSaveSession', 'snapshotVmSandbox', 'commitSandbox', 'verifyBoot', 'pushImage'];
   for (let i = 0; i < runs; i++) {
     let landed = false;
     for (let attempt = 0; attempt < 4 && !landed; attempt++) {

@@ -105,7 +105,7 @@ export const killHostMidSessionSave: ChaosCase = async (env, runs) => {
           { waitForSession: true },
         ),
       );
-      landed = await killDuring(env, sandboxId, 'snapshotVmSandbox', job);
+      landed = await killDuring(env, sandboxId, 'vmSaveSession', job);
       const outcome = await job;
       last = missed(outcome);
       if (!landed) continue;
@@ -177,7 +177,7 @@ export const killHostMidSessionRestore: ChaosCase = async (env, runs) => {
           { waitForSession: true },
         ),
       );
-      landed = await killDuring(env, sandboxId, 'restoreVmSandbox', job);
+      landed = await killDuring(env, sandboxId, 'vmRestore', job);
       const outcome = await job;
       last = missed(outcome);
       if (!landed) continue;

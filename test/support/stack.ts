@@ -11,7 +11,7 @@ import { SnapflowClient } from '../../client';
 import { payloadDataConverter } from '../../lib/codec';
 import { loadConfig, type Config, type GithubAppConfig, type PreloadLimits, type StorageConfig } from '../../lib/config';
 import { createControlWorker } from '../../workers/control';
-import { sweepVmLeftovers } from '../../activities/vmSandboxes';
+import { sweepVmLeftovers } from '../../activities/sandbox/vm/machines';
 import { createHostWorker, vmPlaces } from '../../workers/host';
 import { JsonLogger } from '../../workers/log';
 import { createTestDatabase, type TestDatabase } from './db';

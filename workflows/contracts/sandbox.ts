@@ -3,6 +3,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { DefaultState } from '../../catalog/defaults';
 import type { SandboxRow } from '../../catalog/sandboxes';
 import type { RestoreDecision } from '../../lib/restoreOrder';
+import type { SandboxHandle } from '../../lib/sandboxHandle';
 import type { SandboxState } from '../../lib/vocabulary';
 import type { ActorClaim } from '../../lib/actorClaim';
 
@@ -32,6 +33,8 @@ export interface SandboxRequest extends Omit<SandboxRow, 'id'> {
 export interface SandboxCarried {
   state: SandboxState;
   hostId?: string;
+  /** What runs now, by backend; `containerId` is its text (the catalog's column, and the status a user reads). */
+  handle?: SandboxHandle;
   containerId?: string;
   latestSessionSnapshotId?: string;
   jobs: number;

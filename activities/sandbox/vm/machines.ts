@@ -1,38 +1,38 @@
-// The `vm` sandbox runtime on a host worker: a sandbox is a QEMU machine (activities/vm/runtime.ts) booted from
+// The `vm` sandbox backend on a host worker: a sandbox is a QEMU machine (activities/vm/runtime.ts) booted from
 // an image on this host's engine, or restored from a saved machine in the host cache or snapshot storage. Its
-// handle travels through the workflow as `vm:<id>` where a container id would, so exec and remove dispatch on it
-// and the workflows keep one shape for both classes.
+// verbs are the SandboxBackend's (activities/sandbox/backend.ts), registered as vmBoot, vmExec, …; runs recorded
+// before that call the machine steps by their earlier names (startVmSandbox, …), which answer as they did.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type Docker from 'dockerode';
-import type { StorageConfig } from '../lib/config';
-import { SnapflowError, describeFailure } from '../lib/errors';
-import type { HostFacts } from '../lib/hosts';
-import { SIZE_PRESETS, findPreset } from '../lib/presets';
-import { boundary, fail } from './boundary';
+import { Context } from '@temporalio/activity';
+import type { StorageConfig } from '../../../lib/config';
+import { SnapflowError, describeFailure, storageNotConfigured, toNonRetryableFailure } from '../../../lib/errors';
+import type { HostFacts } from '../../../lib/hosts';
+import { SIZE_PRESETS, findPreset } from '../../../lib/presets';
+import { boundary, fail } from '../../boundary';
+import { outputHeartbeats, withHeartbeat } from '../../heartbeats';
 import {
+  CANCEL_GRACE_MS,
   LOCAL_REGISTRY,
   jobLogs,
-  outputHeartbeats,
   withLog,
-  CANCEL_GRACE_MS,
-  type JobLogs,
-  withHeartbeat,
-  type DockerActivities,
   type ExecInSandbox,
   type ExecResult,
+  type JobLogs,
   type RemoveSandbox,
-} from './docker';
-import { checkHandle, type HandleClaim } from './handles';
-import type { AccelProbe } from './vm/accel';
-import { sweepDeadProbes } from './leftovers';
-import { defaultRunRoot, machineFiles, machineProfile, stopQemu, vmTools } from './vm/machine';
-import { cancelGuestJobs } from './vm/guestAgent';
-import { Context } from '@temporalio/activity';
-import { createVmRuntime, type VmRuntime } from './vm/runtime';
-import { requireOwnSnapshot } from './hostCache';
+} from '../../docker';
+import { handleText, parseHandleText } from '../../../lib/sandboxHandle';
+import { backendActivities, requireBackend, type BackendFacts, type SandboxBackend, type SandboxHandle } from '../backend';
+import { checkHandle, type HandleClaim } from '../../handles';
+import type { AccelProbe } from '../../vm/accel';
+import { sweepDeadProbes } from '../../leftovers';
+import { defaultRunRoot, machineFiles, machineProfile, stopQemu, vmTools } from '../../vm/machine';
+import { cancelGuestJobs } from '../../vm/guestAgent';
+import { createVmRuntime, type VmRuntime } from '../../vm/runtime';
+import { requireOwnSnapshot } from '../../hostCache';
 import {
   adoptState,
   cachedStateFile,
@@ -42,19 +42,13 @@ import {
   pushState,
   readStateManifest,
   verifiedState,
-} from './vm/stateArtifacts';
-import type { VmHandle } from './vm/types';
-
-const VM_PREFIX = 'vm:';
-const isVm = (containerId: string): boolean => containerId.startsWith(VM_PREFIX);
-const vmId = (containerId: string): string => containerId.slice(VM_PREFIX.length);
+} from '../../vm/stateArtifacts';
+import type { VmHandle } from '../../vm/types';
 
 export interface VmSandboxDeps {
   docker: Docker;
   hostId: string;
   storage?: StorageConfig;
-  /** The Docker activities this runtime stands beside: a container id goes to them. */
-  containers: DockerActivities;
   /** Parent of this host's VM directories (default: SNAPFLOW_VM_RUN_DIR or /tmp/sfvm, then the host id). */
   runRoot: string;
   /** Host cache of images' guest roots. */
@@ -130,8 +124,12 @@ function savedAnswer(): unknown {
   }
 }
 
-export function createVmSandboxActivities(deps: VmSandboxDeps) {
-  const { containers, cacheDir } = deps;
+/** A vm handle's machine id (the handle's text, as runs recorded before typed handles pass it, is parsed first). */
+const machineId = (handle: SandboxHandle | string): string =>
+  requireBackend(typeof handle === 'string' ? parseHandleText(handle) : handle, 'vm');
+
+export function createVmSandbox(deps: VmSandboxDeps) {
+  const { cacheDir } = deps;
   const stateDir = deps.stateDir ?? cacheDir;
   const vm: VmRuntime = createVmRuntime({ docker: deps.docker, runRoot: deps.runRoot, cacheDir });
   // The accel probe boots a VM (seconds): started now, so the host's first announcement does not wait for it.
@@ -143,16 +141,16 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     return { memoryMiB: deps.memoryMiB ?? preset.memoryMiB, vcpus: preset.vcpus };
   };
 
-  /** Refused HANDLE_MISMATCH unless VM `containerId` was made (booted or restored) by the workflow that asks, for `claim`. */
-  const requireOwned = (containerId: string, claim: HandleClaim): void =>
-    checkHandle({ what: `vm ${vmId(containerId).slice(0, 64)}`, workflowId: vm.owner(vmId(containerId)) }, claim);
+  /** Refused HANDLE_MISMATCH unless VM `id` was made (booted or restored) by the workflow that asks, for `claim`. */
+  const requireOwned = (id: string, claim: HandleClaim): void =>
+    checkHandle({ what: `vm ${id.slice(0, 64)}`, workflowId: vm.owner(id) }, claim);
 
-  const handleOf = (containerId: string): VmHandle => {
-    const handle = vm.find(vmId(containerId));
+  const handleOf = (id: string): VmHandle => {
+    const handle = vm.find(id);
     if (!handle)
       fail(
         'VM_UNRESPONSIVE',
-        `vm ${vmId(containerId)} is not running on host ${deps.hostId}`,
+        `vm ${id} is not running on host ${deps.hostId}`,
         'run the job again: the sandbox starts again by the restore order',
       );
     return handle;
@@ -192,12 +190,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     return ids.reduce((sum, id) => sum + (safeFind(vm, id)?.memoryMiB ?? 0), 0);
   }
 
-  return {
-    async describeHost(): Promise<HostFacts> {
-      const facts = await containers.describeHost();
-      return { ...facts, memoryReservedMiB: facts.memoryReservedMiB + vmMemoryMiB(), vm: await machineFacts() };
-    },
-
+  const steps = {
     /** Boots a VM whose root filesystem is `image`'s (on this host's engine); IMAGE_NOT_FOUND when it is not here. */
     async startVmSandbox(input: StartVmSandbox): Promise<{ containerId: string; name: string; bootMs: number }> {
       return boundary(() =>
@@ -207,7 +200,7 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           const started = Date.now();
           const handle = await vm.create({ id: input.key, image: input.image, ...machineOf(input.size) });
           vm.setOwner(handle, input.workflowId);
-          const containerId = `${VM_PREFIX}${handle.id}`;
+          const containerId = handleText({ backend: 'vm', id: handle.id });
           if (input.entrypoint) await startEntrypoint(handle, input.entrypoint, input.settleSeconds ?? 2);
           return answer(handle, `boot ${input.image}`, { containerId, name: handle.id, bootMs: Date.now() - started });
         }),
@@ -235,7 +228,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           }
           const handle = await vm.restore({ id: input.key, file: await verifiedState(stateDir, input.stateRef) });
           vm.setOwner(handle, input.workflowId);
-          return answer(handle, `restore ${input.stateRef}`, { containerId: `${VM_PREFIX}${handle.id}`, name: handle.id, pulled });
+          return answer(handle, `restore ${input.stateRef}`, {
+            containerId: handleText({ backend: 'vm', id: handle.id }),
+            name: handle.id,
+            pulled,
+          });
         }),
       );
     },
@@ -248,11 +245,8 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       return boundary(() =>
         withHeartbeat('save vm', async () => {
           if (input.requireStorage && !deps.storage)
-            fail(
-              'GOLDEN_STORAGE_NOT_CONFIGURED',
-              `snapshot storage is not configured on host ${deps.hostId}, so a golden snapshot cannot be stored`,
-              'set SNAPFLOW_STORAGE_URL, SNAPFLOW_STORAGE_USERNAME and SNAPFLOW_STORAGE_PASSWORD for the host worker',
-            );
+            throw toNonRetryableFailure(storageNotConfigured({ hostId: deps.hostId, what: 'storing a golden snapshot' }));
+          const id = machineId(input.containerId);
           const localRef = `${deps.storage?.registryHost ?? LOCAL_REGISTRY}/${input.repository}:${input.tag}`;
           // An earlier attempt of this call that finished (it outlived its deadline, or its worker died before
           // answering) left its answer in its last heartbeat: the upload moved the cached copy to the stored name, so
@@ -268,12 +262,12 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
           if (!hasCachedState(stateDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
             await adoptState(saving, stateDir, localRef);
           if (hasCachedState(stateDir, localRef)) {
-            if (!input.keepAlive && existsSync(join(deps.runRoot, vmId(input.containerId)))) requireOwned(input.containerId, input);
+            if (!input.keepAlive && existsSync(join(deps.runRoot, id))) requireOwned(id, input);
             profile = (JSON.parse(readFileSync(`${cachedStateFile(stateDir, localRef)}.json`, 'utf8')) as { profile: string }).profile;
-            if (!input.keepAlive) await removeVm(input.containerId);
+            if (!input.keepAlive) await removeVm(id);
           } else {
-            requireOwned(input.containerId, input);
-            const handle = handleOf(input.containerId);
+            requireOwned(id, input);
+            const handle = handleOf(id);
             const file = saving;
             try {
               const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
@@ -310,12 +304,12 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       );
     },
 
-    /** A container's exec, or a job through the guest agent, with its output heartbeated as it comes. */
-    async execInSandbox(input: ExecInSandbox): Promise<ExecResult> {
-      if (!isVm(input.containerId)) return containers.execInSandbox(input);
+    /** A job through the guest agent, with its output heartbeated as it comes. */
+    async execInVm(input: ExecInSandbox): Promise<ExecResult> {
       return boundary(async () => {
-        requireOwned(input.containerId, input);
-        const handle = handleOf(input.containerId);
+        const id = machineId(input.containerId);
+        requireOwned(id, input);
+        const handle = handleOf(id);
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
         const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
         const log = (deps.logs ?? jobLogs(undefined)).open(input.log);
@@ -349,11 +343,11 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     },
 
     /** Idempotent, like a container's removal: a VM already gone counts as removed. */
-    async removeSandbox(input: RemoveSandbox): Promise<void> {
-      if (!isVm(input.containerId)) return containers.removeSandbox(input);
+    async removeVmSandbox(input: RemoveSandbox): Promise<void> {
+      const id = machineId(input.containerId);
       // One already gone counts as removed; one that is there goes only for whoever it was made for.
-      if (existsSync(join(deps.runRoot, vmId(input.containerId)))) requireOwned(input.containerId, input);
-      await removeVm(input.containerId);
+      if (existsSync(join(deps.runRoot, id))) requireOwned(id, input);
+      await removeVm(id);
     },
 
     /** A cached saved machine goes like a cached image: the running VMs restored from it hold their own memory. */
@@ -371,6 +365,36 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
       await withHeartbeat('cache vm state', () => pullState(stored.target, stored.digest!, stateDir, input.storedRef));
       return { vmState: true, pulled: true };
     },
+  };
+
+  const backend: SandboxBackend = {
+    async boot(input) {
+      return parseHandleText((await steps.startVmSandbox(input)).containerId);
+    },
+    async restore(input) {
+      return parseHandleText((await steps.restoreVmSandbox(input)).containerId);
+    },
+    exec({ handle, ...job }) {
+      return steps.execInVm({ ...job, containerId: handleText(handle) });
+    },
+    async saveSession({ handle, keepRunning, ...target }) {
+      const saved = await steps.snapshotVmSandbox({ ...target, containerId: handleText(handle), keepAlive: keepRunning });
+      return { localRef: saved.localRef, storedRef: saved.storedRef, digest: saved.digest, machineProfile: saved.machineProfile };
+    },
+    stop({ handle, sandboxId, workspace }) {
+      return steps.removeVmSandbox({ sandboxId, workspace, containerId: handleText(handle) });
+    },
+    async facts(): Promise<BackendFacts> {
+      return { memoryReservedMiB: vmMemoryMiB(), vm: await machineFacts() };
+    },
+  };
+  const { execInVm, removeVmSandbox, ...machineSteps } = steps;
+  return {
+    backend,
+    /** The backend's verbs, the machine steps runs recorded before them call, and the pre-warm's state cache. */
+    activities: { ...backendActivities('vm', backend), ...machineSteps },
+    /** What handle text naming a vm is routed to (activities/sandbox/host.ts). */
+    byText: { exec: execInVm, remove: removeVmSandbox },
   };
 
   /**
@@ -393,8 +417,8 @@ export function createVmSandboxActivities(deps: VmSandboxDeps) {
     }
   }
 
-  async function removeVm(containerId: string): Promise<void> {
-    await removeVmDir(vm, deps.runRoot, vmId(containerId));
+  async function removeVm(id: string): Promise<void> {
+    await removeVmDir(vm, deps.runRoot, id);
   }
 
   /** Starts the entrypoint detached in the guest; ready when it still runs after the settle window. */
@@ -493,4 +517,4 @@ export async function sweepVmLeftovers(
   return { removed };
 }
 
-export type VmSandboxActivities = ReturnType<typeof createVmSandboxActivities>;
+export type VmSandboxActivities = ReturnType<typeof createVmSandbox>['activities'];
