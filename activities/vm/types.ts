@@ -1,6 +1,6 @@
-// The shape every sandbox runtime offers, so the host worker can run a sandbox as a container or as a VM
-// behind the same activities. Only the VM runtime implements it so far.
-export type SandboxClass = 'container' | 'vm';
+// The VM runtime's own shapes (activities/vm/runtime.ts): a guest job and its outcome, a machine's handle, saved
+// machines. The seam both sandbox backends implement is activities/sandbox/backend.ts; this is what its vm side uses.
+import type { SandboxClass } from '../../lib/vocabulary';
 
 export interface ExecJob {
   argv: string[];
