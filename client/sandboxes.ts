@@ -262,7 +262,10 @@ export class SandboxClient {
           id,
           previous,
           () => ended,
-          (chunk) => {
+          async (chunk) => {
+            // Where a stopped sandbox started from is said before its job's first byte (the start preceded the job).
+            if (!streamed && wasStopped && !resumedSaid)
+              sayResumed((await handle.query(sandboxStatusQuery).catch(() => undefined))?.lastStart);
             streamed = true;
             if (chunk.stream !== 'note') options.onOutput!({ stream: chunk.stream, data: chunk.data });
           },
@@ -346,12 +349,17 @@ export class SandboxClient {
   }
 
   /** Waits for the sandbox's first job log after `previous` and follows it to its close; gives up once `ended()` finds none. */
-  private async followNextLog(sandboxId: string, previous: number, ended: () => boolean, onChunk: (c: LogChunk) => void): Promise<void> {
+  private async followNextLog(
+    sandboxId: string,
+    previous: number,
+    ended: () => boolean,
+    onChunk: (c: LogChunk) => void | Promise<void>,
+  ): Promise<void> {
     for (;;) {
       const finished = ended();
       const log = await lastJobLog(this.db, sandboxId);
       if (log && (log.job ?? 0) > previous) {
-        for await (const chunk of readLog(this.db, log.id, { follow: true })) onChunk(chunk);
+        for await (const chunk of readLog(this.db, log.id, { follow: true })) await onChunk(chunk);
         return;
       }
       if (finished) return;

@@ -29,6 +29,7 @@ const NOT_HERE: Record<string, string> = {
   vmExec: 'vm only: test/chaos.e2e.test.ts stalls the vm steps',
   vmSaveSession: 'vm only: test/chaos.e2e.test.ts stalls the vm steps',
   vmStop: 'vm only: test/chaos.e2e.test.ts stalls the vm steps',
+  containerExec: "a user's job runs at most once (one attempt, never retried), so the stall leaves it alone",
   containerSaveSession: 'a container job saves no session (only machines are saved after a job)',
   moveAgents: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   moveAgentsBack: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',

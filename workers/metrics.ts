@@ -12,6 +12,7 @@ import { readCatalogFigures } from '../catalog/metrics';
 import type postgres from 'postgres';
 import type { Db, Sql } from '../db/client';
 import { describeFailure } from '../lib/errors';
+import { JOB_ACTIVITY_NAMES, parseHandleText } from '../lib/sandboxHandle';
 import { SANDBOX_STATES, SNAPSHOT_KINDS, SNAPSHOT_STATUSES } from '../lib/vocabulary';
 import type { JsonLogger } from './log';
 
@@ -209,13 +210,22 @@ export function recordHostMetrics(
 }
 
 /** Where a started sandbox came from, read from what the start was asked to use. */
+/** The sandbox class an activity works on: its typed handle's backend, else its name (vmBoot, startVmSandbox, …). */
+function classOf(type: string, args: Record<string, unknown>): 'vm' | 'container' {
+  const backend = (args.handle as { backend?: unknown } | undefined)?.backend;
+  if (backend === 'vm' || backend === 'container') return backend;
+  // Runs recorded before typed handles pass the handle as text, a vm's as `vm:<id>`.
+  const text = typeof args.containerId === 'string' ? parseHandleText(args.containerId) : undefined;
+  return text?.backend === 'vm' || type.startsWith('vm') || type.includes('Vm') ? 'vm' : 'container';
+}
+
 function startPath(type: string, input: Record<string, unknown>): string | undefined {
-  if (type === 'startVmSandbox') return 'boot';
-  if (type === 'restoreVmSandbox') {
+  if (type === 'startVmSandbox' || type === 'vmBoot') return 'boot';
+  if (type === 'restoreVmSandbox' || type === 'vmRestore') {
     const ref = String(input.stateRef ?? '');
     return ref.includes('/snapflow/sessions/') ? 'restore-session' : ref.includes('/snapflow/golden/') ? 'restore-golden' : 'restore';
   }
-  if (type === 'createTempSandbox' && input.role === 'sandbox') return 'create';
+  if (type === 'containerBoot' || (type === 'createTempSandbox' && input.role === 'sandbox')) return 'create';
   return undefined;
 }
 
@@ -249,9 +259,9 @@ export function hostActivityMetrics(meter: MetricMeter = Runtime.instance().metr
         const args = (input.args[0] ?? {}) as Record<string, unknown>;
         const started = performance.now();
         const seconds = () => (performance.now() - started) / 1000;
-        const cls = String(args.containerId ?? '').startsWith('vm:') || type.includes('Vm') ? 'vm' : 'container';
+        const cls = classOf(type, args);
         // A user's job is an exec with a timeout; the build steps' execs have none.
-        const job = type === 'execInSandbox' && typeof args.timeoutMs === 'number';
+        const job = JOB_ACTIVITY_NAMES.includes(type) && typeof args.timeoutMs === 'number';
         let result: unknown;
         try {
           result = await next(input);
@@ -265,11 +275,14 @@ export function hostActivityMetrics(meter: MetricMeter = Runtime.instance().metr
         }
         const path = startPath(type, args);
         if (path) starts.record(seconds(), { class: cls, path, fetched: String(Boolean((result as { pulled?: boolean }).pulled)) });
-        if (type === 'snapshotVmSandbox') {
+        if (type === 'snapshotVmSandbox' || type === 'vmSaveSession') {
           const saved = result as { bytes: number; savedMs: number };
           saveTime.record(saved.savedMs / 1000, { class: 'vm' });
           saveSize.record(saved.bytes, { class: 'vm' });
-        } else if (type === 'commitSandbox' && String(args.repository ?? '').startsWith('snapflow/sessions/')) {
+        } else if (
+          (type === 'commitSandbox' || type === 'containerSaveSession') &&
+          String(args.repository ?? '').startsWith('snapflow/sessions/')
+        ) {
           saveTime.record(seconds(), { class: 'container' });
         } else if (type === 'cacheSnapshot') {
           ((result as { pulled: boolean }).pulled ? misses : hits).add(1);

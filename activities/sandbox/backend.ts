@@ -59,6 +59,9 @@ export interface SavedSession {
   digest: string | null;
   /** A saved machine's profile (vm); absent for a committed image. */
   machineProfile?: string;
+  /** A saved machine's size (zstd) and how long the save took (vm): the host's session-save metrics read them. */
+  bytes?: number;
+  savedMs?: number;
 }
 
 export interface StopSandbox extends HandleClaim {

@@ -379,7 +379,8 @@ export function createVmSandbox(deps: VmSandboxDeps) {
     },
     async saveSession({ handle, keepRunning, ...target }) {
       const saved = await steps.snapshotVmSandbox({ ...target, containerId: handleText(handle), keepAlive: keepRunning });
-      return { localRef: saved.localRef, storedRef: saved.storedRef, digest: saved.digest, machineProfile: saved.machineProfile };
+      const { localRef, storedRef, digest, machineProfile, bytes, savedMs } = saved;
+      return { localRef, storedRef, digest, machineProfile, bytes, savedMs };
     },
     stop({ handle, sandboxId, workspace }) {
       return steps.removeVmSandbox({ sandboxId, workspace, containerId: handleText(handle) });
