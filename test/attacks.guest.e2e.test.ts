@@ -29,13 +29,12 @@ import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
 import { createHostSandboxActivities } from '../activities/sandbox/host';
 import { describeFailure } from '../lib/errors';
-import { workflowIds } from '../lib/ids';
 import { BASE_IMAGE_REF } from '../lib/presets';
-import { sandboxes, snapshots } from '../db/schema';
+import { snapshots } from '../db/schema';
 import { eq } from 'drizzle-orm';
 import { vmPlaces } from '../workers/host';
 import { pushImage, sourceRegistry } from './support/images';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 let source: Awaited<ReturnType<typeof sourceRegistry>>;
@@ -52,14 +51,7 @@ beforeAll(async () => {
   scratch = mkdtempSync(join(t.stack.dir, 'attacks-'));
 });
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
-    await t.client.sandboxes.destroy(box.id).catch(() =>
-      t.client.temporal.workflow
-        .getHandle(workflowIds.sandbox(box.id))
-        .terminate('test cleanup')
-        .catch(() => undefined),
-    );
-  }
+  await destroyEverySandbox(t);
   await source?.stop();
   await t?.teardown();
   if (scratch) rmSync(scratch, { recursive: true, force: true });

@@ -17,7 +17,7 @@ import { BASE_IMAGE_REF } from '../lib/presets';
 import { vmPlaces } from '../workers/host';
 import type { createImageSnapshot, sandbox } from '../workflows';
 import { deriveImage, pushImage } from './support/images';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('atk');
@@ -63,14 +63,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
-    await t.client.sandboxes.destroy(box.id).catch(() =>
-      t.client.temporal.workflow
-        .getHandle(workflowIds.sandbox(box.id))
-        .terminate('test cleanup')
-        .catch(() => undefined),
-    );
-  }
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

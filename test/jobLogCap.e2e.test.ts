@@ -1,7 +1,5 @@
 // A log past its cap: the job runs on, and the log says exactly where it was cut and keeps the true last 64 KiB.
-import { sandboxes } from '../db/schema';
-import { workflowIds } from '../lib/ids';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('logcap');
@@ -14,13 +12,7 @@ beforeAll(async () => {
   await t.client.refreshHost(hostId);
 });
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : [])
-    await t.client.sandboxes.destroy(box.id).catch(() =>
-      t.client.temporal.workflow
-        .getHandle(workflowIds.sandbox(box.id))
-        .terminate('test cleanup')
-        .catch(() => undefined),
-    );
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

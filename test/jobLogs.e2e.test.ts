@@ -3,9 +3,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { sandboxes } from '../db/schema';
-import { WORKFLOW_LABEL, workflowIds } from '../lib/ids';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('logs');
@@ -18,12 +16,7 @@ beforeAll(async () => {
   await t.client.refreshHost(hostId);
 });
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
-    const handle = t.client.temporal.workflow.getHandle(workflowIds.sandbox(box.id));
-    await t.client.sandboxes.destroy(box.id).catch(() => handle.terminate('test cleanup').catch(() => undefined));
-    for (const c of await t.docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(box.id)}`] } }))
-      await t.docker.getContainer(c.Id).remove({ force: true });
-  }
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

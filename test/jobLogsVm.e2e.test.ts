@@ -1,9 +1,7 @@
 // The vm case of every byte kept: a QEMU guest's job output through the agent's virtio-serial port into the log
 // store, byte-exact, and a cancel that reaches the guest's process group over the job's own connection.
 import { createHash } from 'node:crypto';
-import { sandboxes } from '../db/schema';
-import { workflowIds } from '../lib/ids';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('vmlogs');
@@ -16,13 +14,7 @@ beforeAll(async () => {
   await t.client.refreshHost(hostId);
 });
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : [])
-    await t.client.sandboxes.destroy(box.id).catch(() =>
-      t.client.temporal.workflow
-        .getHandle(workflowIds.sandbox(box.id))
-        .terminate('test cleanup')
-        .catch(() => undefined),
-    );
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

@@ -6,10 +6,10 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { and, eq } from 'drizzle-orm';
 import { hostCache, sandboxes, snapshots } from '../db/schema';
-import { SYSTEM_SCOPE, WORKFLOW_LABEL, taskQueues, workflowIds } from '../lib/ids';
+import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
 import type { sandbox } from '../workflows';
 import { recordHistory } from './support/histories';
-import { createTestEnv, uniqueHostId, type RunningWorker, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type RunningWorker, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 let host: RunningWorker;
@@ -24,16 +24,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   // Other test files share this dockerd: end every sandbox this file made, so none holds memory or a container.
-  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
-    const handle = t.client.temporal.workflow.getHandle(workflowIds.sandbox(box.id));
-    await t.client.sandboxes.destroy(box.id).catch(() => handle.terminate('test cleanup').catch(() => undefined));
-    for (const c of await t.docker.listContainers({
-      all: true,
-      filters: { label: [`${WORKFLOW_LABEL}=${workflowIds.sandbox(box.id)}`] },
-    })) {
-      await t.docker.getContainer(c.Id).remove({ force: true });
-    }
-  }
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

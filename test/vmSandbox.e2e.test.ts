@@ -4,14 +4,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { and, eq } from 'drizzle-orm';
-import { hosts, sandboxes, snapshots } from '../db/schema';
+import { hosts, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { resolveDigest } from '../activities/registryClient';
 import { vmTools } from '../activities/vm/machine';
 import { VM_STATE_ARTIFACT } from '../activities/vm/stateArtifacts';
 import { vmPlaces } from '../workers/host';
 import { recordHistory } from './support/histories';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('vm');
@@ -24,14 +24,7 @@ beforeAll(async () => {
   await t.client.refreshHost(hostId);
 });
 afterAll(async () => {
-  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
-    await t.client.sandboxes.destroy(box.id).catch(() =>
-      t.client.temporal.workflow
-        .getHandle(workflowIds.sandbox(box.id))
-        .terminate('test cleanup')
-        .catch(() => undefined),
-    );
-  }
+  await destroyEverySandbox(t);
   await t?.teardown();
 });
 

@@ -14,6 +14,8 @@ import { createControlWorker } from '../../workers/control';
 import { sweepVmLeftovers } from '../../activities/sandbox/vm/machines';
 import { createHostWorker, vmPlaces } from '../../workers/host';
 import { JsonLogger } from '../../workers/log';
+import { sandboxes } from '../../db/schema';
+import { WORKFLOW_LABEL, workflowIds } from '../../lib/ids';
 import { createTestDatabase, type TestDatabase } from './db';
 import { recordPayloadKey, scanCatalog, scanFiles } from './secrets';
 import { readTestStack, type TestStackState } from './stackState';
@@ -98,6 +100,24 @@ export interface TestEnv {
 }
 
 /** A fresh host id per test file: workflow ids and queues never collide across files. */
+/**
+ * Every sandbox a test file made, gone before its stack is torn down: destroyed through its workflow, or the workflow
+ * terminated when that cannot answer, and any container still labelled with it removed.
+ */
+export async function destroyEverySandbox(t: TestEnv | undefined): Promise<void> {
+  for (const box of t ? await t.db.db.select().from(sandboxes) : []) {
+    const workflowId = workflowIds.sandbox(box.id);
+    await t!.client.sandboxes.destroy(box.id).catch(() =>
+      t!.client.temporal.workflow
+        .getHandle(workflowId)
+        .terminate('test cleanup')
+        .catch(() => undefined),
+    );
+    for (const c of await t!.docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowId}`] } }))
+      await t!.docker.getContainer(c.Id).remove({ force: true });
+  }
+}
+
 export function uniqueHostId(prefix = 'h'): string {
   return `${prefix}-${randomBytes(3).toString('hex')}`;
 }
