@@ -1,12 +1,11 @@
 // A golden build's log: each preload step's own output (the clone, the dependency build's stdout and stderr) and
 // how the build ended, read with `golden logs BUILD`.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { desc, eq } from 'drizzle-orm';
 import { goldenBuilds } from '../db/schema';
 import { makeBareRepo } from './support/repos';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, runCli } from './support/stack';
 
 let t: TestEnv;
 let repo = '';
@@ -23,19 +22,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.teardown());
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...args], {
-      env: { ...process.env, ...t.env },
-      cwd: t.stack.dir,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject).on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(t, args);
 
 test("a failed golden build's log holds each step, the dependency build's own output and the failure", async () => {
   await t.client.golden.setConfig({

@@ -1,14 +1,12 @@
 // A sandbox's lifecycle on the real stack: it stops when idle (freeing its host memory) or past its lifetime, a job
 // on a stopped sandbox starts it again and says from where, output streams while the job runs, a job has a timeout,
 // and the CLI exits with the job's exit code.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describeFailure } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import type { OutputChunk } from '../lib/jobOutput';
 import type { SandboxStatus } from '../workflows';
 import { recordHistory } from './support/histories';
-import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox, runCli } from './support/stack';
 
 let t: TestEnv;
 const hostId = uniqueHostId('life');
@@ -48,23 +46,7 @@ const containerExists = (id: string) =>
       () => false,
     );
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...args], {
-      env: { ...process.env, ...t.env },
-      cwd: t.stack.dir,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill(), 90_000);
-    child.on('error', reject).on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => runCli(t, args);
 
 test('a sandbox that never runs a job stops after its idle timeout, and its host memory is free again', async () => {
   const first = await create({ class: 'container', keepAlive: true, idleTimeout: '5s' });

@@ -1,9 +1,7 @@
 // An image snapshot's build log: each step, the pull's and upload's own output, and how it ended; a failed
 // snapshot names its failing step and shows its log's last lines in `snapshot show`.
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { sourceRegistry } from './support/images';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, uniqueHostId, type TestEnv, runCli } from './support/stack';
 
 let t: TestEnv;
 let source: Awaited<ReturnType<typeof sourceRegistry>>;
@@ -29,19 +27,7 @@ async function text(iterable: AsyncIterable<{ data: Buffer }>): Promise<string> 
   return Buffer.concat(parts).toString('utf8');
 }
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(__dirname, '..', 'client', 'bin', 'snapflow.js'), ...args], {
-      env: { ...process.env, ...t.env },
-      cwd: t.stack.dir,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject).on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => runCli(t, args);
 
 test('a built snapshot has its steps, the pull and the upload in its log, then how it ended', async () => {
   const created = await t.client.snapshots.create({ ...base, name: 'logged-v1', image: source.image });

@@ -1,4 +1,5 @@
 // Per test file: a fresh catalog database, in-process workers against the shared real stack, a client.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -116,6 +117,25 @@ export async function destroyEverySandbox(t: TestEnv | undefined): Promise<void>
     for (const c of await t!.docker.listContainers({ all: true, filters: { label: [`${WORKFLOW_LABEL}=${workflowId}`] } }))
       await t!.docker.getContainer(c.Id).remove({ force: true });
   }
+}
+
+/** The snapflow bin against this stack (its env, its directory), as a user runs it; killed if it hangs past `timeoutMs`. */
+export function runCli(t: TestEnv, args: string[], timeoutMs = 90_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(__dirname, '..', '..', 'client', 'bin', 'snapflow.js'), ...args], {
+      env: { ...process.env, ...t.env },
+      cwd: t.stack.dir,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill(), timeoutMs);
+    child.on('error', reject).on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
 }
 
 export function uniqueHostId(prefix = 'h'): string {
