@@ -1,9 +1,9 @@
-import { CancellationScope, allHandlersFinished, condition, continueAsNew, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+// The sandbox entity workflow as its state machine: the handlers, the states they move through, and the calls to
+// the backend. The shared steps are in workflows/sandboxCore.ts, the job steps in sandboxJobs.ts, promotion in sandboxPromotion.ts.
+import { CancellationScope, allHandlersFinished, condition, continueAsNew, setHandler, workflowInfo } from '@temporalio/workflow';
 import { describeFailure } from '../lib/errors';
 import { checkJob, checkSandboxDuration } from '../lib/validation/sandboxes';
 import type { SandboxState } from '../lib/vocabulary';
-import { defaults, golden, sandboxCatalog } from './activities';
-import { ENTRYPOINT_SETTLE_SECONDS, type SandboxRuntime } from './sandboxRuntime';
 import {
   SANDBOX_DEFAULTS,
   destroyUpdate,
@@ -20,15 +20,12 @@ import {
   type SandboxCall,
   type SandboxRequest,
   type SandboxStatus,
-  type SandboxCarried as Carried,
 } from './contracts/sandbox';
 import { reject } from './failures';
-import { publishGolden } from './publishGolden';
+import { SandboxJobs } from './sandboxJobs';
+import { publishPromotion } from './sandboxPromotion';
 import { withWorkspace } from './compat';
-import { SandboxCore, formatMs, workflowNow } from './sandboxCore';
-
-/** Why a running sandbox stops on its own. */
-type Expiry = NonNullable<Carried['lastStop']>['reason'];
+import { formatMs, workflowNow, type Expiry } from './sandboxCore';
 
 /** States in which something is running on the sandbox: destroy waits for it. */
 const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', 'provisioning'];
@@ -37,25 +34,12 @@ const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', '
  * One sandbox's state and what each Update does to it. Validators read the state synchronously, and every
  * handler moves the state before its first await: a job and a promotion can never interleave.
  */
-class SandboxEntity extends SandboxCore {
-  /** The running job's scope, which a cancel cancels. */
-  private jobScope?: { sequence: number; scope: CancellationScope };
+class SandboxEntity extends SandboxJobs {
   /** First run only: nothing is registered or started for a refused request. */
   async create(): Promise<void> {
     const { req, s } = this;
     await this.authorizeAs(req, 'sandbox.create');
-    await sandboxCatalog.registerSandbox({
-      id: req.sandboxId,
-      workspace: req.workspace,
-      class: req.class,
-      size: req.size,
-      runtime: req.runtime,
-      profileKey: req.profileKey,
-      keepAlive: req.keepAlive,
-      issueId: req.issueId,
-      baseSnapshotId: req.baseSnapshotId,
-      agentId: req.agentId,
-    });
+    await this.register();
     try {
       await this.start();
     } catch (err) {
@@ -81,52 +65,7 @@ class SandboxEntity extends SandboxCore {
   }
 
   async runJob(job: JobRequest): Promise<JobResult> {
-    if (this.lifecycle) return this.runJobResuming(job);
-    const { req, s } = this;
-    this.handled++;
-    s.state = 'busy'; // before the first await: the validators of everything else now refuse
-    const sequence = ++s.jobs;
-    this.currentJob = { sequence, command: job.command };
-    this.show();
-    try {
-      await this.authorizeAs(job, 'sandbox.job');
-    } catch (err) {
-      Object.assign(s, { state: 'idle', jobs: s.jobs - 1 });
-      this.currentJob = undefined;
-      this.show();
-      const f = describeFailure(err);
-      return reject(f.code, f.message, { hint: f.hint });
-    }
-    try {
-      await this.sync();
-      const result = await this.runtime.exec(s.hostId!, this.handle()!, job);
-      let sessionSnapshotId: string | undefined;
-      let sessionError: string | undefined;
-      if (result.exitCode === 0 && this.snapshots) {
-        s.state = 'snapshotting';
-        await this.sync();
-        try {
-          sessionSnapshotId = await this.saveSession(sequence);
-        } catch (err) {
-          const f = describeFailure(err);
-          sessionError = `${f.code}: ${f.message}`;
-        }
-      }
-      if (req.keepAlive) s.state = 'idle';
-      else await this.stopContainer();
-      return { sequence, ...result, sessionSnapshotId, sessionError, stopped: !req.keepAlive };
-    } catch (err) {
-      // The exec itself could not run (host gone, container gone): the sandbox is stopped, resume restarts it.
-      await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
-      const f = describeFailure(err);
-      return reject('EXEC_FAILED', `job ${sequence} could not run: ${f.code}: ${f.message}`, {
-        hint: 'resume the sandbox and run the job again',
-      });
-    } finally {
-      this.currentJob = undefined;
-      await CancellationScope.nonCancellable(() => this.sync());
-      this.show();
-    }
+    return this.lifecycle ? this.runJobResuming(job) : this.runLegacyJob(job);
   }
 
   /**
@@ -163,27 +102,7 @@ class SandboxEntity extends SandboxCore {
       });
     }
     const timeoutMs = job.timeoutMs ?? SANDBOX_DEFAULTS.jobTimeoutMs;
-    let result: Awaited<ReturnType<SandboxRuntime['exec']>>;
-    // Its own scope: a cancel (cancelJobSignal) reaches the exec activity, which still answers with the job's end.
-    const jobScope = new CancellationScope();
-    this.jobScope = { sequence, scope: jobScope };
-    try {
-      await this.sync();
-      const log = { id: `job:${req.sandboxId}:${sequence}`, kind: 'job', subject: req.sandboxId, job: sequence } as const;
-      result = await jobScope.run(() => this.runtime.exec(s.hostId!, this.handle()!, job, timeoutMs, log));
-    } catch (err) {
-      // The exec itself could not run (host gone, container gone): the sandbox is stopped, the next job restarts it.
-      await CancellationScope.nonCancellable(() => this.stopContainer().catch(() => undefined));
-      this.currentJob = undefined;
-      await CancellationScope.nonCancellable(() => this.sync());
-      this.show();
-      const f = describeFailure(err);
-      return reject('EXEC_FAILED', `job ${sequence} could not run: ${f.code}: ${f.message}`, {
-        hint: 'run the job again: the sandbox starts again by the restore order',
-      });
-    }
-    this.currentJob = undefined;
-    this.jobScope = undefined;
+    const result = await this.execJob(sequence, job, timeoutMs);
     const { timedOut, ...output } = result;
     const saves = !timedOut && !output.cancelled && output.exitCode === 0 && this.snapshots;
     if (saves) {
@@ -207,12 +126,6 @@ class SandboxEntity extends SandboxCore {
     };
   }
 
-  /** The running job, cancelled (a signal for another job, or none running, changes nothing). */
-  cancelJob(input: { sequence?: number }): void {
-    const running = this.jobScope;
-    if (running && (input.sequence === undefined || input.sequence === running.sequence)) running.scope.cancel();
-  }
-
   /** Main loop, after a job's answer: save its session, then keep the sandbox running or stop it. */
   async finishJob(): Promise<void> {
     const { req, s } = this;
@@ -231,36 +144,10 @@ class SandboxEntity extends SandboxCore {
     this.show();
   }
 
-  /** Running, and nothing in flight: the idle timer runs. */
-  quiet(): boolean {
-    return this.s.state === 'idle' && this.afterJob === undefined && allHandlersFinished();
-  }
-
-  /** Which comes first for a quiet sandbox, the idle timeout or its maximum lifetime, and in how long. */
-  nextExpiry(): { reason: Expiry; inMs: number } {
-    const { req, s } = this;
-    const now = workflowNow();
-    s.startedAt ??= now;
-    const idle = req.idleTimeoutMs ?? SANDBOX_DEFAULTS.idleTimeoutMs;
-    const left = s.startedAt + (req.maxLifetimeMs ?? SANDBOX_DEFAULTS.maxLifetimeMs) - now;
-    return left <= idle ? { reason: 'max-lifetime', inMs: left } : { reason: 'idle-timeout', inMs: idle };
-  }
-
   /** Idle too long, or past its lifetime: a `vm` saves a session not saved yet, then the container goes. */
   async expire(reason: Expiry): Promise<void> {
     const { s } = this;
-    let sessionSnapshotId: string | undefined;
-    const unsaved = s.unsavedSequence;
-    if (this.snapshots && unsaved !== undefined) {
-      s.state = 'snapshotting'; // validators refuse a job or a promotion meanwhile
-      await this.sync();
-      try {
-        sessionSnapshotId = await this.saveSession(unsaved, false);
-        Object.assign(s, { unsavedSequence: undefined, lastSession: { sequence: unsaved, sessionSnapshotId } });
-      } catch {
-        // the previous session stays the latest; the container goes anyway
-      }
-    }
+    const sessionSnapshotId = await this.saveUnsavedSession();
     const [hostId, handle] = [s.hostId!, this.handle()];
     // Stopped before the container is removed: a job accepted meanwhile starts a new one, never this one.
     Object.assign(s, {
@@ -289,84 +176,25 @@ class SandboxEntity extends SandboxCore {
     this.handled++;
     s.state = 'promoting'; // before the first await, see runJob
     this.show();
-    let localRef: string | undefined;
+    const local: { ref?: string } = {};
     try {
       await this.authorizeAs(input, 'sandbox.promote');
       await this.sync();
-      const tag = `promote-${req.sandboxId.slice(0, 8)}-${s.jobs}`;
-      const register = async (stored: { storedRef: string; digest: string; machineProfile?: string }) => {
-        const registered = await golden.registerGolden({
-          id: uuid4(),
-          workspace: req.workspace,
-          name: input.name,
-          ...stored,
-          runtime: req.runtime,
-          size: req.size,
-          profileKey: this.profile(),
-          origin: 'promote',
-          sandboxId: req.sandboxId,
-          parentSnapshotId: s.latestSessionSnapshotId,
-          run: this.run,
-        });
-        return registered.snapshotId;
-      };
-      const { storedRef, registered: snapshotId } = this.machines
-        ? await this.publishMachine(tag, register)
-        : await publishGolden({
-            hostId: s.hostId!,
-            containerId: s.containerId!,
-            sandbox: this.mine(),
-            workspace: req.workspace,
-            size: req.size,
-            tag,
-            committed: (ref) => (localRef = ref),
-            boot: s.lastStart?.base ? { entrypoint: s.lastStart.base.entrypoint, settleSeconds: ENTRYPOINT_SETTLE_SECONDS } : undefined,
-            register,
-          });
-      await golden.recordHostCache({ hostId: s.hostId!, snapshotIds: [snapshotId] });
-      localRef = undefined; // the promoted image stays cached on this host
-      const made = input.setDefault
-        ? await defaults.setDefault({
-            workspace: req.workspace,
-            size: req.size,
-            profileKey: this.profile(),
-            snapshotId,
-            actor: input.actor ?? req.actor,
-            reason: `promoted from sandbox ${req.sandboxId}`,
-            workflowId: this.run.workflowId,
-          })
-        : undefined;
-      return { snapshotId, name: input.name, storedRef, default: made };
+      return await publishPromotion(this.promotion(local), input);
     } catch (err) {
       const f = describeFailure(err);
       return reject(f.code, `promotion of sandbox ${req.sandboxId} failed: ${f.message}`, { hint: f.hint });
     } finally {
       await CancellationScope.nonCancellable(async () => {
-        if (localRef)
+        if (local.ref)
           await this.docker()
-            .removeLocalImage({ ref: localRef })
+            .removeLocalImage({ ref: local.ref })
             .catch(() => undefined);
         s.state = 'idle'; // also when promotion failed: the sandbox itself is untouched
         await this.sync();
       });
       this.show();
     }
-  }
-
-  /** Promotion of a machine: pause, save memory and devices into snapshot storage, resume; then register it. */
-  protected async publishMachine(
-    tag: string,
-    register: (stored: { storedRef: string; digest: string; machineProfile?: string }) => Promise<string>,
-  ): Promise<{ storedRef: string; registered: string }> {
-    const { req, s } = this;
-    const saved = await this.runtime.saveSession(s.hostId!, this.handle()!, {
-      repository: `snapflow/golden/${req.workspace}`,
-      tag,
-      keepRunning: true,
-      requireStorage: true,
-    });
-    const stored = { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
-    return { storedRef: stored.storedRef, registered: await register(stored) };
   }
 
   validateResume(_call?: SandboxCall): void {

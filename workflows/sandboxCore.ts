@@ -1,18 +1,23 @@
-// The sandbox entity's state and the steps every handler shares: show and sync the state, authorize a call, start
-// by the restore order, stop, save a session. The handlers themselves, and the workflow, are in workflows/sandbox.ts.
-import { setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
+// The sandbox entity's state and the steps every handler shares: show, register and sync the state, the idle and
+// lifetime clocks, authorize a call, start by the restore order, stop, save a session. The handlers themselves, and
+// the workflow, are in workflows/sandbox.ts; the job steps in workflows/sandboxJobs.ts.
+import { allHandlersFinished, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { HandleClaim } from '../activities/handles';
 import type { Action } from '../lib/authz';
 import { chooseRestore } from '../lib/restoreOrder';
 import { handleText, parseHandleText, type SandboxHandle } from '../lib/sandboxHandle';
-import { access, catalog, hostActivities, hostCacheActivities, restore, sandboxCatalog } from './activities';
+import { catalog, hostActivities, hostCacheActivities, restore, sandboxCatalog } from './activities';
 import { BACKEND_OF_CLASS, backendTraits } from './backends';
-import { backendRuntime, type SandboxRuntime } from './sandboxRuntime';
+import { backendRuntime, type SandboxRuntime, type SessionTarget } from './sandboxRuntime';
+import type { Promotion } from './sandboxPromotion';
 import { legacyRuntime } from './sandboxLegacyRuntime';
-import { type SandboxCall, type SandboxCarried, type SandboxRequest, type SandboxStatus } from './contracts/sandbox';
+import { SANDBOX_DEFAULTS, type SandboxCall, type SandboxCarried, type SandboxRequest, type SandboxStatus } from './contracts/sandbox';
 import { reject } from './failures';
-import { vouch } from './authorize';
+import { authorize } from './authorize';
 import { since } from './legacy';
+
+/** Why a running sandbox stops on its own. */
+export type Expiry = NonNullable<SandboxCarried['lastStop']>['reason'];
 
 /** Updates a long-lived sandbox handles per run before it continues as new (history stays small). */
 const UPDATES_PER_RUN = 200;
@@ -67,6 +72,21 @@ export class SandboxCore {
     return this.handled >= (this.req.updatesPerRun ?? UPDATES_PER_RUN) || workflowInfo().continueAsNewSuggested;
   }
 
+  /** Running, and nothing in flight: the idle timer runs. */
+  quiet(): boolean {
+    return this.s.state === 'idle' && this.afterJob === undefined && allHandlersFinished();
+  }
+
+  /** Which comes first for a quiet sandbox, the idle timeout or its maximum lifetime, and in how long. */
+  nextExpiry(): { reason: Expiry; inMs: number } {
+    const { req, s } = this;
+    const now = workflowNow();
+    s.startedAt ??= now;
+    const idle = req.idleTimeoutMs ?? SANDBOX_DEFAULTS.idleTimeoutMs;
+    const left = s.startedAt + (req.maxLifetimeMs ?? SANDBOX_DEFAULTS.maxLifetimeMs) - now;
+    return left <= idle ? { reason: 'max-lifetime', inMs: left } : { reason: 'idle-timeout', inMs: idle };
+  }
+
   show(): void {
     const s = this.s;
     setCurrentDetails(
@@ -109,6 +129,23 @@ export class SandboxCore {
     return this.s.profileKey ?? this.req.profileKey;
   }
 
+  /** Its catalog row, as requested: the first run registers it before anything starts. */
+  protected register() {
+    const { req } = this;
+    return sandboxCatalog.registerSandbox({
+      id: req.sandboxId,
+      workspace: req.workspace,
+      class: req.class,
+      size: req.size,
+      runtime: req.runtime,
+      profileKey: req.profileKey,
+      keepAlive: req.keepAlive,
+      issueId: req.issueId,
+      baseSnapshotId: req.baseSnapshotId,
+      agentId: req.agentId,
+    });
+  }
+
   protected sync() {
     const { req, s } = this;
     return sandboxCatalog.updateSandbox({
@@ -127,8 +164,8 @@ export class SandboxCore {
     // Never the creator's identity for someone else's call: a request that names nobody is refused.
     if (!actor)
       reject('VALIDATION_FAILED', `the ${action} request names no actor`, { hint: 'send who asks: { actor: "alice@example.com" }' });
-    await access.authorize({
-      ...vouch(call?.claim),
+    await authorize({
+      claim: call?.claim,
       actor: actor!,
       workspace: this.req.workspace,
       action,
@@ -176,6 +213,13 @@ export class SandboxCore {
     s.handle = undefined;
     s.state = 'stopped';
     if (this.lifecycle) s.startedAt = undefined;
+  }
+
+  /** What promotion's publishing steps read of this sandbox; `local` keeps the image it commits on the host. */
+  protected promotion(local: { ref?: string }): Promotion {
+    const { req, s } = this;
+    const saveSession = (to: SessionTarget) => this.runtime.saveSession(s.hostId!, this.handle()!, to);
+    return { req, s, run: this.run, profileKey: this.profile(), claim: this.mine(), machines: this.machines, saveSession, local };
   }
 
   /** A container's files as a committed image; a machine's memory, devices and files as a saved state. */
