@@ -14,11 +14,19 @@ export function vouch(claim: ActorClaim | undefined): Pick<AuthorizeCall, 'claim
 }
 
 /**
+ * Who asks must be allowed, decided and audited with this run (`run`: the caller's own record of it). The one way
+ * workflows call the authorization activity.
+ */
+export async function authorize(input: Omit<AuthorizeCall, 'run' | 'parentWorkflowId'> & { run?: AuthorizeCall['run'] }): Promise<void> {
+  const { workflowId, runId } = workflowInfo();
+  await access.authorize({ ...input, ...vouch(input.claim), run: input.run ?? { workflowId, runId } });
+}
+
+/**
  * A workflow's first step: who asks must be allowed, decided and audited with this run. Runs recorded before
  * authorization existed replay without it (`authz-v1`).
  */
 export async function authorizeRun(input: Omit<AuthorizeCall, 'run' | 'parentWorkflowId'>): Promise<void> {
   if (!since.authorization()) return;
-  const { workflowId, runId } = workflowInfo();
-  await access.authorize({ ...input, ...vouch(input.claim), run: { workflowId, runId } });
+  await authorize(input);
 }

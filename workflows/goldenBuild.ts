@@ -1,22 +1,13 @@
 import { CancellationScope, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import {
-  access,
-  defaults,
-  golden,
-  hostActivities,
-  hostCacheActivities,
-  hostGoldenActivities,
-  hostProbe,
-  hostVmActivities,
-} from './activities';
+import { defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostProbe, hostVmActivities } from './activities';
 import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
 import { publishGolden } from './publishGolden';
 import { withWorkspace } from './compat';
-import { vouch } from './authorize';
+import { authorize } from './authorize';
 import { since } from './legacy';
 
 /**
@@ -72,14 +63,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         field: 'actor',
         hint: 'set the golden config again (`snapflow golden config set`): its schedule then carries who set it',
       });
-    await access.authorize({
-      ...vouch(req.claim),
-      actor: req.actor,
-      workspace: req.workspace,
-      action: 'golden.build',
-      target: buildId,
-      run,
-    });
+    await authorize({ claim: req.claim, actor: req.actor, workspace: req.workspace, action: 'golden.build', target: buildId, run });
   }
   const config: BuildConfig = await golden.loadBuildConfig({ workspace: req.workspace });
   await golden.startBuild({ buildId, workspace: req.workspace, trigger: req.trigger, run });
@@ -92,129 +76,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
       setCurrentDetails(`**skipped**: ${message}`);
       return { buildId, status: 'skipped', reason: 'INSUFFICIENT_HOST_MEMORY', message, figures: placement.figures, snapshots: [] };
     }
-    const hostId = placement.hostId;
-    const docker = hostActivities(hostId);
-    const build = hostGoldenActivities(hostId);
-    const biggest = config.targets.reduce((a, b) => ((findPreset(a.size)?.memoryMiB ?? 0) >= (findPreset(b.size)?.memoryMiB ?? 0) ? a : b));
-
-    // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
-    const base = config.base;
-    setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
-    if (base && since.goldenBase())
-      await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef, workspace: req.workspace });
-    const temp = await docker.createTempSandbox({
-      key: `golden-${buildId}`,
-      image: base?.storedRef ?? BASE_IMAGE_REF,
-      size: biggest.size,
-      workflowId,
-    });
-    let localRef: string | undefined;
-    try {
-      setCurrentDetails(
-        `**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`,
-      );
-      const { loaded } = config.repos.length
-        ? await build.preloadRepos({ containerId: temp.containerId, repos: config.repos, log: goldenLog(buildId, 1) })
-        : { loaded: [] as string[] };
-      if (config.embedSkills && config.skillsPath)
-        await build.embedSkills({ containerId: temp.containerId, path: config.skillsPath, log: goldenLog(buildId, 2) });
-      if (config.prebuildDeps)
-        await build.buildDeps({
-          containerId: temp.containerId,
-          repoDirs: loaded,
-          fallbackCommand: config.depsFallbackCommand ?? undefined,
-          log: goldenLog(buildId, 3),
-        });
-
-      /** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
-      const saveMachine = async (size: string): Promise<{ storedRef: string; digest: string; machineProfile: string }> => {
-        setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
-        const vm = hostVmActivities(hostId, size);
-        const booted = await vm.startVmSandbox({
-          key: `golden-${buildId.slice(0, 8)}-${size}`,
-          image: localRef!,
-          size,
-          workflowId,
-          entrypoint: base?.entrypoint,
-          settleSeconds: BASE_SETTLE_SECONDS,
-        });
-        try {
-          const saved = await vm.snapshotVmSandbox({
-            containerId: booted.containerId,
-            repository: `snapflow/golden/${req.workspace}`,
-            tag: `build-${buildId.slice(0, 8)}-${size}`,
-            keepAlive: false,
-            requireStorage: true,
-          });
-          return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
-        } finally {
-          await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: booted.containerId }));
-        }
-      };
-
-      setCurrentDetails('**commit** and **verify**');
-      const { storedRef, registered } = await publishGolden({
-        hostId,
-        containerId: temp.containerId,
-        workspace: req.workspace,
-        size: biggest.size,
-        tag: `build-${buildId.slice(0, 8)}`,
-        committed: (ref) => (localRef = ref),
-        boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,
-        uploading: () => setCurrentDetails('**upload** to storage'),
-        // Each target gets its snapshot and becomes the default at once.
-        register: async ({ storedRef, digest }) => {
-          const snapshots: GoldenSnapshotRef[] = [];
-          for (const target of config.targets) {
-            const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: base?.storedRef });
-            const name = goldenName(target, buildId);
-            // A `vm` target: the built image booted as a machine of the target's size, and that machine saved.
-            const machine = target.machine && since.goldenMachine() ? await saveMachine(target.size) : undefined;
-            const { snapshotId } = await golden.registerGolden({
-              id: uuid4(),
-              workspace: req.workspace,
-              name,
-              ...(machine ?? { storedRef, digest }),
-              runtime: target.runtime,
-              size: target.size,
-              profileKey: key,
-              origin: req.trigger,
-              run,
-            });
-            await defaults.setDefault({
-              workspace: req.workspace,
-              size: target.size,
-              profileKey: key,
-              snapshotId,
-              actor: req.actor ?? req.trigger,
-              reason: `golden build ${buildId}`,
-              workflowId,
-            });
-            const machineProfile = machine?.machineProfile;
-            snapshots.push({
-              snapshotId,
-              name,
-              size: target.size,
-              runtime: target.runtime,
-              profileKey: key,
-              ...(machine ? { machineProfile } : {}),
-            });
-          }
-          return snapshots;
-        },
-      });
-      setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
-      const cache = await warmHostCaches({ builtOn: hostId, workspace: req.workspace, storedRef, snapshots: registered });
-      await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
-      setCurrentDetails(`**succeeded**: ${registered.map((r) => r.name).join(', ')}`);
-      localRef = undefined; // the built image stays cached on the host
-      return { buildId, status: 'succeeded', hostId, storedRef, snapshots: registered, cache };
-    } finally {
-      await CancellationScope.nonCancellable(async () => {
-        await docker.removeSandbox({ containerId: temp.containerId });
-        if (localRef) await docker.removeLocalImage({ ref: localRef });
-      });
-    }
+    return await buildOn({ req, buildId, run, config, hostId: placement.hostId });
   } catch (err) {
     const failure = failureOf(err);
     await CancellationScope.nonCancellable(() =>
@@ -222,6 +84,152 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
     );
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
+  }
+}
+
+/** One build, once it has its host. */
+interface Build {
+  req: GoldenBuildRequest;
+  buildId: string;
+  run: { workflowId: string; runId: string };
+  config: BuildConfig;
+  hostId: string;
+}
+
+/** The build on its host: the temporary sandbox, preloaded, published as each target's golden, removed on every path. */
+async function buildOn(b: Build): Promise<GoldenBuildResult> {
+  const { req, buildId, config, hostId } = b;
+  const docker = hostActivities(hostId);
+  const biggest = config.targets.reduce((a, c) => ((findPreset(a.size)?.memoryMiB ?? 0) >= (findPreset(c.size)?.memoryMiB ?? 0) ? a : c));
+
+  // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
+  const base = config.base;
+  setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
+  if (base && since.goldenBase()) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef, workspace: req.workspace });
+  const temp = await docker.createTempSandbox({
+    key: `golden-${buildId}`,
+    image: base?.storedRef ?? BASE_IMAGE_REF,
+    size: biggest.size,
+    workflowId: b.run.workflowId,
+  });
+  let localRef: string | undefined;
+  try {
+    await preload(b, temp.containerId);
+    setCurrentDetails('**commit** and **verify**');
+    const { storedRef, registered } = await publishGolden({
+      hostId,
+      containerId: temp.containerId,
+      workspace: req.workspace,
+      size: biggest.size,
+      tag: `build-${buildId.slice(0, 8)}`,
+      committed: (ref) => (localRef = ref),
+      boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,
+      uploading: () => setCurrentDetails('**upload** to storage'),
+      register: (stored) => registerTargets(b, stored, localRef!),
+    });
+    setCurrentDetails('**cache**: pre-warming hosts that serve these sizes');
+    const cache = await warmHostCaches({ builtOn: hostId, workspace: req.workspace, storedRef, snapshots: registered });
+    await golden.finishBuild({ buildId, status: 'succeeded', snapshotId: registered[0]?.snapshotId });
+    setCurrentDetails(`**succeeded**: ${registered.map((r) => r.name).join(', ')}`);
+    localRef = undefined; // the built image stays cached on the host
+    return { buildId, status: 'succeeded', hostId, storedRef, snapshots: registered, cache };
+  } finally {
+    await CancellationScope.nonCancellable(async () => {
+      await docker.removeSandbox({ containerId: temp.containerId });
+      if (localRef) await docker.removeLocalImage({ ref: localRef });
+    });
+  }
+}
+
+/** Repos, skills and deps into the temporary sandbox, each step's output into its segment of the build's log. */
+async function preload({ buildId, config, hostId }: Build, containerId: string): Promise<void> {
+  const build = hostGoldenActivities(hostId);
+  setCurrentDetails(
+    `**preload** ${config.repos.length} repo(s)${config.embedSkills ? ', skills' : ''}${config.prebuildDeps ? ', deps' : ''}`,
+  );
+  const { loaded } = config.repos.length
+    ? await build.preloadRepos({ containerId, repos: config.repos, log: goldenLog(buildId, 1) })
+    : { loaded: [] as string[] };
+  if (config.embedSkills && config.skillsPath)
+    await build.embedSkills({ containerId, path: config.skillsPath, log: goldenLog(buildId, 2) });
+  if (config.prebuildDeps)
+    await build.buildDeps({
+      containerId,
+      repoDirs: loaded,
+      fallbackCommand: config.depsFallbackCommand ?? undefined,
+      log: goldenLog(buildId, 3),
+    });
+}
+
+/** Each target gets its snapshot (a `vm` target: the built image saved as a machine) and becomes the default at once. */
+async function registerTargets(b: Build, stored: { storedRef: string; digest: string }, localRef: string): Promise<GoldenSnapshotRef[]> {
+  const { req, buildId, config, run } = b;
+  const snapshots: GoldenSnapshotRef[] = [];
+  for (const target of config.targets) {
+    const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: config.base?.storedRef });
+    const name = goldenName(target, buildId);
+    const machine = target.machine && since.goldenMachine() ? await saveMachine(b, target.size, localRef) : undefined;
+    const { snapshotId } = await golden.registerGolden({
+      id: uuid4(),
+      workspace: req.workspace,
+      name,
+      ...(machine ?? stored),
+      runtime: target.runtime,
+      size: target.size,
+      profileKey: key,
+      origin: req.trigger,
+      run,
+    });
+    await defaults.setDefault({
+      workspace: req.workspace,
+      size: target.size,
+      profileKey: key,
+      snapshotId,
+      actor: req.actor ?? req.trigger,
+      reason: `golden build ${buildId}`,
+      workflowId: run.workflowId,
+    });
+    const machineProfile = machine?.machineProfile;
+    snapshots.push({
+      snapshotId,
+      name,
+      size: target.size,
+      runtime: target.runtime,
+      profileKey: key,
+      ...(machine ? { machineProfile } : {}),
+    });
+  }
+  return snapshots;
+}
+
+/** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
+async function saveMachine(
+  b: Build,
+  size: string,
+  localRef: string,
+): Promise<{ storedRef: string; digest: string; machineProfile: string }> {
+  const { req, buildId, hostId } = b;
+  setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
+  const vm = hostVmActivities(hostId, size);
+  const booted = await vm.startVmSandbox({
+    key: `golden-${buildId.slice(0, 8)}-${size}`,
+    image: localRef,
+    size,
+    workflowId: b.run.workflowId,
+    entrypoint: b.config.base?.entrypoint,
+    settleSeconds: BASE_SETTLE_SECONDS,
+  });
+  try {
+    const saved = await vm.snapshotVmSandbox({
+      containerId: booted.containerId,
+      repository: `snapflow/golden/${req.workspace}`,
+      tag: `build-${buildId.slice(0, 8)}-${size}`,
+      keepAlive: false,
+      requireStorage: true,
+    });
+    return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
+  } finally {
+    await CancellationScope.nonCancellable(() => hostActivities(hostId).removeSandbox({ containerId: booted.containerId }));
   }
 }
 

@@ -1,7 +1,7 @@
 import { CancellationScope, ParentClosePolicy, setCurrentDetails, setHandler, sleep, startChild, workflowInfo } from '@temporalio/workflow';
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
-import { access, agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
+import { agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
 import {
   imageSnapshotRequestQuery,
   type AgentRolloutOptions,
@@ -11,7 +11,7 @@ import {
 import { asFailure, failureOf, reject } from './failures';
 import type { rolloutSnapshot } from './rollout';
 import { withWorkspace } from './compat';
-import { vouch } from './authorize';
+import { authorize } from './authorize';
 import { since } from './legacy';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
@@ -25,8 +25,8 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   const id = req.snapshotId;
   // Before anything is written. Replacing moves what others rely on (defaults, pins, agents): an admin's call.
   if (since.authorization()) {
-    await access.authorize({
-      ...vouch(req.claim),
+    await authorize({
+      claim: req.claim,
       actor: req.actor,
       workspace: req.workspace,
       action: req.replaces ? 'snapshot.replace' : 'snapshot.create',
@@ -53,13 +53,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   });
   if (created.reused) return { snapshotId: created.snapshotId, status: 'active', reused: true };
 
-  const step = async (name: (typeof STEPS)[number], message: string): Promise<void> => {
-    setCurrentDetails(`**${name}** (${STEPS.indexOf(name) + 1}/${STEPS.length}): ${message}`);
-    await catalog.recordSnapshotStep({ id, step: name, message, run });
-  };
-
   let timedOut = false;
-  let installationId: number | undefined;
   const work = new CancellationScope();
   const deadline = CancellationScope.nonCancellable(() => sleep(req.deadline ?? '45 minutes')).then(() => {
     timedOut = true;
@@ -67,48 +61,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   });
   void deadline; // fires only if the work outlives it; harmless once the workflow has returned
   try {
-    return await work.run(async () => {
-      if (req.requiresGithub) installationId = (await connections.requireGithubConnection({ workspace: req.workspace })).installationId;
-      const { hostId } = await catalog.pickHost({ size: req.size });
-      const images = hostImageActivities(hostId);
-      const { registry, repository } = req.image;
-      const reference = req.image.digest ?? req.image.tag ?? 'latest';
-
-      await step('resolve', `resolving ${req.imageRef}`);
-      const { digest } = await images.resolveImage({ registry, repository, reference, installationId });
-      const pinned = `${registry}/${repository}@${digest}`;
-
-      await step('pull', `pulling ${pinned} on ${hostId}`);
-      const pulled = await images.pullImage({ ref: pinned, registry, installationId, log: buildLog(id, 'pull') });
-
-      await step('verify', `checking that ${req.entrypoint} is executable`);
-      await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
-
-      await step('store', 'uploading to snapshot storage');
-      // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.
-      const upload = pulled?.bytes === undefined ? images : hostImageUpload(hostId, pulled.bytes);
-      const stored = await upload.storeImage({
-        source: pinned,
-        repository: `snapflow/${req.workspace}/${req.name}`,
-        tag: `img-${digest.slice(7, 19)}`,
-        log: buildLog(id, 'store'),
-      });
-
-      await catalog.markSnapshotActive({ id, resolvedDigest: digest, storedRef: stored.storedRef, run });
-      if (req.replaces)
-        await catalog.transferReferences({
-          fromId: req.replaces,
-          toId: id,
-          actor: req.actor,
-          run,
-          agents: req.agentRollout ? 'keep' : 'move',
-        });
-      const rollout = req.replaces && req.agentRollout ? await handAgentsToRollout(req, req.replaces, req.agentRollout) : undefined;
-      setCurrentDetails(
-        `**active**: stored as ${stored.storedRef}${rollout ? `; rollout of ${rollout.agents.length} agent(s): ${rollout.workflowId}` : ''}`,
-      );
-      return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef, rollout };
-    });
+    return await work.run(() => resolvePullVerifyStore(req, run));
   } catch (err) {
     const failure: SnapflowErrorShape = timedOut
       ? {
@@ -124,6 +77,56 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
     setCurrentDetails(`**failed**: ${failure.code}: ${failure.message}`);
     return reject(failure.code, failure.message, failure);
   }
+}
+
+/** The snapshot's four steps, each noted in its build log: resolve the digest, pull it on a host, check the entrypoint, store it. */
+async function resolvePullVerifyStore(req: ImageSnapshotRequest, run: { workflowId: string; runId: string }): Promise<ImageSnapshotResult> {
+  const id = req.snapshotId;
+  const step = async (name: (typeof STEPS)[number], message: string): Promise<void> => {
+    setCurrentDetails(`**${name}** (${STEPS.indexOf(name) + 1}/${STEPS.length}): ${message}`);
+    await catalog.recordSnapshotStep({ id, step: name, message, run });
+  };
+  let installationId: number | undefined;
+  if (req.requiresGithub) installationId = (await connections.requireGithubConnection({ workspace: req.workspace })).installationId;
+  const { hostId } = await catalog.pickHost({ size: req.size });
+  const images = hostImageActivities(hostId);
+  const { registry, repository } = req.image;
+  const reference = req.image.digest ?? req.image.tag ?? 'latest';
+
+  await step('resolve', `resolving ${req.imageRef}`);
+  const { digest } = await images.resolveImage({ registry, repository, reference, installationId });
+  const pinned = `${registry}/${repository}@${digest}`;
+
+  await step('pull', `pulling ${pinned} on ${hostId}`);
+  const pulled = await images.pullImage({ ref: pinned, registry, installationId, log: buildLog(id, 'pull') });
+
+  await step('verify', `checking that ${req.entrypoint} is executable`);
+  await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
+
+  await step('store', 'uploading to snapshot storage');
+  // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.
+  const upload = pulled?.bytes === undefined ? images : hostImageUpload(hostId, pulled.bytes);
+  const stored = await upload.storeImage({
+    source: pinned,
+    repository: `snapflow/${req.workspace}/${req.name}`,
+    tag: `img-${digest.slice(7, 19)}`,
+    log: buildLog(id, 'store'),
+  });
+
+  await catalog.markSnapshotActive({ id, resolvedDigest: digest, storedRef: stored.storedRef, run });
+  if (req.replaces)
+    await catalog.transferReferences({
+      fromId: req.replaces,
+      toId: id,
+      actor: req.actor,
+      run,
+      agents: req.agentRollout ? 'keep' : 'move',
+    });
+  const rollout = req.replaces && req.agentRollout ? await handAgentsToRollout(req, req.replaces, req.agentRollout) : undefined;
+  setCurrentDetails(
+    `**active**: stored as ${stored.storedRef}${rollout ? `; rollout of ${rollout.agents.length} agent(s): ${rollout.workflowId}` : ''}`,
+  );
+  return { snapshotId: id, status: 'active' as const, reused: false, digest, storedRef: stored.storedRef, rollout };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { CancellationScope, allHandlersFinished, condition, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RolloutSnapshot } from '../activities/agents';
 import { describeFailure } from '../lib/errors';
-import { access, agentCatalog } from './activities';
+import { agentCatalog } from './activities';
 import {
   abortRolloutUpdate,
   pauseRolloutUpdate,
@@ -17,7 +17,7 @@ import {
 } from './contracts/rollout';
 import { asFailure, failureOf, reject } from './failures';
 import { withWorkspace } from './compat';
-import { vouch } from './authorize';
+import { authorize } from './authorize';
 import type { ActorClaim } from '../lib/actorClaim';
 import { since } from './legacy';
 import { bootCheck, canaryRun, type CanaryCheck } from './rolloutCanary';
@@ -122,8 +122,8 @@ class Rollout {
   /** Every control and report is decided against the workspace's roles here, so a direct Update is held to them too. */
   private async authorized(actor: string, claim: ActorClaim | undefined, what: string): Promise<void> {
     try {
-      await access.authorize({
-        ...vouch(claim),
+      await authorize({
+        claim,
         actor,
         workspace: this.req.workspace,
         action: 'agent.rollout',
@@ -155,8 +155,8 @@ class Rollout {
       if (!Number.isSafeInteger(value) || value < 1)
         reject('VALIDATION_FAILED', `${field} must be a whole number ≥ 1, not ${String(value)}`, { field, hint: `e.g. ${field}: 1` });
     }
-    await access.authorize({
-      ...vouch(req.claim),
+    await authorize({
+      claim: req.claim,
       actor: req.actor,
       workspace: req.workspace,
       action: 'agent.rollout',

@@ -7,70 +7,13 @@ import { describeFailure } from '../lib/errors';
 import { handleText, parseHandleText } from '../lib/sandboxHandle';
 import { hostActivities, hostJobActivities, hostVmActivities } from './activities';
 import { since } from './legacy';
-import { ENTRYPOINT_SETTLE_SECONDS, type RuntimeContext, type SandboxRuntime } from './sandboxRuntime';
+import { ENTRYPOINT_SETTLE_SECONDS, type RuntimeContext, type RuntimeStart, type SandboxRuntime } from './sandboxRuntime';
 
 /** `machines`: a `vm` sandbox runs as a QEMU machine; without it (runs before machines), as a container. */
 export function legacyRuntime(ctx: RuntimeContext & { machines: boolean }): SandboxRuntime {
-  const { req, claim, workflowId, machines } = ctx;
+  const { req, claim, machines } = ctx;
   return {
-    async start({ decision, hostId, generation, pullOnMiss, cache }) {
-      if (machines) {
-        const vm = hostVmActivities(hostId, req.size);
-        const key = `${req.sandboxId}-${generation}`;
-        if (decision.source !== 'base' && decision.machineProfile)
-          return parseHandleText(
-            (await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workspace: req.workspace, workflowId })).containerId,
-          );
-        const entrypoint = decision.base?.entrypoint;
-        const boot = () =>
-          vm.startVmSandbox({
-            key,
-            image: decision.imageRef,
-            size: req.size,
-            workflowId,
-            entrypoint,
-            settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
-          });
-        const box = await boot().catch(async (err: unknown) => {
-          if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-          await cache();
-          return boot();
-        });
-        return parseHandleText(box.containerId);
-      }
-      const base = decision.base;
-      const docker = hostActivities(hostId);
-      const create = () =>
-        docker.createTempSandbox({
-          key: `sandbox-${req.sandboxId}-${generation}`,
-          image: decision.imageRef,
-          size: req.size,
-          workflowId,
-          role: 'sandbox',
-          entrypoint: base?.entrypoint,
-          ...claim,
-        });
-      const box = await create().catch(async (err: unknown) => {
-        if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
-        await cache();
-        return create();
-      });
-      if (base && since.entrypoint()) {
-        try {
-          await docker.awaitEntrypoint({
-            ...claim,
-            containerId: box.containerId,
-            entrypoint: base.entrypoint,
-            settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
-            size: req.size,
-          });
-        } catch (err) {
-          await CancellationScope.nonCancellable(() => docker.removeSandbox({ ...claim, containerId: box.containerId }));
-          throw err;
-        }
-      }
-      return parseHandleText(box.containerId);
-    },
+    start: (p) => (machines ? startMachine(ctx, p) : startContainer(ctx, p)),
 
     exec(hostId, handle, job, timeoutMs, log) {
       return hostJobActivities(hostId, timeoutMs).execInSandbox({
@@ -111,4 +54,72 @@ export function legacyRuntime(ctx: RuntimeContext & { machines: boolean }): Sand
       return hostActivities(hostId).removeSandbox({ ...claim, containerId: handleText(handle) });
     },
   };
+}
+
+/** A `vm` sandbox's machine, booted or restored by the activities' earlier names. */
+async function startMachine(
+  { req, workflowId }: RuntimeContext,
+  { decision, hostId, generation, pullOnMiss, cache }: RuntimeStart,
+): Promise<SandboxHandle> {
+  const vm = hostVmActivities(hostId, req.size);
+  const key = `${req.sandboxId}-${generation}`;
+  if (decision.source !== 'base' && decision.machineProfile)
+    return parseHandleText(
+      (await vm.restoreVmSandbox({ key, stateRef: decision.imageRef, workspace: req.workspace, workflowId })).containerId,
+    );
+  const entrypoint = decision.base?.entrypoint;
+  const boot = () =>
+    vm.startVmSandbox({
+      key,
+      image: decision.imageRef,
+      size: req.size,
+      workflowId,
+      entrypoint,
+      settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
+    });
+  const box = await boot().catch(async (err: unknown) => {
+    if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
+    await cache();
+    return boot();
+  });
+  return parseHandleText(box.containerId);
+}
+
+/** A container, created by its earlier name; an image snapshot base's entrypoint awaited (once that step existed). */
+async function startContainer(
+  { req, claim, workflowId }: RuntimeContext,
+  { decision, hostId, generation, pullOnMiss, cache }: RuntimeStart,
+): Promise<SandboxHandle> {
+  const base = decision.base;
+  const docker = hostActivities(hostId);
+  const create = () =>
+    docker.createTempSandbox({
+      key: `sandbox-${req.sandboxId}-${generation}`,
+      image: decision.imageRef,
+      size: req.size,
+      workflowId,
+      role: 'sandbox',
+      entrypoint: base?.entrypoint,
+      ...claim,
+    });
+  const box = await create().catch(async (err: unknown) => {
+    if (!pullOnMiss || describeFailure(err).code !== 'IMAGE_NOT_FOUND') throw err;
+    await cache();
+    return create();
+  });
+  if (base && since.entrypoint()) {
+    try {
+      await docker.awaitEntrypoint({
+        ...claim,
+        containerId: box.containerId,
+        entrypoint: base.entrypoint,
+        settleSeconds: ENTRYPOINT_SETTLE_SECONDS,
+        size: req.size,
+      });
+    } catch (err) {
+      await CancellationScope.nonCancellable(() => docker.removeSandbox({ ...claim, containerId: box.containerId }));
+      throw err;
+    }
+  }
+  return parseHandleText(box.containerId);
 }
