@@ -32,9 +32,39 @@ const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
 const MANIFEST_ANNOTATION = 'io.snapflow.vm.manifest';
 
+// The host cache of saved machines has one layout, defined here only: `<cacheDir>/vm-states/` holds each state as
+// `<sha256(ref), 32 hex>.zst` beside its manifest `.json`; a save in progress as `save-<sha256(localRef), 24 hex>.zst`;
+// a pull's or an import's partial copy as `<state>.zst.partial-<pid>`.
+
+/** The folder of the host cache of saved machines under `cacheDir`. */
+export function stateCachePath(cacheDir: string): string {
+  return join(cacheDir, 'vm-states');
+}
+
 /** Where a host keeps the state behind `ref` (a stored ref `registry/repo@sha256:…`, or a local-only `snapflow.local/…:tag`). */
 export function cachedStateFile(cacheDir: string, ref: string): string {
-  return join(cacheDir, 'vm-states', `${createHash('sha256').update(ref).digest('hex').slice(0, 32)}.zst`);
+  return join(stateCachePath(cacheDir), `${createHash('sha256').update(ref).digest('hex').slice(0, 32)}.zst`);
+}
+
+/** Where the save of the machine to be stored as `localRef` writes, one path per snapshot (a retry overwrites it). */
+export function savingStateFile(cacheDir: string, localRef: string): string {
+  return join(stateCachePath(cacheDir), `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+}
+
+/** The partial copy this process writes before renaming it to `file`. */
+function partialOf(file: string): string {
+  return `${file}.partial-${process.pid}`;
+}
+
+/** A file of the cache that is never a finished state: a save in progress, a partial copy, a temporary file. */
+export function isUnfinishedState(name: string): boolean {
+  return /^save-|\.partial-|\.tmp$/.test(name);
+}
+
+/** The worker pid a pull's partial copy names (`<state>.zst.partial-<pid>`); none for a save's files. */
+export function pullPartialPid(name: string): number | undefined {
+  const pid = /\.partial-(\d+)$/.exec(name)?.[1];
+  return name.startsWith('save-') || !pid ? undefined : Number(pid);
 }
 
 /**
@@ -42,7 +72,7 @@ export function cachedStateFile(cacheDir: string, ref: string): string {
  * secrets a job had are in it.
  */
 export function stateCacheDir(cacheDir: string): string {
-  const dir = join(cacheDir, 'vm-states');
+  const dir = stateCachePath(cacheDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   return dir;
@@ -94,7 +124,7 @@ export async function importSavedState(
   } catch (err) {
     return refuse(`cannot be opened (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  const partial = `${to}.partial-${process.pid}`;
+  const partial = partialOf(to);
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) refuse('is not a regular file');
@@ -247,7 +277,7 @@ export async function pullState(
     throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `${target.repository}@${digest} is not a saved vm state` });
   const file = cachedStateFile(cacheDir, ref);
   stateCacheDir(cacheDir);
-  const partial = `${file}.partial-${process.pid}`;
+  const partial = partialOf(file);
   const session = new Session(target);
   const res = await session.send('GET', `/v2/${target.repository}/blobs/${layer.digest}`);
   if (res.status === 401 || res.status === 403) throw await session.authFailed(res);

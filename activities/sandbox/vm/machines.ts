@@ -2,7 +2,6 @@
 // an image on this host's engine, or restored from a saved machine in the host cache or snapshot storage. Its
 // verbs are the SandboxBackend's (activities/sandbox/backend.ts), registered as vmBoot, vmExec, …; runs recorded
 // before that call the machine steps by their earlier names (startVmSandbox, …), which answer as they did.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -36,6 +35,10 @@ import { requireOwnSnapshot } from '../../hostCache';
 import {
   adoptState,
   cachedStateFile,
+  isUnfinishedState,
+  pullPartialPid,
+  savingStateFile,
+  stateCachePath,
   evictState,
   hasCachedState,
   pullState,
@@ -256,7 +259,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           const started = Date.now();
           let profile: string;
           // One path per snapshot: a retry after a crash overwrites what the crashed attempt may have left.
-          const saving = join(stateDir, 'vm-states', `save-${createHash('sha256').update(localRef).digest('hex').slice(0, 24)}.zst`);
+          const saving = savingStateFile(stateDir, localRef);
           // A crashed attempt that wrote its manifest (last) saved the machine whole, and may have quit it since
           // (keepAlive off): adopt that save rather than fail on a machine that is gone.
           if (!hasCachedState(stateDir, localRef) && existsSync(saving) && existsSync(`${saving}.json`))
@@ -466,12 +469,12 @@ function readFileSafe(file: string): string {
   }
 }
 
-/** A pull names its partial file by its worker's pid (`<state>.zst.partial-<pid>`); a save's partials start with save-. */
+/** A pull's partial file whose worker (the pid it names) is gone. */
 function deadPullPartial(name: string): boolean {
-  const pid = /\.partial-(\d+)$/.exec(name)?.[1];
-  if (name.startsWith('save-') || !pid) return false;
+  const pid = pullPartialPid(name);
+  if (pid === undefined) return false;
   try {
-    process.kill(Number(pid), 0);
+    process.kill(pid, 0);
     return false;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
@@ -506,9 +509,9 @@ export async function sweepVmLeftovers(
   }
   // The host's run directory, and the default one (where a probe without a host, a test's or doctor's, runs).
   for (const dir of await sweepDeadProbes([deps.runRoot, defaultRunRoot()])) removed.push(basename(dir));
-  const states = join(deps.stateDir ?? deps.cacheDir, 'vm-states');
+  const states = stateCachePath(deps.stateDir ?? deps.cacheDir);
   for (const name of existsSync(states) ? readdirSync(states) : []) {
-    if (!/^save-|\.partial-|\.tmp$/.test(name)) continue;
+    if (!isUnfinishedState(name)) continue;
     const file = join(states, name);
     // A pull killed with its worker is dead now, whatever its age: its retry writes a partial of its own.
     if (!deadPullPartial(name) && Date.now() - statSync(file).mtimeMs < STALE_MS) continue;
