@@ -6,6 +6,7 @@ import type { Db } from '../db/client';
 import { hosts, issues, sandboxes } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
 import { SYSTEM_SCOPE } from '../lib/ids';
+import { PROFILE_KEY } from '../lib/presets';
 import type { RestoreBase, RestoreCandidate, RestoreInput, RestoreSandbox } from '../lib/restoreOrder';
 
 export interface LoadRestoreInput {
@@ -51,9 +52,17 @@ const base = sql<RestoreBase | null>`(
   from snapshots b where b.id = ${baseId} and b.stored_ref is not null
 )`;
 
-/** The profile the sandbox runs now: on an image base it names that base's digest (lib/presets.ts profileKey). */
+/** lib/presets.ts profileKey of an image base, as SQL over columns: built from the same parts (PROFILE_KEY). */
+function profileKeySql(runtime: SQL, size: SQL, storedRef: SQL): SQL<string> {
+  const { separator, base, refDigest, digestChars } = PROFILE_KEY;
+  const text = (s: string) => sql.raw(`'${s}'`); // constants of lib/presets.ts, never input
+  const digest = sql`substr(split_part(${storedRef}, ${text(refDigest)}, 2), 1, ${sql.raw(String(digestChars))})`;
+  return sql<string>`${runtime}::text || ${text(separator)} || ${size} || ${text(separator + base)} || ${digest}`;
+}
+
+/** The profile the sandbox runs now: on an image base it names that base's digest. */
 const currentProfile = sql<string>`coalesce((
-  select ${sandboxes.runtime}::text || '/' || ${sandboxes.size} || '/base-' || substr(split_part(b.stored_ref, '@sha256:', 2), 1, 12)
+  select ${profileKeySql(sql`${sandboxes.runtime}`, sql`${sandboxes.size}`, sql`b.stored_ref`)}
   from snapshots b where b.id = ${baseId} and b.stored_ref is not null
 ), ${sandboxes.profileKey})`;
 

@@ -22,9 +22,16 @@ export function findPreset(key: string): SizePreset | undefined {
 export const BASE_IMAGE = { repository: 'snapflow/base', tag: '1' } as const;
 export const BASE_IMAGE_REF = `${BASE_IMAGE.repository}:${BASE_IMAGE.tag}`;
 
+/**
+ * How a profile key is spelled: `<runtime>/<size>/base-<base>`, an image base named by the first `digestChars` hex
+ * digits of the digest in its stored ref. The catalog's SQL form (catalog/restore.ts) is built from these parts.
+ */
+export const PROFILE_KEY = { separator: '/', base: 'base-', refDigest: '@sha256:', digestChars: 12 } as const;
+
 /** The first 12 hex digits of an image digest (`sha256:…`) or of a stored ref's digest (`registry/repo@sha256:…`). */
 export function digest12(digestOrRef: string): string {
-  return (digestOrRef.split('@sha256:')[1] ?? digestOrRef.replace(/^sha256:/, '')).slice(0, 12);
+  const { refDigest, digestChars } = PROFILE_KEY;
+  return (digestOrRef.split(refDigest)[1] ?? digestOrRef.replace(/^sha256:/, '')).slice(0, digestChars);
 }
 
 /**
@@ -34,11 +41,13 @@ export function digest12(digestOrRef: string): string {
  */
 export function profileKey(input: { runtime: Runtime; size: string; baseVersion?: string; baseDigest?: string }): string {
   const base = input.baseDigest ? digest12(input.baseDigest) : (input.baseVersion ?? BASE_IMAGE.tag);
-  return `${input.runtime}/${input.size}/base-${base}`;
+  const { separator, base: mark } = PROFILE_KEY;
+  return [input.runtime, input.size, `${mark}${base}`].join(separator);
 }
 
 /** `codex/small/base-1` → `{ prefix: 'codex/small', base: '1' }`: two keys that differ only in `base` differ by their base. */
 export function splitProfileKey(key: string): { prefix: string; base: string } {
-  const at = key.lastIndexOf('/base-');
-  return at < 0 ? { prefix: key, base: '' } : { prefix: key.slice(0, at), base: key.slice(at + '/base-'.length) };
+  const mark = `${PROFILE_KEY.separator}${PROFILE_KEY.base}`;
+  const at = key.lastIndexOf(mark);
+  return at < 0 ? { prefix: key, base: '' } : { prefix: key.slice(0, at), base: key.slice(at + mark.length) };
 }

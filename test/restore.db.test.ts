@@ -7,7 +7,7 @@ import { readRestoreInput } from '../catalog/restore';
 import { createDb, type DbHandle } from '../db/client';
 import { defaultPointers, hostCache, hosts, issues, sandboxes, snapshots, type NewSnapshot } from '../db/schema';
 import { SYSTEM_SCOPE } from '../lib/ids';
-import { BASE_IMAGE_REF, profileKey } from '../lib/presets';
+import { BASE_IMAGE_REF, RUNTIMES, SIZE_PRESETS, profileKey } from '../lib/presets';
 import { createTestDatabase, type TestDatabase } from './support/db';
 
 const profile = profileKey({ runtime: 'codex', size: 'small' });
@@ -210,4 +210,16 @@ test('a sandbox with no host, issue or snapshots yet still loads (left joins), a
   const loaded = await readRestoreInput(handle.db, { sandboxId: orphan });
   expect(loaded.sandbox).toMatchObject({ hostId: null, hostStatus: null, issueId: null });
   expect(loaded).toMatchObject({ session: null, pin: null, workspaceDefault: null, systemDefault: null });
+});
+
+test("the catalog's profile key of an image base is lib/presets.ts profileKey, on real rows of every runtime and size", async () => {
+  const cases = RUNTIMES.flatMap((runtime) => SIZE_PRESETS.map((p) => ({ runtime, size: p.key })));
+  for (const [i, { runtime, size }] of cases.entries()) {
+    const storedRef = `registry.test/snapflow/${ws}/agent-${i}@sha256:${String(i).repeat(8).slice(0, 8)}${'c'.repeat(56)}`;
+    const baseSnapshotId = await addSnapshot(`image-base-${i}`, { kind: 'image', runtime, size, storedRef, profileKey: 'unused' });
+    const sandboxId = await addSandbox({ runtime, size, baseSnapshotId, profileKey: profileKey({ runtime, size }) });
+    const loaded = await readRestoreInput(handle.db, { sandboxId });
+    expect(loaded.sandbox.profileKey).toBe(profileKey({ runtime, size, baseDigest: storedRef }));
+    expect(loaded.sandbox.profileKey).not.toBe(profileKey({ runtime, size }));
+  }
 });
