@@ -1,5 +1,9 @@
-// Host worker: one host's sandboxes (both backends), images, golden build steps and cache, polling that host's own
-// task queue. Its only database use is the log store's write half (appends of job and build output), through a LogSink.
+// Host worker: polls one host's own task queue with that host's activities, each registered once under its own name
+// (joinActivities refuses a name twice): both sandbox backends' verbs (container*, vm*) and the host-wide
+// describeHost / execInSandbox / removeSandbox (activities/sandbox/host.ts), images, golden build steps and the host
+// cache. On start it makes sure the base image is there, sweeps leftovers no live workflow owns (containers, VMs,
+// unfinished state files), announces the host (refreshHost) and records its capacity metrics. Its only database use
+// is the log store's write half (appends of job and build output), through a LogSink.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { DataConverter } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';

@@ -26,7 +26,8 @@ import {
 } from './machine';
 import { saveMachine, loadMachine } from './migration';
 import { importSavedState } from './stateArtifacts';
-import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SandboxRuntime, SnapshotVm, VmHandle, VmSnapshot } from './types';
+import type { SandboxClass } from '../../lib/vocabulary';
+import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SnapshotVm, VmHandle, VmSnapshot } from './types';
 
 export interface VmRuntimeDeps {
   /** The host's engine: guest roots are exported from its images. */
@@ -40,7 +41,15 @@ export interface VmRuntimeDeps {
   bootTimeoutMs?: number;
 }
 
-export interface VmRuntime extends SandboxRuntime<VmHandle, CreateVm, VmSnapshot, SnapshotVm, RestoreVm> {
+/** QEMU machines on this host: what the vm backend (activities/sandbox/vm/) runs its verbs on. */
+export interface VmRuntime {
+  readonly kind: SandboxClass;
+  create(input: CreateVm): Promise<VmHandle>;
+  exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome>;
+  snapshot(handle: VmHandle, input: SnapshotVm): Promise<VmSnapshot>;
+  restore(input: RestoreVm): Promise<VmHandle>;
+  /** Idempotent: removing what is already gone succeeds. */
+  remove(handle: VmHandle): Promise<void>;
   probeAccel(): Promise<AccelProbe>;
   /** The handle of a VM this host runs, from its directory (after a worker restart), or undefined. */
   find(id: string): VmHandle | undefined;

@@ -1,7 +1,6 @@
 // The VM runtime's own shapes (activities/vm/runtime.ts): a guest job and its outcome, a machine's handle, saved
-// machines. The seam both sandbox backends implement is activities/sandbox/backend.ts; this is what its vm side uses.
-import type { SandboxClass } from '../../lib/vocabulary';
-
+// machines. The seam both sandbox backends implement is activities/sandbox/backend.ts; these are what its vm side
+// (activities/sandbox/vm/) passes to the machines it runs.
 export interface ExecJob {
   argv: string[];
   env?: Record<string, string>;
@@ -19,16 +18,6 @@ export interface ExecOutcome {
 }
 
 export type OutputListener = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
-
-export interface SandboxRuntime<Handle, CreateInput, Snapshot, SnapshotInput, RestoreInput> {
-  readonly kind: SandboxClass;
-  create(input: CreateInput): Promise<Handle>;
-  exec(handle: Handle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome>;
-  snapshot(handle: Handle, input: SnapshotInput): Promise<Snapshot>;
-  restore(input: RestoreInput): Promise<Handle>;
-  /** Idempotent: removing what is already gone succeeds. */
-  remove(handle: Handle): Promise<void>;
-}
 
 export type Accel = 'kvm' | 'tcg';
 
