@@ -1,11 +1,12 @@
 import { CancellationScope, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import { defaults, golden, hostActivities, hostCacheActivities, hostGoldenActivities, hostProbe, hostVmActivities } from './activities';
+import { defaults, golden, hostActivities, hostGoldenActivities, hostProbe, hostVmActivities } from './activities';
 import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
 import { publishGolden } from './publishGolden';
+import { startOn } from './placement';
 import { withWorkspace } from './compat';
 import { authorize } from './authorize';
 import { since } from './legacy';
@@ -105,13 +106,16 @@ async function buildOn(b: Build): Promise<GoldenBuildResult> {
   // The image the targets name as their base (pulled from snapshot storage like any snapshot), else the built-in one.
   const base = config.base;
   setCurrentDetails(`**sandbox** on ${hostId}${base ? ` from ${base.name}` : ''}`);
-  if (base && since.goldenBase()) await hostCacheActivities(hostId).cacheSnapshot({ storedRef: base.storedRef, workspace: req.workspace });
-  const temp = await docker.createTempSandbox({
-    key: `golden-${buildId}`,
-    image: base?.storedRef ?? BASE_IMAGE_REF,
-    size: biggest.size,
-    workflowId: b.run.workflowId,
-  });
+  // Runs recorded before bases were cached first created the sandbox straight away.
+  const cached = { storedRef: base && since.goldenBase() ? base.storedRef : undefined, workspace: req.workspace };
+  const temp = await startOn(hostId, cached, () =>
+    docker.createTempSandbox({
+      key: `golden-${buildId}`,
+      image: base?.storedRef ?? BASE_IMAGE_REF,
+      size: biggest.size,
+      workflowId: b.run.workflowId,
+    }),
+  );
   let localRef: string | undefined;
   try {
     await preload(b, temp.containerId);

@@ -12,6 +12,7 @@ import { asFailure, failureOf, reject } from './failures';
 import type { rolloutSnapshot } from './rollout';
 import { withWorkspace } from './compat';
 import { authorize } from './authorize';
+import { pickHostFor } from './placement';
 import { since } from './legacy';
 
 export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
@@ -88,7 +89,7 @@ async function resolvePullVerifyStore(req: ImageSnapshotRequest, run: { workflow
   };
   let installationId: number | undefined;
   if (req.requiresGithub) installationId = (await connections.requireGithubConnection({ workspace: req.workspace })).installationId;
-  const { hostId } = await catalog.pickHost({ size: req.size });
+  const hostId = await pickHostFor(req.size);
   const images = hostImageActivities(hostId);
   const { registry, repository } = req.image;
   const reference = req.image.digest ?? req.image.tag ?? 'latest';

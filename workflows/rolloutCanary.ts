@@ -2,7 +2,8 @@
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { RolloutSnapshot } from '../activities/agents';
 import { describeFailure } from '../lib/errors';
-import { catalog, hostActivities, hostCacheActivities, hostGoldenActivities, hostJobActivities } from './activities';
+import { hostActivities, hostGoldenActivities, hostJobActivities } from './activities';
+import { pickHostFor, placeAndStart, startOn } from './placement';
 import type { RolloutStatus } from './contracts/rollout';
 
 /** A canary's entrypoint must still be running this long after its sandbox started. */
@@ -23,13 +24,11 @@ export interface CanaryCheck {
 export async function bootCheck(c: CanaryCheck, snapshot: RolloutSnapshot): Promise<string | undefined> {
   const { s } = c;
   try {
-    const { hostId } = await catalog.pickHost({ size: snapshot.size });
-    await hostCacheActivities(hostId).cacheSnapshot({ storedRef: snapshot.storedRef!, workspace: c.workspace }); // no-op when cached
-    const { output } = await hostGoldenActivities(hostId).verifyBoot({
-      image: snapshot.storedRef!,
-      entrypoint: snapshot.entrypoint,
-      size: snapshot.size,
-    });
+    const image = { storedRef: snapshot.storedRef!, workspace: c.workspace };
+    const { hostId, started } = await placeAndStart(snapshot.size, image, (hostId) =>
+      hostGoldenActivities(hostId).verifyBoot({ image: snapshot.storedRef!, entrypoint: snapshot.entrypoint, size: snapshot.size }),
+    );
+    const { output } = started;
     s.health.push(
       ...s.canary.map((agent) => ({
         agent,
@@ -55,20 +54,22 @@ export async function bootCheck(c: CanaryCheck, snapshot: RolloutSnapshot): Prom
 export async function canaryRun(c: CanaryCheck, snapshot: RolloutSnapshot): Promise<string | undefined> {
   const { s } = c;
   const { workflowId, runId } = c.run;
-  const { hostId } = await catalog.pickHost({ size: snapshot.size });
+  // Picked before the try: no host for it fails the rollout, it says nothing about the canary's health.
+  const hostId = await pickHostFor(snapshot.size);
   const docker = hostActivities(hostId);
   const storedRef = snapshot.storedRef!;
   let containerId: string | undefined;
   try {
-    await hostCacheActivities(hostId).cacheSnapshot({ storedRef, workspace: c.workspace }); // no-op when cached
-    const box = await docker.createTempSandbox({
-      key: `canary-${workflowId}-${runId}`,
-      image: storedRef,
-      size: snapshot.size,
-      workflowId,
-      role: 'temp',
-      entrypoint: snapshot.entrypoint,
-    });
+    const box = await startOn(hostId, { storedRef, workspace: c.workspace }, () =>
+      docker.createTempSandbox({
+        key: `canary-${workflowId}-${runId}`,
+        image: storedRef,
+        size: snapshot.size,
+        workflowId,
+        role: 'temp',
+        entrypoint: snapshot.entrypoint,
+      }),
+    );
     containerId = box.containerId;
     await docker.awaitEntrypoint({
       containerId,

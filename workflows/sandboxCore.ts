@@ -6,7 +6,8 @@ import type { HandleClaim } from '../activities/handles';
 import type { Action } from '../lib/authz';
 import { chooseRestore } from '../lib/restoreOrder';
 import { handleText, parseHandleText, type SandboxHandle } from '../lib/sandboxHandle';
-import { catalog, hostActivities, hostCacheActivities, restore, sandboxCatalog } from './activities';
+import { hostActivities, restore, sandboxCatalog } from './activities';
+import { pickHostFor, startOn } from './placement';
 import { BACKEND_OF_CLASS, backendTraits } from './backends';
 import { backendRuntime, type SandboxRuntime, type SessionTarget } from './sandboxRuntime';
 import type { Promotion } from './sandboxPromotion';
@@ -186,16 +187,16 @@ export class SandboxCore {
       if (this.lifecycle) s.startedAt ??= workflowNow();
       return;
     }
-    const hostId = decision.hostId ?? (await catalog.pickHost({ size: req.size })).hostId;
+    const hostId = await pickHostFor(req.size, decision.hostId);
     // An image snapshot base comes from snapshot storage like any snapshot; only the built-in base is on every host.
-    const base = decision.base;
-    const fromStorage = decision.source !== 'base' || Boolean(base);
+    const fromStorage = decision.source !== 'base' || Boolean(decision.base);
     // Recorded runs pulled first; now the container is created straight away and the image pulled only when it is missing.
     const pullOnMiss = fromStorage && since.pullOnMiss();
-    const cache = () => hostCacheActivities(hostId).cacheSnapshot({ storedRef: decision.imageRef, workspace: req.workspace }); // no-op when cached
-    if (fromStorage && !pullOnMiss) await cache();
-    s.generation += 1;
-    const handle = await this.runtime.start({ decision, hostId, generation: s.generation, pullOnMiss, cache });
+    const image = { storedRef: fromStorage ? decision.imageRef : undefined, workspace: req.workspace, onMiss: pullOnMiss };
+    const handle = await startOn(hostId, image, (cache) => {
+      s.generation += 1;
+      return this.runtime.start({ decision, hostId, generation: s.generation, pullOnMiss, cache });
+    });
     Object.assign(s, { hostId, handle, containerId: handleText(handle), state: 'idle' as const });
     if (this.lifecycle || this.machines) s.startedAt = workflowNow();
   }
