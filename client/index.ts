@@ -19,8 +19,7 @@ import { taskQueues, workflowIds } from '../lib/ids';
 import { requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
-import type { HostSelfTestResult, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
-import { setHostPlacement } from '../catalog/hosts';
+import type { HostSelfTestResult, changeHostPlacement, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
 import { inSpan, startTracing, tracingClientInterceptors, type Tracing } from '../lib/tracing';
 import { packageVersion } from '../lib/version';
 
@@ -243,8 +242,10 @@ export class SnapflowClient {
     return { hostId, status: 'online' };
   }
 
+  /** Through a workflow like every write: operators only, decided and audited there. */
   private async setHostStatus(hostId: string, status: 'online' | 'draining'): Promise<void> {
-    await setHostPlacement(this.db(), this.config, { hostId, status }); // operators only, decided in the catalog
+    const request = { hostId, status, actor: this.config.actor };
+    await this.run<typeof changeHostPlacement>('changeHostPlacement', workflowIds.hostPlacement(hostId, status), request, '30 seconds');
   }
 
   private db(): DbHandle['db'] {

@@ -28,6 +28,8 @@ export const workflowIds = {
   rollout: (workspace: string, snapshotId: string): string => `rollout/${workspace}/${snapshotId}`,
   /** One refresh per host at a time; a new one may start after the last closed. */
   hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
+  /** Draining or undraining a host: the same change asked twice at once joins one run. */
+  hostPlacement: (hostId: string, status: string): string => `host-placement/${hostId}/${status}`,
   /** A self-test is a one-off by nature: the caller supplies the unique part. */
   hostSelfTest: (hostId: string, nonce: string): string => `host-self-test/${hostId}/${nonce}`,
 } as const;

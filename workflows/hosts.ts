@@ -1,9 +1,9 @@
 import { workflowInfo } from '@temporalio/workflow';
-import { taskQueues } from '../lib/ids';
+import { SYSTEM_SCOPE, taskQueues } from '../lib/ids';
 import { access, catalog, hostProbe } from './activities';
-import type { HostFacts, RefreshHostRequest } from './contracts/hosts';
+import type { HostFacts, HostPlacementRequest, HostPlacementResult, RefreshHostRequest } from './contracts/hosts';
 import { reject } from './failures';
-import { vouch } from './authorize';
+import { authorize, vouch } from './authorize';
 import { since } from './legacy';
 
 /** Asks a host worker to describe its Docker engine and records the answer in the catalog (operators, host workers). */
@@ -22,4 +22,21 @@ export async function refreshHost(req: RefreshHostRequest): Promise<HostFacts> {
   const facts = await hostProbe(req.hostId).describeHost();
   await catalog.upsertHost({ ...facts, taskQueue: taskQueues.host(req.hostId) });
   return facts;
+}
+
+/**
+ * Drain or undrain a host: operators only (managing the system workspace), decided and audited with this run. A
+ * drained host takes no new sandbox, build or pull; its sandboxes restart elsewhere from storage.
+ */
+export async function changeHostPlacement(req: HostPlacementRequest): Promise<HostPlacementResult> {
+  if (!req.actor) reject('PERMISSION_DENIED', 'this host placement change names no actor', { field: 'actor', hint: 'pass the actor' });
+  const target = `host ${req.hostId} ${req.status}`;
+  await authorize({ claim: req.claim, actor: req.actor, workspace: SYSTEM_SCOPE, action: 'workspace.manage', target });
+  const { found } = await catalog.setHostStatus({ hostId: req.hostId, status: req.status });
+  if (!found)
+    reject('NOT_FOUND', `no host ${req.hostId} in the catalog`, {
+      field: 'hostId',
+      hint: 'hosts appear once their worker has started; `snapflow doctor` lists them',
+    });
+  return { hostId: req.hostId, status: req.status };
 }

@@ -1,5 +1,5 @@
 // Every workflow the workers register. Deterministic code only (see eslint.config.mjs).
-export { refreshHost } from './hosts';
+export { changeHostPlacement, refreshHost } from './hosts';
 export { hostSelfTest } from './hostSelfTest';
 export { createImageSnapshot } from './imageSnapshot';
 export { validateGithubConnection } from './github';
@@ -10,7 +10,7 @@ export { setDefaultSnapshot } from './setDefault';
 export { sandbox } from './sandbox';
 export { rolloutSnapshot } from './rollout';
 export type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
-export type { RefreshHostRequest } from './contracts/hosts';
+export type { HostPlacementRequest, HostPlacementResult, RefreshHostRequest } from './contracts/hosts';
 export type { AgentRolloutOptions, ImageSnapshotRequest, ImageSnapshotResult } from './contracts/imageSnapshot';
 export type { GithubConnectionRequest } from './contracts/github';
 export type { DeleteSnapshotRequest } from './contracts/deleteSnapshot';
