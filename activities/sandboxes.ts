@@ -1,9 +1,11 @@
 // Catalog side of sandboxes for the entity workflow: the row it keeps in step with its state, and session snapshots
-// saved after successful jobs. Every write is idempotent, so a retried activity changes nothing twice.
+// saved after successful jobs, and issue pins. Every write is idempotent, so a retried activity changes nothing twice.
 import {
   insertSandbox,
   insertSessionSnapshot,
+  pinOnIssue,
   setSandboxState,
+  unpinOnIssue,
   type SandboxRow,
   type SandboxStateUpdate,
   type SessionSnapshot,
@@ -31,6 +33,19 @@ export function createSandboxActivities(deps: { db: Db }) {
      */
     async saveSessionSnapshot(input: SessionSnapshot): Promise<{ snapshotId: string; superseded: string | null }> {
       return writeOnce(db, (tx) => insertSessionSnapshot(tx, input));
+    },
+
+    /** An issue's pinned golden (the issue row made on first pin), once the workflow has authorized the pin. */
+    async pinIssueSnapshot(input: {
+      workspace: string;
+      issue: string;
+      snapshotName: string;
+    }): Promise<{ issueId: string; snapshotId: string }> {
+      return writeOnce(db, (tx) => pinOnIssue(tx, input));
+    },
+
+    async unpinIssueSnapshot(input: { workspace: string; issue: string }): Promise<void> {
+      return writeOnce(db, (tx) => unpinOnIssue(tx, input));
     },
   };
 }

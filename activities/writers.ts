@@ -68,6 +68,9 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   validateGithubConnection: 'writes',
   // defaults
   setDefault: 'writes',
+  // issue pins
+  pinIssueSnapshot: 'writes',
+  unpinIssueSnapshot: 'writes',
   // Docker host (execInSandbox, removeSandbox, describeHost: containers' and vms' alike)
   describeHost: 'reads',
   createTempSandbox: 'writes',

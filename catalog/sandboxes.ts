@@ -150,60 +150,72 @@ export async function sandboxScope(db: Db, sandboxId: string): Promise<string | 
 
 /**
  * Pins a golden snapshot on an issue (created on first pin); needs `issue.pin`, decided and audited here. Refused for
- * anything restore would skip anyway: not golden, not active, another workspace's (system ones are fine), or built for
- * another profile than the issue's sandboxes use.
+ * anything restore would skip anyway (see pinOnIssue).
  */
 export async function pinSnapshot(
   db: Db,
   caller: Caller,
   input: { workspace: string; issue: string; snapshotName: string },
 ): Promise<{ issueId: string; snapshotId: string }> {
-  return audited(db, caller, input.workspace, 'issue.pin', `${input.issue} → ${input.snapshotName}`, async (tx) => {
-    // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-    const snap = await findUsableSnapshot(tx, { workspace: input.workspace, name: input.snapshotName });
-    const refuse = (message: string, hint: string): never => {
-      throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
-    };
-    if (!snap)
-      throw new SnapflowError({
-        code: 'NOT_FOUND',
-        field: 'snapshot',
-        message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
-        hint: 'list them with `snapflow snapshot list`',
-      });
-    if (snap.kind !== 'golden')
-      refuse(
-        `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
-        'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
-      );
-    if (snap.status !== 'active')
-      refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
-    const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
-    const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
-    const other = users.find((u) => u.profileKey !== snap.profileKey);
-    if (other)
-      refuse(
-        `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
-        'pin a golden snapshot built for that profile',
-      );
-    await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
-    return { issueId: issue.id, snapshotId: snap.id };
-  });
+  return audited(db, caller, input.workspace, 'issue.pin', `${input.issue} → ${input.snapshotName}`, (tx) => pinOnIssue(tx, input));
+}
+
+/**
+ * The pin itself, for a caller that has decided access already (the pin workflow): refused for anything restore would
+ * skip anyway: not golden, not active, another workspace's (system ones are fine), or built for another profile than
+ * the issue's sandboxes use.
+ */
+export async function pinOnIssue(
+  tx: Queryable,
+  input: { workspace: string; issue: string; snapshotName: string },
+): Promise<{ issueId: string; snapshotId: string }> {
+  // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
+  const snap = await findUsableSnapshot(tx, { workspace: input.workspace, name: input.snapshotName });
+  const refuse = (message: string, hint: string): never => {
+    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
+  };
+  if (!snap)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'snapshot',
+      message: `no snapshot "${input.snapshotName}" in ${input.workspace}`,
+      hint: 'list them with `snapflow snapshot list`',
+    });
+  if (snap.kind !== 'golden')
+    refuse(
+      `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
+      'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
+    );
+  if (snap.status !== 'active')
+    refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
+  const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
+  const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
+  const other = users.find((u) => u.profileKey !== snap.profileKey);
+  if (other)
+    refuse(
+      `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
+      'pin a golden snapshot built for that profile',
+    );
+  await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
+  return { issueId: issue.id, snapshotId: snap.id };
 }
 
 /** Needs `issue.pin`, decided and audited here; an issue the workspace does not have is NOT_FOUND. */
 export async function unpinSnapshot(db: Db, caller: Caller, input: { workspace: string; issue: string }): Promise<void> {
-  await audited(db, caller, input.workspace, 'issue.pin', `${input.issue} unpinned`, async (tx) => {
-    const gone = await tx
-      .update(issues)
-      .set({ pinnedSnapshotId: null, updatedAt: new Date() })
-      .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)))
-      .returning({ id: issues.id });
-    if (gone.length === 0)
-      throw new SnapflowError({
-        code: 'NOT_FOUND',
-        field: 'issue',
-        message: `issue ${input.issue} has nothing pinned in ${input.workspace}`,
-      });
-  });
+  await audited(db, caller, input.workspace, 'issue.pin', `${input.issue} unpinned`, (tx) => unpinOnIssue(tx, input));
+}
+
+/** The unpin itself, for a caller that has decided access already; an issue the workspace does not have is NOT_FOUND. */
+export async function unpinOnIssue(tx: Queryable, input: { workspace: string; issue: string }): Promise<void> {
+  const gone = await tx
+    .update(issues)
+    .set({ pinnedSnapshotId: null, updatedAt: new Date() })
+    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)))
+    .returning({ id: issues.id });
+  if (gone.length === 0)
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      field: 'issue',
+      message: `issue ${input.issue} has nothing pinned in ${input.workspace}`,
+    });
 }

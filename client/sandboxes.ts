@@ -5,7 +5,7 @@ import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { readRestoreInput } from '../catalog/restore';
-import { listSandboxes, pinSnapshot, sandboxScope, saveIssue, unpinSnapshot, type Sandbox } from '../catalog/sandboxes';
+import { listSandboxes, sandboxScope, saveIssue, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
@@ -32,7 +32,7 @@ import {
   checkSandboxSpec,
   checkSandboxWorkspace,
 } from '../lib/validation';
-import type { JobRequest, JobResult, PromoteResult, SandboxStatus, sandbox } from '../workflows';
+import type { IssuePinRequest, IssuePinResult, JobRequest, JobResult, PromoteResult, SandboxStatus, pinIssue, sandbox } from '../workflows';
 import {
   SANDBOX_DEFAULTS,
   destroyUpdate,
@@ -484,12 +484,26 @@ export class SandboxClient {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
-    return pinSnapshot(this.db, this.config, { workspace, issue: input.issue, snapshotName: input.snapshot });
+    const pinned = await this.pinRun({ workspace, issue: input.issue, snapshot: input.snapshot, actor: this.config.actor });
+    return { issueId: pinned.issueId!, snapshotId: pinned.snapshotId! };
   }
 
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
-    await unpinSnapshot(this.db, this.config, { workspace, issue: input.issue });
+    await this.pinRun({ workspace, issue: input.issue, actor: this.config.actor });
+  }
+
+  /** Pins go through a workflow like every write: `issue.pin` is decided and audited there. */
+  private pinRun(request: IssuePinRequest): Promise<IssuePinResult> {
+    return typed(() =>
+      this.temporal.workflow.execute<typeof pinIssue>('pinIssue', {
+        taskQueue: taskQueues.control,
+        workflowId: workflowIds.issuePin(request.workspace, request.issue, request.snapshot),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowExecutionTimeout: '1 minute',
+        args: [request],
+      }),
+    );
   }
 }

@@ -28,6 +28,9 @@ export const workflowIds = {
   rollout: (workspace: string, snapshotId: string): string => `rollout/${workspace}/${snapshotId}`,
   /** One refresh per host at a time; a new one may start after the last closed. */
   hostRefresh: (hostId: string): string => `host-refresh/${hostId}`,
+  /** One pin (or unpin: no snapshot) of an issue: the same request asked twice at once joins one run. */
+  issuePin: (workspace: string, issue: string, snapshot?: string): string =>
+    snapshot ? `issue-pin/${workspace}/${issue}/pin/${snapshot}` : `issue-pin/${workspace}/${issue}/unpin`,
   /** Draining or undraining a host: the same change asked twice at once joins one run. */
   hostPlacement: (hostId: string, status: string): string => `host-placement/${hostId}/${status}`,
   /** A self-test is a one-off by nature: the caller supplies the unique part. */

@@ -35,6 +35,8 @@ const NOT_HERE: Record<string, string> = {
   moveAgentsBack: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   markGithubConnection: 'needs the GitHub App fake, which this stack has not',
   validateGithubConnection: 'needs the GitHub App fake, which this stack has not',
+  pinIssueSnapshot: 'issue pins are not among these flows: test/sandbox.e2e.test.ts pins and unpins',
+  unpinIssueSnapshot: 'issue pins are not among these flows: test/sandbox.e2e.test.ts pins and unpins',
   setHostStatus: 'drain and undrain (changeHostPlacement) are not among these flows: test/multiHost.e2e.test.ts drains hosts',
   upsertHost:
     'stalled as the stack starts, inside a host refresh its caller bounds at 30 s: the run ends before the retry (the next refresh writes the row)',
