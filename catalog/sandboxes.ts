@@ -169,11 +169,30 @@ export async function pinOnIssue(
   tx: Queryable,
   input: { workspace: string; issue: string; snapshotName: string },
 ): Promise<{ issueId: string; snapshotId: string }> {
+  const snap = await pinTarget(tx, input);
+  const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
+  const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
+  const other = users.find((u) => u.profileKey !== snap.profileKey);
+  if (other)
+    refusePin(
+      `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
+      'pin a golden snapshot built for that profile',
+    );
+  await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
+  return { issueId: issue.id, snapshotId: snap.id };
+}
+
+function refusePin(message: string, hint: string): never {
+  throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
+}
+
+/**
+ * The snapshot a pin names, refused unless it is an active golden of the workspace or the system. Only reads, so
+ * the client asks it before it starts the pin workflow: a pin of nothing writes nothing.
+ */
+export async function pinTarget(db: Queryable, input: { workspace: string; snapshotName: string }) {
   // The workspace's own golden snapshots, or the operators' (system) ones; the workspace's win a name clash.
-  const snap = await findUsableSnapshot(tx, { workspace: input.workspace, name: input.snapshotName });
-  const refuse = (message: string, hint: string): never => {
-    throw new SnapflowError({ code: 'VALIDATION_FAILED', field: 'snapshot', message, hint });
-  };
+  const snap = await findUsableSnapshot(db, { workspace: input.workspace, name: input.snapshotName });
   if (!snap)
     throw new SnapflowError({
       code: 'NOT_FOUND',
@@ -182,22 +201,13 @@ export async function pinOnIssue(
       hint: 'list them with `snapflow snapshot list`',
     });
   if (snap.kind !== 'golden')
-    refuse(
+    refusePin(
       `"${snap.name}" is a ${snap.kind} snapshot; only golden snapshots can be pinned`,
       'pin a golden snapshot (`snapflow golden build`, or promote a sandbox)',
     );
   if (snap.status !== 'active')
-    refuse(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
-  const issue = await saveIssue(tx, { workspace: input.workspace, issue: input.issue });
-  const users = await tx.select({ profileKey: sandboxes.profileKey }).from(sandboxes).where(eq(sandboxes.issueId, issue.id));
-  const other = users.find((u) => u.profileKey !== snap.profileKey);
-  if (other)
-    refuse(
-      `"${snap.name}" was built for ${snap.profileKey}, but sandboxes of issue ${input.issue} use ${other.profileKey}`,
-      'pin a golden snapshot built for that profile',
-    );
-  await tx.update(issues).set({ pinnedSnapshotId: snap.id, updatedAt: new Date() }).where(eq(issues.id, issue.id));
-  return { issueId: issue.id, snapshotId: snap.id };
+    refusePin(`"${snap.name}" is ${snap.status}; only an active snapshot can be pinned`, 'wait for it to become active, or pin another');
+  return snap;
 }
 
 /** Needs `issue.pin`, decided and audited here; an issue the workspace does not have is NOT_FOUND. */
@@ -212,10 +222,18 @@ export async function unpinOnIssue(tx: Queryable, input: { workspace: string; is
     .set({ pinnedSnapshotId: null, updatedAt: new Date() })
     .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)))
     .returning({ id: issues.id });
-  if (gone.length === 0)
-    throw new SnapflowError({
-      code: 'NOT_FOUND',
-      field: 'issue',
-      message: `issue ${input.issue} has nothing pinned in ${input.workspace}`,
-    });
+  if (gone.length === 0) throw nothingPinned(input);
+}
+
+/** An unpin of an issue the workspace does not have: refused before the unpin workflow starts (only reads). */
+export async function requireIssue(db: Queryable, input: { workspace: string; issue: string }): Promise<void> {
+  const [found] = await db
+    .select({ id: issues.id })
+    .from(issues)
+    .where(and(eq(issues.workspace, input.workspace), eq(issues.externalKey, input.issue)));
+  if (!found) throw nothingPinned(input);
+}
+
+function nothingPinned(input: { workspace: string; issue: string }): SnapflowError {
+  return new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${input.workspace}` });
 }

@@ -5,7 +5,7 @@ import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { readRestoreInput } from '../catalog/restore';
-import { listSandboxes, sandboxScope, saveIssue, type Sandbox } from '../catalog/sandboxes';
+import { listSandboxes, pinTarget, requireIssue, sandboxScope, saveIssue, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
@@ -484,6 +484,9 @@ export class SandboxClient {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
     checkPinnedSnapshot(input.snapshot);
+    // Asked before the workflow starts, as the catalog did: a refused pin writes nothing (not even an audit row).
+    await requireAccess(this.db, this.config, workspace, 'issue.pin');
+    await pinTarget(this.db, { workspace, snapshotName: input.snapshot });
     const pinned = await this.pinRun({ workspace, issue: input.issue, snapshot: input.snapshot, actor: this.config.actor });
     return { issueId: pinned.issueId!, snapshotId: pinned.snapshotId! };
   }
@@ -491,6 +494,8 @@ export class SandboxClient {
   async unpin(input: { workspace: string; issue: string }): Promise<void> {
     const workspace = checkSandboxWorkspace(input.workspace);
     checkIssueKey(input.issue);
+    await requireAccess(this.db, this.config, workspace, 'issue.pin');
+    await requireIssue(this.db, { workspace, issue: input.issue });
     await this.pinRun({ workspace, issue: input.issue, actor: this.config.actor });
   }
 
