@@ -19,5 +19,7 @@ test('the device layout is the last part of a machine profile, and a profile wit
     'it differs in RAM 1024m (host: 512m)',
   );
   // Layout 3 put the root on a disk: a machine whose root was in its RAM is another machine.
-  expect(machineDifference(host, machineProfile({ ...facts, deviceLayout: 3 }))).toBe('it differs in device layout devices-2 (host: devices-3)');
+  expect(machineDifference(host, machineProfile({ ...facts, deviceLayout: 3 }))).toBe(
+    'it differs in device layout devices-2 (host: devices-3)',
+  );
 });
