@@ -1,5 +1,10 @@
 // A vm sandbox's root is a disk: an agent image far larger than the guest's RAM runs in a `small` vm, its files on
 // the image's base disk (ext4) and what its jobs write on the sandbox's own overlay, kept across a session restore.
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { baseDisk } from '../activities/vm/baseDisk';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { pushImage, sourceRegistry } from './support/images';
 import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
@@ -85,4 +90,22 @@ test('a 1 GiB agent image runs as a small vm sandbox with less RAM than the imag
   );
   expect(next).toMatchObject({ exitCode: 0, stdout: `${MARK} alive\n`, resumedFrom: { source: 'session' } });
   await t.client.sandboxes.destroy(sandboxId);
+});
+
+test('two hosts build the same base disk of an image, byte for byte, so a saved machine restores over either', async () => {
+  const sha256 = async (file: string) => {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(file), hash);
+    return hash.digest('hex');
+  };
+  const caches = ['a', 'b'].map((name) => mkdtempSync(join(t.stack.dir, `disk-${name}-`)));
+  try {
+    const first = await baseDisk(t.docker, BASE_IMAGE_REF, { cacheDir: caches[0]!, diskMiB: 64 });
+    await new Promise((r) => setTimeout(r, 1100)); // another second on the host's clock: the files' ctimes differ
+    const second = await baseDisk(t.docker, BASE_IMAGE_REF, { cacheDir: caches[1]!, diskMiB: 64 });
+    expect(second.buildId).toBe(first.buildId);
+    expect(await sha256(second.file)).toBe(await sha256(first.file));
+  } finally {
+    for (const cache of caches) rmSync(cache, { recursive: true, force: true });
+  }
 });

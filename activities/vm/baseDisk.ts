@@ -8,8 +8,8 @@
 // dropped, and every parent is a directory this builder made itself). Owners, modes, setuid bits, device nodes and
 // fifos never exist on the host: they are written into a fakeroot database (dev/inode → mode, owner, rdev), and
 // `fakeroot -i` shows them to mke2fs alone, which writes them into the image. Bounded by the disk's size.
-import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   linkSync,
@@ -40,12 +40,15 @@ export interface BaseDisk {
   diskBytes: number;
   /** What the image's files take (rounded up to blocks): what the disk must hold. */
   rootBytes: number;
-  /** Random per build: a saved overlay restores only over the very base it was written on. */
+  /**
+   * Names the disk's exact bytes: the build is reproducible (fixed UUID, hash seed and times), so every host builds
+   * the same disk of an image, and a saved overlay restores only over a base of the same build id.
+   */
   buildId: string;
 }
 
 /** Bumped when the disk's layout changes, so no host reuses a disk built by older rules. */
-const FORMAT = 'd1';
+const FORMAT = 'd2';
 const BLOCK = 4096;
 const ZEROS = Buffer.alloc(1 << 20);
 /** The share of the disk the image's files may take: the rest is the file system's own (inodes, bitmaps) and the guest's room to write. */
@@ -111,46 +114,67 @@ export async function baseDisk(docker: Docker, ref: string, opts: { cacheDir: st
     let rootBytes: number;
     try {
       const tar = (await container.export()) as unknown as Readable;
-      ({ entries, rootBytes } = await unpack(tar, tree, { maxBytes: budget, maxTarBytes: budget + (256 << 20), tooLarge }));
+      // The engine's own entries of a container (/etc/hosts, /dev, …) carry the time it was made: clamped to the
+      // image's, as reproducible builds clamp to SOURCE_DATE_EPOCH, so every export of the image gives the same disk.
+      const latest = Math.max(0, Math.floor(Date.parse(info.Created) / 1000) || 0);
+      ({ entries, rootBytes } = await unpack(tar, tree, { maxBytes: budget, maxTarBytes: budget + (256 << 20), tooLarge, latest }));
     } finally {
       await container.remove({ force: true }).catch(() => undefined);
     }
     const db = join(work, 'fakeroot.db');
-    await writeFile(db, fakerootDb(tree, entries), { mode: 0o600 });
+    const { text, inodes } = fakerootDb(tree, entries);
+    await writeFile(db, text, { mode: 0o600 });
+    const buildId = buildIdOf(info.Id, diskBytes);
     const file = join(work, 'base.raw');
     const raw = await open(file, 'wx', 0o600);
     await raw.truncate(diskBytes); // sparse: only what mke2fs writes takes room
     await raw.close();
     // No journal: a sandbox's disk is saved only while its machine is paused, and a journal's writes would land in every overlay.
-    const made = await run('fakeroot', [
-      '-i',
-      db,
-      '--',
-      'mke2fs',
-      '-q',
-      '-F',
-      '-t',
-      'ext4',
-      '-b',
-      String(BLOCK),
-      '-O',
-      '^has_journal',
-      '-E',
-      'lazy_itable_init=0,root_owner=0:0',
-      '-L',
-      'snapflow-root',
-      '-d',
-      tree,
-      file,
-    ]);
+    // Reproducible: the UUID and hash seed come from the build id, the file system's own times are fixed
+    // (E2FSPROGS_FAKE_TIME), the files' times are the image's, and only their ctimes are the host's, set below.
+    const made = await run(
+      'fakeroot',
+      [
+        '-i',
+        db,
+        '--',
+        'mke2fs',
+        '-q',
+        '-F',
+        '-t',
+        'ext4',
+        '-b',
+        String(BLOCK),
+        '-O',
+        '^has_journal',
+        '-E',
+        `lazy_itable_init=0,root_owner=0:0,hash_seed=${buildId}`,
+        '-U',
+        buildId,
+        '-L',
+        'snapflow-root',
+        '-d',
+        tree,
+        file,
+      ],
+      { E2FSPROGS_FAKE_TIME: '1' },
+    );
     if (made.code !== 0) {
       if (/No space|Could not allocate|too many|inode/i.test(made.stderr))
         throw tooLarge(`does not fit (${made.stderr.trim().slice(-200)})`);
       throw new SnapflowError({ code: 'INTERNAL', message: `mke2fs failed (exit ${made.code}): ${made.stderr.trim().slice(-1000)}` });
     }
+    // mke2fs copies each file's ctime from the host (when this builder made it): set to 0 in every inode it filled,
+    // the root (2), lost+found (11) and the image's, numbered from 12 in the order it made them.
+    const cmds = join(work, 'ctimes');
+    const numbers = ['<2>', '<11>', ...Array.from({ length: inodes }, (_, i) => `<${12 + i}>`)];
+    await writeFile(cmds, numbers.map((n) => `sif ${n} ctime @0\n`).join(''), { mode: 0o600 });
+    const fixed = await run('debugfs', ['-w', '-f', cmds, file], { E2FSPROGS_FAKE_TIME: '1' }); // its write time too
+    if (fixed.code !== 0 || /error|invalid/i.test(fixed.stderr.replace(/^debugfs [\d.]+ \([^)]*\)\s*/, '')))
+      throw new SnapflowError({ code: 'INTERNAL', message: `debugfs failed (exit ${fixed.code}): ${fixed.stderr.trim().slice(-1000)}` });
     rmSync(tree, { recursive: true, force: true });
     rmSync(db, { force: true });
-    const written = { image, diskBytes, rootBytes, buildId: randomUUID() };
+    const written = { image, diskBytes, rootBytes, buildId };
     await writeFile(join(work, 'disk.json'), JSON.stringify(written), { mode: 0o600, flag: 'wx' });
     try {
       renameSync(work, dir);
@@ -173,7 +197,7 @@ export async function baseDisk(docker: Docker, ref: string, opts: { cacheDir: st
 async function unpack(
   tar: Readable,
   tree: string,
-  limits: { maxBytes: number; maxTarBytes: number; tooLarge: (what: string) => SnapflowError },
+  limits: { maxBytes: number; maxTarBytes: number; tooLarge: (what: string) => SnapflowError; latest: number },
 ): Promise<{ entries: Map<string, Meta>; rootBytes: number }> {
   let tarBytes = 0;
   const counted = new Transform({
@@ -235,7 +259,7 @@ async function unpack(
         uid: clampU32(h.uid),
         gid: clampU32(h.gid),
         rdev: 0,
-        mtime: clampU32(h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0),
+        mtime: Math.min(clampU32(h.mtime ? Math.floor(h.mtime.getTime() / 1000) : 0), limits.latest),
       };
       const linkedTo = h.type === 'link' ? guestName(h.linkname!)! : undefined;
       if (linkedTo === name) {
@@ -345,15 +369,33 @@ async function writeSparse(path: string, data: AsyncIterable<Buffer>): Promise<v
   }
 }
 
-/** The fakeroot database (faked's save format): each entry's host dev/inode, with the mode, owner and rdev the guest sees. */
-function fakerootDb(tree: string, entries: Map<string, Meta>): string {
+/**
+ * The fakeroot database (faked's save format): each entry's host dev/inode, with the mode, owner and rdev the guest
+ * sees; and how many inodes the image's entries take (hard links share one).
+ */
+function fakerootDb(tree: string, entries: Map<string, Meta>): { text: string; inodes: number } {
+  const seen = new Set<bigint>();
   const line = (path: string, meta: Meta) => {
     const st = lstatSync(path, { bigint: true });
+    seen.add(st.ino);
     return `dev=${st.dev.toString(16)},ino=${st.ino},mode=${meta.mode.toString(8)},uid=${meta.uid},gid=${meta.gid},nlink=${st.nlink},rdev=${meta.rdev}\n`;
   };
   const lines = [line(tree, { mode: TYPES.directory | 0o755, uid: 0, gid: 0, rdev: 0, mtime: 0 })];
   for (const [name, meta] of entries) lines.push(line(join(tree, name), meta));
-  return lines.join('');
+  return { text: lines.join(''), inodes: seen.size - 1 };
+}
+
+/** The build id (a UUID's shape, the disk's UUID and hash seed too): what decides the disk's bytes. */
+function buildIdOf(imageId: string, diskBytes: number): string {
+  const hex = createHash('sha256').update(`${FORMAT}\0${imageId}\0${diskBytes}\0${mke2fs()}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+let mke2fsVersion: string | undefined;
+/** mke2fs's version, part of the build id: another version may lay the same files out otherwise. */
+function mke2fs(): string {
+  const out = mke2fsVersion ? undefined : spawnSync('mke2fs', ['-V'], { encoding: 'utf8' });
+  return (mke2fsVersion ??= /mke2fs ([\d.]+)/.exec(`${out?.stdout}${out?.stderr}`)?.[1] ?? 'unknown');
 }
 
 /** Linux's dev_t encoding (glibc's makedev). */
@@ -371,8 +413,8 @@ function ended(entry: NodeJS.ReadableStream): Promise<void> {
   return new Promise<void>((done, fail) => (entry.once('end', done), entry.once('error', fail)));
 }
 
-function run(command: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+function run(command: string, args: string[], env?: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
   return new Promise((done, fail) => {

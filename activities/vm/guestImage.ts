@@ -38,7 +38,10 @@ export function guestFiles(tools: Pick<VmTools, 'agent' | 'kernel' | 'kernelVers
 }
 
 /** What a VM needs to know of an image on this host's engine: its id, environment and working directory. */
-export async function imageFacts(docker: Docker, ref: string): Promise<{ info: { Id: string }; image: VmHandle['image'] }> {
+export async function imageFacts(
+  docker: Docker,
+  ref: string,
+): Promise<{ info: { Id: string; Created: string }; image: VmHandle['image'] }> {
   const info = await docker
     .getImage(ref)
     .inspect()
