@@ -57,6 +57,10 @@ async function main(): Promise<void> {
       const { benchVm } = await import('./vm.bench');
       await benchVm();
     }
+    if (wants('vmdisk')) {
+      const { benchVmDisk } = await import('./vmDisk.bench');
+      await benchVmDisk();
+    }
     if (wants('restore')) {
       const { benchRestore } = await import('./restore.bench');
       await benchRestore();

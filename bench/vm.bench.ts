@@ -5,11 +5,11 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
-import { guestFiles, guestImage } from '../activities/vm/guestImage';
-import { cacheDir, vmTools } from '../activities/vm/machine';
+import { baseDisk } from '../activities/vm/baseDisk';
+import { cacheDir } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import type { VmHandle } from '../activities/vm/types';
-import { BASE_IMAGE_REF } from '../lib/presets';
+import { BASE_IMAGE_REF, SIZE_PRESETS } from '../lib/presets';
 import { readTestStack } from '../test/support/stackState';
 import { median, report, time } from './measure';
 
@@ -32,7 +32,7 @@ export async function benchVm(): Promise<void> {
     console.log(
       `vm: accel ${probe.accel} (${probe.detail}); QEMU ${probe.qemuVersion}, kernel ${probe.kernel}, ${MEMORY_MIB} MiB, ${RUNS} runs`,
     );
-    await guestImage(docker, BASE_IMAGE_REF, { cacheDir: cacheDir(), files: guestFiles(vmTools()), memoryMiB: MEMORY_MIB }); // built once, not measured
+    await baseDisk(docker, BASE_IMAGE_REF, { cacheDir: cacheDir(), diskMiB: SIZE_PRESETS[0]!.diskMiB }); // built once, not measured
     const samples = { cold: [] as number[], preload: [] as number[], save: [] as number[], bytes: [] as number[], restore: [] as number[] };
     for (let run = 0; run < RUNS; run++) {
       let handle: VmHandle | undefined;

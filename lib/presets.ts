@@ -6,12 +6,14 @@ export interface SizePreset {
   key: string;
   vcpus: number;
   memoryMiB: number;
+  /** A vm sandbox's root disk: the image's files and what its jobs write. */
+  diskMiB: number;
 }
 
 export const SIZE_PRESETS: readonly SizePreset[] = [
-  { key: 'small', vcpus: 1, memoryMiB: 2048 },
-  { key: 'medium', vcpus: 2, memoryMiB: 4096 },
-  { key: 'large', vcpus: 4, memoryMiB: 8192 },
+  { key: 'small', vcpus: 1, memoryMiB: 2048, diskMiB: 10240 },
+  { key: 'medium', vcpus: 2, memoryMiB: 4096, diskMiB: 20480 },
+  { key: 'large', vcpus: 4, memoryMiB: 8192, diskMiB: 40960 },
 ];
 
 export function findPreset(key: string): SizePreset | undefined {

@@ -2,7 +2,7 @@
 # Installs what snapflow needs on a fresh Debian machine. Idempotent, and quiet when already done.
 #   - Debian packages: docker.io (dockerd + client), docker-registry, apache2-utils (htpasswd), busybox-static,
 #     docker-compose (CI checks docker-compose.yml with it)
-#     qemu-system-x86, cpio and zstd for vm sandboxes; stress-ng for the load modes of chaos and bench;
+#     qemu-system-x86, qemu-utils, cpio, zstd, fakeroot and e2fsprogs for vm sandboxes; stress-ng for the load modes of chaos and bench;
 #     chromium for the console's browser tests
 #   - the vm guest: Debian's cloud kernel unpacked into the cache (never installed into /boot) and the guest
 #     agent built from guest/agent, both linked into .tools/vm
@@ -40,6 +40,9 @@ if ! skip vm-packages; then
   command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
   command -v cpio >/dev/null 2>&1 || missing+=(cpio)
   command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+  command -v qemu-img >/dev/null 2>&1 || missing+=(qemu-utils) # a vm's disk overlay
+  command -v fakeroot >/dev/null 2>&1 || missing+=(fakeroot)   # an image's owners and modes, shown to mke2fs only
+  command -v mke2fs >/dev/null 2>&1 || missing+=(e2fsprogs)    # an image's root disk (mke2fs -d)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"

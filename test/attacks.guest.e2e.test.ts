@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { extract, pack, type Headers } from 'tar-stream';
 import { followProgress } from '../activities/progress';
-import { guestFiles, guestImage } from '../activities/vm/guestImage';
+import { baseDisk } from '../activities/vm/baseDisk';
 import { cacheDir, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
@@ -223,14 +223,14 @@ test('device nodes and setuid files of an image never exist on the host, and the
   await t.client.sandboxes.destroy(sandboxId);
 });
 
-test("an image larger than the VM's RAM allows is refused IMAGE_TOO_LARGE, naming the limit; nothing is left behind", async () => {
+test("an image larger than the VM's disk allows is refused IMAGE_TOO_LARGE, naming the limit; nothing is left behind", async () => {
   const cache = mkdtempSync(join(scratch, 'cache-'));
-  // 2 MiB of RAM allow 1 MiB of root files; the base image's busybox alone is more.
-  const refused = guestImage(t.docker, BASE_IMAGE_REF, { cacheDir: cache, files: guestFiles(vmTools()), memoryMiB: 2 });
+  // A 1 MiB disk holds at most 0 MiB (90 %, rounded down) of the image's files; the base image's busybox alone is more.
+  const refused = baseDisk(t.docker, BASE_IMAGE_REF, { cacheDir: cache, diskMiB: 1 });
   await expect(refused).rejects.toMatchObject({
     code: 'IMAGE_TOO_LARGE',
     field: 'image',
-    message: expect.stringContaining('at most 1 MiB'),
+    message: expect.stringContaining('a vm disk of 1 MiB holds at most 0 MiB'),
   });
   expect(readdirSync(join(cache, 'vm-images'))).toEqual([]);
   expect(await t.docker.listContainers({ all: true, filters: { ancestor: [BASE_IMAGE_REF] } })).toEqual([]);

@@ -18,4 +18,8 @@ test('the device layout is the last part of a machine profile, and a profile wit
   expect(machineDifference(machineProfile({ ...facts, deviceLayout: 2, memoryMiB: 1024 }), host)).toBe(
     'it differs in RAM 1024m (host: 512m)',
   );
+  // Layout 3 put the root on a disk: a machine whose root was in its RAM is another machine.
+  expect(machineDifference(host, machineProfile({ ...facts, deviceLayout: 3 }))).toBe(
+    'it differs in device layout devices-2 (host: devices-3)',
+  );
 });

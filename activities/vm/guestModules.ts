@@ -1,5 +1,5 @@
-// The kernel modules the guest agent loads before it opens its channel: the Debian cloud kernel builds virtio as
-// modules, and the agent's port is a virtio-serial port. One list, in load order (each needs the ones before it);
+// The kernel modules the guest agent loads before it opens its channel and mounts its root: the Debian cloud kernel
+// builds virtio as modules, the agent's port is a virtio-serial port and the root is a virtio-blk disk. One list, in load order (each needs the ones before it);
 // the agent loads every file under /.snapflow/modules in name order, so the index prefix is the order.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,6 +15,7 @@ const CHANNEL_MODULES: ReadonlyArray<readonly [name: string, path: string]> = [
   ['virtio_pci_legacy_dev', 'drivers/virtio/virtio_pci_legacy_dev.ko'],
   ['virtio_pci', 'drivers/virtio/virtio_pci.ko'],
   ['virtio_console', 'drivers/char/virtio_console.ko'],
+  ['virtio_blk', 'drivers/block/virtio_blk.ko'],
 ];
 
 /** A host file placed in every guest at `guestPath` (under /.snapflow) with `mode`, owned by root. */

@@ -39,14 +39,17 @@ export const GUEST_AGENT_PATH = '/.snapflow/agent';
  * breaks a restore; new boots pick it up.
  */
 export const KERNEL_ARGS = `console=ttyS0 panic=-1 reboot=t rdinit=${GUEST_AGENT_PATH} quiet no_timer_check`;
+/** Tells the agent its root is the first virtio disk (guest/agent/root.go mounts it and switches to it). */
+export const DISK_ROOT_ARG = 'snapflow.root=/dev/vda';
 /** The virtio-serial port the guest agent opens (guest/agent/channel.go looks it up by this name). */
 const AGENT_PORT_NAME = 'org.snapflow.agent';
 /**
  * The device layout, part of every machine profile: a saved machine restores only onto the devices it was saved
- * with. Layout 2 moved the agent's channel from a second UART to virtio-serial; machines saved before it have no
- * layout in their profile and are skipped by the restore order as another machine profile.
+ * with. Layout 2 moved the agent's channel from a second UART to virtio-serial; layout 3 added the root disk
+ * (virtio-blk) and moved the image's files from guest RAM onto it. Machines saved before have another layout in
+ * their profile and are skipped by the restore order as another machine profile.
  */
-export const DEVICE_LAYOUT = 2;
+export const DEVICE_LAYOUT = 3;
 /**
  * The CPU the guest sees: x86-64-v2 (SSE4.2, POPCNT), which distribution binaries expect, and nothing host-specific
  * (`max` would pass the host's model, its extra features and nested virtualisation through). Part of every saved
@@ -119,10 +122,17 @@ export function vmTools(toolsDir = resolve(__dirname, '..', '..', '.tools', 'vm'
   const kernel = join(toolsDir, 'vmlinuz');
   const agent = join(toolsDir, 'snapflow-agent');
   const versionFile = join(toolsDir, 'kernel-version');
-  if (!existsSync(kernel) || !existsSync(agent) || !existsSync(versionFile) || spawnSync(QEMU, ['--version']).status !== 0) {
+  const missing = ['qemu-img', 'fakeroot', 'mke2fs'].filter((tool) => spawnSync(tool, ['-V']).error);
+  if (
+    !existsSync(kernel) ||
+    !existsSync(agent) ||
+    !existsSync(versionFile) ||
+    spawnSync(QEMU, ['--version']).status !== 0 ||
+    missing.length
+  ) {
     throw new SnapflowError({
       code: 'VM_UNAVAILABLE',
-      message: `QEMU, the guest kernel or the guest agent is missing (looked in ${toolsDir})`,
+      message: `QEMU, ${missing.length ? `${missing.join(', ')}, ` : ''}the guest kernel or the guest agent is missing (looked in ${toolsDir})`,
       hint: 'run bash scripts/provision.sh',
     });
   }
@@ -202,8 +212,13 @@ export interface MachineSpec {
   memoryMiB: number;
   vcpus: number;
   kernel: string;
-  /** The guest's root filesystem; absent when restoring (the root is in the saved memory). */
+  /** The boot initramfs (the agent and its modules); absent when restoring (the kernel is in the saved memory). */
   initrd?: string;
+  /**
+   * The root disk: a read-only base QEMU gets as a descriptor (never its path), and a fresh qcow2 overlay over it in
+   * QEMU's own directory, the only part of the disk the guest writes. A restore fills the overlay from the state.
+   */
+  disk?: { base: string; sizeBytes: number };
   /** A zstd state file to load instead of booting. */
   incoming?: string;
   /** The guest kernel's command line; KERNEL_ARGS unless a benchmark compares others. */
@@ -222,6 +237,8 @@ export const machineFiles = (dir: string) => {
     agentSocket: join(qemuDir, 'agent.sock'),
     qmpSocket: join(qemuDir, 'qmp.sock'),
     console: join(qemuDir, 'console.log'),
+    /** The guest's writes to its root disk, over the base (QEMU's file). */
+    overlay: join(qemuDir, 'overlay.qcow2'),
     /** Where a save's stream lands, before the worker copies it into the state cache. */
     savedState: join(qemuDir, 'state.zst'),
     /** Written by the worker when it starts QEMU (QEMU's -pidfile cannot resolve a path above its directory). */
@@ -255,8 +272,9 @@ export function qemuArgs(spec: MachineSpec): string[] {
     ['-cpu', spec.cpu ?? CPU_MODEL, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
     ['-sandbox', QEMU_SANDBOX],
     ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
-    ['-kernel', spec.kernel, '-append', spec.kernelArgs ?? KERNEL_ARGS],
+    ['-kernel', spec.kernel, '-append', spec.kernelArgs ?? (spec.disk ? `${KERNEL_ARGS} ${DISK_ROOT_ARG}` : KERNEL_ARGS)],
     spec.initrd ? ['-initrd', spec.initrd] : [],
+    spec.disk ? diskArgs(own(files.overlay)) : [],
     // ttyS0 carries the kernel's messages only; the agent's channel is a virtio-serial port (a 16550 UART moves
     // ~40 KB/s under TCG, a virtio port MB/s), found in the guest by its name.
     ['-serial', `file:${own(files.console)}`],
@@ -268,6 +286,41 @@ export function qemuArgs(spec: MachineSpec): string[] {
     spec.incoming ? ['-incoming', 'fd:3'] : [],
   ];
   return args.flat();
+}
+
+/** The descriptor QEMU finds the base disk on (opened read-only by the worker; a restore's stream is on 3). */
+const BASE_DISK_FD = 4;
+
+/**
+ * The root disk: the base through a descriptor QEMU was handed (`/dev/fdset/1` names it; QEMU cannot open the cache),
+ * read-only, and the overlay over it. The overlay's own record of its backing file is not used: the base is named
+ * here. The drive's id is what a saved machine's disk section is matched by.
+ */
+function diskArgs(overlay: string): string[] {
+  return [
+    ['-add-fd', `fd=${BASE_DISK_FD},set=1,opaque=base`],
+    ['-blockdev', 'driver=file,node-name=base-file,filename=/dev/fdset/1,read-only=on'],
+    ['-blockdev', 'driver=raw,node-name=base,file=base-file,read-only=on'],
+    ['-drive', `if=none,id=root,driver=qcow2,file.filename=${overlay.replaceAll(',', ',,')},backing=base`],
+    ['-device', 'virtio-blk-pci,drive=root,id=rootdisk'],
+  ].flat();
+}
+
+/**
+ * A fresh overlay over the base in QEMU's directory, QEMU's user's alone. Made without opening the base (`-u`): the
+ * path it records is for tools reading the overlay later; QEMU is given the base by descriptor.
+ */
+function makeOverlay(spec: MachineSpec, user: VmUser | undefined): void {
+  const { overlay } = machineFiles(spec.dir);
+  const made = spawnSync(
+    'qemu-img',
+    ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', realpathSync(spec.disk!.base), '-u', overlay, String(spec.disk!.sizeBytes)],
+    { encoding: 'utf8' },
+  );
+  if (made.status !== 0)
+    throw new SnapflowError({ code: 'VM_BOOT_FAILED', message: `qemu-img could not make the disk overlay: ${(made.stderr ?? '').trim()}` });
+  chmodSync(overlay, 0o600);
+  if (user) chownSync(overlay, user.uid, user.gid);
 }
 
 /** Where a boot input QEMU's user reads is linked in QEMU's directory. */
@@ -302,6 +355,7 @@ function bootInput(src: string, qemuDir: string, name: string, user: VmUser): st
 function prepareQemuDir(spec: MachineSpec, user: VmUser | undefined): Pick<MachineSpec, 'kernel' | 'initrd'> {
   const { qemuDir } = machineFiles(spec.dir);
   mkdirSync(qemuDir, { mode: 0o700 });
+  if (spec.disk) makeOverlay(spec, user);
   if (!user) return { kernel: spec.kernel, initrd: spec.initrd };
   chownSync(qemuDir, user.uid, user.gid);
   return {
@@ -343,9 +397,11 @@ export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Pro
   const ids = user ? { uid: user.uid, gid: user.gid } : {};
   const log = openSync(files.log, 'w', 0o600);
   let state: number | undefined;
+  let base: number | undefined;
   let zstd: ChildProcess | undefined;
   let child: ChildProcess;
   try {
+    if (spec.disk) base = openSync(spec.disk.base, constants.O_RDONLY | constants.O_NOFOLLOW);
     if (spec.incoming) {
       state = openSync(spec.incoming, constants.O_RDONLY | constants.O_NOFOLLOW);
       zstd = spawn('zstd', ['-q', '-dc'], { stdio: [state, 'pipe', log], ...ids });
@@ -356,11 +412,12 @@ export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Pro
     child = spawn(user ? 'setpriv' : QEMU, user ? [...runAsArgs(user), QEMU, ...argv] : argv, {
       cwd: files.qemuDir,
       detached: true,
-      stdio: ['ignore', log, log, ...(zstd?.stdout ? [zstd.stdout] : [])],
+      stdio: ['ignore', log, log, zstd?.stdout ?? 'ignore', base ?? 'ignore'],
     });
   } finally {
     closeSync(log);
     if (state !== undefined) closeSync(state);
+    if (base !== undefined) closeSync(base); // QEMU holds its own copy
     zstd?.stdout?.destroy(); // only QEMU holds the stream's read end now
   }
   child.unref();

@@ -1,4 +1,6 @@
-// Saving and loading a whole machine through QEMU's migration stream, compressed with zstd on the way.
+// Saving and loading a whole machine through QEMU's migration stream, compressed with zstd on the way. A machine with
+// a root disk sends the blocks its guest wrote (its overlay's, not the base's: block migration, incremental) in the
+// same stream, taken at the same paused instant as its memory, so memory and disk always agree.
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -21,7 +23,7 @@ const SAVE_TIMEOUT_MS = 120_000;
  * it is still running, so the compressor runs in a background subshell that renames its output when it is complete:
  * the file exists only when whole.
  */
-export async function saveMachine(dir: string, opts: { resume: boolean }): Promise<string> {
+export async function saveMachine(dir: string, opts: { resume: boolean; disk: boolean }): Promise<string> {
   const { qemuDir, savedState: file } = machineFiles(dir);
   // Relative to QEMU's working directory, its own: no quoting, and nothing above it to reach.
   const partial = `${basename(file)}.partial-${randomBytes(4).toString('hex')}`;
@@ -34,7 +36,11 @@ export async function saveMachine(dir: string, opts: { resume: boolean }): Promi
     await afterInterruptedSave(qmp);
     await qmp.execute('stop');
     // The default bandwidth cap (32 MiB/s) is for live migration over a network; a paused VM to a pipe needs none.
-    await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER });
+    if (opts.disk) await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'block', state: true }] });
+    await qmp.execute('migrate-set-parameters', {
+      'max-bandwidth': Number.MAX_SAFE_INTEGER,
+      ...(opts.disk ? { 'block-incremental': true } : {}),
+    });
     await qmp.execute('migrate', { uri: `exec:${command}` });
     await waitForMigration(qmp, SAVE_TIMEOUT_MS, 'save');
     await waitForFile(file, SAVE_TIMEOUT_MS);

@@ -1,12 +1,15 @@
-// The vm sandbox runtime: a QEMU virtual machine per sandbox, its root filesystem in RAM (see guestImage.ts), jobs
-// through the guest agent, and snapshots that save the whole machine (memory and devices) to one zstd file.
+// The vm sandbox runtime: a QEMU virtual machine per sandbox, booted from a small initramfs (guestImage.ts) onto its
+// root disk (a qcow2 overlay over the image's base disk, baseDisk.ts), jobs through the guest agent, and snapshots
+// that save the whole machine (memory, devices and the disk blocks the guest wrote) to one zstd file.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
 import { SnapflowError } from '../../lib/errors';
+import { SIZE_PRESETS } from '../../lib/presets';
 import { probeAccel, type AccelProbe } from './accel';
 import type { GuestAgentClient } from './guestAgent';
-import { guestFiles, guestImage } from './guestImage';
+import { baseDisk, cachedBaseDisk, type BaseDisk } from './baseDisk';
+import { bareGuestImage, guestFiles } from './guestImage';
 import {
   CPU_MODEL,
   cacheDir as defaultCacheDir,
@@ -27,7 +30,17 @@ import {
 import { saveMachine, loadMachine } from './migration';
 import { importSavedState } from './stateArtifacts';
 import type { SandboxClass } from '../../lib/vocabulary';
-import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SnapshotVm, VmHandle, VmSnapshot } from './types';
+import type {
+  CreateVm,
+  ExecJob,
+  ExecOutcome,
+  OutputListener,
+  RestoreVm,
+  SnapshotVm,
+  VmDisk,
+  VmHandle,
+  VmSnapshot,
+} from './types';
 
 export interface VmRuntimeDeps {
   /** The host's engine: guest roots are exported from its images. */
@@ -63,8 +76,19 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 const DEFAULT_JOB_TIMEOUT_MS = 10 * 60_000;
 /** Beyond the job's own timeout (enforced in the guest), how long the host waits before calling the guest lost. */
 const HOST_GRACE_MS = 30_000;
-/** The most a machine of `memoryMiB` saves: its RAM (incompressible at worst) plus device state and zstd's framing. */
-const maxStateBytes = (memoryMiB: number): number => Math.ceil(memoryMiB * 1.05 + 64) * 1024 * 1024;
+/**
+ * The most a machine of `memoryMiB` and a disk of `diskMiB` saves: its RAM and every disk block (incompressible at
+ * worst) plus device state and the stream's and zstd's framing.
+ */
+const maxStateBytes = (memoryMiB: number, diskMiB = 0): number => Math.ceil((memoryMiB + diskMiB) * 1.05 + 64) * 1024 * 1024;
+
+/** How a VM starts: booted from the initramfs, or loaded from a state file. */
+interface StartHow {
+  initrd?: string;
+  incoming?: string;
+}
+
+const diskOf = (base: BaseDisk): VmDisk => ({ base: base.file, buildId: base.buildId, diskMiB: Math.floor(base.diskBytes / 2 ** 20) });
 
 export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
   const runRoot = deps.runRoot ?? defaultRunRoot();
@@ -97,7 +121,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
    * (a guest kernel starved of CPU on a loaded host can still panic early) is tried once more on this host; if that
    * fails too, the failure carries both reasons and the second console's tail.
    */
-  async function start(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
+  async function start(handle: Omit<VmHandle, 'pid'>, how: StartHow): Promise<VmHandle> {
     if (how.incoming) return startOnce(handle, how);
     try {
       return await startOnce(handle, how);
@@ -116,13 +140,14 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     }
   }
 
-  async function startOnce(handle: Omit<VmHandle, 'pid'>, how: { initrd?: string; incoming?: string }): Promise<VmHandle> {
+  async function startOnce(handle: Omit<VmHandle, 'pid'>, how: StartHow): Promise<VmHandle> {
     checkedRunRoot();
     rmSync(handle.dir, { recursive: true, force: true });
     mkdirSync(handle.dir, { mode: 0o700 });
     let pid = 0;
     try {
-      pid = await startQemu({ ...handle, kernel: handle.kernel.path, ...how });
+      const disk = handle.disk ? { base: handle.disk.base, sizeBytes: handle.disk.diskMiB * 2 ** 20 } : undefined;
+      pid = await startQemu({ ...handle, kernel: handle.kernel.path, ...how, disk });
       const running: VmHandle = { ...handle, pid };
       writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running), { mode: 0o600 });
       if (how.incoming) await loadMachine(handle.dir, bootTimeoutMs);
@@ -171,6 +196,33 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
     }
   }
 
+  /**
+   * The base disk a saved machine's overlay blocks were written over: this host's copy (built again from the image
+   * when the image is on its engine), and only of the very build the machine ran on, since the state holds only the
+   * blocks its guest changed.
+   */
+  async function savedBase(saved: VmSnapshot, file: string): Promise<BaseDisk> {
+    const { diskMiB, buildId } = saved.disk!;
+    const base =
+      cachedBaseDisk(cacheDir, saved.image.digest, diskMiB * 2 ** 20) ??
+      (await baseDisk(deps.docker, saved.image.ref, { cacheDir, diskMiB }).catch((err: unknown) => {
+        if (err instanceof SnapflowError && err.code === 'IMAGE_NOT_FOUND')
+          throw new SnapflowError({
+            code: 'VM_PROFILE_MISMATCH',
+            message: `vm state ${file} runs on the root disk of image ${saved.image.ref.slice(0, 200)}, which this host has neither cached nor on its engine`,
+            hint: 'start the sandbox where it was saved, or from its golden or base image (the restore order falls back to them)',
+          });
+        throw err;
+      }));
+    if (base.buildId !== buildId)
+      throw new SnapflowError({
+        code: 'VM_PROFILE_MISMATCH',
+        message: `vm state ${file} wrote over root disk build ${buildId}; this host's disk of image ${saved.image.ref.slice(0, 200)} is build ${base.buildId}`,
+        hint: "a saved machine holds only the disk blocks its guest changed, so it restores only over its own build of the image's disk; start the sandbox from its golden or base image",
+      });
+    return base;
+  }
+
   async function currentAccel(): Promise<AccelProbe> {
     return probeAccel({ runRoot, cacheDir });
   }
@@ -195,11 +247,26 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       const tools = vmTools(deps.toolsDir);
       const { accel } = await currentAccel();
       const { memoryMiB, vcpus } = input;
-      const { initrd, image } = await guestImage(deps.docker, input.image, { cacheDir, files: guestFiles(tools), memoryMiB });
+      const diskMiB = input.diskMiB ?? SIZE_PRESETS[0]!.diskMiB;
+      const base = await baseDisk(deps.docker, input.image, { cacheDir, diskMiB });
+      const { initrd } = await bareGuestImage({ cacheDir, files: guestFiles(tools) });
       const profile = machineProfile({ accel, memoryMiB, vcpus, kernelVersion: tools.kernelVersion });
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
+      const { image } = base;
       return start(
-        { id: input.id, dir, accel, machine: qemuFacts().machine, cpu: CPU_MODEL, memoryMiB, vcpus, kernel, profile, image },
+        {
+          id: input.id,
+          dir,
+          accel,
+          machine: qemuFacts().machine,
+          cpu: CPU_MODEL,
+          memoryMiB,
+          vcpus,
+          kernel,
+          profile,
+          image,
+          disk: diskOf(base),
+        },
         { initrd },
       );
     },
@@ -242,10 +309,11 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
       mkdirSync(dirname(input.file), { recursive: true, mode: 0o700 });
       const started = Date.now();
-      const saved = await saveMachine(handle.dir, { resume: input.keepAlive });
+      const saved = await saveMachine(handle.dir, { resume: input.keepAlive, disk: !!handle.disk });
       let copied: { sha256: string; bytes: number };
       try {
-        copied = await importSavedState(saved, input.file, { owner: qemuOwner(), maxBytes: maxStateBytes(handle.memoryMiB) });
+        const maxBytes = maxStateBytes(handle.memoryMiB, handle.disk?.diskMiB);
+        copied = await importSavedState(saved, input.file, { owner: qemuOwner(), maxBytes });
       } finally {
         rmSync(saved, { force: true });
       }
@@ -256,6 +324,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         image: handle.image,
         memoryMiB: handle.memoryMiB,
         vcpus: handle.vcpus,
+        ...(handle.disk ? { disk: { buildId: handle.disk.buildId, diskMiB: handle.disk.diskMiB } } : {}),
         bytes: copied.bytes,
         sha256: copied.sha256,
         savedMs: Date.now() - started,
@@ -287,11 +356,12 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
           hint: 'a saved machine restores only onto the same QEMU version, machine type, accel, RAM, vCPUs and kernel',
         });
       }
+      const disk = saved.disk ? diskOf(await savedBase(saved, input.file)) : undefined;
       const existing = find(input.id);
       if (existing) await this.remove(existing);
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
       return start(
-        { id: input.id, dir, accel, machine: qemuFacts().machine, cpu, memoryMiB, vcpus, kernel, profile, image: saved.image },
+        { id: input.id, dir, accel, machine: qemuFacts().machine, cpu, memoryMiB, vcpus, kernel, profile, image: saved.image, disk },
         { incoming: input.file },
       );
     },

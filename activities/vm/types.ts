@@ -37,6 +37,15 @@ export interface VmHandle {
   /** The machine profile a snapshot of this VM restores onto. */
   profile: string;
   image: { ref: string; digest: string; env: Record<string, string>; workdir: string };
+  /** The root disk (absent for machines booted before the root moved from RAM onto a disk). */
+  disk?: VmDisk;
+}
+
+/** A VM's root disk: the base it was built from (the build a saved overlay belongs to), and its size. */
+export interface VmDisk {
+  base: string;
+  buildId: string;
+  diskMiB: number;
 }
 
 /** The manifest written beside each state file (`<file>.json`). */
@@ -48,6 +57,11 @@ export interface VmSnapshot {
   image: VmHandle['image'];
   memoryMiB: number;
   vcpus: number;
+  /**
+   * The root disk the state's overlay blocks were written over (the state holds only the blocks the guest wrote):
+   * it restores only over a base of that very build. Absent in states of machines whose root was in RAM.
+   */
+  disk?: { buildId: string; diskMiB: number };
   /** Compressed size of the state file. */
   bytes: number;
   /** The state file's digest, taken as the worker copied it out of QEMU's directory. */
@@ -59,10 +73,12 @@ export interface VmSnapshot {
 export interface CreateVm {
   /** Names the run directory; a sandbox id. */
   id: string;
-  /** A Docker image on the host's engine (its filesystem becomes the guest's in-RAM root). */
+  /** A Docker image on the host's engine (its filesystem becomes the guest's root disk). */
   image: string;
   memoryMiB: number;
   vcpus: number;
+  /** Size of the root disk: the image's files must fit in it (IMAGE_TOO_LARGE otherwise); default the small size's. */
+  diskMiB?: number;
 }
 
 export interface SnapshotVm {

@@ -1,5 +1,6 @@
 // snapflow-agent: the guest's first process. It mounts the kernel's filesystems, loads the virtio modules the
-// host put in /.snapflow/modules, then serves jobs over the virtio-serial port org.snapflow.agent, one JSON object
+// host put in /.snapflow/modules, switches to the root disk when the kernel command line names one (root.go), then
+// serves jobs over the virtio-serial port org.snapflow.agent, one JSON object
 // per line:
 //
 //	{"op":"exec","id":"j1","k":"<key>","argv":["uname","-r"],"env":{"K":"V"},"workdir":"/root","timeoutMs":5000}
@@ -98,6 +99,12 @@ func main() {
 		fmt.Fprintf(console, "snapflow-agent: cannot load the channel's modules: %v\n", err)
 		halt()
 	}
+	if device := rootDevice(); device != "" && os.Getpid() == 1 {
+		if err := switchRoot(device); err != nil {
+			fmt.Fprintf(console, "snapflow-agent: cannot switch to the root disk: %v\n", err)
+			halt()
+		}
+	}
 	port, err := openPort()
 	if err != nil {
 		fmt.Fprintf(console, "snapflow-agent: cannot open the port %s: %v\n", portName, err)
@@ -144,7 +151,9 @@ func main() {
 	}
 }
 
-var stdio *os.File
+// stdio holds every console opened for fds 0-2 (one per root): a dropped *os.File would close its descriptor, which
+// may itself be one of them.
+var stdio []*os.File
 
 func mountKernelFilesystems() {
 	mounts := []struct{ source, target, fstype string }{
@@ -164,7 +173,7 @@ func mountKernelFilesystems() {
 		for fd := 0; fd <= 2; fd++ {
 			syscall.Dup3(int(console.Fd()), fd, 0)
 		}
-		stdio = console // kept referenced: it may itself be fd 0
+		stdio = append(stdio, console) // kept referenced: it may itself be fd 0
 	}
 }
 

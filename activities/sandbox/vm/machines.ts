@@ -143,6 +143,8 @@ export function createVmSandbox(deps: VmSandboxDeps) {
     if (!preset) return fail('VALIDATION_FAILED', `unknown size ${size}`);
     return { memoryMiB: deps.memoryMiB ?? preset.memoryMiB, vcpus: preset.vcpus };
   };
+  /** The size's root disk (the image's files must fit in it); not part of the machine profile, the overlay is. */
+  const diskOf = (size: string): { diskMiB: number } => ({ diskMiB: findPreset(size)?.diskMiB ?? SIZE_PRESETS[0]!.diskMiB });
 
   /** Refused HANDLE_MISMATCH unless VM `id` was made (booted or restored) by the workflow that asks, for `claim`. */
   const requireOwned = (id: string, claim: HandleClaim): void =>
@@ -201,7 +203,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           const earlier = answered<{ containerId: string; name: string; bootMs: number }>(input.key, `boot ${input.image}`);
           if (earlier) return earlier; // a retry: the VM it booted runs, its entrypoint too (never started twice)
           const started = Date.now();
-          const handle = await vm.create({ id: input.key, image: input.image, ...machineOf(input.size) });
+          const handle = await vm.create({ id: input.key, image: input.image, ...machineOf(input.size), ...diskOf(input.size) });
           vm.setOwner(handle, input.workflowId);
           const containerId = handleText({ backend: 'vm', id: handle.id });
           if (input.entrypoint) await startEntrypoint(handle, input.entrypoint, input.settleSeconds ?? 2);
