@@ -99,6 +99,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   resolveImage: 'reads',
   pullImage: 'writes',
   verifyEntrypoint: 'reads',
+  bootCheck: 'reads', // a throwaway container; its output appended to the build log under fixed sequence numbers
   storeImage: 'writes',
   // restore resolution
   loadRestoreInput: 'reads',

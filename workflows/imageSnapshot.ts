@@ -2,6 +2,7 @@ import { CancellationScope, ParentClosePolicy, setCurrentDetails, setHandler, sl
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { access, agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
+import { ENTRYPOINT_SETTLE_SECONDS } from './sandboxRuntime';
 import {
   imageSnapshotRequestQuery,
   type AgentRolloutOptions,
@@ -14,9 +15,12 @@ import { withWorkspace } from './compat';
 import { vouch } from './authorize';
 import { since } from './legacy';
 
-export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
+export const STEPS = ['resolve', 'pull', 'verify', 'boot', 'store'] as const;
 
-/** Resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
+/**
+ * Resolve → pull on a host → check the entrypoint is there → start it (it must stay up as long as a sandbox's does)
+ * → store → active; any failure → failed, typed.
+ */
 export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<ImageSnapshotResult> {
   req = withWorkspace(req);
   setHandler(imageSnapshotRequestQuery, () => req);
@@ -83,6 +87,17 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
 
       await step('verify', `checking that ${req.entrypoint} is executable`);
       await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
+
+      if (since.imageBootCheck()) {
+        await step('boot', `starting ${req.entrypoint}: up once it still runs after ${ENTRYPOINT_SETTLE_SECONDS} s`);
+        await images.bootCheck({
+          image: pinned,
+          entrypoint: req.entrypoint,
+          size: req.size,
+          windowSeconds: ENTRYPOINT_SETTLE_SECONDS,
+          log: buildLog(id, 'boot'),
+        });
+      }
 
       await step('store', 'uploading to snapshot storage');
       // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.
@@ -157,8 +172,8 @@ async function handAgentsToRollout(
 }
 
 /** The segment of a snapshot's build log a host step writes its output into, after the step's own note. */
-function buildLog(snapshotId: string, step: 'pull' | 'store') {
+function buildLog(snapshotId: string, step: 'pull' | 'boot' | 'store') {
   // Mirrors catalog/logs.ts snapshotLogRef (workflows cannot import the catalog): segment × 2^24, + 1.
-  const segment = { pull: 3, store: 7 }[step];
+  const segment = { pull: 3, boot: 6, store: 7 }[step];
   return { id: `snapshot:${snapshotId}`, kind: 'snapshot' as const, subject: snapshotId, seqBase: segment * 2 ** 24 + 1 };
 }
