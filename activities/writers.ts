@@ -87,6 +87,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   listOnlineHosts: 'reads',
   startBuild: 'writes',
   finishBuild: 'writes',
+  noteGoldenLog: 'writes',
   registerGolden: 'writes',
   recordHostCache: 'writes',
   hostsServing: 'reads',

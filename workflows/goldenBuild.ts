@@ -127,7 +127,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         });
 
       /** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
-      const saveMachine = async (size: string): Promise<{ storedRef: string; digest: string; machineProfile: string }> => {
+      const saveMachine = async (size: string, note: StepNote): Promise<{ storedRef: string; digest: string; machineProfile: string }> => {
         setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
         const vm = hostVmActivities(hostId, size);
         const booted = await vm.startVmSandbox({
@@ -138,6 +138,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
           entrypoint: base?.entrypoint,
           settleSeconds: BASE_SETTLE_SECONDS,
         });
+        await note(1, `booted in ${(booted.bootMs / 1000).toFixed(1)} s`);
         try {
           const saved = await vm.snapshotVmSandbox({
             containerId: booted.containerId,
@@ -146,12 +147,14 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
             keepAlive: false,
             requireStorage: true,
           });
+          await note(2, `saved as ${saved.storedRef} (machine profile ${saved.machineProfile})`);
           return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
         } finally {
           await CancellationScope.nonCancellable(() => docker.removeSandbox({ containerId: booted.containerId }));
         }
       };
 
+      let saves = 0;
       setCurrentDetails('**commit** and **verify**');
       const { storedRef, registered } = await publishGolden({
         hostId,
@@ -161,6 +164,7 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
         tag: `build-${buildId.slice(0, 8)}`,
         committed: (ref) => (localRef = ref),
         boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,
+        bootLog: goldenLog(buildId, 4),
         uploading: () => setCurrentDetails('**upload** to storage'),
         // Each target gets its snapshot and becomes the default at once.
         register: async ({ storedRef, digest }) => {
@@ -169,7 +173,14 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
             const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: base?.storedRef });
             const name = goldenName(target, buildId);
             // A `vm` target: the built image booted as a machine of the target's size, and that machine saved.
-            const machine = target.machine && since.goldenMachine() ? await saveMachine(target.size) : undefined;
+            const machine =
+              target.machine && since.goldenMachine()
+                ? await withStepLog(
+                    vmStepLog(buildId, saves++),
+                    `== vm ${target.size}: boot the built image as a machine, save it`,
+                    (note) => saveMachine(target.size, note),
+                  )
+                : undefined;
             const { snapshotId } = await golden.registerGolden({
               id: uuid4(),
               workspace: req.workspace,
@@ -225,7 +236,29 @@ export async function buildGoldenSnapshot(req: GoldenBuildRequest): Promise<Gold
   }
 }
 
-/** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3; workflows cannot import it). */
+/** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3, boot 4; workflows cannot import it). */
 function goldenLog(buildId: string, segment: number) {
   return { id: `golden:${buildId}`, kind: 'golden' as const, subject: buildId, seqBase: segment * 2 ** 24 };
+}
+
+/** A line at place `at` of one step in the build's log. */
+type StepNote = (at: number, line: string) => Promise<void>;
+
+/** The lines of the `save`-th vm target's step (segment vm, 4 places each); runs recorded before them write none. */
+function vmStepLog(buildId: string, save: number): StepNote {
+  return async (at, line) => {
+    if (since.goldenStepLog()) await golden.noteGoldenLog({ buildId, segment: 'vm', at: save * 4 + at, line });
+  };
+}
+
+/** A step the workflow drives: its first line, its own lines (places 1, 2), and on failure the failure (place 3). */
+async function withStepLog<T>(note: StepNote, first: string, step: (note: StepNote) => Promise<T>): Promise<T> {
+  await note(0, first);
+  try {
+    return await step(note);
+  } catch (err) {
+    const failure = failureOf(err);
+    await CancellationScope.nonCancellable(() => note(3, `failed: ${failure.code}: ${failure.message}`));
+    throw err;
+  }
 }
