@@ -2,6 +2,7 @@
 // a bounded window with its output streamed into the build's log. Image snapshots and golden builds both use it; each
 // decides what the outcome means.
 import { PassThrough } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import type Docker from 'dockerode';
 import { CONTAINER_LABEL } from '../lib/ids';
 import { limitKilled, tenantHostConfig } from './confinement';
@@ -9,8 +10,9 @@ import type { JobLog } from './jobLog';
 
 /** What a boot check keeps of the entrypoint's output before its cut (the true last 64 KiB are kept past it). */
 export const BOOT_LOG_CAP_BYTES = 1024 * 1024;
-/** Characters of the entrypoint's last output a failure message carries. */
-const LAST_OUTPUT_CHARS = 1500;
+/** Lines of the entrypoint's last output a failure message carries, and characters of each (a line's end). */
+const LAST_LINES = 10;
+const LINE_CHARS = 200;
 
 export interface BootWatch {
   image: string;
@@ -30,7 +32,10 @@ export interface BootOutcome {
   killed?: string;
   /** Milliseconds from its start to its exit, or the window. */
   ranMs: number;
-  /** Its last lines, both streams in the order they came, control characters removed. */
+  /**
+   * Its last lines, control characters removed: stderr's when it wrote any (where an error usually goes; the engine
+   * does not keep the order between the two streams), else stdout's.
+   */
   lastOutput: string;
 }
 
@@ -46,7 +51,8 @@ export async function watchEntrypoint(docker: Docker, input: BootWatch): Promise
     Labels: { [CONTAINER_LABEL]: 'temp' }, // no workflow: a host worker's start-up sweep removes one a crash left
     HostConfig: tenantHostConfig(input.size),
   });
-  let recent = '';
+  const recent = { stdout: new LineTail(), stderr: new LineTail() };
+  const lastOutput = (): string => (recent.stderr.any() ? recent.stderr : recent.stdout).text();
   let output: NodeJS.ReadableStream | undefined;
   try {
     await container.start();
@@ -55,7 +61,7 @@ export async function watchEntrypoint(docker: Docker, input: BootWatch): Promise
     const stream = output;
     const take = (name: 'stdout' | 'stderr') => (data: Buffer) => {
       input.log.push(name, data);
-      recent = (recent + data.toString('utf8')).slice(-4 * LAST_OUTPUT_CHARS);
+      recent[name].push(data);
       // The store behind the log holds the entrypoint back, not the host's memory.
       if (input.log.behind() && !stream.isPaused()) {
         stream.pause();
@@ -71,10 +77,10 @@ export async function watchEntrypoint(docker: Docker, input: BootWatch): Promise
     );
     const exit = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, delay(input.windowMs)]);
     const ranMs = Math.min(Date.now() - started, input.windowMs);
-    if (!exit) return { ranMs, lastOutput: lastLines(recent) };
+    if (!exit) return { ranMs, lastOutput: lastOutput() };
     await Promise.race([ended, delay(2_000)]); // an exited container's last bytes
     const killed = exit.StatusCode !== 0 ? limitKilled((await container.inspect()).State, input.size) : undefined;
-    return { exitCode: exit.StatusCode, ...(killed ? { killed } : {}), ranMs, lastOutput: lastLines(recent) };
+    return { exitCode: exit.StatusCode, ...(killed ? { killed } : {}), ranMs, lastOutput: lastOutput() };
   } finally {
     (output as { destroy?: () => void } | undefined)?.destroy?.();
     await container.remove({ force: true, v: true }).catch(() => undefined);
@@ -85,10 +91,34 @@ function delay(ms: number): Promise<undefined> {
   return new Promise((done) => setTimeout(() => done(undefined), ms).unref());
 }
 
-/** The last lines of what an image printed, safe to show in a terminal: no control characters but newlines and tabs. */
-function lastLines(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/\r\n?/g, '\n').replace(/\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g, '');
-  const lines = clean.trimEnd().split('\n').slice(-20).join('\n');
-  return lines.length > LAST_OUTPUT_CHARS ? `…${lines.slice(-LAST_OUTPUT_CHARS)}` : lines;
+/** The last lines of a stream, each cut to its last characters: a flood of one long line stays small. */
+class LineTail {
+  private lines: string[] = [''];
+  private readonly decoder = new StringDecoder('utf8');
+
+  push(data: Buffer): void {
+    const parts = this.decoder.write(data).split('\n');
+    this.lines[this.lines.length - 1] = (this.lines[this.lines.length - 1]! + parts[0]!).slice(-LINE_CHARS - 1);
+    for (const part of parts.slice(1)) this.lines.push(part.slice(-LINE_CHARS - 1));
+    if (this.lines.length > LAST_LINES + 1) this.lines = this.lines.slice(-LAST_LINES - 1);
+  }
+
+  any(): boolean {
+    return this.lines.some((l) => l.trim() !== '');
+  }
+
+  /** Safe to show in a terminal: no control characters but newlines and tabs. */
+  text(): string {
+    return (
+      this.lines
+        .map((l) => (l.length > LINE_CHARS ? `…${l.slice(-LINE_CHARS)}` : l))
+        // eslint-disable-next-line no-control-regex
+        .map((l) => l.replace(/\r/g, '').replace(/\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g, ''))
+        .join('\n')
+        .trim()
+        .split('\n')
+        .slice(-LAST_LINES)
+        .join('\n')
+    );
+  }
 }

@@ -190,6 +190,7 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       log.note(
         `== boot: ${input.entrypoint} in ${input.image}: ${input.settleSeconds !== undefined ? `up once it still runs after ${limit / 1000} s` : `must exit 0 within ${limit / 1000} s`}\n`,
       );
+      let verdict: string | undefined;
       try {
         const watched = await watchEntrypoint(docker, {
           image: input.image,
@@ -201,25 +202,28 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
         const output = watched.lastOutput.slice(-500);
         const seconds = (watched.ranMs / 1000).toFixed(1);
         if (watched.exitCode === undefined && input.settleSeconds !== undefined) {
-          log.note(`booted: ${input.entrypoint} still running after ${seconds} s\n`);
+          verdict = `booted: ${input.entrypoint} still running after ${seconds} s`;
           return { output }; // still up: booted
         }
         if (watched.exitCode === undefined)
           fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
+        verdict = `${watched.exitCode === 0 ? 'booted: ' : ''}${input.entrypoint} exited ${watched.exitCode} after ${seconds} s`;
         if (watched.exitCode !== 0)
           fail(
             'VERIFY_FAILED',
             `${input.entrypoint} exited ${watched.exitCode} when booting ${input.image}${watched.killed ? ` (${watched.killed})` : ''}: ${output.slice(-300)}`,
             'the previous default is kept; fix the build inputs and build again',
           );
-        log.note(`booted: ${input.entrypoint} exited 0 after ${seconds} s\n`);
         return { output };
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 400)
           fail('VERIFY_FAILED', `${input.image} cannot start ${input.entrypoint}: ${(err as Error).message}`);
         throw err;
       } finally {
+        // The verdict after the output (past a cut: after its true end).
         await log.endSegment();
+        if (verdict) log.note(`${verdict}\n`);
+        await log.flush();
       }
     },
   };

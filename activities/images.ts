@@ -273,9 +273,11 @@ export function createImageActivities(deps: ImageDeps) {
         throw err;
       });
       const seconds = (watched.ranMs / 1000).toFixed(1);
+      // The verdict after the output (past a cut: after its true end).
+      await log.endSegment();
       if (watched.exitCode === undefined) log.note(`${input.entrypoint} still running after ${seconds} s: up\n`);
       else log.note(`${input.entrypoint} exited ${watched.exitCode} after ${seconds} s${watched.killed ? ` (${watched.killed})` : ''}\n`);
-      await log.endSegment();
+      await log.flush();
       if (watched.exitCode !== undefined && watched.exitCode !== 0)
         fail(
           'ENTRYPOINT_EXITED',

@@ -15,8 +15,10 @@ beforeAll(async () => {
   await t.startHostWorker({ hostId });
   await t.client.refreshHost(hostId);
   source = await sourceRegistry(t.docker, 'buildlogs');
-  // An agent whose entrypoint keeps running, and one whose entrypoint prints its error and exits 3.
+  // An agent whose entrypoint keeps running, one whose entrypoint prints its error and exits 3, and one that floods
+  // its output first.
   const images = {
+    flood: `printf '#!/bin/sh\\nhead -c 3145728 /dev/zero | tr "\\\\\\\\000" x\\necho\\necho "error: flood over" >&2\\nexit 4\\n' > /app/start.sh`,
     agent: `printf '#!/bin/sh\\necho "agent listening"\\nexec sleep 86400\\n' > /app/start.sh`,
     crash: `printf '#!/bin/sh\\necho "starting agent"\\necho "error: SUPPORT_API_KEY is not set" >&2\\nexit 3\\n' > /app/start.sh`,
   };
@@ -125,4 +127,26 @@ test("an entrypoint that exits early fails the snapshot, and list, show and logs
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   // Nothing was stored: the failed build never reached its upload.
   expect(logged.stdout).not.toContain('== store:');
+}, 180_000);
+
+test("a flooding entrypoint's output is cut in the build log like a job's: the first MiB, the exact note, the true end", async () => {
+  const created = await t.client.snapshots.create({ ...base, name: 'flood-v1', image: `${source.host}/tools/buildlogs:flood` });
+  // Its error, on stderr, is what the failure shows, however long the line of stdout before it.
+  await expect(t.client.snapshots.wait(created)).rejects.toMatchObject({
+    code: 'ENTRYPOINT_EXITED',
+    message: expect.stringMatching(/exited 4 .*its last output: error: flood over$/),
+  });
+  const log = await text(t.client.snapshots.logs({ workspace: ws, name: 'flood-v1' }));
+  const printed = 3145728 + 1 + 'error: flood over\n'.length;
+  const MiB = 1024 * 1024;
+  const note = `\n…[log cut at byte ${MiB} of ${printed}: ${printed - MiB - 65536} bytes dropped; the last 65536 bytes follow]\n`;
+  const cut = log.indexOf(note);
+  const verdict = log.indexOf('/app/start.sh exited 4 after ');
+  expect(log.slice(log.indexOf('== boot:'), cut)).toMatch(new RegExp(`^== boot:[^\\n]*\\nx{${MiB}}$`));
+  // The true last 64 KiB: the end of the line of x's, its newline and the error (the engine does not keep the order
+  // between stdout and stderr, so where the error line sits in it is not asserted), then the verdict and the outcome.
+  const end = log.slice(cut + note.length, verdict);
+  expect(end.length).toBe(65536);
+  expect(end.replace('error: flood over\n', '')).toMatch(/^x{65517}\n$/);
+  expect(log.slice(verdict)).toMatch(/^\/app\/start\.sh exited 4 after [\d.]+ s\nfailed: ENTRYPOINT_EXITED: /);
 }, 180_000);
