@@ -114,7 +114,15 @@ test('a public image becomes an active snapshot: pending at once, then resolve â
   });
   expect(snapshot.resolvedDigest).toMatch(/^sha256:/);
   expect(snapshot.storedRef).toBe(`${t.stack.storage.registryHost}/snapflow/${ws}/agent-v1@${result.digest}`);
-  expect(events.map((e) => e.type)).toEqual(['created', 'step:resolve', 'step:pull', 'step:verify', 'step:store', 'activated']);
+  expect(events.map((e) => e.type)).toEqual([
+    'created',
+    'step:resolve',
+    'step:pull',
+    'step:verify',
+    'step:boot',
+    'step:store',
+    'activated',
+  ]);
   expect(uiLink).toContain(encodeURIComponent(`image-snapshot/${ws}/agent-v1`));
 });
 
