@@ -75,7 +75,9 @@ export async function watchEntrypoint(docker: Docker, input: BootWatch): Promise
         .on('close', done)
         .on('error', () => done()),
     );
-    const exit = await Promise.race([container.wait() as Promise<{ StatusCode: number }>, delay(input.windowMs)]);
+    const waiting = container.wait() as Promise<{ StatusCode: number }>;
+    waiting.catch(() => undefined); // a wait the removal below cuts short is no one's error
+    const exit = await Promise.race([waiting, delay(input.windowMs)]);
     const ranMs = Math.min(Date.now() - started, input.windowMs);
     if (!exit) return { ranMs, lastOutput: lastOutput() };
     await Promise.race([ended, delay(2_000)]); // an exited container's last bytes
