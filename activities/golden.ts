@@ -6,9 +6,8 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type Docker from 'dockerode';
 import type { PreloadLimits } from '../lib/config';
-import { CONTAINER_LABEL } from '../lib/ids';
 import { boundary, fail } from './boundary';
-import { limitKilled, tenantHostConfig } from './confinement';
+import { BOOT_LOG_CAP_BYTES, watchEntrypoint } from './bootCheck';
 import { runExec, type ExecResult } from './docker';
 import { withHeartbeat } from './heartbeats';
 import { JobLog } from './jobLog';
@@ -31,10 +30,6 @@ export const WORKSPACE_DIR = '/workspace';
 export const SKILLS_DIR = '/opt/snapflow/skills';
 
 /** The directory a repository lands in: its last path segment without `.git`. */
-// Docker's multiplexed log frames start with control bytes; strip them so output reads as text.
-// eslint-disable-next-line no-control-regex
-const LOG_FRAME_BYTES = /[\x00-\x08]/g;
-
 export function repoDirName(repo: string): string {
   return basename(repo.replace(/\/+$/, '')).replace(/\.git$/, '') || 'repo';
 }
@@ -179,6 +174,7 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
     /**
      * Boots the image as a sandbox would (network none) and requires its entrypoint to exit 0 in time; with
      * `settleSeconds` (a long-lived agent entrypoint) it must instead still be running then, or have exited 0.
+     * The entrypoint's output and the check's outcome go to the build's log.
      */
     async verifyBoot(input: {
       image: string;
@@ -187,41 +183,47 @@ export function createGoldenHostActivities(deps: GoldenHostDeps) {
       settleSeconds?: number;
       /** The size the image boots as: its memory, CPUs and the sandbox limits confine the check. */
       size?: string;
+      log?: LogRef;
     }): Promise<{ output: string }> {
-      const container = await docker.createContainer({
-        Image: input.image,
-        Entrypoint: [input.entrypoint],
-        Cmd: [],
-        Labels: { [CONTAINER_LABEL]: 'temp' },
-        HostConfig: tenantHostConfig(input.size),
-      });
+      const log = new JobLog(input.log && deps.logs, input.log, { capBytes: BOOT_LOG_CAP_BYTES });
+      const limit = (input.settleSeconds ?? input.timeoutSeconds ?? 60) * 1000;
+      log.note(
+        `== boot: ${input.entrypoint} in ${input.image}: ${input.settleSeconds !== undefined ? `up once it still runs after ${limit / 1000} s` : `must exit 0 within ${limit / 1000} s`}\n`,
+      );
+      let verdict: string | undefined;
       try {
-        await container.start();
-        const limit = (input.settleSeconds ?? input.timeoutSeconds ?? 60) * 1000;
-        const exit = await Promise.race([
-          container.wait() as Promise<{ StatusCode: number }>,
-          new Promise<undefined>((r) => setTimeout(() => r(undefined), limit).unref()),
-        ]);
-        const output = (await container.logs({ stdout: true, stderr: true, tail: 20 }))
-          .toString('utf8')
-          .replace(LOG_FRAME_BYTES, '')
-          .trim();
-        if (!exit && input.settleSeconds !== undefined) return { output: output.slice(-500) }; // still up: booted
-        if (!exit) fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
-        const killed = exit.StatusCode !== 0 ? limitKilled((await container.inspect()).State, input.size) : undefined;
-        if (exit.StatusCode !== 0)
+        const watched = await watchEntrypoint(docker, {
+          image: input.image,
+          entrypoint: input.entrypoint,
+          size: input.size,
+          windowMs: limit,
+          log,
+        });
+        const output = watched.lastOutput.slice(-500);
+        const seconds = (watched.ranMs / 1000).toFixed(1);
+        if (watched.exitCode === undefined && input.settleSeconds !== undefined) {
+          verdict = `booted: ${input.entrypoint} still running after ${seconds} s`;
+          return { output }; // still up: booted
+        }
+        if (watched.exitCode === undefined)
+          fail('VERIFY_FAILED', `${input.entrypoint} did not finish within ${limit / 1000}s when booting ${input.image}`);
+        verdict = `${watched.exitCode === 0 ? 'booted: ' : ''}${input.entrypoint} exited ${watched.exitCode} after ${seconds} s`;
+        if (watched.exitCode !== 0)
           fail(
             'VERIFY_FAILED',
-            `${input.entrypoint} exited ${exit.StatusCode} when booting ${input.image}${killed ? ` (${killed})` : ''}: ${output.slice(-300)}`,
+            `${input.entrypoint} exited ${watched.exitCode} when booting ${input.image}${watched.killed ? ` (${watched.killed})` : ''}: ${output.slice(-300)}`,
             'the previous default is kept; fix the build inputs and build again',
           );
-        return { output: output.slice(-500) };
+        return { output };
       } catch (err) {
         if ((err as { statusCode?: number }).statusCode === 400)
           fail('VERIFY_FAILED', `${input.image} cannot start ${input.entrypoint}: ${(err as Error).message}`);
         throw err;
       } finally {
-        await container.remove({ force: true }).catch(() => undefined);
+        // The verdict after the output (past a cut: after its true end).
+        await log.endSegment();
+        if (verdict) log.note(`${verdict}\n`);
+        await log.flush();
       }
     },
   };

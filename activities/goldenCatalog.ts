@@ -55,6 +55,20 @@ export function createGoldenCatalogActivities(deps: GoldenCatalogDeps) {
       await closeLog(db, ref.id, { outcome: input.status, bytes: 0, dropped: 0 });
     },
 
+    /**
+     * A line of the build's own in its log, for a step the workflow drives across hosts and activities (a vm target's
+     * boot and save): its start, then how it went. Each line has its place (`at` in the segment), so a retry is a no-op.
+     */
+    async noteGoldenLog(input: { buildId: string; segment: 'vm'; at: number; line: string }): Promise<void> {
+      return boundary(async () => {
+        const ref = goldenLogRef(input.buildId, input.segment);
+        await openLog(db, ref);
+        await appendLog(db, ref.id, [
+          { seq: ref.seqBase! + input.at, stream: 'note', data: Buffer.from(`${input.line.slice(0, 2000)}\n`) },
+        ]);
+      });
+    },
+
     /** A verified, stored golden image becomes an active snapshot for one size/profile (idempotent by id). */
     async registerGolden(input: GoldenRegistration): Promise<{ snapshotId: string }> {
       return writeOnce(db, (tx) => insertGoldenSnapshot(tx, input));

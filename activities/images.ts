@@ -11,7 +11,9 @@ import { parseImageRef } from '../lib/imageRef';
 import { refuseStorageSource } from '../lib/registryAddress';
 import { boundary, fail } from './boundary';
 import { tenantHostConfig } from './confinement';
+import { withHeartbeat } from './heartbeats';
 import { followProgress } from './progress';
+import { BOOT_LOG_CAP_BYTES, watchEntrypoint } from './bootCheck';
 import { JobLog } from './jobLog';
 import type { LogRef, LogSink } from '../catalog/logs';
 import { resolveDigest } from './registryClient';
@@ -76,6 +78,17 @@ export interface EntrypointCheck {
   entrypoint: string;
   /** The snapshot's size: the check's container is confined like a sandbox of it. */
   size?: string;
+}
+
+export interface BootCheck {
+  image: string;
+  entrypoint: string;
+  /** The snapshot's size: the entrypoint runs confined like a sandbox of it. */
+  size?: string;
+  /** Seconds the entrypoint must stay up (a sandbox's own readiness window). */
+  windowSeconds: number;
+  /** The build log's segment the entrypoint's output goes into. */
+  log?: LogRef;
 }
 
 export interface StoreImage {
@@ -233,6 +246,46 @@ export function createImageActivities(deps: ImageDeps) {
       } finally {
         await container.remove({ force: true }).catch(() => undefined);
       }
+    },
+
+    /**
+     * Starts the entrypoint as a sandbox would and watches it for `windowSeconds`, its output into the build log: up
+     * then (or exited 0, like the built-in base's) passes; a non-zero exit fails ENTRYPOINT_EXITED with its own last
+     * lines. Read-only: the container is removed whatever happens, so a retry simply checks again.
+     */
+    async bootCheck(input: BootCheck): Promise<{ exitCode?: number; ranMs: number }> {
+      const log = new JobLog(input.log && deps.logs, input.log, { capBytes: BOOT_LOG_CAP_BYTES });
+      const windowMs = input.windowSeconds * 1000;
+      const watched = await withHeartbeat('boot check', () =>
+        watchEntrypoint(docker, { image: input.image, entrypoint: input.entrypoint, size: input.size, windowMs, log }),
+      ).catch(async (err: unknown) => {
+        await log.endSegment();
+        const status = (err as { statusCode?: number }).statusCode;
+        // The engine could not run it at all (no such file, no interpreter, a bad format): the image's fault, typed.
+        // Any other engine failure is not the image's, and is retried.
+        const notRunnable = /exec format error|no such file or directory|executable file not found|permission denied/i;
+        if (status === 400 || (status === 500 && notRunnable.test((err as Error).message)))
+          fail(
+            'ENTRYPOINT_EXITED',
+            `entrypoint ${input.entrypoint} could not start in ${input.image}: ${(err as Error).message}`,
+            'fix the entrypoint (its interpreter line, its format) in the image and push a new tag',
+          );
+        throw err;
+      });
+      const seconds = (watched.ranMs / 1000).toFixed(1);
+      // The verdict after the output (past a cut: after its true end).
+      await log.endSegment();
+      if (watched.exitCode === undefined) log.note(`${input.entrypoint} still running after ${seconds} s: up\n`);
+      else log.note(`${input.entrypoint} exited ${watched.exitCode} after ${seconds} s${watched.killed ? ` (${watched.killed})` : ''}\n`);
+      await log.flush();
+      if (watched.exitCode !== undefined && watched.exitCode !== 0)
+        fail(
+          'ENTRYPOINT_EXITED',
+          `entrypoint ${input.entrypoint} exited ${watched.exitCode} ${seconds} s after it started${watched.killed ? ` (${watched.killed})` : ''}` +
+            (watched.lastOutput ? `; its last output: ${watched.lastOutput.split('\n').join(' | ')}` : ' without output'),
+          'an entrypoint must keep running (it is the sandbox agent process); fix it in the image and push a new tag',
+        );
+      return { ...(watched.exitCode !== undefined ? { exitCode: watched.exitCode } : {}), ranMs: watched.ranMs };
     },
 
     /** Tags the source into snapshot storage and pushes; the local tag is dropped afterwards. */

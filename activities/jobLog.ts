@@ -75,6 +75,8 @@ export class JobLog {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void>;
   private incomplete = false;
+  /** The cut's note and end are written once. */
+  private ended = false;
   /** Bytes handed to the store and not yet written. */
   private queued = 0;
   /** The end of the whole log past a cut: what the log keeps after its cut note. */
@@ -128,11 +130,27 @@ export class JobLog {
 
   /** Writes what is left (past a cut: the exact note, then the true end), closes the log, says where it is. */
   async finish(close: Omit<LogClose, 'bytes' | 'dropped' | 'cutAt'>): Promise<LogResult | undefined> {
+    const figures = this.writeEnd();
+    this.chain = this.chain.then(() => this.write(() => this.sink!.close(this.ref!.id, { ...close, ...figures })));
+    await this.chain;
+    if (!this.ref || !this.sink) return undefined;
+    return { id: this.ref.id, ...figures, ...(this.incomplete ? { incomplete: true as const } : {}) };
+  }
+
+  /**
+   * Writes what is left past a cut (the exact note, then the true end) and leaves the log open for the next writer:
+   * a build step's output under its own cap.
+   */
+  async endSegment(): Promise<void> {
+    this.writeEnd();
+    await this.chain;
+  }
+
+  private writeEnd(): { bytes: number; dropped: number; cutAt?: number } {
     this.flushPending();
-    let dropped = 0;
-    if (this.cutAt !== undefined) {
+    const dropped = this.cutAt !== undefined ? this.total - this.kept - this.end.bytes : 0;
+    if (this.cutAt !== undefined && !this.ended) {
       const end = this.end.take();
-      dropped = this.total - this.kept - this.end.bytes;
       this.enqueue([
         {
           stream: 'note',
@@ -144,11 +162,8 @@ export class JobLog {
         ...end,
       ]);
     }
-    const figures = { bytes: this.total, dropped, ...(this.cutAt !== undefined ? { cutAt: this.cutAt } : {}) };
-    this.chain = this.chain.then(() => this.write(() => this.sink!.close(this.ref!.id, { ...close, ...figures })));
-    await this.chain;
-    if (!this.ref || !this.sink) return undefined;
-    return { id: this.ref.id, ...figures, ...(this.incomplete ? { incomplete: true as const } : {}) };
+    this.ended = true;
+    return { bytes: this.total, dropped, ...(this.cutAt !== undefined ? { cutAt: this.cutAt } : {}) };
   }
 
   private keep(stream: LogStream, data: Buffer): void {

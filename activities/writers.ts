@@ -90,6 +90,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   listOnlineHosts: 'reads',
   startBuild: 'writes',
   finishBuild: 'writes',
+  noteGoldenLog: 'writes',
   registerGolden: 'writes',
   recordHostCache: 'writes',
   hostsServing: 'reads',
@@ -102,6 +103,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   resolveImage: 'reads',
   pullImage: 'writes',
   verifyEntrypoint: 'reads',
+  bootCheck: 'reads', // a throwaway container; its output appended to the build log under fixed sequence numbers
   storeImage: 'writes',
   // restore resolution
   loadRestoreInput: 'reads',

@@ -53,6 +53,11 @@ async function main(): Promise<void> {
       const { benchJobLog } = await import('./joblog.bench');
       await withOneHost(benchJobLog);
     }
+    if (only.includes('joblogcap')) {
+      // 2 GiB through the log store: only when named.
+      const { benchJobLogCap } = await import('./joblogcap.bench');
+      await withOneHost(benchJobLogCap);
+    }
     if (wants('vm')) {
       const { benchVm } = await import('./vm.bench');
       await benchVm();

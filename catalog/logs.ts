@@ -62,10 +62,10 @@ export const jobLogId = (sandboxId: string, job: number): string => `job:${sandb
 /** Sequence numbers per segment of a build log: 2^24 chunks (4 TiB at 256 KiB) each, 127 segments. */
 export const LOG_SEGMENT = 2 ** 24;
 /** Segments of an image snapshot's log: its steps in order, then the end (the outcome). */
-export const SNAPSHOT_LOG_SEGMENTS = { resolve: 1, pull: 3, verify: 5, store: 7, end: 100 } as const;
+export const SNAPSHOT_LOG_SEGMENTS = { resolve: 1, pull: 3, verify: 5, boot: 6, store: 7, end: 100 } as const;
 
-/** Segments of a golden build's log: each preload step, then the end. */
-export const GOLDEN_LOG_SEGMENTS = { preload: 1, skills: 2, deps: 3, end: 100 } as const;
+/** Segments of a golden build's log: each preload step, the boot check, the vm targets' boots and saves, then the end. */
+export const GOLDEN_LOG_SEGMENTS = { preload: 1, skills: 2, deps: 3, boot: 4, vm: 5, end: 100 } as const;
 
 export function goldenLogRef(buildId: string, segment: keyof typeof GOLDEN_LOG_SEGMENTS): LogRef {
   return { id: `golden:${buildId}`, kind: 'golden', subject: buildId, seqBase: GOLDEN_LOG_SEGMENTS[segment] * LOG_SEGMENT };

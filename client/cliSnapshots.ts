@@ -49,7 +49,7 @@ export function registerSnapshotCommands(program: Command, run: Run): void {
     .option('--batch <n>', 'with --rollout: agents moved per batch after a healthy canary', wholeNumber)
     .option('--health-timeout <duration>', 'with --rollout: how long to wait for the canary health, e.g. 10m')
     .option('--auto-health', 'with --rollout: check the canary in a sandbox of the snapshot instead of waiting for `agent health`')
-    .option('--wait', 'follow progress (resolve → pull → verify → store) until the final status')
+    .option('--wait', 'follow progress (resolve → pull → verify → boot → store) until the final status')
     .option('--json', 'machine-readable output')
     .action(async (o: CreateFlags) =>
       run(

@@ -232,7 +232,7 @@ export class SnapshotClient {
     }
   }
 
-  /** Awaits the run; `onStep` sees each step (resolve → pull → verify → store) as it is recorded. */
+  /** Awaits the run; `onStep` sees each step (resolve → pull → verify → boot → store) as it is recorded. */
   async wait(created: CreatedSnapshot, onStep?: (step: string, message: string) => void): Promise<ImageSnapshotResult> {
     if (created.status === 'active') return { snapshotId: created.snapshotId, status: 'active', reused: created.reused };
     await requireRunAccess(

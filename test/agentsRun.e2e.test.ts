@@ -26,8 +26,8 @@ const agentImage = (version: string): string =>
     `printf '#!/bin/sh\\necho "agent ${version} starting"\\necho $$ > /tmp/agent.pid\\nexec sleep 600\\n' > /app/start.sh`,
     'chmod +x /app/start.sh',
   ].join(' && ');
-/** An entrypoint that says why and exits. */
-const crashingImage = `printf '#!/bin/sh\\necho "agent starting"\\necho "fatal: SUPPORT_API_KEY is not set" >&2\\nexit 3\\n' > /app/start.sh`;
+/** An entrypoint that says why and exits, beside the base's own /app/start.sh. */
+const crashingImage = `printf '#!/bin/sh\\necho "agent starting"\\necho "fatal: SUPPORT_API_KEY is not set" >&2\\nexit 3\\n' > /app/crash.sh && chmod +x /app/crash.sh`;
 
 /**
  * The GHCR stand-in the agents' images come from: it opens only to `x-access-token` with the installation's token,
@@ -198,7 +198,13 @@ test('after the agent moved to a new image, the old sandbox’s session is skipp
 }, 300_000);
 
 test('an entrypoint that exits fails the start typed, with its output, and leaves nothing running; its canary is rolled back', async () => {
-  await imageSnapshot('agent-crash', await pushAgentImage('agent-crash', crashingImage));
+  // A build boots its entrypoint now and refuses one that exits (test/snapshotLogs.e2e.test.ts): this is a snapshot
+  // built before that, which the start and the canary must still catch. Its row is the stored image's, as such a
+  // build left it, with the crashing entrypoint.
+  const built = await imageSnapshot('agent-crash-image', await pushAgentImage('agent-crash', crashingImage));
+  const [row] = await t.db.db.select().from(snapshots).where(eq(snapshots.id, built.id));
+  const { id: _id, createdAt: _created, updatedAt: _updated, ...stored } = row!;
+  await t.db.db.insert(snapshots).values({ ...stored, name: 'agent-crash', entrypoint: '/app/crash.sh', workflowId: null, runId: null });
   const failed = t.client.sandboxes.create({ workspace: ws, class: 'vm', snapshot: 'agent-crash' });
   await expect(failed).rejects.toMatchObject({ code: 'ENTRYPOINT_EXITED', message: expect.stringContaining('SUPPORT_API_KEY is not set') });
   const rows = await t.db.db.select().from(sandboxes).where(eq(sandboxes.workspace, ws));

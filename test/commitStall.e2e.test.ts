@@ -20,6 +20,7 @@ import { makeBareRepo, makeSkillsDir } from './support/repos';
 const NOT_HERE: Record<string, string> = {
   startVmSandbox: 'vm sandboxes boot under TCG for minutes: test/chaos.e2e.test.ts stalls this step',
   snapshotVmSandbox: 'vm only: test/chaos.e2e.test.ts stalls this step',
+  noteGoldenLog: 'written only around the vm targets of a golden build (a line at a fixed place: a retry is a no-op)',
   saveSessionSnapshot: 'a session is saved for vm sandboxes only: test/chaos.e2e.test.ts stalls this step',
   restoreVmSandbox: 'vm only; not yet stalled anywhere (its boot and restore answers are kept in the VM directory)',
   cacheVmState: 'vm only; not yet stalled anywhere',

@@ -95,12 +95,12 @@ async function expectFailed(name: string, image: string, code: string, extra: Re
   return row!;
 }
 
-test('a public image becomes an active snapshot: pending at once, then resolve → pull → verify → store', async () => {
+test('a public image becomes an active snapshot: pending at once, then resolve → pull → verify → boot → store', async () => {
   const created = await t.client.snapshots.create({ ...base, name: 'agent-v1', image: `${hosts.public}/tools/agent:v1` });
   expect(created).toMatchObject({ status: 'pending', reused: false, name: 'agent-v1' });
   const steps: string[] = [];
   const result = await t.client.snapshots.wait(created, (step) => steps.push(step));
-  expect(steps).toEqual(['resolve', 'pull', 'verify', 'store']);
+  expect(steps).toEqual(['resolve', 'pull', 'verify', 'boot', 'store']);
   expect(result).toMatchObject({ status: 'active', snapshotId: created.snapshotId });
 
   const { snapshot, events, uiLink } = await t.client.snapshots.get({ workspace: ws, name: 'agent-v1' });
@@ -114,7 +114,15 @@ test('a public image becomes an active snapshot: pending at once, then resolve �
   });
   expect(snapshot.resolvedDigest).toMatch(/^sha256:/);
   expect(snapshot.storedRef).toBe(`${t.stack.storage.registryHost}/snapflow/${ws}/agent-v1@${result.digest}`);
-  expect(events.map((e) => e.type)).toEqual(['created', 'step:resolve', 'step:pull', 'step:verify', 'step:store', 'activated']);
+  expect(events.map((e) => e.type)).toEqual([
+    'created',
+    'step:resolve',
+    'step:pull',
+    'step:verify',
+    'step:boot',
+    'step:store',
+    'activated',
+  ]);
   expect(uiLink).toContain(encodeURIComponent(`image-snapshot/${ws}/agent-v1`));
 });
 

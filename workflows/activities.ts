@@ -123,6 +123,7 @@ const imageProfiles: Record<keyof ImageActivities, Profile> = {
   resolveImage: 'quick',
   pullImage: 'transfer',
   verifyEntrypoint: 'quick',
+  bootCheck: 'boot',
   storeImage: 'transfer',
 };
 

@@ -128,6 +128,7 @@ async function buildOn(b: Build): Promise<GoldenBuildResult> {
       tag: `build-${buildId.slice(0, 8)}`,
       committed: (ref) => (localRef = ref),
       boot: base ? { entrypoint: base.entrypoint, settleSeconds: BASE_SETTLE_SECONDS } : undefined,
+      bootLog: goldenLog(buildId, 4),
       uploading: () => setCurrentDetails('**upload** to storage'),
       register: (stored) => registerTargets(b, stored, localRef!),
     });
@@ -169,10 +170,16 @@ async function preload({ buildId, config, hostId }: Build, containerId: string):
 async function registerTargets(b: Build, stored: { storedRef: string; digest: string }, localRef: string): Promise<GoldenSnapshotRef[]> {
   const { req, buildId, config, run } = b;
   const snapshots: GoldenSnapshotRef[] = [];
+  let saves = 0;
   for (const target of config.targets) {
     const key = profileKey({ runtime: target.runtime, size: target.size, baseDigest: config.base?.storedRef });
     const name = goldenName(target, buildId);
-    const machine = target.machine && since.goldenMachine() ? await saveMachine(b, target.size, localRef) : undefined;
+    const machine =
+      target.machine && since.goldenMachine()
+        ? await withStepLog(vmStepLog(buildId, saves++), `== vm ${target.size}: boot the built image as a machine, save it`, (note) =>
+            saveMachine(b, target.size, localRef, note),
+          )
+        : undefined;
     const { snapshotId } = await golden.registerGolden({
       id: uuid4(),
       workspace: req.workspace,
@@ -211,6 +218,7 @@ async function saveMachine(
   b: Build,
   size: string,
   localRef: string,
+  note: StepNote,
 ): Promise<{ storedRef: string; digest: string; machineProfile: string }> {
   const { req, buildId, hostId } = b;
   setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
@@ -223,6 +231,7 @@ async function saveMachine(
     entrypoint: b.config.base?.entrypoint,
     settleSeconds: BASE_SETTLE_SECONDS,
   });
+  await note(1, `booted in ${(booted.bootMs / 1000).toFixed(1)} s`);
   try {
     const saved = await vm.snapshotVmSandbox({
       containerId: booted.containerId,
@@ -231,13 +240,36 @@ async function saveMachine(
       keepAlive: false,
       requireStorage: true,
     });
+    await note(2, `saved as ${saved.storedRef} (machine profile ${saved.machineProfile})`);
     return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
   } finally {
     await CancellationScope.nonCancellable(() => hostActivities(hostId).removeSandbox({ containerId: booted.containerId }));
   }
 }
 
-/** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3; workflows cannot import it). */
+/** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3, boot 4; workflows cannot import it). */
 function goldenLog(buildId: string, segment: number) {
   return { id: `golden:${buildId}`, kind: 'golden' as const, subject: buildId, seqBase: segment * 2 ** 24 };
+}
+
+/** A line at place `at` of one step in the build's log. */
+type StepNote = (at: number, line: string) => Promise<void>;
+
+/** The lines of the `save`-th vm target's step (segment vm, 4 places each); runs recorded before them write none. */
+function vmStepLog(buildId: string, save: number): StepNote {
+  return async (at, line) => {
+    if (since.goldenStepLog()) await golden.noteGoldenLog({ buildId, segment: 'vm', at: save * 4 + at, line });
+  };
+}
+
+/** A step the workflow drives: its first line, its own lines (places 1, 2), and on failure the failure (place 3). */
+async function withStepLog<T>(note: StepNote, first: string, step: (note: StepNote) => Promise<T>): Promise<T> {
+  await note(0, first);
+  try {
+    return await step(note);
+  } catch (err) {
+    const failure = failureOf(err);
+    await CancellationScope.nonCancellable(() => note(3, `failed: ${failure.code}: ${failure.message}`));
+    throw err;
+  }
 }

@@ -2,6 +2,7 @@ import { CancellationScope, ParentClosePolicy, setCurrentDetails, setHandler, sl
 import type { SnapflowErrorShape } from '../lib/errors';
 import { workflowIds } from '../lib/ids';
 import { agentCatalog, catalog, connections, hostImageActivities, hostImageUpload } from './activities';
+import { ENTRYPOINT_SETTLE_SECONDS } from './sandboxRuntime';
 import {
   imageSnapshotRequestQuery,
   type AgentRolloutOptions,
@@ -15,9 +16,12 @@ import { authorize } from './authorize';
 import { pickHostFor } from './placement';
 import { since } from './legacy';
 
-export const STEPS = ['resolve', 'pull', 'verify', 'store'] as const;
+export const STEPS = ['resolve', 'pull', 'verify', 'boot', 'store'] as const;
 
-/** Resolve → pull on a host → boot-check the entrypoint → store → active; any failure → failed, typed. */
+/**
+ * Resolve → pull on a host → check the entrypoint is there → start it (it must stay up as long as a sandbox's does)
+ * → store → active; any failure → failed, typed.
+ */
 export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<ImageSnapshotResult> {
   req = withWorkspace(req);
   setHandler(imageSnapshotRequestQuery, () => req);
@@ -80,7 +84,7 @@ export async function createImageSnapshot(req: ImageSnapshotRequest): Promise<Im
   }
 }
 
-/** The snapshot's four steps, each noted in its build log: resolve the digest, pull it on a host, check the entrypoint, store it. */
+/** The snapshot's steps, each noted in its build log: resolve the digest, pull it on a host, check and start the entrypoint, store it. */
 async function resolvePullVerifyStore(req: ImageSnapshotRequest, run: { workflowId: string; runId: string }): Promise<ImageSnapshotResult> {
   const id = req.snapshotId;
   const step = async (name: (typeof STEPS)[number], message: string): Promise<void> => {
@@ -103,6 +107,17 @@ async function resolvePullVerifyStore(req: ImageSnapshotRequest, run: { workflow
 
   await step('verify', `checking that ${req.entrypoint} is executable`);
   await images.verifyEntrypoint({ image: pinned, entrypoint: req.entrypoint, size: req.size });
+
+  if (since.imageBootCheck()) {
+    await step('boot', `starting ${req.entrypoint}: up once it still runs after ${ENTRYPOINT_SETTLE_SECONDS} s`);
+    await images.bootCheck({
+      image: pinned,
+      entrypoint: req.entrypoint,
+      size: req.size,
+      windowSeconds: ENTRYPOINT_SETTLE_SECONDS,
+      log: buildLog(id, 'boot'),
+    });
+  }
 
   await step('store', 'uploading to snapshot storage');
   // A run recorded before pulls reported their size uploads with the transfer profile's own timeouts.
@@ -161,8 +176,8 @@ async function handAgentsToRollout(
 }
 
 /** The segment of a snapshot's build log a host step writes its output into, after the step's own note. */
-function buildLog(snapshotId: string, step: 'pull' | 'store') {
+function buildLog(snapshotId: string, step: 'pull' | 'boot' | 'store') {
   // Mirrors catalog/logs.ts snapshotLogRef (workflows cannot import the catalog): segment × 2^24, + 1.
-  const segment = { pull: 3, store: 7 }[step];
+  const segment = { pull: 3, boot: 6, store: 7 }[step];
   return { id: `snapshot:${snapshotId}`, kind: 'snapshot' as const, subject: snapshotId, seqBase: segment * 2 ** 24 + 1 };
 }

@@ -29,4 +29,8 @@ export const since = {
    * the handle as text (workflows/sandboxLegacyRuntime.ts).
    */
   backends: () => patched('sandbox-backends-v1'),
+  /** 2026-12-06 · remove after 2027-03-06. Without it: an image snapshot's build never started its entrypoint. */
+  imageBootCheck: () => patched('image-boot-check-v1'),
+  /** 2026-12-06 · remove after 2027-03-06. Without it: a golden build's vm targets wrote no lines in its log. */
+  goldenStepLog: () => patched('golden-step-log-v1'),
 };

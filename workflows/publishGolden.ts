@@ -1,4 +1,5 @@
 import type { HandleClaim } from '../activities/handles';
+import type { LogRef } from '../catalog/logs';
 import { hostActivities, hostGoldenActivities } from './activities';
 
 export interface PublishGolden<T> {
@@ -20,6 +21,8 @@ export interface PublishGolden<T> {
    * Absent: the built-in base's /app/start.sh, which must exit 0.
    */
   boot?: { entrypoint: string; settleSeconds: number };
+  /** The build log's segment the boot check writes the entrypoint's output and its outcome into. */
+  bootLog?: LogRef;
   /** Registers the stored image in the catalog (one or more snapshots); runs only after a good boot and a push. */
   register: (stored: { storedRef: string; digest: string }) => Promise<T>;
 }
@@ -44,6 +47,7 @@ export async function publishGolden<T>(input: PublishGolden<T>): Promise<{ store
     entrypoint,
     settleSeconds: input.boot?.settleSeconds,
     size: input.size,
+    ...(input.bootLog ? { log: input.bootLog } : {}),
   });
   input.uploading?.();
   const stored = await docker.pushImage({ ref: image.ref }); // GOLDEN_STORAGE_NOT_CONFIGURED without storage
