@@ -1,9 +1,12 @@
 // The host side of the guest agent's protocol (guest/agent): one JSON object per line, at most MAX_FRAME_BYTES,
-// over the VM's virtio-serial port, which QEMU exposes as agent.sock. Jobs are multiplexed by id over one connection.
+// over the VM's virtio-serial port, which QEMU exposes as agent.sock; a job's output comes as binary frames
+// (agentFrames.ts), or as base64 in JSON lines from an agent that predates them (a machine saved before).
+// Jobs are multiplexed by id over one connection.
 // Each connection draws a key that rides in every request; the agent echoes it in every answer and keeps it in its
 // own memory only. An answer without it (or for an id this connection did not choose) is dropped and counted.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SnapflowError } from '../../lib/errors';
+import { FRAMES_BINARY, type OutputFrame } from './agentFrames';
 import { LineSocket } from './lineSocket';
 import type { ExecJob, OutputListener } from './types';
 
@@ -36,14 +39,18 @@ export class GuestAgentClient {
   private readonly pings = new Map<string, Ping>();
   private socket!: LineSocket;
   private readonly key = Buffer.from(randomBytes(18).toString('base64url'));
-  /** Frames this connection dropped: a wrong or missing key, or an id it never sent. */
+  /** Frames this connection dropped: a wrong or missing key, or an id it never sent (a binary frame without the key is no frame). */
   dropped = 0;
 
   private constructor() {}
 
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<GuestAgentClient> {
     const client = new GuestAgentClient();
-    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), { timeoutMs, peer: 'guest agent' });
+    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), {
+      timeoutMs,
+      peer: 'guest agent',
+      frames: { key: client.key, onOutputFrame: (frame) => client.output(frame) },
+    });
     const peers = live.get(socketPath) ?? new Set<GuestAgentClient>();
     live.set(socketPath, peers.add(client));
     client.socket.onClose((err) => {
@@ -87,6 +94,7 @@ export class GuestAgentClient {
           env: job.env ?? {},
           workdir: job.workdir ?? '',
           timeoutMs: job.timeoutMs ?? 0,
+          frames: FRAMES_BINARY,
         },
         (err) => {
           this.jobs.delete(id);
@@ -126,6 +134,14 @@ export class GuestAgentClient {
       this.jobs.delete(id);
       job.resolve({ exitCode: message.exitCode, timedOut: message.timedOut === true });
     }
+  }
+
+  /** Where a binary output frame's data goes (the reader checked its key): its job's listener. */
+  private output(frame: OutputFrame): ((piece: Buffer) => void) | undefined {
+    const job = this.jobs.get(frame.id);
+    if (!job) return void this.dropped++; // an id this connection never sent
+    const { onOutput } = job;
+    return onOutput && ((piece) => onOutput(frame.stream, piece));
   }
 
   private keyed(message: Record<string, unknown>): boolean {

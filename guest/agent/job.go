@@ -116,6 +116,10 @@ func runJob(ch *channel, r *reaper, req request) {
 	devnull, _ := os.Open("/dev/null")
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
+	// Bigger pipes: fewer, fuller reads and frames (every syscall is dear under emulation). Set on the write ends,
+	// whose Fd() is taken anyway: Fd() on a read end would make it blocking and void its read deadline.
+	growPipe(outW)
+	growPipe(errW)
 	attr := &syscall.ProcAttr{
 		Dir:   workdir,
 		Env:   env,
@@ -140,14 +144,20 @@ func runJob(ch *channel, r *reaper, req request) {
 	running.Store(req.ID, pid)
 	defer running.Delete(req.ID)
 
+	binary := req.Frames == framesBinary && len(req.ID) <= maxFrameTag && len(req.Key) <= maxFrameTag
 	var streams sync.WaitGroup
 	for _, s := range []struct {
 		name string
+		code byte
 		file *os.File
-	}{{"stdout", outR}, {"stderr", errR}} {
+	}{{"stdout", streamStdout, outR}, {"stderr", streamStderr, errR}} {
 		streams.Add(1)
-		go func(name string, file *os.File) {
+		go func(name string, code byte, file *os.File) {
 			defer streams.Done()
+			if binary {
+				streamFrames(ch, req, code, file)
+				return
+			}
 			buf := make([]byte, 64*1024) // one frame per pipe-full: ~87 KiB of base64, far below the host's frame cap
 			frame := make([]byte, 0, 96*1024)
 			for {
@@ -159,7 +169,7 @@ func runJob(ch *channel, r *reaper, req request) {
 					return
 				}
 			}
-		}(s.name, s.file)
+		}(s.name, s.code, s.file)
 	}
 
 	timedOut := false
