@@ -33,24 +33,18 @@ const (
 	fSetPipeSize = 1031 // F_SETPIPE_SZ; package syscall does not export it
 )
 
-// streamFrames sends what the job writes to file as output frames until the pipe ends. The header is built once and
+// outputFrames gives a stream's read buffer and the sender of what was read into it: the header is built once and
 // the pipe is read straight in after it, so each frame is one write with no copy of its data.
-func streamFrames(ch *channel, req request, stream byte, file *os.File) {
+func outputFrames(ch *channel, req request, stream byte) ([]byte, func(n int)) {
 	head := make([]byte, frameFixed, frameFixed+len(req.ID)+len(req.Key))
 	copy(head, frameMagic)
 	head[4], head[5], head[6], head[7] = frameOutput, stream, byte(len(req.ID)), byte(len(req.Key))
 	head = append(append(head, req.ID...), req.Key...)
 	buf := make([]byte, len(head)+maxFrameData)
 	copy(buf, head)
-	for {
-		n, err := file.Read(buf[len(head):])
-		if n > 0 {
-			binary.BigEndian.PutUint32(buf[8:12], uint32(n))
-			ch.write(buf[:len(head)+n])
-		}
-		if err != nil {
-			return
-		}
+	return buf[len(head):], func(n int) {
+		binary.BigEndian.PutUint32(buf[8:12], uint32(n))
+		ch.write(buf[:len(head)+n])
 	}
 }
 
