@@ -256,8 +256,7 @@ async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): 
       docker,
       { ...input, command: jobCommand(input.command) },
       {
-        onOutput: output.push,
-        onBytes: (stream, data) => log.push(stream, data),
+        onBytes: (stream, data) => (log.push(stream, data), output.pushBytes(stream, data)),
         backpressure: log,
         signal: Context.current().cancellationSignal,
         // SIGTERM to the job's group, SIGKILL (the timeout's kill, tree and all) once the grace is up.
