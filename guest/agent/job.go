@@ -146,7 +146,8 @@ func runJob(ch *channel, r *reaper, req request) {
 	running.Store(req.ID, pid)
 	defer running.Delete(req.ID)
 
-	binary := req.Frames == framesBinary && len(req.ID) <= maxFrameTag && len(req.Key) <= maxFrameTag
+	// A frame names its job and connection in at most maxFrameTag bytes each; a host whose ids do not fit gets lines.
+	binary := req.Frames == framesBinary && len(req.ID) >= 1 && len(req.ID) <= maxFrameTag && len(req.Key) >= 1 && len(req.Key) <= maxFrameTag
 	var exited atomic.Bool
 	var streams sync.WaitGroup
 	for _, s := range []struct {
