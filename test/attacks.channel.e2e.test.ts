@@ -339,6 +339,35 @@ test('an agent that predates binary frames (a machine saved before them) streams
   agent.close();
 });
 
+test('a consumer that falls behind (the log store) holds the agent back: nothing more is read until it has caught up', async () => {
+  const total = 8 * MiB;
+  const path = await fakePeer('slowstore.sock', (socket) =>
+    answerFirstRequest(socket, (request) => {
+      const piece = Buffer.alloc(256 * 1024, 'x');
+      const frames = Array.from({ length: total / piece.length }, () =>
+        Buffer.concat([outputFrameHeader('stdout', request.id, request.k, piece.length), piece]),
+      );
+      frames.push(Buffer.from(`${JSON.stringify({ id: request.id, k: request.k, exitCode: 0, timedOut: false })}\n`));
+      socket.write(Buffer.concat(frames));
+    }),
+  );
+  const agent = await GuestAgentClient.connect(path);
+  let delivered = 0;
+  let caughtUp!: () => void;
+  const drained = new Promise<void>((r) => (caughtUp = r));
+  let slow = true;
+  const job = agent.exec({ argv: ['true'] }, (_, chunk) => (delivered += chunk.length), { behind: () => slow, drained: () => drained });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const whileBehind = delivered;
+  slow = false;
+  caughtUp();
+  await expect(job).resolves.toEqual({ exitCode: 0, timedOut: false });
+  expect(whileBehind).toBeGreaterThan(0);
+  expect(whileBehind).toBeLessThanOrEqual(MiB); // what one read of the socket held, not the 8 MiB on offer
+  expect(delivered).toBe(total);
+  agent.close();
+});
+
 test.each(attacks.map((attack) => [attack.name, attack.refusal, attack] as const))(
   '%s → %s',
   async (_, __, attack) => attack.run(),

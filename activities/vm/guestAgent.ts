@@ -8,10 +8,11 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SnapflowError } from '../../lib/errors';
 import { FRAMES_BINARY, type OutputFrame } from './agentFrames';
 import { LineSocket } from './lineSocket';
-import type { ExecJob, OutputListener } from './types';
+import type { ExecJob, OutputBackpressure, OutputListener } from './types';
 
 interface Job {
   onOutput?: OutputListener;
+  backpressure?: OutputBackpressure;
   resolve(result: { exitCode: number; timedOut: boolean }): void;
   reject(err: Error): void;
 }
@@ -80,11 +81,14 @@ export class GuestAgentClient {
     });
   }
 
-  /** Runs a job to its end; output reaches `onOutput` as it arrives. Rejects only when the connection is lost. */
-  exec(job: ExecJob, onOutput?: OutputListener): Promise<{ exitCode: number; timedOut: boolean }> {
+  /**
+   * Runs a job to its end; output reaches `onOutput` as it arrives, and while `backpressure` is behind the connection
+   * stops reading (the guest's writes wait). Rejects only when the connection is lost.
+   */
+  exec(job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<{ exitCode: number; timedOut: boolean }> {
     const id = `j-${randomBytes(12).toString('hex')}`;
     return new Promise((resolve, reject) => {
-      this.jobs.set(id, { onOutput, resolve, reject });
+      this.jobs.set(id, { onOutput, backpressure, resolve, reject });
       this.trySend(
         {
           op: 'exec',
@@ -130,6 +134,7 @@ export class GuestAgentClient {
     if (!job) return void this.dropped++; // a job of an earlier connection
     if (message.stream === 'stdout' || message.stream === 'stderr') {
       job.onOutput?.(message.stream, Buffer.from(String(message.data ?? ''), 'base64'));
+      this.holdBack(job);
     } else if (typeof message.exitCode === 'number') {
       this.jobs.delete(id);
       job.resolve({ exitCode: message.exitCode, timedOut: message.timedOut === true });
@@ -141,7 +146,12 @@ export class GuestAgentClient {
     const job = this.jobs.get(frame.id);
     if (!job) return void this.dropped++; // an id this connection never sent
     const { onOutput } = job;
-    return onOutput && ((piece) => onOutput(frame.stream, piece));
+    return onOutput && ((piece) => (onOutput(frame.stream, piece), this.holdBack(job)));
+  }
+
+  /** A consumer that fell behind pauses the reading until it has caught up. */
+  private holdBack(job: Job): void {
+    if (job.backpressure?.behind()) this.socket.pauseUntil(job.backpressure.drained());
   }
 
   private keyed(message: Record<string, unknown>): boolean {

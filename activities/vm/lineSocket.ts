@@ -56,6 +56,7 @@ export class LineReader {
 
 export class LineSocket {
   private closed = false;
+  private paused = false;
   private readonly closeListeners: Array<(err: Error) => void> = [];
 
   private constructor(
@@ -114,6 +115,19 @@ export class LineSocket {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Reads nothing more until `done` settles (the peer's writes wait meanwhile); one pause at a time. */
+  pauseUntil(done: Promise<unknown>): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.socket.pause();
+    void done
+      .catch(() => undefined)
+      .then(() => {
+        this.paused = false;
+        this.socket.resume();
+      });
   }
 
   onClose(listener: (err: Error) => void): void {

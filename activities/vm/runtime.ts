@@ -26,7 +26,18 @@ import {
 } from './machine';
 import { saveMachine, loadMachine } from './migration';
 import { importSavedState } from './stateArtifacts';
-import type { CreateVm, ExecJob, ExecOutcome, OutputListener, RestoreVm, SandboxRuntime, SnapshotVm, VmHandle, VmSnapshot } from './types';
+import type {
+  CreateVm,
+  ExecJob,
+  ExecOutcome,
+  OutputBackpressure,
+  OutputListener,
+  RestoreVm,
+  SandboxRuntime,
+  SnapshotVm,
+  VmHandle,
+  VmSnapshot,
+} from './types';
 
 export interface VmRuntimeDeps {
   /** The host's engine: guest roots are exported from its images. */
@@ -195,7 +206,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       );
     },
 
-    async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome> {
+    async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<ExecOutcome> {
       const agent = await agentFor(handle);
       const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
       const size = { stdout: 0, stderr: 0 };
@@ -212,7 +223,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       );
       try {
         const result = await Promise.race([
-          agent.exec({ argv: job.argv, env, workdir: job.workdir ?? handle.image.workdir, timeoutMs }, listener),
+          agent.exec({ argv: job.argv, env, workdir: job.workdir ?? handle.image.workdir, timeoutMs }, listener, backpressure),
           lost,
         ]);
         return { ...result, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() };

@@ -20,10 +20,16 @@ export interface ExecOutcome {
 
 export type OutputListener = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 
+/** A consumer of a job's output that can fall behind (the log store): the guest is held back until it catches up. */
+export interface OutputBackpressure {
+  behind(): boolean;
+  drained(): Promise<void>;
+}
+
 export interface SandboxRuntime<Handle, CreateInput, Snapshot, SnapshotInput, RestoreInput> {
   readonly kind: SandboxClass;
   create(input: CreateInput): Promise<Handle>;
-  exec(handle: Handle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome>;
+  exec(handle: Handle, job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<ExecOutcome>;
   snapshot(handle: Handle, input: SnapshotInput): Promise<Snapshot>;
   restore(input: RestoreInput): Promise<Handle>;
   /** Idempotent: removing what is already gone succeeds. */

@@ -325,6 +325,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
             handle,
             { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
             (stream, chunk) => (log.push(stream, chunk), output.pushBytes(stream, chunk)),
+            log, // a log store behind the job holds the guest back, not the host's memory
           );
           const exec = {
             exitCode: result.exitCode,
