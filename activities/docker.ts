@@ -1,5 +1,4 @@
 // Docker work on one host, through that host's dockerd. Runs on the host worker's own task queue.
-import { PassThrough } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -12,6 +11,7 @@ import type { OutputStream } from '../lib/jobOutput';
 import { BASE_IMAGE_REF } from '../lib/presets';
 import { fail } from './boundary';
 import { limitKilled, tenantHostConfig } from './confinement';
+import { ExecDemuxer } from './execStream';
 import { checkHandle, type HandleClaim, type HandleRecord } from './handles';
 import { outputHeartbeats, withHeartbeat } from './heartbeats';
 import { followProgress } from './progress';
@@ -203,9 +203,9 @@ export async function runExec(docker: Docker, input: ExecInSandbox, watch: ExecW
       }
     };
   };
-  const stdout = new PassThrough().on('data', collect(out, 'stdout'));
-  const stderr = new PassThrough().on('data', collect(errOut, 'stderr'));
-  docker.modem.demuxStream(stream, stdout, stderr);
+  const sinks = { stdout: collect(out, 'stdout'), stderr: collect(errOut, 'stderr') };
+  const demux = new ExecDemuxer((name, piece) => sinks[name](piece));
+  stream.on('data', (chunk: Buffer) => demux.push(chunk));
   let timedOut = false;
   let cancelled = false;
   let deadline: NodeJS.Timeout | undefined;
@@ -256,8 +256,7 @@ async function runJobExec(docker: Docker, input: ExecInSandbox, logs: JobLogs): 
       docker,
       { ...input, command: jobCommand(input.command) },
       {
-        onOutput: output.push,
-        onBytes: (stream, data) => log.push(stream, data),
+        onBytes: (stream, data) => (log.push(stream, data), output.pushBytes(stream, data)),
         backpressure: log,
         signal: Context.current().cancellationSignal,
         // SIGTERM to the job's group, SIGKILL (the timeout's kill, tree and all) once the grace is up.

@@ -1,13 +1,17 @@
 // The one way a host streams output into the log store: a job's (container or vm), a snapshot build's, a golden
-// build's. Bytes, never strings: what a job wrote is kept as written. Chunks go out in order, batched (a chunk per
-// 256 KiB or per 50 ms of output), each under its own sequence number, so a retried append is a no-op in the store.
-import type { LogClose, LogRef, LogSink, LogStream } from '../catalog/logs';
+// build's. Bytes, never strings: what a job wrote is kept as written. Chunks go out in order (a chunk per 256 KiB or
+// per 50 ms of output), each under its own sequence number, so a retried append is a no-op in the store. One append
+// is in flight at a time and takes every chunk that queued up behind it (up to BATCH_BYTES): a fast producer costs a
+// few big INSERTs, not one per chunk, and a slow one still sees each chunk written within ~50 ms.
+import type { LogChunk, LogClose, LogRef, LogSink, LogStream } from '../catalog/logs';
 
 /** Default per-log cap (SNAPFLOW_LOG_CAP_BYTES): past it a job runs on, and only the last TAIL_BYTES are kept. */
 export const DEFAULT_LOG_CAP_BYTES = 1024 * 1024 * 1024;
 /** What is always kept of the end of a log, and of each stream in a job's result. */
 export const TAIL_BYTES = 64 * 1024;
 const CHUNK_BYTES = 256 * 1024;
+/** At most this much goes in one append: a handful of chunks, one statement, one round trip. */
+const BATCH_BYTES = 8 * CHUNK_BYTES;
 const FLUSH_MS = 50;
 const APPEND_ATTEMPTS = 4;
 
@@ -34,7 +38,9 @@ interface Pending {
   bytes: number;
 }
 
-/** The last `limit` bytes pushed, as the segments they came in (with their stream). */
+type Numbered = Omit<LogChunk, 'at'> & { at: Date };
+
+/** The last `limit` bytes pushed, as the segments they came in (with their stream): views, never copies. */
 class ByteTail {
   private segments: Array<{ stream: LogStream; at: Date; data: Buffer }> = [];
   bytes = 0;
@@ -42,11 +48,11 @@ class ByteTail {
 
   push(stream: LogStream, data: Buffer): void {
     if (data.length >= this.limit) {
-      this.segments = [{ stream, at: new Date(), data: Buffer.from(data.subarray(data.length - this.limit)) }];
+      this.segments = [{ stream, at: new Date(), data: data.subarray(data.length - this.limit) }];
       this.bytes = this.limit;
       return;
     }
-    this.segments.push({ stream, at: new Date(), data: Buffer.from(data) });
+    this.segments.push({ stream, at: new Date(), data });
     this.bytes += data.length;
     while (this.bytes - this.segments[0]!.data.length >= this.limit) this.bytes -= this.segments.shift()!.data.length;
     const over = this.bytes - this.limit;
@@ -79,6 +85,9 @@ export class JobLog {
   private ended = false;
   /** Bytes handed to the store and not yet written. */
   private queued = 0;
+  /** Numbered chunks waiting for the next append, and whether an append loop is on the chain to take them. */
+  private queue: Numbered[] = [];
+  private appending = false;
   /** The end of the whole log past a cut: what the log keeps after its cut note. */
   private readonly end = new ByteTail(TAIL_BYTES);
   /** Each stream's own end: what the job result carries. */
@@ -99,7 +108,10 @@ export class JobLog {
     return this.ref?.id;
   }
 
-  /** The bytes a stream wrote, as they come. */
+  /**
+   * The bytes a stream wrote, as they come. Kept by reference until they are written: the caller hands over a
+   * buffer it does not write to again (every source here does: socket reads, demuxed frames, fresh `Buffer.from`s).
+   */
   push(stream: 'stdout' | 'stderr', data: Buffer): void {
     if (!data.length) return;
     this.tails[stream].push(stream, data);
@@ -171,8 +183,7 @@ export class JobLog {
     if (!this.sink) return;
     if (this.pending && this.pending.stream !== stream) this.flushPending();
     this.pending ??= { stream, at: new Date(), parts: [], bytes: 0 };
-    // Copied: a caller may reuse its buffer.
-    this.pending.parts.push(Buffer.from(data));
+    this.pending.parts.push(data);
     this.pending.bytes += data.length;
     if (this.pending.bytes >= CHUNK_BYTES) this.flushPending();
     else this.timer ??= setTimeout(() => this.flushPending(), FLUSH_MS);
@@ -183,20 +194,37 @@ export class JobLog {
     this.timer = undefined;
     const p = this.pending;
     this.pending = undefined;
-    if (p) this.enqueue([{ stream: p.stream, at: p.at, data: Buffer.concat(p.parts) }]);
+    // The one copy of the bytes on the host: the pieces become one chunk (a lone piece is kept as it is).
+    if (p) this.enqueue([{ stream: p.stream, at: p.at, data: p.parts.length === 1 ? p.parts[0]! : Buffer.concat(p.parts, p.bytes) }]);
   }
 
   private enqueue(chunks: Array<{ stream: LogStream; at: Date; data: Buffer }>): void {
     if (!this.sink || !this.ref || !chunks.length) return;
-    const numbered = chunks.map((c) => ({ ...c, seq: this.seq++ }));
-    const bytes = numbered.reduce((n, c) => n + c.data.length, 0);
-    const logId = this.ref.id;
-    this.queued += bytes;
-    this.chain = this.chain.then(async () => {
-      await this.write(() => this.sink!.append(logId, numbered));
+    for (const c of chunks) {
+      this.queue.push({ ...c, seq: this.seq++ });
+      this.queued += c.data.length;
+    }
+    if (this.appending) return; // the loop on the chain takes these too
+    this.appending = true;
+    this.chain = this.chain.then(() => this.appendQueued());
+  }
+
+  /** Appends what is queued, a batch at a time, until nothing is left (chunks queued meanwhile included). */
+  private async appendQueued(): Promise<void> {
+    const logId = this.ref!.id;
+    while (this.queue.length) {
+      let bytes = 0;
+      let count = 0;
+      while (count < this.queue.length && (count === 0 || bytes + this.queue[count]!.data.length <= BATCH_BYTES)) {
+        bytes += this.queue[count]!.data.length;
+        count++;
+      }
+      const batch = this.queue.splice(0, count);
+      await this.write(() => this.sink!.append(logId, batch));
       this.queued -= bytes;
       this.opts.onFlushed?.(bytes);
-    });
+    }
+    this.appending = false;
   }
 
   /** True while more than `limit` bytes wait for the store: a producer that can pause should, until `drained()`. */

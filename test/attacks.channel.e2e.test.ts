@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Docker from 'dockerode';
+import { outputFrameHeader } from '../activities/vm/agentFrames';
 import { GuestAgentClient } from '../activities/vm/guestAgent';
 import { QmpClient } from '../activities/vm/qmp';
 import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
@@ -84,6 +85,25 @@ function flood(socket: Socket, bytes: number): void {
   more();
 }
 
+interface ExecRequest {
+  op: string;
+  id: string;
+  k: string;
+  frames?: number;
+}
+
+/** Calls `answer` with the first request a fake agent reads (one JSON line). */
+function answerFirstRequest(socket: Socket, answer: (request: ExecRequest) => void): void {
+  let buffered = '';
+  socket.on('error', () => undefined);
+  socket.on('data', function read(data) {
+    buffered += data.toString();
+    if (!buffered.includes('\n')) return;
+    socket.off('data', read);
+    answer(JSON.parse(buffered.split('\n')[0]!) as ExecRequest);
+  });
+}
+
 interface Attack {
   name: string;
   /** What the host answers. */
@@ -153,6 +173,20 @@ const attacks: Attack[] = [
     },
   },
   {
+    name: 'a job prints a binary output frame header of its own (a guessed key, a 512 MiB length), then more bytes',
+    refusal: "all of it arrives as the job's output bytes, verbatim: inside a frame, nothing a job writes is read as one",
+    async run() {
+      const header = outputFrameHeader('stdout', 'j-0', 'k'.repeat(24), 512 * MiB);
+      const octal = [...header].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('');
+      const streamed: Buffer[] = [];
+      const result = await vm.exec(attacker, { argv: ['sh', '-c', `printf '${octal}'; echo after`] }, (stream, chunk) => {
+        if (stream === 'stdout') streamed.push(Buffer.from(chunk));
+      });
+      expect(result.exitCode).toBe(0);
+      expect(Buffer.concat(streamed).equals(Buffer.concat([header, Buffer.from('after\n')]))).toBe(true);
+    },
+  },
+  {
     name: 'a subverted agent writes 256 MiB without a newline to the channel',
     refusal: 'VM_AGENT_PROTOCOL naming the frame limit, within seconds; the host stays bounded',
     async run() {
@@ -196,6 +230,59 @@ const attacks: Attack[] = [
     },
   },
   {
+    name: 'a subverted agent sends an output frame claiming 2 GiB',
+    refusal: 'VM_AGENT_PROTOCOL naming the frame limit as soon as the header is in, before any data is kept',
+    async run() {
+      const path = await fakePeer('bigframe.sock', (socket) =>
+        answerFirstRequest(socket, (request) => {
+          socket.write(outputFrameHeader('stdout', request.id, request.k, 2 * 1024 * MiB));
+          flood(socket, 256 * MiB);
+        }),
+      );
+      const rss = watchRss();
+      const started = Date.now();
+      const agent = await GuestAgentClient.connect(path);
+      let delivered = 0;
+      await expect(agent.exec({ argv: ['true'] }, (_, chunk) => (delivered += chunk.length))).rejects.toMatchObject({
+        code: 'VM_AGENT_PROTOCOL',
+        message: expect.stringContaining('frame longer than 1048576 bytes'),
+      });
+      expect(delivered).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(rss()).toBeLessThan(MAX_RSS_GROWTH);
+      expect(agent.isClosed).toBe(true);
+    },
+  },
+  {
+    name: 'a subverted agent sends output frames under another key, and for ids it guessed',
+    refusal: 'none of their bytes reach the job; a guessed id is dropped and counted; the frame with the key and id is delivered',
+    async run() {
+      const path = await fakePeer('keyedframes.sock', (socket) =>
+        answerFirstRequest(socket, (request) => {
+          const frame = (id: string, key: string, text: string) =>
+            Buffer.concat([outputFrameHeader('stdout', id, key, text.length), Buffer.from(text)]);
+          socket.write(
+            Buffer.concat([
+              frame(request.id, 'f'.repeat(request.k.length), 'forged key '),
+              frame('j-guessed', request.k, 'guessed id '),
+              frame(request.id, request.k, 'real'),
+              Buffer.from(`${JSON.stringify({ id: request.id, k: request.k, exitCode: 0, timedOut: false })}\n`),
+            ]),
+          );
+        }),
+      );
+      const agent = await GuestAgentClient.connect(path);
+      const streamed: Buffer[] = [];
+      await expect(agent.exec({ argv: ['true'] }, (_, chunk) => streamed.push(Buffer.from(chunk)))).resolves.toEqual({
+        exitCode: 0,
+        timedOut: false,
+      });
+      expect(Buffer.concat(streamed).toString()).toBe('real');
+      expect(agent.dropped).toBe(1);
+      agent.close();
+    },
+  },
+  {
     name: "QEMU's monitor sends a 2 MiB line",
     refusal: 'VM_AGENT_PROTOCOL naming QMP and the frame limit; the connection is dropped',
     async run() {
@@ -224,6 +311,61 @@ afterAll(async () => {
   for (const handle of [attacker, neighbour]) if (handle) await vm.remove(handle);
   expect(qemuProcesses()).toEqual([]);
   rmSync(scratch, { recursive: true, force: true });
+});
+
+test('an agent that predates binary frames (a machine saved before them) streams its output as base64 JSON lines, exact', async () => {
+  const bytes = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256));
+  let asked: ExecRequest | undefined;
+  const path = await fakePeer('olderagent.sock', (socket) =>
+    answerFirstRequest(socket, (request) => {
+      asked = request;
+      const lines = [];
+      for (let at = 0; at < bytes.length; at += 64 * 1024) {
+        const data = bytes.subarray(at, at + 64 * 1024).toString('base64');
+        lines.push(JSON.stringify({ id: request.id, k: request.k, stream: 'stdout', data }));
+      }
+      lines.push(JSON.stringify({ id: request.id, k: request.k, exitCode: 0, timedOut: false }));
+      socket.write(`${lines.join('\n')}\n`);
+    }),
+  );
+  const agent = await GuestAgentClient.connect(path);
+  const streamed: Buffer[] = [];
+  await expect(agent.exec({ argv: ['true'] }, (_, chunk) => streamed.push(Buffer.from(chunk)))).resolves.toEqual({
+    exitCode: 0,
+    timedOut: false,
+  });
+  expect(asked).toMatchObject({ op: 'exec', frames: 1 }); // asked for frames; an older agent ignores the field
+  expect(Buffer.concat(streamed).equals(bytes)).toBe(true);
+  agent.close();
+});
+
+test('a consumer that falls behind (the log store) holds the agent back: nothing more is read until it has caught up', async () => {
+  const total = 8 * MiB;
+  const path = await fakePeer('slowstore.sock', (socket) =>
+    answerFirstRequest(socket, (request) => {
+      const piece = Buffer.alloc(256 * 1024, 'x');
+      const frames = Array.from({ length: total / piece.length }, () =>
+        Buffer.concat([outputFrameHeader('stdout', request.id, request.k, piece.length), piece]),
+      );
+      frames.push(Buffer.from(`${JSON.stringify({ id: request.id, k: request.k, exitCode: 0, timedOut: false })}\n`));
+      socket.write(Buffer.concat(frames));
+    }),
+  );
+  const agent = await GuestAgentClient.connect(path);
+  let delivered = 0;
+  let caughtUp!: () => void;
+  const drained = new Promise<void>((r) => (caughtUp = r));
+  let slow = true;
+  const job = agent.exec({ argv: ['true'] }, (_, chunk) => (delivered += chunk.length), { behind: () => slow, drained: () => drained });
+  await new Promise((r) => setTimeout(r, 1_000));
+  const whileBehind = delivered;
+  slow = false;
+  caughtUp();
+  await expect(job).resolves.toEqual({ exitCode: 0, timedOut: false });
+  expect(whileBehind).toBeGreaterThan(0);
+  expect(whileBehind).toBeLessThanOrEqual(MiB); // what one read of the socket held, not the 8 MiB on offer
+  expect(delivered).toBe(total);
+  agent.close();
 });
 
 test.each(attacks.map((attack) => [attack.name, attack.refusal, attack] as const))(

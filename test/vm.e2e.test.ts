@@ -2,6 +2,7 @@
 // root, jobs run through the guest agent, and a snapshot saves the whole machine, so a restored VM in a new QEMU
 // process still runs the processes it had. Runs under whichever accel the probe finds (TCG here).
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +107,37 @@ test('a job past its timeout is killed with its process group; output streams be
   expect(streamed.stdout).toBe('first\nsecond\n');
   expect(chunks[0]!.text).toBe('stdout:first\n');
   expect(ended - chunks[0]!.at).toBeGreaterThan(1_500);
+});
+
+test('what a job left in its pipes when it exits all arrives, however slowly the host reads; a writer left behind does not hold it', async () => {
+  const handle = await boot('drain');
+  const made = await vm.exec(handle, {
+    argv: ['sh', '-c', 'head -c 12000000 /dev/urandom > /tmp/r; sha256sum /tmp/r'],
+    timeoutMs: 120_000,
+  });
+  const streamed: Buffer[] = [];
+  let sinceStall = 0;
+  const result = await vm.exec(handle, { argv: ['sh', '-c', 'cat /tmp/r; echo end-mark'] }, (stream, chunk) => {
+    if (stream !== 'stdout') return;
+    streamed.push(Buffer.from(chunk));
+    sinceStall += chunk.length;
+    if (sinceStall < 1024 * 1024) return;
+    sinceStall = 0;
+    // A host too busy to read for a while (longer than the guest's grace for a writer left behind).
+    const until = Date.now() + 400;
+    while (Date.now() < until);
+  });
+  const out = Buffer.concat(streamed);
+  expect(result.exitCode).toBe(0);
+  expect(out.length).toBe(12_000_000 + 'end-mark\n'.length);
+  expect(createHash('sha256').update(out.subarray(0, 12_000_000)).digest('hex')).toBe(made.stdout.split(' ')[0]);
+  expect(out.subarray(-9).toString()).toBe('end-mark\n');
+
+  const begin = Date.now();
+  const left = await vm.exec(handle, { argv: ['sh', '-c', '(while :; do echo spam; done) & echo mine'], timeoutMs: 60_000 });
+  expect(left).toMatchObject({ exitCode: 0, timedOut: false });
+  expect(left.stdout).toContain('mine\n');
+  expect(Date.now() - begin).toBeLessThan(15_000);
 });
 
 test('a snapshot holds the whole machine: a background process survives restore into a new QEMU, uptime continues', async () => {

@@ -1,14 +1,18 @@
 // The host side of the guest agent's protocol (guest/agent): one JSON object per line, at most MAX_FRAME_BYTES,
-// over the VM's virtio-serial port, which QEMU exposes as agent.sock. Jobs are multiplexed by id over one connection.
+// over the VM's virtio-serial port, which QEMU exposes as agent.sock; a job's output comes as binary frames
+// (agentFrames.ts), or as base64 in JSON lines from an agent that predates them (a machine saved before).
+// Jobs are multiplexed by id over one connection.
 // Each connection draws a key that rides in every request; the agent echoes it in every answer and keeps it in its
 // own memory only. An answer without it (or for an id this connection did not choose) is dropped and counted.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SnapflowError } from '../../lib/errors';
+import { FRAMES_BINARY, type OutputFrame } from './agentFrames';
 import { LineSocket } from './lineSocket';
-import type { ExecJob, OutputListener } from './types';
+import type { ExecJob, OutputBackpressure, OutputListener } from './types';
 
 interface Job {
   onOutput?: OutputListener;
+  backpressure?: OutputBackpressure;
   resolve(result: { exitCode: number; timedOut: boolean }): void;
   reject(err: Error): void;
 }
@@ -36,14 +40,18 @@ export class GuestAgentClient {
   private readonly pings = new Map<string, Ping>();
   private socket!: LineSocket;
   private readonly key = Buffer.from(randomBytes(18).toString('base64url'));
-  /** Frames this connection dropped: a wrong or missing key, or an id it never sent. */
+  /** Frames this connection dropped: a wrong or missing key, or an id it never sent (a binary frame without the key is no frame). */
   dropped = 0;
 
   private constructor() {}
 
   static async connect(socketPath: string, timeoutMs = 5_000): Promise<GuestAgentClient> {
     const client = new GuestAgentClient();
-    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), { timeoutMs, peer: 'guest agent' });
+    client.socket = await LineSocket.open(socketPath, (message) => client.receive(message), {
+      timeoutMs,
+      peer: 'guest agent',
+      frames: { key: client.key, onOutputFrame: (frame) => client.output(frame) },
+    });
     const peers = live.get(socketPath) ?? new Set<GuestAgentClient>();
     live.set(socketPath, peers.add(client));
     client.socket.onClose((err) => {
@@ -73,11 +81,14 @@ export class GuestAgentClient {
     });
   }
 
-  /** Runs a job to its end; output reaches `onOutput` as it arrives. Rejects only when the connection is lost. */
-  exec(job: ExecJob, onOutput?: OutputListener): Promise<{ exitCode: number; timedOut: boolean }> {
+  /**
+   * Runs a job to its end; output reaches `onOutput` as it arrives, and while `backpressure` is behind the connection
+   * stops reading (the guest's writes wait). Rejects only when the connection is lost.
+   */
+  exec(job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<{ exitCode: number; timedOut: boolean }> {
     const id = `j-${randomBytes(12).toString('hex')}`;
     return new Promise((resolve, reject) => {
-      this.jobs.set(id, { onOutput, resolve, reject });
+      this.jobs.set(id, { onOutput, backpressure, resolve, reject });
       this.trySend(
         {
           op: 'exec',
@@ -87,6 +98,7 @@ export class GuestAgentClient {
           env: job.env ?? {},
           workdir: job.workdir ?? '',
           timeoutMs: job.timeoutMs ?? 0,
+          frames: FRAMES_BINARY,
         },
         (err) => {
           this.jobs.delete(id);
@@ -122,10 +134,24 @@ export class GuestAgentClient {
     if (!job) return void this.dropped++; // a job of an earlier connection
     if (message.stream === 'stdout' || message.stream === 'stderr') {
       job.onOutput?.(message.stream, Buffer.from(String(message.data ?? ''), 'base64'));
+      this.holdBack(job);
     } else if (typeof message.exitCode === 'number') {
       this.jobs.delete(id);
       job.resolve({ exitCode: message.exitCode, timedOut: message.timedOut === true });
     }
+  }
+
+  /** Where a binary output frame's data goes (the reader checked its key): its job's listener. */
+  private output(frame: OutputFrame): ((piece: Buffer) => void) | undefined {
+    const job = this.jobs.get(frame.id);
+    if (!job) return void this.dropped++; // an id this connection never sent
+    const { onOutput } = job;
+    return onOutput && ((piece) => (onOutput(frame.stream, piece), this.holdBack(job)));
+  }
+
+  /** A consumer that fell behind pauses the reading until it has caught up. */
+  private holdBack(job: Job): void {
+    if (job.backpressure?.behind()) this.socket.pauseUntil(job.backpressure.drained());
   }
 
   private keyed(message: Record<string, unknown>): boolean {

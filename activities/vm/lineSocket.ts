@@ -1,9 +1,14 @@
-// A unix socket that speaks one JSON object per line: what QMP and the guest agent both use. The other end is a
-// guest (or QEMU serving one): every line is bounded, and each byte is scanned once, however it is chunked.
+// A unix socket that speaks one JSON object per line: what QMP and the guest agent both use (the agent also sends
+// binary output frames, agentFrames.ts). The other end is a guest (or QEMU serving one): every line and frame is
+// bounded, and each byte is scanned once, however it is chunked.
 import { connect, type Socket } from 'node:net';
 import { SnapflowError } from '../../lib/errors';
+import { ChannelReader, type OnOutputFrame } from './agentFrames';
 
-/** Far above any real frame (the agent sends ≤ 64 KiB of output per frame, ~87 KiB as base64). */
+/**
+ * Far above any real frame: the agent sends ≤ 256 KiB of output per binary frame (an agent that predates them,
+ * ≤ 64 KiB per JSON line, ~87 KiB as base64).
+ */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 
@@ -51,12 +56,13 @@ export class LineReader {
 
 export class LineSocket {
   private closed = false;
+  private paused = false;
   private readonly closeListeners: Array<(err: Error) => void> = [];
 
   private constructor(
     private readonly socket: Socket,
     onMessage: (message: Record<string, unknown>) => void,
-    reader: LineReader,
+    reader: LineReader | ChannelReader,
   ) {
     const end = (err?: Error): void => {
       if (this.closed) return;
@@ -83,7 +89,13 @@ export class LineSocket {
   static open(
     path: string,
     onMessage: (message: Record<string, unknown>) => void,
-    opts: { timeoutMs?: number; peer: string; maxFrameBytes?: number },
+    opts: {
+      timeoutMs?: number;
+      peer: string;
+      maxFrameBytes?: number;
+      /** Binary output frames between the lines (the guest agent's), with the connection's key: where their data goes. */
+      frames?: { key: Buffer; onOutputFrame: OnOutputFrame };
+    },
   ): Promise<LineSocket> {
     const timeoutMs = opts.timeoutMs ?? 5_000;
     return new Promise((resolve, reject) => {
@@ -93,13 +105,29 @@ export class LineSocket {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new LineSocket(socket, onMessage, new LineReader(opts.maxFrameBytes ?? MAX_FRAME_BYTES, opts.peer)));
+        const max = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+        const { frames } = opts;
+        const reader = frames ? new ChannelReader(max, opts.peer, frames.key, frames.onOutputFrame) : new LineReader(max, opts.peer);
+        resolve(new LineSocket(socket, onMessage, reader));
       });
     });
   }
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Reads nothing more until `done` settles (the peer's writes wait meanwhile); one pause at a time. */
+  pauseUntil(done: Promise<unknown>): void {
+    if (this.paused || this.closed) return;
+    this.paused = true;
+    this.socket.pause();
+    void done
+      .catch(() => undefined)
+      .then(() => {
+        this.paused = false;
+        this.socket.resume();
+      });
   }
 
   onClose(listener: (err: Error) => void): void {

@@ -34,6 +34,7 @@ import type {
   CreateVm,
   ExecJob,
   ExecOutcome,
+  OutputBackpressure,
   OutputListener,
   RestoreVm,
   SnapshotVm,
@@ -271,7 +272,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       );
     },
 
-    async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome> {
+    async exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<ExecOutcome> {
       const agent = await agentFor(handle);
       const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
       const size = { stdout: 0, stderr: 0 };
@@ -288,7 +289,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       );
       try {
         const result = await Promise.race([
-          agent.exec({ argv: job.argv, env, workdir: job.workdir ?? handle.image.workdir, timeoutMs }, listener),
+          agent.exec({ argv: job.argv, env, workdir: job.workdir ?? handle.image.workdir, timeoutMs }, listener, backpressure),
           lost,
         ]);
         return { ...result, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() };

@@ -19,6 +19,12 @@ export interface ExecOutcome {
 
 export type OutputListener = (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 
+/** A consumer of a job's output that can fall behind (the log store): the guest is held back until it catches up. */
+export interface OutputBackpressure {
+  behind(): boolean;
+  drained(): Promise<void>;
+}
+
 export type Accel = 'kvm' | 'tcg';
 
 /** Everything needed to act on a running VM from any process; also written to `<dir>/vm.json`. */

@@ -8,14 +8,16 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 const (
 	defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	// Output still buffered in a pipe when a job's process exits is read for this long; a background process
-	// that inherited the pipe must not hold the job open.
+	// Once a job's process has exited and what it left in its pipes is sent, its streams are read for this much
+	// longer: a background process that inherited a pipe must not hold the job open.
 	drainGrace = 200 * time.Millisecond
 )
 
@@ -116,6 +118,10 @@ func runJob(ch *channel, r *reaper, req request) {
 	devnull, _ := os.Open("/dev/null")
 	outR, outW, _ := os.Pipe()
 	errR, errW, _ := os.Pipe()
+	// Bigger pipes: fewer, fuller reads and frames (every syscall is dear under emulation). Set on the write ends,
+	// whose Fd() is taken anyway: Fd() on a read end would make it blocking and void its read deadline.
+	growPipe(outW)
+	growPipe(errW)
 	attr := &syscall.ProcAttr{
 		Dir:   workdir,
 		Env:   env,
@@ -140,26 +146,27 @@ func runJob(ch *channel, r *reaper, req request) {
 	running.Store(req.ID, pid)
 	defer running.Delete(req.ID)
 
+	// A frame names its job and connection in at most maxFrameTag bytes each; a host whose ids do not fit gets lines.
+	binary := req.Frames == framesBinary && len(req.ID) >= 1 && len(req.ID) <= maxFrameTag && len(req.Key) >= 1 && len(req.Key) <= maxFrameTag
+	var exited atomic.Bool
 	var streams sync.WaitGroup
 	for _, s := range []struct {
 		name string
+		code byte
 		file *os.File
-	}{{"stdout", outR}, {"stderr", errR}} {
+	}{{"stdout", streamStdout, outR}, {"stderr", streamStderr, errR}} {
 		streams.Add(1)
-		go func(name string, file *os.File) {
+		go func(name string, code byte, file *os.File) {
 			defer streams.Done()
-			buf := make([]byte, 64*1024) // one frame per pipe-full: ~87 KiB of base64, far below the host's frame cap
-			frame := make([]byte, 0, 96*1024)
-			for {
-				n, err := file.Read(buf)
-				if n > 0 {
-					ch.sendOutput(&frame, req.ID, req.Key, name, buf[:n])
-				}
-				if err != nil {
-					return
-				}
+			if binary {
+				into, send := outputFrames(ch, req, code)
+				drain(file, &exited, into, send)
+				return
 			}
-		}(s.name, s.file)
+			buf := make([]byte, 64*1024) // one line per read: ~87 KiB of base64, far below the host's frame cap
+			frame := make([]byte, 0, 96*1024)
+			drain(file, &exited, buf, func(n int) { ch.sendOutput(&frame, req.ID, req.Key, name, buf[:n]) })
+		}(s.name, s.code, s.file)
 	}
 
 	timedOut := false
@@ -175,9 +182,12 @@ func runJob(ch *channel, r *reaper, req request) {
 	} else {
 		status = <-done
 	}
+	// Wakes a stream blocked on an empty pipe after the grace; set before the flag, which a stream that still has
+	// bytes to send answers by lifting it (drain).
 	deadline := time.Now().Add(drainGrace)
 	outR.SetReadDeadline(deadline)
 	errR.SetReadDeadline(deadline)
+	exited.Store(true)
 	streams.Wait()
 	outR.Close()
 	errR.Close()
@@ -225,4 +235,49 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: %w", name, os.ErrNotExist)
+}
+
+// drain reads a job's pipe until it ends, handing each read to the stream's sender (which sends it as a frame or a
+// JSON line). After the job's process exits, every byte already in the pipe is still read and sent, however long the
+// host takes to take them (a full 1 MiB pipe behind a busy host needs more than the grace); only then does the
+// grace start, for what a background process may still write.
+func drain(file *os.File, exited *atomic.Bool, into []byte, send func(n int)) {
+	noticed, armed := false, false
+	left := 0
+	for {
+		if !noticed && exited.Load() {
+			noticed = true
+			if left = buffered(file); left > 0 {
+				file.SetReadDeadline(time.Time{})
+			}
+		}
+		n, err := file.Read(into)
+		if n > 0 {
+			send(n)
+			left -= n
+		}
+		if noticed && left <= 0 && !armed {
+			file.SetReadDeadline(time.Now().Add(drainGrace))
+			armed = true
+		}
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !noticed {
+				continue // the exit's deadline woke an empty read: what the pipe holds now is counted first
+			}
+			return
+		}
+	}
+}
+
+// buffered says how many bytes wait in a pipe (FIONREAD), through the poller so the file stays non-blocking.
+func buffered(file *os.File) int {
+	raw, err := file.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n int32
+	raw.Control(func(fd uintptr) {
+		syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&n)))
+	})
+	return int(n)
 }

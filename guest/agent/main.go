@@ -5,6 +5,7 @@
 //
 //	{"op":"exec","id":"j1","k":"<key>","argv":["uname","-r"],"env":{"K":"V"},"workdir":"/root","timeoutMs":5000}
 //	  → {"id":"j1","k":"<key>","stream":"stdout","data":"<base64>"} … then {"id":"j1","k":"<key>","exitCode":0,"timedOut":false}
+//	  with "frames":1 in the request, the output comes as binary frames instead (frames.go); the exit stays JSON
 //	{"op":"ping","id":"p1","k":"<key>"} → {"id":"p1","k":"<key>","pong":true,"uptimeMs":1234}
 //
 // Every answer carries the key of the request it answers: the host draws one per connection and drops frames
@@ -43,6 +44,8 @@ type request struct {
 	Workdir   string            `json:"workdir"`
 	TimeoutMs int64             `json:"timeoutMs"`
 	GraceMs   int64             `json:"graceMs"`
+	// 1: stream this job's output as binary frames (frames.go); 0: JSON lines.
+	Frames int `json:"frames"`
 }
 
 // channel serialises writes: jobs stream concurrently over one port.
@@ -70,6 +73,13 @@ func (c *channel) sendOutput(frame *[]byte, id, key, stream string, data []byte)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out.Write(b)
+}
+
+// write sends one whole binary frame.
+func (c *channel) write(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out.Write(frame)
 }
 
 func appendQuoted(b []byte, s string) []byte {

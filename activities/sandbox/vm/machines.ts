@@ -316,7 +316,6 @@ export function createVmSandbox(deps: VmSandboxDeps) {
         requireOwned(id, input);
         const handle = handleOf(id);
         const output = outputHeartbeats(`exec ${input.command[0] ?? ''}`);
-        const decoders = { stdout: new TextDecoder(), stderr: new TextDecoder() };
         const log = (deps.logs ?? jobLogs(undefined)).open(input.log);
         // A cancel goes to the guest over the job's own connection (the port takes one at a time).
         let cancelled = false;
@@ -330,7 +329,8 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           const result = await vm.exec(
             handle,
             { argv: input.command, env: input.env, workdir: input.workdir, timeoutMs: input.timeoutMs },
-            (stream, chunk) => (log.push(stream, chunk), output.push(stream, decoders[stream].decode(chunk, { stream: true }))),
+            (stream, chunk) => (log.push(stream, chunk), output.pushBytes(stream, chunk)),
+            log, // a log store behind the job holds the guest back, not the host's memory
           );
           const exec = {
             exitCode: result.exitCode,
