@@ -59,7 +59,7 @@ export interface VmRuntimeDeps {
 export interface VmRuntime {
   readonly kind: SandboxClass;
   create(input: CreateVm): Promise<VmHandle>;
-  exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener): Promise<ExecOutcome>;
+  exec(handle: VmHandle, job: ExecJob, onOutput?: OutputListener, backpressure?: OutputBackpressure): Promise<ExecOutcome>;
   snapshot(handle: VmHandle, input: SnapshotVm): Promise<VmSnapshot>;
   restore(input: RestoreVm): Promise<VmHandle>;
   /** Idempotent: removing what is already gone succeeds. */
