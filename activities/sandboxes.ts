@@ -4,6 +4,7 @@ import {
   insertSandbox,
   insertSessionSnapshot,
   pinOnIssue,
+  saveIssue,
   setSandboxState,
   unpinOnIssue,
   type SandboxRow,
@@ -11,6 +12,7 @@ import {
   type SessionSnapshot,
 } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
+import { checkIssueKey } from '../lib/validation';
 import { writeOnce } from './boundary';
 
 export type { SandboxRow, SessionSnapshot } from '../catalog/sandboxes';
@@ -20,6 +22,17 @@ export function createSandboxActivities(deps: { db: Db }) {
   return {
     async registerSandbox(input: SandboxRow): Promise<void> {
       return writeOnce(db, (tx) => insertSandbox(tx, input));
+    },
+
+    /**
+     * The issue a new sandbox is for, its row created on first use (an upsert on the workspace and key: a retry gets
+     * the same row). The key is checked here too, for a workflow started without the client.
+     */
+    async saveSandboxIssue(input: { workspace: string; issue: string }): Promise<{ issueId: string }> {
+      return writeOnce(db, async (tx) => {
+        const issue = checkIssueKey(input.issue);
+        return { issueId: (await saveIssue(tx, { workspace: input.workspace, issue })).id };
+      });
     },
 
     /** Mirrors the workflow's state into the catalog (restore resolution and `sandbox list` read it). */

@@ -116,6 +116,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   describeRun: 'reads',
   // sandbox catalog
   registerSandbox: 'writes',
+  saveSandboxIssue: 'writes',
   updateSandbox: 'writes',
   saveSessionSnapshot: 'writes',
   // vm sandboxes

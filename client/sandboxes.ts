@@ -5,7 +5,7 @@ import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { readRestoreInput } from '../catalog/restore';
-import { listSandboxes, pinTarget, requireIssue, sandboxScope, saveIssue, type Sandbox } from '../catalog/sandboxes';
+import { listSandboxes, pinTarget, requireIssue, sandboxScope, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
@@ -126,10 +126,6 @@ export class SandboxClient {
     checkSandboxSpec({ ...input, size, runtime: input.runtime ?? base?.snapshot.runtime });
     const runtime = (input.runtime ?? base?.snapshot.runtime) as Runtime;
     const lifecycle = await this.lifecycleFor(workspace, { idleTimeout, maxLifetime });
-    let issueId: string | undefined;
-    if (input.issue) {
-      issueId = (await saveIssue(this.db, { workspace, issue: input.issue })).id;
-    }
     const sandboxId = randomUUID();
     const workflowId = workflowIds.sandbox(sandboxId);
     const start = new WithStartWorkflowOperation<typeof sandbox>('sandbox', {
@@ -145,7 +141,8 @@ export class SandboxClient {
           runtime,
           profileKey: profileKey({ runtime, size: size!, baseDigest: base?.snapshot.storedRef ?? undefined }),
           keepAlive: input.keepAlive ?? false,
-          issueId,
+          // The workflow saves the issue's row (created on first use) as it registers the sandbox.
+          issue: input.issue,
           baseSnapshotId: base?.snapshot.id,
           agentId: base?.agentId,
           ...lifecycle,

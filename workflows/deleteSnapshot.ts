@@ -1,16 +1,13 @@
 import { workflowInfo } from '@temporalio/workflow';
-import { access, retirement } from './activities';
+import { retirement } from './activities';
 import type { DeleteSnapshotRequest, DeleteSnapshotResult } from './contracts/deleteSnapshot';
-import { vouch } from './authorize';
-import { since } from './legacy';
+import { authorizeRun } from './authorize';
 
 /** Refuses while anything uses the snapshot; else `deleting` → registry delete → `deleted` (tombstone). */
 export async function deleteSnapshot(req: DeleteSnapshotRequest): Promise<DeleteSnapshotResult> {
   const { workflowId, runId } = workflowInfo();
   const run = { workflowId, runId };
-  // Versioned (here and in every workflow that gained it): runs recorded before authorization replay without it.
-  if (since.authorization())
-    await access.authorizeOnSnapshot({ ...vouch(req.claim), actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
+  await authorizeRun({ claim: req.claim, actor: req.actor, action: 'snapshot.delete', snapshotId: req.snapshotId, run });
   const target = await retirement.beginDelete({ id: req.snapshotId, actor: req.actor, run });
   if (!target.alreadyDeleted) {
     if (target.storedRef) await retirement.deleteStoredImage({ storedRef: target.storedRef });

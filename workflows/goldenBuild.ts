@@ -1,7 +1,8 @@
 import { CancellationScope, setCurrentDetails, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { BuildConfig } from '../activities/goldenCatalog';
 import { BASE_IMAGE_REF, findPreset, profileKey } from '../lib/presets';
-import { defaults, golden, hostActivities, hostGoldenActivities, hostProbe, hostVmActivities } from './activities';
+import { defaults, golden, hostActivities, hostGoldenActivities, hostProbe } from './activities';
+import { saveMachine, type StepNote } from './goldenMachine';
 import type { GoldenBuildRequest, GoldenBuildResult, GoldenSnapshotRef } from './contracts/goldenBuild';
 import { failureOf, reject } from './failures';
 import { warmHostCaches } from './hostCache';
@@ -177,7 +178,19 @@ async function registerTargets(b: Build, stored: { storedRef: string; digest: st
     const machine =
       target.machine && since.goldenMachine()
         ? await withStepLog(vmStepLog(buildId, saves++), `== vm ${target.size}: boot the built image as a machine, save it`, (note) =>
-            saveMachine(b, target.size, localRef, note),
+            saveMachine(
+              {
+                hostId: b.hostId,
+                workflowId: run.workflowId,
+                workspace: req.workspace,
+                buildId,
+                size: target.size,
+                image: localRef,
+                entrypoint: config.base?.entrypoint,
+                settleSeconds: BASE_SETTLE_SECONDS,
+              },
+              note,
+            ),
           )
         : undefined;
     const { snapshotId } = await golden.registerGolden({
@@ -213,47 +226,10 @@ async function registerTargets(b: Build, stored: { storedRef: string; digest: st
   return snapshots;
 }
 
-/** Boots the committed image as a vm of `size` on the builder, then saves that machine into storage. */
-async function saveMachine(
-  b: Build,
-  size: string,
-  localRef: string,
-  note: StepNote,
-): Promise<{ storedRef: string; digest: string; machineProfile: string }> {
-  const { req, buildId, hostId } = b;
-  setCurrentDetails(`**vm** ${size}: boot the built image and save the machine`);
-  const vm = hostVmActivities(hostId, size);
-  const booted = await vm.startVmSandbox({
-    key: `golden-${buildId.slice(0, 8)}-${size}`,
-    image: localRef,
-    size,
-    workflowId: b.run.workflowId,
-    entrypoint: b.config.base?.entrypoint,
-    settleSeconds: BASE_SETTLE_SECONDS,
-  });
-  await note(1, `booted in ${(booted.bootMs / 1000).toFixed(1)} s`);
-  try {
-    const saved = await vm.snapshotVmSandbox({
-      containerId: booted.containerId,
-      repository: `snapflow/golden/${req.workspace}`,
-      tag: `build-${buildId.slice(0, 8)}-${size}`,
-      keepAlive: false,
-      requireStorage: true,
-    });
-    await note(2, `saved as ${saved.storedRef} (machine profile ${saved.machineProfile})`);
-    return { storedRef: saved.storedRef!, digest: saved.digest!, machineProfile: saved.machineProfile };
-  } finally {
-    await CancellationScope.nonCancellable(() => hostActivities(hostId).removeSandbox({ containerId: booted.containerId }));
-  }
-}
-
 /** A segment of the build's log (catalog/logs.ts goldenLogRef: preload 1, skills 2, deps 3, boot 4; workflows cannot import it). */
 function goldenLog(buildId: string, segment: number) {
   return { id: `golden:${buildId}`, kind: 'golden' as const, subject: buildId, seqBase: segment * 2 ** 24 };
 }
-
-/** A line at place `at` of one step in the build's log. */
-type StepNote = (at: number, line: string) => Promise<void>;
 
 /** The lines of the `save`-th vm target's step (segment vm, 4 places each); runs recorded before them write none. */
 function vmStepLog(buildId: string, save: number): StepNote {

@@ -1,24 +1,18 @@
 import { CancellationScope, workflowInfo } from '@temporalio/workflow';
 import { BASE_IMAGE_REF } from '../lib/presets';
-import { access, hostActivities } from './activities';
+import { hostActivities } from './activities';
 import type { HostSelfTestRequest, HostSelfTestResult } from './contracts/hostSelfTest';
 import { reject } from './failures';
-import { vouch } from './authorize';
+import { authorize } from './authorize';
 import { since } from './legacy';
 
 /** Proves one host end to end: temp sandbox → exec → commit → (push) → remove, on the real engine. */
 export async function hostSelfTest(req: HostSelfTestRequest): Promise<HostSelfTestResult> {
   const docker = hostActivities(req.hostId);
-  const { workflowId, runId } = workflowInfo();
+  const { workflowId } = workflowInfo();
   if (since.hostAuthorization()) {
     if (!req.actor) reject('PERMISSION_DENIED', 'this self-test names no actor', { field: 'actor', hint: 'pass the actor' });
-    await access.authorizeHost({
-      ...vouch(req.claim),
-      actor: req.actor,
-      hostId: req.hostId,
-      action: 'host.self-test',
-      run: { workflowId, runId },
-    });
+    await authorize({ claim: req.claim, actor: req.actor, hostId: req.hostId, action: 'host.self-test' });
   }
   const sandbox = await docker.createTempSandbox({ key: workflowId, image: BASE_IMAGE_REF, size: 'small', workflowId });
   let localRef: string | undefined;

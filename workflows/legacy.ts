@@ -33,4 +33,11 @@ export const since = {
   imageBootCheck: () => patched('image-boot-check-v1'),
   /** 2026-12-06 · remove after 2027-03-06. Without it: a golden build's vm targets wrote no lines in its log. */
   goldenStepLog: () => patched('golden-step-log-v1'),
+  /** 2026-12-06 · remove after 2027-03-06. Without it: the client wrote a sandbox's issue row and passed its id. */
+  sandboxIssue: () => patched('sandbox-issue-v1'),
+  /**
+   * 2026-12-06 · remove after 2027-03-06. Without it: a golden build's vm targets called the machine steps by their
+   * earlier names, the handle as text (workflows/goldenMachine.ts).
+   */
+  goldenVerbs: () => patched('golden-vm-verbs-v1'),
 };

@@ -130,10 +130,14 @@ export class SandboxCore {
     return this.s.profileKey ?? this.req.profileKey;
   }
 
-  /** Its catalog row, as requested: the first run registers it before anything starts. */
-  protected register() {
+  /** Its catalog row, as requested (and its issue's, created on first use): the first run registers it before anything starts. */
+  protected async register(): Promise<void> {
     const { req } = this;
-    return sandboxCatalog.registerSandbox({
+    const issueId =
+      req.issue !== undefined && since.sandboxIssue()
+        ? (await sandboxCatalog.saveSandboxIssue({ workspace: req.workspace, issue: req.issue })).issueId
+        : req.issueId;
+    await sandboxCatalog.registerSandbox({
       id: req.sandboxId,
       workspace: req.workspace,
       class: req.class,
@@ -141,7 +145,7 @@ export class SandboxCore {
       runtime: req.runtime,
       profileKey: req.profileKey,
       keepAlive: req.keepAlive,
-      issueId: req.issueId,
+      issueId,
       baseSnapshotId: req.baseSnapshotId,
       agentId: req.agentId,
     });

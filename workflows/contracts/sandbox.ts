@@ -17,6 +17,11 @@ export const SANDBOX_DEFAULTS = {
 /** The sandbox's catalog row (catalog/sandboxes.ts), its id named `sandboxId`, and who asks for it. */
 export interface SandboxRequest extends Omit<SandboxRow, 'id'> {
   sandboxId: string;
+  /**
+   * The external issue key (e.g. "ENG-42") whose pinned golden comes first: the first run saves the issue's row
+   * (created on first use) and registers the sandbox under it. Runs recorded before that carried `issueId` instead.
+   */
+  issue?: string;
   actor: string;
   /** Proof that `actor` is who asks (lib/actorClaim.ts), checked by the authorization step. */
   claim?: ActorClaim;
