@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { writingActivities } from '../activities/writers';
-import { defaultHistory, goldenBuilds, sandboxes, snapshots } from '../db/schema';
+import { defaultHistory, goldenBuilds, issues, sandboxes, snapshots } from '../db/schema';
 import { describeFailure } from '../lib/errors';
 import { audit } from './chaos/cases';
 import { startChaosEnv, type ChaosEnv } from './chaos/env';
@@ -111,9 +111,15 @@ test('every writing flow tells the truth while each writer commits, stalls past 
     });
     return env.client.golden.waitForBuild((await env.client.golden.buildNow({ workspace: ws })).workflowId);
   };
-  // A container sandbox from the replacing image snapshot: cached onto the host, a job, destroyed.
+  // A container sandbox for an issue from the replacing image snapshot: cached onto the host, a job, destroyed.
   const sandboxFlow = async (snapshot: string) => {
-    const { sandboxId } = await env.client.sandboxes.create({ workspace: ws, class: 'container', snapshot, keepAlive: true });
+    const { sandboxId } = await env.client.sandboxes.create({
+      workspace: ws,
+      class: 'container',
+      snapshot,
+      keepAlive: true,
+      issue: 'STALL-1',
+    });
     const job = await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo ran'] });
     const destroyed = await env.client.sandboxes.destroy(sandboxId);
     return { sandboxId, job, destroyed };
@@ -151,6 +157,11 @@ test('every writing flow tells the truth while each writer commits, stalls past 
   expect(await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, ws))).toHaveLength(1);
   expect(await env.db.db.select().from(goldenBuilds).where(eq(goldenBuilds.workspace, ws))).toHaveLength(1);
   expect(await env.db.db.select().from(sandboxes).where(eq(sandboxes.id, sandbox.sandboxId))).toHaveLength(1);
+  // The issue's row was written once, by the workflow, and the sandbox is registered under it.
+  const issueRows = await env.db.db.select().from(issues).where(eq(issues.workspace, ws));
+  expect(issueRows.map((row) => row.externalKey)).toEqual(['STALL-1']);
+  const [row] = await env.db.db.select().from(sandboxes).where(eq(sandboxes.id, sandbox.sandboxId));
+  expect(row!.issueId).toBe(issueRows[0]!.id);
   expect(await audit(env)).toEqual({ orphans: [], duplicates: [] });
 
   // Every writer was stalled after its commit, and each retry answered what the lost attempt had.
