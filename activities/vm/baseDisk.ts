@@ -22,14 +22,14 @@ import {
   rmSync,
   symlinkSync,
 } from 'node:fs';
-import { chmod, mkdtemp, open, writeFile } from 'node:fs/promises';
-import { dirname, join, posix } from 'node:path';
+import { open, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { extract, type Headers } from 'tar-stream';
 import { SnapflowError } from '../../lib/errors';
-import { MAX_ENTRIES, MAX_NAME_BYTES, guestName, imageFacts, removeDeadWork, reservedName, underSymlink } from './guestImage';
+import { MAX_ENTRIES, MAX_NAME_BYTES, guestName, imageFacts, reservedName, startCacheWork, underSymlink } from './guestImage';
 import type { VmHandle } from './types';
 
 export interface BaseDisk {
@@ -101,11 +101,7 @@ export async function baseDisk(docker: Docker, ref: string, opts: { cacheDir: st
   const found = cachedBaseDisk(opts.cacheDir, info.Id, diskBytes);
   if (found) return found;
   const dir = baseDiskDir(opts.cacheDir, info.Id, diskBytes);
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true, mode: 0o700 });
-  await chmod(parent, 0o700);
-  removeDeadWork(parent);
-  const work = await mkdtemp(`${dir}.tmp-${process.pid}-`); // 0700
+  const work = await startCacheWork(dir);
   try {
     const tree = join(work, 'root');
     mkdirSync(tree, { mode: 0o700 });

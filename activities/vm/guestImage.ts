@@ -82,11 +82,7 @@ async function cached(
   const manifest = join(dir, 'image.json');
   if (existsSync(initrd) && existsSync(manifest))
     return { initrd, ...(JSON.parse(readFileSync(manifest, 'utf8')) as Omit<GuestImage, 'initrd'>) };
-  const parent = dirname(dir);
-  mkdirSync(parent, { recursive: true, mode: 0o700 });
-  await chmod(parent, 0o700);
-  removeDeadWork(parent);
-  const work = await mkdtemp(`${dir}.tmp-${process.pid}-`); // 0700
+  const work = await startCacheWork(dir);
   try {
     const raw = join(work, 'root.cpio');
     const out = await open(raw, 'wx', 0o600);
@@ -111,6 +107,18 @@ async function cached(
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * A fresh work directory (0700) beside cache entry `dir`, in a root-only parent, after removing what builders that
+ * died left there; the builder renames it to `dir` when done.
+ */
+export async function startCacheWork(dir: string): Promise<string> {
+  const parent = dirname(dir);
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  await chmod(parent, 0o700);
+  removeDeadWork(parent);
+  return mkdtemp(`${dir}.tmp-${process.pid}-`);
 }
 
 /** Work directories of builders that died (`<dir>.tmp-<pid>-<random>`): their pid is gone. */
