@@ -45,13 +45,13 @@ export async function benchVm(): Promise<void> {
       );
       samples.preload.push(await time(() => vm.exec(handle!, { argv: PRELOAD })));
       const file = join(scratch, 'state', `run-${run}.zst`);
-      const saved = await vm.snapshot(handle!, { file, keepAlive: false });
+      const saved = await vm.snapshot(handle!, { file, chunks: join(scratch, 'state', 'chunks'), keepAlive: false });
       live.delete(handle!);
       samples.save.push(saved.savedMs);
       samples.bytes.push(saved.bytes);
       samples.restore.push(
         await time(async () => {
-          handle = await vm.restore({ id: `restored-${run}`, file });
+          handle = await vm.restore({ id: `restored-${run}`, file, chunks: join(scratch, 'state', 'chunks') });
           live.add(handle);
           await firstJob(vm, handle);
         }),

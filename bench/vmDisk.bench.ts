@@ -1,24 +1,28 @@
-// vm sessions on the root disk, for a 16 MiB and a 1 GiB agent image (incompressible payloads): a job writes 1 MiB,
-// the machine is saved (state bytes, save time), then restored to its first job's output, several runs each. The two
-// images should cost alike: a session holds memory, devices and the blocks the job wrote, never the image.
-import { mkdtempSync, rmSync } from 'node:fs';
+// vm sessions on the root disk, for a 16 MiB and a 1 GiB agent image (incompressible payloads), as a `small` sandbox:
+// cold first boot from the new image; the full-state save (RAM through the migration stream, the path before chunks)
+// as a baseline; then sessions after jobs that each write 1 MiB (what a save adds to the chunk store, how long it
+// takes, how long the guest is paused); restore of the last session to its first job's output; and a fork of the
+// running machine (saved on the spot, restored beside it) to its first output, checked to diverge. The two images
+// should cost alike: a session holds what changed, never the image.
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { baseDisk } from '../activities/vm/baseDisk';
-import { cacheDir } from '../activities/vm/machine';
-import { createVmRuntime } from '../activities/vm/runtime';
+import { machineFiles } from '../activities/vm/machine';
+import { QmpClient } from '../activities/vm/qmp';
+import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle } from '../activities/vm/types';
 import { BASE_IMAGE_REF, SIZE_PRESETS } from '../lib/presets';
 import { readTestStack } from '../test/support/stackState';
 import { median, percentile, time } from './measure';
 
-const RUNS = Number(process.env.SNAPFLOW_BENCH_VM_RUNS ?? 5);
-const MEMORY_MIB = 512;
-const DISK_MIB = SIZE_PRESETS[0]!.diskMiB;
+const RUNS = Number(process.env.SNAPFLOW_BENCH_VM_RUNS ?? 10);
+const SMALL = SIZE_PRESETS[0]!;
 const IMAGES = [
   { name: '16 MiB', tag: 'bench-16m', mib: 16 },
   { name: '1 GiB', tag: 'bench-1g', mib: 1024 },
 ];
+const MIB = 2 ** 20;
 
 /** The base image plus `mib` MiB of random bytes in /payload, committed on the stack's engine. */
 async function payloadImage(docker: Docker, tag: string, mib: number): Promise<string> {
@@ -45,59 +49,136 @@ async function payloadImage(docker: Docker, tag: string, mib: number): Promise<s
   return ref;
 }
 
+async function run(vm: VmRuntime, handle: VmHandle, script: string): Promise<string> {
+  const job = await vm.exec(handle, { argv: ['sh', '-c', script] });
+  if (job.exitCode !== 0) throw new Error(`job failed (${script}): ${job.stderr}`);
+  return job.stdout;
+}
+
+/** The save before chunks: RAM and disk blocks through the migration stream into one zstd file; the guest resumes. */
+async function fullStateSave(handle: VmHandle, file: string): Promise<{ ms: number; bytes: number }> {
+  const qmp = await QmpClient.connect(machineFiles(handle.dir).qmpSocket);
+  try {
+    const ms = await time(async () => {
+      await qmp.execute('stop');
+      await qmp.execute('migrate-set-capabilities', {
+        capabilities: [
+          { capability: 'x-ignore-shared', state: false },
+          { capability: 'block', state: true },
+        ],
+      });
+      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER, 'block-incremental': true });
+      await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o ${file}` });
+      while ((await qmp.execute<{ status?: string }>('query-migrate')).status !== 'completed')
+        await new Promise((r) => setTimeout(r, 10));
+    });
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'block', state: false }] });
+    await qmp.execute('cont');
+    return { ms, bytes: statSync(file).size };
+  } finally {
+    qmp.close();
+  }
+}
+
+interface Figure {
+  name: string;
+  cold: number;
+  baseline: { ms: number; bytes: number };
+  first: number;
+  save: number[];
+  paused: number[];
+  bytes: number[];
+  restore: number[];
+  fork: number;
+}
+
 export async function benchVmDisk(): Promise<void> {
   const docker = new Docker({ socketPath: readTestStack().dockerHost.replace('unix://', '') });
   const scratch = mkdtempSync('/tmp/sfvm-bench-disk-');
-  const vm = createVmRuntime({ docker, runRoot: join(scratch, 'run') });
+  // A cache of its own: every image's first boot is cold (its base disk built), and the host's cache is left alone.
+  const cache = join(scratch, 'cache');
+  const vm = createVmRuntime({ docker, runRoot: join(scratch, 'run'), cacheDir: cache });
+  const chunks = join(scratch, 'chunks');
   const live = new Set<VmHandle>();
-  const figures: Array<{ name: string; save: number; bytes: number; restore50: number; restore95: number }> = [];
+  const track = (handle: VmHandle): VmHandle => (live.add(handle), handle);
+  const drop = async (handle: VmHandle): Promise<void> => (live.delete(handle), vm.remove(handle));
+  const figures: Figure[] = [];
   try {
     for (const image of IMAGES) {
       const ref = await payloadImage(docker, image.tag, image.mib);
-      const built = await time(() => baseDisk(docker, ref, { cacheDir: cacheDir(), diskMiB: DISK_MIB }));
-      const samples = { save: [] as number[], bytes: [] as number[], restore: [] as number[] };
-      for (let run = 0; run < RUNS; run++) {
-        const handle = await vm.create({ id: `disk-${image.tag}-${run}`, image: ref, memoryMiB: MEMORY_MIB, vcpus: 1, diskMiB: DISK_MIB });
-        live.add(handle);
-        const job = await vm.exec(handle, { argv: ['sh', '-c', 'head -c 1048576 /dev/urandom > /root/written && sync'] });
-        if (job.exitCode !== 0) throw new Error(`the job failed: ${job.stderr}`);
-        const file = join(scratch, 'state', `${image.tag}-${run}.zst`);
-        const saved = await vm.snapshot(handle, { file, keepAlive: false });
-        live.delete(handle);
-        samples.save.push(saved.savedMs);
-        samples.bytes.push(saved.bytes);
-        let restored: VmHandle | undefined;
-        samples.restore.push(
+      const machine = { memoryMiB: SMALL.memoryMiB, vcpus: SMALL.vcpus, diskMiB: SMALL.diskMiB };
+      // Cold first boot from a new image: its base disk is built, then the machine boots to its first job's output.
+      let source!: VmHandle;
+      const cold = await time(async () => {
+        await baseDisk(docker, ref, { cacheDir: cache, diskMiB: machine.diskMiB });
+        source = track(await vm.create({ id: `disk-${image.tag}`, image: ref, ...machine }));
+        await run(vm, source, 'true');
+      });
+      await run(vm, source, 'sleep 100000 >/dev/null 2>&1 & echo $! > /root/bg');
+      const baseline = await fullStateSave(source, join(scratch, `${image.tag}-full.zst`));
+      const file = (n: string) => join(scratch, 'state', `${image.tag}-${n}.zst`);
+      const first = await vm.snapshot(source, { file: file('first'), chunks, keepAlive: true });
+      const figure: Figure = { name: image.name, cold, baseline, first: first.newBytes!, save: [], paused: [], bytes: [], restore: [], fork: 0 };
+      let last = first;
+      for (let i = 0; i < RUNS; i++) {
+        await run(vm, source, `head -c 1048576 /dev/urandom > /root/written-${i} && sync`);
+        last = await vm.snapshot(source, { file: file(`s${i}`), chunks, keepAlive: true });
+        figure.save.push(last.savedMs);
+        figure.paused.push(last.pausedMs!);
+        figure.bytes.push(last.newBytes!);
+      }
+      for (let i = 0; i < RUNS; i++) {
+        let restored!: VmHandle;
+        figure.restore.push(
           await time(async () => {
-            restored = await vm.restore({ id: `disk-${image.tag}-r${run}`, file });
-            live.add(restored);
-            const first = await vm.exec(restored, { argv: ['wc', '-c', '/root/written'] });
-            if (!first.stdout.startsWith('1048576')) throw new Error(`restored machine lost the job's file: ${first.stdout}`);
+            restored = track(await vm.restore({ id: `disk-${image.tag}-r${i}`, file: last.file, chunks }));
+            const out = await run(vm, restored, `wc -c < /root/written-${RUNS - 1}`);
+            if (out.trim() !== '1048576') throw new Error(`restored machine lost the job's file: ${out}`);
           }),
         );
-        await vm.remove(restored!);
-        live.delete(restored!);
-        rmSync(join(scratch, 'state'), { recursive: true, force: true });
+        await drop(restored);
       }
-      const figure = {
-        name: image.name,
-        save: median(samples.save),
-        bytes: median(samples.bytes),
-        restore50: median(samples.restore),
-        restore95: percentile(samples.restore, 95),
-      };
+      // Fork: the running machine saved on the spot and restored beside it; both go on, apart.
+      let fork!: VmHandle;
+      figure.fork = await time(async () => {
+        const saved = await vm.snapshot(source, { file: file('fork'), chunks, keepAlive: true });
+        fork = track(await vm.restore({ id: `disk-${image.tag}-fork`, file: saved.file, chunks }));
+        await run(vm, fork, 'true');
+      });
+      await run(vm, fork, 'kill -0 "$(cat /root/bg)" && echo fork > /root/only-fork');
+      const diverged = await vm.exec(source, { argv: ['test', '-e', '/root/only-fork'] });
+      if (diverged.exitCode === 0) throw new Error('a file written in the fork is in its source');
+      await drop(fork);
+      await drop(source);
       figures.push(figure);
+      const p50 = median;
       console.log(
-        `  ${image.name} image (base disk built in ${(built / 1000).toFixed(1)} s, cached after): session after a 1 MiB write ` +
-          `${(figure.bytes / 2 ** 20).toFixed(1)} MiB zstd, saved in ${figure.save.toFixed(0)} ms; restore to first job output ` +
-          `p50 ${figure.restore50.toFixed(0)} ms, p95 ${figure.restore95.toFixed(0)} ms (${RUNS} runs, ${MEMORY_MIB} MiB RAM)`,
+        `  ${image.name} image, small (${machine.memoryMiB} MiB RAM): cold first boot ${(cold / 1000).toFixed(1)} s (base disk built); ` +
+          `full-state save ${(baseline.bytes / MIB).toFixed(1)} MiB in ${baseline.ms.toFixed(0)} ms; first chunked save ${(figure.first / MIB).toFixed(1)} MiB`,
+      );
+      console.log(
+        `    session after a 1 MiB write: ${(p50(figure.bytes) / MIB).toFixed(2)} MiB added (max ${(Math.max(...figure.bytes) / MIB).toFixed(2)}), ` +
+          `saved in p50 ${p50(figure.save).toFixed(0)} ms (paused ${p50(figure.paused).toFixed(0)} ms); ${RUNS} sessions added ` +
+          `${(figure.bytes.reduce((a, b) => a + b, 0) / MIB).toFixed(1)} MiB; restore to first job output p50 ${p50(figure.restore).toFixed(0)} ms, ` +
+          `p95 ${percentile(figure.restore, 95).toFixed(0)} ms; fork to first output ${figure.fork.toFixed(0)} ms`,
       );
     }
-    const [small, large] = figures as [(typeof figures)[0], (typeof figures)[0]];
-    const ratio = large.bytes / small.bytes;
-    console.log(
-      `${ratio <= 1.5 ? '✓' : '✗'} vm session bytes, 1 GiB image ÷ 16 MiB image: ${ratio.toFixed(2)} (target ≤ 1.5: the image is not in the session)`,
-    );
+    const [small, large] = figures as [Figure, Figure];
+    const check = (ok: boolean, line: string) => console.log(`${ok ? '✓' : '✗'} ${line}`);
+    const bytes = median(large.bytes);
+    check(bytes <= 16 * MIB, `vm session bytes after a 1 MiB write, 1 GiB image: ${(bytes / MIB).toFixed(2)} MiB (target ≤ 16 MiB)`);
+    check(median(large.save) <= 1000, `vm session save, 1 GiB image: p50 ${median(large.save).toFixed(0)} ms (target ≤ 1000 ms)`);
+    const ratio = Math.max(median(small.bytes), bytes) / Math.min(median(small.bytes), bytes);
+    check(ratio <= 1.5, `vm session bytes, 16 MiB vs 1 GiB image: within ${ratio.toFixed(2)}× (target ≤ 1.5×)`);
+    for (const f of figures) {
+      check(median(f.restore) <= 300, `vm restore to first output, ${f.name}: p50 ${median(f.restore).toFixed(0)} ms (target ≤ 300 ms)`);
+      check(percentile(f.restore, 95) <= 500, `vm restore to first output, ${f.name}: p95 ${percentile(f.restore, 95).toFixed(0)} ms (target ≤ 500 ms)`);
+      check(f.fork <= 1000, `vm fork to first output, ${f.name}: ${f.fork.toFixed(0)} ms (target ≤ 1000 ms)`);
+      const total = f.bytes.reduce((a, b) => a + b, 0);
+      check(total <= RUNS * 16 * MIB, `vm ${RUNS} sessions, ${f.name}: ${(total / MIB).toFixed(1)} MiB added (target ≤ ${RUNS * 16} MiB)`);
+    }
+    const restoreRatio = Math.max(median(small.restore), median(large.restore)) / Math.min(median(small.restore), median(large.restore));
+    check(restoreRatio <= 1.3, `vm restore p50, 16 MiB vs 1 GiB image: within ${restoreRatio.toFixed(2)}× (target ≤ 1.3×)`);
   } finally {
     for (const handle of live) await vm.remove(handle).catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });

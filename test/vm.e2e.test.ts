@@ -22,6 +22,8 @@ let scratch: string;
 let runRoot: string;
 let stateDir: string;
 const started: VmHandle[] = [];
+/** The chunk store of this file's saved machines (RAM and overlay chunks). */
+const chunkDir = (): string => join(stateDir, 'chunks');
 
 /** Every QEMU process whose command line points into this file's run directory. */
 function qemuProcesses(): number[] {
@@ -147,19 +149,22 @@ test('a snapshot holds the whole machine: a background process survives restore 
   const uptimeBefore = parseFloat((await vm.exec(handle, { argv: ['cat', '/proc/uptime'] })).stdout);
 
   // Keep-alive: saved, and the same VM goes on answering.
-  const kept = await vm.snapshot(handle, { file: join(stateDir, 'kept.zst'), keepAlive: true });
-  expect(kept.bytes).toBeGreaterThan(0);
+  const kept = await vm.snapshot(handle, { file: join(stateDir, 'kept.zst'), chunks: chunkDir(), keepAlive: true });
+  expect(kept).toMatchObject({ format: 2 });
+  expect(kept.ram!.chunks.length).toBeGreaterThan(0);
   expect((await vm.exec(handle, { argv: ['cat', '/root/file'] })).stdout).toBe('note\n');
 
   // Stop: saved, and the QEMU process and its directory are gone.
-  const saved: VmSnapshot = await vm.snapshot(handle, { file: join(stateDir, 'session.zst'), keepAlive: false });
+  const saved: VmSnapshot = await vm.snapshot(handle, { file: join(stateDir, 'session.zst'), chunks: chunkDir(), keepAlive: false });
   started.splice(started.indexOf(handle), 1);
-  expect(saved).toMatchObject({ profile: handle.profile, memoryMiB: MEMORY_MIB, vcpus: 1 });
+  expect(saved).toMatchObject({ profile: handle.profile, memoryMiB: MEMORY_MIB, vcpus: 1, format: 2 });
+  // The second save wrote only what changed since the first: a fraction of it.
+  expect(saved.newBytes!).toBeLessThan(kept.newBytes! / 3);
   expect(JSON.parse(readFileSync(`${saved.file}.json`, 'utf8'))).toMatchObject({ profile: handle.profile });
   expect(qemuProcesses()).toEqual([]);
   expect(existsSync(handle.dir)).toBe(false);
 
-  const restored = await vm.restore({ id: 'session-2', file: saved.file });
+  const restored = await vm.restore({ id: 'session-2', file: saved.file, chunks: chunkDir() });
   started.push(restored);
   expect(restored.pid).not.toBe(handle.pid);
   const alive = await vm.exec(restored, { argv: ['sh', '-c', 'kill -0 "$(cat /root/pid)" && cat /root/file'] });
@@ -168,10 +173,15 @@ test('a snapshot holds the whole machine: a background process survives restore 
   expect(uptimeAfter).toBeGreaterThanOrEqual(uptimeBefore);
   expect(uptimeAfter - uptimeBefore).toBeLessThan(60); // continued, not rebooted (a boot starts near 0)
 
+  // The state is never changed by a restore: it restores again, as it was saved.
+  const again = await vm.restore({ id: 'session-3', file: saved.file, chunks: chunkDir() });
+  started.push(again);
+  expect(await vm.exec(again, { argv: ['cat', '/root/file'] })).toMatchObject({ exitCode: 0, stdout: 'note\n' });
+
   // A state file from another machine profile is refused before any QEMU starts.
   symlinkSync(saved.file, join(stateDir, 'other.zst'));
   writeFileSync(join(stateDir, 'other.zst.json'), JSON.stringify({ ...saved, profile: saved.profile.replace(`${MEMORY_MIB}m`, '4096m') }));
-  await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst') })).rejects.toMatchObject({ code: 'VM_PROFILE_MISMATCH' });
+  await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst'), chunks: chunkDir() })).rejects.toMatchObject({ code: 'VM_PROFILE_MISMATCH' });
 });
 
 test('a guest that does not come up is booted once more, then the failure says so with its console tail; nothing is left', async () => {
@@ -196,7 +206,7 @@ test('a guest whose QEMU was killed is reported VM_UNRESPONSIVE on the next job,
   const begin = Date.now();
   await expect(vm.exec(handle, { argv: ['true'] })).rejects.toMatchObject({ code: 'VM_UNRESPONSIVE' });
   expect(Date.now() - begin).toBeLessThan(10_000);
-  await expect(vm.snapshot(handle, { file: join(stateDir, 'never.zst'), keepAlive: true })).rejects.toMatchObject({
+  await expect(vm.snapshot(handle, { file: join(stateDir, 'never.zst'), chunks: chunkDir(), keepAlive: true })).rejects.toMatchObject({
     code: 'VM_UNRESPONSIVE',
   });
 });
@@ -215,7 +225,7 @@ test('a save whose worker died mid-way is made again: the machine the finished m
   expect(await qmp.execute('query-status')).toMatchObject({ status: 'postmigrate' });
   qmp.close();
 
-  const saved = await vm.snapshot(handle, { file: join(stateDir, 'resaved.zst'), keepAlive: true });
+  const saved = await vm.snapshot(handle, { file: join(stateDir, 'resaved.zst'), chunks: chunkDir(), keepAlive: true });
   expect(saved.bytes).toBeGreaterThan(0);
   expect(await vm.exec(handle, { argv: ['cat', '/root/file'] })).toMatchObject({ exitCode: 0, stdout: 'before\n' });
 });

@@ -9,7 +9,9 @@ import {
   constants,
   copyFileSync,
   existsSync,
+  fchownSync,
   fstatSync,
+  ftruncateSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -47,9 +49,10 @@ const AGENT_PORT_NAME = 'org.snapflow.agent';
  * The device layout, part of every machine profile: a saved machine restores only onto the devices it was saved
  * with. Layout 2 moved the agent's channel from a second UART to virtio-serial; layout 3 added the root disk
  * (virtio-blk) and moved the image's files from guest RAM onto it. Machines saved before have another layout in
- * their profile and are skipped by the restore order as another machine profile.
+ * their profile and are skipped by the restore order as another machine profile. Layout 4 put guest RAM in a file
+ * (memory-backend-file, shared), so a save migrates device state only and stores RAM and disk as chunks.
  */
-export const DEVICE_LAYOUT = 3;
+export const DEVICE_LAYOUT = 4;
 /**
  * The CPU the guest sees: x86-64-v2 (SSE4.2, POPCNT), which distribution binaries expect, and nothing host-specific
  * (`max` would pass the host's model, its extra features and nested virtualisation through). Part of every saved
@@ -219,8 +222,13 @@ export interface MachineSpec {
    * QEMU's own directory, the only part of the disk the guest writes. A restore fills the overlay from the state.
    */
   disk?: { base: string; sizeBytes: number };
-  /** A zstd state file to load instead of booting. */
+  /** A zstd device-state file to load instead of booting (RAM and overlay are put in place by `prepare`). */
   incoming?: string;
+  /**
+   * Fills QEMU's directory before QEMU starts (a restore writes the saved RAM file and overlay there); without it a
+   * fresh overlay is made over the base.
+   */
+  prepare?: (files: ReturnType<typeof machineFiles>, owner: VmUser | undefined) => Promise<void>;
   /** The guest kernel's command line; KERNEL_ARGS unless a benchmark compares others. */
   kernelArgs?: string;
 }
@@ -239,6 +247,8 @@ export const machineFiles = (dir: string) => {
     console: join(qemuDir, 'console.log'),
     /** The guest's writes to its root disk, over the base (QEMU's file). */
     overlay: join(qemuDir, 'overlay.qcow2'),
+    /** Guest RAM: a file QEMU maps shared, so a paused machine's memory can be read (and chunked) in place. */
+    ram: join(qemuDir, 'ram'),
     /** Where a save's stream lands, before the worker copies it into the state cache. */
     savedState: join(qemuDir, 'state.zst'),
     /** Written by the worker when it starts QEMU (QEMU's -pidfile cannot resolve a path above its directory). */
@@ -268,8 +278,11 @@ export function qemuArgs(spec: MachineSpec): string[] {
   // No -netdev/-nic and -nodefaults: the guest has no network device at all.
   const args = [
     ['-name', nameArg(spec.dir)],
-    ['-machine', `${spec.machine},accel=${spec.accel}`],
+    ['-machine', `${spec.machine},accel=${spec.accel},memory-backend=${RAM_ID}`],
     ['-cpu', spec.cpu ?? CPU_MODEL, '-m', String(spec.memoryMiB), '-smp', String(spec.vcpus)],
+    // Guest RAM is a file mapped shared: a paused machine's memory is that file, read without copying it through the
+    // migration stream (which then carries device state only, under x-ignore-shared).
+    ['-object', `memory-backend-file,id=${RAM_ID},size=${spec.memoryMiB}M,mem-path=${own(files.ram)},share=on`],
     ['-sandbox', QEMU_SANDBOX],
     ['-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot'],
     ['-kernel', spec.kernel, '-append', spec.kernelArgs ?? (spec.disk ? `${KERNEL_ARGS} ${DISK_ROOT_ARG}` : KERNEL_ARGS)],
@@ -282,11 +295,15 @@ export function qemuArgs(spec: MachineSpec): string[] {
     ['-device', `virtserialport,bus=agentbus.0,chardev=agent,name=${AGENT_PORT_NAME}`],
     ['-qmp', `unix:${own(files.qmpSocket)},server=on,wait=off`],
     // Not -daemonize: its setsid() is a call the seccomp filter refuses. The worker starts QEMU detached instead.
-    // A restore's stream arrives on fd 3, decompressed by the worker's zstd: QEMU never opens the state cache.
-    spec.incoming ? ['-incoming', 'fd:3'] : [],
+    // A restore's stream arrives on fd 3, decompressed by the worker's zstd: QEMU never opens the state cache. It is
+    // read once x-ignore-shared is set over QMP (loadMachine), hence `defer`.
+    spec.incoming ? ['-incoming', 'defer'] : [],
   ];
   return args.flat();
 }
+
+/** The memory backend's id. */
+const RAM_ID = 'ram0';
 
 /** The descriptor QEMU finds the base disk on (opened read-only by the worker; a restore's stream is on 3). */
 const BASE_DISK_FD = 4;
@@ -323,6 +340,17 @@ function makeOverlay(spec: MachineSpec, user: VmUser | undefined): void {
   if (user) chownSync(overlay, user.uid, user.gid);
 }
 
+/** A fresh, sparse RAM file of QEMU's user's alone (made here: QEMU would make it with the worker's umask). */
+function emptyRam(file: string, memoryMiB: number, user: VmUser | undefined): void {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    ftruncateSync(fd, memoryMiB * 2 ** 20);
+    if (user) fchownSync(fd, user.uid, user.gid);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Where a boot input QEMU's user reads is linked in QEMU's directory. */
 const BOOT_INPUTS = { kernel: 'vmlinuz', initrd: 'initrd' } as const;
 
@@ -352,10 +380,15 @@ function bootInput(src: string, qemuDir: string, name: string, user: VmUser): st
  * Makes QEMU's directory (its owner the vm user, 0700) and links the boot inputs into it; returns the kernel and
  * initrd paths for QEMU's command line.
  */
-function prepareQemuDir(spec: MachineSpec, user: VmUser | undefined): Pick<MachineSpec, 'kernel' | 'initrd'> {
-  const { qemuDir } = machineFiles(spec.dir);
+async function prepareQemuDir(spec: MachineSpec, user: VmUser | undefined): Promise<Pick<MachineSpec, 'kernel' | 'initrd'>> {
+  const files = machineFiles(spec.dir);
+  const { qemuDir } = files;
   mkdirSync(qemuDir, { mode: 0o700 });
-  if (spec.disk) makeOverlay(spec, user);
+  if (spec.prepare) await spec.prepare(files, user);
+  else {
+    if (spec.disk) makeOverlay(spec, user);
+    emptyRam(files.ram, spec.memoryMiB, user);
+  }
   if (!user) return { kernel: spec.kernel, initrd: spec.initrd };
   chownSync(qemuDir, user.uid, user.gid);
   return {
@@ -393,7 +426,7 @@ function runAsArgs(user: VmUser): string[] {
 export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Promise<number> {
   const files = machineFiles(spec.dir);
   const user = vmUser();
-  const boot = prepareQemuDir(spec, user);
+  const boot = await prepareQemuDir(spec, user);
   const ids = user ? { uid: user.uid, gid: user.gid } : {};
   const log = openSync(files.log, 'w', 0o600);
   let state: number | undefined;

@@ -1,6 +1,7 @@
 // The vm sandbox runtime: a QEMU virtual machine per sandbox, booted from a small initramfs (guestImage.ts) onto its
 // root disk (a qcow2 overlay over the image's base disk, baseDisk.ts), jobs through the guest agent, and snapshots
-// that save the whole machine (memory, devices and the disk blocks the guest wrote) to one zstd file.
+// that save the whole machine: device state in one small zstd file, guest RAM (a shared file) and the overlay as
+// content-addressed chunks (chunks.ts), of which a save writes only those that changed.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type Docker from 'dockerode';
@@ -18,6 +19,7 @@ import {
   isQemuAlive,
   killQemu,
   machineFiles,
+  type MachineSpec,
   machineProfile,
   privateDir,
   qemuFacts,
@@ -28,6 +30,7 @@ import {
   waitForAgent,
 } from './machine';
 import { saveMachine, loadMachine } from './migration';
+import { assembleFile, splitFile, type ChunkMap } from './chunks';
 import { importSavedState } from './stateArtifacts';
 import type { SandboxClass } from '../../lib/vocabulary';
 import type {
@@ -77,16 +80,31 @@ const MAX_OUTPUT_BYTES = 64 * 1024;
 const DEFAULT_JOB_TIMEOUT_MS = 10 * 60_000;
 /** Beyond the job's own timeout (enforced in the guest), how long the host waits before calling the guest lost. */
 const HOST_GRACE_MS = 30_000;
-/**
- * The most a machine of `memoryMiB` and a disk of `diskMiB` saves: its RAM and every disk block (incompressible at
- * worst) plus device state and the stream's and zstd's framing.
- */
-const maxStateBytes = (memoryMiB: number, diskMiB = 0): number => Math.ceil((memoryMiB + diskMiB) * 1.05 + 64) * 1024 * 1024;
+/** The most a machine's device state may take (RAM is not in it: a few hundred KB in practice). */
+const MAX_DEVICE_STATE_BYTES = 64 * 2 ** 20;
+/** The most a disk overlay of `diskMiB` may grow to: every block of the disk, plus qcow2's metadata. */
+const maxOverlayBytes = (diskMiB: number): number => Math.ceil(diskMiB * 1.1 + 64) * 2 ** 20;
+
+/** What a VM's RAM file and overlay were last saved as (or restored from): a save writes only chunks that differ. */
+interface ChunksFrom {
+  ram: ChunkMap;
+  overlay?: ChunkMap;
+}
+const chunksFromFile = (dir: string): string => join(dir, 'chunks-from.json');
+function readChunksFrom(dir: string): ChunksFrom | undefined {
+  try {
+    return JSON.parse(readFileSync(chunksFromFile(dir), 'utf8')) as ChunksFrom;
+  } catch {
+    return undefined; // booted fresh: every chunk is new
+  }
+}
+const mapOnly = ({ format, size, chunkBytes, chunks }: ChunkMap): ChunkMap => ({ format, size, chunkBytes, chunks });
 
 /** How a VM starts: booted from the initramfs, or loaded from a state file. */
 interface StartHow {
   initrd?: string;
   incoming?: string;
+  prepare?: MachineSpec['prepare'];
 }
 
 const diskOf = (base: BaseDisk): VmDisk => ({ base: base.file, buildId: base.buildId, diskMiB: Math.floor(base.diskBytes / 2 ** 20) });
@@ -310,14 +328,31 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
       mkdirSync(dirname(input.file), { recursive: true, mode: 0o700 });
       const started = Date.now();
-      const saved = await saveMachine(handle.dir, { resume: input.keepAlive, disk: !!handle.disk });
+      const files = machineFiles(handle.dir);
+      const from = readChunksFrom(handle.dir);
+      const owner = qemuOwner();
+      // While the guest is paused: its RAM file and overlay are read in place, and only what changed is compressed.
+      const { file: saved, paused, pausedMs } = await saveMachine(handle.dir, {
+        resume: input.keepAlive,
+        whilePaused: () =>
+          Promise.all([
+            splitFile({ file: files.ram, store: input.chunks, prev: from?.ram, maxSize: handle.memoryMiB * 2 ** 20, owner }),
+            handle.disk
+              ? splitFile({ file: files.overlay, store: input.chunks, prev: from?.overlay, maxSize: maxOverlayBytes(handle.disk.diskMiB), owner })
+              : undefined,
+          ]),
+      });
+      const [ram, overlay] = paused;
       let copied: { sha256: string; bytes: number };
       try {
-        const maxBytes = maxStateBytes(handle.memoryMiB, handle.disk?.diskMiB);
-        copied = await importSavedState(saved, input.file, { owner: qemuOwner(), maxBytes });
+        copied = await importSavedState(saved, input.file, { owner, maxBytes: MAX_DEVICE_STATE_BYTES });
       } finally {
         rmSync(saved, { force: true });
       }
+      const written = new Set([...ram.written, ...(overlay?.written ?? [])]);
+      const newBytes = [...ram.chunks, ...(overlay?.chunks ?? [])]
+        .filter((c) => written.delete(c.blob))
+        .reduce((sum, c) => sum + c.bytes, copied.bytes);
       const manifest: VmSnapshot = {
         file: input.file,
         profile: handle.profile,
@@ -326,11 +361,18 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
         memoryMiB: handle.memoryMiB,
         vcpus: handle.vcpus,
         ...(handle.disk ? { disk: { buildId: handle.disk.buildId, diskMiB: handle.disk.diskMiB } } : {}),
+        format: 2,
+        ram: mapOnly(ram),
+        ...(overlay ? { overlay: mapOnly(overlay) } : {}),
         bytes: copied.bytes,
+        newBytes,
+        pausedMs,
         sha256: copied.sha256,
         savedMs: Date.now() - started,
         createdAt: new Date().toISOString(),
       };
+      if (input.keepAlive)
+        writeFileSync(chunksFromFile(handle.dir), JSON.stringify({ ram: manifest.ram, overlay: manifest.overlay }), { mode: 0o600 });
       writeFileSync(`${input.file}.json.tmp`, JSON.stringify(manifest, null, 2), { mode: 0o600 });
       renameSync(`${input.file}.json.tmp`, `${input.file}.json`);
       if (!input.keepAlive) await this.remove(handle);
@@ -357,13 +399,30 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
           hint: 'a saved machine restores only onto the same QEMU version, machine type, accel, RAM, vCPUs and kernel',
         });
       }
+      if (saved.format !== 2 || !saved.ram || (saved.disk && !saved.overlay))
+        throw new SnapflowError({
+          code: 'VM_PROFILE_MISMATCH',
+          message: `vm state ${input.file} keeps its RAM in the state file, as machines saved before RAM moved into chunks did`,
+          hint: 'start the sandbox from its golden or base image (the restore order falls back to them)',
+        });
       const disk = saved.disk ? diskOf(await savedBase(saved, input.file)) : undefined;
       const existing = find(input.id);
       if (existing) await this.remove(existing);
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
+      const { ram, overlay } = saved;
+      // RAM and overlay are written whole from the chunks before QEMU starts; a missing chunk fails here
+      // (MissingChunks), before anything runs, for the caller to fetch it and try again.
+      const prepare: StartHow['prepare'] = async (files, user) => {
+        const fileOwner = user ? { uid: user.uid, gid: user.gid } : undefined;
+        await Promise.all([
+          assembleFile({ map: ram, store: input.chunks, out: files.ram, owner: fileOwner }),
+          overlay ? assembleFile({ map: overlay, store: input.chunks, out: files.overlay, owner: fileOwner }) : undefined,
+        ]);
+        writeFileSync(chunksFromFile(dir), JSON.stringify({ ram, overlay } satisfies ChunksFrom), { mode: 0o600 });
+      };
       return start(
         { id: input.id, dir, accel, machine: qemuFacts().machine, cpu, memoryMiB, vcpus, kernel, profile, image: saved.image, disk },
-        { incoming: input.file },
+        { incoming: input.file, prepare },
       );
     },
 

@@ -1,6 +1,8 @@
-// A saved machine in snapshot storage: one OCI artifact per state file (its own media types, so no engine mistakes
-// it for an image), and the host's cache of them. The manifest beside a state file travels as an annotation, so a
-// host that pulls a state knows what it restores onto without asking anyone.
+// A saved machine in snapshot storage: one OCI artifact per state (its own media types, so no engine mistakes it for
+// an image): its device-state file as the first layer, then each RAM and overlay chunk it names as a blob of its own,
+// so the registry stores a chunk once however many states name it, and deleting a state's manifest lets garbage
+// collection release the chunks no other state names. The manifest beside a state file travels as an annotation, so
+// a host that pulls a state knows what it restores onto without asking anyone.
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -24,10 +26,32 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SnapflowError } from '../../lib/errors';
 import { Session, type RegistryTarget } from '../registryClient';
+import { chunkFile, type ChunkMap } from './chunks';
 import type { VmSnapshot } from './types';
+
+/** Each chunk blob a state names, once, with its size. */
+export function stateChunks(state: Pick<VmSnapshot, 'ram' | 'overlay'>): Array<{ blob: string; bytes: number }> {
+  const seen = new Map<string, number>();
+  for (const map of [state.ram, state.overlay] as Array<ChunkMap | undefined>)
+    for (const c of map?.chunks ?? []) seen.set(c.blob, c.bytes);
+  return [...seen].map(([blob, bytes]) => ({ blob, bytes }));
+}
+
+/** Runs `fn` over `items`, `limit` at a time; the first failure fails the whole. */
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
 
 export const VM_STATE_ARTIFACT = 'application/vnd.snapflow.vm.state.v1';
 export const VM_STATE_LAYER = 'application/vnd.snapflow.vm.state.v1+zstd';
+/** One chunk of guest RAM or of a disk overlay, zstd (chunks.ts). */
+export const VM_CHUNK_LAYER = 'application/vnd.snapflow.vm.chunk.v1+zstd';
+/** Chunks moved to or from snapshot storage at once. */
+const TRANSFERS = 8;
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', bytes: Buffer.from('{}') };
 const MANIFEST_ANNOTATION = 'io.snapflow.vm.manifest';
@@ -181,43 +205,70 @@ const sha256File = async (file: string): Promise<string> => {
   return `sha256:${hash.digest('hex')}`;
 };
 
-async function uploadBlob(session: Session, target: RegistryTarget, digest: string, body: Blob | Buffer): Promise<void> {
+/**
+ * Puts a blob into the target repository unless it is there; returns the bytes sent. With `mountFrom` (the repository
+ * the machine was restored from), a blob that repository holds is linked across (a cross-repository mount), not sent.
+ */
+async function uploadBlob(
+  session: Session,
+  target: RegistryTarget,
+  digest: string,
+  body: () => Promise<Blob | Buffer>,
+  mountFrom?: string,
+): Promise<number> {
   const head = await session.send('HEAD', `/v2/${target.repository}/blobs/${digest}`);
   await head.body?.cancel();
-  if (head.ok) return; // already there (the empty config, or a retried upload)
+  if (head.ok) return 0; // already there (the empty config, a chunk an earlier state has, or a retried upload)
   if (head.status === 401 || head.status === 403) throw await session.authFailed(head);
-  const start = await session.send('POST', `/v2/${target.repository}/blobs/uploads/`);
+  const mount = mountFrom && mountFrom !== target.repository ? `?mount=${digest}&from=${encodeURIComponent(mountFrom)}` : '';
+  const start = await session.send('POST', `/v2/${target.repository}/blobs/uploads/${mount}`);
   await start.body?.cancel();
   if (start.status === 401 || start.status === 403) throw await session.authFailed(start);
+  if (mount && start.status === 201) return 0; // mounted: the registry had it under the source repository
   const location = start.headers.get('location');
   if (start.status !== 202 || !location) throw new Error(`registry ${target.registry} refused a blob upload (${start.status})`);
   const url = new URL(location, `http://${target.registry}`);
   url.searchParams.set('digest', digest);
   const absolute = /^https?:\/\//.test(location) ? url.toString() : `${url.pathname}${url.search}`;
-  const put = await session.send('PUT', absolute, { 'content-type': 'application/octet-stream' }, body);
+  const data = await body();
+  const put = await session.send('PUT', absolute, { 'content-type': 'application/octet-stream' }, data);
   await put.body?.cancel();
   if (put.status !== 201) throw new Error(`registry ${target.registry} answered ${put.status} to a blob upload of ${digest}`);
+  return data instanceof Blob ? data.size : data.length;
 }
 
 /**
- * Uploads a state file (and its manifest) as an OCI artifact tagged `tag`; returns the manifest's digest, the
- * stored ref's pin. A retried upload re-sends only what is missing.
+ * Uploads a state (its device-state file, then each chunk the repository lacks, from the host's chunk store
+ * `chunks`) as an OCI artifact tagged `tag`; returns the manifest's digest, the stored ref's pin, and the bytes sent.
+ * A retried upload re-sends only what is missing.
  */
-export async function pushState(target: RegistryTarget, file: string, tag: string): Promise<{ digest: string; bytes: number }> {
+export async function pushState(
+  target: RegistryTarget,
+  file: string,
+  tag: string,
+  opts: { chunks: string; mountFrom?: string },
+): Promise<{ digest: string; bytes: number; uploadedBytes: number }> {
   const session = new Session(target);
   const saved = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as CachedManifest;
   const layerDigest = saved.sha256 ?? (await sha256File(file));
   const bytes = statSync(file).size;
   const configDigest = `sha256:${createHash('sha256').update(EMPTY_CONFIG.bytes).digest('hex')}`;
-  await uploadBlob(session, target, configDigest, EMPTY_CONFIG.bytes);
-  await uploadBlob(session, target, layerDigest, await openAsBlob(file));
+  await uploadBlob(session, target, configDigest, async () => EMPTY_CONFIG.bytes);
+  let uploadedBytes = await uploadBlob(session, target, layerDigest, () => openAsBlob(file));
+  const chunks = stateChunks(saved);
+  await inParallel(chunks, TRANSFERS, async ({ blob }) => {
+    uploadedBytes += await uploadBlob(session, target, blob, () => openAsBlob(chunkFile(opts.chunks, blob)), opts.mountFrom);
+  });
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: MANIFEST_TYPE,
       artifactType: VM_STATE_ARTIFACT,
       config: { mediaType: EMPTY_CONFIG.mediaType, digest: configDigest, size: EMPTY_CONFIG.bytes.length },
-      layers: [{ mediaType: VM_STATE_LAYER, digest: layerDigest, size: bytes }],
+      layers: [
+        { mediaType: VM_STATE_LAYER, digest: layerDigest, size: bytes },
+        ...chunks.map((c) => ({ mediaType: VM_CHUNK_LAYER, digest: c.blob, size: c.bytes })),
+      ],
       annotations: { [MANIFEST_ANNOTATION]: JSON.stringify({ ...saved, file: undefined, sha256: undefined }) },
     }),
   );
@@ -226,7 +277,7 @@ export async function pushState(target: RegistryTarget, file: string, tag: strin
   if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
   if (res.status !== 201)
     throw new Error(`registry ${target.registry} answered ${res.status} to the vm state manifest ${target.repository}:${tag}`);
-  return { digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, bytes };
+  return { digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, bytes, uploadedBytes };
 }
 
 interface StateManifest {
@@ -263,18 +314,63 @@ export async function readStateManifest(target: RegistryTarget, digest: string):
   return manifest.artifactType === VM_STATE_ARTIFACT ? manifest : undefined;
 }
 
-/** Downloads a saved machine into the host cache, checking the bytes against the digest; whole or not at all. */
+/** Downloads one blob to `file` (via a partial copy), checking its bytes against its digest; whole or not at all. */
+async function pullBlob(session: Session, target: RegistryTarget, digest: string, file: string): Promise<number> {
+  const res = await session.send('GET', `/v2/${target.repository}/blobs/${digest}`);
+  if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
+  if (!res.ok || !res.body) throw new Error(`registry ${target.registry} answered ${res.status} for blob ${digest}`);
+  const partial = partialOf(file);
+  try {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream);
+    body.on('data', (chunk: Buffer) => (hash.update(chunk), (bytes += chunk.length)));
+    await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== digest) throw new Error(`blob ${target.repository}@${digest} arrived corrupted (${got})`);
+    renameSync(partial, file);
+    return bytes;
+  } finally {
+    rmSync(partial, { force: true });
+  }
+}
+
+/**
+ * Fetches the chunks of `state` that the host's chunk store lacks, in parallel; returns how many bytes came.
+ * What is already here is never fetched again: a host that restored a workspace's earlier sessions has most of them.
+ */
+export async function pullChunks(
+  target: RegistryTarget,
+  state: Pick<VmSnapshot, 'ram' | 'overlay'>,
+  chunks: string,
+): Promise<{ fetched: number; bytes: number }> {
+  const session = new Session(target);
+  const missing = stateChunks(state).filter((c) => !existsSync(chunkFile(chunks, c.blob)));
+  let bytes = 0;
+  await inParallel(missing, TRANSFERS, async ({ blob }) => {
+    bytes += await pullBlob(session, target, blob, chunkFile(chunks, blob));
+  });
+  return { fetched: missing.length, bytes };
+}
+
+/**
+ * Downloads a saved machine into the host cache (its device state, then the chunks the chunk store lacks), checking
+ * the bytes against their digests; whole or not at all.
+ */
 export async function pullState(
   target: RegistryTarget,
   digest: string,
   cacheDir: string,
   ref: string,
+  chunks: string,
 ): Promise<{ file: string; bytes: number }> {
   const manifest = await readStateManifest(target, digest);
   const layer = manifest?.layers?.[0];
   const saved = manifest?.annotations?.[MANIFEST_ANNOTATION];
   if (!manifest || !layer?.digest || layer.mediaType !== VM_STATE_LAYER || !saved)
     throw new SnapflowError({ code: 'VALIDATION_FAILED', message: `${target.repository}@${digest} is not a saved vm state` });
+  const state = JSON.parse(saved) as VmSnapshot;
+  const fetched = await pullChunks(target, state, chunks);
   const file = cachedStateFile(cacheDir, ref);
   stateCacheDir(cacheDir);
   const partial = partialOf(file);
@@ -289,12 +385,12 @@ export async function pullState(
     await pipeline(body, createWriteStream(partial, { mode: 0o600 }));
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== layer.digest) throw new Error(`vm state ${target.repository}@${digest} arrived corrupted (${got} ≠ ${layer.digest})`);
-    writePrivate(`${file}.json.tmp`, JSON.stringify({ ...(JSON.parse(saved) as VmSnapshot), file, sha256: layer.digest }));
+    writePrivate(`${file}.json.tmp`, JSON.stringify({ ...state, file, sha256: layer.digest }));
     renameSync(partial, file);
     renameSync(`${file}.json.tmp`, `${file}.json`);
   } finally {
     rmSync(partial, { force: true });
     rmSync(`${file}.json.tmp`, { force: true });
   }
-  return { file, bytes: statSync(file).size };
+  return { file, bytes: statSync(file).size + fetched.bytes };
 }

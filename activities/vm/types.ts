@@ -1,3 +1,5 @@
+import type { ChunkMap } from './chunks';
+
 // The VM runtime's own shapes (activities/vm/runtime.ts): a guest job and its outcome, a machine's handle, saved
 // machines. The seam both sandbox backends implement is activities/sandbox/backend.ts; these are what its vm side
 // (activities/sandbox/vm/) passes to the machines it runs.
@@ -68,8 +70,22 @@ export interface VmSnapshot {
    * it restores only over a base of that very build. Absent in states of machines whose root was in RAM.
    */
   disk?: { buildId: string; diskMiB: number };
-  /** Compressed size of the state file. */
+  /**
+   * How the machine is stored. 2: device state in the state file, RAM and the disk overlay as content-addressed
+   * chunks (`ram`, `overlay`) in the chunk store. Absent: everything in the state file (machines of earlier device
+   * layouts, which no host restores any more).
+   */
+  format?: 2;
+  /** Guest RAM (format 2): the chunks of the RAM file, zero chunks elided. */
+  ram?: ChunkMap;
+  /** The disk overlay (format 2): the chunks of the qcow2 file the guest writes to. */
+  overlay?: ChunkMap;
+  /** Compressed size of the state file (device state). */
   bytes: number;
+  /** What this save added to the chunk store: the device state and the chunks no earlier state had. */
+  newBytes?: number;
+  /** How long the guest was paused. */
+  pausedMs?: number;
   /** The state file's digest, taken as the worker copied it out of QEMU's directory. */
   sha256?: string;
   savedMs: number;
@@ -88,8 +104,10 @@ export interface CreateVm {
 }
 
 export interface SnapshotVm {
-  /** Where the compressed state goes (zstd); the manifest is written to `<file>.json`. */
+  /** Where the compressed device state goes (zstd); the manifest is written to `<file>.json`. */
   file: string;
+  /** The host's chunk store (chunks.ts), where RAM and overlay chunks go. */
+  chunks: string;
   /** Resume the VM after saving (true) or quit it (false, its directory is removed). */
   keepAlive: boolean;
 }
@@ -97,4 +115,6 @@ export interface SnapshotVm {
 export interface RestoreVm {
   id: string;
   file: string;
+  /** The host's chunk store: the state's RAM and overlay are assembled from it (MissingChunks names what is not). */
+  chunks: string;
 }

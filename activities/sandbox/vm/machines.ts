@@ -43,10 +43,16 @@ import {
   hasCachedState,
   pullState,
   pushState,
+  pullChunks,
   readStateManifest,
+  stateChunks,
   verifiedState,
 } from '../../vm/stateArtifacts';
-import type { VmHandle } from '../../vm/types';
+import { MissingChunks, chunkStore, evictChunks, touchChunks } from '../../vm/chunks';
+import type { VmHandle, VmSnapshot } from '../../vm/types';
+
+/** The manifest the host cache keeps beside a state file. */
+const cachedManifest = (file: string): VmSnapshot => JSON.parse(readFileSync(`${file}.json`, 'utf8')) as VmSnapshot;
 
 export interface VmSandboxDeps {
   docker: Docker;
@@ -108,6 +114,14 @@ export interface SavedVm {
 /** Where an entrypoint's output and pid go inside the guest. */
 const ENTRYPOINT_LOG = '/run/snapflow-entrypoint.log';
 const ENTRYPOINT_PID = '/run/snapflow-entrypoint.pid';
+
+/**
+ * The host's chunk cache is bounded (SNAPFLOW_VM_CHUNK_CACHE_MIB, default 32 GiB): past it, the chunks used least
+ * recently go, except those of saved machines snapshot storage does not hold (they exist nowhere else).
+ */
+const chunkCacheBytes = (): number => Number(process.env.SNAPFLOW_VM_CHUNK_CACHE_MIB ?? 32 * 1024) * 2 ** 20;
+/** Beside a restored VM: the repository its state came from (a save mounts the chunks it shares from there). */
+const ORIGIN_FILE = 'origin-repository';
 
 /** Saved-state files a crashed save or pull left; older than this they belong to no running attempt. */
 const STALE_MS = 10 * 60_000;
@@ -195,6 +209,31 @@ export function createVmSandbox(deps: VmSandboxDeps) {
     return ids.reduce((sum, id) => sum + (safeFind(vm, id)?.memoryMiB ?? 0), 0);
   }
 
+  /**
+   * Keeps the chunk cache within its bound. Without snapshot storage every saved machine exists only here, so the
+   * chunks of every cached state are kept; with it, any chunk may go (a restore fetches it again) but those of a state
+   * saved in the last minutes, which a save still uploading may need.
+   */
+  function limitChunkCache(): void {
+    const keep = new Set<string>();
+    for (const state of cachedStates())
+      if (!deps.storage || Date.now() - Date.parse(state.createdAt) < STALE_MS) for (const c of stateChunks(state)) keep.add(c.blob);
+    evictChunks(chunkStore(stateDir), { maxBytes: chunkCacheBytes(), keep });
+  }
+
+  /** The manifests of the saved machines in the host cache. */
+  function cachedStates(): VmSnapshot[] {
+    const dir = stateCachePath(stateDir);
+    const names = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.zst.json') && !isUnfinishedState(n)) : [];
+    return names.flatMap((n) => {
+      try {
+        return [JSON.parse(readFileSync(join(dir, n), 'utf8')) as VmSnapshot];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   const steps = {
     /** Boots a VM whose root filesystem is `image`'s (on this host's engine); IMAGE_NOT_FOUND when it is not here. */
     async startVmSandbox(input: StartVmSandbox): Promise<{ containerId: string; name: string; bootMs: number }> {
@@ -214,6 +253,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
 
     /** Continues a saved machine: files and processes as they were. Fetched from snapshot storage when not cached here. */
     async restoreVmSandbox(input: RestoreVmSandbox): Promise<{ containerId: string; name: string; pulled: boolean }> {
+      const chunks = chunkStore(stateDir);
       return boundary(() =>
         withHeartbeat('restore vm', async () => {
           // The workflow chose the state, but the host decides what it runs: never another workspace's machine.
@@ -221,18 +261,38 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           const earlier = answered<{ containerId: string; name: string; pulled: boolean }>(input.key, `restore ${input.stateRef}`);
           if (earlier) return earlier; // a retry: the machine it restored runs on
           let pulled = false;
+          const stored = storageTarget(input.stateRef);
           if (!hasCachedState(stateDir, input.stateRef)) {
-            const stored = storageTarget(input.stateRef);
             if (!stored?.digest)
               fail(
                 'NOT_FOUND',
                 `the saved machine ${input.stateRef.slice(0, 200)} is not cached on host ${deps.hostId} and not in snapshot storage`,
               );
-            await pullState(stored.target, stored.digest, stateDir, input.stateRef);
+            await pullState(stored.target, stored.digest, stateDir, input.stateRef, chunks);
             pulled = true;
           }
-          const handle = await vm.restore({ id: input.key, file: await verifiedState(stateDir, input.stateRef) });
+          const file = await verifiedState(stateDir, input.stateRef);
+          const state = cachedManifest(file);
+          touchChunks(chunks, stateChunks(state).map((c) => c.blob));
+          let handle: VmHandle;
+          try {
+            handle = await vm.restore({ id: input.key, file, chunks });
+          } catch (err) {
+            if (!(err instanceof MissingChunks)) throw err;
+            // The host cache let some of its chunks go (its byte bound): fetch just those and try once more.
+            if (!stored?.digest)
+              fail(
+                'STATE_CORRUPT',
+                `the saved machine ${input.stateRef.slice(0, 200)} lacks ${err.blobs.length} chunk(s) on host ${deps.hostId}, and snapshot storage does not hold it`,
+                'start the sandbox again: the restore order falls back to its golden or base image',
+              );
+            await pullChunks(stored.target, state, chunks);
+            pulled = true;
+            handle = await vm.restore({ id: input.key, file, chunks });
+          }
           vm.setOwner(handle, input.workflowId);
+          if (stored) writeFileSync(join(handle.dir, ORIGIN_FILE), stored.target.repository, { mode: 0o600 });
+          limitChunkCache();
           return answer(handle, `restore ${input.stateRef}`, {
             containerId: handleText({ backend: 'vm', id: handle.id }),
             name: handle.id,
@@ -275,7 +335,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
             const handle = handleOf(id);
             const file = saving;
             try {
-              const saved = await vm.snapshot(handle, { file, keepAlive: input.keepAlive });
+              const saved = await vm.snapshot(handle, { file, chunks: chunkStore(stateDir), keepAlive: input.keepAlive });
               profile = saved.profile;
               await adoptState(file, stateDir, localRef);
             } finally {
@@ -285,14 +345,17 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           }
           const savedMs = Date.now() - started;
           const file = cachedStateFile(stateDir, localRef);
-          const bytes = statSync(file).size;
+          // What this save added: the device state and the chunks no earlier state had (all a first save of a machine).
+          const cached = cachedManifest(file);
+          const bytes = cached.newBytes ?? statSync(file).size;
           if (!deps.storage) {
             const saved: SavedVm = { localRef, storedRef: null, digest: null, machineProfile: profile, bytes, savedMs };
             Context.current().heartbeat({ step: 'save vm', saved } satisfies SavedProgress);
             return saved;
           }
           const target = storageTarget(localRef)!.target;
-          const pushed = await pushState(target, file, input.tag).catch((err: unknown) => {
+          const mountFrom = readFileSafe(join(deps.runRoot, id, ORIGIN_FILE)) || undefined;
+          const pushed = await pushState(target, file, input.tag, { chunks: chunkStore(stateDir), mountFrom }).catch((err: unknown) => {
             if (err instanceof SnapflowError) throw err;
             // Retried by the transfer profile: the registry may be restarting.
             throw ApplicationFailure.create({
@@ -302,7 +365,10 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           });
           const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
           await adoptState(file, stateDir, storedRef); // what restores ask for from now on
-          const saved: SavedVm = { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes, savedMs };
+          limitChunkCache();
+          // Stored: what the upload sent (a chunk the repository or the machine's origin held is not sent again).
+          const uploaded = pushed.uploadedBytes;
+          const saved: SavedVm = { localRef, storedRef, digest: pushed.digest, machineProfile: profile, bytes: uploaded, savedMs };
           Context.current().heartbeat({ step: 'save vm', saved } satisfies SavedProgress); // no await after: it is the last
           return saved;
         }),
@@ -367,7 +433,10 @@ export function createVmSandbox(deps: VmSandboxDeps) {
       const stored = storageTarget(input.storedRef);
       if (!stored?.digest) return { vmState: false, pulled: false };
       if (!(await readStateManifest(stored.target, stored.digest))) return { vmState: false, pulled: false };
-      await withHeartbeat('cache vm state', () => pullState(stored.target, stored.digest!, stateDir, input.storedRef));
+      await withHeartbeat('cache vm state', () =>
+        pullState(stored.target, stored.digest!, stateDir, input.storedRef, chunkStore(stateDir)),
+      );
+      limitChunkCache();
       return { vmState: true, pulled: true };
     },
   };
