@@ -129,7 +129,7 @@ if ! skip chunks; then
     command -v go >/dev/null 2>&1 || { say "Go is required to build the vm chunk tool (install Go >= 1.22)"; exit 1; }
     say "building the vm chunk tool"
     mkdir -p "$(dirname "$chunks")"
-    (cd "$root/tools/chunks" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly go build -trimpath -ldflags='-s -w' -o "$chunks.tmp" .)
+    (cd "$root/tools/chunks" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -mod=readonly -buildvcs=false -trimpath -ldflags='-s -w' -o "$chunks.tmp" .)
     mv "$chunks.tmp" "$chunks"
   fi
   ln -sfn "$chunks" "$vm/snapflow-chunks"
