@@ -96,6 +96,8 @@ func assemble(o assembleOptions) (res *assembleResult, err error) {
 			dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(m.ChunkBytes)))
 			if err != nil {
 				setErr(err)
+				for range jobs {
+				} // the sender must not block on a worker that is gone
 				return
 			}
 			defer dec.Close()

@@ -103,6 +103,8 @@ func split(o splitOptions) (*splitResult, error) {
 				zstd.WithEncoderCRC(true))
 			if err != nil {
 				setErr(err)
+				for range indexes {
+				} // the sender must not block on a worker that is gone
 				return
 			}
 			defer enc.Close()
