@@ -48,21 +48,23 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD ["nod
 ENTRYPOINT ["tini", "--", "node"]
 CMD ["dist/workers/control.js"]
 
-# The guest kernel and agent, made by the provisioning script (the image needs neither the dev stack nor Temporal).
+# The guest kernel and agent and the host's chunk tool, made by the provisioning script (the image needs neither the dev stack nor Temporal).
 FROM ${GO_IMAGE} AS go
 FROM ${BASE_IMAGE} AS vm-tools
 COPY --from=go /usr/local/go /usr/local/go
 WORKDIR /src
 COPY scripts/provision.sh scripts/
 COPY guest/agent guest/agent
+COPY tools/chunks tools/chunks
 RUN SNAPFLOW_CACHE_DIR=/cache SNAPFLOW_PROVISION_SKIP=dev-packages,vm-packages,temporal,postgres bash scripts/provision.sh \
-  && mkdir -p /out && cp -L .tools/vm/vmlinuz .tools/vm/snapflow-agent .tools/vm/kernel-version /out/
+  && mkdir -p /out && cp -L .tools/vm/vmlinuz .tools/vm/snapflow-agent .tools/vm/snapflow-chunks .tools/vm/kernel-version /out/
 
 FROM control AS host
 USER root
 COPY scripts/provision.sh /tmp/provision.sh
-# QEMU, cpio, zstd, busybox-static and git from the same script, and nothing else (no kernel or agent build here).
-RUN SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,kernel,agent,postgres bash /tmp/provision.sh \
+# QEMU, cpio, zstd, busybox-static and git from the same script, and nothing else (no kernel, agent or chunk tool
+# build here).
+RUN SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,kernel,agent,chunks,postgres bash /tmp/provision.sh \
   && rm -rf /var/lib/apt/lists/* /tmp/provision.sh /app/.tools
 # Where the code looks for them from dist/ (activities/vm/machine.ts); the cache volume holds VM images and saved
 # machines, the run directory the VMs' sockets. `kvm` lets the node user open a /dev/kvm passed in (GID from the host:

@@ -5,13 +5,13 @@
 #     qemu-system-x86, qemu-utils, cpio, zstd, fakeroot and e2fsprogs for vm sandboxes; stress-ng for the load modes of chaos and bench;
 #     chromium for the console's browser tests
 #   - the vm guest: Debian's cloud kernel unpacked into the cache (never installed into /boot) and the guest
-#     agent built from guest/agent, both linked into .tools/vm
+#     agent built from guest/agent, both linked into .tools/vm, and the host's vm state chunker from tools/chunks
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
 #   - the local PostgreSQL started when it is installed but stopped
 #   - the system user snapflow-vm that QEMU runs as under a root worker (in group kvm when the host has one)
 # Image builds (Dockerfile) run it as root without sudo and skip what the image does not need:
 #   SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,postgres   (comma-separated parts: dev-packages — the dev stack's
-#   Docker, registry, compose and promtool —, vm-packages, vm-user, temporal, kernel, agent, postgres)
+#   Docker, registry, compose and promtool —, vm-packages, vm-user, temporal, kernel, agent, chunks, postgres)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 temporal_version=v1.5.1 # later tags carry replace directives and fail with go install
@@ -117,6 +117,22 @@ if ! skip agent; then
     mv "$agent.tmp" "$agent"
   fi
   ln -sfn "$agent" "$vm/snapflow-agent"
+fi
+
+# vm state chunker (host side: zstd and SEEK_DATA, which Node lacks): Go with one module, pinned by the committed
+# go.sum and fetched through the Go proxy on the first build; cached per source hash like the agent.
+if ! skip chunks; then
+  chunks_hash=$(cat "$root"/tools/chunks/go.mod "$root"/tools/chunks/go.sum "$root"/tools/chunks/*.go | sha256sum | cut -c1-16)
+  chunks="$cache/chunks/$chunks_hash/snapflow-chunks"
+  if [ ! -x "$chunks" ]; then
+    export PATH="$PATH:/usr/local/go/bin:$HOME/go/bin"
+    command -v go >/dev/null 2>&1 || { say "Go is required to build the vm chunk tool (install Go >= 1.22)"; exit 1; }
+    say "building the vm chunk tool"
+    mkdir -p "$(dirname "$chunks")"
+    (cd "$root/tools/chunks" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -mod=readonly -buildvcs=false -trimpath -ldflags='-s -w' -o "$chunks.tmp" .)
+    mv "$chunks.tmp" "$chunks"
+  fi
+  ln -sfn "$chunks" "$vm/snapflow-chunks"
 fi
 
 # PostgreSQL: only the machine's own cluster, and only when DATABASE_URL points at it (the default).
