@@ -56,7 +56,9 @@ async function run(vm: VmRuntime, handle: VmHandle, script: string): Promise<str
 }
 
 /** The save before chunks: RAM and disk blocks through the migration stream into one zstd file; the guest resumes. */
-async function fullStateSave(handle: VmHandle, file: string): Promise<{ ms: number; bytes: number }> {
+async function fullStateSave(handle: VmHandle): Promise<{ ms: number; bytes: number }> {
+  // In QEMU's directory (its working directory): the only place its user may write.
+  const file = join(machineFiles(handle.dir).qemuDir, 'full.zst');
   const qmp = await QmpClient.connect(machineFiles(handle.dir).qmpSocket);
   try {
     const ms = await time(async () => {
@@ -68,13 +70,19 @@ async function fullStateSave(handle: VmHandle, file: string): Promise<{ ms: numb
         ],
       });
       await qmp.execute('migrate-set-parameters', { 'max-bandwidth': Number.MAX_SAFE_INTEGER, 'block-incremental': true });
-      await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o ${file}` });
-      while ((await qmp.execute<{ status?: string }>('query-migrate')).status !== 'completed')
+      await qmp.execute('migrate', { uri: `exec:zstd -q -1 -o full.zst` });
+      for (;;) {
+        const state = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+        if (state.status === 'completed') break;
+        if (state.status === 'failed' || state.status === 'cancelled') throw new Error(`full-state save ${state.status}: ${state['error-desc']}`);
         await new Promise((r) => setTimeout(r, 10));
+      }
     });
     await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'block', state: false }] });
     await qmp.execute('cont');
-    return { ms, bytes: statSync(file).size };
+    const bytes = statSync(file).size;
+    rmSync(file);
+    return { ms, bytes };
   } finally {
     qmp.close();
   }
@@ -115,7 +123,7 @@ export async function benchVmDisk(): Promise<void> {
         await run(vm, source, 'true');
       });
       await run(vm, source, 'sleep 100000 >/dev/null 2>&1 & echo $! > /root/bg');
-      const baseline = await fullStateSave(source, join(scratch, `${image.tag}-full.zst`));
+      const baseline = await fullStateSave(source);
       const file = (n: string) => join(scratch, 'state', `${image.tag}-${n}.zst`);
       const first = await vm.snapshot(source, { file: file('first'), chunks, keepAlive: true });
       const figure: Figure = { name: image.name, cold, baseline, first: first.newBytes!, save: [], paused: [], bytes: [], restore: [], fork: 0 };

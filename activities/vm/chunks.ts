@@ -79,9 +79,12 @@ export async function splitFile(input: {
   prev?: ChunkMap;
   chunkBytes?: number;
   maxSize?: number;
+  /** The uid the file must belong to, with a single name (a file QEMU's user wrote: nothing it linked in). */
+  owner?: number;
   tool?: string;
 }): Promise<SplitResult> {
   const args = ['split', '--in', input.file, '--store', input.store];
+  if (input.owner !== undefined) args.push('--owner', String(input.owner));
   if (input.chunkBytes !== undefined) args.push('--chunk', String(input.chunkBytes));
   if (input.maxSize !== undefined) args.push('--max-size', String(input.maxSize));
   return withMapFile(input.prev, async (prevFile) => {

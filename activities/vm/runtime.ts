@@ -327,6 +327,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (agents.get(handle.dir)?.busy) throw new SnapflowError({ code: 'SANDBOX_BUSY', message: `vm ${handle.id} is running a job` });
       if (!isQemuAlive(handle.pid, handle.dir)) unresponsive(handle, `QEMU process ${handle.pid} is gone`);
       mkdirSync(dirname(input.file), { recursive: true, mode: 0o700 });
+      mkdirSync(input.chunks, { recursive: true, mode: 0o700 });
       const started = Date.now();
       const files = machineFiles(handle.dir);
       const from = readChunksFrom(handle.dir);

@@ -108,6 +108,7 @@ func parseSplit(args []string) (splitOptions, error) {
 	fs.StringVar(&prev, "prev", "", "map of the state this file came from")
 	fs.Int64Var(&o.chunkBytes, "chunk", defaultChunkBytes, "chunk size in bytes")
 	fs.Int64Var(&o.maxSize, "max-size", defaultMaxSize, "refuse a larger file")
+	fs.IntVar(&o.owner, "owner", -1, "refuse a file another uid owns, or with another name (hard link)")
 	if err := fs.Parse(args); err != nil {
 		return o, fail(exitUsage, "split: %v", err)
 	}

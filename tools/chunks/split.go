@@ -27,6 +27,8 @@ type splitOptions struct {
 	prev       *chunkMap
 	chunkBytes int64
 	maxSize    int64
+	// -1: any owner. Otherwise the file must be this uid's with a single name: QEMU's file, not a link it planted.
+	owner int
 }
 
 type splitResult struct {
@@ -49,6 +51,9 @@ func split(o splitOptions) (*splitResult, error) {
 	}
 	if !st.Mode().IsRegular() {
 		return nil, fail(exitFailure, "%s is not a regular file", o.in)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && o.owner >= 0 && (int(sys.Uid) != o.owner || sys.Nlink != 1) {
+		return nil, fail(exitFailure, "%s is not the expected owner's own file (uid %d, %d links)", o.in, sys.Uid, sys.Nlink)
 	}
 	size := st.Size()
 	if size > o.maxSize {
@@ -163,11 +168,6 @@ func split(o splitOptions) (*splitResult, error) {
 	}
 	if firstErr != nil {
 		return nil, firstErr
-	}
-	if len(written) > 0 {
-		if err := syncDir(o.store); err != nil {
-			return nil, err
-		}
 	}
 	sort.Slice(chunks, func(a, b int) bool { return chunks[a].I < chunks[b].I })
 	sort.Strings(written)

@@ -23,8 +23,9 @@ func blobPresent(store, blob string, size int64) bool {
 	return err == nil && st.Mode().IsRegular() && st.Size() == size
 }
 
-// putBlob writes a chunk file whole or not at all: a temporary file in the store, synced, then renamed over its
-// name. A file already there under that name has that content (the name is its digest). Reports whether it wrote.
+// putBlob writes a chunk file whole or not at all: a temporary file in the store, renamed over its name. Not synced:
+// the store is a cache, written while a guest is paused, and a chunk torn by a host crash fails its digest check
+// where it is used (assemble, the registry on upload). A file already there under that name has that content (the name is its digest). Reports whether it wrote.
 func putBlob(store, blob string, data []byte) (bool, error) {
 	path := blobFile(store, blob)
 	if blobPresent(store, blob, int64(len(data))) {
@@ -35,9 +36,6 @@ func putBlob(store, blob string, data []byte) (bool, error) {
 		return false, fail(exitFailure, "store: %v", err)
 	}
 	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -49,16 +47,4 @@ func putBlob(store, blob string, data []byte) (bool, error) {
 		return false, fail(exitFailure, "store %s: %v", filepath.Base(path), err)
 	}
 	return true, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fail(exitFailure, "store: %v", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fail(exitFailure, "store sync: %v", err)
-	}
-	return nil
 }
