@@ -4,7 +4,10 @@
 // refusals are typed.
 import { randomUUID } from 'node:crypto';
 import { describeFailure } from '../lib/errors';
+import { workflowIds } from '../lib/ids';
+import { forkUpdate } from '../workflows/contracts/sandbox';
 import type { SandboxStatus } from '../workflows';
+import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox, runCli } from './support/stack';
 
 let t: TestEnv;
@@ -74,6 +77,13 @@ test('a running container sandbox forks from its live state: both keep running, 
   expect(await cat(source.sandboxId, '/work/fork')).toBe('absent');
   expect(await cat(fork.sandboxId, '/work/fork')).toBe('fork-only');
 
+  // The fork point stays while the fork stands on it: deleting it is refused, naming the fork.
+  const pointName = `session-${source.sandboxId}-fork-${fork.sandboxId.slice(0, 8)}`;
+  expect(await failure(t.client.snapshots.delete({ workspace: ws, name: pointName }))).toMatchObject({
+    code: 'CONFLICT',
+    message: expect.stringContaining(`fork point of sandbox ${fork.sandboxId}`),
+  });
+
   // A fork can be forked in turn; the CLI prints the new sandbox and the explanation.
   const again = await runCli(t, ['sandbox', 'fork', fork.sandboxId, '--json']);
   expect(again.status).toBe(0);
@@ -81,6 +91,8 @@ test('a running container sandbox forks from its live state: both keep running, 
   expect(second.forkedFrom.sandboxId).toBe(fork.sandboxId);
   expect(await cat(second.sandboxId, '/work/fork')).toBe('fork-only');
   for (const id of [second.sandboxId, fork.sandboxId, source.sandboxId]) await t.client.sandboxes.destroy(id);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(source.sandboxId), 'sandbox-container-fork-source');
+  await recordHistory(t.client.temporal, workflowIds.sandbox(fork.sandboxId), 'sandbox-container-fork');
 }, 300_000);
 
 test('a stopped container fork forks again from its fork point without starting', async () => {
@@ -127,6 +139,14 @@ test('fork refusals are typed: an unknown sandbox, a stopped one with no session
     code: 'VALIDATION_FAILED',
     field: 'name',
   });
+  // Same workspace rules as every sandbox verb: an outsider is refused by the client, and by the workflow itself
+  // when the Update is sent directly (nothing saved, the source still running).
+  expect(await failure(t.client.as('mallory').sandboxes.fork({ sandbox: running.sandboxId }))).toMatchObject({ code: 'PERMISSION_DENIED' });
+  const direct = t.client.temporal.workflow
+    .getHandle(workflowIds.sandbox(running.sandboxId))
+    .executeUpdate(forkUpdate, { args: [{ forkId: randomUUID(), actor: 'mallory' }] });
+  expect(await failure(direct)).toMatchObject({ code: 'PERMISSION_DENIED' });
+  expect(await t.client.sandboxes.status(running.sandboxId)).toMatchObject({ state: 'idle', containerId: running.status.containerId });
   // Promotion of a container sandbox stays refused, running or stopped.
   expect(await failure(t.client.sandboxes.promote(stopped.sandboxId, { name: 'fork-nope-v1' }))).toMatchObject({
     code: 'SANDBOX_CLASS_UNSUPPORTED',
@@ -151,5 +171,31 @@ test('a stopped vm sandbox promotes and forks from its latest session without st
   expect(fork.status.lastStart).toMatchObject({ source: 'session', forkedFrom: { sandboxId: source.sandboxId } });
   expect((await t.client.sandboxes.status(source.sandboxId)).state).toBe('stopped');
   expect(await cat(fork.sandboxId, '/root/state')).toBe('in-session');
+  for (const id of [fork.sandboxId, source.sandboxId]) await t.client.sandboxes.destroy(id);
+  await recordHistory(t.client.temporal, workflowIds.sandbox(source.sandboxId), 'sandbox-vm-stopped-promote-fork');
+  await recordHistory(t.client.temporal, workflowIds.sandbox(fork.sandboxId), 'sandbox-vm-fork');
+}, 600_000);
+
+test('a running vm sandbox forks from its live machine: the source keeps running, the fork restores it, they diverge', async () => {
+  const source = await create({ class: 'vm' });
+  await t.client.sandboxes.runJob(source.sandboxId, sh('echo before-fork > /root/shared'), { waitForSession: true });
+  const fork = await t.client.sandboxes.fork({ sandbox: source.sandboxId });
+  expect(fork.forkedFrom).toMatchObject({ sandboxId: source.sandboxId, live: true });
+  // A session save that keeps the machine running: the source's latest session now, the same machine still up.
+  expect(await t.client.sandboxes.status(source.sandboxId)).toMatchObject({
+    state: 'idle',
+    containerId: source.status.containerId,
+    latestSessionSnapshotId: fork.forkedFrom.snapshotId,
+  });
+  expect(fork.status.lastStart).toMatchObject({
+    source: 'session',
+    machineProfile: expect.any(String),
+    forkedFrom: { sandboxId: source.sandboxId },
+  });
+  await t.client.sandboxes.runJob(source.sandboxId, sh('echo source-only > /root/source'), { waitForSession: true });
+  await t.client.sandboxes.runJob(fork.sandboxId, sh('echo fork-only > /root/fork'), { waitForSession: true });
+  expect(await cat(fork.sandboxId, '/root/shared')).toBe('before-fork');
+  expect(await cat(fork.sandboxId, '/root/source')).toBe('absent');
+  expect(await cat(source.sandboxId, '/root/fork')).toBe('absent');
   for (const id of [fork.sandboxId, source.sandboxId]) await t.client.sandboxes.destroy(id);
 }, 600_000);
