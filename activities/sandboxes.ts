@@ -4,18 +4,20 @@ import {
   insertSandbox,
   insertSessionSnapshot,
   pinOnIssue,
+  readSessionSnapshot,
   saveIssue,
   setSandboxState,
   unpinOnIssue,
   type SandboxRow,
   type SandboxStateUpdate,
   type SessionSnapshot,
+  type StoredSession,
 } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { checkIssueKey } from '../lib/validation';
-import { writeOnce } from './boundary';
+import { boundary, writeOnce } from './boundary';
 
-export type { SandboxRow, SessionSnapshot } from '../catalog/sandboxes';
+export type { SandboxRow, SessionSnapshot, StoredSession } from '../catalog/sandboxes';
 
 export function createSandboxActivities(deps: { db: Db }) {
   const { db } = deps;
@@ -46,6 +48,11 @@ export function createSandboxActivities(deps: { db: Db }) {
      */
     async saveSessionSnapshot(input: SessionSnapshot): Promise<{ snapshotId: string; superseded: string | null }> {
       return writeOnce(db, (tx) => insertSessionSnapshot(tx, input));
+    },
+
+    /** A session snapshot of the workspace, for promotion of a stopped sandbox (a read: nothing is booted). */
+    async loadSessionSnapshot(input: { snapshotId: string; workspace: string }): Promise<StoredSession> {
+      return boundary(() => readSessionSnapshot(db, input));
     },
 
     /** An issue's pinned golden (the issue row made on first pin), once the workflow has authorized the pin. */

@@ -119,6 +119,7 @@ export const activityEffects: Record<ActivityType, 'writes' | 'reads'> = {
   saveSandboxIssue: 'writes',
   updateSandbox: 'writes',
   saveSessionSnapshot: 'writes',
+  loadSessionSnapshot: 'reads',
   // vm sandboxes
   startVmSandbox: 'writes',
   restoreVmSandbox: 'writes',

@@ -1,5 +1,5 @@
 // Restore resolution's catalog side: everything lib/restoreOrder.ts needs about one sandbox, in one round trip.
-// Every lookup is by primary key (sandbox, host, issue, snapshot, default pointer) or host_cache's snapshot index,
+// Every lookup is by primary key (sandbox, host, issue, snapshot, fork point, default pointer) or host_cache's snapshot index,
 // and the statement is prepared once per connection: planning it costs more than running it.
 import { eq, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
@@ -25,7 +25,7 @@ function candidate(snapshotId: SQL, hostId: Param): SQL<RestoreCandidate | null>
   return sql<RestoreCandidate | null>`(
     select json_build_object(
       'id', c.id, 'workspace', c.workspace, 'name', c.name, 'kind', c.kind, 'status', c.status, 'profileKey', c.profile_key,
-      'storedRef', c.stored_ref, 'sourceImage', c.source_image, 'machineProfile', c.machine_profile,
+      'storedRef', c.stored_ref, 'sourceImage', c.source_image, 'machineProfile', c.machine_profile, 'sandboxId', c.sandbox_id,
       'cachedOn', coalesce((
         select json_agg(hc.host_id order by hc.host_id)
         from host_cache hc join hosts ch on ch.id = hc.host_id
@@ -79,6 +79,7 @@ function restoreInputSelect(db: Db, params: { sandboxId: Param; hostId: Param })
         'hostId', ${sandboxes.hostId}, 'hostStatus', ${hosts.status}, 'containerId', ${sandboxes.containerId}, 'issueId', ${sandboxes.issueId},
         'machines', ${machines(params.hostId)})`,
       session: candidate(sql`${sandboxes.latestSessionSnapshotId}`, params.hostId),
+      fork: candidate(sql`${sandboxes.forkedFromSnapshotId}`, params.hostId),
       pin: candidate(sql`${issues.pinnedSnapshotId}`, params.hostId),
       workspaceDefault: candidate(pointer(sql`${sandboxes.workspace}`), params.hostId),
       systemDefault: candidate(pointer(sql`${SYSTEM_SCOPE}`), params.hostId),

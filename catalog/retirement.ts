@@ -1,5 +1,5 @@
 // Retiring snapshots: who still uses one, the guarded move to `deleting`, the tombstone.
-import { and, eq, inArray, ne, notExists, notInArray, sql } from 'drizzle-orm';
+import { and, eq, inArray, ne, notExists, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { agents } from '../db/access';
 import { defaultPointers, hostCache, issues, sandboxes, snapshotEvents, snapshots } from '../db/schema';
@@ -10,23 +10,26 @@ export interface Usage {
   defaults: Array<{ workspace: string; size: string; profileKey: string }>;
   pins: string[];
   sandboxes: string[];
+  /** Forks made from it (a container fork starts from its fork point on every start). */
+  forks: string[];
   /** Agents running on it. */
   agents: string[];
 }
 
-export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + u.sandboxes.length + u.agents.length > 0;
+export const inUse = (u: Usage): boolean => u.defaults.length + u.pins.length + u.sandboxes.length + u.forks.length + u.agents.length > 0;
 
 export function describeUsage(u: Usage): string {
   return [
     ...u.defaults.map((d) => `default for ${d.workspace} ${d.size} ${d.profileKey}`),
     ...u.pins.map((p) => `pinned on issue ${p}`),
     ...u.sandboxes.map((s) => `latest session of sandbox ${s}`),
+    ...u.forks.map((s) => `fork point of sandbox ${s}`),
     ...u.agents.map((a) => `agent ${a}`),
   ].join('; ');
 }
 
 export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promise<Usage> {
-  const [defaults, pins, boxes, users] = await Promise.all([
+  const [defaults, pins, boxes, forks, users] = await Promise.all([
     db
       .select({ workspace: defaultPointers.workspace, size: defaultPointers.size, profileKey: defaultPointers.profileKey })
       .from(defaultPointers)
@@ -34,9 +37,16 @@ export async function usageOf(db: Pick<Db, 'select'>, snapshotId: string): Promi
     db.select({ key: issues.externalKey }).from(issues).where(eq(issues.pinnedSnapshotId, snapshotId)),
     // A stopped (or failed) sandbox resumes from its latest session: that session is in use as much as a running one's.
     db.select({ id: sandboxes.id }).from(sandboxes).where(eq(sandboxes.latestSessionSnapshotId, snapshotId)),
+    db.select({ id: sandboxes.id }).from(sandboxes).where(eq(sandboxes.forkedFromSnapshotId, snapshotId)),
     db.select({ name: agents.name }).from(agents).where(eq(agents.snapshotId, snapshotId)),
   ]);
-  return { defaults, pins: pins.map((p) => p.key), sandboxes: boxes.map((b) => b.id), agents: users.map((a) => a.name) };
+  return {
+    defaults,
+    pins: pins.map((p) => p.key),
+    sandboxes: boxes.map((b) => b.id),
+    forks: forks.map((f) => f.id),
+    agents: users.map((a) => a.name),
+  };
 }
 
 /** Snapshots in a workspace that nothing references and that have not changed for `days`: prune candidates. */
@@ -68,7 +78,7 @@ export async function unusedSnapshots(
           db
             .select({ one: sql`1` })
             .from(sandboxes)
-            .where(eq(sandboxes.latestSessionSnapshotId, snapshots.id)),
+            .where(or(eq(sandboxes.latestSessionSnapshotId, snapshots.id), eq(sandboxes.forkedFromSnapshotId, snapshots.id))),
         ),
         notExists(
           db

@@ -26,6 +26,8 @@ export interface SandboxRow {
   baseSnapshotId?: string;
   /** The agent it follows: each start uses that agent's snapshot as it is then. */
   agentId?: string;
+  /** `sandbox fork`: the source's session snapshot it starts from (a vm fork: as its latest session). */
+  forkedFromSnapshotId?: string;
 }
 
 export interface SessionSnapshot {
@@ -45,6 +47,11 @@ export interface SessionSnapshot {
   hostId: string;
   sequence: number;
   run: RunRef;
+  /**
+   * A save for `sandbox fork` (the fork's id): named for it, and made the source's latest only for a vm (a container
+   * sandbox keeps no latest session; the row is its fork's starting point).
+   */
+  forkId?: string;
 }
 
 export interface SandboxStateUpdate {
@@ -59,7 +66,13 @@ export interface SandboxStateUpdate {
 export async function insertSandbox(db: Db, input: SandboxRow): Promise<void> {
   await db
     .insert(sandboxes)
-    .values({ ...input, state: 'provisioning' })
+    // A vm fork's first start is its source's session, by the restore order's session step; a container keeps no
+    // latest session (sandboxes_snapshot_only_vm) and starts from its fork point instead (lib/restoreOrder.ts).
+    .values({
+      ...input,
+      state: 'provisioning',
+      latestSessionSnapshotId: input.class === 'vm' ? (input.forkedFromSnapshotId ?? null) : null,
+    })
     .onConflictDoNothing({ target: sandboxes.id });
 }
 
@@ -86,10 +99,16 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
     const [box] = await tx.select().from(sandboxes).where(eq(sandboxes.id, input.sandboxId)).for('update');
     if (!box) throw new SnapflowError({ code: 'NOT_FOUND', message: `sandbox ${input.sandboxId} is not in the catalog` });
     if (box.latestSessionSnapshotId === input.id) return { snapshotId: input.id, superseded: null }; // a retry
+    const latest = !input.forkId || box.class === 'vm';
+    if (!latest) {
+      const [mine] = await tx.select({ id: snapshots.id }).from(snapshots).where(eq(snapshots.id, input.id));
+      if (mine) return { snapshotId: input.id, superseded: null }; // a retry of a container's fork save
+    }
     await tx.insert(snapshots).values({
       id: input.id,
       workspace: input.workspace,
-      name: `session-${input.sandboxId}-${input.sequence}`,
+      // Names are at most 63 characters: the fork's id is cut to its first 8 hex digits.
+      name: input.forkId ? `session-${input.sandboxId}-fork-${input.forkId.slice(0, 8)}` : `session-${input.sandboxId}-${input.sequence}`,
       kind: 'session',
       sourceImage: input.localRef,
       resolvedDigest: input.digest,
@@ -101,7 +120,7 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
       status: 'active',
       origin: 'job',
       sandboxId: input.sandboxId,
-      parentSnapshotId: box.latestSessionSnapshotId,
+      parentSnapshotId: box.latestSessionSnapshotId ?? box.forkedFromSnapshotId,
       workflowId: input.run.workflowId,
       runId: input.run.runId,
     });
@@ -109,10 +128,14 @@ export async function insertSessionSnapshot(db: Db, input: SessionSnapshot): Pro
       snapshotId: input.id,
       type: 'registered',
       toStatus: 'active',
-      message: `session saved after job ${input.sequence}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`,
+      message: `session saved ${input.forkId ? `for fork ${input.forkId}` : `after job ${input.sequence}`}${input.storedRef ? `, stored as ${input.storedRef}` : ' (host cache only: no storage)'}`,
       workflowId: input.run.workflowId,
       runId: input.run.runId,
     });
+    if (!latest) {
+      await tx.insert(hostCache).values({ hostId: input.hostId, snapshotId: input.id }).onConflictDoNothing();
+      return { snapshotId: input.id, superseded: null };
+    }
     if (box.latestSessionSnapshotId) {
       await tx.insert(snapshotEvents).values({
         snapshotId: box.latestSessionSnapshotId,
@@ -140,6 +163,12 @@ export async function saveIssue(db: Pick<Queryable, 'insert'>, input: { workspac
 
 export async function listSandboxes(db: Db, workspace: string): Promise<Sandbox[]> {
   return db.select().from(sandboxes).where(eq(sandboxes.workspace, workspace));
+}
+
+/** One sandbox's catalog row; undefined until its workflow has registered it. */
+export async function findSandbox(db: Db, sandboxId: string): Promise<Sandbox | undefined> {
+  const [row] = await db.select().from(sandboxes).where(eq(sandboxes.id, sandboxId));
+  return row;
 }
 
 /** The workspace a sandbox belongs to; undefined until its workflow has registered the row. */
@@ -236,4 +265,36 @@ export async function requireIssue(db: Queryable, input: { workspace: string; is
 
 function nothingPinned(input: { workspace: string; issue: string }): SnapflowError {
   return new SnapflowError({ code: 'NOT_FOUND', field: 'issue', message: `issue ${input.issue} has nothing pinned in ${input.workspace}` });
+}
+
+/** A session snapshot as promotion of a stopped sandbox publishes it: where it is stored, and which hosts hold it. */
+export interface StoredSession {
+  id: string;
+  name: string;
+  storedRef: string | null;
+  digest: string | null;
+  machineProfile: string | null;
+  cachedOn: string[];
+}
+
+/** One of `workspace`'s session snapshots (NOT_FOUND for another workspace's, so nothing is told across workspaces). */
+export async function readSessionSnapshot(db: Db, input: { snapshotId: string; workspace: string }): Promise<StoredSession> {
+  const [row] = await db
+    .select()
+    .from(snapshots)
+    .where(and(eq(snapshots.id, input.snapshotId), eq(snapshots.workspace, input.workspace), eq(snapshots.kind, 'session')));
+  if (!row || row.status !== 'active')
+    throw new SnapflowError({
+      code: 'NOT_FOUND',
+      message: `session snapshot ${input.snapshotId} is not an active session of ${input.workspace}`,
+    });
+  const cached = await db.select({ hostId: hostCache.hostId }).from(hostCache).where(eq(hostCache.snapshotId, row.id));
+  return {
+    id: row.id,
+    name: row.name,
+    storedRef: row.storedRef,
+    digest: row.resolvedDigest,
+    machineProfile: row.machineProfile,
+    cachedOn: cached.map((c) => c.hostId).sort(),
+  };
 }

@@ -181,6 +181,13 @@ export class SnapflowApiClient {
     status: (id: string) => this.request('GET', `/v1/sandboxes/${seg(id)}`),
     explain: (id: string) => this.request('GET', `/v1/sandboxes/${seg(id)}/explain`),
     promote: (id: string, input: { name: string; setDefault?: boolean }) => this.request('POST', `/v1/sandboxes/${seg(id)}/promote`, input),
+    /** A new sandbox from this one's latest session, or its live state saved on the spot (`sandbox fork`). */
+    fork: (input: { sandbox: string; name?: string }) =>
+      this.request<{ sandboxId: string; workflowId: string; forkedFrom: unknown; status: unknown }>(
+        'POST',
+        `/v1/sandboxes/${seg(input.sandbox)}/fork`,
+        input.name === undefined ? {} : { name: input.name },
+      ),
     resume: (id: string) => this.request('POST', `/v1/sandboxes/${seg(id)}/resume`),
     destroy: (id: string) => this.request('DELETE', `/v1/sandboxes/${seg(id)}`),
     /** The job's output as it comes (bytes decoded from the stream's base64), then its result. */

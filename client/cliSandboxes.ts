@@ -1,6 +1,6 @@
 // `snapflow sandbox …` and `snapflow issue pin|unpin`: thin wrappers over the client.
 import type { Command } from 'commander';
-import type { RestoreDecision } from '../lib/restoreOrder';
+import { describeFork, type RestoreDecision } from '../lib/restoreOrder';
 import type { CreateSandboxInput } from './sandboxes';
 import type { SandboxStatus } from '../workflows/contracts/sandbox';
 import { printTable } from './cliTable';
@@ -13,6 +13,7 @@ const named = (id: string, name?: string): string => (name ? `${name} (${id})` :
 /** Where a start came from, with the snapshot's name beside its id. */
 function startedFrom(d: RestoreDecision): string {
   if (d.source === 'running') return `the running container on ${d.hostId}`;
+  if (d.source !== 'base' && d.forkedFrom) return `${describeFork(d.forkedFrom)} (${d.imageRef})`;
   if (d.source !== 'base') return `${d.source} snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`;
   return d.snapshotId ? `fresh base image snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})` : `fresh base image ${d.imageRef}`;
 }
@@ -160,8 +161,28 @@ export function registerSandboxCommands(program: Command, run: Run): void {
     );
 
   sandbox
+    .command('fork <id>')
+    .description(
+      "a new sandbox from this one's latest session snapshot, or from its live state saved on the spot while it runs (it keeps running); the fork goes on independently",
+    )
+    .option('--name <id>', "the fork's id, a UUID (default: a fresh one); a taken one is refused")
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, o: { name?: string; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.sandboxes.fork({ sandbox: id, name: o.name }),
+        (r) =>
+          console.log(
+            `✓ sandbox ${r.sandboxId} ${r.status.state} on ${r.status.hostId}, forked from ${id}${r.forkedFrom.live ? ' (saved live)' : ''}\n${r.status.lastStart ? explain(r.status.lastStart) : ''}`,
+          ),
+      ),
+    );
+
+  sandbox
     .command('promote <id>')
-    .description('save an idle vm sandbox as a workspace golden snapshot (refused while a job runs)')
+    .description(
+      'save an idle vm sandbox as a workspace golden snapshot (refused while a job runs); a stopped one publishes its latest session',
+    )
     .requiredOption('--name <name>', 'snapshot name, e.g. agent-golden-v2')
     .option('--set-default', 'make it the default for its size/profile')
     .option('--json', 'machine-readable output')

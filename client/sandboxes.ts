@@ -5,7 +5,7 @@ import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { readRestoreInput } from '../catalog/restore';
-import { listSandboxes, pinTarget, requireIssue, sandboxScope, type Sandbox } from '../catalog/sandboxes';
+import { findSandbox, listSandboxes, pinTarget, requireIssue, sandboxScope, type Sandbox } from '../catalog/sandboxes';
 import type { Db } from '../db/client';
 import { findAgent, findAgentSnapshot } from '../catalog/agents';
 import type { Snapshot } from '../catalog/snapshots';
@@ -32,10 +32,21 @@ import {
   checkSandboxSpec,
   checkSandboxWorkspace,
 } from '../lib/validation';
-import type { IssuePinRequest, IssuePinResult, JobRequest, JobResult, PromoteResult, SandboxStatus, pinIssue, sandbox } from '../workflows';
+import type {
+  ForkPoint,
+  IssuePinRequest,
+  IssuePinResult,
+  JobRequest,
+  JobResult,
+  PromoteResult,
+  SandboxStatus,
+  pinIssue,
+  sandbox,
+} from '../workflows';
 import {
   SANDBOX_DEFAULTS,
   destroyUpdate,
+  forkUpdate,
   promoteUpdate,
   resumeUpdate,
   runJobUpdate,
@@ -99,6 +110,20 @@ const SESSION_WAIT_MS = 10 * 60_000;
 
 /** Turns an Update's refusal or failure into the SnapflowError the workflow typed (a sandbox that could not start
  * ends its workflow: its failure is the typed one the start raised). */
+/** A fork's name is its sandbox id: a UUID the caller picks (so asking twice cannot make two). */
+function checkForkName(name: unknown): string {
+  try {
+    return checkSandboxId(name);
+  } catch {
+    throw new SnapflowError({
+      code: 'VALIDATION_FAILED',
+      field: 'name',
+      message: `fork name ${JSON.stringify(String(name)).slice(0, 80)} is not a sandbox id`,
+      hint: 'a sandbox is named by its id: give a UUID (e.g. from `uuidgen`), or leave --name out for a fresh one',
+    });
+  }
+}
+
 function typed<T>(work: () => Promise<T>): Promise<T> {
   return typedCall(
     work,
@@ -157,6 +182,75 @@ export class SandboxClient {
       ]),
     });
     return { sandboxId, workflowId, status: await this.startAndWait(start) };
+  }
+
+  /**
+   * A new sandbox from `sandbox`'s latest session snapshot, or from its live state saved on the spot when it runs (it
+   * keeps running and goes on independently). The fork has the source's class, size, runtime, base, issue and
+   * keep-alive, and starts through the restore order like any sandbox; `name` is its id (default: a fresh one).
+   */
+  async fork(input: {
+    sandbox: string;
+    name?: string;
+  }): Promise<{ sandboxId: string; workflowId: string; forkedFrom: ForkPoint & { sandboxId: string }; status: SandboxStatus }> {
+    const sourceId = checkSandboxId(input.sandbox);
+    const sandboxId = input.name === undefined ? randomUUID() : checkForkName(input.name);
+    await this.canOn(sourceId, 'sandbox.fork');
+    const source = await findSandbox(this.db, sourceId);
+    if (!source)
+      throw new SnapflowError({
+        code: 'NOT_FOUND',
+        field: 'sandbox',
+        message: `sandbox ${sourceId} does not exist`,
+        hint: 'list sandboxes with `snapflow sandbox list`',
+      });
+    await requireAccess(this.db, this.config, source.workspace, 'sandbox.create');
+    if (await findSandbox(this.db, sandboxId))
+      throw new SnapflowError({
+        code: 'CONFLICT',
+        field: 'name',
+        message: `sandbox ${sandboxId} already exists`,
+        hint: 'give the fork another --name (a UUID), or leave --name out for a fresh one',
+      });
+    const lifecycle = await this.lifecycleFor(source.workspace, {});
+    const point = await this.afterSessionSave(sourceId, () =>
+      typed(() =>
+        this.temporal.workflow
+          .getHandle(workflowIds.sandbox(sourceId))
+          .executeUpdate(forkUpdate, { args: [{ forkId: sandboxId, actor: this.config.actor }] }),
+      ),
+    );
+    const workflowId = workflowIds.sandbox(sandboxId);
+    const start = new WithStartWorkflowOperation<typeof sandbox>('sandbox', {
+      taskQueue: taskQueues.control,
+      workflowId,
+      workflowIdConflictPolicy: 'FAIL',
+      args: [
+        {
+          sandboxId,
+          workspace: source.workspace,
+          class: source.class,
+          size: source.size,
+          runtime: source.runtime,
+          profileKey: source.profileKey,
+          keepAlive: source.keepAlive,
+          issueId: source.issueId ?? undefined,
+          baseSnapshotId: source.baseSnapshotId ?? undefined,
+          agentId: source.agentId ?? undefined,
+          forkedFromSnapshotId: point.snapshotId,
+          ...lifecycle,
+          actor: this.config.actor,
+        },
+      ],
+      staticSummary: `Sandbox **${sandboxId}** (${source.class}, ${source.size}, ${source.runtime}) in ${source.workspace}, forked from sandbox ${sourceId}`,
+      typedSearchAttributes: new TypedSearchAttributes([
+        { key: searchAttributes.WorkspaceId, value: source.workspace },
+        { key: searchAttributes.SandboxSize, value: source.size },
+        { key: searchAttributes.Runtime, value: source.runtime },
+      ]),
+    });
+    const status = await this.startAndWait(start);
+    return { sandboxId, workflowId, forkedFrom: { ...point, sandboxId: sourceId }, status };
   }
 
   /**

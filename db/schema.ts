@@ -222,6 +222,11 @@ export const sandboxes = pgTable(
     baseSnapshotId: uuid('base_snapshot_id').references((): AnyPgColumn => snapshots.id),
     /** The agent it was created for (agents live in db/access.ts): it starts from that agent's snapshot as it is now. */
     agentId: uuid('agent_id'),
+    /**
+     * `sandbox fork`: the session snapshot of another sandbox this one was made from. A vm fork starts with it as its
+     * latest session; a container fork (whose own runs keep no sessions) starts from it on every start.
+     */
+    forkedFromSnapshotId: uuid('forked_from_snapshot_id').references((): AnyPgColumn => snapshots.id),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

@@ -19,6 +19,8 @@ export const ACTIONS = {
   'sandbox.job': { role: 'member' },
   'sandbox.resume': { role: 'member' },
   'sandbox.destroy': { role: 'member' },
+  // A fork reads the source (its session, or its live state saved on the spot) and creates a sandbox: a member's.
+  'sandbox.fork': { role: 'member' },
   'sandbox.promote': { role: 'admin', paid: true },
   'issue.pin': { role: 'member' },
   'agent.manage': { role: 'admin' },

@@ -43,6 +43,8 @@ export interface RestoreCandidate {
   cachedOn: string[];
   /** Set for a saved machine (a vm sandbox's memory and devices): the machine profile it restores onto only. */
   machineProfile?: string | null;
+  /** The sandbox that saved it (a session snapshot): another sandbox's session is where a fork started. */
+  sandboxId?: string | null;
 }
 
 /**
@@ -71,6 +73,8 @@ export interface RestoreInput {
   hostId?: string | null;
   /** What sandboxes.latest_session_snapshot_id points at. */
   session: RestoreCandidate | null;
+  /** `sandbox fork`: the source's session it was made from (a container fork starts from it; absent: not a fork). */
+  fork?: RestoreCandidate | null;
   /** Pinned on the sandbox's issue. */
   pin: RestoreCandidate | null;
   /** Default pointer for (sandbox workspace, size, profile). */
@@ -118,6 +122,23 @@ export interface DecisionBase {
   base?: RestoreBase;
 }
 
+/** The sandbox and session snapshot a fork started from. */
+export interface ForkOrigin {
+  sandboxId: string;
+  snapshotId: string;
+  name: string;
+}
+
+/** "forked from <source sandbox> (<session snapshot>)": what a fork's start explains. */
+export function describeFork(f: ForkOrigin): string {
+  return `forked from ${f.sandboxId} (${f.name})`;
+}
+
+/** The fork origin of a session candidate saved by another sandbox than `sandboxId`. */
+function forkOrigin(c: RestoreCandidate, sandboxId: string): { forkedFrom: ForkOrigin } | Record<string, never> {
+  return c.sandboxId && c.sandboxId !== sandboxId ? { forkedFrom: { sandboxId: c.sandboxId, snapshotId: c.id, name: c.name } } : {};
+}
+
 /**
  * Where the run starts. A running sandbox is reused as it is (no image); every other source names the image
  * to start and, for snapshots, which one (by id and name).
@@ -133,6 +154,8 @@ export type RestoreDecision = DecisionBase &
         hostId?: string;
         /** The snapshot is a saved machine: the run restores it (on a host of this profile) instead of booting. */
         machineProfile?: string;
+        /** The session is another sandbox's: this sandbox was forked from it (`sandbox fork`). */
+        forkedFrom?: ForkOrigin;
         skipped: RestoreSkip[];
       }
     | { source: 'base'; imageRef: string; snapshotId?: string; name?: string; hostId?: string; skipped: RestoreSkip[] }
@@ -301,10 +324,27 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
   if (running.ok) return { source: 'running', hostId: running.hostId, containerId: running.containerId, skipped, ...about };
   skipped.push({ step: 'running', reason: running.reason, detail: running.detail });
 
-  // Snapshot acceleration applies to full-VM sandboxes, not to container sandboxes.
+  // Snapshot acceleration applies to full-VM sandboxes, not to container sandboxes; a container fork starts from the
+  // files its source had when it was forked (its fork point) instead of the base, on every start.
   if (box.class !== 'vm') {
     const detail = `sandbox ${box.id} is a container sandbox; snapshots apply to full-VM sandboxes only`;
-    for (const step of SNAPSHOT_STEPS) skipped.push({ step, reason: 'container-class', detail });
+    const fork = input.fork;
+    if (fork) {
+      const verdict = candidateVerdict(fork, { ...stepRules(input, 'session'), profileKey: box.profileKey, hosts, machines: {} });
+      if (verdict.ok)
+        return {
+          source: 'session',
+          snapshotId: fork.id,
+          name: fork.name,
+          imageRef: verdict.imageRef,
+          hostId: verdict.hostId,
+          ...forkOrigin(fork, box.id),
+          skipped,
+          ...about,
+        };
+      skipped.push({ step: 'session', reason: verdict.reason, detail: `fork point: ${verdict.detail}` });
+    }
+    for (const step of SNAPSHOT_STEPS) if (!fork || step !== 'session') skipped.push({ step, reason: 'container-class', detail });
     return base();
   }
 
@@ -323,6 +363,7 @@ export function chooseRestore(input: RestoreInput): RestoreDecision {
         imageRef: verdict.imageRef,
         hostId: verdict.hostId,
         ...(verdict.machineProfile ? { machineProfile: verdict.machineProfile } : {}),
+        ...(step === 'session' ? forkOrigin(rules.candidate, box.id) : {}),
         skipped,
         ...about,
       };

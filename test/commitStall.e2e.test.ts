@@ -21,7 +21,6 @@ const NOT_HERE: Record<string, string> = {
   startVmSandbox: 'vm sandboxes boot under TCG for minutes: test/chaos.e2e.test.ts stalls this step',
   snapshotVmSandbox: 'vm only: test/chaos.e2e.test.ts stalls this step',
   noteGoldenLog: 'written only around the vm targets of a golden build (a line at a fixed place: a retry is a no-op)',
-  saveSessionSnapshot: 'a session is saved for vm sandboxes only: test/chaos.e2e.test.ts stalls this step',
   restoreVmSandbox: 'vm only; not yet stalled anywhere (its boot and restore answers are kept in the VM directory)',
   cacheVmState: 'vm only; not yet stalled anywhere',
   evictVmState: 'vm only, with host cache eviction; not yet stalled anywhere',
@@ -31,7 +30,6 @@ const NOT_HERE: Record<string, string> = {
   vmSaveSession: 'vm only: test/chaos.e2e.test.ts stalls the vm steps',
   vmStop: 'vm only: test/chaos.e2e.test.ts stalls the vm steps',
   containerExec: "a user's job runs at most once (one attempt, never retried), so the stall leaves it alone",
-  containerSaveSession: 'a container job saves no session (only machines are saved after a job)',
   moveAgents: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   moveAgentsBack: 'agent rollouts need agents with health checks: test/agentsRun.e2e.test.ts, not stalled',
   markGithubConnection: 'needs the GitHub App fake, which this stack has not',
@@ -111,7 +109,8 @@ test('every writing flow tells the truth while each writer commits, stalls past 
     });
     return env.client.golden.waitForBuild((await env.client.golden.buildNow({ workspace: ws })).workflowId);
   };
-  // A container sandbox for an issue from the replacing image snapshot: cached onto the host, a job, destroyed.
+  // A container sandbox for an issue from the replacing image snapshot: cached onto the host, a job, forked (its
+  // files committed and its fork point registered, the fork started from them), both destroyed.
   const sandboxFlow = async (snapshot: string) => {
     const { sandboxId } = await env.client.sandboxes.create({
       workspace: ws,
@@ -120,9 +119,12 @@ test('every writing flow tells the truth while each writer commits, stalls past 
       keepAlive: true,
       issue: 'STALL-1',
     });
-    const job = await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo ran'] });
+    const job = await env.client.sandboxes.runJob(sandboxId, { command: ['sh', '-c', 'echo ran > /root/ran && cat /root/ran'] });
+    const fork = await env.client.sandboxes.fork({ sandbox: sandboxId });
+    const forkJob = await env.client.sandboxes.runJob(fork.sandboxId, { command: ['cat', '/root/ran'] });
+    await env.client.sandboxes.destroy(fork.sandboxId);
     const destroyed = await env.client.sandboxes.destroy(sandboxId);
-    return { sandboxId, job, destroyed };
+    return { sandboxId, job, fork, forkJob, destroyed };
   };
 
   // The host self-test: a temp sandbox, a command (retried: the self-test's is idempotent), commit, push, cleanup.
@@ -147,16 +149,26 @@ test('every writing flow tells the truth while each writer commits, stalls past 
     stored: { digest: expect.any(String) },
   });
   expect(sandbox.job).toMatchObject({ exitCode: 0, stdout: 'ran\n' });
+  expect(sandbox.forkJob).toMatchObject({ exitCode: 0, stdout: 'ran\n' });
+  expect(sandbox.fork.forkedFrom).toMatchObject({ sandboxId: sandbox.sandboxId, live: true });
   expect(sandbox.destroyed.state).toBe('stopped');
 
   // Nothing twice, nothing left.
   const rows = await env.db.db.select().from(snapshots).where(eq(snapshots.workspace, ws));
   expect(rows.map((r) => `${r.name} ${r.status}`).sort()).toEqual(
-    ['gone-v1 failed', 'img-v1 deleted', 'img-v2 active', `${golden.snapshots[0]!.name} active`].sort(),
+    [
+      'gone-v1 failed',
+      'img-v1 deleted',
+      'img-v2 active',
+      `${golden.snapshots[0]!.name} active`,
+      `session-${sandbox.sandboxId}-fork-${sandbox.fork.sandboxId.slice(0, 8)} active`,
+    ].sort(),
   );
   expect(await env.db.db.select().from(defaultHistory).where(eq(defaultHistory.workspace, ws))).toHaveLength(1);
   expect(await env.db.db.select().from(goldenBuilds).where(eq(goldenBuilds.workspace, ws))).toHaveLength(1);
   expect(await env.db.db.select().from(sandboxes).where(eq(sandboxes.id, sandbox.sandboxId))).toHaveLength(1);
+  const [forkRow] = await env.db.db.select().from(sandboxes).where(eq(sandboxes.id, sandbox.fork.sandboxId));
+  expect(forkRow!.forkedFromSnapshotId).toBe(sandbox.fork.forkedFrom.snapshotId);
   // The issue's row was written once, by the workflow, and the sandbox is registered under it.
   const issueRows = await env.db.db.select().from(issues).where(eq(issues.workspace, ws));
   expect(issueRows.map((row) => row.externalKey)).toEqual(['STALL-1']);

@@ -133,8 +133,12 @@ test('one query loads the sandbox, its session, pin, workspace and system defaul
       storedRef: null,
       sourceImage: 'snapflow/session-local:1',
       machineProfile: null,
+      // Its own session: a session of another sandbox is where a fork started.
+      sandboxId,
       cachedOn: [],
     },
+    // Not a fork.
+    fork: null,
     pin: expect.objectContaining({ id: pinId, kind: 'golden', cachedOn: [] }),
     workspaceDefault: expect.objectContaining({
       id: wsId,

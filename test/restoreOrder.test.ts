@@ -442,3 +442,37 @@ describe('chooseRestore', () => {
     }
   });
 });
+
+describe('forks', () => {
+  const forkPoint = session({ id: 'fork-point', name: 'session-src-fork-1', sandboxId: 'sb-src' });
+
+  test("a vm fork's first start is its source's session, and it says it was forked from it", () => {
+    const d = chooseRestore(input({ session: forkPoint }));
+    expect(d).toMatchObject({
+      source: 'session',
+      snapshotId: 'fork-point',
+      forkedFrom: { sandboxId: 'sb-src', name: 'session-src-fork-1' },
+    });
+  });
+
+  test("a vm sandbox's own session says nothing about forks", () => {
+    expect(chooseRestore(input({ session: session({ sandboxId: 'sb-1' }) }))).not.toHaveProperty('forkedFrom');
+  });
+
+  test('a container fork starts from its fork point; the other snapshot steps stay skipped as container-class', () => {
+    const d = chooseRestore(input({ sandbox: sandbox({ class: 'container' }), fork: forkPoint, pin: pin() }));
+    expect(d).toMatchObject({ source: 'session', snapshotId: 'fork-point', forkedFrom: { sandboxId: 'sb-src' } });
+  });
+
+  test('a container fork whose fork point is gone starts from the base, saying why', () => {
+    const d = chooseRestore(input({ sandbox: sandbox({ class: 'container' }), fork: { ...forkPoint, ...notStored } }));
+    expect(d.source).toBe('base');
+    expect(d.skipped.map((s) => `${s.step}:${s.reason}`)).toEqual([
+      'running:keep-alive-off',
+      'session:not-available',
+      'golden-pin:container-class',
+      'golden-workspace:container-class',
+      'golden-system:container-class',
+    ]);
+  });
+});

@@ -18,5 +18,14 @@ export type { DeleteSnapshotRequest } from './contracts/deleteSnapshot';
 export type { GoldenBuildRequest, GoldenBuildResult } from './contracts/goldenBuild';
 export type { SetDefaultRequest } from './contracts/setDefault';
 export type { IssuePinRequest, IssuePinResult } from './contracts/issuePins';
-export type { SandboxRequest, SandboxStatus, JobRequest, JobResult, PromoteRequest, PromoteResult } from './contracts/sandbox';
+export type {
+  SandboxRequest,
+  SandboxStatus,
+  JobRequest,
+  JobResult,
+  PromoteRequest,
+  PromoteResult,
+  ForkPoint,
+  ForkRequest,
+} from './contracts/sandbox';
 export type { RolloutRequest, RolloutResult, RolloutStatus, RolloutPhase, HealthReport, RolloutControl } from './contracts/rollout';

@@ -40,4 +40,6 @@ export const since = {
    * earlier names, the handle as text (workflows/goldenMachine.ts).
    */
   goldenVerbs: () => patched('golden-vm-verbs-v1'),
+  /** 2026-12-07 · remove after 2027-03-07. Without it: promotion of a stopped sandbox was refused ("resume it first"). */
+  stoppedPromote: () => patched('stopped-promote-v1'),
 };

@@ -148,6 +148,7 @@ export class SandboxCore {
       issueId,
       baseSnapshotId: req.baseSnapshotId,
       agentId: req.agentId,
+      forkedFromSnapshotId: req.forkedFromSnapshotId,
     });
   }
 
@@ -225,6 +226,34 @@ export class SandboxCore {
     const { req, s } = this;
     const saveSession = (to: SessionTarget) => this.runtime.saveSession(s.hostId!, this.handle()!, to);
     return { req, s, run: this.run, profileKey: this.profile(), claim: this.mine(), machines: this.machines, saveSession, local };
+  }
+
+  /**
+   * A running sandbox's live state saved for fork `forkId`, the sandbox kept running: a vm's becomes its latest
+   * session (what a session save is), a container's is only its fork's starting point.
+   */
+  protected async saveForkPoint(forkId: string): Promise<string> {
+    const { req, s } = this;
+    const to = { repository: `snapflow/sessions/${req.workspace}/${req.sandboxId}`, tag: `fork-${forkId.slice(0, 8)}`, keepRunning: true };
+    const image = await this.runtime.saveSession(s.hostId!, this.handle()!, to);
+    const saved = await sandboxCatalog.saveSessionSnapshot({
+      id: uuid4(),
+      sandboxId: req.sandboxId,
+      workspace: req.workspace,
+      runtime: req.runtime,
+      size: req.size,
+      profileKey: this.profile(),
+      localRef: image.localRef,
+      storedRef: image.storedRef,
+      digest: image.digest,
+      machineProfile: image.machineProfile,
+      hostId: s.hostId!,
+      sequence: s.jobs,
+      run: this.run,
+      forkId,
+    });
+    if (this.snapshots) s.latestSessionSnapshotId = saved.snapshotId;
+    return saved.snapshotId;
   }
 
   /** A container's files as a committed image; a machine's memory, devices and files as a saved state. */

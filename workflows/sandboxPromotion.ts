@@ -4,9 +4,10 @@
 import { uuid4 } from '@temporalio/workflow';
 import type { HandleClaim } from '../activities/handles';
 import type { SavedSession } from '../activities/sandbox/backend';
-import { defaults, golden } from './activities';
+import { defaults, golden, sandboxCatalog } from './activities';
 import type { PromoteRequest, PromoteResult, SandboxCarried, SandboxRequest } from './contracts/sandbox';
 import { publishGolden } from './publishGolden';
+import { reject } from './failures';
 import { ENTRYPOINT_SETTLE_SECONDS, type SessionTarget } from './sandboxRuntime';
 
 export interface Promotion {
@@ -73,6 +74,47 @@ export async function publishPromotion(p: Promotion, input: PromoteRequest): Pro
       })
     : undefined;
   return { snapshotId, name: input.name, storedRef, default: made };
+}
+
+/**
+ * Promotion of a stopped sandbox: its latest session snapshot, already in snapshot storage, registered as a golden
+ * as promotion would after saving; the stored machine is shared, not copied (deleting one keeps what the other uses).
+ */
+export async function publishStoppedPromotion(p: Promotion, input: PromoteRequest, sessionId: string): Promise<PromoteResult> {
+  const { req } = p;
+  const session = await sandboxCatalog.loadSessionSnapshot({ snapshotId: sessionId, workspace: req.workspace });
+  if (!session.storedRef || !session.digest)
+    reject('GOLDEN_STORAGE_NOT_CONFIGURED', `session snapshot ${session.name} is on its host only: a golden must be in snapshot storage`, {
+      hint: 'configure snapshot storage (SNAPFLOW_REGISTRY_URL); sessions saved from then on can be promoted while stopped',
+    });
+  const registered = await golden.registerGolden({
+    id: uuid4(),
+    workspace: req.workspace,
+    name: input.name,
+    storedRef: session.storedRef!,
+    digest: session.digest!,
+    machineProfile: session.machineProfile ?? undefined,
+    runtime: req.runtime,
+    size: req.size,
+    profileKey: p.profileKey,
+    origin: 'promote',
+    sandboxId: req.sandboxId,
+    parentSnapshotId: session.id,
+    run: p.run,
+  });
+  if (session.cachedOn.length) await golden.recordHostCache({ hostId: session.cachedOn[0]!, snapshotIds: [registered.snapshotId] });
+  const made = input.setDefault
+    ? await defaults.setDefault({
+        workspace: req.workspace,
+        size: req.size,
+        profileKey: p.profileKey,
+        snapshotId: registered.snapshotId,
+        actor: input.actor ?? req.actor,
+        reason: `promoted from stopped sandbox ${req.sandboxId} (session ${session.name})`,
+        workflowId: p.run.workflowId,
+      })
+    : undefined;
+  return { snapshotId: registered.snapshotId, name: input.name, storedRef: session.storedRef!, default: made };
 }
 
 /** Promotion of a machine: pause, save memory and devices into snapshot storage, resume; then register it. */

@@ -206,6 +206,28 @@ export function registerSandboxRoutes(app: FastifyInstance, deps: ApiDeps): void
     },
   );
 
+  app.post<{ Params: SandboxParams; Body: { name?: string } }>(
+    '/sandboxes/:id/fork',
+    {
+      schema: {
+        tags: ['sandboxes'],
+        summary: 'Fork a sandbox: a new one from its latest session, or from its live state saved on the spot while it runs',
+        params: sandboxParam,
+        body: {
+          type: 'object',
+          properties: { name: { type: 'string', maxLength: 36, description: "the fork's id (a UUID); default: a fresh one" } },
+          additionalProperties: false,
+        },
+        response: ok(),
+      },
+    },
+    async (request) => {
+      const caller = callerOf(request);
+      await onSandbox(caller, request.params.id, 'sandbox.fork');
+      return caller.client.sandboxes.fork({ sandbox: request.params.id, name: request.body?.name });
+    },
+  );
+
   app.post<{ Params: SandboxParams }>(
     '/sandboxes/:id/resume',
     {

@@ -111,6 +111,17 @@ export interface PromoteResult {
   default?: DefaultState;
 }
 
+export interface ForkRequest extends SandboxCall {
+  /** The new sandbox's id: the session saved for it is named for it, so a retried fork finds its own. */
+  forkId: string;
+}
+
+/** Where a fork starts: the source's session snapshot, saved on the spot when the source was running (`live`). */
+export interface ForkPoint {
+  snapshotId: string;
+  live: boolean;
+}
+
 export interface SandboxStatus extends SandboxCarried {
   sandboxId: string;
   currentJob?: { sequence: number; command: string[] };
@@ -121,8 +132,16 @@ export const runJobUpdate = defineUpdate<JobResult, [JobRequest]>('runJob');
 
 /** Cancels the running job (Ctrl-C on `sandbox run`): SIGTERM to its process group, SIGKILL after a grace. */
 export const cancelJobSignal = defineSignal<[{ sequence?: number }]>('cancelJob');
-/** Commits the idle sandbox as a workspace golden snapshot; rejected while a job runs or for `container` class. */
+/**
+ * Publishes the sandbox as a workspace golden snapshot: an idle one saved on the spot, a stopped one's latest session
+ * as it is (nothing booted); rejected while a job runs or for `container` class.
+ */
 export const promoteUpdate = defineUpdate<PromoteResult, [PromoteRequest]>('promote');
+/**
+ * The session a fork starts from: a running sandbox saves its live state (and keeps running), a stopped one answers
+ * its latest session without starting. Rejected while a job or a save runs.
+ */
+export const forkUpdate = defineUpdate<ForkPoint, [ForkRequest]>('fork');
 /** Starts a stopped sandbox again, by the restore order; returns the new status (with the decision). */
 export const resumeUpdate = defineUpdate<SandboxStatus, [SandboxCall]>('resume');
 /** Removes the sandbox's container and ends its workflow; rejected while a job runs. */

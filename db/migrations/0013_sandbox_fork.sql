@@ -1,0 +1,2 @@
+ALTER TABLE "sandboxes" ADD COLUMN "forked_from_snapshot_id" uuid;--> statement-breakpoint
+ALTER TABLE "sandboxes" ADD CONSTRAINT "sandboxes_forked_from_snapshot_id_snapshots_id_fk" FOREIGN KEY ("forked_from_snapshot_id") REFERENCES "public"."snapshots"("id") ON DELETE no action ON UPDATE no action;
