@@ -3,11 +3,18 @@
 import { spawn } from 'node:child_process';
 import { existsSync, lstatSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { liveStoredSnapshots } from '../catalog/retirement';
+import type { Db } from '../db/client';
+import type { StorageConfig } from '../lib/config';
 import { SnapflowError } from '../lib/errors';
 import { boundary } from './boundary';
 import { withHeartbeat } from './heartbeats';
+import { missingBlobs } from './registryClient';
 
 export interface StorageGcDeps {
+  db?: Db;
+  /** Snapshot storage, for checking afterwards that every live snapshot still has all its blobs. */
+  storage?: StorageConfig;
   /** SNAPFLOW_REGISTRY_CONFIG: the storage registry's config.yml; unset → gc is refused, saying how to enable it. */
   registryConfig?: string;
   /** The Distribution binary (Debian's `docker-registry`). */
@@ -165,7 +172,41 @@ export function createStorageGcActivities(deps: StorageGcDeps) {
         }),
       );
     },
+
+    /**
+     * Every live snapshot in storage, checked blob by blob: a save whose manifest landed while a gc was sweeping can
+     * name blobs that were swept. Read-only, so safe to run twice.
+     */
+    async checkStoredSnapshots(): Promise<StorageCheck> {
+      const { db, storage } = deps;
+      if (!db || !storage) return { checked: 0, damaged: [] };
+      const live = await liveStoredSnapshots(db, storage.registryHost);
+      const damaged: StorageCheck['damaged'] = [];
+      await withHeartbeat('check stored snapshots', async () => {
+        const credentials = { username: storage.username, password: storage.password };
+        for (const s of live) {
+          const at = s.storedRef.indexOf('@');
+          if (at < 0) continue; // stored refs are pinned by digest; a tag alone names nothing to check
+          const repository = s.storedRef.slice(storage.registryHost.length + 1, at);
+          const missing = await missingBlobs({
+            registry: storage.registryHost,
+            repository,
+            credentials,
+            digest: s.storedRef.slice(at + 1),
+          });
+          if (missing.length) damaged.push({ snapshotId: s.id, workspace: s.workspace, name: s.name, storedRef: s.storedRef, missing });
+        }
+      });
+      return { checked: live.length, damaged };
+    },
   };
+}
+
+export interface StorageCheck {
+  /** Live snapshots whose stored manifest and blobs were looked at. */
+  checked: number;
+  /** Those missing a blob (or their manifest): they no longer pull. */
+  damaged: Array<{ snapshotId: string; workspace: string; name: string; storedRef: string; missing: string[] }>;
 }
 
 export type StorageGcActivities = ReturnType<typeof createStorageGcActivities>;

@@ -249,8 +249,13 @@ export function buildCli(argv: string[] = process.argv): Command {
             console.log(`  ${r.manifests} manifests kept; run \`snapflow storage gc --yes\` to remove them`);
           } else {
             console.log(`✓ freed ${r.blobs} blobs, ${size(r.bytes)}: storage ${size(r.storageBytesBefore)} → ${size(r.storageBytesAfter)}`);
+            const damaged = r.check?.damaged ?? [];
+            if (!damaged.length) console.log(`  ${r.check?.checked ?? 0} live snapshots checked: every blob they name is stored`);
+            for (const d of damaged) console.log(`✗ ${d.workspace}/${d.name} (${d.storedRef}) misses ${d.missing.join(', ')}`);
           }
         },
+        // Checked after the sweep: a live snapshot left without a blob no longer pulls, whatever was freed.
+        (r) => (r.check?.damaged.length ? EXIT.failed : EXIT.ok),
       ),
     );
 

@@ -9,7 +9,7 @@ import { createStorageGcActivities, treeBytes } from '../activities/storageGc';
 import { pushState } from '../activities/vm/stateArtifacts';
 import { freePort, startRegistry, stopProcess, type ManagedProcess } from '../scripts/stack';
 import { deriveImage, pushImage } from './support/images';
-import { createTestEnv, uniqueHostId, type TestEnv } from './support/stack';
+import { createTestEnv, runCli, uniqueHostId, type TestEnv } from './support/stack';
 import { readTestStack } from './support/stackState';
 
 const N = 3;
@@ -89,8 +89,13 @@ test('a dry run counts what deleted snapshots left behind, --yes frees it, a liv
   expect(dry.bytes).toBeGreaterThan((grown - start) * 0.95);
   expect(treeBytes(storageDir())).toBe(dry.storageBytesBefore); // a dry run removes nothing
 
+  // The operator's view: the CLI's dry run says the same.
+  const shown = await runCli(t, ['storage', 'gc']);
+  expect(shown).toMatchObject({ status: 0, stderr: '' });
+  expect(shown.stdout).toContain(`${dry.blobs} unreferenced blobs, ${(dry.bytes / 1048576).toFixed(1)} MiB, would be freed`);
+
   const done = await t.client.storageGc({ yes: true });
-  expect(done).toMatchObject({ dryRun: false, blobs: dry.blobs });
+  expect(done).toMatchObject({ dryRun: false, blobs: dry.blobs, check: { checked: 1, damaged: [] } });
   const after = treeBytes(storageDir());
   expect(after).toBe(done.storageBytesAfter);
   expect(Math.abs(after - start) / start).toBeLessThan(0.05);
@@ -154,14 +159,18 @@ test('blobs collected before their manifest: the PUT fails with blob unknown, th
   expect(kept.status).toBe(200);
 });
 
-test('storage gc while a snapshot is being stored: every live snapshot pulls afterwards', async () => {
+test('storage gc over and over while a snapshot is being stored: every live snapshot pulls afterwards', async () => {
   const image = await uniqueSource(t.docker, 'racing');
-  const [racing] = await Promise.all([
-    activeSnapshot('gc-racing-v1', image),
-    t.client.storageGc({ yes: true }),
-    t.client.storageGc({ yes: true }),
-  ]);
-  await t.client.storageGc({ yes: true });
+  let storing = true;
+  const stored = activeSnapshot('gc-racing-v1', image).finally(() => (storing = false));
+  // gc --yes back to back (bounded) for as long as the save runs: its blobs are unreferenced until its manifest lands.
+  const runs = [];
+  for (let i = 0; i < 60 && storing; i++) runs.push(await t.client.storageGc({ yes: true }));
+  const racing = await stored;
+  expect(racing.status).toBe('active');
+  runs.push(await t.client.storageGc({ yes: true }));
+  console.log(`storage gc: ${runs.length} runs during one save, ${runs.reduce((n, r) => n + r.blobs, 0)} blobs collected meanwhile`);
+  expect(runs.at(-1)!.check).toEqual({ checked: 2, damaged: [] });
   for (const name of ['gc-live-v1', racing.name]) await pulls((await t.client.snapshots.get({ workspace: ws, name })).snapshot.storedRef!);
 });
 

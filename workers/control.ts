@@ -73,7 +73,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createConnectionActivities({ db: deps.db, tokens: createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp)) }),
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
-      ...createStorageGcActivities({ registryConfig: deps.registryConfig }),
+      ...createStorageGcActivities({ db: deps.db, storage: deps.storage, registryConfig: deps.registryConfig }),
       ...createDefaultActivities({ db: deps.db }),
       ...createAuthzActivities({
         db: deps.db,

@@ -9,5 +9,8 @@ import type { StorageGcRequest, StorageGcResult } from './contracts/storageGc';
  */
 export async function collectStorageGarbage(req: StorageGcRequest): Promise<StorageGcResult> {
   await authorizeRun({ claim: req.claim, actor: req.actor, action: 'storage.gc', workspace: SYSTEM_SCOPE, target: 'snapshot storage' });
-  return storageGc.collectStorageGarbage({ dryRun: req.dryRun });
+  const collected = await storageGc.collectStorageGarbage({ dryRun: req.dryRun });
+  if (req.dryRun) return collected;
+  // A sweep races uploads: a manifest that landed after the mark names blobs the sweep then removed. Say so.
+  return { ...collected, check: await storageGc.checkStoredSnapshots() };
 }

@@ -1,6 +1,6 @@
 // Storage garbage collection (workflows/storageGc.ts): request and result.
 import type { ActorClaim } from '../../lib/actorClaim';
-import type { StorageGcResult } from '../../activities/storageGc';
+import type { StorageCheck, StorageGcResult as Collected } from '../../activities/storageGc';
 
 export interface StorageGcRequest {
   /** Without it nothing is removed: the result says what would be. */
@@ -10,4 +10,5 @@ export interface StorageGcRequest {
   claim?: ActorClaim;
 }
 
-export type { StorageGcResult };
+/** What was (or would be) freed; after a real run, every live snapshot checked, and those left without a blob. */
+export type StorageGcResult = Collected & { check?: StorageCheck };
