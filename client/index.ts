@@ -23,9 +23,9 @@ import type {
   HostSelfTestResult,
   StorageGcResult,
   changeHostPlacement,
-  collectStorageGarbage,
   hostSelfTest,
   refreshHost,
+  storageGarbageCollection,
   validateGithubConnection,
 } from '../workflows';
 import { inSpan, startTracing, tracingClientInterceptors, type Tracing } from '../lib/tracing';
@@ -187,8 +187,8 @@ export class SnapflowClient {
   async storageGc(input: { yes?: boolean } = {}): Promise<StorageGcResult> {
     await requireAccess(this.db(), this.config, SYSTEM_SCOPE, 'storage.gc');
     const dryRun = !input.yes;
-    return this.run<typeof collectStorageGarbage>(
-      'collectStorageGarbage',
+    return this.run<typeof storageGarbageCollection>(
+      'storageGarbageCollection',
       workflowIds.storageGc(dryRun),
       { dryRun, actor: this.config.actor },
       '30 minutes',

@@ -159,6 +159,20 @@ test('blobs collected before their manifest: the PUT fails with blob unknown, th
   expect(kept.status).toBe(200);
 });
 
+test('the engine pushes again what a gc collected, though it pushed the same layers to that repository before', async () => {
+  // What a retried image store does: the engine remembers the layers it pushed, and must not trust that memory.
+  const local = await deriveImage(t.docker, 'head -c 1048576 /dev/urandom > /junk', 'gc-repush');
+  const target = { registryHost: storageHost, repository: 'snapflow/system/gc-repush', credentials: storageUser };
+  const first = await pushImage(t.docker, local, { ...target, tag: 'v1' });
+  const auth = { authorization: `Basic ${Buffer.from(`${storageUser.username}:${storageUser.password}`).toString('base64')}` };
+  const deleted = await fetch(`${storage.url}/v2/${target.repository}/manifests/${first}`, { method: 'DELETE', headers: auth });
+  expect(deleted.status).toBe(202);
+  expect((await t.client.storageGc({ yes: true })).blobs).toBeGreaterThanOrEqual(2);
+  await expect(pushImage(t.docker, local, { ...target, tag: 'v2' })).resolves.toBe(first);
+  await pulls(`${storageHost}/${target.repository}@${first}`);
+  await t.docker.getImage(local).remove({ force: true });
+});
+
 test('storage gc over and over while a snapshot is being stored: every live snapshot pulls afterwards', async () => {
   const image = await uniqueSource(t.docker, 'racing');
   let storing = true;

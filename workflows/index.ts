@@ -5,7 +5,7 @@ export { createImageSnapshot } from './imageSnapshot';
 export { validateGithubConnection } from './github';
 export { reconcileSnapshots } from './reconcile';
 export { deleteSnapshot } from './deleteSnapshot';
-export { collectStorageGarbage } from './storageGc';
+export { storageGarbageCollection } from './storageGc';
 export { buildGoldenSnapshot } from './goldenBuild';
 export { setDefaultSnapshot } from './setDefault';
 export { sandbox } from './sandbox';
