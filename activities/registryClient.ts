@@ -186,6 +186,35 @@ export async function deleteManifest(input: RegistryTarget & { digest: string; c
   );
 }
 
+/**
+ * What a stored manifest names that the registry no longer has: the manifest itself, its config and layers, and for
+ * an index its child manifests (and theirs). Empty when everything pulls.
+ */
+export async function missingBlobs(input: RegistryTarget & { digest: string }): Promise<string[]> {
+  const session = new Session(input);
+  const missing: string[] = [];
+  const visit = async (digest: string, depth: number): Promise<void> => {
+    const res = await session.send('GET', manifestPath(input.repository, digest), { accept: MANIFEST_TYPES });
+    if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
+    if (res.status === 404) return (await res.body?.cancel(), void missing.push(digest));
+    if (!res.ok) throw new Error(`registry ${input.registry} answered ${res.status} for ${describe(input.repository, digest)}`);
+    const body = (await res.json()) as {
+      config?: { digest: string };
+      layers?: Array<{ digest: string }>;
+      manifests?: Array<{ digest: string }>;
+    };
+    for (const child of depth < 2 ? (body.manifests ?? []) : []) await visit(child.digest, depth + 1);
+    for (const blob of [...(body.config ? [body.config] : []), ...(body.layers ?? [])]) {
+      const head = await session.send('HEAD', `/v2/${input.repository}/blobs/${blob.digest}`);
+      await head.body?.cancel();
+      if (head.status === 404) missing.push(blob.digest);
+      else if (!head.ok) throw new Error(`registry ${input.registry} answered ${head.status} for blob ${blob.digest}`);
+    }
+  };
+  await visit(input.digest, 0);
+  return missing;
+}
+
 /** All tags of a repository, following `Link: rel="next"` pages; an unknown repository has none. */
 export async function listTags(input: RegistryTarget): Promise<string[]> {
   const session = new Session(input);

@@ -166,3 +166,15 @@ export async function markDeleted(db: Db, input: { id: string; actor: string; ru
     });
   });
 }
+
+/** Snapshots still live (active, or being stored) whose stored ref is in `registryHost`: what storage gc must keep. */
+export async function liveStoredSnapshots(
+  db: Pick<Db, 'select'>,
+  registryHost: string,
+): Promise<Array<{ id: string; workspace: string; name: string; storedRef: string }>> {
+  const rows = await db
+    .select({ id: snapshots.id, workspace: snapshots.workspace, name: snapshots.name, storedRef: snapshots.storedRef })
+    .from(snapshots)
+    .where(and(inArray(snapshots.status, ['active', 'pending']), sql`${snapshots.storedRef} like ${`${registryHost}/%`}`));
+  return rows.flatMap((r) => (r.storedRef ? [{ ...r, storedRef: r.storedRef }] : []));
+}

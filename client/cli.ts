@@ -232,6 +232,33 @@ export function buildCli(argv: string[] = process.argv): Command {
       ),
     );
 
+  const storage = program.command('storage').description('snapshot storage (operators)');
+  storage
+    .command('gc')
+    .description('free the blobs no stored snapshot references any more (deleted, pruned); a dry run unless --yes')
+    .option('--yes', 'remove them (the registry garbage-collects); without it only report')
+    .option('--json', 'machine-readable output')
+    .action(async (o: { yes?: boolean; json?: boolean }) =>
+      run(
+        o.json,
+        (client) => client.storageGc({ yes: o.yes }),
+        (r) => {
+          const size = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+          if (r.dryRun) {
+            console.log(`${r.blobs} unreferenced blobs, ${size(r.bytes)}, would be freed of ${size(r.storageBytesBefore)} stored`);
+            console.log(`  ${r.manifests} manifests kept; run \`snapflow storage gc --yes\` to remove them`);
+          } else {
+            console.log(`✓ freed ${r.blobs} blobs, ${size(r.bytes)}: storage ${size(r.storageBytesBefore)} → ${size(r.storageBytesAfter)}`);
+            const damaged = r.check?.damaged ?? [];
+            if (!damaged.length) console.log(`  ${r.check?.checked ?? 0} live snapshots checked: every blob they name is stored`);
+            for (const d of damaged) console.log(`✗ ${d.workspace}/${d.name} (${d.storedRef}) misses ${d.missing.join(', ')}`);
+          }
+        },
+        // Checked after the sweep: a live snapshot left without a blob no longer pulls, whatever was freed.
+        (r) => (r.check?.damaged.length ? EXIT.failed : EXIT.ok),
+      ),
+    );
+
   registerSnapshotCommands(program, run);
   registerGoldenCommands(program, run);
   registerSandboxCommands(program, run);

@@ -23,6 +23,7 @@ const byCode: Partial<Record<ErrorCode, number>> = {
   CONFIG_INVALID: EXIT.usage,
   SANDBOX_CLASS_UNSUPPORTED: EXIT.usage,
   GOLDEN_STORAGE_NOT_CONFIGURED: EXIT.usage,
+  STORAGE_GC_NOT_CONFIGURED: EXIT.usage,
   GITHUB_APP_NOT_CONFIGURED: EXIT.usage,
   SKILLS_NOT_CONFIGURED: EXIT.usage,
   // The image's files do not fit the size's guest: a larger size or a smaller image, not a retry.

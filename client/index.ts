@@ -15,11 +15,19 @@ import { payloadDataConverter } from '../lib/codec';
 import { claimInterceptors } from './actorClaims';
 import type { Config } from '../lib/config';
 import { SnapflowError, describeFailure } from '../lib/errors';
-import { taskQueues, workflowIds } from '../lib/ids';
+import { SYSTEM_SCOPE, taskQueues, workflowIds } from '../lib/ids';
 import { requireAccess } from './access';
 import { quoteInput } from '../lib/imageRef';
 import { SLUG_REGEX, screenText, validateField, validationError } from '../lib/validation';
-import type { HostSelfTestResult, changeHostPlacement, hostSelfTest, refreshHost, validateGithubConnection } from '../workflows';
+import type {
+  HostSelfTestResult,
+  StorageGcResult,
+  changeHostPlacement,
+  hostSelfTest,
+  refreshHost,
+  storageGarbageCollection,
+  validateGithubConnection,
+} from '../workflows';
 import { inSpan, startTracing, tracingClientInterceptors, type Tracing } from '../lib/tracing';
 import { packageVersion } from '../lib/version';
 
@@ -169,6 +177,21 @@ export class SnapflowClient {
       workflowIds.hostSelfTest(hostId, nonce),
       { ...request, hostId, actor: this.config.actor },
       '10 minutes',
+    );
+  }
+
+  /**
+   * Snapshot storage's unreferenced blobs (left by deleted and pruned snapshots): counted unless `yes`, then removed
+   * by the registry's own garbage collection on the control worker. Operators only: storage serves every workspace.
+   */
+  async storageGc(input: { yes?: boolean } = {}): Promise<StorageGcResult> {
+    await requireAccess(this.db(), this.config, SYSTEM_SCOPE, 'storage.gc');
+    const dryRun = !input.yes;
+    return this.run<typeof storageGarbageCollection>(
+      'storageGarbageCollection',
+      workflowIds.storageGc(dryRun),
+      { dryRun, actor: this.config.actor },
+      '30 minutes',
     );
   }
 

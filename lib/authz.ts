@@ -26,6 +26,8 @@ export const ACTIONS = {
   'agent.manage': { role: 'admin' },
   'agent.rollout': { role: 'admin' },
   'workspace.manage': { role: 'admin' },
+  /** Asked of the system workspace: operators only. */
+  'storage.gc': { role: 'admin' },
 } as const satisfies Record<string, { role: Role; paid?: boolean }>;
 export type Action = keyof typeof ACTIONS;
 

@@ -76,6 +76,12 @@ const variables = {
   },
   SNAPFLOW_STORAGE_USERNAME: { schema: z.string().min(1), example: 'snapflow', fallback: undefined },
   SNAPFLOW_STORAGE_PASSWORD: { schema: z.string().min(1), example: 'a-long-random-password', fallback: undefined },
+  /** Where the control worker finds the storage registry's own config, for `snapflow storage gc`; unset → gc is off. */
+  SNAPFLOW_REGISTRY_CONFIG: {
+    schema: z.string().regex(/^\/\S+$/, 'must be an absolute path to the registry config.yml'),
+    example: '/etc/docker/registry/config.yml',
+    fallback: undefined,
+  },
   SNAPFLOW_GHCR_HOST: {
     schema: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be a registry host[:port]'),
     example: 'ghcr.io',
@@ -228,6 +234,8 @@ export interface Config {
   host: { id: string; dockerHost: string; memoryLimitMiB?: number; vmMemoryMiB?: number };
   /** Snapshot storage; undefined means golden features are disabled. */
   storage?: StorageConfig;
+  /** SNAPFLOW_REGISTRY_CONFIG: the storage registry's config file, read by `registry garbage-collect` on the control worker. */
+  registryConfig?: string;
   ghcrHost: string;
   /** Where golden builds may take repositories and skills from (checked at config time and again on the host). */
   preload: PreloadLimits;
@@ -364,6 +372,7 @@ export function loadConfig(env: Env = process.env): Config {
           password: required(env, 'SNAPFLOW_STORAGE_PASSWORD', 'when SNAPFLOW_STORAGE_URL is set'),
         }
       : undefined,
+    registryConfig: read(env, 'SNAPFLOW_REGISTRY_CONFIG'),
     ghcrHost: required(env, 'SNAPFLOW_GHCR_HOST', ''),
     preload: {
       skillsRoot: trimSlash(read(env, 'SNAPFLOW_SKILLS_ROOT')),

@@ -11,6 +11,8 @@ export const workflowIds = {
   imageSnapshot: (workspace: string, name: string): string => `image-snapshot/${workspace}/${name}`,
   /** One delete per snapshot id: a repeated delete joins the running one. */
   snapshotDelete: (snapshotId: string): string => `snapshot-delete/${snapshotId}`,
+  /** One run of each kind at a time: a second `storage gc` joins the running one. */
+  storageGc: (dryRun: boolean): string => `storage-gc/${dryRun ? 'dry-run' : 'collect'}`,
   /** One connect/validate at a time per workspace. */
   githubConnection: (workspace: string): string => `github-connection/${workspace}`,
   /** Build now joins a build already running for the workspace instead of starting a second one. */

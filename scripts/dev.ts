@@ -189,7 +189,12 @@ async function main(): Promise<void> {
         name,
         script,
         cwd: projectRoot,
-        env: { ...process.env, SNAPFLOW_METRICS_ADDRESS: metrics },
+        env: {
+          // `snapflow storage gc` runs the registry's garbage-collect on the control worker: the dev registry's config.
+          ...(storage ? { SNAPFLOW_REGISTRY_CONFIG: join(dataDir, 'registry', 'config.yml') } : {}),
+          ...process.env,
+          SNAPFLOW_METRICS_ADDRESS: metrics,
+        },
         logFile: join(logDir, `${name}.log`),
         onLine: (line) => console.log(`[${name}] ${line}`),
         onStart: () => record(),

@@ -5,6 +5,7 @@ import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createCatalogActivities } from '../activities/catalog';
 import { createConnectionActivities } from '../activities/connections';
 import { createRetirementActivities } from '../activities/retirement';
+import { createStorageGcActivities } from '../activities/storageGc';
 import { createDefaultActivities } from '../activities/defaults';
 import { createAuthzActivities } from '../activities/authz';
 import { createAgentActivities } from '../activities/agents';
@@ -35,6 +36,8 @@ export interface ControlWorkerDeps {
   githubApp?: GithubAppConfig;
   /** Snapshot storage, for deleting stored images through the registry API. */
   storage?: StorageConfig;
+  /** SNAPFLOW_REGISTRY_CONFIG: the storage registry's config on this host, for storage gc; omitted → gc refused. */
+  registryConfig?: string;
   bundlePath?: string;
   /** SNAPFLOW_HOST_CACHE_KEEP: cached snapshots a host keeps besides those in use. */
   hostCacheKeep?: number;
@@ -70,6 +73,7 @@ export function createControlWorker(deps: ControlWorkerDeps): Promise<Worker> {
       ...createConnectionActivities({ db: deps.db, tokens: createGithubTokens(deps.githubApp && createGithubApp(deps.githubApp)) }),
       ...createRunActivities({ client: deps.client }),
       ...createRetirementActivities({ db: deps.db, storage: deps.storage }),
+      ...createStorageGcActivities({ db: deps.db, storage: deps.storage, registryConfig: deps.registryConfig }),
       ...createDefaultActivities({ db: deps.db }),
       ...createAuthzActivities({
         db: deps.db,
@@ -109,6 +113,7 @@ async function main(): Promise<void> {
       client,
       githubApp: config.githubApp,
       storage: config.storage,
+      registryConfig: config.registryConfig,
       hostCacheKeep: config.hostCacheKeep,
       operators: config.operators,
       hostActor: config.hostActor,

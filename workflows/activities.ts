@@ -12,6 +12,7 @@ import type { CatalogActivities } from '../activities/catalog';
 import type { ConnectionActivities } from '../activities/connections';
 import type { ImageActivities } from '../activities/images';
 import type { RetirementActivities } from '../activities/retirement';
+import type { StorageGcActivities } from '../activities/storageGc';
 import type { DefaultActivities } from '../activities/defaults';
 import type { GoldenCatalogActivities } from '../activities/goldenCatalog';
 import type { GoldenHostActivities } from '../activities/golden';
@@ -205,6 +206,9 @@ export const runs = proxyActivities<RunActivities>({ ...profiles.quick, taskQueu
 
 /** Delete steps (catalog + snapshot storage) run on the control queue. */
 export const retirement = proxyActivities<RetirementActivities>({ ...profiles.quick, taskQueue: taskQueues.control });
+
+/** Storage garbage collection walks the whole storage directory: heartbeated, like a transfer (control queue). */
+export const storageGc = proxyActivities<StorageGcActivities>({ ...profiles.transfer, taskQueue: taskQueues.control });
 
 /**
  * Short catalog calls made by workflows that run on the control worker, which also hosts these activities:

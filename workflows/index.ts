@@ -5,6 +5,7 @@ export { createImageSnapshot } from './imageSnapshot';
 export { validateGithubConnection } from './github';
 export { reconcileSnapshots } from './reconcile';
 export { deleteSnapshot } from './deleteSnapshot';
+export { storageGarbageCollection } from './storageGc';
 export { buildGoldenSnapshot } from './goldenBuild';
 export { setDefaultSnapshot } from './setDefault';
 export { sandbox } from './sandbox';
@@ -15,6 +16,7 @@ export type { HostPlacementRequest, HostPlacementResult, RefreshHostRequest } fr
 export type { AgentRolloutOptions, ImageSnapshotRequest, ImageSnapshotResult } from './contracts/imageSnapshot';
 export type { GithubConnectionRequest } from './contracts/github';
 export type { DeleteSnapshotRequest } from './contracts/deleteSnapshot';
+export type { StorageGcRequest, StorageGcResult } from './contracts/storageGc';
 export type { GoldenBuildRequest, GoldenBuildResult } from './contracts/goldenBuild';
 export type { SetDefaultRequest } from './contracts/setDefault';
 export type { IssuePinRequest, IssuePinResult } from './contracts/issuePins';

@@ -208,6 +208,7 @@ export async function createTestEnv(options: { env?: Record<string, string> } = 
             bundlePath: stack.bundlePath,
             githubApp: opts.githubApp,
             storage: config.storage,
+            registryConfig: config.registryConfig,
             hostCacheKeep: config.hostCacheKeep,
             operators: config.operators,
             hostActor: config.hostActor,
