@@ -74,7 +74,8 @@ async function fullStateSave(handle: VmHandle): Promise<{ ms: number; bytes: num
       for (;;) {
         const state = await qmp.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
         if (state.status === 'completed') break;
-        if (state.status === 'failed' || state.status === 'cancelled') throw new Error(`full-state save ${state.status}: ${state['error-desc']}`);
+        if (state.status === 'failed' || state.status === 'cancelled')
+          throw new Error(`full-state save ${state.status}: ${state['error-desc']}`);
         await new Promise((r) => setTimeout(r, 10));
       }
     });
@@ -126,7 +127,17 @@ export async function benchVmDisk(): Promise<void> {
       const baseline = await fullStateSave(source);
       const file = (n: string) => join(scratch, 'state', `${image.tag}-${n}.zst`);
       const first = await vm.snapshot(source, { file: file('first'), chunks, keepAlive: true });
-      const figure: Figure = { name: image.name, cold, baseline, first: first.newBytes!, save: [], paused: [], bytes: [], restore: [], fork: 0 };
+      const figure: Figure = {
+        name: image.name,
+        cold,
+        baseline,
+        first: first.newBytes!,
+        save: [],
+        paused: [],
+        bytes: [],
+        restore: [],
+        fork: 0,
+      };
       let last = first;
       for (let i = 0; i < RUNS; i++) {
         await run(vm, source, `head -c 1048576 /dev/urandom > /root/written-${i} && sync`);
@@ -180,7 +191,10 @@ export async function benchVmDisk(): Promise<void> {
     check(ratio <= 1.5, `vm session bytes, 16 MiB vs 1 GiB image: within ${ratio.toFixed(2)}× (target ≤ 1.5×)`);
     for (const f of figures) {
       check(median(f.restore) <= 300, `vm restore to first output, ${f.name}: p50 ${median(f.restore).toFixed(0)} ms (target ≤ 300 ms)`);
-      check(percentile(f.restore, 95) <= 500, `vm restore to first output, ${f.name}: p95 ${percentile(f.restore, 95).toFixed(0)} ms (target ≤ 500 ms)`);
+      check(
+        percentile(f.restore, 95) <= 500,
+        `vm restore to first output, ${f.name}: p95 ${percentile(f.restore, 95).toFixed(0)} ms (target ≤ 500 ms)`,
+      );
       check(f.fork <= 1000, `vm fork to first output, ${f.name}: ${f.fork.toFixed(0)} ms (target ≤ 1000 ms)`);
       const total = f.bytes.reduce((a, b) => a + b, 0);
       check(total <= RUNS * 16 * MIB, `vm ${RUNS} sessions, ${f.name}: ${(total / MIB).toFixed(1)} MiB added (target ≤ ${RUNS * 16} MiB)`);

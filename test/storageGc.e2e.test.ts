@@ -149,7 +149,7 @@ test('blobs collected before their manifest: the PUT fails with blob unknown, th
   expect(JSON.stringify(await refused.json())).toMatch(/BLOB_UNKNOWN/);
 
   // …and the save's retry (the vm state upload, which checks each blob) sends the collected blob again.
-  const pushed = await pushState(target, file, 'attempt-2');
+  const pushed = await pushState(target, file, 'attempt-2', { chunks: dir });
   const stored = await fetch(`${storage.url}/v2/${target.repository}/blobs/${digest}`, { method: 'HEAD', headers: auth });
   expect(stored.status).toBe(200);
   const kept = await fetch(`${storage.url}/v2/${target.repository}/manifests/${pushed.digest}`, {

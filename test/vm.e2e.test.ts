@@ -181,7 +181,9 @@ test('a snapshot holds the whole machine: a background process survives restore 
   // A state file from another machine profile is refused before any QEMU starts.
   symlinkSync(saved.file, join(stateDir, 'other.zst'));
   writeFileSync(join(stateDir, 'other.zst.json'), JSON.stringify({ ...saved, profile: saved.profile.replace(`${MEMORY_MIB}m`, '4096m') }));
-  await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst'), chunks: chunkDir() })).rejects.toMatchObject({ code: 'VM_PROFILE_MISMATCH' });
+  await expect(vm.restore({ id: 'other', file: join(stateDir, 'other.zst'), chunks: chunkDir() })).rejects.toMatchObject({
+    code: 'VM_PROFILE_MISMATCH',
+  });
 });
 
 test('a guest that does not come up is booted once more, then the failure says so with its console tail; nothing is left', async () => {

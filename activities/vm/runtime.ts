@@ -333,13 +333,23 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       const from = readChunksFrom(handle.dir);
       const owner = qemuOwner();
       // While the guest is paused: its RAM file and overlay are read in place, and only what changed is compressed.
-      const { file: saved, paused, pausedMs } = await saveMachine(handle.dir, {
+      const {
+        file: saved,
+        paused,
+        pausedMs,
+      } = await saveMachine(handle.dir, {
         resume: input.keepAlive,
         whilePaused: () =>
           Promise.all([
             splitFile({ file: files.ram, store: input.chunks, prev: from?.ram, maxSize: handle.memoryMiB * 2 ** 20, owner }),
             handle.disk
-              ? splitFile({ file: files.overlay, store: input.chunks, prev: from?.overlay, maxSize: maxOverlayBytes(handle.disk.diskMiB), owner })
+              ? splitFile({
+                  file: files.overlay,
+                  store: input.chunks,
+                  prev: from?.overlay,
+                  maxSize: maxOverlayBytes(handle.disk.diskMiB),
+                  owner,
+                })
               : undefined,
           ]),
       });

@@ -32,8 +32,7 @@ import type { VmSnapshot } from './types';
 /** Each chunk blob a state names, once, with its size. */
 export function stateChunks(state: Pick<VmSnapshot, 'ram' | 'overlay'>): Array<{ blob: string; bytes: number }> {
   const seen = new Map<string, number>();
-  for (const map of [state.ram, state.overlay] as Array<ChunkMap | undefined>)
-    for (const c of map?.chunks ?? []) seen.set(c.blob, c.bytes);
+  for (const map of [state.ram, state.overlay] as Array<ChunkMap | undefined>) for (const c of map?.chunks ?? []) seen.set(c.blob, c.bytes);
   return [...seen].map(([blob, bytes]) => ({ blob, bytes }));
 }
 

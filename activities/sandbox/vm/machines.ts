@@ -273,7 +273,10 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           }
           const file = await verifiedState(stateDir, input.stateRef);
           const state = cachedManifest(file);
-          touchChunks(chunks, stateChunks(state).map((c) => c.blob));
+          touchChunks(
+            chunks,
+            stateChunks(state).map((c) => c.blob),
+          );
           let handle: VmHandle;
           try {
             handle = await vm.restore({ id: input.key, file, chunks });
