@@ -107,10 +107,13 @@ export async function assembleFile(input: {
   store: string;
   out: string;
   owner?: { uid: number; gid: number };
+  /** Fill `out`, which exists already (empty, of the map's size), instead of creating it; it is not removed on failure. */
+  into?: boolean;
   tool?: string;
 }): Promise<{ written: number; ms: number }> {
   const args = ['assemble', '--store', input.store, '--out', input.out];
   if (input.owner) args.push('--uid', String(input.owner.uid), '--gid', String(input.owner.gid));
+  if (input.into) args.push('--into');
   return withMapFile(input.map, async (mapFile) => {
     const run = await runTool(input.tool ?? chunkTool(), [...args, '--map', mapFile!]);
     if (run.code === 0) return JSON.parse(run.stdout) as { written: number; ms: number };

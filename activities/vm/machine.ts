@@ -120,17 +120,20 @@ export interface VmTools {
   agent: string;
 }
 
+/** Host tools found once per worker process: asking each of them for its version costs tens of ms per restore. */
+let hostToolsFound = false;
+
 /** The kernel and agent provisioning put in `.tools/vm` (scripts/provision.sh). */
 export function vmTools(toolsDir = resolve(__dirname, '..', '..', '.tools', 'vm')): VmTools {
   const kernel = join(toolsDir, 'vmlinuz');
   const agent = join(toolsDir, 'snapflow-agent');
   const versionFile = join(toolsDir, 'kernel-version');
-  const missing = ['qemu-img', 'fakeroot', 'mke2fs'].filter((tool) => spawnSync(tool, ['-V']).error);
+  const missing = hostToolsFound ? [] : ['qemu-img', 'fakeroot', 'mke2fs'].filter((tool) => spawnSync(tool, ['-V']).error);
   if (
     !existsSync(kernel) ||
     !existsSync(agent) ||
     !existsSync(versionFile) ||
-    spawnSync(QEMU, ['--version']).status !== 0 ||
+    (!hostToolsFound && spawnSync(QEMU, ['--version']).status !== 0) ||
     missing.length
   ) {
     throw new SnapflowError({
@@ -139,6 +142,7 @@ export function vmTools(toolsDir = resolve(__dirname, '..', '..', '.tools', 'vm'
       hint: 'run bash scripts/provision.sh',
     });
   }
+  hostToolsFound = true;
   return { kernel: realpathSync(kernel), agent: realpathSync(agent), kernelVersion: readFileSync(versionFile, 'utf8').trim() };
 }
 
@@ -341,7 +345,7 @@ function makeOverlay(spec: MachineSpec, user: VmUser | undefined): void {
 }
 
 /** A fresh, sparse RAM file of QEMU's user's alone (made here: QEMU would make it with the worker's umask). */
-function emptyRam(file: string, memoryMiB: number, user: VmUser | undefined): void {
+export function emptyRam(file: string, memoryMiB: number, user: VmUser | undefined): void {
   const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   try {
     ftruncateSync(fd, memoryMiB * 2 ** 20);

@@ -18,6 +18,7 @@ import {
   dropBootInputs,
   isQemuAlive,
   killQemu,
+  emptyRam,
   machineFiles,
   type MachineSpec,
   machineProfile,
@@ -105,6 +106,8 @@ interface StartHow {
   initrd?: string;
   incoming?: string;
   prepare?: MachineSpec['prepare'];
+  /** What must be done before the device state loads (the RAM file filled); a start that fails waits for it too. */
+  beforeLoad?: () => Promise<unknown>;
 }
 
 const diskOf = (base: BaseDisk): VmDisk => ({ base: base.file, buildId: base.buildId, diskMiB: Math.floor(base.diskBytes / 2 ** 20) });
@@ -169,12 +172,16 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       pid = await startQemu({ ...handle, kernel: handle.kernel.path, ...how, disk });
       const running: VmHandle = { ...handle, pid };
       writeFileSync(machineFiles(handle.dir).handle, JSON.stringify(running), { mode: 0o600 });
-      if (how.incoming) await loadMachine(handle.dir, bootTimeoutMs);
+      if (how.incoming) {
+        await how.beforeLoad?.();
+        await loadMachine(handle.dir, bootTimeoutMs);
+      }
       agents.set(handle.dir, await waitForAgent(pid, handle.dir, how.incoming ? 10_000 : bootTimeoutMs));
       dropBootInputs(handle.dir);
       return running;
     } catch (err) {
       if (pid) await stopQemu(pid, handle.dir, 0);
+      await how.beforeLoad?.().catch(() => undefined);
       rmSync(handle.dir, { recursive: true, force: true });
       throw err;
     }
@@ -421,19 +428,21 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       if (existing) await this.remove(existing);
       const kernel = { path: tools.kernel, version: tools.kernelVersion };
       const { ram, overlay } = saved;
-      // RAM and overlay are written whole from the chunks before QEMU starts; a missing chunk fails here
-      // (MissingChunks), before anything runs, for the caller to fetch it and try again.
+      // The overlay is written whole from its chunks before QEMU starts (QEMU reads it as it opens it); the RAM file
+      // is filled while QEMU starts beside it (a shared mapping sees the writes), and before the device state loads.
+      // A missing chunk fails here (MissingChunks), before anything runs, for the caller to fetch it and try again.
+      let ramFilled: Promise<unknown> = Promise.resolve();
       const prepare: StartHow['prepare'] = async (files, user) => {
         const fileOwner = user ? { uid: user.uid, gid: user.gid } : undefined;
-        await Promise.all([
-          assembleFile({ map: ram, store: input.chunks, out: files.ram, owner: fileOwner }),
-          overlay ? assembleFile({ map: overlay, store: input.chunks, out: files.overlay, owner: fileOwner }) : undefined,
-        ]);
+        if (overlay) await assembleFile({ map: overlay, store: input.chunks, out: files.overlay, owner: fileOwner });
+        emptyRam(files.ram, memoryMiB, user);
+        ramFilled = assembleFile({ map: ram, store: input.chunks, out: files.ram, into: true });
+        ramFilled.catch(() => undefined); // awaited before the load, or by the cleanup of a start that failed
         writeFileSync(chunksFromFile(dir), JSON.stringify({ ram, overlay } satisfies ChunksFrom), { mode: 0o600 });
       };
       return start(
         { id: input.id, dir, accel, machine: qemuFacts().machine, cpu, memoryMiB, vcpus, kernel, profile, image: saved.image, disk },
-        { incoming: input.file, prepare },
+        { incoming: input.file, prepare, beforeLoad: () => ramFilled },
       );
     },
 

@@ -23,6 +23,9 @@ type assembleOptions struct {
 	store    string
 	out      string
 	uid, gid int
+	// into: fill a file that exists already (empty, of the map's size), which a process may map while it is
+	// filled (QEMU starting beside a restore); it is neither created, chowned nor removed here.
+	into bool
 }
 
 type assembleResult struct {
@@ -49,7 +52,11 @@ func assemble(o assembleOptions) (res *assembleResult, err error) {
 		return nil, &failure{code: exitMissing, msg: strings.Join(missing, "\n"), lines: true}
 	}
 
-	f, err := os.OpenFile(o.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_NOFOLLOW
+	if o.into {
+		flags = os.O_WRONLY | syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(o.out, flags, 0o600)
 	if err != nil {
 		return nil, fail(exitFailure, "create %s: %v", o.out, err)
 	}
@@ -58,18 +65,29 @@ func assemble(o assembleOptions) (res *assembleResult, err error) {
 		if err == nil && cerr != nil {
 			err = fail(exitFailure, "close %s: %v", o.out, cerr)
 		}
-		if err != nil {
+		if err != nil && !o.into {
 			os.Remove(o.out) // never a half-written state
 		}
 	}()
-	if o.uid >= 0 {
+	if o.into {
+		st, err := f.Stat()
+		if err != nil {
+			return nil, fail(exitFailure, "stat %s: %v", o.out, err)
+		}
+		sys, _ := st.Sys().(*syscall.Stat_t)
+		if !st.Mode().IsRegular() || st.Size() != m.Size || sys == nil || sys.Blocks != 0 {
+			return nil, fail(exitFailure, "%s is not an empty file of %d bytes", o.out, m.Size)
+		}
+	} else if o.uid >= 0 {
 		if err := f.Chown(o.uid, o.gid); err != nil {
 			return nil, fail(exitFailure, "chown %s: %v", o.out, err)
 		}
 	}
 	// Sparse: only the chunks in the map are written, the rest stays a hole that reads as zeros.
-	if err := f.Truncate(m.Size); err != nil {
-		return nil, fail(exitFailure, "truncate %s: %v", o.out, err)
+	if !o.into {
+		if err := f.Truncate(m.Size); err != nil {
+			return nil, fail(exitFailure, "truncate %s: %v", o.out, err)
+		}
 	}
 
 	jobs := make(chan chunk, 64)

@@ -140,6 +140,7 @@ func parseAssemble(args []string) (assembleOptions, error) {
 	fs.StringVar(&o.out, "out", "", "file to create")
 	fs.IntVar(&o.uid, "uid", -1, "owner of the new file")
 	fs.IntVar(&o.gid, "gid", -1, "group of the new file")
+	fs.BoolVar(&o.into, "into", false, "fill an existing empty file of the map's size instead of creating one")
 	if err := fs.Parse(args); err != nil {
 		return o, fail(exitUsage, "assemble: %v", err)
 	}
