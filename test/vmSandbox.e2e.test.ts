@@ -2,13 +2,14 @@
 // promotion to a golden machine, saved machines in snapshot storage as OCI artifacts, and the machine profile
 // in the restore order.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { hosts, snapshots } from '../db/schema';
 import { workflowIds } from '../lib/ids';
 import { resolveDigest } from '../activities/registryClient';
 import { vmTools } from '../activities/vm/machine';
-import { VM_STATE_ARTIFACT } from '../activities/vm/stateArtifacts';
+import { VM_CHUNK_LAYER, VM_STATE_ARTIFACT, VM_STATE_LAYER } from '../activities/vm/stateArtifacts';
 import { vmPlaces } from '../workers/host';
 import { recordHistory } from './support/histories';
 import { createTestEnv, uniqueHostId, type TestEnv, destroyEverySandbox } from './support/stack';
@@ -78,8 +79,16 @@ test('a process started by a job is still running after the sandbox stops and re
       authorization: `Basic ${Buffer.from(`${storage.username}:${storage.password}`).toString('base64')}`,
     },
   });
-  expect(((await res.json()) as { artifactType: string }).artifactType).toBe(VM_STATE_ARTIFACT);
+  const artifact = (await res.json()) as { artifactType: string; layers: Array<{ mediaType: string }> };
+  expect(artifact.artifactType).toBe(VM_STATE_ARTIFACT);
+  // Device state first, then the RAM and overlay chunks, each a blob of its own.
+  expect(artifact.layers[0]!.mediaType).toBe(VM_STATE_LAYER);
+  expect(artifact.layers.slice(1).every((l) => l.mediaType === VM_CHUNK_LAYER)).toBe(true);
+  expect(artifact.layers.length).toBeGreaterThan(10);
 
+  // A host that has neither the state nor its chunks (a new host, or one whose cache let them go) fetches them.
+  const hostCache = join(t.stack.dir, 'vm', hostId);
+  for (const dir of ['vm-states', 'vm-chunks']) rmSync(join(hostCache, dir), { recursive: true, force: true });
   const next = await t.client.sandboxes.runJob(sandboxId, sh('kill -0 "$(cat /root/bg.pid)" && cat /root/note && echo alive'));
   expect(next).toMatchObject({ exitCode: 0, stdout: 'note\nalive\n', resumedFrom: { source: 'session', snapshotId: session!.id } });
   await t.client.sandboxes.destroy(sandboxId).catch(() => undefined);

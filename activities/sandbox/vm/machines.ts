@@ -287,7 +287,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
               fail(
                 'STATE_CORRUPT',
                 `the saved machine ${input.stateRef.slice(0, 200)} lacks ${err.blobs.length} chunk(s) on host ${deps.hostId}, and snapshot storage does not hold it`,
-                'start the sandbox again: the restore order falls back to its golden or base image',
+                'a session kept only on one host is lost with its chunks: destroy the sandbox and create it again (it starts from its golden or base image)',
               );
             await pullChunks(stored.target, state, chunks);
             pulled = true;
