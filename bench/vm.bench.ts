@@ -48,7 +48,7 @@ export async function benchVm(): Promise<void> {
       const saved = await vm.snapshot(handle!, { file, chunks: join(scratch, 'state', 'chunks'), keepAlive: false });
       live.delete(handle!);
       samples.save.push(saved.savedMs);
-      samples.bytes.push(saved.bytes);
+      samples.bytes.push(saved.newBytes ?? saved.bytes);
       samples.restore.push(
         await time(async () => {
           handle = await vm.restore({ id: `restored-${run}`, file, chunks: join(scratch, 'state', 'chunks') });
@@ -63,7 +63,7 @@ export async function benchVm(): Promise<void> {
     const p50 = (values: number[]): number => median(values);
     console.log(
       `  p50: cold boot to first job ${p50(samples.cold).toFixed(0)} ms, preload ${p50(samples.preload).toFixed(0)} ms, ` +
-        `snapshot ${p50(samples.save).toFixed(0)} ms / ${(p50(samples.bytes) / 1024 / 1024).toFixed(1)} MiB zstd, ` +
+        `snapshot ${p50(samples.save).toFixed(0)} ms / ${(p50(samples.bytes) / 1024 / 1024).toFixed(1)} MiB added to the chunk store, ` +
         `restore to first job ${p50(samples.restore).toFixed(0)} ms`,
     );
     const restore = p50(samples.restore);

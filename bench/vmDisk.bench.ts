@@ -14,6 +14,10 @@ import { createVmRuntime, type VmRuntime } from '../activities/vm/runtime';
 import type { VmHandle } from '../activities/vm/types';
 import { BASE_IMAGE_REF, SIZE_PRESETS } from '../lib/presets';
 import { readTestStack } from '../test/support/stackState';
+import { spawnSync } from 'node:child_process';
+import { treeBytes } from '../activities/storageGc';
+import { pullState, pushState } from '../activities/vm/stateArtifacts';
+import { freePort, startRegistry, stopProcess } from '../scripts/stack';
 import { median, percentile, time } from './measure';
 
 const RUNS = Number(process.env.SNAPFLOW_BENCH_VM_RUNS ?? 10);
@@ -98,6 +102,10 @@ interface Figure {
   paused: number[];
   bytes: number[];
   restore: number[];
+  /** Snapshot storage: the starting machine stored, then its RUNS sessions, then after they are deleted and collected. */
+  storage: { start: number; sessions: number; collected: number };
+  /** Restores on a host without the state or its chunks: fetched from snapshot storage first. */
+  fetched: { ms: number[]; bytes: number };
   fork: number;
 }
 
@@ -136,6 +144,8 @@ export async function benchVmDisk(): Promise<void> {
         paused: [],
         bytes: [],
         restore: [],
+        fetched: { ms: [], bytes: 0 },
+        storage: { start: 0, sessions: 0, collected: 0 },
         fork: 0,
       };
       let last = first;
@@ -157,6 +167,36 @@ export async function benchVmDisk(): Promise<void> {
         );
         await drop(restored);
       }
+      // A host that has neither the state nor its chunks: device state and chunks come from snapshot storage.
+      const { storage } = readTestStack();
+      const target = {
+        registry: storage.registryHost,
+        repository: `snapflow/bench/${image.tag}`,
+        credentials: { username: storage.username, password: storage.password },
+      };
+      const stored = await pushState(target, last.file, 'last', { chunks });
+      for (let i = 0; i < Math.min(RUNS, 5); i++) {
+        const empty = join(scratch, `empty-${i}`);
+        let restored!: VmHandle;
+        figure.fetched.ms.push(
+          await time(async () => {
+            const ref = `${storage.registryHost}/${target.repository}@${stored.digest}`;
+            const pulled = await pullState(target, stored.digest, empty, ref, join(empty, 'chunks'));
+            figure.fetched.bytes = pulled.bytes;
+            restored = track(await vm.restore({ id: `disk-${image.tag}-c${i}`, file: pulled.file, chunks: join(empty, 'chunks') }));
+            await run(vm, restored, `wc -c < /root/written-${RUNS - 1}`);
+          }),
+        );
+        await drop(restored);
+        rmSync(empty, { recursive: true, force: true });
+      }
+      figure.storage = await storageCycle(
+        scratch,
+        image.tag,
+        [first.file],
+        Array.from({ length: RUNS }, (_, i) => file(`s${i}`)),
+        chunks,
+      );
       // Fork: the running machine saved on the spot and restored beside it; both go on, apart.
       let fork!: VmHandle;
       figure.fork = await time(async () => {
@@ -181,6 +221,15 @@ export async function benchVmDisk(): Promise<void> {
           `${(figure.bytes.reduce((a, b) => a + b, 0) / MIB).toFixed(1)} MiB; restore to first job output p50 ${p50(figure.restore).toFixed(0)} ms, ` +
           `p95 ${percentile(figure.restore, 95).toFixed(0)} ms; fork to first output ${figure.fork.toFixed(0)} ms`,
       );
+      console.log(
+        `    on a host without the state or its chunks: fetched ${(figure.fetched.bytes / MIB).toFixed(1)} MiB from snapshot storage, ` +
+          `restore to first job output p50 ${median(figure.fetched.ms).toFixed(0)} ms (${figure.fetched.ms.length} runs)`,
+      );
+      const { start, sessions, collected } = figure.storage;
+      console.log(
+        `    snapshot storage: ${(start / MIB).toFixed(1)} MiB with the starting machine, +${((sessions - start) / MIB).toFixed(1)} MiB ` +
+          `for its ${RUNS} sessions; after deleting them and garbage collection ${(collected / MIB).toFixed(1)} MiB`,
+      );
     }
     const [small, large] = figures as [Figure, Figure];
     const check = (ok: boolean, line: string) => console.log(`${ok ? '✓' : '✗'} ${line}`);
@@ -199,10 +248,55 @@ export async function benchVmDisk(): Promise<void> {
       const total = f.bytes.reduce((a, b) => a + b, 0);
       check(total <= RUNS * 16 * MIB, `vm ${RUNS} sessions, ${f.name}: ${(total / MIB).toFixed(1)} MiB added (target ≤ ${RUNS * 16} MiB)`);
     }
+    for (const f of figures) {
+      const { start, collected } = f.storage;
+      check(
+        Math.abs(collected - start) <= start * 0.05,
+        `vm storage after deleting ${RUNS} sessions + gc, ${f.name}: within ${((100 * Math.abs(collected - start)) / start).toFixed(1)}% of the start (target ≤ 5%)`,
+      );
+    }
     const restoreRatio = Math.max(median(small.restore), median(large.restore)) / Math.min(median(small.restore), median(large.restore));
     check(restoreRatio <= 1.3, `vm restore p50, 16 MiB vs 1 GiB image: within ${restoreRatio.toFixed(2)}× (target ≤ 1.3×)`);
   } finally {
     for (const handle of live) await vm.remove(handle).catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A registry of its own (garbage collection must not race anything else): the starting machine is stored, then the
+ * sessions; storage is measured, the sessions' manifests deleted (what destroy and prune do) and the registry's own
+ * garbage collection run; storage is measured again.
+ */
+async function storageCycle(
+  scratch: string,
+  tag: string,
+  kept: string[],
+  sessions: string[],
+  chunks: string,
+): Promise<{ start: number; sessions: number; collected: number }> {
+  const dir = join(scratch, `registry-${tag}`);
+  const credentials = { username: 'bench', password: 'bench-storage' };
+  const registry = await startRegistry({ dir, port: await freePort(), ...credentials });
+  try {
+    const target = { registry: new URL(registry.url).host, repository: `snapflow/sessions/bench/${tag}`, credentials };
+    for (const [i, file] of kept.entries()) await pushState(target, file, `kept-${i}`, { chunks });
+    const start = treeBytes(join(dir, 'data'));
+    const digests: string[] = [];
+    for (const [i, file] of sessions.entries()) digests.push((await pushState(target, file, `s${i}`, { chunks })).digest);
+    const stored = treeBytes(join(dir, 'data'));
+    const auth = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+    for (const digest of digests) {
+      const res = await fetch(`${registry.url}/v2/${target.repository}/manifests/${digest}`, {
+        method: 'DELETE',
+        headers: { authorization: auth },
+      });
+      if (res.status !== 202) throw new Error(`deleting ${digest} answered ${res.status}`);
+    }
+    const gc = spawnSync('docker-registry', ['garbage-collect', join(dir, 'config.yml')], { encoding: 'utf8' });
+    if (gc.status !== 0) throw new Error(`garbage-collect failed: ${gc.stderr}`);
+    return { start, sessions: stored, collected: treeBytes(join(dir, 'data')) };
+  } finally {
+    await stopProcess(registry);
   }
 }
