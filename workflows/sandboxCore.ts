@@ -233,35 +233,19 @@ export class SandboxCore {
    * session (what a session save is), a container's is only its fork's starting point.
    */
   protected async saveForkPoint(forkId: string): Promise<string> {
-    const { req, s } = this;
-    const to = { repository: `snapflow/sessions/${req.workspace}/${req.sandboxId}`, tag: `fork-${forkId.slice(0, 8)}`, keepRunning: true };
-    const image = await this.runtime.saveSession(s.hostId!, this.handle()!, to);
-    const saved = await sandboxCatalog.saveSessionSnapshot({
-      id: uuid4(),
-      sandboxId: req.sandboxId,
-      workspace: req.workspace,
-      runtime: req.runtime,
-      size: req.size,
-      profileKey: this.profile(),
-      localRef: image.localRef,
-      storedRef: image.storedRef,
-      digest: image.digest,
-      machineProfile: image.machineProfile,
-      hostId: s.hostId!,
-      sequence: s.jobs,
-      run: this.run,
-      forkId,
-    });
-    if (this.snapshots) s.latestSessionSnapshotId = saved.snapshotId;
-    return saved.snapshotId;
+    return this.saveSessionAs({ tag: `fork-${forkId.slice(0, 8)}`, sequence: this.s.jobs, keepRunning: true, forkId });
   }
 
   /** A container's files as a committed image; a machine's memory, devices and files as a saved state. */
   protected async saveSession(sequence: number, keepRunning = true): Promise<string> {
+    return this.saveSessionAs({ tag: `s${sequence}`, sequence, keepRunning });
+  }
+
+  /** Saves the running sandbox under `tag` in its sessions repository and records the snapshot. */
+  private async saveSessionAs(p: { tag: string; sequence: number; keepRunning: boolean; forkId?: string }): Promise<string> {
     const { req, s } = this;
     const repository = `snapflow/sessions/${req.workspace}/${req.sandboxId}`;
-    const tag = `s${sequence}`;
-    const image = await this.runtime.saveSession(s.hostId!, this.handle()!, { repository, tag, keepRunning });
+    const image = await this.runtime.saveSession(s.hostId!, this.handle()!, { repository, tag: p.tag, keepRunning: p.keepRunning });
     const saved = await sandboxCatalog.saveSessionSnapshot({
       id: uuid4(),
       sandboxId: req.sandboxId,
@@ -274,10 +258,12 @@ export class SandboxCore {
       digest: image.digest,
       machineProfile: image.machineProfile,
       hostId: s.hostId!,
-      sequence,
+      sequence: p.sequence,
       run: this.run,
+      ...(p.forkId ? { forkId: p.forkId } : {}),
     });
-    s.latestSessionSnapshotId = saved.snapshotId;
+    // A container's fork point is only its fork's start, never its own latest session.
+    if (!p.forkId || this.snapshots) s.latestSessionSnapshotId = saved.snapshotId;
     return saved.snapshotId;
   }
 }

@@ -21,7 +21,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SnapflowError } from '../../lib/errors';
@@ -314,11 +314,10 @@ export async function readStateManifest(target: RegistryTarget, digest: string):
 }
 
 /** Downloads one blob to `file` (via a partial copy), checking its bytes against its digest; whole or not at all. */
-async function pullBlob(session: Session, target: RegistryTarget, digest: string, file: string): Promise<number> {
+async function pullBlob(session: Session, target: RegistryTarget, digest: string, file: string, partial: string): Promise<number> {
   const res = await session.send('GET', `/v2/${target.repository}/blobs/${digest}`);
   if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
   if (!res.ok || !res.body) throw new Error(`registry ${target.registry} answered ${res.status} for blob ${digest}`);
-  const partial = partialOf(file);
   try {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -344,10 +343,13 @@ export async function pullChunks(
   chunks: string,
 ): Promise<{ fetched: number; bytes: number }> {
   const session = new Session(target);
+  mkdirSync(chunks, { recursive: true, mode: 0o700 });
   const missing = stateChunks(state).filter((c) => !existsSync(chunkFile(chunks, c.blob)));
   let bytes = 0;
   await inParallel(missing, TRANSFERS, async ({ blob }) => {
-    bytes += await pullBlob(session, target, blob, chunkFile(chunks, blob));
+    const file = chunkFile(chunks, blob);
+    // A temporary name the chunk store's eviction knows (`.tmp-`): a pull killed mid-way leaves nothing for good.
+    bytes += await pullBlob(session, target, blob, file, join(chunks, `.tmp-${basename(file)}-${process.pid}`));
   });
   return { fetched: missing.length, bytes };
 }
