@@ -245,7 +245,15 @@ export async function pushState(
   target: RegistryTarget,
   file: string,
   tag: string,
-  opts: { chunks: string; mountFrom?: string },
+  opts: {
+    chunks: string;
+    mountFrom?: string;
+    /**
+     * Chunks the repository holds already (the previous state stored there named them): not checked one by one. Had
+     * one gone since (its state deleted and collected), the registry refuses the manifest and every chunk is checked.
+     */
+    present?: Set<string>;
+  },
 ): Promise<{ digest: string; bytes: number; uploadedBytes: number }> {
   const session = new Session(target);
   const saved = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as CachedManifest;
@@ -255,9 +263,13 @@ export async function pushState(
   await uploadBlob(session, target, configDigest, async () => EMPTY_CONFIG.bytes);
   let uploadedBytes = await uploadBlob(session, target, layerDigest, () => openAsBlob(file));
   const chunks = stateChunks(saved);
-  await inParallel(chunks, TRANSFERS, async ({ blob }) => {
-    uploadedBytes += await uploadBlob(session, target, blob, () => openAsBlob(chunkFile(opts.chunks, blob)), opts.mountFrom);
-  });
+  const sendChunks = (present: Set<string>) =>
+    inParallel(chunks, TRANSFERS, async ({ blob }) => {
+      if (present.has(blob)) return;
+      const sent = await uploadBlob(session, target, blob, () => openAsBlob(chunkFile(opts.chunks, blob)), opts.mountFrom);
+      uploadedBytes += sent; // after the await: lanes add their own, none overwrites another's
+    });
+  await sendChunks(opts.present ?? new Set());
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -271,7 +283,13 @@ export async function pushState(
       annotations: { [MANIFEST_ANNOTATION]: JSON.stringify({ ...saved, file: undefined, sha256: undefined }) },
     }),
   );
-  const res = await session.send('PUT', `/v2/${target.repository}/manifests/${tag}`, { 'content-type': MANIFEST_TYPE }, manifest);
+  const putManifest = () => session.send('PUT', `/v2/${target.repository}/manifests/${tag}`, { 'content-type': MANIFEST_TYPE }, manifest);
+  let res = await putManifest();
+  if (res.status === 400 && opts.present?.size) {
+    await res.body?.cancel();
+    await sendChunks(new Set());
+    res = await putManifest();
+  }
   await res.body?.cancel();
   if (res.status === 401 || res.status === 403) throw await session.authFailed(res);
   if (res.status !== 201)
@@ -349,7 +367,8 @@ export async function pullChunks(
   await inParallel(missing, TRANSFERS, async ({ blob }) => {
     const file = chunkFile(chunks, blob);
     // A temporary name the chunk store's eviction knows (`.tmp-`): a pull killed mid-way leaves nothing for good.
-    bytes += await pullBlob(session, target, blob, file, join(chunks, `.tmp-${basename(file)}-${process.pid}`));
+    const got = await pullBlob(session, target, blob, file, join(chunks, `.tmp-${basename(file)}-${process.pid}`));
+    bytes += got;
   });
   return { fetched: missing.length, bytes };
 }

@@ -120,8 +120,26 @@ const ENTRYPOINT_PID = '/run/snapflow-entrypoint.pid';
  * recently go, except those of saved machines snapshot storage does not hold (they exist nowhere else).
  */
 const chunkCacheBytes = (): number => Number(process.env.SNAPFLOW_VM_CHUNK_CACHE_MIB ?? 32 * 1024) * 2 ** 20;
-/** Beside a restored VM: the repository its state came from (a save mounts the chunks it shares from there). */
-const ORIGIN_FILE = 'origin-repository';
+/**
+ * Beside a VM: the repository its latest stored state is in (the one it was restored from, or its last upload) and
+ * that state's chunks. An upload to the same repository skips checking them; to another it mounts them from there.
+ */
+const STORED_CHUNKS_FILE = 'stored-chunks.json';
+interface StoredChunks {
+  repository: string;
+  blobs: string[];
+}
+function recordStoredChunks(dir: string, repository: string, state: Pick<VmSnapshot, 'ram' | 'overlay'>): void {
+  const record: StoredChunks = { repository, blobs: stateChunks(state).map((c) => c.blob) };
+  writeFileSync(join(dir, STORED_CHUNKS_FILE), JSON.stringify(record), { mode: 0o600 });
+}
+function storedChunks(dir: string): StoredChunks | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, STORED_CHUNKS_FILE), 'utf8')) as StoredChunks;
+  } catch {
+    return undefined; // booted fresh, or restored from a host-only state
+  }
+}
 
 /** Saved-state files a crashed save or pull left; older than this they belong to no running attempt. */
 const STALE_MS = 10 * 60_000;
@@ -294,7 +312,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
             handle = await vm.restore({ id: input.key, file, chunks });
           }
           vm.setOwner(handle, input.workflowId);
-          if (stored) writeFileSync(join(handle.dir, ORIGIN_FILE), stored.target.repository, { mode: 0o600 });
+          if (stored) recordStoredChunks(handle.dir, stored.target.repository, state);
           limitChunkCache();
           return answer(handle, `restore ${input.stateRef}`, {
             containerId: handleText({ backend: 'vm', id: handle.id }),
@@ -357,8 +375,14 @@ export function createVmSandbox(deps: VmSandboxDeps) {
             return saved;
           }
           const target = storageTarget(localRef)!.target;
-          const mountFrom = readFileSafe(join(deps.runRoot, id, ORIGIN_FILE)) || undefined;
-          const pushed = await pushState(target, file, input.tag, { chunks: chunkStore(stateDir), mountFrom }).catch((err: unknown) => {
+          const vmDir = join(deps.runRoot, id);
+          const prior = storedChunks(vmDir);
+          const sameRepository = prior?.repository === target.repository;
+          const pushed = await pushState(target, file, input.tag, {
+            chunks: chunkStore(stateDir),
+            mountFrom: sameRepository ? undefined : prior?.repository,
+            present: sameRepository ? new Set(prior.blobs) : undefined,
+          }).catch((err: unknown) => {
             if (err instanceof SnapflowError) throw err;
             // Retried by the transfer profile: the registry may be restarting.
             throw ApplicationFailure.create({
@@ -368,6 +392,7 @@ export function createVmSandbox(deps: VmSandboxDeps) {
           });
           const storedRef = `${deps.storage.registryHost}/${input.repository}@${pushed.digest}`;
           await adoptState(file, stateDir, storedRef); // what restores ask for from now on
+          if (input.keepAlive && existsSync(vmDir)) recordStoredChunks(vmDir, target.repository, cached);
           limitChunkCache();
           // Stored: what the upload sent (a chunk the repository or the machine's origin held is not sent again).
           const uploaded = pushed.uploadedBytes;
