@@ -14,8 +14,6 @@ import {
   cancelJobSignal,
   sandboxStatusQuery,
   startedUpdate,
-  type ForkPoint,
-  type ForkRequest,
   type JobRequest,
   type JobResult,
   type PromoteRequest,
@@ -25,8 +23,8 @@ import {
   type SandboxStatus,
 } from './contracts/sandbox';
 import { reject } from './failures';
-import { SandboxJobs } from './sandboxJobs';
-import { publishPromotion, publishStoppedPromotion } from './sandboxPromotion';
+import { SandboxForks } from './sandboxFork';
+import { publishPromotion } from './sandboxPromotion';
 import { withWorkspace } from './compat';
 import { since } from './legacy';
 import { formatMs, workflowNow, type Expiry } from './sandboxCore';
@@ -38,7 +36,7 @@ const WORKING: readonly SandboxState[] = ['busy', 'snapshotting', 'promoting', '
  * One sandbox's state and what each Update does to it. Validators read the state synchronously, and every
  * handler moves the state before its first await: a job and a promotion can never interleave.
  */
-class SandboxEntity extends SandboxJobs {
+class SandboxEntity extends SandboxForks {
   /** First run only: nothing is registered or started for a refused request. */
   async create(): Promise<void> {
     const { req, s } = this;
@@ -166,16 +164,6 @@ class SandboxEntity extends SandboxJobs {
     if (handle) await this.runtime.stop(hostId, handle).catch(() => undefined);
   }
 
-  validatePromote(_input: PromoteRequest): void {
-    const { req } = this;
-    if (!this.snapshots)
-      reject('SANDBOX_CLASS_UNSUPPORTED', `sandbox ${req.sandboxId} is a container sandbox; snapshots exist only for vm sandboxes`, {
-        hint: 'create the sandbox with --class vm',
-      });
-    if (this.s.state === 'stopped' && this.lifecycle) return; // its latest session is published as it is
-    this.requireIdle('promote it');
-  }
-
   async promote(input: PromoteRequest): Promise<PromoteResult> {
     if (this.s.state === 'stopped' && since.stoppedPromote()) return this.promoteStopped(input);
     const { req, s } = this;
@@ -199,76 +187,6 @@ class SandboxEntity extends SandboxJobs {
         s.state = 'idle'; // also when promotion failed: the sandbox itself is untouched
         await this.sync();
       });
-      this.show();
-    }
-  }
-
-  /**
-   * Promotion of a stopped sandbox: its latest session published as a golden, no machine started. The sandbox stays
-   * stopped; `promoting` meanwhile, so a job or a resume waits (the validators refuse).
-   */
-  private async promoteStopped(input: PromoteRequest): Promise<PromoteResult> {
-    const { req, s } = this;
-    this.handled++;
-    s.state = 'promoting';
-    this.show();
-    try {
-      await this.authorizeAs(input, 'sandbox.promote');
-      const session = s.latestSessionSnapshotId ?? req.forkedFromSnapshotId;
-      if (!session)
-        reject('NOT_FOUND', `sandbox ${req.sandboxId} is stopped and has no session snapshot to promote`, {
-          hint: `run a job in it first (it starts again): snapflow sandbox run ${req.sandboxId} -- …`,
-        });
-      return await publishStoppedPromotion(this.promotion({}), input, session!);
-    } catch (err) {
-      const f = describeFailure(err);
-      return reject(f.code, `promotion of sandbox ${req.sandboxId} failed: ${f.message}`, { hint: f.hint });
-    } finally {
-      s.state = 'stopped';
-      await CancellationScope.nonCancellable(() => this.sync());
-      this.show();
-    }
-  }
-
-  /** A fork asks for a running sandbox (saved on the spot) or a stopped one (its latest session): never mid-task. */
-  validateFork(input: ForkRequest): void {
-    const { req, s } = this;
-    if (!input || typeof input.forkId !== 'string' || !input.forkId)
-      reject('VALIDATION_FAILED', 'a fork request names the new sandbox: { forkId }', {
-        field: 'forkId',
-        hint: 'use snapflow sandbox fork',
-      });
-    if (s.state === 'stopped' || s.state === 'failed') {
-      if (!s.latestSessionSnapshotId && !req.forkedFromSnapshotId)
-        reject('NOT_FOUND', `sandbox ${req.sandboxId} is ${s.state} and has no session snapshot to fork`, {
-          hint: this.snapshots
-            ? `start it (snapflow sandbox start ${req.sandboxId}) and fork it while it runs, or run a job in it first: its session is saved`
-            : `a container sandbox keeps no sessions: start it (snapflow sandbox start ${req.sandboxId}) and fork it while it runs`,
-        });
-      return;
-    }
-    this.requireIdle('be forked');
-  }
-
-  async fork(input: ForkRequest): Promise<ForkPoint> {
-    const { req, s } = this;
-    this.handled++;
-    const stopped = s.state !== 'idle';
-    if (!stopped) s.state = 'snapshotting'; // before the first await: a job or a promotion waits for the save
-    this.show();
-    try {
-      await this.authorizeAs(input, 'sandbox.fork');
-      if (stopped) return { snapshotId: (s.latestSessionSnapshotId ?? req.forkedFromSnapshotId)!, live: false };
-      await this.sync();
-      return { snapshotId: await this.saveForkPoint(input.forkId), live: true };
-    } catch (err) {
-      const f = describeFailure(err);
-      return reject(f.code, `fork of sandbox ${req.sandboxId} failed: ${f.message}`, { hint: f.hint });
-    } finally {
-      if (!stopped) {
-        s.state = 'idle'; // the source keeps running, whatever the save did
-        await CancellationScope.nonCancellable(() => this.sync());
-      }
       this.show();
     }
   }
