@@ -44,7 +44,9 @@ test('a job that prints a line now and then has each line in the store within ~5
   const log = new JobLog(sink, { id: 'job:s:2', kind: 'job', subject: 's', job: 2 });
   for (const line of ['one\n', 'two\n', 'three\n']) {
     log.push('stdout', Buffer.from(line));
-    await new Promise((r) => setTimeout(r, 150));
+    // Its own append, soon (the sink takes 5 ms): waited for up to 5 s, so a busy host's scheduling does not fail it.
+    for (let waited = 0; appends.length < ['one\n', 'two\n', 'three\n'].indexOf(line) + 1 && waited < 5_000; waited += 10)
+      await new Promise((r) => setTimeout(r, 10));
     expect(appends.at(-1)?.map((c) => c.data.toString())).toEqual([line]);
   }
   await log.finish({ outcome: 'exited', exitCode: 0 });
