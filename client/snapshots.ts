@@ -5,6 +5,7 @@ import { readLog } from './logs';
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
+import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import type { Db } from '../db/client';
 import { SNAPSHOT_KINDS, SNAPSHOT_STATUSES } from '../lib/vocabulary';
 import { connectHint, readConnection } from '../catalog/connections';
@@ -40,7 +41,6 @@ import {
   type RolloutOptionsInput,
 } from '../lib/validation';
 import type { ImageSnapshotRequest, ImageSnapshotResult, createImageSnapshot, deleteSnapshot } from '../workflows';
-import { imageSnapshotRequestQuery } from '../workflows/contracts/imageSnapshot';
 
 export interface CreateSnapshotOptions extends CreateImageSnapshotInput {
   /** Create the next versioned name and move defaults, pins and agents to it, instead of refusing a changed spec. */
@@ -189,10 +189,7 @@ export class SnapshotClient {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       // A concurrent create of the same name is running: join it if it asks for the same thing.
-      const other = await this.temporal.workflow
-        .getHandle(workflowId)
-        .query(imageSnapshotRequestQuery)
-        .catch(() => undefined);
+      const other = await this.startedRequest(workflowId);
       if (
         other &&
         sameSpec({ sourceImage: other.imageRef, runtime: other.runtime, entrypoint: other.entrypoint, size: other.size }, spec)
@@ -207,6 +204,21 @@ export class SnapshotClient {
     }
     await this.untilRecorded(v.workspace, name, workflowId);
     return { snapshotId, name, workflowId, status: 'pending', reused: false, replaces };
+  }
+
+  /**
+   * What the running create of this name was started with, read from its first history event: unlike a query it
+   * needs no worker, so a busy host (first workflow task not yet taken) cannot turn a same-spec retry into CONFLICT.
+   * Undefined when that run has already closed and its history cannot be read.
+   */
+  private async startedRequest(workflowId: string): Promise<ImageSnapshotRequest | undefined> {
+    const { history } = await this.temporal.workflowService
+      .getWorkflowExecutionHistory({ namespace: this.temporal.options.namespace, execution: { workflowId }, maximumPageSize: 1 })
+      .catch(() => ({ history: undefined }));
+    const payloads = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads;
+    if (!payloads?.length) return undefined;
+    const [request] = await decodeArrayFromPayloads(this.temporal.options.loadedDataConverter, payloads);
+    return request as ImageSnapshotRequest;
   }
 
   /**

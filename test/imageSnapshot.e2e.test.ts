@@ -1,11 +1,13 @@
 // Image snapshots on the real stack (see README, Image snapshots): from a public registry and from a private GHCR stand-in opened
 // only by a GitHub App installation token, every failure typed, replace-vs-reuse, and no secret in history.
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { defaultHistory, defaultPointers, githubConnections, snapshots } from '../db/schema';
 import { SnapflowError } from '../lib/errors';
+import { validateCreateImageSnapshot } from '../lib/validation';
 import { BASE_IMAGE_REF } from '../lib/presets';
-import { taskQueues } from '../lib/ids';
+import { taskQueues, workflowIds } from '../lib/ids';
 import { startRegistry, stopProcess, freePort, type ManagedProcess } from '../scripts/stack';
 import { startFakeGithub, type FakeGithub } from './support/fakeGithub';
 import { deriveImage, pushImage } from './support/images';
@@ -187,6 +189,40 @@ test('concurrent creates of one name give one snapshot and one workflow', async 
   const runs = [];
   for await (const run of t.client.temporal.workflow.list({ query: `WorkflowId = 'image-snapshot/${ws}/race-v1'` })) runs.push(run);
   expect(runs).toHaveLength(1);
+});
+
+test('a create of a name whose run no worker has taken yet joins it (same spec) or is refused (different spec)', async () => {
+  // The running create is read from its start, not asked: a busy host whose worker has not taken the run's first
+  // task must not turn a retried create into CONFLICT. Nothing takes this task queue, so the run never starts.
+  const name = 'stalled-v1';
+  const v = validateCreateImageSnapshot({ ...base, name, image: `${hosts.public}/tools/agent:v1` });
+  const request = {
+    snapshotId: randomUUID(),
+    workspace: ws,
+    name,
+    image: v.image,
+    imageRef: v.imageRef,
+    entrypoint: v.entrypoint,
+    runtime: v.runtime,
+    size: v.size,
+    profileKey: v.profileKey,
+    requiresGithub: false,
+    actor: 'test',
+  };
+  const stalled = await t.client.temporal.workflow.start('createImageSnapshot', {
+    taskQueue: 'no-worker-takes-this',
+    workflowId: workflowIds.imageSnapshot(ws, name),
+    args: [request],
+  });
+  try {
+    await expect(
+      t.client.snapshots.create({ ...base, name, image: `${hosts.public}/tools/agent:v1`, entrypoint: '/bin/sh' }),
+    ).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('with a different spec') });
+    const joined = await t.client.snapshots.create({ ...base, name, image: `${hosts.public}/tools/agent:v1` });
+    expect(joined).toMatchObject({ snapshotId: request.snapshotId, reused: true, status: 'pending' });
+  } finally {
+    await stalled.terminate('test over');
+  }
 });
 
 test('a private GHCR image needs the GitHub connection: missing → blocked up front, connected → active', async () => {
