@@ -217,7 +217,8 @@ export class SandboxClient {
       typed(() =>
         this.temporal.workflow
           .getHandle(workflowIds.sandbox(sourceId))
-          .executeUpdate(forkUpdate, { args: [{ forkId: sandboxId, actor: this.config.actor }] }),
+          // One fork point per fork name: a caller that died after the save and asks again gets the same one.
+          .executeUpdate(forkUpdate, { updateId: `fork/${sandboxId}`, args: [{ forkId: sandboxId, actor: this.config.actor }] }),
       ),
     );
     const workflowId = workflowIds.sandbox(sandboxId);

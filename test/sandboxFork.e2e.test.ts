@@ -65,7 +65,9 @@ test('a running container sandbox forks from its live state: both keep running, 
   const shown = await runCli(t, ['sandbox', 'status', fork.sandboxId]);
   expect(shown.status).toBe(0);
   expect(shown.stdout).toMatch(
-    new RegExp(`started from forked from ${source.sandboxId} \\(session-${source.sandboxId}-fork-${fork.sandboxId.slice(0, 8)}\\)`),
+    new RegExp(
+      `started from session snapshot session-${source.sandboxId}-fork-${fork.sandboxId.slice(0, 8)} of sandbox ${source.sandboxId} \\(a fork\\)`,
+    ),
   );
 
   // Diverged: each sees the files written before the fork, and none the other wrote after.
@@ -94,6 +96,23 @@ test('a running container sandbox forks from its live state: both keep running, 
   await recordHistory(t.client.temporal, workflowIds.sandbox(source.sandboxId), 'sandbox-container-fork-source');
   await recordHistory(t.client.temporal, workflowIds.sandbox(fork.sandboxId), 'sandbox-container-fork');
 }, 300_000);
+
+test('a fork asked again after its caller died past the save gets the same fork point, not a second one', async () => {
+  const source = await create();
+  await t.client.sandboxes.runJob(source.sandboxId, sh('mkdir -p /work && echo once > /work/shared'));
+  const name = randomUUID();
+  // The first caller's save went through, then it died before starting the fork's workflow.
+  const first = await t.client.temporal.workflow
+    .getHandle(workflowIds.sandbox(source.sandboxId))
+    .executeUpdate(forkUpdate, { updateId: `fork/${name}`, args: [{ forkId: name, actor: t.config.actor }] });
+  const fork = await t.client.sandboxes.fork({ sandbox: source.sandboxId, name });
+  expect(fork.forkedFrom).toMatchObject({ snapshotId: first.snapshotId, live: true });
+  expect(await cat(fork.sandboxId, '/work/shared')).toBe('once');
+  const points = (await t.client.snapshots.list({ workspace: ws, kind: 'session' })).filter((s) =>
+    s.name.includes(`-fork-${name.slice(0, 8)}`),
+  );
+  expect(points.map((p) => p.id)).toEqual([first.snapshotId]);
+});
 
 test('a stopped container fork forks again from its fork point without starting', async () => {
   const source = await create();
