@@ -13,7 +13,7 @@ const named = (id: string, name?: string): string => (name ? `${name} (${id})` :
 /** Where a start came from, with the snapshot's name beside its id. */
 function startedFrom(d: RestoreDecision): string {
   if (d.source === 'running') return `the running container on ${d.hostId}`;
-  if (d.source !== 'base' && d.forkedFrom) return `${describeFork(d.forkedFrom)} (${d.imageRef})`;
+  if (d.source !== 'base' && d.forkedFrom) return `${describeFork(d.forkedFrom)}, image ${d.imageRef}`;
   if (d.source !== 'base') return `${d.source} snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})`;
   return d.snapshotId ? `fresh base image snapshot ${named(d.snapshotId, d.name)} (${d.imageRef})` : `fresh base image ${d.imageRef}`;
 }

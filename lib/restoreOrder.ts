@@ -129,9 +129,9 @@ export interface ForkOrigin {
   name: string;
 }
 
-/** "forked from <source sandbox> (<session snapshot>)": what a fork's start explains. */
+/** "session snapshot <name> of sandbox <source> (a fork)": where a fork's start came from. */
 export function describeFork(f: ForkOrigin): string {
-  return `forked from ${f.sandboxId} (${f.name})`;
+  return `session snapshot ${f.name} of sandbox ${f.sandboxId} (a fork)`;
 }
 
 /** The fork origin of a session candidate saved by another sandbox than `sandboxId`. */
