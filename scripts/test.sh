@@ -10,8 +10,12 @@ mkdir -p .data
 # If jest is killed before its teardown, stop what its globalSetup started (by pid, from the state file).
 export SNAPFLOW_TEST_POINTER="$PWD/.data/test-stack-$$"
 trap 'npx --no-install tsx scripts/stop-test-stack.ts' EXIT
-# The whole suite: the history scan (run last) must have seen the other files' workflows.
-[ $# -eq 0 ] && export SNAPFLOW_HISTORY_SCAN_MIN=50
+# The whole suite: the history scan (run last) must have seen the other files' workflows; the vm state
+# chunker's own Go tests (sparse input, reuse against a previous map, corrupt and missing chunks) run first.
+if [ $# -eq 0 ]; then
+  export SNAPFLOW_HISTORY_SCAN_MIN=50
+  (cd tools/chunks && CGO_ENABLED=0 GOTOOLCHAIN=local go test -mod=readonly -count=1 ./...) || exit 1
+fi
 results=.data/jest-results-$$.json
 rm -f "$results"
 npx jest --runInBand --forceExit --json --outputFile="$results" "$@"
