@@ -8,7 +8,7 @@
 #     agent built from guest/agent, both linked into .tools/vm, and the host's vm state chunker from tools/chunks
 #   - Temporal CLI (dev server + UI) built from source, cached per machine, copied into .tools/bin
 #   - the local PostgreSQL started when it is installed but stopped
-#   - the system user snapflow-vm that QEMU runs as under a root worker (in group kvm when the host has one)
+#   - the system user snapflow-vm whose groups QEMU runs with under a root worker (in group kvm when the host has one)
 # Image builds (Dockerfile) run it as root without sudo and skip what the image does not need:
 #   SNAPFLOW_PROVISION_SKIP=dev-packages,temporal,postgres   (comma-separated parts: dev-packages — the dev stack's
 #   Docker, registry, compose and promtool —, vm-packages, vm-user, temporal, kernel, agent, chunks, postgres)
@@ -96,8 +96,9 @@ if ! skip kernel; then
   [ "$(cat "$vm/kernel-version" 2>/dev/null)" = "$kernel_version" ] || echo "$kernel_version" >"$vm/kernel-version"
 fi
 
-# The unprivileged user a root host worker runs QEMU (and the decompressor of a restore) as: no home, no shell, no
-# password. SNAPFLOW_VM_USER=uid:gid names another instead. /dev/kvm is usually root:kvm 0660.
+# The unprivileged user whose group and groups a root host worker runs QEMU (and the decompressor of a restore)
+# with, each machine under a uid of its own (SNAPFLOW_VM_UIDS): no home, no shell, no password. SNAPFLOW_VM_USER=uid:gid
+# names another instead. /dev/kvm is usually root:kvm 0660.
 if ! skip vm-user && [ "$(id -u)" -eq 0 ]; then
   id -u snapflow-vm >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin snapflow-vm

@@ -1,7 +1,7 @@
 // Attacks on the host through an image, QEMU, the run directory and saved machines, on the real stack (host worker,
 // QEMU, dockerd, registry). Each case names the attack and what must happen instead; images are made offline by
 // re-packing the base image's export with the hostile entries (nothing of them is created on this host by the test).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -24,7 +24,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { extract, pack, type Headers } from 'tar-stream';
 import { followProgress } from '../activities/progress';
 import { baseDisk } from '../activities/vm/baseDisk';
-import { cacheDir, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
+import { DEFAULT_VM_UIDS, cacheDir, isQemuAlive, machineFiles, vmTools, vmUser } from '../activities/vm/machine';
 import { createVmRuntime } from '../activities/vm/runtime';
 import { cachedStateFile, importSavedState } from '../activities/vm/stateArtifacts';
 import { createHostSandboxActivities } from '../activities/sandbox/host';
@@ -266,11 +266,12 @@ describe('the run directory is the worker’s alone', () => {
       expect(statSync(handle.dir).uid).toBe(process.getuid!());
       expect(statSync(handle.dir).mode & 0o777).toBe(0o700);
       const qemuDir = statSync(machineFiles(handle.dir).qemuDir);
-      expect({ uid: qemuDir.uid, gid: qemuDir.gid, mode: qemuDir.mode & 0o777 }).toEqual({
-        uid: vmUser()?.uid ?? process.getuid!(),
-        gid: vmUser()?.gid ?? process.getgid!(),
-        mode: 0o700,
-      });
+      expect({ gid: qemuDir.gid, mode: qemuDir.mode & 0o777 }).toEqual({ gid: vmUser()?.gid ?? process.getgid!(), mode: 0o700 });
+      // A root worker gives each machine a uid of its own, from the machine range; one that is not root cannot.
+      if (vmUser()) {
+        expect(qemuDir.uid).toBeGreaterThanOrEqual(DEFAULT_VM_UIDS.first);
+        expect(qemuDir.uid).toBeLessThanOrEqual(DEFAULT_VM_UIDS.last);
+      } else expect(qemuDir.uid).toBe(process.getuid!());
     } finally {
       await vm.remove(handle);
       rmSync(join(runRoot, '..'), { recursive: true, force: true });
@@ -356,11 +357,11 @@ describe('saved machines', () => {
   });
 });
 
-/** Runs `argv` as QEMU's user: what a guest that took over its QEMU could do on the host. */
-function asQemuUser(argv: string[]): { status: number | null; stderr: string } {
-  const user = vmUser()!;
-  const run = spawnSync(argv[0]!, argv.slice(1), { uid: user.uid, gid: user.gid, encoding: 'utf8' });
-  return { status: run.status, stderr: run.stderr };
+/** The uid and gid a running QEMU holds (its real ones, from /proc). */
+function qemuIds(pid: number): { uid: number; gid: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const first = (name: string) => Number(new RegExp(`^${name}:\t(\\d+)`, 'm').exec(status)?.[1]);
+  return { uid: first('Uid'), gid: first('Gid') };
 }
 
 // A root worker (CI, the host image) runs QEMU as a user of its own; a worker that is not root cannot switch.
@@ -370,23 +371,33 @@ asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its
   let sandboxId: string;
   let pid: number;
   let vmDir: string;
+  /** Another tenant's machine on the same host. */
+  let other: { sandboxId: string; pid: number; vmDir: string };
   const denied = { status: 1, stderr: expect.stringContaining('Permission denied') };
+  /** Runs `argv` as this QEMU's user: what a guest that took over its QEMU could do on the host. */
+  const asQemuUser = (argv: string[]): { status: number | null; stderr: string } => {
+    const run = spawnSync(argv[0]!, argv.slice(1), { ...qemuIds(pid), encoding: 'utf8' });
+    return { status: run.status, stderr: run.stderr };
+  };
+  const machine = async (workspace: string) => {
+    const box = await t.client.sandboxes.create({ workspace, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
+    await t.client.sandboxes.runJob(box.sandboxId, sh('echo up'), { waitForSession: true });
+    const pids = qemuPids().filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/${box.sandboxId}-`));
+    expect(pids).toHaveLength(1);
+    return { sandboxId: box.sandboxId, pid: pids[0]!, vmDir: dirname(readlinkSync(`/proc/${pids[0]!}/cwd`)) };
+  };
   const stateFiles = (): string[] => {
     const dir = join(t.stack.dir, 'vm', hostId, 'vm-states');
     return readdirSync(dir).map((name) => join(dir, name));
   };
 
   beforeAll(async () => {
-    const box = await t.client.sandboxes.create({ workspace: ws, class: 'vm', size: 'small', runtime: 'codex', keepAlive: true });
-    sandboxId = box.sandboxId;
-    await t.client.sandboxes.runJob(sandboxId, sh('echo up'), { waitForSession: true });
-    const pids = qemuPids().filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`/${sandboxId}-`));
-    expect(pids).toHaveLength(1);
-    pid = pids[0]!;
-    vmDir = dirname(readlinkSync(`/proc/${pid}/cwd`));
+    ({ sandboxId, pid, vmDir } = await machine(ws));
+    other = await machine(`${ws}-other`);
   });
   afterAll(async () => {
     if (sandboxId) await t.client.sandboxes.destroy(sandboxId);
+    if (other) await t.client.sandboxes.destroy(other.sandboxId);
   });
 
   const cases: Array<{ attack: string; check: () => void }> = [
@@ -395,9 +406,9 @@ asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its
       check: () => {
         const status = readFileSync(`/proc/${pid}/status`, 'utf8');
         const field = (name: string) => new RegExp(`^${name}:\t(.*)$`, 'm').exec(status)?.[1];
-        const { uid, gid } = vmUser()!;
+        const { uid, gid } = qemuIds(pid);
         expect(uid).not.toBe(0);
-        expect(gid).not.toBe(0);
+        expect(gid).toBe(vmUser()!.gid);
         expect({
           Uid: field('Uid'),
           Gid: field('Gid'),
@@ -422,7 +433,7 @@ asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its
         expect(files.length).toBeGreaterThan(0);
         expect(asQemuUser(['ls', dirname(files[0]!)])).toEqual({ status: 2, stderr: expect.stringContaining('Permission denied') });
         for (const file of files) {
-          expect(statSync(file).uid).not.toBe(vmUser()!.uid);
+          expect(statSync(file).uid).not.toBe(qemuIds(pid).uid);
           expect(asQemuUser(['cat', file])).toEqual(denied);
         }
       },
@@ -446,6 +457,36 @@ asRootWorker('a guest that takes over its QEMU holds an unprivileged user of its
             status: 2,
             stderr: expect.stringContaining('Permission denied'),
           });
+        }
+      },
+    },
+    {
+      attack: "it reads or writes another machine's memory or disk (each QEMU has a uid of its own)",
+      check: () => {
+        const mine = qemuIds(pid);
+        const theirs = qemuIds(other.pid);
+        expect(theirs.uid).not.toBe(mine.uid);
+        expect(theirs.gid).toBe(mine.gid); // the group only opens the boot inputs, and only while a guest boots
+        const { qemuDir, ram, overlay } = machineFiles(other.vmDir);
+        for (const file of [ram, overlay]) {
+          expect(existsSync(file)).toBe(true);
+          expect({ uid: statSync(file).uid, groupOrOthers: statSync(file).mode & 0o077 }).toEqual({ uid: theirs.uid, groupOrOthers: 0 });
+          expect(asQemuUser(['cat', file])).toEqual(denied);
+          expect(asQemuUser(['sh', '-c', 'echo forged >> "$0"', file]).status).not.toBe(0);
+        }
+        expect(asQemuUser(['ls', qemuDir])).toEqual({ status: 2, stderr: expect.stringContaining('Permission denied') });
+      },
+    },
+    {
+      attack: "another user's process names the VM's directory on its command line, to pass for its QEMU",
+      check: () => {
+        expect(isQemuAlive(pid, vmDir)).toBe(true);
+        const impostor = spawn('sh', ['-c', 'sleep 30; :', `guest=${vmDir}`], { stdio: 'ignore' });
+        try {
+          expect(readFileSync(`/proc/${impostor.pid}/cmdline`, 'utf8')).toContain(`guest=${vmDir}`);
+          expect(isQemuAlive(impostor.pid!, vmDir)).toBe(false);
+        } finally {
+          impostor.kill('SIGKILL');
         }
       },
     },

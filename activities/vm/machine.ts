@@ -1,6 +1,7 @@
 // One QEMU process: where its tools are, its command line, starting it, waiting for its guest agent, stopping it.
 // Everything a VM leaves (sockets, pidfile, console log, handle) is inside its own directory. Under a root worker
-// QEMU runs as an unprivileged user of its own (vmUser), in a subdirectory only it may write.
+// each QEMU runs as an unprivileged uid of its own (machineUser), in a subdirectory only it may write: a guest that
+// takes over its QEMU holds no right over another machine's memory or disk.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
@@ -18,11 +19,13 @@ import {
   openSync,
   readFileSync,
   readSync,
+  readdirSync,
   realpathSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SnapflowError } from '../../lib/errors';
@@ -75,11 +78,21 @@ export interface VmUser {
   gid: number;
   /** Set when named: QEMU gets the user's groups too (kvm). A numeric uid:gid gets no supplementary group. */
   name?: string;
+  /** The named user's supplementary groups (gids), which a machine's own uid is given too. */
+  groups?: number[];
 }
 
 /**
- * Who QEMU (and a restore's decompressor) runs as. A root worker never runs them as root: as `snapflow-vm`, or as
- * SNAPFLOW_VM_USER (a user name, or uid:gid). A worker that is not root cannot switch users, and runs them as itself.
+ * The uids machines get, one each (no passwd entry needed: nothing but QEMU's own directory belongs to one). Past
+ * systemd's container range (which ends at 0x6FFFFFFF) and below its reserved ones; `SNAPFLOW_VM_UIDS=first-last`
+ * names another range, `shared` runs every machine as the vm user itself.
+ */
+export const DEFAULT_VM_UIDS = { first: 0x70000000, last: 0x7000ffff };
+
+/**
+ * The user whose group (and groups) QEMU and a restore's decompressor run with; each machine's own uid comes from
+ * machineUser, or is this user's with SNAPFLOW_VM_UIDS=shared. A root worker never runs them as root: `snapflow-vm`,
+ * or SNAPFLOW_VM_USER (a user name, or uid:gid). A worker that is not root cannot switch users: undefined.
  */
 export function vmUser(): VmUser | undefined {
   if ((process.getuid?.() ?? 0) !== 0) return undefined;
@@ -103,15 +116,73 @@ export function vmUser(): VmUser | undefined {
     if (!/^[a-z_][a-z0-9_-]{0,31}$/i.test(setting)) invalid('is not a user name or uid:gid');
     const entry = spawnSync('getent', ['passwd', setting], { encoding: 'utf8' }).stdout?.split(':');
     if (!entry || entry.length < 4) invalid('does not exist');
-    found = { uid: Number(entry![2]), gid: Number(entry![3]), name: setting };
+    const groups = spawnSync('id', ['-G', setting], { encoding: 'utf8' }).stdout?.trim().split(/\s+/).map(Number) ?? [];
+    found = { uid: Number(entry![2]), gid: Number(entry![3]), name: setting, groups: groups.filter((g) => Number.isInteger(g) && g > 0) };
   }
   if (found.uid === 0 || found.gid === 0) invalid('is root');
   return found;
 }
 
-/** The uid that owns what QEMU writes: the vm user's, or this worker's own. */
-export function qemuOwner(): number {
-  return vmUser()?.uid ?? process.getuid?.() ?? 0;
+/** SNAPFLOW_VM_UIDS: the range of machine uids, or undefined for `shared` (every machine runs as the vm user). */
+export function machineUids(): { first: number; last: number } | undefined {
+  const setting = process.env.SNAPFLOW_VM_UIDS;
+  if (setting === undefined || setting === '') return DEFAULT_VM_UIDS;
+  if (setting === 'shared') return undefined;
+  const m = /^(\d{1,10})-(\d{1,10})$/.exec(setting);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1000 || last < first || last > 0xfffffffe)
+    throw new SnapflowError({
+      code: 'CONFIG_INVALID',
+      field: 'SNAPFLOW_VM_UIDS',
+      message: `SNAPFLOW_VM_UIDS ${JSON.stringify(setting.slice(0, 64))} is not a uid range first-last (1000 ≤ first ≤ last < 4294967295) or "shared"`,
+      hint: `leave it unset for ${DEFAULT_VM_UIDS.first}-${DEFAULT_VM_UIDS.last}, name uids no user of the host has, or set shared`,
+    });
+  return { first, last };
+}
+
+/** Uids handed out by this worker whose machine's directory is not chowned to them yet. */
+const claimedUids = new Set<number>();
+
+/**
+ * The user a machine's QEMU runs as: the vm user's group and supplementary groups, and a uid no other machine in
+ * the same run directory holds (their QEMU directories say whose they are), tried from one the machine's directory
+ * name picks. Undefined for a worker that is not root. `release` once QEMU's directory carries the uid.
+ */
+export function machineUser(dir: string): { user: VmUser | undefined; release: () => void } {
+  const base = vmUser();
+  const range = machineUids();
+  if (!base || !range) return { user: base, release: () => undefined };
+  const taken = new Set(claimedUids);
+  for (const name of readdirSync(dirname(dir))) {
+    try {
+      const st = lstatSync(join(dirname(dir), name, 'qemu'));
+      if (st.isDirectory()) taken.add(st.uid);
+    } catch {
+      // not a machine's directory, or gone meanwhile
+    }
+  }
+  const count = range.last - range.first + 1;
+  const start = createHash('sha256').update(basename(dir)).digest().readUInt32BE(0) % count;
+  for (let i = 0; i < count; i++) {
+    const uid = range.first + ((start + i) % count);
+    if (taken.has(uid) || uid === base.uid) continue;
+    claimedUids.add(uid);
+    return { user: { ...base, uid }, release: () => claimedUids.delete(uid) };
+  }
+  throw new SnapflowError({
+    code: 'VM_UNAVAILABLE',
+    message: `every uid of SNAPFLOW_VM_UIDS (${range.first}-${range.last}) is held by a machine in ${dirname(dir)}`,
+    hint: 'remove machines this host no longer needs (snapflow sandbox destroy), or give SNAPFLOW_VM_UIDS a larger range',
+  });
+}
+
+/** The uid that owns what a machine's QEMU writes: its directory's owner (the worker made it and chowned it). */
+export function qemuOwner(dir: string): number {
+  const st = lstatSync(machineFiles(dir).qemuDir);
+  if (!st.isDirectory())
+    throw new SnapflowError({ code: 'VM_UNRESPONSIVE', message: `the QEMU directory of ${basename(dir)} is not a directory` });
+  return st.uid;
 }
 
 export interface VmTools {
@@ -414,7 +485,7 @@ function runAsArgs(user: VmUser): string[] {
   return [
     `--reuid=${user.uid}`,
     `--regid=${user.gid}`,
-    user.name ? '--init-groups' : '--clear-groups',
+    user.groups?.length ? `--groups=${user.groups.join(',')}` : '--clear-groups',
     '--bounding-set=-all',
     '--inh-caps=-all',
     '--no-new-privs',
@@ -429,8 +500,13 @@ function runAsArgs(user: VmUser): string[] {
  */
 export async function startQemu(spec: MachineSpec, readyTimeoutMs = 30_000): Promise<number> {
   const files = machineFiles(spec.dir);
-  const user = vmUser();
-  const boot = await prepareQemuDir(spec, user);
+  const { user, release } = machineUser(spec.dir);
+  let boot: Pick<MachineSpec, 'kernel' | 'initrd'>;
+  try {
+    boot = await prepareQemuDir(spec, user);
+  } finally {
+    release(); // QEMU's directory says whose it is now (or the start failed and it is no one's)
+  }
   const ids = user ? { uid: user.uid, gid: user.gid } : {};
   const log = openSync(files.log, 'w', 0o600);
   let state: number | undefined;
@@ -499,13 +575,17 @@ export function readTail(file: string, bytes: number): string | undefined {
 }
 
 /**
- * Alive and still our QEMU (its command line names this VM's directory): a recycled pid is not. A QEMU started
- * before QEMU had a directory of its own is known by its agent socket's path.
+ * Alive and still our QEMU (its command line names this VM's directory, and it runs as the uid its QEMU directory
+ * belongs to): a recycled pid is not, nor another user's process that names the directory. A QEMU started before
+ * QEMU had a directory of its own is known by its agent socket's path.
  */
 export function isQemuAlive(pid: number, dir: string): boolean {
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.split('\0').includes(nameArg(dir)) || cmdline.includes(`path=${join(dir, 'agent.sock')},`);
+    if (!cmdline.split('\0').includes(nameArg(dir)) && !cmdline.includes(`path=${join(dir, 'agent.sock')},`)) return false;
+    const owner = lstatSync(machineFiles(dir).qemuDir, { throwIfNoEntry: false })?.uid;
+    const uid = /^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return owner === undefined || Number(uid) === owner;
   } catch {
     return false;
   }

@@ -338,7 +338,7 @@ export function createVmRuntime(deps: VmRuntimeDeps): VmRuntime {
       const started = Date.now();
       const files = machineFiles(handle.dir);
       const from = readChunksFrom(handle.dir);
-      const owner = qemuOwner();
+      const owner = qemuOwner(handle.dir);
       // While the guest is paused: its RAM file and overlay are read in place, and only what changed is compressed.
       const {
         file: saved,
