@@ -89,6 +89,8 @@ export interface VmUser {
  */
 export const DEFAULT_VM_UIDS = { first: 0x70000000, last: 0x7000ffff };
 
+let knownUser: { setting: string; user: VmUser } | undefined;
+
 /**
  * The user whose group (and groups) QEMU and a restore's decompressor run with; each machine's own uid comes from
  * machineUser, or is this user's with SNAPFLOW_VM_UIDS=shared. A root worker never runs them as root: `snapflow-vm`,
@@ -98,6 +100,8 @@ export function vmUser(): VmUser | undefined {
   if ((process.getuid?.() ?? 0) !== 0) return undefined;
   const configured = process.env.SNAPFLOW_VM_USER;
   const setting = configured ?? DEFAULT_VM_USER;
+  // Looked up once per setting and process: two lookups cost ~10 ms of every start and restore.
+  if (knownUser?.setting === setting) return knownUser.user;
   const invalid = (why: string): never => {
     throw new SnapflowError({
       code: configured ? 'CONFIG_INVALID' : 'VM_UNAVAILABLE',
@@ -120,6 +124,7 @@ export function vmUser(): VmUser | undefined {
     found = { uid: Number(entry![2]), gid: Number(entry![3]), name: setting, groups: groups.filter((g) => Number.isInteger(g) && g > 0) };
   }
   if (found.uid === 0 || found.gid === 0) invalid('is root');
+  knownUser = { setting, user: found };
   return found;
 }
 
