@@ -76,9 +76,7 @@ export const DEFAULT_VM_USER = 'snapflow-vm';
 export interface VmUser {
   uid: number;
   gid: number;
-  /** Set when named: QEMU gets the user's groups too (kvm). A numeric uid:gid gets no supplementary group. */
-  name?: string;
-  /** The named user's supplementary groups (gids), which a machine's own uid is given too. */
+  /** A named user's groups (gids, kvm among them), which a machine's own uid is given too; uid:gid gets none. */
   groups?: number[];
 }
 
@@ -121,7 +119,7 @@ export function vmUser(): VmUser | undefined {
     const entry = spawnSync('getent', ['passwd', setting], { encoding: 'utf8' }).stdout?.split(':');
     if (!entry || entry.length < 4) invalid('does not exist');
     const groups = spawnSync('id', ['-G', setting], { encoding: 'utf8' }).stdout?.trim().split(/\s+/).map(Number) ?? [];
-    found = { uid: Number(entry![2]), gid: Number(entry![3]), name: setting, groups: groups.filter((g) => Number.isInteger(g) && g > 0) };
+    found = { uid: Number(entry![2]), gid: Number(entry![3]), groups: groups.filter((g) => Number.isInteger(g) && g > 0) };
   }
   if (found.uid === 0 || found.gid === 0) invalid('is root');
   knownUser = { setting, user: found };
